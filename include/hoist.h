@@ -1,0 +1,280 @@
+/* hoist.h — the one public header of libhoist.
+ *
+ * hoist loads multi-component model pipelines (diffusers layouts such as
+ * FLUX.1 or Wan2.2, or a single transformers model) from safetensors files
+ * into device memory, heavy components first, under admission control.
+ *
+ * Conventions
+ *   - Every fallible call returns an int status: HOIST_OK (0) or a negative
+ *     code from HOIST_STATUS_MAP.  hoist_strerror() gives a sentence,
+ *     hoist_status_name() the code's name, hoist_last_error() the detail of
+ *     the last failure (file, tensor, rule, numbers).
+ *   - Handles are opaque.  Who frees what is stated per function; every
+ *     *_close(NULL) is a no-op.
+ *   - Config structs are filled from an initializer
+ *     (hoist_config cfg = HOIST_CONFIG_INIT;); passing NULL means defaults.
+ *   - Bad input (a malformed file, a missing shard) returns an error; API
+ *     misuse (a NULL handle where one is required) asserts.
+ *   - The library never prints and never exits: it logs through the
+ *     callback set in hoist_config or with hoist_log_set().
+ *   - No CUDA type appears here; device addresses are plain integers.
+ *
+ * Threading
+ *   - A hoist_runtime may be shared by threads; calls that load or unload
+ *     on the same runtime serialize internally.  hoist_last_error(rt) holds
+ *     the most recent failure recorded on rt by any thread; with rt == NULL
+ *     it is the calling thread's most recent failure of a call that had no
+ *     runtime.
+ *   - An open hoist_file and a hoist_pipeline are immutable: every accessor
+ *     may be called from several threads at once.
+ */
+#ifndef HOIST_H
+#define HOIST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(HOIST_BUILDING) && defined(__GNUC__)
+#define HOIST_EXPORT __attribute__((visibility("default")))
+#else
+#define HOIST_EXPORT
+#endif
+
+#define HOIST_VERSION_MAJOR 0
+#define HOIST_VERSION_MINOR 1
+#define HOIST_VERSION_PATCH 0
+HOIST_EXPORT const char *hoist_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Status codes.  Ranges: -1..-19 general, -20..-49 safetensors format rules,
+ * -50..-69 pipeline layout, -70..-89 device and memory. */
+
+#define HOIST_STATUS_MAP(X)                                                        \
+  X(OK, 0, "success")                                                              \
+  X(INVALID_ARGUMENT, -1, "invalid argument")                                      \
+  X(NO_MEMORY, -2, "out of host memory")                                           \
+  X(IO, -3, "input/output error")                                                  \
+  X(NOT_FOUND, -4, "no such file or directory")                                    \
+  X(CANCELLED, -5, "operation cancelled")                                          \
+  X(UNSUPPORTED, -6, "operation not supported")                                    \
+  X(HEADER_TOO_SMALL, -20, "file too small to hold a safetensors header")          \
+  X(HEADER_TOO_LARGE, -21, "header length above 100,000,000 bytes")                \
+  X(HEADER_LENGTH, -22, "header length runs past the end of the file")            \
+  X(HEADER_UTF8, -23, "header is not valid UTF-8")                                 \
+  X(HEADER_JSON, -24, "header is not valid JSON")                                  \
+  X(HEADER_NOT_OBJECT, -25, "header is not a JSON object")                         \
+  X(DUPLICATE_KEY, -26, "duplicate key in header")                                 \
+  X(BAD_METADATA, -27, "__metadata__ is not null or an object of strings")        \
+  X(BAD_TENSOR, -28, "tensor entry is not an object with dtype, shape, data_offsets") \
+  X(BAD_DTYPE, -29, "unknown dtype")                                               \
+  X(BAD_NUMBER, -30, "shape or offset is not a plain integer in [0, 2^53]")        \
+  X(BAD_OFFSETS, -31, "data_offsets is not a pair [begin, end] with begin <= end") \
+  X(LAYOUT, -32, "tensors are not contiguous from offset 0")                       \
+  X(SIZE_MISMATCH, -33, "tensor byte size differs from its shape and dtype")       \
+  X(MISALIGNED, -34, "tensor size is not a whole number of bytes")                 \
+  X(OVERFLOW, -35, "size arithmetic overflows")                                    \
+  X(DATA_LENGTH, -36, "data section length differs from the tensors' extent")     \
+  X(FILE_CHANGED, -37, "file was truncated or replaced while in use")              \
+  X(BAD_PIPELINE, -50, "malformed pipeline (model_index.json)")                    \
+  X(BAD_INDEX, -51, "malformed shard index (*.safetensors.index.json)")            \
+  X(MISSING_SHARD, -52, "a shard named by the index is missing")                   \
+  X(NO_WEIGHTS, -53, "no weights found")                                           \
+  X(NO_DEVICE, -70, "no such device, or no driver")                                \
+  X(DEVICE, -71, "device or driver error")                                         \
+  X(DEVICE_OOM, -72, "out of device memory")                                       \
+  X(ADMISSION, -73, "does not fit in device memory")                               \
+  X(VERIFY_MISMATCH, -74, "device bytes differ from the file")
+
+typedef enum hoist_status {
+#define HOIST_STATUS_ENUM_(name, code, text) HOIST_##name = (code),
+  HOIST_STATUS_MAP(HOIST_STATUS_ENUM_)
+#undef HOIST_STATUS_ENUM_
+} hoist_status;
+
+/* A sentence for a status ("header is not valid JSON"); never NULL. */
+HOIST_EXPORT const char *hoist_strerror(int status);
+/* The code's name without prefix ("HEADER_JSON"); "UNKNOWN" for others. */
+HOIST_EXPORT const char *hoist_status_name(int status);
+
+/* ------------------------------------------------------------------------ */
+/* Logging */
+
+typedef enum hoist_log_level {
+  HOIST_LOG_ERROR = 0,
+  HOIST_LOG_WARN = 1,
+  HOIST_LOG_INFO = 2,
+  HOIST_LOG_DEBUG = 3
+} hoist_log_level;
+
+/* Called with a complete message line (no trailing newline).  May be called
+ * from the library's worker threads; it must be thread-safe. */
+typedef void (*hoist_log_fn)(void *user, hoist_log_level level, const char *message);
+
+/* ------------------------------------------------------------------------ */
+/* Data types of safetensors, with their bit sizes. */
+
+#define HOIST_DTYPE_MAP(X)                                                         \
+  X(BOOL, 8) X(U8, 8) X(I8, 8) X(I16, 16) X(U16, 16) X(I32, 32) X(U32, 32)         \
+  X(I64, 64) X(U64, 64) X(F16, 16) X(BF16, 16) X(F32, 32) X(F64, 64) X(C64, 64)    \
+  X(F8_E4M3, 8) X(F8_E5M2, 8) X(F8_E8M0, 8) X(F8_E4M3FNUZ, 8) X(F8_E5M2FNUZ, 8)  \
+  X(F4, 4) X(F6_E2M3, 6) X(F6_E3M2, 6)
+
+typedef enum hoist_dtype {
+#define HOIST_DTYPE_ENUM_(name, bits) HOIST_DTYPE_##name,
+  HOIST_DTYPE_MAP(HOIST_DTYPE_ENUM_)
+#undef HOIST_DTYPE_ENUM_
+  HOIST_DTYPE_COUNT_
+} hoist_dtype;
+
+/* "BF16" etc.; NULL for an out-of-range value. */
+HOIST_EXPORT const char *hoist_dtype_name(hoist_dtype dtype);
+/* Bits per element; 0 for an out-of-range value. */
+HOIST_EXPORT unsigned hoist_dtype_bits(hoist_dtype dtype);
+/* Exact, case-sensitive lookup of a name of length len; HOIST_OK or
+ * HOIST_BAD_DTYPE. */
+HOIST_EXPORT int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out);
+
+/* ------------------------------------------------------------------------ */
+/* Runtime: the device backend, worker threads and pinned staging ring. */
+
+typedef struct hoist_runtime hoist_runtime;
+
+typedef struct hoist_config {
+  uint32_t struct_size;      /* sizeof(hoist_config), set by the initializer */
+  const char *device;        /* "host" (default) or "cuda:N"; copied */
+  uint64_t capacity;         /* host backend: device capacity in bytes; 0 = host RAM */
+  uint32_t threads;          /* upload reader threads; 0 = default */
+  uint64_t chunk_bytes;      /* upload chunk size; 0 = default */
+  uint64_t ring_bytes;       /* pinned staging ring; 0 = default (<= 256 MiB) */
+  hoist_log_fn log_fn;       /* NULL: no logging */
+  void *log_user;
+  hoist_log_level log_level; /* messages above this level are dropped */
+} hoist_config;
+
+#define HOIST_CONFIG_INIT \
+  { sizeof(hoist_config), NULL, 0, 0, 0, 0, NULL, NULL, HOIST_LOG_WARN }
+
+/* Creates a runtime for cfg->device (NULL cfg: host, defaults).  On failure
+ * *out is NULL and hoist_last_error(NULL) explains (for example "cuda:0: no
+ * CUDA driver found", status HOIST_NO_DEVICE).  Free with
+ * hoist_runtime_close(), after every pipeline load made with it is closed. */
+HOIST_EXPORT int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out);
+HOIST_EXPORT void hoist_runtime_close(hoist_runtime *rt);
+
+/* Replaces the log callback (NULL disables logging).  Thread-safe. */
+HOIST_EXPORT void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user,
+                                hoist_log_level level);
+
+/* Detail of the last failure (see "Threading" above); "" when none.  The
+ * string is owned by the library and valid until the next failing call on
+ * the same runtime (or thread, for rt == NULL). */
+HOIST_EXPORT const char *hoist_last_error(const hoist_runtime *rt);
+
+/* ------------------------------------------------------------------------ */
+/* Safetensors files (strict reader). */
+
+typedef struct hoist_file hoist_file;
+
+typedef struct hoist_tensor_info {
+  const char *name;       /* UTF-8, NUL-terminated */
+  hoist_dtype dtype;
+  uint32_t ndim;          /* 0 for a scalar */
+  const uint64_t *shape;  /* ndim entries */
+  uint64_t begin, end;    /* data_offsets, relative to the data section */
+  uint64_t nbytes;        /* end - begin */
+  uint64_t nelements;     /* product of shape (1 for a scalar) */
+} hoist_tensor_info;
+
+/* Opens path read-only, reads and validates its header and maps the file.
+ * rt may be NULL (errors then go to hoist_last_error(NULL)).  On success
+ * *out owns the mapping and the tensor table; free with hoist_file_close().
+ * Nothing is ever written to the file. */
+HOIST_EXPORT int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out);
+HOIST_EXPORT void hoist_file_close(hoist_file *f);
+
+HOIST_EXPORT const char *hoist_file_path(const hoist_file *f);
+HOIST_EXPORT uint64_t hoist_file_size(const hoist_file *f);
+HOIST_EXPORT uint64_t hoist_file_header_bytes(const hoist_file *f); /* N */
+HOIST_EXPORT uint64_t hoist_file_data_offset(const hoist_file *f);  /* 8 + N */
+HOIST_EXPORT uint64_t hoist_file_data_bytes(const hoist_file *f);   /* size - 8 - N */
+
+/* Tensors in file-offset order (ties by name). */
+HOIST_EXPORT size_t hoist_file_tensor_count(const hoist_file *f);
+HOIST_EXPORT const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i);
+/* Lookup by exact name; NULL when absent. */
+HOIST_EXPORT const hoist_tensor_info *hoist_file_find(const hoist_file *f, const char *name);
+
+/* __metadata__: has_metadata is 0 when it is absent or null. Entries in the
+ * header's order. */
+HOIST_EXPORT int hoist_file_has_metadata(const hoist_file *f);
+HOIST_EXPORT size_t hoist_file_metadata_count(const hoist_file *f);
+HOIST_EXPORT const char *hoist_file_metadata_key(const hoist_file *f, size_t i);
+HOIST_EXPORT const char *hoist_file_metadata_value(const hoist_file *f, size_t i);
+
+/* Copies len bytes at absolute file offset off into dst with pread.  A short
+ * read (the file shrank) is HOIST_FILE_CHANGED, never a signal. */
+HOIST_EXPORT int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len);
+
+/* The read-only mapping of the whole file (NULL for an empty data section on
+ * some systems).  Valid until hoist_file_close().  Touching it after another
+ * process truncated the file raises SIGBUS: prefer hoist_file_read() for
+ * untrusted files. */
+HOIST_EXPORT const void *hoist_file_mapping(const hoist_file *f);
+
+/* ------------------------------------------------------------------------ */
+/* Pipelines: discovery and memory-aware load order. */
+
+typedef struct hoist_pipeline hoist_pipeline;
+
+typedef struct hoist_component_info {
+  const char *name;          /* key in model_index.json (or the folder name) */
+  const char *load_name;     /* name used by the ordering classifiers */
+  const char *library;       /* "diffusers", "transformers", ...; may be NULL */
+  const char *class_name;    /* may be NULL */
+  uint32_t index;            /* position among model_index.json's keys */
+  const char *path;          /* component folder (may not exist) */
+  int folder_missing;        /* 1 when path does not exist */
+  int has_size;              /* 0: inferred size unknown (orders like 0) */
+  uint64_t inferred_bytes;   /* bytes that will land on the device */
+  int risk_rank;             /* 0 DiT, 1 text encoder, 2 image encoder, 3 VAE, 10 other */
+  int64_t variant_priority;  /* -N for a trailing _N, else 0; saturates at INT64_MIN */
+  const char *variant_priority_text; /* the exact value in decimal ("-2", "0") */
+  size_t position;           /* place in the load order, 0-based */
+  size_t file_count;         /* weight files, sorted */
+  const char *const *files;
+  size_t tensor_count;       /* tensors over its safetensors files */
+} hoist_component_info;
+
+typedef struct hoist_pipeline_options {
+  uint32_t struct_size;
+  const char *variant;       /* NULL: the non-variant files; "fp16": that variant */
+} hoist_pipeline_options;
+
+#define HOIST_PIPELINE_OPTIONS_INIT { sizeof(hoist_pipeline_options), NULL }
+
+/* Discovers the pipeline at path (a dir with model_index.json, or a dir of
+ * weights that is a one-component pipeline), reads every safetensors
+ * header (no tensor data) and computes the load order.  opts may be NULL.
+ * Free with hoist_pipeline_close(). */
+HOIST_EXPORT int hoist_pipeline_open(hoist_runtime *rt, const char *path,
+                                     const hoist_pipeline_options *opts,
+                                     hoist_pipeline **out);
+HOIST_EXPORT void hoist_pipeline_close(hoist_pipeline *p);
+
+HOIST_EXPORT const char *hoist_pipeline_path(const hoist_pipeline *p);
+HOIST_EXPORT size_t hoist_pipeline_component_count(const hoist_pipeline *p);
+/* In model_index.json order (index order). */
+HOIST_EXPORT const hoist_component_info *hoist_pipeline_component(const hoist_pipeline *p,
+                                                                  size_t i);
+/* In load order: position 0 loads first. */
+HOIST_EXPORT const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p,
+                                                                size_t position);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* HOIST_H */

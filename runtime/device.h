@@ -1,0 +1,79 @@
+/* device.h — the device backend interface (a table of function pointers, as
+ * in ggml's backends) and its two implementations: "cuda" (device_cuda.c)
+ * and "host" (device_host.c, device memory is host memory under an enforced
+ * capacity).
+ *
+ * Streams and events are opaque pointers owned by the backend.  All calls
+ * return a hoist status and record a detail in the runtime on failure.
+ * Thread-safety: every op may be called from several threads at once
+ * (the host backend guards its accounting with a mutex; CUDA's runtime is
+ * thread-safe), except destroy. */
+#ifndef HOIST_DEVICE_H
+#define HOIST_DEVICE_H
+
+#include "runtime.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct hoist_device hoist_device;
+
+typedef struct hoist_device_ops {
+  void (*destroy)(hoist_device *d);
+  /* Free and total device memory as the device sees it now. */
+  int (*mem_info)(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes);
+  /* Device memory; *addr is a device address (256-byte aligned at least). */
+  int (*alloc)(hoist_device *d, uint64_t bytes, uint64_t *addr);
+  void (*free)(hoist_device *d, uint64_t addr);
+  /* Page-locked host memory for staging. */
+  int (*pinned_alloc)(hoist_device *d, size_t bytes, void **out);
+  void (*pinned_free)(hoist_device *d, void *p);
+  int (*stream_create)(hoist_device *d, void **stream);
+  void (*stream_destroy)(hoist_device *d, void *stream);
+  int (*stream_sync)(hoist_device *d, void *stream);
+  int (*event_create)(hoist_device *d, void **event);
+  void (*event_destroy)(hoist_device *d, void *event);
+  int (*event_record)(hoist_device *d, void *event, void *stream);
+  int (*event_sync)(hoist_device *d, void *event);
+  /* Asynchronous on the stream; src must stay valid until the stream passes
+   * an event recorded after the copy. */
+  int (*copy_h2d_async)(hoist_device *d, uint64_t dst, const void *src, size_t n, void *stream);
+  /* Synchronous device-to-host copy (verification, tests). */
+  int (*copy_d2h)(hoist_device *d, void *dst, uint64_t src, size_t n);
+  /* Page-locks an existing host range for direct copies; UNSUPPORTED where
+   * the backend has no such notion. */
+  int (*host_register)(hoist_device *d, void *p, size_t n, int read_only);
+  void (*host_unregister)(hoist_device *d, void *p);
+  /* Bytes a backend may allocate beyond the request (rounding). */
+  uint64_t alloc_granularity;
+} hoist_device_ops;
+
+struct hoist_device {
+  const hoist_device_ops *ops;
+  hoist_runtime *rt;      /* borrowed: errors are recorded there */
+  const char *kind;       /* "host" or "cuda" */
+  int ordinal;            /* N of cuda:N; 0 for host */
+  char name[256];         /* "host" or the GPU's name */
+};
+
+/* Parses "host", "cuda" or "cuda:N" and opens that backend.  capacity is the
+ * host backend's capacity (0: physical RAM). */
+int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
+                      hoist_device **out);
+void hoist_device_close(hoist_device *d);
+
+int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **out);
+#if defined(HOIST_HAVE_CUDA)
+int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out);
+#endif
+
+/* Host backend test hooks (fault injection).  fail_alloc_at = k makes the
+ * k-th alloc from now fail (1 = the next one; 0 disables).  set_capacity
+ * changes the capacity at once, as another tenant would.  allocated returns
+ * the bytes currently allocated (device memory plus pinned memory). */
+void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k);
+void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity);
+uint64_t hoist_device_host_allocated(hoist_device *d);
+uint64_t hoist_device_host_pinned(hoist_device *d);
+
+#endif /* HOIST_DEVICE_H */

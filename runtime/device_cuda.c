@@ -1,0 +1,179 @@
+/* device_cuda.c — the "cuda" device backend: cudaMalloc/cudaFree,
+ * cudaMemGetInfo, pinned host memory, streams, events and cudaMemcpyAsync on
+ * device cuda:N.  The only runtime file besides kernels/ that includes CUDA.
+ *
+ * Every op first makes the backend's device current on the calling thread,
+ * because upload worker threads start with device 0 current. */
+#include "checks.h"
+#include "device.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
+                    int line) {
+  const char *base = strrchr(file, '/');
+  (void)cudaGetLastError(); /* clear the sticky error so the runtime stays usable */
+  return hoist_fail(rt, hoist_cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
+                    cudaGetErrorString(e), cudaGetErrorName(e), base ? base + 1 : file, line);
+}
+
+#define CUDA_RT(d) ((d)->rt)
+#define SET_DEVICE(d) CHECK_CUDA(CUDA_RT(d), cudaSetDevice((d)->ordinal))
+
+static void cuda_destroy(hoist_device *d) { free(d); }
+
+static int cuda_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
+  size_t f = 0, t = 0;
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaMemGetInfo(&f, &t));
+  *free_bytes = f;
+  *total_bytes = t;
+  return HOIST_OK;
+}
+
+static int cuda_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
+  void *p = NULL;
+  SET_DEVICE(d);
+  cudaError_t e = cudaMalloc(&p, (size_t)bytes);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return hoist_fail(d->rt, hoist_cuda_status(e), "cuda:%d: cudaMalloc of %llu bytes failed: %s",
+                      d->ordinal, (unsigned long long)bytes, cudaGetErrorString(e));
+  }
+  *addr = (uint64_t)(uintptr_t)p;
+  return HOIST_OK;
+}
+
+static void cuda_free(hoist_device *d, uint64_t addr) {
+  if (addr == 0) return;
+  if (cudaSetDevice(d->ordinal) != cudaSuccess || cudaFree((void *)(uintptr_t)addr) != cudaSuccess) {
+    (void)cudaGetLastError();
+    hoist_log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
+              (unsigned long long)addr);
+  }
+}
+
+static int cuda_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaHostAlloc(out, bytes, cudaHostAllocPortable));
+  return HOIST_OK;
+}
+
+static void cuda_pinned_free(hoist_device *d, void *p) {
+  if (p != NULL && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
+static int cuda_stream_create(hoist_device *d, void **stream) {
+  cudaStream_t s = NULL;
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+  *stream = s;
+  return HOIST_OK;
+}
+
+static void cuda_stream_destroy(hoist_device *d, void *stream) {
+  if (stream != NULL && cudaStreamDestroy((cudaStream_t)stream) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+static int cuda_stream_sync(hoist_device *d, void *stream) {
+  CHECK_CUDA(d->rt, cudaStreamSynchronize((cudaStream_t)stream));
+  return HOIST_OK;
+}
+
+static int cuda_event_create(hoist_device *d, void **event) {
+  cudaEvent_t e = NULL;
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  *event = e;
+  return HOIST_OK;
+}
+
+static void cuda_event_destroy(hoist_device *d, void *event) {
+  if (event != NULL && cudaEventDestroy((cudaEvent_t)event) != cudaSuccess)
+    (void)cudaGetLastError();
+}
+
+static int cuda_event_record(hoist_device *d, void *event, void *stream) {
+  CHECK_CUDA(d->rt, cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
+  return HOIST_OK;
+}
+
+static int cuda_event_sync(hoist_device *d, void *event) {
+  CHECK_CUDA(d->rt, cudaEventSynchronize((cudaEvent_t)event));
+  return HOIST_OK;
+}
+
+static int cuda_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
+                               void *stream) {
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaMemcpyAsync((void *)(uintptr_t)dst, src, n, cudaMemcpyHostToDevice,
+                                    (cudaStream_t)stream));
+  return HOIST_OK;
+}
+
+static int cuda_copy_d2h(hoist_device *d, void *dst, uint64_t src, size_t n) {
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaMemcpy(dst, (const void *)(uintptr_t)src, n, cudaMemcpyDeviceToHost));
+  return HOIST_OK;
+}
+
+static int cuda_host_register(hoist_device *d, void *p, size_t n, int read_only) {
+  SET_DEVICE(d);
+  unsigned flags = cudaHostRegisterPortable | (read_only ? cudaHostRegisterReadOnly : 0u);
+  CHECK_CUDA(d->rt, cudaHostRegister(p, n, flags));
+  return HOIST_OK;
+}
+
+static void cuda_host_unregister(hoist_device *d, void *p) {
+  if (cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
+}
+
+static const hoist_device_ops cuda_ops = {
+    .destroy = cuda_destroy,
+    .mem_info = cuda_mem_info,
+    .alloc = cuda_alloc,
+    .free = cuda_free,
+    .pinned_alloc = cuda_pinned_alloc,
+    .pinned_free = cuda_pinned_free,
+    .stream_create = cuda_stream_create,
+    .stream_destroy = cuda_stream_destroy,
+    .stream_sync = cuda_stream_sync,
+    .event_create = cuda_event_create,
+    .event_destroy = cuda_event_destroy,
+    .event_record = cuda_event_record,
+    .event_sync = cuda_event_sync,
+    .copy_h2d_async = cuda_copy_h2d_async,
+    .copy_d2h = cuda_copy_d2h,
+    .host_register = cuda_host_register,
+    .host_unregister = cuda_host_unregister,
+    .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
+};
+
+int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out) {
+  int count = 0;
+  cudaError_t e = cudaGetDeviceCount(&count);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return hoist_fail(rt, HOIST_NO_DEVICE, "cuda:%d: no usable CUDA driver or device (%s)",
+                      ordinal, cudaGetErrorString(e));
+  }
+  if (ordinal >= count)
+    return hoist_fail(rt, HOIST_NO_DEVICE, "cuda:%d: only %d CUDA device(s) present", ordinal,
+                      count);
+  struct cudaDeviceProp prop;
+  CHECK_CUDA(rt, cudaGetDeviceProperties(&prop, ordinal));
+  CHECK_CUDA(rt, cudaSetDevice(ordinal));
+  CHECK_CUDA(rt, cudaFree(NULL)); /* create the context now, not inside a timed load */
+  hoist_device *d = calloc(1, sizeof *d);
+  if (d == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  d->ops = &cuda_ops;
+  d->rt = rt;
+  d->kind = "cuda";
+  d->ordinal = ordinal;
+  snprintf(d->name, sizeof d->name, "%s", prop.name);
+  *out = d;
+  return HOIST_OK;
+}

@@ -1,0 +1,253 @@
+/* device_host.c — the "host" device backend: device memory is host memory
+ * with an enforced capacity, and memory info reports capacity minus what is
+ * allocated.  It is a real target (weights in RAM for CPU engines) and the
+ * deterministic substrate for CI and OOM-threshold simulation.
+ *
+ * Copies are synchronous memcpy, so streams and events are trivial tokens.
+ * Accounting counts every device allocation at its size rounded up to 256
+ * bytes; pinned (staging) memory is tracked separately so tests can prove
+ * that nothing leaks on any path. */
+#include "device.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HOST_ALIGN 256
+
+typedef struct host_block {
+  uint64_t addr;
+  uint64_t bytes;
+  struct host_block *next;
+} host_block;
+
+typedef struct host_device {
+  hoist_device base;
+  uv_mutex_t lock;
+  uint64_t capacity;
+  uint64_t allocated;
+  uint64_t pinned;
+  uint64_t fail_countdown; /* 0 = off; 1 = the next alloc fails */
+  host_block *blocks;      /* live device allocations, for free() sizes */
+} host_device;
+
+static host_device *as_host(hoist_device *d) { return (host_device *)d; }
+
+static void host_destroy(hoist_device *d) {
+  host_device *h = as_host(d);
+  /* Anything still allocated here is a caller leak; free it so the process
+   * does not compound it, and log it so tests notice. */
+  for (host_block *b = h->blocks; b != NULL;) {
+    host_block *next = b->next;
+    hoist_log(d->rt, HOIST_LOG_WARN, "host device: %llu bytes still allocated at close",
+              (unsigned long long)b->bytes);
+    free((void *)(uintptr_t)b->addr);
+    free(b);
+    b = next;
+  }
+  uv_mutex_destroy(&h->lock);
+  free(h);
+}
+
+static int host_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
+  host_device *h = as_host(d);
+  uv_mutex_lock(&h->lock);
+  *total_bytes = h->capacity;
+  *free_bytes = h->allocated >= h->capacity ? 0 : h->capacity - h->allocated;
+  uv_mutex_unlock(&h->lock);
+  return HOIST_OK;
+}
+
+static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
+  host_device *h = as_host(d);
+  uint64_t rounded;
+  if (bytes == 0) bytes = 1;
+  if (!hoist_round_up_u64(bytes, HOST_ALIGN, &rounded) || rounded > SIZE_MAX)
+    return hoist_fail(d->rt, HOIST_DEVICE_OOM, "host device: allocation of %llu bytes overflows",
+                      (unsigned long long)bytes);
+  uv_mutex_lock(&h->lock);
+  bool injected = false;
+  if (h->fail_countdown > 0 && --h->fail_countdown == 0) injected = true;
+  uint64_t free_now = h->allocated >= h->capacity ? 0 : h->capacity - h->allocated;
+  if (injected || rounded > free_now) {
+    uv_mutex_unlock(&h->lock);
+    return hoist_fail(d->rt, HOIST_DEVICE_OOM,
+                      "host device: cannot allocate %llu bytes, %llu free of %llu%s",
+                      (unsigned long long)rounded, (unsigned long long)free_now,
+                      (unsigned long long)h->capacity, injected ? " (injected failure)" : "");
+  }
+  h->allocated += rounded; /* reserve before dropping the lock */
+  uv_mutex_unlock(&h->lock);
+
+  void *p = aligned_alloc(HOST_ALIGN, (size_t)rounded);
+  host_block *b = p != NULL ? malloc(sizeof *b) : NULL;
+  if (b == NULL) {
+    free(p);
+    uv_mutex_lock(&h->lock);
+    h->allocated -= rounded;
+    uv_mutex_unlock(&h->lock);
+    return hoist_fail(d->rt, HOIST_DEVICE_OOM, "host device: out of RAM for %llu bytes",
+                      (unsigned long long)rounded);
+  }
+  b->addr = (uint64_t)(uintptr_t)p;
+  b->bytes = rounded;
+  uv_mutex_lock(&h->lock);
+  b->next = h->blocks;
+  h->blocks = b;
+  uv_mutex_unlock(&h->lock);
+  *addr = b->addr;
+  return HOIST_OK;
+}
+
+static void host_free(hoist_device *d, uint64_t addr) {
+  host_device *h = as_host(d);
+  if (addr == 0) return;
+  uv_mutex_lock(&h->lock);
+  host_block **pp = &h->blocks;
+  while (*pp != NULL && (*pp)->addr != addr) pp = &(*pp)->next;
+  host_block *b = *pp;
+  if (b != NULL) {
+    *pp = b->next;
+    h->allocated -= b->bytes;
+  }
+  uv_mutex_unlock(&h->lock);
+  if (b == NULL) {
+    hoist_log(d->rt, HOIST_LOG_ERROR, "host device: free of unknown address %#llx",
+              (unsigned long long)addr);
+    return;
+  }
+  free((void *)(uintptr_t)b->addr);
+  free(b);
+}
+
+/* Pinned memory on the host backend is plain aligned memory; a size header in
+ * front of the block lets pinned_free keep the books. */
+static int host_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
+  host_device *h = as_host(d);
+  size_t total;
+  if (__builtin_add_overflow(bytes, (size_t)HOST_ALIGN, &total) ||
+      __builtin_add_overflow(total, (size_t)(HOST_ALIGN - 1), &total))
+    return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: pinned size overflows");
+  total &= ~(size_t)(HOST_ALIGN - 1);
+  unsigned char *p = aligned_alloc(HOST_ALIGN, total);
+  if (p == NULL)
+    return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: cannot allocate %zu bytes of staging",
+                      bytes);
+  memcpy(p, &bytes, sizeof bytes);
+  uv_mutex_lock(&h->lock);
+  h->pinned += bytes;
+  uv_mutex_unlock(&h->lock);
+  *out = p + HOST_ALIGN;
+  return HOIST_OK;
+}
+
+static void host_pinned_free(hoist_device *d, void *p) {
+  host_device *h = as_host(d);
+  if (p == NULL) return;
+  unsigned char *base = (unsigned char *)p - HOST_ALIGN;
+  size_t bytes;
+  memcpy(&bytes, base, sizeof bytes);
+  uv_mutex_lock(&h->lock);
+  h->pinned -= bytes;
+  uv_mutex_unlock(&h->lock);
+  free(base);
+}
+
+/* Streams and events: copies complete before copy_h2d_async returns, so a
+ * token is enough.  They are still allocated so leaks show under ASan. */
+static int host_token_create(hoist_device *d, void **out) {
+  *out = malloc(1);
+  return *out != NULL ? HOIST_OK : hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: out of memory");
+}
+static void host_token_destroy(hoist_device *d, void *token) { free(token); }
+static int host_stream_sync(hoist_device *d, void *stream) { return HOIST_OK; }
+static int host_event_record(hoist_device *d, void *event, void *stream) { return HOIST_OK; }
+static int host_event_sync(hoist_device *d, void *event) { return HOIST_OK; }
+
+static int host_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
+                               void *stream) {
+  if (n > 0) memcpy((void *)(uintptr_t)dst, src, n);
+  return HOIST_OK;
+}
+
+static int host_copy_d2h(hoist_device *d, void *dst, uint64_t src, size_t n) {
+  if (n > 0) memcpy(dst, (const void *)(uintptr_t)src, n);
+  return HOIST_OK;
+}
+
+static int host_register(hoist_device *d, void *p, size_t n, int read_only) {
+  return hoist_fail(d->rt, HOIST_UNSUPPORTED, "host device: registration not supported");
+}
+static void host_unregister(hoist_device *d, void *p) {}
+
+static const hoist_device_ops host_ops = {
+    .destroy = host_destroy,
+    .mem_info = host_mem_info,
+    .alloc = host_alloc,
+    .free = host_free,
+    .pinned_alloc = host_pinned_alloc,
+    .pinned_free = host_pinned_free,
+    .stream_create = host_token_create,
+    .stream_destroy = host_token_destroy,
+    .stream_sync = host_stream_sync,
+    .event_create = host_token_create,
+    .event_destroy = host_token_destroy,
+    .event_record = host_event_record,
+    .event_sync = host_event_sync,
+    .copy_h2d_async = host_copy_h2d_async,
+    .copy_d2h = host_copy_d2h,
+    .host_register = host_register,
+    .host_unregister = host_unregister,
+    .alloc_granularity = HOST_ALIGN,
+};
+
+int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **out) {
+  host_device *h = calloc(1, sizeof *h);
+  if (h == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "host device: out of memory");
+  if (uv_mutex_init(&h->lock) != 0) {
+    free(h);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "host device: cannot create a mutex");
+  }
+  if (capacity == 0) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    capacity = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
+  }
+  h->capacity = capacity;
+  h->base.ops = &host_ops;
+  h->base.rt = rt;
+  h->base.kind = "host";
+  h->base.ordinal = 0;
+  strcpy(h->base.name, "host");
+  *out = &h->base;
+  return HOIST_OK;
+}
+
+void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k) {
+  host_device *h = as_host(d);
+  uv_mutex_lock(&h->lock);
+  h->fail_countdown = k;
+  uv_mutex_unlock(&h->lock);
+}
+
+void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity) {
+  host_device *h = as_host(d);
+  uv_mutex_lock(&h->lock);
+  h->capacity = capacity;
+  uv_mutex_unlock(&h->lock);
+}
+
+uint64_t hoist_device_host_allocated(hoist_device *d) {
+  host_device *h = as_host(d);
+  uv_mutex_lock(&h->lock);
+  uint64_t v = h->allocated;
+  uv_mutex_unlock(&h->lock);
+  return v;
+}
+
+uint64_t hoist_device_host_pinned(hoist_device *d) {
+  host_device *h = as_host(d);
+  uv_mutex_lock(&h->lock);
+  uint64_t v = h->pinned;
+  uv_mutex_unlock(&h->lock);
+  return v;
+}

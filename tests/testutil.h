@@ -1,0 +1,33 @@
+/* testutil.h — helpers shared by the Check suites: paths of the shared
+ * vectors and a scratch folder, file writing, running a suite, and the GPU
+ * skip line. */
+#ifndef HOIST_TESTUTIL_H
+#define HOIST_TESTUTIL_H
+
+#include "hoist.h"
+
+#include <check.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* "<shared>/vectors/<rel>" in a static buffer of the caller. */
+const char *tu_vector_path(const char *rel, char *buf, size_t size);
+/* A fresh empty scratch folder for one test: <build>/test-tmp/<name>. */
+const char *tu_scratch_dir(const char *name, char *buf, size_t size);
+/* Writes len bytes to path (truncating); aborts the test on failure. */
+void tu_write_file(const char *path, const void *data, size_t len);
+/* Writes a safetensors file: the header JSON text as given (no padding
+ * added) followed by data_len bytes of data (pattern-filled when data is
+ * NULL). */
+void tu_write_safetensors(const char *path, const char *header_json, const void *data,
+                          size_t data_len);
+/* Reads a whole file into malloc'd memory; *len gets its size. */
+void *tu_read_file(const char *path, size_t *len);
+/* Runs the Check suite and returns the process exit code. */
+int tu_run_suite(Suite *s);
+/* Creates a host runtime with the given capacity (0: RAM); aborts on failure. */
+hoist_runtime *tu_host_runtime(uint64_t capacity);
+/* Whether a CUDA device is usable; prints "SKIP: <why>" once when not. */
+int tu_gpu_available(void);
+
+#endif

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# install-deps.sh — installs what hoist needs on a Debian 12 machine, only
+# what is missing: the Debian packages of DESIGN.md (non-interactive
+# apt-get) and a local virtual environment (.venv) with the official
+# safetensors + numpy from PyPI, the reference reader of the differential
+# tests.  The CUDA toolkit is optional and never installed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(build-essential cmake pkg-config libcjson-dev libuv1-dev check libsubunit-dev
+          libxxhash-dev libssl-dev clang libclang-rt-dev python3 python3-venv)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}"
+  sudo_cmd=()
+  [ "$(id -u)" -eq 0 ] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+fi
+
+if [ "${HOIST_NO_VENV:-0}" != 1 ]; then
+  if ! .venv/bin/python -c 'import safetensors, numpy' >/dev/null 2>&1; then
+    echo "install-deps: creating .venv with safetensors and numpy"
+    python3 -m venv .venv
+    .venv/bin/python -m pip install -q --disable-pip-version-check 'safetensors==0.8.0' numpy
+  fi
+fi
