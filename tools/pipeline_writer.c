@@ -1,0 +1,799 @@
+/* pipeline_writer.c — writes a preset as a diffusers pipeline folder (see
+ * pipeline_writer.h): plans every file's layout on the calling thread,
+ * writes the small JSON files, then lets uv_thread workers generate and
+ * pwrite the tensor data in 8 MiB pieces.  On any failure every file and
+ * folder it created is removed again.
+ *
+ * safetensors layout written (as the official writer does):
+ *   [8 bytes: N, little-endian u64]
+ *   [N bytes: compact JSON {"__metadata__":{"format":"pt"},
+ *             "name":{"dtype":"BF16","shape":[..],"data_offsets":[b,e]},..}
+ *             padded with spaces so that N % 8 == 0; tensors sorted by
+ *             dtype alignment (largest first) then name, offsets
+ *             contiguous from 0]
+ *   [tensor data]
+ */
+#include "pipeline_writer.h"
+
+#include "internal.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define PIECE_BYTES (8u << 20)
+#define MAX_THREADS 64
+
+/* ------------------------------------------------------------------------ */
+/* Contents: a counter-based splitmix64 stream per tensor */
+
+static inline uint64_t mix64(uint64_t z) {
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+uint64_t hoist_writer_tensor_key(uint64_t seed, const char *component, const char *tensor) {
+  /* FNV-1a over "component/tensor", then mixed with the seed, so the two
+   * Wan experts (same tensor names) get different bytes. */
+  uint64_t h = 0xcbf29ce484222325ull;
+  for (const char *s = component; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  h = (h ^ '/') * 0x100000001b3ull;
+  for (const char *s = tensor; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+  return mix64(h ^ mix64(seed + 0x9e3779b97f4a7c15ull));
+}
+
+void hoist_writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
+  const uint64_t golden = 0x9e3779b97f4a7c15ull;
+  size_t done = 0;
+  uint64_t w = off / 8;
+  unsigned skip = (unsigned)(off % 8);
+  if (skip != 0 && len > 0) {
+    uint64_t v = mix64(key + w * golden);
+    uint8_t b[8];
+    memcpy(b, &v, 8);
+    size_t n = 8 - skip < len ? 8 - skip : len;
+    memcpy(dst, b + skip, n);
+    done = n;
+    w++;
+  }
+  /* The hot loop: 8 independent words per iteration for the multipliers. */
+  while (len - done >= 64) {
+    uint64_t v[8];
+    for (int i = 0; i < 8; i++) v[i] = mix64(key + (w + (uint64_t)i) * golden);
+    memcpy(dst + done, v, 64);
+    done += 64;
+    w += 8;
+  }
+  while (done < len) {
+    uint64_t v = mix64(key + w * golden);
+    size_t n = len - done < 8 ? len - done : 8;
+    memcpy(dst + done, &v, n);
+    done += n;
+    w++;
+  }
+  /* Never zeros: byte 0 of every tensor has its low bit set. */
+  if (off == 0 && len > 0) dst[0] |= 1;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Plan */
+
+typedef struct wtensor {
+  char *name;
+  uint32_t ndim;
+  uint64_t shape[HOIST_PRESET_MAX_DIMS];
+  uint64_t nbytes;
+  uint32_t shard;
+  uint64_t begin;   /* data offset within its shard */
+  uint64_t key;
+} wtensor;
+
+typedef struct wfile {
+  char *path;       /* absolute-ish (dir/component/name) */
+  char *rel;        /* component/name */
+  char *header;     /* padded JSON */
+  uint64_t header_len;
+  uint64_t data_bytes;
+  uint64_t size;
+  size_t first, count; /* its tensors: order[first .. first+count) */
+  int fd;
+} wfile;
+
+typedef struct wcomp {
+  const hoist_preset_component *c;
+  wtensor *t;       /* module order */
+  size_t n, cap;
+  wtensor **order;  /* file order: by shard, then name */
+  wfile *files;     /* shards */
+  uint32_t nfiles;
+  uint64_t bytes;
+} wcomp;
+
+typedef struct job {
+  wfile *f;
+  wcomp *wc;
+  uint64_t begin, end; /* data-section range */
+} job;
+
+typedef struct writer {
+  const hoist_preset *p;
+  const char *dir;
+  hoist_writer_options o;
+  wcomp *comps;
+  size_t ncomps;
+  /* what this run created, to remove on failure (files, then dirs) */
+  char **created;
+  size_t ncreated, capcreated;
+  char **dirs;
+  size_t ndirs, capdirs;
+  /* work */
+  job *jobs;
+  size_t njobs, capjobs;
+  atomic_size_t next_job;
+  atomic_uint_fast64_t done_bytes;
+  atomic_int failed;
+  atomic_uint finished;
+  uv_mutex_t lock;
+  char error[HOIST_ERROR_MAX];
+  uint64_t total_bytes, file_bytes;
+} writer;
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap) return 0;
+  size_t n = *cap ? *cap * 2 : 16;
+  while (n < need) n *= 2;
+  void *p = realloc(*arr, n * elem);
+  if (p == NULL) return -1;
+  *arr = p;
+  *cap = n;
+  return 0;
+}
+
+static int remember(char ***list, size_t *n, size_t *cap, const char *path) {
+  if (grow((void **)list, cap, *n + 1, sizeof(char *)) != 0) return -1;
+  char *s = hoist_strdup(path);
+  if (s == NULL) return -1;
+  (*list)[(*n)++] = s;
+  return 0;
+}
+
+static char *join3(const char *a, const char *b, const char *c) {
+  size_t n = strlen(a) + strlen(b) + (c ? strlen(c) : 0) + 3;
+  char *s = malloc(n);
+  if (s == NULL) return NULL;
+  if (c)
+    snprintf(s, n, "%s/%s/%s", a, b, c);
+  else
+    snprintf(s, n, "%s/%s", a, b);
+  return s;
+}
+
+static int collect(void *user, const hoist_preset_tensor *t) {
+  wcomp *wc = user;
+  if (grow((void **)&wc->t, &wc->cap, wc->n + 1, sizeof(wtensor)) != 0) return HOIST_NO_MEMORY;
+  wtensor *w = &wc->t[wc->n];
+  memset(w, 0, sizeof *w);
+  w->name = hoist_strdup(t->name);
+  if (w->name == NULL) return HOIST_NO_MEMORY;
+  w->ndim = t->ndim;
+  memcpy(w->shape, t->shape, t->ndim * sizeof(uint64_t));
+  w->nbytes = t->nbytes;
+  wc->n++;
+  return 0;
+}
+
+static int cmp_file_order(const void *a, const void *b) {
+  const wtensor *x = *(wtensor *const *)a, *y = *(wtensor *const *)b;
+  if (x->shard != y->shard) return x->shard < y->shard ? -1 : 1;
+  /* One dtype per component, so the writer's (alignment, name) order is
+   * the name order, byte-wise as Rust compares strings. */
+  return strcmp(x->name, y->name);
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp((*(wtensor *const *)a)->name, (*(wtensor *const *)b)->name);
+}
+
+/* A growable text buffer for headers. */
+typedef struct sbuf {
+  char *s;
+  size_t n, cap;
+  int oom;
+} sbuf;
+
+static void sb_add(sbuf *b, const char *fmt, ...) HOIST_PRINTF(2, 3);
+static void sb_add(sbuf *b, const char *fmt, ...) {
+  if (b->oom) return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    size_t room = b->cap - b->n;
+    int k = vsnprintf(b->s ? b->s + b->n : NULL, room, fmt, ap);
+    va_end(ap);
+    if (k < 0) {
+      b->oom = 1;
+      return;
+    }
+    if ((size_t)k < room) {
+      b->n += (size_t)k;
+      return;
+    }
+    size_t want = b->cap ? b->cap * 2 : 4096;
+    while (want < b->n + (size_t)k + 1) want *= 2;
+    char *p = realloc(b->s, want);
+    if (p == NULL) {
+      b->oom = 1;
+      return;
+    }
+    b->s = p;
+    b->cap = want;
+  }
+}
+
+/* Builds the padded header of file f from its tensors, which must already
+ * carry their data offsets. */
+static int build_header(wcomp *wc, wfile *f) {
+  sbuf b = {0};
+  const char *dt = hoist_dtype_name(wc->c->dtype);
+  sb_add(&b, "{\"__metadata__\":{\"format\":\"pt\"}");
+  for (size_t i = 0; i < f->count; i++) {
+    const wtensor *t = wc->order[f->first + i];
+    sb_add(&b, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, dt);
+    for (uint32_t d = 0; d < t->ndim; d++)
+      sb_add(&b, "%s%llu", d ? "," : "", (unsigned long long)t->shape[d]);
+    sb_add(&b, "],\"data_offsets\":[%llu,%llu]}", (unsigned long long)t->begin,
+           (unsigned long long)(t->begin + t->nbytes));
+  }
+  sb_add(&b, "}");
+  while (!b.oom && b.n % 8 != 0) sb_add(&b, " ");
+  if (b.oom) {
+    free(b.s);
+    return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory building the header", f->rel);
+  }
+  f->header = b.s;
+  f->header_len = b.n;
+  uint64_t size;
+  if (!hoist_add_u64(8, f->header_len, &size) || !hoist_add_u64(size, f->data_bytes, &size))
+    return hoist_fail(NULL, HOIST_OVERFLOW, "%s: file size overflows", f->rel);
+  f->size = size;
+  return HOIST_OK;
+}
+
+static int plan_component(writer *w, wcomp *wc) {
+  const hoist_preset_component *c = wc->c;
+  int rc = hoist_preset_tensors(c, w->o.scale, collect, wc);
+  if (rc != 0) return rc == HOIST_NO_MEMORY ? hoist_fail(NULL, rc, "out of memory") : rc;
+  uint64_t total = 0;
+  for (size_t i = 0; i < wc->n; i++)
+    if (!hoist_add_u64(total, wc->t[i].nbytes, &total))
+      return hoist_fail(NULL, HOIST_OVERFLOW, "%s: total size overflows", c->name);
+  wc->bytes = total;
+  uint64_t before = 0;
+  for (size_t i = 0; i < wc->n; i++) {
+    wtensor *t = &wc->t[i];
+    t->shard = hoist_preset_shard_of(before, t->nbytes, total, c->shards);
+    before += t->nbytes;
+    t->key = hoist_writer_tensor_key(w->o.seed, c->name, t->name);
+  }
+  wc->order = malloc(wc->n * sizeof *wc->order);
+  wc->nfiles = c->shards ? c->shards : 1;
+  wc->files = calloc(wc->nfiles, sizeof *wc->files);
+  if (wc->order == NULL || wc->files == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  for (size_t i = 0; i < wc->n; i++) wc->order[i] = &wc->t[i];
+  qsort(wc->order, wc->n, sizeof *wc->order, cmp_file_order);
+  size_t i = 0;
+  for (uint32_t k = 0; k < wc->nfiles; k++) {
+    wfile *f = &wc->files[k];
+    f->fd = -1;
+    f->first = i;
+    uint64_t off = 0;
+    while (i < wc->n && wc->order[i]->shard == k) {
+      wc->order[i]->begin = off;
+      off += wc->order[i]->nbytes;
+      i++;
+    }
+    f->count = i - f->first;
+    f->data_bytes = off;
+    /* The midpoint rule cannot leave a shard empty unless one tensor is
+     * larger than total / shards; the presets never are. */
+    if (f->count == 0)
+      return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: shard %u of %u would be empty at scale %g",
+                        c->name, k + 1, wc->nfiles, w->o.scale);
+    char name[128];
+    hoist_preset_shard_name(c, k, name, sizeof name);
+    f->rel = join3(c->name, name, NULL);
+    f->path = join3(w->dir, c->name, name);
+    if (f->rel == NULL || f->path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = build_header(wc, f);
+    if (rc != HOIST_OK) return rc;
+  }
+  return HOIST_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Files */
+
+static int make_dir(writer *w, const char *path) {
+  if (mkdir(path, 0755) == 0) {
+    if (remember(&w->dirs, &w->ndirs, &w->capdirs, path) != 0)
+      return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    return HOIST_OK;
+  }
+  struct stat st;
+  if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return HOIST_OK;
+  return hoist_fail(NULL, HOIST_IO, "%s: cannot create folder: %s", path, strerror(errno));
+}
+
+/* Opens path for writing, remembering it for cleanup. */
+static int open_out(writer *w, const char *path, int *fd) {
+  *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (*fd < 0) return hoist_fail(NULL, HOIST_IO, "%s: cannot create: %s", path, strerror(errno));
+  if (remember(&w->created, &w->ncreated, &w->capcreated, path) != 0) {
+    close(*fd);
+    *fd = -1;
+    return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  }
+  return HOIST_OK;
+}
+
+static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
+  const uint8_t *p = buf;
+  while (len > 0) {
+    ssize_t k = pwrite(fd, p, len, (off_t)off);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    if (k == 0) return EIO;
+    p += k;
+    len -= (size_t)k;
+    off += (uint64_t)k;
+  }
+  return 0;
+}
+
+static int write_text(writer *w, const char *path, const char *text) {
+  int fd;
+  int rc = open_out(w, path, &fd);
+  if (rc != HOIST_OK) return rc;
+  size_t len = strlen(text);
+  int e = pwrite_all(fd, text, len, 0);
+  if (close(fd) != 0 && e == 0) e = errno;
+  if (e != 0) return hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", path, strerror(e));
+  w->file_bytes += len;
+  return HOIST_OK;
+}
+
+static int write_json(writer *w, const char *path, cJSON *root) {
+  char *text = root ? cJSON_Print(root) : NULL;
+  cJSON_Delete(root);
+  if (text == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+  size_t n = strlen(text);
+  char *t2 = malloc(n + 2);
+  if (t2 == NULL) {
+    cJSON_free(text);
+    return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+  }
+  memcpy(t2, text, n);
+  t2[n] = '\n';
+  t2[n + 1] = '\0';
+  cJSON_free(text);
+  int rc = write_text(w, path, t2);
+  free(t2);
+  return rc;
+}
+
+static int write_model_index(writer *w) {
+  const hoist_preset *p = w->p;
+  cJSON *root = cJSON_CreateObject();
+  if (root == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  cJSON_AddStringToObject(root, "_class_name", p->class_name);
+  cJSON_AddStringToObject(root, "_diffusers_version", p->diffusers_version);
+  if (p->extra_config_json) {
+    cJSON *extra = cJSON_Parse(p->extra_config_json);
+    cJSON *item = extra ? extra->child : NULL;
+    while (item) {
+      cJSON *next = item->next;
+      cJSON_AddItemToObject(root, item->string, cJSON_DetachItemViaPointer(extra, item));
+      item = next;
+    }
+    cJSON_Delete(extra);
+  }
+  for (size_t i = 0; i < p->component_count; i++) {
+    const hoist_preset_component *c = &p->components[i];
+    const char *pair[2] = {c->library, c->class_name};
+    cJSON_AddItemToObject(root, c->name, cJSON_CreateStringArray(pair, 2));
+  }
+  char *path = join3(w->dir, "model_index.json", NULL);
+  if (path == NULL) {
+    cJSON_Delete(root);
+    return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  }
+  int rc = write_json(w, path, root);
+  free(path);
+  return rc;
+}
+
+static int write_index(writer *w, wcomp *wc) {
+  char name[128];
+  hoist_preset_index_name(wc->c, name, sizeof name);
+  char *path = join3(w->dir, wc->c->name, name);
+  wtensor **byname = malloc(wc->n * sizeof *byname);
+  cJSON *root = cJSON_CreateObject();
+  cJSON *meta = root ? cJSON_AddObjectToObject(root, "metadata") : NULL;
+  cJSON *map = root ? cJSON_AddObjectToObject(root, "weight_map") : NULL;
+  int rc = HOIST_OK;
+  if (path == NULL || byname == NULL || meta == NULL || map == NULL) {
+    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    goto fail;
+  }
+  cJSON_AddNumberToObject(meta, "total_size", (double)wc->bytes);
+  for (size_t i = 0; i < wc->n; i++) byname[i] = &wc->t[i];
+  qsort(byname, wc->n, sizeof *byname, cmp_name);
+  for (size_t i = 0; i < wc->n; i++) {
+    char shard[128];
+    hoist_preset_shard_name(wc->c, byname[i]->shard, shard, sizeof shard);
+    if (cJSON_AddStringToObject(map, byname[i]->name, shard) == NULL) {
+      rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      goto fail;
+    }
+  }
+  rc = write_json(w, path, root);
+  root = NULL;
+fail:
+  cJSON_Delete(root);
+  free(byname);
+  free(path);
+  return rc;
+}
+
+static int write_small_files(writer *w) {
+  int rc = write_model_index(w);
+  if (rc != HOIST_OK) return rc;
+  for (size_t i = 0; i < w->ncomps; i++) {
+    wcomp *wc = &w->comps[i];
+    const hoist_preset_component *c = wc->c;
+    char *sub = join3(w->dir, c->name, NULL);
+    if (sub == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = make_dir(w, sub);
+    free(sub);
+    if (rc != HOIST_OK) return rc;
+    if (c->config_json) {
+      char *path = join3(w->dir, c->name, "config.json");
+      if (path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      rc = write_text(w, path, c->config_json);
+      free(path);
+      if (rc != HOIST_OK) return rc;
+    }
+    for (size_t k = 0; k < c->file_count; k++) {
+      char *path = join3(w->dir, c->name, c->files[k].name);
+      if (path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      rc = write_text(w, path, c->files[k].text);
+      free(path);
+      if (rc != HOIST_OK) return rc;
+    }
+    if (c->kind == HOIST_PRESET_WEIGHTS && c->shards > 1) {
+      rc = write_index(w, wc);
+      if (rc != HOIST_OK) return rc;
+    }
+  }
+  return HOIST_OK;
+}
+
+/* Creates every weight file and writes its 8-byte length and header.  No
+ * fallocate: on tmpfs it doubles the cost of the write, and a full disk is
+ * caught by the free-space check before and by every pwrite during. */
+static int open_weight_files(writer *w) {
+  for (size_t i = 0; i < w->ncomps; i++) {
+    wcomp *wc = &w->comps[i];
+    for (uint32_t k = 0; k < wc->nfiles && wc->c->kind == HOIST_PRESET_WEIGHTS; k++) {
+      wfile *f = &wc->files[k];
+      int rc = open_out(w, f->path, &f->fd);
+      if (rc != HOIST_OK) return rc;
+      uint8_t len8[8];
+      for (int b = 0; b < 8; b++) len8[b] = (uint8_t)(f->header_len >> (8 * b));
+      int e = pwrite_all(f->fd, len8, 8, 0);
+      if (e == 0) e = pwrite_all(f->fd, f->header, f->header_len, 8);
+      if (e != 0) return hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", f->path, strerror(e));
+      w->file_bytes += f->size;
+      /* Jobs: PIECE_BYTES pieces of the data section. */
+      for (uint64_t b = 0; b < f->data_bytes; b += PIECE_BYTES) {
+        if (grow((void **)&w->jobs, &w->capjobs, w->njobs + 1, sizeof(job)) != 0)
+          return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+        uint64_t e2 = b + PIECE_BYTES < f->data_bytes ? b + PIECE_BYTES : f->data_bytes;
+        w->jobs[w->njobs++] = (job){f, wc, b, e2};
+      }
+    }
+  }
+  return HOIST_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Workers */
+
+static void run_job(writer *w, const job *j, uint8_t *buf) {
+  const wfile *f = j->f;
+  wtensor *const *ord = j->wc->order + f->first;
+  /* First tensor overlapping j->begin: binary search on begin. */
+  size_t lo = 0, hi = f->count;
+  while (hi - lo > 1) {
+    size_t mid = (lo + hi) / 2;
+    if (ord[mid]->begin <= j->begin)
+      lo = mid;
+    else
+      hi = mid;
+  }
+  uint64_t pos = j->begin;
+  for (size_t i = lo; i < f->count && pos < j->end; i++) {
+    const wtensor *t = ord[i];
+    uint64_t tend = t->begin + t->nbytes;
+    if (tend <= pos) continue;
+    uint64_t segend = tend < j->end ? tend : j->end;
+    hoist_writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
+    pos = segend;
+  }
+  int e = pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
+  if (e != 0) {
+    uv_mutex_lock(&w->lock);
+    if (!atomic_load(&w->failed))
+      snprintf(w->error, sizeof w->error, "%s: write failed at offset %llu: %s", f->path,
+               (unsigned long long)(8 + f->header_len + j->begin), strerror(e));
+    atomic_store(&w->failed, 1);
+    uv_mutex_unlock(&w->lock);
+    return;
+  }
+  atomic_fetch_add(&w->done_bytes, j->end - j->begin);
+}
+
+static void worker(void *arg) {
+  writer *w = arg;
+  uint8_t *buf = malloc(PIECE_BYTES);
+  if (buf == NULL) {
+    uv_mutex_lock(&w->lock);
+    if (!atomic_load(&w->failed)) snprintf(w->error, sizeof w->error, "out of memory in a writer thread");
+    atomic_store(&w->failed, 1);
+    uv_mutex_unlock(&w->lock);
+  }
+  while (buf != NULL && !atomic_load(&w->failed)) {
+    size_t k = atomic_fetch_add(&w->next_job, 1);
+    if (k >= w->njobs) break;
+    run_job(w, &w->jobs[k], buf);
+  }
+  free(buf);
+  atomic_fetch_add(&w->finished, 1);
+}
+
+static int run_workers(writer *w) {
+  uint32_t n = w->o.threads;
+  if (n == 0) {
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    n = cpus < 1 ? 1 : cpus > 8 ? 8 : (uint32_t)cpus;
+  }
+  if (n > w->njobs && w->njobs > 0) n = (uint32_t)w->njobs;
+  uv_thread_t tids[MAX_THREADS];
+  uint32_t started = 0;
+  for (; started < n; started++)
+    if (uv_thread_create(&tids[started], worker, w) != 0) break;
+  if (started == 0) worker(w); /* no thread could start: do the work here */
+  while (started > 0 && atomic_load(&w->finished) < started) {
+    if (w->o.progress) w->o.progress(w->o.progress_user, atomic_load(&w->done_bytes), w->total_bytes);
+    struct timespec ts = {0, 100 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+  }
+  for (uint32_t i = 0; i < started; i++) uv_thread_join(&tids[i]);
+  if (w->o.progress) w->o.progress(w->o.progress_user, atomic_load(&w->done_bytes), w->total_bytes);
+  if (atomic_load(&w->failed)) return hoist_fail(NULL, HOIST_IO, "%s", w->error);
+  return HOIST_OK;
+}
+
+static int close_weight_files(writer *w) {
+  int rc = HOIST_OK;
+  for (size_t i = 0; i < w->ncomps; i++)
+    for (uint32_t k = 0; k < w->comps[i].nfiles; k++) {
+      wfile *f = &w->comps[i].files[k];
+      if (f->fd >= 0) {
+        if (close(f->fd) != 0 && rc == HOIST_OK)
+          rc = hoist_fail(NULL, HOIST_IO, "%s: close failed: %s", f->path, strerror(errno));
+        f->fd = -1;
+      }
+    }
+  return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Entry */
+
+static int check_dir(writer *w) {
+  struct stat st;
+  if (stat(w->dir, &st) != 0) {
+    if (errno != ENOENT)
+      return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
+    return make_dir(w, w->dir);
+  }
+  if (!S_ISDIR(st.st_mode))
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", w->dir);
+  DIR *d = opendir(w->dir);
+  if (d == NULL) return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
+  int empty = 1;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+      empty = 0;
+      break;
+    }
+  closedir(d);
+  if (!empty && !w->o.force)
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+                      "%s: exists and is not empty (use --force to write into it)", w->dir);
+  return HOIST_OK;
+}
+
+/* Refuses early when the file system cannot hold the tensor data (files
+ * being overwritten with --force count as free, so this errs on the side of
+ * trying). */
+static int check_space(writer *w) {
+  struct statvfs sv;
+  if (statvfs(w->dir, &sv) != 0) return HOIST_OK;
+  uint64_t avail;
+  if (!hoist_mul_u64((uint64_t)sv.f_bavail, (uint64_t)sv.f_frsize, &avail)) return HOIST_OK;
+  if (w->o.force || avail >= w->total_bytes) return HOIST_OK;
+  return hoist_fail(NULL, HOIST_IO, "%s: %s: need %llu bytes of tensor data, %llu available", w->dir,
+                    strerror(ENOSPC), (unsigned long long)w->total_bytes, (unsigned long long)avail);
+}
+
+static void cleanup_created(writer *w) {
+  for (size_t i = w->ncreated; i-- > 0;) unlink(w->created[i]);
+  for (size_t i = w->ndirs; i-- > 0;) rmdir(w->dirs[i]);
+}
+
+static int fill_result(writer *w, hoist_write_result *out) {
+  memset(out, 0, sizeof *out);
+  out->components = calloc(w->ncomps, sizeof *out->components);
+  if (out->components == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  out->count = w->ncomps;
+  out->total_bytes = w->total_bytes;
+  out->file_bytes = w->file_bytes;
+  for (size_t i = 0; i < w->ncomps; i++) {
+    wcomp *wc = &w->comps[i];
+    const hoist_preset_component *c = wc->c;
+    hoist_written_component *rc = &out->components[i];
+    rc->name = hoist_strdup(c->name);
+    rc->bytes = wc->bytes;
+    size_t nf = c->file_count + (c->config_json ? 1 : 0) +
+                (c->kind == HOIST_PRESET_WEIGHTS ? wc->nfiles + (c->shards > 1) : 0);
+    rc->files = calloc(nf ? nf : 1, sizeof(char *));
+    if (rc->name == NULL || rc->files == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    char name[128];
+#define ADD_FILE(n)                                                                  \
+  do {                                                                               \
+    if ((rc->files[rc->file_count] = join3(c->name, (n), NULL)) == NULL)             \
+      return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");                     \
+    rc->file_count++;                                                                \
+  } while (0)
+    if (c->config_json) ADD_FILE("config.json");
+    for (size_t k = 0; k < c->file_count; k++) ADD_FILE(c->files[k].name);
+    if (c->kind == HOIST_PRESET_WEIGHTS) {
+      if (c->shards > 1) {
+        hoist_preset_index_name(c, name, sizeof name);
+        ADD_FILE(name);
+      }
+      for (uint32_t k = 0; k < wc->nfiles; k++) {
+        hoist_preset_shard_name(c, k, name, sizeof name);
+        ADD_FILE(name);
+      }
+    }
+#undef ADD_FILE
+  }
+  return HOIST_OK;
+}
+
+static void free_writer(writer *w) {
+  for (size_t i = 0; i < w->ncomps; i++) {
+    wcomp *wc = &w->comps[i];
+    for (size_t k = 0; k < wc->n; k++) free(wc->t[k].name);
+    free(wc->t);
+    free(wc->order);
+    for (uint32_t k = 0; wc->files && k < wc->nfiles; k++) {
+      if (wc->files[k].fd >= 0) close(wc->files[k].fd);
+      free(wc->files[k].path);
+      free(wc->files[k].rel);
+      free(wc->files[k].header);
+    }
+    free(wc->files);
+  }
+  free(w->comps);
+  for (size_t i = 0; i < w->ncreated; i++) free(w->created[i]);
+  free(w->created);
+  for (size_t i = 0; i < w->ndirs; i++) free(w->dirs[i]);
+  free(w->dirs);
+  free(w->jobs);
+}
+
+int hoist_pipeline_write(const hoist_preset *p, const char *dir,
+                         const hoist_writer_options *opts, hoist_write_result *out) {
+  hoist_writer_options defaults = HOIST_WRITER_OPTIONS_INIT;
+  writer w;
+  memset(&w, 0, sizeof w);
+  w.p = p;
+  w.dir = dir;
+  w.o = opts ? *opts : defaults;
+  struct timespec t0, t1;
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  if (p == NULL || dir == NULL || dir[0] == '\0' || out == NULL)
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "make-pipeline: preset, folder and result are required");
+  memset(out, 0, sizeof *out);
+  if (!hoist_preset_scale_valid(w.o.scale))
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "scale %g is not in (0, 1]", w.o.scale);
+  if (w.o.threads > MAX_THREADS)
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "threads %u is above %d", w.o.threads, MAX_THREADS);
+  if (uv_mutex_init(&w.lock) != 0) return hoist_fail(NULL, HOIST_NO_MEMORY, "cannot create a mutex");
+  atomic_init(&w.next_job, 0);
+  atomic_init(&w.done_bytes, 0);
+  atomic_init(&w.failed, 0);
+  atomic_init(&w.finished, 0);
+  int rc;
+  w.comps = calloc(p->component_count, sizeof *w.comps);
+  if (w.comps == NULL) {
+    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    goto fail;
+  }
+  w.ncomps = p->component_count;
+  for (size_t i = 0; i < w.ncomps; i++) {
+    w.comps[i].c = &p->components[i];
+    if (p->components[i].kind != HOIST_PRESET_WEIGHTS) continue;
+    rc = plan_component(&w, &w.comps[i]);
+    if (rc != HOIST_OK) goto fail;
+    if (!hoist_add_u64(w.total_bytes, w.comps[i].bytes, &w.total_bytes)) {
+      rc = hoist_fail(NULL, HOIST_OVERFLOW, "total size overflows");
+      goto fail;
+    }
+  }
+  rc = check_dir(&w);
+  if (rc == HOIST_OK) rc = check_space(&w);
+  if (rc != HOIST_OK) {
+    cleanup_created(&w);
+    goto fail;
+  }
+  rc = write_small_files(&w);
+  if (rc == HOIST_OK) rc = open_weight_files(&w);
+  if (rc == HOIST_OK) rc = run_workers(&w);
+  int crc = close_weight_files(&w);
+  if (rc == HOIST_OK) rc = crc;
+  if (rc != HOIST_OK) {
+    cleanup_created(&w);
+    goto fail;
+  }
+  rc = fill_result(&w, out);
+  if (rc != HOIST_OK) {
+    hoist_write_result_free(out);
+    goto fail;
+  }
+  clock_gettime(CLOCK_MONOTONIC, &t1);
+  out->seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+fail:
+  free_writer(&w);
+  uv_mutex_destroy(&w.lock);
+  return rc;
+}
+
+void hoist_write_result_free(hoist_write_result *r) {
+  if (r == NULL) return;
+  for (size_t i = 0; i < r->count; i++) {
+    for (size_t k = 0; k < r->components[i].file_count; k++) free(r->components[i].files[k]);
+    free(r->components[i].files);
+    free(r->components[i].name);
+  }
+  free(r->components);
+  memset(r, 0, sizeof *r);
+}
