@@ -1,0 +1,797 @@
+/* safetensors.c — the strict safetensors reader.
+ *
+ * Byte layout of a .safetensors file:
+ *
+ *   offset 0      u64 little-endian N: the header length in bytes
+ *   offset 8      N bytes of UTF-8 JSON (space/tab/CR/LF may surround it):
+ *                   {
+ *                     "__metadata__": null | {"key": "value", ...},   (optional)
+ *                     "<tensor name>": {
+ *                       "dtype": "F32" | "BF16" | ... (exact, case-sensitive),
+ *                       "shape": [d0, d1, ...],          ([] is a scalar)
+ *                       "data_offsets": [begin, end],    (relative to offset 8+N)
+ *                       ...unknown fields are ignored...
+ *                     }, ...
+ *                   }
+ *   offset 8+N    the data section: every tensor's bytes, row-major,
+ *                 little-endian, contiguous from 0 in (begin, end) order with
+ *                 no holes, ending exactly at the end of the file.
+ *
+ * The rules follow the reference reader (huggingface/safetensors 0.8,
+ * serde_json) and are stricter where documented in hoist.h's status list:
+ * duplicate keys anywhere, numbers that are not plain integers <= 2^53, and
+ * object keys containing U+0000 (cJSON strings are NUL-terminated) are
+ * rejected.  The header is read with pread, checked token by token by
+ * json_lexer.c (cJSON alone is too lenient), then parsed by cJSON one
+ * top-level member at a time (the lexer records their spans) and walked in
+ * document order; nothing is allocated in proportion to a header length
+ * before that length was checked against the file size.
+ *
+ * An open hoist_file is immutable, so every accessor is thread-safe. */
+#include "safetensors.h"
+
+#include "json_lexer.h"
+
+#include <assert.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A parsed tensor before the string arena and dimension array are final:
+ * names and shapes are kept as offsets until then. */
+typedef struct st_entry {
+  hoist_tensor_info info;
+  size_t name_off;
+  size_t dim_off;
+  size_t hash;             /* of the name, for the lookup index */
+} st_entry;
+
+struct hoist_file {
+  char *path;
+  int fd;
+  uint64_t size;
+  uint64_t header_bytes;
+  void *map;
+  size_t map_len;
+  st_entry *tensors;       /* sorted by (begin, end, name) */
+  size_t tensor_count;
+  uint64_t *dims;          /* every tensor's shape, concatenated */
+  char *arena;             /* names, metadata keys and values */
+  uint32_t *index;         /* open addressing: tensor index + 1, 0 = empty */
+  size_t index_mask;
+  int has_metadata;
+  size_t metadata_count;
+  const char **metadata;   /* key0, value0, key1, value1, ... */
+};
+
+/* Parsing state for one open call. */
+typedef struct st_ctx {
+  hoist_runtime *rt;
+  const char *path;
+  hoist_json_tokens tok;
+  size_t si, ni;           /* next string / number token */
+  char *arena;
+  size_t arena_len, arena_cap;
+  uint64_t *dims;
+  size_t dim_count, dim_cap;
+  st_entry *entries;
+  size_t entry_count;
+  size_t *meta_offs;       /* key/value arena offsets */
+  uint32_t *index;         /* see struct hoist_file */
+  size_t index_mask;
+  size_t meta_count;
+  int has_metadata;
+} st_ctx;
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers */
+
+/* Copies s for a one-line message: control characters become '?', long
+ * names are cut with "...". */
+static const char *show(const char *s, char buf[160]) {
+  size_t i = 0, o = 0;
+  for (; s[i] != '\0' && o < 150; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  if (s[i] != '\0') {
+    memcpy(buf + o, "...", 3);
+    o += 3;
+  }
+  buf[o] = '\0';
+  return buf;
+}
+
+/* FNV-1a, then a final mix so that linear probing on the low bits
+ * spreads names that differ only in their last characters. */
+static size_t hash_str(const char *s) {
+  uint64_t h = UINT64_C(0xcbf29ce484222325);
+  for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+  h ^= h >> 33;
+  h *= UINT64_C(0xff51afd7ed558ccd);
+  h ^= h >> 33;
+  return (size_t)h;
+}
+
+static bool read_full(int fd, uint64_t off, void *dst, size_t len, int *err) {
+  unsigned char *p = dst;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      *err = errno;
+      return false;
+    }
+    if (n == 0) {
+      *err = 0;
+      return false;
+    }
+    p += n;
+    off += (uint64_t)n;
+    len -= (size_t)n;
+  }
+  return true;
+}
+
+static bool arena_add_n(st_ctx *c, const char *s, size_t len, size_t *off) {
+  size_t n = len + 1;
+  if (c->arena_cap - c->arena_len < n) {
+    size_t cap = c->arena_cap != 0 ? c->arena_cap : 4096;
+    while (cap - c->arena_len < n) cap *= 2;
+    char *a = realloc(c->arena, cap);
+    if (a == NULL) return false;
+    c->arena = a;
+    c->arena_cap = cap;
+  }
+  memcpy(c->arena + c->arena_len, s, len);
+  c->arena[c->arena_len + len] = '\0';
+  *off = c->arena_len;
+  c->arena_len += n;
+  return true;
+}
+
+static bool dims_add(st_ctx *c, uint64_t v) {
+  if (c->dim_count == c->dim_cap) {
+    size_t cap = c->dim_cap != 0 ? c->dim_cap * 2 : 1024;
+    uint64_t *d = realloc(c->dims, cap * sizeof *d);
+    if (d == NULL) return false;
+    c->dims = d;
+    c->dim_cap = cap;
+  }
+  c->dims[c->dim_count++] = v;
+  return true;
+}
+
+static bool arena_add(st_ctx *c, const char *s, size_t *off) {
+  return arena_add_n(c, s, strlen(s), off);
+}
+
+static int oom(st_ctx *c) { return hoist_fail(c->rt, HOIST_NO_MEMORY, "%s: out of memory", c->path); }
+
+/* Takes the next string token's flags.  The lexer and cJSON saw the same
+ * document, so running out means a bug, reported rather than trusted. */
+static bool next_string(st_ctx *c, uint8_t *flags) {
+  if (c->si >= c->tok.string_count) return false;
+  *flags = c->tok.strings[c->si++];
+  return true;
+}
+
+static bool next_number(st_ctx *c, uint64_t *v) {
+  if (c->ni >= c->tok.number_count) return false;
+  *v = c->tok.numbers[c->ni++];
+  return true;
+}
+
+static int desync(st_ctx *c) {
+  return hoist_fail(c->rt, HOIST_HEADER_JSON,
+                    "%s: header tokens disagree between the validator and cJSON", c->path);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Duplicate keys: pairwise for small objects, a hash set for large ones, so
+ * that a header of 100,000 tensors stays linear. */
+
+/* tensor: the entry the object belongs to, NULL for __metadata__. */
+static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
+  size_t k = 0;
+  for (const cJSON *m = obj->child; m != NULL; m = m->next) k++;
+  const char *dup = NULL;
+  if (k <= 8) {
+    for (const cJSON *a = obj->child; a != NULL && dup == NULL; a = a->next)
+      for (const cJSON *b = a->next; b != NULL; b = b->next)
+        if (strcmp(a->string, b->string) == 0) {
+          dup = a->string;
+          break;
+        }
+  } else {
+    size_t cap = 16;
+    while (cap < 2 * k) cap *= 2;
+    const cJSON **table = calloc(cap, sizeof *table);
+    if (table == NULL) return oom(c);
+    for (const cJSON *m = obj->child; m != NULL && dup == NULL; m = m->next) {
+      size_t h = hash_str(m->string) & (cap - 1);
+      while (table[h] != NULL) {
+        if (strcmp(table[h]->string, m->string) == 0) {
+          dup = m->string;
+          break;
+        }
+        h = (h + 1) & (cap - 1);
+      }
+      table[h] = m;
+    }
+    free(table);
+  }
+  if (dup != NULL) {
+    char b[160], tb[160];
+    if (tensor == NULL)
+      return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
+                        c->path, show(dup, b));
+    return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
+                      show(tensor, tb), show(dup, b));
+  }
+  return HOIST_OK;
+}
+
+/* Walks a value whose content is ignored (an unknown tensor field),
+ * consuming its tokens and applying the rules that hold anywhere: unique
+ * keys and no U+0000 in keys.  Depth is bounded by the lexer (127). */
+static int skip_value(st_ctx *c, const cJSON *v, const char *tensor) {
+  char b[160];
+  uint8_t flags;
+  uint64_t num;
+  if (cJSON_IsString(v)) return next_string(c, &flags) ? HOIST_OK : desync(c);
+  if (cJSON_IsNumber(v)) return next_number(c, &num) ? HOIST_OK : desync(c);
+  if (cJSON_IsArray(v)) {
+    for (const cJSON *e = v->child; e != NULL; e = e->next) {
+      int rc = skip_value(c, e, tensor);
+      if (rc != HOIST_OK) return rc;
+    }
+    return HOIST_OK;
+  }
+  if (cJSON_IsObject(v)) {
+    for (const cJSON *m = v->child; m != NULL; m = m->next) {
+      if (!next_string(c, &flags)) return desync(c);
+      if (flags & HOIST_JSON_STR_HAS_NUL)
+        return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+                          "%s: tensor '%s': an object key contains U+0000, which hoist does "
+                          "not support",
+                          c->path, show(tensor, b));
+      int rc = skip_value(c, m, tensor);
+      if (rc != HOIST_OK) return rc;
+    }
+    return check_unique_keys(c, v, tensor);
+  }
+  return HOIST_OK; /* true, false, null */
+}
+
+/* ------------------------------------------------------------------------ */
+/* __metadata__ */
+
+static int parse_metadata(st_ctx *c, const cJSON *v) {
+  uint8_t flags;
+  char b[160];
+  if (cJSON_IsNull(v)) return HOIST_OK;
+  if (!cJSON_IsObject(v))
+    return hoist_fail(c->rt, HOIST_BAD_METADATA, "%s: __metadata__ is neither null nor an object",
+                      c->path);
+  size_t k = 0;
+  for (const cJSON *m = v->child; m != NULL; m = m->next) k++;
+  c->meta_offs = malloc((k != 0 ? k : 1) * 2 * sizeof *c->meta_offs);
+  if (c->meta_offs == NULL) return oom(c);
+  c->has_metadata = 1;
+  for (const cJSON *m = v->child; m != NULL; m = m->next) {
+    if (!next_string(c, &flags)) return desync(c);
+    if (flags & HOIST_JSON_STR_HAS_NUL)
+      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+                        "%s: __metadata__ key '%s' contains U+0000, which hoist does not support",
+                        c->path, show(m->string, b));
+    if (!cJSON_IsString(m))
+      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+                        "%s: __metadata__ value of '%s' is not a string", c->path,
+                        show(m->string, b));
+    if (!next_string(c, &flags)) return desync(c);
+    if (flags & HOIST_JSON_STR_HAS_NUL)
+      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+                        "%s: __metadata__ value of '%s' contains U+0000, which hoist does not "
+                        "support",
+                        c->path, show(m->string, b));
+    size_t *o = c->meta_offs + 2 * c->meta_count;
+    if (!arena_add(c, m->string, &o[0]) || !arena_add(c, m->valuestring, &o[1])) return oom(c);
+    c->meta_count++;
+  }
+  return check_unique_keys(c, v, NULL);
+}
+
+/* ------------------------------------------------------------------------ */
+/* One tensor entry */
+
+/* Describes a JSON number node that is not a plain integer. */
+static const char *number_text(const cJSON *n, char buf[40]) {
+  snprintf(buf, 40, "%.17g", n->valuedouble);
+  return buf;
+}
+
+static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e) {
+  char b[160], nb[40];
+  uint8_t flags;
+  /* Names are rendered for messages only when a rule fails. */
+#define shown show(name, b)
+  if (!cJSON_IsObject(v))
+    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
+                      c->path, shown);
+  bool have_dtype = false, have_shape = false, have_offsets = false;
+  for (const cJSON *m = v->child; m != NULL; m = m->next) {
+    if (!next_string(c, &flags)) return desync(c);
+    if (flags & HOIST_JSON_STR_HAS_NUL)
+      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+                        "%s: tensor '%s': a key contains U+0000, which hoist does not support",
+                        c->path, shown);
+    if (strcmp(m->string, "dtype") == 0) {
+      if (!cJSON_IsString(m))
+        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
+                          c->path, shown);
+      if (!next_string(c, &flags)) return desync(c);
+      char db[160];
+      if ((flags & HOIST_JSON_STR_HAS_NUL) ||
+          hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
+              HOIST_OK)
+        return hoist_fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
+                          shown, show(m->valuestring, db));
+      have_dtype = true;
+    } else if (strcmp(m->string, "shape") == 0) {
+      if (!cJSON_IsArray(m))
+        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
+                          c->path, shown);
+      e->dim_off = c->dim_count;
+      uint32_t nd = 0;
+      for (const cJSON *d = m->child; d != NULL; d = d->next, nd++) {
+        uint64_t val;
+        if (!cJSON_IsNumber(d))
+          return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+                            "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path, shown,
+                            nd);
+        if (!next_number(c, &val)) return desync(c);
+        if (val == HOIST_JSON_NOT_PLAIN)
+          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+                            "%s: tensor '%s': shape[%" PRIu32
+                            "] is %s, not a plain integer in [0, 2^53]",
+                            c->path, shown, nd, number_text(d, nb));
+        if (!dims_add(c, val)) return oom(c);
+      }
+      e->info.ndim = nd;
+      have_shape = true;
+    } else if (strcmp(m->string, "data_offsets") == 0) {
+      if (!cJSON_IsArray(m))
+        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
+                          c->path, shown);
+      int n = cJSON_GetArraySize(m);
+      if (n != 2)
+        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+                          "%s: tensor '%s': data_offsets has %d entries, not 2", c->path, shown, n);
+      uint64_t be[2];
+      const cJSON *d = m->child;
+      for (int i = 0; i < 2; i++, d = d->next) {
+        if (!cJSON_IsNumber(d))
+          return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+                            "%s: tensor '%s': data_offsets[%d] is not a number", c->path, shown,
+                            i);
+        if (!next_number(c, &be[i])) return desync(c);
+        if (be[i] == HOIST_JSON_NOT_PLAIN)
+          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+                            "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
+                            "[0, 2^53]",
+                            c->path, shown, i, number_text(d, nb));
+      }
+      if (be[0] > be[1])
+        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+                          "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                          "] begin after their end",
+                          c->path, shown, be[0], be[1]);
+      e->info.begin = be[0];
+      e->info.end = be[1];
+      e->info.nbytes = be[1] - be[0];
+      have_offsets = true;
+    } else {
+      int rc = skip_value(c, m, name);
+      if (rc != HOIST_OK) return rc;
+    }
+  }
+  int rc = check_unique_keys(c, v, name);
+  if (rc != HOIST_OK) return rc;
+  if (!have_dtype || !have_shape || !have_offsets)
+    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
+                      shown, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+
+  /* Element count and byte size, folded left to right like the reference
+   * so that overflow is reported for the same shapes. */
+  uint64_t count = 1;
+  for (uint32_t i = 0; i < e->info.ndim; i++)
+    if (!hoist_mul_u64(count, c->dims[e->dim_off + i], &count))
+      return hoist_fail(c->rt, HOIST_OVERFLOW,
+                        "%s: tensor '%s': element count of its shape overflows 64 bits", c->path,
+                        shown);
+  unsigned bits = hoist_dtype_bits(e->info.dtype);
+  uint64_t nbits;
+  if (!hoist_mul_u64(count, bits, &nbits))
+    return hoist_fail(c->rt, HOIST_OVERFLOW,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s overflow 64 bits", c->path,
+                      shown, count, hoist_dtype_name(e->info.dtype));
+  if (nbits % 8 != 0)
+    return hoist_fail(c->rt, HOIST_MISALIGNED,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s are %" PRIu64
+                      " bits, not a whole number of bytes",
+                      c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits);
+  if (nbits / 8 != e->info.nbytes)
+    return hoist_fail(c->rt, HOIST_SIZE_MISMATCH,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s need %" PRIu64
+                      " bytes but data_offsets span %" PRIu64,
+                      c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
+                      e->info.nbytes);
+  e->info.nelements = count;
+  e->hash = hash_str(name);
+  return HOIST_OK;
+#undef shown
+}
+
+/* ------------------------------------------------------------------------ */
+/* The whole header */
+
+static int cmp_entry(const void *a, const void *b) {
+  const hoist_tensor_info *x = &((const st_entry *)a)->info, *y = &((const st_entry *)b)->info;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  if (x->end != y->end) return x->end < y->end ? -1 : 1;
+  return strcmp(x->name, y->name);
+}
+
+/* Decodes the key of a top-level member into the arena: copied as is when
+ * it has no escape, else decoded by cJSON. */
+static int member_key(st_ctx *c, const char *header, const hoist_json_member *m, size_t *off) {
+  const char *k = header + m->key_begin + 1;
+  size_t klen = m->key_end - m->key_begin - 2;
+  if (memchr(k, '\\', klen) == NULL)
+    return arena_add_n(c, k, klen, off) ? HOIST_OK : oom(c);
+  const char *end = NULL;
+  cJSON *s = cJSON_ParseWithLengthOpts(header + m->key_begin, m->key_end - m->key_begin, &end, 0);
+  int rc = s != NULL && cJSON_IsString(s) && arena_add_n(c, s->valuestring, strlen(s->valuestring), off)
+               ? HOIST_OK
+               : oom(c);
+  cJSON_Delete(s);
+  return rc;
+}
+
+/* Walks the top-level object member by member: cJSON parses one entry's
+ * value at a time (the lexer recorded the spans), which keeps the number
+ * of live cJSON nodes small however many tensors the header has. */
+static int parse_header(st_ctx *c, const char *header) {
+  char b[160];
+  uint8_t flags;
+  if (c->tok.top != '{')
+    return hoist_fail(c->rt, HOIST_HEADER_NOT_OBJECT, "%s: header is JSON but not an object",
+                      c->path);
+  size_t k = c->tok.member_count;
+  c->entries = calloc(k != 0 ? k : 1, sizeof *c->entries);
+  if (c->entries == NULL) return oom(c);
+  int seen_metadata = 0;
+  for (size_t i = 0; i < k; i++) {
+    const hoist_json_member *m = &c->tok.members[i];
+    if (!next_string(c, &flags)) return desync(c);
+    size_t name_off;
+    int rc = member_key(c, header, m, &name_off);
+    if (rc != HOIST_OK) return rc;
+    const char *name = c->arena + name_off;
+    if (flags & HOIST_JSON_STR_HAS_NUL)
+      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+                        "%s: tensor '%s': its name contains U+0000, which hoist does not support",
+                        c->path, show(name, b));
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(header + m->value_begin, m->value_end - m->value_begin,
+                                         &end, 0);
+    if (v == NULL) return oom(c); /* the validator accepted it: only memory can fail */
+    if (strcmp(name, "__metadata__") == 0) {
+      if (seen_metadata++)
+        rc = hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate key '__metadata__'", c->path);
+      else
+        rc = parse_metadata(c, v);
+    } else {
+      st_entry *e = &c->entries[c->entry_count];
+      e->name_off = name_off;
+      rc = parse_tensor(c, v, name, e);
+      if (rc == HOIST_OK) c->entry_count++;
+    }
+    cJSON_Delete(v);
+    if (rc != HOIST_OK) return rc;
+  }
+  /* Duplicate tensor names are found while building the lookup index. */
+  return HOIST_OK;
+}
+
+/* Builds the name -> sorted position index (open addressing, linear
+ * probing), rejecting duplicate tensor names on the way. */
+static int build_index(st_ctx *c, uint32_t **out, size_t *mask) {
+  size_t cap = 16;
+  while (cap < 2 * c->entry_count) cap *= 2;
+  uint32_t *index = calloc(cap, sizeof *index);
+  if (index == NULL) return oom(c);
+  for (size_t i = 0; i < c->entry_count; i++) {
+    const st_entry *e = &c->entries[i];
+    size_t h = e->hash & (cap - 1);
+    for (; index[h] != 0; h = (h + 1) & (cap - 1)) {
+      const st_entry *o = &c->entries[index[h] - 1];
+      if (o->hash == e->hash && strcmp(o->info.name, e->info.name) == 0) {
+        char b[160];
+        free(index);
+        return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
+                          show(e->info.name, b));
+      }
+    }
+    index[h] = (uint32_t)(i + 1);
+  }
+  *out = index;
+  *mask = cap - 1;
+  return HOIST_OK;
+}
+
+/* Resolves names and shapes, sorts, and checks the layout and the data
+ * length. */
+static int check_layout(st_ctx *c, uint64_t data_bytes) {
+  char b[160];
+  for (size_t i = 0; i < c->entry_count; i++) {
+    st_entry *e = &c->entries[i];
+    e->info.name = c->arena + e->name_off;
+    e->info.shape = e->info.ndim != 0 ? c->dims + e->dim_off : NULL;
+  }
+  qsort(c->entries, c->entry_count, sizeof *c->entries, cmp_entry);
+  int rc = build_index(c, &c->index, &c->index_mask);
+  if (rc != HOIST_OK) return rc;
+  uint64_t at = 0;
+  for (size_t i = 0; i < c->entry_count; i++) {
+    const hoist_tensor_info *t = &c->entries[i].info;
+    if (t->begin != at) {
+      if (i == 0)
+        return hoist_fail(c->rt, HOIST_LAYOUT,
+                          "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                          "] but the first tensor must start at 0",
+                          c->path, show(t->name, b), t->begin, t->end);
+      return hoist_fail(c->rt, HOIST_LAYOUT,
+                        "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                        "] leave a %s of %" PRIu64 " bytes after the previous tensor's end %" PRIu64,
+                        c->path, show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
+                        t->begin > at ? t->begin - at : at - t->begin, at);
+    }
+    at = t->end;
+  }
+  if (at != data_bytes)
+    return hoist_fail(c->rt, HOIST_DATA_LENGTH,
+                      "%s: tensors end at %" PRIu64 " but the data section holds %" PRIu64
+                      " bytes (%s)",
+                      c->path, at, data_bytes, at < data_bytes ? "trailing bytes" : "truncated");
+  return HOIST_OK;
+}
+
+
+int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
+  assert(out != NULL);
+  *out = NULL;
+  if (path == NULL) return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
+
+  st_ctx c;
+  memset(&c, 0, sizeof c);
+  c.rt = rt;
+  c.path = path;
+  hoist_file *f = NULL;
+  char *header = NULL;
+  int rc = HOIST_OK, err = 0;
+
+  /* O_NONBLOCK keeps a FIFO from blocking the open; regular files ignore it. */
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) {
+    rc = hoist_fail(rt, errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO,
+                    "%s: cannot open: %s", path, strerror(errno));
+    goto fail;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    rc = hoist_fail(rt, HOIST_IO, "%s: cannot stat: %s", path, strerror(errno));
+    goto fail;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    rc = hoist_fail(rt, HOIST_IO, "%s: not a regular file", path);
+    goto fail;
+  }
+  uint64_t size = (uint64_t)st.st_size;
+  if (size < 8) {
+    rc = hoist_fail(rt, HOIST_HEADER_TOO_SMALL,
+                    "%s: file of %" PRIu64 " bytes is smaller than the 8-byte header length",
+                    path, size);
+    goto fail;
+  }
+  unsigned char len8[8];
+  if (!read_full(fd, 0, len8, 8, &err)) goto read_fail;
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+  if (n > HOIST_MAX_HEADER_BYTES) {
+    rc = hoist_fail(rt, HOIST_HEADER_TOO_LARGE,
+                    "%s: header length %" PRIu64 " exceeds the limit of 100000000 bytes", path, n);
+    goto fail;
+  }
+  if (n > size - 8) {
+    rc = hoist_fail(rt, HOIST_HEADER_LENGTH,
+                    "%s: header length %" PRIu64 " runs past the end of the file (8 + %" PRIu64
+                    " > %" PRIu64 " bytes)",
+                    path, n, n, size);
+    goto fail;
+  }
+  header = malloc(n != 0 ? (size_t)n : 1);
+  if (header == NULL) {
+    rc = oom(&c);
+    goto fail;
+  }
+  if (!read_full(fd, 8, header, (size_t)n, &err)) goto read_fail;
+
+  hoist_json_error jerr;
+  rc = hoist_json_lex(header, (size_t)n, &c.tok, &jerr);
+  if (rc == HOIST_HEADER_UTF8) {
+    rc = hoist_fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
+                    path, jerr.byte, jerr.offset);
+    goto fail;
+  }
+  if (rc == HOIST_HEADER_JSON) {
+    if (jerr.byte != 0 || jerr.what == NULL)
+      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
+                      path, jerr.what, jerr.byte, jerr.offset);
+    else
+      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
+                      jerr.what, jerr.offset);
+    goto fail;
+  }
+  if (rc != HOIST_OK) {
+    rc = oom(&c);
+    goto fail;
+  }
+  rc = parse_header(&c, header);
+  if (rc != HOIST_OK) goto fail;
+  if (c.si != c.tok.string_count || c.ni != c.tok.number_count) {
+    rc = desync(&c);
+    goto fail;
+  }
+  free(header);
+  header = NULL;
+  hoist_json_tokens_free(&c.tok);
+
+  rc = check_layout(&c, size - 8 - n);
+  if (rc != HOIST_OK) goto fail;
+
+  f = calloc(1, sizeof *f);
+  if (f != NULL) f->fd = -1;
+  if (f == NULL || (f->path = hoist_strdup(path)) == NULL) {
+    rc = oom(&c);
+    goto fail;
+  }
+  f->fd = fd;
+  fd = -1;
+  f->size = size;
+  f->header_bytes = n;
+  f->tensors = c.entries;
+  f->tensor_count = c.entry_count;
+  f->dims = c.dims;
+  f->arena = c.arena;
+  f->index = c.index;
+  f->index_mask = c.index_mask;
+  c.index = NULL;
+  c.entries = NULL;
+  c.dims = NULL;
+  c.arena = NULL;
+  f->has_metadata = c.has_metadata;
+  f->metadata_count = c.meta_count;
+  if (c.meta_count != 0) {
+    f->metadata = malloc(2 * c.meta_count * sizeof *f->metadata);
+    if (f->metadata == NULL) {
+      rc = oom(&c);
+      goto fail;
+    }
+    for (size_t i = 0; i < 2 * c.meta_count; i++) f->metadata[i] = f->arena + c.meta_offs[i];
+  }
+  f->map_len = (size_t)size;
+  f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
+  if (f->map == MAP_FAILED) {
+    f->map = NULL;
+    rc = hoist_fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
+                    strerror(errno));
+    goto fail;
+  }
+  free(c.meta_offs);
+  *out = f;
+  return HOIST_OK;
+
+read_fail:
+  if (err == 0)
+    rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
+  else
+    rc = hoist_fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
+fail:
+  hoist_file_close(f);
+  if (fd >= 0) close(fd);
+  free(header);
+  hoist_json_tokens_free(&c.tok);
+  free(c.arena);
+  free(c.dims);
+  free(c.entries);
+  free(c.meta_offs);
+  free(c.index);
+  return rc;
+}
+
+void hoist_file_close(hoist_file *f) {
+  if (f == NULL) return;
+  if (f->map != NULL) munmap(f->map, f->map_len);
+  if (f->fd >= 0) close(f->fd);
+  free(f->path);
+  free(f->tensors);
+  free(f->dims);
+  free(f->arena);
+  free(f->index);
+  free(f->metadata);
+  free(f);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Accessors: read-only on an immutable object, hence thread-safe. */
+
+const char *hoist_file_path(const hoist_file *f) { return f->path; }
+uint64_t hoist_file_size(const hoist_file *f) { return f->size; }
+uint64_t hoist_file_header_bytes(const hoist_file *f) { return f->header_bytes; }
+uint64_t hoist_file_data_offset(const hoist_file *f) { return 8 + f->header_bytes; }
+uint64_t hoist_file_data_bytes(const hoist_file *f) { return f->size - 8 - f->header_bytes; }
+size_t hoist_file_tensor_count(const hoist_file *f) { return f->tensor_count; }
+int hoist_file_fd(const hoist_file *f) { return f->fd; }
+const void *hoist_file_mapping(const hoist_file *f) { return f->map; }
+
+const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
+  return i < f->tensor_count ? &f->tensors[i].info : NULL;
+}
+
+const hoist_tensor_info *hoist_file_find(const hoist_file *f, const char *name) {
+  if (name == NULL) return NULL;
+  size_t hash = hash_str(name);
+  for (size_t h = hash & f->index_mask; f->index[h] != 0; h = (h + 1) & f->index_mask) {
+    const st_entry *e = &f->tensors[f->index[h] - 1];
+    if (e->hash == hash && strcmp(e->info.name, name) == 0) return &e->info;
+  }
+  return NULL;
+}
+
+int hoist_file_has_metadata(const hoist_file *f) { return f->has_metadata; }
+size_t hoist_file_metadata_count(const hoist_file *f) { return f->metadata_count; }
+const char *hoist_file_metadata_key(const hoist_file *f, size_t i) {
+  return i < f->metadata_count ? f->metadata[2 * i] : NULL;
+}
+const char *hoist_file_metadata_value(const hoist_file *f, size_t i) {
+  return i < f->metadata_count ? f->metadata[2 * i + 1] : NULL;
+}
+
+int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len) {
+  uint64_t stop;
+  if (!hoist_add_u64(off, len, &stop) || stop > f->size)
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+                      "%s: read of %zu bytes at %" PRIu64 " runs past the file's %" PRIu64
+                      " bytes",
+                      f->path, len, off, f->size);
+  int err = 0;
+  if (!read_full(f->fd, off, dst, len, &err)) {
+    if (err == 0)
+      return hoist_fail(NULL, HOIST_FILE_CHANGED,
+                        "%s: short read of %zu bytes at %" PRIu64 ": the file shrank since it "
+                        "was opened",
+                        f->path, len, off);
+    return hoist_fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s", f->path,
+                      len, off, strerror(err));
+  }
+  return HOIST_OK;
+}

@@ -1,0 +1,16 @@
+/* safetensors.h — internals of the strict safetensors reader that other
+ * runtime modules (upload engine, loader) may use beyond hoist.h. */
+#ifndef HOIST_SAFETENSORS_H
+#define HOIST_SAFETENSORS_H
+
+#include "internal.h"
+
+/* The largest header the reader accepts, as in the reference reader. */
+#define HOIST_MAX_HEADER_BYTES UINT64_C(100000000)
+
+/* The read-only descriptor of an open file (O_RDONLY|O_CLOEXEC), owned by
+ * f: do not close it.  Usable for pread/O_DIRECT reopen decisions from any
+ * thread while f is open. */
+int hoist_file_fd(const hoist_file *f);
+
+#endif /* HOIST_SAFETENSORS_H */
