@@ -274,6 +274,114 @@ HOIST_EXPORT const hoist_component_info *hoist_pipeline_component(const hoist_pi
 HOIST_EXPORT const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p,
                                                                 size_t position);
 
+
+/* ------------------------------------------------------------------------ */
+/* Loading: admission, arenas, upload, residency. */
+
+typedef struct hoist_loaded hoist_loaded;
+
+typedef enum hoist_residency {
+  HOIST_RESIDENT = 0, /* lives in device memory after the load */
+  HOIST_OFFLOAD = 1,  /* kept in pinned host memory; uploaded on prepare */
+  HOIST_FSDP = 2      /* placed by its FSDP owner; never moved by hoist */
+} hoist_residency;
+
+/* "resident", "offload", "fsdp". */
+HOIST_EXPORT const char *hoist_residency_name(hoist_residency r);
+
+typedef enum hoist_on_oom {
+  HOIST_ON_OOM_FAIL = 0,   /* stop before the component, release everything */
+  HOIST_ON_OOM_OFFLOAD = 1 /* that component (and later misfits) becomes offload */
+} hoist_on_oom;
+
+/* How tensor bytes get from the file into the staging ring. */
+typedef enum hoist_read_mode {
+  HOIST_READ_AUTO = 0, /* per file: cached pages are copied from the mapping, others pread */
+  HOIST_READ_PREAD = 1,
+  HOIST_READ_MMAP = 2,     /* memcpy from the mapping (truncation caught, no SIGBUS) */
+  HOIST_READ_DIRECT = 3,   /* O_DIRECT reads into aligned staging */
+  HOIST_READ_REGISTER = 4  /* page-lock the mapping itself and copy from it (cuda only) */
+} hoist_read_mode;
+
+/* Progress: bytes of the component done and its total.  Called from the
+ * loading thread or a worker; must be cheap and thread-safe. */
+typedef void (*hoist_progress_fn)(void *user, const char *component, uint64_t done,
+                                  uint64_t total);
+
+/* Filled when a load is refused or fails on a component. */
+typedef struct hoist_load_failure {
+  char component[128];  /* "" when the failure is not about one component */
+  uint64_t need_bytes;  /* what the component needed (arena + scratch + headroom) */
+  uint64_t free_bytes;  /* device free memory when it was checked */
+} hoist_load_failure;
+
+typedef struct hoist_load_options {
+  uint32_t struct_size;
+  hoist_progress_fn progress;
+  void *progress_user;
+  int verify;                 /* compare every tensor's device bytes with the file */
+  hoist_read_mode read_mode;
+  const char *offload;        /* comma list of names or groups (dit, text_encoder,
+                                 image_encoder, vae, all) to keep offloaded */
+  const char *fsdp;           /* same syntax: components marked FSDP-sharded */
+  int64_t headroom;           /* bytes kept free; -1: default (cuda: max(256 MiB,
+                                 2 % of total); host: 0) */
+  hoist_on_oom on_oom;
+  const volatile int *cancel; /* when non-NULL and set non-zero, the load stops at
+                                 the next chunk boundary with HOIST_CANCELLED */
+  hoist_load_failure *failure; /* optional out: details of a refusal */
+} hoist_load_options;
+
+#define HOIST_LOAD_OPTIONS_INIT \
+  { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
+    HOIST_ON_OOM_FAIL, NULL, NULL }
+
+typedef struct hoist_loaded_info {
+  const char *name;
+  hoist_residency residency;
+  uint64_t bytes;         /* tensor bytes from the files */
+  uint64_t device_bytes;  /* device memory taken (arenas), 0 when offloaded */
+  uint64_t device_begin;  /* first arena's address range, 0 when none */
+  uint64_t device_end;
+  double seconds;         /* wall time of this component's load */
+  size_t tensor_count;
+} hoist_loaded_info;
+
+/* Loads every component of p in its load order.  Before each component the
+ * device's free memory is read again and compared with its need plus the
+ * headroom.  On any failure everything this load allocated is released and
+ * *out is NULL; opts->failure (when given) says which component and what was
+ * short.  On success free with hoist_loaded_close(), which releases every
+ * arena and host copy.  p must outlive the result.  Loads on one runtime
+ * serialize. */
+HOIST_EXPORT int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p,
+                                     const hoist_load_options *opts, hoist_loaded **out);
+HOIST_EXPORT void hoist_loaded_close(hoist_loaded *l);
+
+HOIST_EXPORT size_t hoist_loaded_component_count(const hoist_loaded *l);
+/* In load order. */
+HOIST_EXPORT const hoist_loaded_info *hoist_loaded_component(const hoist_loaded *l,
+                                                                 size_t i);
+HOIST_EXPORT double hoist_loaded_seconds(const hoist_loaded *l);
+HOIST_EXPORT uint64_t hoist_loaded_total_bytes(const hoist_loaded *l);
+HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
+
+/* Device address of a tensor of a resident (or prepared) component; 0 with
+ * HOIST_NOT_FOUND when the name is unknown, or HOIST_UNSUPPORTED when the
+ * component is offloaded and not prepared. */
+HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
+                                     const char *tensor, uint64_t *device_addr,
+                                     const hoist_tensor_info **info);
+
+/* Residency moves.  prepare_for_use makes component i resident on the local
+ * device (an offloaded one is uploaded into a fresh arena on stream, which
+ * may be NULL for the default stream; a resident one returns at once).
+ * release_after_use frees an offloaded component's arena.  For an FSDP
+ * component both are no-ops that return HOIST_OK and set *moved to 0 (its
+ * owner places it).  *moved (optional) says whether bytes moved. */
+HOIST_EXPORT int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved);
+HOIST_EXPORT int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,6 +28,7 @@ typedef struct host_device {
   uint64_t allocated;
   uint64_t pinned;
   uint64_t fail_countdown; /* 0 = off; 1 = the next alloc fails */
+  uint64_t fail_count;     /* failures left once the countdown hits */
   host_block *blocks;      /* live device allocations, for free() sizes */
 } host_device;
 
@@ -67,7 +68,12 @@ static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
                       (unsigned long long)bytes);
   uv_mutex_lock(&h->lock);
   bool injected = false;
-  if (h->fail_countdown > 0 && --h->fail_countdown == 0) injected = true;
+  if (h->fail_countdown > 1) {
+    h->fail_countdown--;
+  } else if (h->fail_countdown == 1 && h->fail_count > 0) {
+    injected = true;
+    if (h->fail_count != UINT64_MAX && --h->fail_count == 0) h->fail_countdown = 0;
+  }
   uint64_t free_now = h->allocated >= h->capacity ? 0 : h->capacity - h->allocated;
   if (injected || rounded > free_now) {
     uv_mutex_unlock(&h->lock);
@@ -120,16 +126,18 @@ static void host_free(hoist_device *d, uint64_t addr) {
   free(b);
 }
 
-/* Pinned memory on the host backend is plain aligned memory; a size header in
- * front of the block lets pinned_free keep the books. */
+/* Pinned memory on the host backend is plain page-aligned memory (as
+ * cudaHostAlloc's is, so O_DIRECT reads into it work); a size header in the
+ * page in front of the block lets pinned_free keep the books. */
+#define PINNED_ALIGN 4096u
+
 static int host_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
   host_device *h = as_host(d);
   size_t total;
-  if (__builtin_add_overflow(bytes, (size_t)HOST_ALIGN, &total) ||
-      __builtin_add_overflow(total, (size_t)(HOST_ALIGN - 1), &total))
+  if (__builtin_add_overflow(bytes, (size_t)(2 * PINNED_ALIGN - 1), &total))
     return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: pinned size overflows");
-  total &= ~(size_t)(HOST_ALIGN - 1);
-  unsigned char *p = aligned_alloc(HOST_ALIGN, total);
+  total &= ~(size_t)(PINNED_ALIGN - 1);
+  unsigned char *p = aligned_alloc(PINNED_ALIGN, total);
   if (p == NULL)
     return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: cannot allocate %zu bytes of staging",
                       bytes);
@@ -137,14 +145,14 @@ static int host_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
   uv_mutex_lock(&h->lock);
   h->pinned += bytes;
   uv_mutex_unlock(&h->lock);
-  *out = p + HOST_ALIGN;
+  *out = p + PINNED_ALIGN;
   return HOIST_OK;
 }
 
 static void host_pinned_free(hoist_device *d, void *p) {
   host_device *h = as_host(d);
   if (p == NULL) return;
-  unsigned char *base = (unsigned char *)p - HOST_ALIGN;
+  unsigned char *base = (unsigned char *)p - PINNED_ALIGN;
   size_t bytes;
   memcpy(&bytes, base, sizeof bytes);
   uv_mutex_lock(&h->lock);
@@ -222,10 +230,11 @@ int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **
   return HOIST_OK;
 }
 
-void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k) {
+void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   h->fail_countdown = k;
+  h->fail_count = count;
   uv_mutex_unlock(&h->lock);
 }
 

@@ -1,6 +1,7 @@
 /* runtime.c — creation and teardown of a hoist_runtime: its lock, its log
  * callback and its device backend. */
 #include "device.h"
+#include "upload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,11 @@ int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out) {
   hoist_runtime *rt = calloc(1, sizeof *rt);
   if (rt == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory creating a runtime");
   if (uv_mutex_init(&rt->lock) != 0) {
+    free(rt);
+    return hoist_fail(NULL, HOIST_NO_MEMORY, "cannot create a mutex");
+  }
+  if (uv_mutex_init(&rt->load_lock) != 0) {
+    uv_mutex_destroy(&rt->lock);
     free(rt);
     return hoist_fail(NULL, HOIST_NO_MEMORY, "cannot create a mutex");
   }
@@ -40,6 +46,7 @@ int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out) {
   return HOIST_OK;
 fail:
   free(rt->device_name);
+  uv_mutex_destroy(&rt->load_lock);
   uv_mutex_destroy(&rt->lock);
   free(rt);
   return rc;
@@ -47,8 +54,10 @@ fail:
 
 void hoist_runtime_close(hoist_runtime *rt) {
   if (rt == NULL) return;
+  hoist_engine_destroy(rt->engine);
   hoist_device_close(rt->dev);
   free(rt->device_name);
+  uv_mutex_destroy(&rt->load_lock);
   uv_mutex_destroy(&rt->lock);
   free(rt);
 }

@@ -18,6 +18,8 @@ struct hoist_runtime {
   hoist_config cfg;               /* copy; cfg.device points at device_name */
   char *device_name;              /* owned */
   struct hoist_device *dev;       /* owned backend; NULL until created */
+  struct hoist_engine *engine;    /* owned upload engine; made on the first load */
+  uv_mutex_t load_lock;           /* one load or unload at a time */
 };
 
 #endif /* HOIST_RUNTIME_H */

@@ -1,3 +1,193 @@
-/* cmd_bench.c — placeholder until its issue lands (replaced, never shipped). */
-#include "cli.h"
-int cmd_bench(int argc, char **argv) { return cli_usage_error(argv[0], "not built yet"); }
+/* cmd_bench.c — `hoist bench load`: end-to-end load throughput (open the
+ * pipeline, load every tensor, synchronize) over several runs, warm or cold,
+ * with the hardware limits measured in the same run: pinned H2D bandwidth
+ * on cuda, and the files' raw parallel read rate (buffered and O_DIRECT)
+ * for cold runs. */
+#include "bench_limits.h"
+#include "cli_load_opts.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: hoist bench load [--json] [--cold] [--repeat N] [OPTIONS] PIPELINE\n\n"
+          "Loads PIPELINE N times (default 3, after one warm-up run when warm) and\n"
+          "reports median/min/max GB/s next to the hardware limit measured in the same\n"
+          "run: pinned host-to-device bandwidth (cuda) and, with --cold, the raw\n"
+          "parallel read rate of the same files after evicting them from the page cache.\n\n"
+          "options:\n"
+          "  --cold             evict the files before every run\n"
+          "  --repeat N         timed runs (default 3)\n%s",
+          cli_load_opts_help);
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+/* The pipeline's safetensors files (paths owned by p). */
+static size_t pipeline_files(const hoist_pipeline *p, const char **out, size_t cap) {
+  size_t n = 0;
+  for (size_t i = 0; i < hoist_pipeline_component_count(p); i++) {
+    const hoist_component_info *c = hoist_pipeline_component(p, i);
+    for (size_t f = 0; f < c->file_count && n < cap; f++) {
+      size_t len = strlen(c->files[f]);
+      if (len > 12 && strcmp(c->files[f] + len - 12, ".safetensors") == 0) out[n++] = c->files[f];
+    }
+  }
+  return n;
+}
+
+static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double *seconds,
+                   uint64_t *bytes) {
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+  po.variant = o->variant;
+  double t0 = now_s();
+  int rc = hoist_pipeline_open(rt, path, &po, &p);
+  if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o->load, &l);
+  *seconds = now_s() - t0;
+  if (rc == HOIST_OK) *bytes = hoist_loaded_total_bytes(l);
+  hoist_loaded_close(l);
+  hoist_pipeline_close(p);
+  return rc;
+}
+
+static int bench_load(int argc, char **argv) {
+  cli_load_opts o;
+  cli_load_opts_init(&o);
+  const char *path = NULL;
+  int cold = 0;
+  uint64_t repeat = 3;
+  for (int i = 1; i < argc; i++) {
+    if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+      usage(stdout);
+      return HOIST_EXIT_OK;
+    }
+    if (strcmp(argv[i], "--cold") == 0) {
+      cold = 1;
+      continue;
+    }
+    if (strcmp(argv[i], "--repeat") == 0) {
+      if (i + 1 >= argc || !cli_parse_uint(argv[++i], 1, 100, &repeat))
+        return cli_usage_error("bench load", "--repeat takes 1..100");
+      continue;
+    }
+    int r = cli_load_opt("bench load", argc, argv, &i, &o);
+    if (r < 0) return HOIST_EXIT_USAGE;
+    if (r > 0) continue;
+    if (argv[i][0] == '-') return cli_usage_error("bench load", "unknown option %s", argv[i]);
+    if (path != NULL) return cli_usage_error("bench load", "one PIPELINE only");
+    path = argv[i];
+  }
+  if (path == NULL) return cli_usage_error("bench load", "missing PIPELINE");
+  static volatile int cancel;
+  cli_install_cancel(&cancel);
+  o.load.cancel = &cancel;
+
+  hoist_runtime *rt = NULL;
+  hoist_pipeline *p = NULL;
+  int rc = hoist_runtime_create(&o.cfg, &rt);
+  if (rc != HOIST_OK) return cli_report("bench load", NULL, rc);
+  hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+  po.variant = o.variant;
+  rc = hoist_pipeline_open(rt, path, &po, &p);
+  if (rc != HOIST_OK) {
+    int code = cli_report("bench load", rt, rc);
+    hoist_runtime_close(rt);
+    return code;
+  }
+  const char *files[4096];
+  size_t nfiles = pipeline_files(p, files, 4096);
+  const char *device = o.cfg.device != NULL ? o.cfg.device : "host";
+  int is_cuda = strncmp(device, "cuda", 4) == 0;
+  unsigned threads = o.cfg.threads;
+  if (threads == 0) {
+    long c = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = c >= 16 ? 8 : (c >= 2 ? (unsigned)(c / 2) : 1);
+  }
+
+  /* Limits first, in the same process and run. */
+  double h2d = is_cuda ? bench_h2d_pinned(rt, 1u << 30, 10) : 0;
+  double read_buffered = 0, read_direct = 0;
+  if (cold) {
+    bench_evict(files, nfiles);
+    read_buffered = bench_read_rate(files, nfiles, threads, 16u << 20, 0);
+    bench_evict(files, nfiles);
+    read_direct = bench_read_rate(files, nfiles, threads, 16u << 20, 1);
+  }
+
+  double times[100];
+  uint64_t bytes = 0;
+  int code = HOIST_EXIT_OK;
+  if (!cold) { /* warm-up: page cache, engine ring, CUDA context */
+    double s;
+    rc = one_run(rt, path, &o, &s, &bytes);
+  }
+  for (uint64_t r = 0; r < repeat && rc == HOIST_OK; r++) {
+    if (cold) bench_evict(files, nfiles);
+    rc = one_run(rt, path, &o, &times[r], &bytes);
+    if (!o.json && rc == HOIST_OK)
+      fprintf(stderr, "  run %llu: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1, times[r],
+              (double)bytes / times[r] / 1e9);
+  }
+  if (rc != HOIST_OK) {
+    code = cli_report("bench load", rt, rc);
+    goto done;
+  }
+  qsort(times, (size_t)repeat, sizeof times[0], cmp_double);
+  double med = (double)bytes / times[repeat / 2] / 1e9;
+  double best = (double)bytes / times[0] / 1e9, worst = (double)bytes / times[repeat - 1] / 1e9;
+  double limit = cold ? (read_buffered > read_direct ? read_buffered : read_direct) : h2d;
+  if (o.json) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "device", device);
+    cJSON_AddStringToObject(root, "mode", cold ? "cold" : "warm");
+    cJSON_AddNumberToObject(root, "bytes", (double)bytes);
+    cJSON_AddNumberToObject(root, "files", (double)nfiles);
+    cJSON_AddNumberToObject(root, "runs", (double)repeat);
+    cJSON_AddNumberToObject(root, "median_GBps", med);
+    cJSON_AddNumberToObject(root, "max_GBps", best);
+    cJSON_AddNumberToObject(root, "min_GBps", worst);
+    cJSON_AddNumberToObject(root, "h2d_pinned_GBps", h2d);
+    if (cold) {
+      cJSON_AddNumberToObject(root, "read_buffered_GBps", read_buffered);
+      cJSON_AddNumberToObject(root, "read_direct_GBps", read_direct);
+    }
+    cJSON_AddNumberToObject(root, "ratio_to_limit", limit > 0 ? med / limit : 0);
+    cJSON_AddNumberToObject(root, "threads", threads);
+    code = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
+  } else {
+    char a[32];
+    printf("%s, %zu files, %s, %s: median %.2f GB/s (min %.2f, max %.2f) over %llu runs\n", path,
+           nfiles, cli_human_bytes(bytes, a), cold ? "cold" : "warm", med, worst, best,
+           (unsigned long long)repeat);
+    if (is_cuda) printf("pinned host-to-device limit: %.2f GB/s\n", h2d);
+    if (cold) printf("raw read: buffered %.2f GB/s, O_DIRECT %.2f GB/s\n", read_buffered, read_direct);
+    if (limit > 0) printf("hoist / limit: %.2f\n", med / limit);
+  }
+done:
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+  return code;
+}
+
+int cmd_bench(int argc, char **argv) {
+  if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+    fprintf(argc < 2 ? stderr : stdout, "usage: hoist bench load [OPTIONS] PIPELINE\n");
+    return argc < 2 ? HOIST_EXIT_USAGE : HOIST_EXIT_OK;
+  }
+  if (strcmp(argv[1], "load") == 0) return bench_load(argc - 1, argv + 1);
+  return cli_usage_error("bench", "unknown benchmark '%s' (available: load)", argv[1]);
+}

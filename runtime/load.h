@@ -1,0 +1,58 @@
+/* load.h — the loaded pipeline (load.c) as residency.c sees it: placed
+ * tensors, arenas and host copies of each component. */
+#ifndef HOIST_LOAD_H
+#define HOIST_LOAD_H
+
+#include "device.h"
+#include "pipeline.h"
+
+#define HOIST_MAX_ARENAS 8
+#define HOIST_TENSOR_ALIGN 256u
+
+typedef struct placed_tensor {
+  const hoist_tensor_info *t;
+  uint32_t file;   /* index into the component's files */
+  uint64_t off;    /* offset in the component's placement span */
+} placed_tensor;
+
+typedef struct comp_state {
+  hoist_loaded_info pub;
+  const hoist_component_info *info;
+  size_t index_i;               /* index order position in the pipeline */
+  hoist_file *const *files;
+  size_t nfiles;
+  placed_tensor *tensors;       /* placement order: largest first */
+  size_t ntensors;
+  const placed_tensor **by_name; /* sorted by name, for lookups */
+  uint64_t span;                /* bytes of the placement, aligned */
+  uint64_t need;                /* device bytes it takes when resident */
+  int narenas;
+  uint64_t arena_addr[HOIST_MAX_ARENAS];
+  uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
+  uint64_t arena_bytes[HOIST_MAX_ARENAS];
+  void *host_copy;              /* offload: pinned host copy of the span */
+} comp_state;
+
+struct hoist_loaded {
+  hoist_runtime *rt;
+  const hoist_pipeline *p;
+  comp_state *comps;            /* load order */
+  size_t ncomps;
+  double seconds;
+  uint64_t total_bytes;
+};
+
+/* Device address of a placed tensor of c (its arenas must exist). */
+uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
+/* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
+ * had) ; on failure nothing stays allocated. */
+int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
+void comp_free_arenas(hoist_runtime *rt, comp_state *c);
+
+/* Marks components named by a comma list of names or groups (dit,
+ * text_encoder, image_encoder, vae, all) in mark[] (load order).  An entry
+ * that matches nothing is HOIST_INVALID_ARGUMENT. */
+int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
+                           const comp_state *comps, size_t n, unsigned char *mark);
+
+#endif /* HOIST_LOAD_H */

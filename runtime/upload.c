@@ -1,0 +1,502 @@
+/* upload.c — the upload engine.
+ *
+ * A job is a list of chunks in issue order (largest tensors first).  Reader
+ * threads take the next chunk from an atomic counter, fill one of their two
+ * pinned ring slots from the file (memcpy from the mapping when its pages
+ * are cached, pread or O_DIRECT when not), and issue cudaMemcpyAsync on
+ * their own stream; an event per slot tells when the slot may be refilled.
+ * Small chunks (2 MiB by default) that stay in the CPU caches and about one
+ * thread per two cores are what reached the highest rates on the GPU
+ * machines (bench/RESULTS.md), so those are the defaults.
+ *
+ * The engine (threads' streams, events and slots) is made once per runtime
+ * and reused: pinning memory costs about a second per GB. */
+#include "upload.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#define SLOTS_PER_THREAD 2
+#define DIRECT_ALIGN 4096u
+#define DEFAULT_CHUNK (2u << 20)
+#define MAX_THREADS 64
+
+typedef struct engine_worker {
+  struct hoist_engine *engine;
+  unsigned id;
+  void *stream;
+  void *events[SLOTS_PER_THREAD];
+  unsigned char *slots[SLOTS_PER_THREAD];
+  int pending[SLOTS_PER_THREAD];
+  uv_thread_t thread;
+  int status;
+} engine_worker;
+
+struct hoist_engine {
+  hoist_runtime *rt;
+  hoist_device *dev;
+  unsigned threads;
+  uint64_t chunk;
+  uint64_t slot_bytes; /* chunk + O_DIRECT slack */
+  unsigned char *ring; /* one pinned allocation, cut into slots */
+  uint64_t ring_bytes;
+  engine_worker workers[MAX_THREADS];
+  /* Per-run state. */
+  upload_job *job;
+  atomic_size_t next;
+  atomic_uint_fast64_t done;
+  atomic_int failed;
+  uv_mutex_t progress_lock;
+};
+
+static unsigned default_threads(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n < 2) return 1;
+  unsigned t = (unsigned)(n / 2);
+  return t > 8 ? 8 : t;
+}
+
+void hoist_engine_destroy(hoist_engine *e) {
+  if (e == NULL) return;
+  for (unsigned i = 0; i < e->threads; i++) {
+    engine_worker *w = &e->workers[i];
+    for (int s = 0; s < SLOTS_PER_THREAD; s++)
+      if (w->events[s] != NULL) e->dev->ops->event_destroy(e->dev, w->events[s]);
+    if (w->stream != NULL) e->dev->ops->stream_destroy(e->dev, w->stream);
+  }
+  if (e->ring != NULL) e->dev->ops->pinned_free(e->dev, e->ring);
+  uv_mutex_destroy(&e->progress_lock);
+  free(e);
+}
+
+int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
+  if (rt->engine != NULL) {
+    *out = rt->engine;
+    return HOIST_OK;
+  }
+  hoist_device *dev = rt->dev;
+  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : default_threads();
+  uint64_t chunk = rt->cfg.chunk_bytes != 0 ? rt->cfg.chunk_bytes : DEFAULT_CHUNK;
+  uint64_t ring_max = rt->cfg.ring_bytes != 0 ? rt->cfg.ring_bytes : (256u << 20);
+  if (threads > MAX_THREADS)
+    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "threads %u: at most %d", threads, MAX_THREADS);
+  if (chunk < 4096 || chunk > (1u << 30) || (chunk & 4095) != 0)
+    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "chunk %llu bytes: must be a multiple of 4096 in [4 KiB, 1 GiB]",
+                      (unsigned long long)chunk);
+  uint64_t slot_bytes = chunk + 2 * DIRECT_ALIGN;
+  uint64_t ring = slot_bytes * SLOTS_PER_THREAD * threads;
+  if (ring > ring_max + 2ull * DIRECT_ALIGN * SLOTS_PER_THREAD * threads)
+    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "%u threads x %d slots x %llu-byte chunks need %llu bytes of pinned "
+                      "ring, above the %llu-byte limit",
+                      threads, SLOTS_PER_THREAD, (unsigned long long)chunk,
+                      (unsigned long long)ring, (unsigned long long)ring_max);
+  hoist_engine *e = calloc(1, sizeof *e);
+  if (e == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory for the upload engine");
+  e->rt = rt;
+  e->dev = dev;
+  e->threads = threads;
+  e->chunk = chunk;
+  e->slot_bytes = slot_bytes;
+  e->ring_bytes = ring;
+  int rc = HOIST_OK;
+  if (uv_mutex_init(&e->progress_lock) != 0) {
+    free(e);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a mutex");
+  }
+  rc = dev->ops->pinned_alloc(dev, (size_t)ring, (void **)&e->ring);
+  if (rc != HOIST_OK) goto fail;
+  for (unsigned i = 0; i < threads; i++) {
+    engine_worker *w = &e->workers[i];
+    w->engine = e;
+    w->id = i;
+    rc = dev->ops->stream_create(dev, &w->stream);
+    if (rc != HOIST_OK) goto fail;
+    for (int s = 0; s < SLOTS_PER_THREAD; s++) {
+      rc = dev->ops->event_create(dev, &w->events[s]);
+      if (rc != HOIST_OK) goto fail;
+      /* Slots start O_DIRECT-aligned: slot_bytes is a multiple of 4096. */
+      w->slots[s] = e->ring + ((uint64_t)i * SLOTS_PER_THREAD + (uint64_t)s) * slot_bytes;
+    }
+  }
+  rt->engine = e;
+  *out = e;
+  hoist_log(rt, HOIST_LOG_INFO, "upload engine: %u threads, %llu-byte chunks, %llu bytes pinned",
+            threads, (unsigned long long)chunk, (unsigned long long)ring);
+  return HOIST_OK;
+fail:
+  hoist_engine_destroy(e);
+  return rc;
+}
+
+uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
+unsigned hoist_engine_threads(const hoist_engine *e) { return e->threads; }
+uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
+
+/* ---- reading */
+
+static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t off, void *dst,
+                      size_t len) {
+  unsigned char *p = dst;
+  while (len > 0) {
+    ssize_t n = pread(fd, p, len, (off_t)off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return hoist_fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
+                        (unsigned long long)off, strerror(errno));
+    if (n == 0)
+      return hoist_fail(rt, HOIST_FILE_CHANGED,
+                        "%s: file ended at offset %llu during the load (truncated or replaced)",
+                        hoist_file_path(uf->file), (unsigned long long)off);
+    p += n;
+    off += (uint64_t)n;
+    len -= (size_t)n;
+  }
+  return HOIST_OK;
+}
+
+int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
+  if (uf->mode == HOIST_READ_MMAP && uf->map != NULL) {
+    int rc = hoist_guarded_memcpy(dst, uf->map + off, len);
+    if (rc != HOIST_OK)
+      return hoist_fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
+                        hoist_file_path(uf->file), (unsigned long long)off);
+    return HOIST_OK;
+  }
+  return pread_full(rt, uf, uf->fd, off, dst, len);
+}
+
+/* O_DIRECT read of [off, off+len) into an aligned slot: reads the aligned
+ * superset and returns where the wanted bytes start. */
+static int direct_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
+                       unsigned char *slot, unsigned char **data) {
+  uint64_t a = off & ~(uint64_t)(DIRECT_ALIGN - 1);
+  uint64_t end = off + len;
+  uint64_t b = (end + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
+  uint64_t fsize = hoist_file_size(uf->file);
+  size_t want = (size_t)(b - a);
+  size_t got = 0;
+  while (got < want) {
+    ssize_t n = pread(uf->fd_direct, slot + got, want - got, (off_t)(a + got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0)
+      return hoist_fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
+                        (unsigned long long)(a + got), strerror(errno));
+    if (n == 0) break;
+    got += (size_t)n;
+  }
+  /* The aligned tail may run past the end of the file; only the wanted
+   * bytes must be there, and the file must still be as long as it was. */
+  if (a + got < end || (a + got < b && a + got < fsize))
+    return hoist_fail(rt, HOIST_FILE_CHANGED,
+                      "%s: file ended at offset %llu during the load (truncated or replaced)",
+                      hoist_file_path(uf->file), (unsigned long long)(a + got));
+  *data = slot + (off - a);
+  return HOIST_OK;
+}
+
+/* ---- workers */
+
+static void report_progress(hoist_engine *e, uint64_t add) {
+  upload_job *job = e->job;
+  uint64_t before = atomic_fetch_add(&e->done, add);
+  if (job->progress == NULL || job->total_bytes == 0) return;
+  uint64_t after = before + add;
+  /* Call at most once per 1/200 of the component so callbacks stay cheap. */
+  uint64_t step = job->total_bytes / 200 + 1;
+  if (before / step == after / step && after < job->total_bytes) return;
+  uv_mutex_lock(&e->progress_lock);
+  job->progress(job->progress_user, job->component, after > job->total_bytes ? job->total_bytes : after,
+                job->total_bytes);
+  uv_mutex_unlock(&e->progress_lock);
+}
+
+static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
+                      const unsigned char **src) {
+  upload_job *job = e->job;
+  const upload_segment *seg = &job->segs[c->first_seg];
+  /* A single-segment chunk of a REGISTER or DIRECT file needs no copy or an
+   * aligned read; everything else is gathered into the slot. */
+  if (c->nseg == 1 && seg->slot_off == 0) {
+    const upload_file *uf = &job->files[seg->file];
+    if (uf->mode == HOIST_READ_REGISTER && uf->registered) {
+      *src = uf->map + seg->file_off;
+      return HOIST_OK;
+    }
+    if (uf->mode == HOIST_READ_DIRECT && !job->to_host) {
+      unsigned char *data = NULL;
+      int rc = direct_read(e->rt, uf, seg->file_off, (size_t)seg->len, slot, &data);
+      *src = data;
+      return rc;
+    }
+  }
+  for (uint32_t k = 0; k < c->nseg; k++) {
+    const upload_file *uf = &job->files[seg[k].file];
+    int rc = upload_read(e->rt, uf, seg[k].file_off, slot + seg[k].slot_off, (size_t)seg[k].len);
+    if (rc != HOIST_OK) return rc;
+  }
+  *src = slot;
+  return HOIST_OK;
+}
+
+static void worker_main(void *arg) {
+  engine_worker *w = arg;
+  hoist_engine *e = w->engine;
+  hoist_device *dev = e->dev;
+  upload_job *job = e->job;
+  unsigned k = 0;
+  int rc = HOIST_OK;
+  for (;;) {
+    if (atomic_load(&e->failed)) break;
+    if (job->cancel != NULL && *job->cancel) {
+      rc = hoist_fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
+      break;
+    }
+    size_t i = atomic_fetch_add(&e->next, 1);
+    if (i >= job->nchunks) break;
+    const upload_chunk *c = &job->chunks[i];
+    uint64_t tensor_bytes = 0;
+    for (uint32_t s = 0; s < c->nseg; s++) tensor_bytes += job->segs[c->first_seg + s].len;
+    if (job->to_host) {
+      /* Offload copy: read straight into the pinned host copy. */
+      const upload_segment *seg = &job->segs[c->first_seg];
+      for (uint32_t s = 0; s < c->nseg && rc == HOIST_OK; s++)
+        rc = upload_read(e->rt, &job->files[seg[s].file], seg[s].file_off,
+                         (unsigned char *)(uintptr_t)c->dst + seg[s].slot_off, (size_t)seg[s].len);
+      if (rc != HOIST_OK) break;
+      report_progress(e, tensor_bytes);
+      continue;
+    }
+    if (w->pending[k]) {
+      rc = dev->ops->event_sync(dev, w->events[k]);
+      if (rc != HOIST_OK) break;
+      w->pending[k] = 0;
+    }
+    const unsigned char *src = NULL;
+    rc = fill_chunk(e, w, c, w->slots[k], &src);
+    if (rc != HOIST_OK) break;
+    rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
+    if (rc != HOIST_OK) break;
+    rc = dev->ops->event_record(dev, w->events[k], w->stream);
+    if (rc != HOIST_OK) break;
+    w->pending[k] = 1;
+    k = (k + 1) % SLOTS_PER_THREAD;
+    report_progress(e, tensor_bytes);
+  }
+  if (rc != HOIST_OK) atomic_store(&e->failed, 1);
+  /* Always drain the stream: the slots are reused by the next job. */
+  int src = dev->ops->stream_sync(dev, w->stream);
+  if (rc == HOIST_OK) rc = src;
+  for (int s = 0; s < SLOTS_PER_THREAD; s++) w->pending[s] = 0;
+  w->status = rc;
+}
+
+int hoist_engine_run(hoist_engine *e, upload_job *job) {
+  e->job = job;
+  atomic_store(&e->next, 0);
+  atomic_store(&e->done, 0);
+  atomic_store(&e->failed, 0);
+  unsigned started = 0;
+  int rc = HOIST_OK;
+  unsigned want = e->threads;
+  if (job->nchunks < want) want = job->nchunks > 0 ? (unsigned)job->nchunks : 1;
+  for (; started < want; started++) {
+    e->workers[started].status = HOIST_OK;
+    if (uv_thread_create(&e->workers[started].thread, worker_main, &e->workers[started]) != 0) {
+      rc = hoist_fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
+      atomic_store(&e->failed, 1);
+      break;
+    }
+  }
+  for (unsigned i = 0; i < started; i++) {
+    uv_thread_join(&e->workers[i].thread);
+    /* Keep the first real error over the "stopped because another failed". */
+    if (rc == HOIST_OK && e->workers[i].status != HOIST_OK) rc = e->workers[i].status;
+  }
+  e->job = NULL;
+  return rc;
+}
+
+/* ---- files */
+
+/* Fraction of a file's data pages in the page cache, from a sample. */
+static double cached_fraction(const upload_file *uf) {
+  uint64_t size = hoist_file_size(uf->file);
+  long page = sysconf(_SC_PAGESIZE);
+  if (uf->map == NULL || size == 0 || page <= 0) return 1.0;
+  const uint64_t samples = 64;
+  uint64_t hits = 0, tried = 0;
+  for (uint64_t i = 0; i < samples; i++) {
+    uint64_t off = (size / samples) * i;
+    off &= ~(uint64_t)(page - 1);
+    unsigned char v = 0;
+    if (mincore((void *)(uf->map + off), 1, &v) == 0) {
+      tried++;
+      hits += v & 1;
+    }
+  }
+  return tried == 0 ? 1.0 : (double)hits / (double)tried;
+}
+
+void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
+  if (files == NULL) return;
+  for (size_t i = 0; i < n; i++) {
+    if (files[i].registered) rt->dev->ops->host_unregister(rt->dev, (void *)files[i].map);
+    if (files[i].fd >= 0) close(files[i].fd);
+    if (files[i].fd_direct >= 0) close(files[i].fd_direct);
+  }
+  free(files);
+}
+
+int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+                      hoist_read_mode mode, upload_file **out) {
+  upload_file *uf = calloc(n > 0 ? n : 1, sizeof *uf);
+  if (uf == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  for (size_t i = 0; i < n; i++) uf[i].fd = uf[i].fd_direct = -1;
+  int rc = HOIST_OK;
+  for (size_t i = 0; i < n; i++) {
+    upload_file *u = &uf[i];
+    u->file = files[i];
+    u->map = hoist_file_mapping(files[i]);
+    const char *path = hoist_file_path(files[i]);
+    u->fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (u->fd < 0) {
+      rc = hoist_fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
+                      strerror(errno));
+      goto fail;
+    }
+    /* The file must still be the one whose header we validated. */
+    struct stat st;
+    if (fstat(u->fd, &st) != 0 || (uint64_t)st.st_size != hoist_file_size(files[i])) {
+      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
+      goto fail;
+    }
+    hoist_read_mode m = mode;
+    if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_PREAD;
+    if (m == HOIST_READ_MMAP && u->map == NULL) m = HOIST_READ_PREAD;
+    if (m == HOIST_READ_DIRECT) {
+      u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+      if (u->fd_direct < 0) {
+        hoist_log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
+                  strerror(errno));
+        m = HOIST_READ_PREAD;
+      }
+    } else if (m == HOIST_READ_PREAD) {
+      posix_fadvise(u->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    }
+    if (m == HOIST_READ_REGISTER) {
+      if (u->map == NULL) {
+        m = HOIST_READ_PREAD;
+      } else {
+        /* Page-lock the mapping so the DMA engine reads the page cache
+         * directly; a backend without registration falls back to copies. */
+        rc = rt->dev->ops->host_register(rt->dev, (void *)u->map, (size_t)hoist_file_size(files[i]), 1);
+        if (rc == HOIST_OK) {
+          u->registered = 1;
+        } else if (rc == HOIST_UNSUPPORTED) {
+          m = HOIST_READ_MMAP;
+          rc = HOIST_OK;
+        } else {
+          goto fail;
+        }
+      }
+    }
+    u->mode = m;
+  }
+  *out = uf;
+  return HOIST_OK;
+fail:
+  upload_files_close(rt, uf, n);
+  return rc;
+}
+
+/* ---- jobs */
+
+void upload_job_free(upload_job *job) {
+  free(job->chunks);
+  free(job->segs);
+  job->chunks = NULL;
+  job->segs = NULL;
+  job->nchunks = job->nsegs = 0;
+}
+
+static int push_chunk(hoist_runtime *rt, upload_job *job, size_t *cap, upload_chunk c) {
+  if (job->nchunks == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256;
+    upload_chunk *p = realloc(job->chunks, ncap * sizeof *p);
+    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+    job->chunks = p;
+    *cap = ncap;
+  }
+  job->chunks[job->nchunks++] = c;
+  return HOIST_OK;
+}
+
+static int push_seg(hoist_runtime *rt, upload_job *job, size_t *cap, upload_segment s) {
+  if (job->nsegs == *cap) {
+    size_t ncap = *cap ? *cap * 2 : 256;
+    upload_segment *p = realloc(job->segs, ncap * sizeof *p);
+    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+    job->segs = p;
+    *cap = ncap;
+  }
+  job->segs[job->nsegs++] = s;
+  return HOIST_OK;
+}
+
+int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
+                     const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
+                     const uint64_t *dst, size_t ntensors) {
+  size_t ccap = 0, scap = 0;
+  int rc = HOIST_OK;
+  int open_chunk = 0;
+  upload_chunk cur = {0};
+  job->total_bytes = 0;
+  for (size_t i = 0; i < ntensors; i++) {
+    const hoist_tensor_info *t = tensors[i];
+    uint64_t base = hoist_file_data_offset(job->files[tensor_file[i]].file);
+    if (t->nbytes == 0) continue;
+    job->total_bytes += t->nbytes;
+    if (t->nbytes >= chunk_bytes / 2) {
+      /* Large tensor: its own chunks. */
+      if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+      open_chunk = 0;
+      for (uint64_t off = 0; off < t->nbytes; off += chunk_bytes) {
+        uint64_t len = t->nbytes - off < chunk_bytes ? t->nbytes - off : chunk_bytes;
+        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len};
+        upload_chunk c = {dst[i] + off, len, (uint32_t)job->nsegs, 1};
+        if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
+        if ((rc = push_chunk(rt, job, &ccap, c)) != HOIST_OK) goto fail;
+      }
+      continue;
+    }
+    /* Small tensor: merge with the previous ones when it is placed right
+     * after them (placement is contiguous) and the span stays in a chunk. */
+    if (open_chunk && dst[i] >= cur.dst && dst[i] + t->nbytes - cur.dst <= chunk_bytes) {
+      upload_segment s = {tensor_file[i], (uint32_t)(dst[i] - cur.dst), base + t->begin, t->nbytes};
+      if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
+      cur.nseg++;
+      cur.len = dst[i] + t->nbytes - cur.dst;
+      continue;
+    }
+    if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+    upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes};
+    cur = (upload_chunk){dst[i], t->nbytes, (uint32_t)job->nsegs, 1};
+    if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
+    open_chunk = 1;
+  }
+  if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+  if (job->nsegs > UINT32_MAX) {
+    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
+    goto fail;
+  }
+  return HOIST_OK;
+fail:
+  upload_job_free(job);
+  return rc;
+}

@@ -1,0 +1,95 @@
+/* upload.h — the upload engine: moves a component's tensors from their files
+ * into device memory (or into a pinned host copy) through a small pinned
+ * ring, reader threads and per-thread streams.
+ *
+ * The engine (threads' streams, events and ring slots) is created once per
+ * runtime, on its first load, and reused; hoist_engine_destroy frees it at
+ * runtime close.  One job runs at a time per runtime (load.c serializes). */
+#ifndef HOIST_UPLOAD_H
+#define HOIST_UPLOAD_H
+
+#include "device.h"
+
+#include <stdatomic.h>
+
+/* One file of a job, with the read strategy chosen for it. */
+typedef struct upload_file {
+  const hoist_file *file;
+  int fd;                /* buffered read descriptor */
+  int fd_direct;         /* O_DIRECT descriptor, -1 when unused */
+  hoist_read_mode mode;  /* resolved: PREAD, MMAP, DIRECT or REGISTER */
+  const unsigned char *map; /* the file's mapping */
+  int registered;        /* REGISTER: the mapping is page-locked */
+} upload_file;
+
+/* A piece of one file that lands at slot_off inside a chunk. */
+typedef struct upload_segment {
+  uint32_t file;     /* index into the job's files */
+  uint32_t slot_off;
+  uint64_t file_off; /* absolute offset in the file */
+  uint64_t len;
+} upload_segment;
+
+/* One transfer: a contiguous destination range filled from its segments
+ * (several small tensors placed next to each other share one chunk). */
+typedef struct upload_chunk {
+  uint64_t dst;        /* device address, or host address for host jobs */
+  uint64_t len;        /* span, padding between merged tensors included */
+  uint32_t first_seg;
+  uint32_t nseg;
+} upload_chunk;
+
+typedef struct upload_job {
+  const char *component;        /* for messages and progress */
+  upload_file *files;
+  size_t nfiles;
+  upload_chunk *chunks;         /* in issue order: largest tensors first */
+  size_t nchunks;
+  upload_segment *segs;
+  size_t nsegs;
+  uint64_t total_bytes;         /* tensor bytes, for progress */
+  int to_host;                  /* 1: dst are host addresses (offload copy) */
+  hoist_progress_fn progress;
+  void *progress_user;
+  const volatile int *cancel;
+} upload_job;
+
+typedef struct hoist_engine hoist_engine;
+
+/* Creates the runtime's engine if needed (threads x 2 slots of chunk bytes,
+ * within cfg.ring_bytes). */
+int hoist_engine_get(hoist_runtime *rt, hoist_engine **out);
+void hoist_engine_destroy(hoist_engine *e);
+uint64_t hoist_engine_chunk_bytes(const hoist_engine *e);
+unsigned hoist_engine_threads(const hoist_engine *e);
+uint64_t hoist_engine_pinned_bytes(const hoist_engine *e);
+
+/* Runs a job to completion: every chunk copied and every stream
+ * synchronized, or the first error (the others stop at the next chunk). */
+int hoist_engine_run(hoist_engine *e, upload_job *job);
+
+/* Opens descriptors and picks each file's read mode (AUTO: a file whose
+ * pages are mostly cached is copied from its mapping, others are read with
+ * pread).  Close with upload_files_close. */
+int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+                      hoist_read_mode mode, upload_file **out);
+void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
+
+/* Builds the chunk list of a job from tensors already placed at dst
+ * addresses.  tensors[i] is in file tensor_file[i] and lands at dst[i];
+ * the arrays are in issue (placement) order. */
+int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
+                     const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
+                     const uint64_t *dst, size_t ntensors);
+void upload_job_free(upload_job *job);
+
+/* Copies len bytes of f at absolute offset off into dst; truncation of the
+ * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
+int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
+
+/* SIGBUS-guarded memcpy from a file mapping (sigbus_guard.c). */
+int hoist_guarded_memcpy(void *dst, const void *src, size_t n);
+void hoist_sigbus_guard_acquire(void);
+void hoist_sigbus_guard_release(void);
+
+#endif /* HOIST_UPLOAD_H */

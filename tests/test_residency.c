@@ -1,0 +1,333 @@
+/* test_residency.c — admission control and residency on the host backend
+ * (issue 5): exact capacity thresholds, preflight refusal before any
+ * allocation, --offload and --fsdp, --on-oom offload, injected allocation
+ * failures and a capacity drop between components, prepare/release moves,
+ * and the CLI's exit code 4 with its JSON. */
+#include "testutil.h"
+
+#include "device.h"
+#include "pipeline_fixture.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+static char pipe_dir[1024];
+
+typedef struct world {
+  hoist_runtime *rt;
+  hoist_pipeline *p;
+  uint64_t need_total; /* sum of device bytes when everything is resident */
+  uint64_t need_te2;   /* text_encoder_2's device bytes */
+  uint64_t need_dit;
+} world;
+
+static uint64_t device_bytes_of(const hoist_loaded *l, const char *name) {
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    if (strcmp(hoist_loaded_component(l, i)->name, name) == 0)
+      return hoist_loaded_component(l, i)->device_bytes;
+  ck_abort_msg("no component %s", name);
+  return 0;
+}
+
+static const hoist_loaded_info *comp(const hoist_loaded *l, const char *name, size_t *index) {
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    if (strcmp(hoist_loaded_component(l, i)->name, name) == 0) {
+      if (index != NULL) *index = i;
+      return hoist_loaded_component(l, i);
+    }
+  ck_abort_msg("no component %s", name);
+  return NULL;
+}
+
+static void world_open(world *w, const char *name, uint64_t capacity) {
+  tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
+  fixture_write_pipeline(pipe_dir, 7);
+  /* Measure the needs with an unlimited device first. */
+  hoist_runtime *probe = tu_host_runtime(0);
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(probe, pipe_dir, NULL, &p), HOIST_OK);
+  ck_assert_int_eq(hoist_load_pipeline(probe, p, NULL, &l), HOIST_OK);
+  w->need_total = 0;
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    w->need_total += hoist_loaded_component(l, i)->device_bytes;
+  w->need_te2 = device_bytes_of(l, "text_encoder_2");
+  w->need_dit = device_bytes_of(l, "transformer");
+  hoist_loaded_close(l);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(probe);
+  w->rt = tu_host_runtime(capacity != 0 ? capacity : w->need_total);
+  ck_assert_int_eq(hoist_pipeline_open(w->rt, pipe_dir, NULL, &w->p), HOIST_OK);
+}
+
+static void world_close(world *w) {
+  ck_assert_uint_eq(hoist_device_host_allocated(w->rt->dev), 0);
+  hoist_pipeline_close(w->p);
+  hoist_runtime_close(w->rt);
+}
+
+START_TEST(exact_capacity_loads_one_byte_less_refuses) {
+  world w;
+  world_open(&w, "res_exact", 0);
+  hoist_loaded *l = NULL;
+  ck_assert_msg(hoist_load_pipeline(w.rt, w.p, NULL, &l) == HOIST_OK, "%s", hoist_last_error(w.rt));
+  hoist_loaded_close(l);
+  hoist_device_host_set_capacity(w.rt->dev, w.need_total - 1);
+  hoist_load_failure f;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.failure = &f;
+  /* The preflight refuses before anything is allocated: make any
+   * allocation fail loudly to prove none is attempted. */
+  hoist_device_host_fail_alloc_at(w.rt->dev, 1, UINT64_MAX);
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
+  ck_assert_ptr_null(l);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "preflight"));
+  ck_assert_ptr_null(strstr(hoist_last_error(w.rt), "injected"));
+  ck_assert_str_eq(f.component, "vae"); /* the last in load order no longer fits */
+  hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
+  world w;
+  world_open(&w, "res_offload", 0);
+  hoist_device_host_set_capacity(w.rt->dev, w.need_total - 1);
+  hoist_loaded *l = NULL;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.offload = "text_encoder_2";
+  ck_assert_msg(hoist_load_pipeline(w.rt, w.p, &o, &l) == HOIST_OK, "%s", hoist_last_error(w.rt));
+  size_t te2 = 0, dit = 0;
+  ck_assert_int_eq(comp(l, "text_encoder_2", &te2)->residency, HOIST_OFFLOAD);
+  ck_assert_uint_eq(comp(l, "text_encoder_2", NULL)->device_bytes, 0);
+  ck_assert_int_eq(comp(l, "transformer", &dit)->residency, HOIST_RESIDENT);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
+
+  /* Offloaded: no device address until prepared. */
+  uint64_t addr = 0;
+  ck_assert_int_eq(hoist_loaded_tensor(l, "text_encoder_2", "encoder.3", &addr, NULL),
+                   HOIST_UNSUPPORTED);
+  /* Release the DiT's room?  No: resident components never move. */
+  int moved = -1;
+  ck_assert_int_eq(hoist_prepare_for_use(l, dit, NULL, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 0);
+  ck_assert_int_eq(hoist_release_after_use(l, dit, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 0);
+  /* Not enough room to prepare text_encoder_2 now... */
+  ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_DEVICE_OOM);
+  ck_assert_int_eq(moved, 0);
+  /* ...until the card grows. */
+  hoist_device_host_set_capacity(w.rt->dev, w.need_total);
+  ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 1);
+  ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 0);
+  const hoist_tensor_info *ti = NULL;
+  ck_assert_int_eq(hoist_loaded_tensor(l, "text_encoder_2", "encoder.3", &addr, &ti), HOIST_OK);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/text_encoder_2/model.safetensors", pipe_dir);
+  hoist_file *f = NULL;
+  ck_assert_int_eq(hoist_file_open(NULL, path, &f), HOIST_OK);
+  unsigned char *want = malloc(ti->nbytes);
+  ck_assert_int_eq(hoist_file_read(f, hoist_file_data_offset(f) + ti->begin, want, ti->nbytes), HOIST_OK);
+  ck_assert(memcmp((void *)(uintptr_t)addr, want, ti->nbytes) == 0);
+  free(want);
+  hoist_file_close(f);
+  ck_assert_int_eq(hoist_release_after_use(l, te2, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 1);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
+  hoist_loaded_close(l);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(fsdp_component_is_never_moved) {
+  world w;
+  world_open(&w, "res_fsdp", 0);
+  hoist_loaded *l = NULL;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.fsdp = "transformer";
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_OK);
+  size_t dit = 0;
+  const hoist_loaded_info *c = comp(l, "transformer", &dit);
+  ck_assert_int_eq(c->residency, HOIST_FSDP);
+  uint64_t begin = c->device_begin;
+  int moved = -1;
+  for (int i = 0; i < 3; i++) {
+    ck_assert_int_eq(hoist_release_after_use(l, dit, &moved), HOIST_OK);
+    ck_assert_int_eq(moved, 0);
+    ck_assert_int_eq(hoist_prepare_for_use(l, dit, NULL, &moved), HOIST_OK);
+    ck_assert_int_eq(moved, 0);
+  }
+  ck_assert_uint_eq(comp(l, "transformer", NULL)->device_begin, begin);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total);
+  hoist_loaded_close(l);
+  /* Both marks on one component is a usage error. */
+  o.offload = "dit";
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_INVALID_ARGUMENT);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(on_oom_offload_degrades) {
+  world w;
+  world_open(&w, "res_degrade", 0);
+  /* The DiT alone no longer fits: it goes to host memory, the rest loads. */
+  hoist_device_host_set_capacity(w.rt->dev, w.need_total - w.need_dit);
+  hoist_loaded *l = NULL;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
+  o.on_oom = HOIST_ON_OOM_OFFLOAD;
+  ck_assert_msg(hoist_load_pipeline(w.rt, w.p, &o, &l) == HOIST_OK, "%s", hoist_last_error(w.rt));
+  ck_assert_int_eq(comp(l, "transformer", NULL)->residency, HOIST_OFFLOAD);
+  ck_assert_int_eq(comp(l, "text_encoder_2", NULL)->residency, HOIST_RESIDENT);
+  ck_assert_int_eq(comp(l, "vae", NULL)->residency, HOIST_RESIDENT);
+  hoist_loaded_close(l);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(groups_and_bad_names) {
+  world w;
+  world_open(&w, "res_groups", 0);
+  hoist_loaded *l = NULL;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.offload = "text_encoder,vae";
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_OK);
+  ck_assert_int_eq(comp(l, "text_encoder", NULL)->residency, HOIST_OFFLOAD);
+  ck_assert_int_eq(comp(l, "text_encoder_2", NULL)->residency, HOIST_OFFLOAD);
+  ck_assert_int_eq(comp(l, "vae", NULL)->residency, HOIST_OFFLOAD);
+  ck_assert_int_eq(comp(l, "transformer", NULL)->residency, HOIST_RESIDENT);
+  hoist_loaded_close(l);
+  o.offload = "unet";
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "unet"));
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(every_failed_allocation_frees_everything) {
+  world w;
+  world_open(&w, "res_inject", 0);
+  for (uint64_t k = 1; k <= 4; k++) {
+    hoist_loaded *l = NULL;
+    hoist_device_host_fail_alloc_at(w.rt->dev, k, UINT64_MAX);
+    int rc = hoist_load_pipeline(w.rt, w.p, NULL, &l);
+    ck_assert_msg(rc == HOIST_ADMISSION, "k=%llu: %s", (unsigned long long)k, hoist_status_name(rc));
+    ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "despite admission"));
+    ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), 0);
+    /* The runtime stays usable. */
+    hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+    ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, NULL, &l), HOIST_OK);
+    hoist_loaded_close(l);
+  }
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(fragmented_device_gets_several_arenas) {
+  world w;
+  world_open(&w, "res_split", 0);
+  /* The first (single-arena) allocation fails once, as on a fragmented
+   * card: the component is placed in two arenas instead. */
+  hoist_device_host_fail_alloc_at(w.rt->dev, 1, 1);
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, NULL, &l), HOIST_OK);
+  const hoist_loaded_info *c = comp(l, "transformer", NULL);
+  ck_assert_uint_lt(c->device_end - c->device_begin, c->device_bytes);
+  uint64_t addr = 0;
+  ck_assert_int_eq(hoist_loaded_tensor(l, "transformer", "blocks.b.5", &addr, NULL), HOIST_OK);
+  hoist_loaded_close(l);
+  world_close(&w);
+}
+END_TEST
+
+typedef struct squeeze {
+  hoist_device *dev;
+  uint64_t capacity;
+  int fired;
+} squeeze;
+
+/* When the first component is complete, another tenant takes memory. */
+static void squeeze_after_first(void *user, const char *component, uint64_t done, uint64_t total) {
+  squeeze *s = user;
+  if (!s->fired && done == total) {
+    s->fired = 1;
+    hoist_device_host_set_capacity(s->dev, s->capacity);
+  }
+}
+
+START_TEST(capacity_drop_between_components_is_noticed) {
+  world w;
+  world_open(&w, "res_drop", 0);
+  squeeze s = {w.rt->dev, w.need_dit + 1024, 0};
+  hoist_load_failure f;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.progress = squeeze_after_first;
+  o.progress_user = &s;
+  o.failure = &f;
+  hoist_loaded *l = NULL;
+  /* Inject a failure on the 2nd allocation too: admission must refuse the
+   * 2nd component before trying to allocate it. */
+  hoist_device_host_fail_alloc_at(w.rt->dev, 2, UINT64_MAX);
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
+  ck_assert_int_eq(s.fired, 1);
+  ck_assert_str_eq(f.component, "text_encoder_2");
+  ck_assert_uint_eq(f.free_bytes, 1024);
+  ck_assert_ptr_null(strstr(hoist_last_error(w.rt), "despite"));
+  hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(cli_refusal_exit_4_with_json) {
+  world w;
+  world_open(&w, "res_cli", 0);
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "%s load --json --device host --capacity %llu '%s' > '%s/out.json'",
+           HOIST_CLI_PATH, (unsigned long long)(w.need_total - 1), pipe_dir, pipe_dir);
+  int st = system(cmd);
+  ck_assert(WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 4);
+  char path[1200];
+  snprintf(path, sizeof path, "%s/out.json", pipe_dir);
+  size_t len = 0;
+  char *text = tu_read_file(path, &len);
+  ck_assert_ptr_nonnull(strstr(text, "\"error\""));
+  ck_assert_ptr_nonnull(strstr(text, "\"component\":\"vae\""));
+  ck_assert_ptr_nonnull(strstr(text, "\"need_bytes\""));
+  ck_assert_ptr_nonnull(strstr(text, "\"free_bytes\""));
+  free(text);
+  snprintf(cmd, sizeof cmd,
+           "%s load --json --device host --capacity %llu --offload text_encoder_2 --fsdp transformer "
+           "'%s' > '%s/out.json'",
+           HOIST_CLI_PATH, (unsigned long long)(w.need_total - 1), pipe_dir, pipe_dir);
+  st = system(cmd);
+  ck_assert_int_eq(WEXITSTATUS(st), 0);
+  text = tu_read_file(path, &len);
+  ck_assert_ptr_nonnull(strstr(text, "\"name\":\"text_encoder_2\""));
+  ck_assert_ptr_nonnull(strstr(text, "\"residency\":\"offload\""));
+  ck_assert_ptr_nonnull(strstr(text, "\"residency\":\"fsdp\""));
+  free(text);
+  world_close(&w);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("residency");
+  TCase *tc = tcase_create("host");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, exact_capacity_loads_one_byte_less_refuses);
+  tcase_add_test(tc, offload_biggest_text_encoder_fits_same_capacity);
+  tcase_add_test(tc, fsdp_component_is_never_moved);
+  tcase_add_test(tc, on_oom_offload_degrades);
+  tcase_add_test(tc, groups_and_bad_names);
+  tcase_add_test(tc, every_failed_allocation_frees_everything);
+  tcase_add_test(tc, fragmented_device_gets_several_arenas);
+  tcase_add_test(tc, capacity_drop_between_components_is_noticed);
+  tcase_add_test(tc, cli_refusal_exit_4_with_json);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# gpu-run.sh — run ON the GPU machine (after tools/gpu-prepare.sh here), in
+# one call: the gpu-labelled tests, then the load benchmark on a
+# FLUX.1-dev-shaped pipeline of >= 8 GB next to the hardware limit and the
+# peer loaders measured in the same run.  Logs and JSON go to $OUT.
+#   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: about 10 GB)
+#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels")
+set -uo pipefail
+root=$PWD
+out=${OUT:-/tmp/hoist-out}
+mkdir -p "$out"
+steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels"}
+scale=${HOIST_BENCH_SCALE:-0.3}
+bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
+
+# The build was configured at /work/main with ../shared beside it.
+mkdir -p /work
+[ -e /work/main ] || ln -s "$root" /work/main
+[ -e /work/shared ] || ln -s "$root/.gpu/shared" /work/shared
+export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+export PYTHONUNBUFFERED=1
+if ls "$root"/.whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site "$root"/.whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current,pcie.link.width.current \
+  --format=csv | tee "$out/gpu.txt"
+hoist=/work/main/build-gpu/hoist
+has() { [[ " $steps " == *" $1 "* ]]; }
+
+if has tests; then
+  (cd /work/main/build-gpu && ctest -L gpu --output-on-failure) 2>&1 | tee "$out/gpu-tests.log"
+  # The CLI's device contract on a real card.
+  "$hoist" load --json --device cuda:0 --verify /work/shared/vectors/pipe >"$out/load-vectors.json" 2>&1
+  echo "load vectors: exit $?"
+fi
+
+if has warm || has cold || has peer || has verify; then
+  if [ ! -f "$bench/flux/model_index.json" ]; then
+    rm -rf "$bench/flux"
+    mkdir -p "$bench"
+    /usr/bin/time -f "make-pipeline: %e s" "$hoist" make-pipeline --preset flux1-dev --scale "$scale" \
+      --seed 1 "$bench/flux" 2>&1 | tail -n 3
+  fi
+  "$hoist" plan "$bench/flux" | tee "$out/plan.txt"
+fi
+
+if has warm; then
+  {
+    "$hoist" bench load --json --device cuda:0 --repeat 5 "$bench/flux"
+    for mode in mmap pread register; do
+      "$hoist" bench load --json --device cuda:0 --repeat 3 --read "$mode" "$bench/flux" | sed "s/^{/{\"variant\":\"read=$mode\",/"
+    done
+    for cfg in "--threads 6" "--threads 10" "--threads 12" "--chunk 1M" "--chunk 4M" "--threads 12 --chunk 1M"; do
+      "$hoist" bench load --json --device cuda:0 --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
+    done
+  } 2>&1 | tee "$out/bench-warm.jsonl"
+fi
+
+if has cold; then
+  for cfg in "" "--threads 16 --chunk 8M" "--read direct --chunk 8M"; do
+    "$hoist" bench load --json --device cuda:0 --cold --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
+  done 2>&1 | tee "$out/bench-cold.jsonl"
+fi
+
+if has peer; then
+  timeout 300 python3 "$root/.gpu/peer_safetensors.py" "$bench/flux" --repeat 3 2>&1 | tee "$out/peer.json"
+fi
+
+if has verify; then
+  /usr/bin/time -f "load --verify: %e s wall" "$hoist" load --json --device cuda:0 --verify "$bench/flux" \
+    2>&1 | tee "$out/load-verify.json"
+fi
+
+if has kernels && [ -x /work/main/build-gpu/bench/bench_kernels ]; then
+  /work/main/build-gpu/bench/bench_kernels 2>&1 | tee "$out/bench-kernels.log"
+elif has kernels && [ -x /work/main/build-gpu/tests/bench_kernels ]; then
+  /work/main/build-gpu/tests/bench_kernels 2>&1 | tee "$out/bench-kernels.log"
+fi
+echo "gpu-run: done"
