@@ -1,0 +1,593 @@
+/* test_make_pipeline.c — the preset tables and the pipeline writer behind
+ * `hoist make-pipeline`: published sizes at scale 1 (from the tables, no
+ * writing), the scaling rule, shard layout at every scale, every preset
+ * written at a tiny scale and read back with the strict reader
+ * (hoist_file_open), index files, contents (non-zero, reproducible from
+ * the seed), determinism, and the error paths (non-empty dir, write
+ * failure with cleanup). */
+#include "pipeline_writer.h"
+#include "presets.h"
+#include "testutil.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <ftw.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+#define TINY 0.001
+
+/* ------------------------------------------------------------------------ */
+/* Tables */
+
+START_TEST(presets_listed_and_found) {
+  ck_assert_uint_eq(hoist_preset_count(), 4);
+  static const char *names[] = {"flux1-dev", "wan2.2-t2v-a14b", "qwen-image", "sd3.5-large"};
+  for (size_t i = 0; i < 4; i++) {
+    const hoist_preset *p = hoist_preset_find(names[i]);
+    ck_assert_ptr_nonnull(p);
+    ck_assert_str_eq(p->name, names[i]);
+    /* model_index keys are sorted, as diffusers writes them */
+    for (size_t k = 1; k < p->component_count; k++)
+      ck_assert_int_lt(strcmp(p->components[k - 1].name, p->components[k].name), 0);
+    for (size_t k = 0; k < p->component_count; k++) {
+      const hoist_preset_component *c = &p->components[k];
+      if (c->kind != HOIST_PRESET_WEIGHTS) continue;
+      cJSON *cfg = cJSON_Parse(c->config_json);
+      ck_assert_msg(cfg != NULL, "%s/%s: config.json is not JSON", p->name, c->name);
+      cJSON_Delete(cfg);
+    }
+  }
+  ck_assert_ptr_null(hoist_preset_find("flux1-schnell"));
+  ck_assert_ptr_null(hoist_preset_at(4));
+  ck_assert(!hoist_preset_scale_valid(0.0));
+  ck_assert(!hoist_preset_scale_valid(1.5));
+  ck_assert(!hoist_preset_scale_valid(NAN));
+  ck_assert(hoist_preset_scale_valid(1.0));
+}
+END_TEST
+
+/* Published component sizes, written here independently of the tables'
+ * own published_bytes field (bytes; the issue's figures). */
+static const struct {
+  const char *preset, *component;
+  double bytes;
+  uint32_t shards;
+  hoist_dtype dtype;
+} published[] = {
+    {"flux1-dev", "transformer", 23.80e9, 3, HOIST_DTYPE_BF16},
+    {"flux1-dev", "text_encoder_2", 9.52e9, 2, HOIST_DTYPE_BF16},
+    {"flux1-dev", "text_encoder", 246e6, 1, HOIST_DTYPE_BF16},
+    {"flux1-dev", "vae", 168e6, 1, HOIST_DTYPE_BF16},
+    {"wan2.2-t2v-a14b", "transformer", 28.6e9, 12, HOIST_DTYPE_BF16},
+    {"wan2.2-t2v-a14b", "transformer_2", 28.6e9, 12, HOIST_DTYPE_BF16},
+    {"wan2.2-t2v-a14b", "text_encoder", 11.4e9, 3, HOIST_DTYPE_BF16},
+    {"wan2.2-t2v-a14b", "vae", 0.508e9, 1, HOIST_DTYPE_F32},
+    {"qwen-image", "transformer", 40.9e9, 9, HOIST_DTYPE_BF16},
+    {"qwen-image", "text_encoder", 16.6e9, 4, HOIST_DTYPE_BF16},
+    {"qwen-image", "vae", 0.254e9, 1, HOIST_DTYPE_BF16},
+    {"sd3.5-large", "transformer", 16.3e9, 2, HOIST_DTYPE_BF16},
+    {"sd3.5-large", "text_encoder", 0.247e9, 1, HOIST_DTYPE_F16},
+    {"sd3.5-large", "text_encoder_2", 1.39e9, 1, HOIST_DTYPE_F16},
+    {"sd3.5-large", "text_encoder_3", 9.52e9, 2, HOIST_DTYPE_F16},
+    {"sd3.5-large", "vae", 0.168e9, 1, HOIST_DTYPE_F16},
+};
+
+static const hoist_preset_component *find_component(const hoist_preset *p, const char *name) {
+  for (size_t k = 0; k < p->component_count; k++)
+    if (strcmp(p->components[k].name, name) == 0) return &p->components[k];
+  return NULL;
+}
+
+START_TEST(totals_match_published_sizes) {
+  const size_t n = sizeof published / sizeof published[0];
+  size_t weights = 0;
+  for (size_t i = 0; i < hoist_preset_count(); i++) {
+    const hoist_preset *p = hoist_preset_at(i);
+    for (size_t k = 0; k < p->component_count; k++)
+      weights += p->components[k].kind == HOIST_PRESET_WEIGHTS;
+  }
+  ck_assert_uint_eq(weights, n); /* every weight component is covered */
+  for (size_t i = 0; i < n; i++) {
+    const hoist_preset *p = hoist_preset_find(published[i].preset);
+    ck_assert_ptr_nonnull(p);
+    const hoist_preset_component *c = find_component(p, published[i].component);
+    ck_assert_ptr_nonnull(c);
+    uint64_t bytes = 0, count = 0;
+    ck_assert_int_eq(hoist_preset_component_totals(c, 1.0, &bytes, &count), HOIST_OK);
+    double err = fabs((double)bytes - published[i].bytes) / published[i].bytes;
+    ck_assert_msg(err < 0.01, "%s/%s: %llu bytes, published %.0f (%.2f %% off)", p->name, c->name,
+                  (unsigned long long)bytes, published[i].bytes, 100 * err);
+    ck_assert_msg(fabs((double)bytes - (double)c->published_bytes) < 0.01 * (double)c->published_bytes,
+                  "%s/%s against its table entry", p->name, c->name);
+    ck_assert_uint_eq(c->shards, published[i].shards);
+    ck_assert_int_eq(c->dtype, published[i].dtype);
+    ck_assert_uint_gt(count, 100);
+  }
+  /* The two checkpoints whose index total_size is known to the byte. */
+  uint64_t b;
+  hoist_preset_component_totals(find_component(hoist_preset_find("flux1-dev"), "transformer"), 1.0, &b,
+                                NULL);
+  ck_assert_uint_eq(b, 23802816640ull);
+  hoist_preset_component_totals(find_component(hoist_preset_find("flux1-dev"), "text_encoder_2"), 1.0,
+                                &b, NULL);
+  ck_assert_uint_eq(b, 9524621312ull);
+}
+END_TEST
+
+typedef struct probe {
+  const char *want;
+  int found;
+  uint32_t ndim;
+  uint64_t shape[HOIST_PRESET_MAX_DIMS];
+  hoist_dtype dtype;
+  size_t count;
+  /* names seen, to check uniqueness */
+  char **names;
+  size_t nnames, cap;
+} probe;
+
+static int probe_fn(void *user, const hoist_preset_tensor *t) {
+  probe *pr = user;
+  pr->count++;
+  if (pr->want && strcmp(t->name, pr->want) == 0) {
+    pr->found = 1;
+    pr->ndim = t->ndim;
+    pr->dtype = t->dtype;
+    memcpy(pr->shape, t->shape, t->ndim * sizeof(uint64_t));
+  }
+  if (pr->cap) {
+    if (pr->nnames == pr->cap) {
+      pr->cap *= 2;
+      pr->names = realloc(pr->names, pr->cap * sizeof(char *));
+      ck_assert_ptr_nonnull(pr->names);
+    }
+    pr->names[pr->nnames++] = strdup(t->name);
+  }
+  return 0;
+}
+
+static void expect_shape(const char *preset, const char *comp, double scale, const char *name,
+                         uint32_t ndim, const uint64_t *shape) {
+  probe pr = {.want = name};
+  const hoist_preset_component *c = find_component(hoist_preset_find(preset), comp);
+  ck_assert_ptr_nonnull(c);
+  ck_assert_int_eq(hoist_preset_tensors(c, scale, probe_fn, &pr), 0);
+  ck_assert_msg(pr.found, "%s/%s: no tensor %s", preset, comp, name);
+  ck_assert_uint_eq(pr.ndim, ndim);
+  for (uint32_t i = 0; i < ndim; i++)
+    ck_assert_msg(pr.shape[i] == shape[i], "%s dim %u: %llu, want %llu", name, i,
+                  (unsigned long long)pr.shape[i], (unsigned long long)shape[i]);
+}
+
+START_TEST(real_names_and_shapes) {
+  expect_shape("flux1-dev", "transformer", 1.0, "transformer_blocks.18.attn.to_q.weight", 2,
+               (uint64_t[]){3072, 3072});
+  expect_shape("flux1-dev", "transformer", 1.0, "single_transformer_blocks.37.proj_out.weight", 2,
+               (uint64_t[]){3072, 15360});
+  expect_shape("flux1-dev", "text_encoder_2", 1.0, "encoder.block.23.layer.0.SelfAttention.q.weight",
+               2, (uint64_t[]){4096, 4096});
+  expect_shape("flux1-dev", "text_encoder_2", 1.0, "encoder.block.0.layer.1.DenseReluDense.wi_0.weight",
+               2, (uint64_t[]){10240, 4096});
+  expect_shape("flux1-dev", "text_encoder_2", 1.0, "shared.weight", 2, (uint64_t[]){32128, 4096});
+  expect_shape("wan2.2-t2v-a14b", "transformer", 1.0, "blocks.39.ffn.net.0.proj.weight", 2,
+               (uint64_t[]){13824, 5120});
+  expect_shape("wan2.2-t2v-a14b", "text_encoder", 1.0, "shared.weight", 2, (uint64_t[]){256384, 4096});
+  expect_shape("wan2.2-t2v-a14b", "vae", 1.0, "decoder.conv_out.weight", 5, (uint64_t[]){3, 96, 3, 3, 3});
+  expect_shape("qwen-image", "transformer", 1.0, "transformer_blocks.59.img_mod.1.weight", 2,
+               (uint64_t[]){18432, 3072});
+  expect_shape("qwen-image", "text_encoder", 1.0, "model.layers.27.self_attn.k_proj.weight", 2,
+               (uint64_t[]){512, 3584});
+  expect_shape("sd3.5-large", "transformer", 1.0, "transformer_blocks.37.attn.to_q.weight", 2,
+               (uint64_t[]){2432, 2432});
+  expect_shape("sd3.5-large", "text_encoder_2", 1.0, "text_model.encoder.layers.31.mlp.fc1.weight", 2,
+               (uint64_t[]){5120, 1280});
+  /* Scaling rule: largest dim * F rounded, min 1; ranks and others kept. */
+  expect_shape("flux1-dev", "transformer", TINY, "transformer_blocks.0.attn.to_q.weight", 2,
+               (uint64_t[]){3, 3072});
+  expect_shape("flux1-dev", "transformer", TINY, "transformer_blocks.0.attn.to_q.bias", 1,
+               (uint64_t[]){3});
+  expect_shape("flux1-dev", "transformer", TINY, "transformer_blocks.0.attn.norm_q.weight", 1,
+               (uint64_t[]){1});
+  expect_shape("flux1-dev", "transformer", 0.5, "single_transformer_blocks.0.proj_out.weight", 2,
+               (uint64_t[]){3072, 7680});
+  expect_shape("wan2.2-t2v-a14b", "vae", 0.01, "decoder.conv_out.weight", 5, (uint64_t[]){3, 1, 3, 3, 3});
+  uint64_t s[3] = {7, 7, 2};
+  hoist_preset_scale_shape(3, s, 0.5); /* ties: the first largest dim */
+  ck_assert_uint_eq(s[0], 4);
+  ck_assert_uint_eq(s[1], 7);
+  ck_assert_uint_eq(s[2], 2);
+}
+END_TEST
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+typedef struct {
+  uint64_t before, total;
+  uint32_t shards, last, *count;
+  int monotone;
+} shard_walk_state;
+
+static int shard_walk(void *user, const hoist_preset_tensor *t) {
+  shard_walk_state *w = user;
+  uint32_t s = hoist_preset_shard_of(w->before, t->nbytes, w->total, w->shards);
+  if (s < w->last) w->monotone = 0;
+  w->last = s;
+  w->count[s]++;
+  w->before += t->nbytes;
+  return 0;
+}
+
+START_TEST(names_unique_and_shards_nonempty_at_every_scale) {
+  static const double scales[] = {1.0, 0.25, 0.01, TINY, 1e-5};
+  for (size_t i = 0; i < hoist_preset_count(); i++) {
+    const hoist_preset *p = hoist_preset_at(i);
+    for (size_t k = 0; k < p->component_count; k++) {
+      const hoist_preset_component *c = &p->components[k];
+      if (c->kind != HOIST_PRESET_WEIGHTS) continue;
+      probe pr = {.cap = 64};
+      pr.names = malloc(pr.cap * sizeof(char *));
+      hoist_preset_tensors(c, 1.0, probe_fn, &pr);
+      qsort(pr.names, pr.nnames, sizeof(char *), cmp_str);
+      for (size_t j = 1; j < pr.nnames; j++)
+        ck_assert_msg(strcmp(pr.names[j - 1], pr.names[j]) != 0, "%s/%s: %s twice", p->name, c->name,
+                      pr.names[j]);
+      for (size_t j = 0; j < pr.nnames; j++) free(pr.names[j]);
+      free(pr.names);
+      for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+        uint64_t total, n;
+        ck_assert_int_eq(hoist_preset_component_totals(c, scales[si], &total, &n), HOIST_OK);
+        ck_assert_uint_eq(n, pr.nnames); /* names and ranks kept at every scale */
+        /* walk again, assigning shards as the writer does */
+        uint32_t counts[64] = {0};
+        shard_walk_state wk = {0, total, c->shards, 0, counts, 1};
+        hoist_preset_tensors(c, scales[si], shard_walk, &wk);
+        ck_assert_msg(wk.monotone, "%s/%s: shards are not runs", p->name, c->name);
+        for (uint32_t s = 0; s < c->shards; s++)
+          ck_assert_msg(counts[s] > 0, "%s/%s at scale %g: shard %u empty", p->name, c->name,
+                        scales[si], s + 1);
+        if (scales[si] < 1.0) {
+          uint64_t full;
+          hoist_preset_component_totals(c, 1.0, &full, NULL);
+          ck_assert_uint_lt(total, full);
+        }
+      }
+    }
+  }
+}
+END_TEST
+
+/* ------------------------------------------------------------------------ */
+/* Writing */
+
+static char *path2(const char *a, const char *b) {
+  char *s = malloc(strlen(a) + strlen(b) + 2);
+  sprintf(s, "%s/%s", a, b);
+  return s;
+}
+
+typedef struct check_ctx {
+  const char *dir;
+  const hoist_preset_component *c;
+  hoist_file **files; /* one per shard */
+  cJSON *index;       /* weight_map or NULL */
+  uint64_t seed;
+  size_t seen;
+} check_ctx;
+
+static int check_tensor(void *user, const hoist_preset_tensor *t) {
+  check_ctx *x = user;
+  const hoist_tensor_info *info = NULL;
+  uint32_t where = 0;
+  for (uint32_t s = 0; s < x->c->shards; s++) {
+    const hoist_tensor_info *i = hoist_file_find(x->files[s], t->name);
+    if (i) {
+      ck_assert_msg(info == NULL, "%s in two shards", t->name);
+      info = i;
+      where = s;
+    }
+  }
+  ck_assert_msg(info != NULL, "%s/%s: not in any shard", x->c->name, t->name);
+  ck_assert_int_eq(info->dtype, t->dtype);
+  ck_assert_uint_eq(info->ndim, t->ndim);
+  for (uint32_t d = 0; d < t->ndim; d++) ck_assert_uint_eq(info->shape[d], t->shape[d]);
+  ck_assert_uint_eq(info->nbytes, t->nbytes);
+  if (x->index) {
+    cJSON *e = cJSON_GetObjectItemCaseSensitive(x->index, t->name);
+    ck_assert_msg(cJSON_IsString(e), "%s: not in the index", t->name);
+    char want[128];
+    hoist_preset_shard_name(x->c, where, want, sizeof want);
+    ck_assert_str_eq(e->valuestring, want);
+  }
+  /* Contents: non-zero and exactly the seeded stream. */
+  uint8_t *got = malloc(t->nbytes), *exp = malloc(t->nbytes);
+  ck_assert_int_eq(hoist_file_read(x->files[where], hoist_file_data_offset(x->files[where]) + info->begin,
+                                   got, t->nbytes),
+                   HOIST_OK);
+  hoist_writer_fill(hoist_writer_tensor_key(x->seed, x->c->name, t->name), 0, exp, t->nbytes);
+  ck_assert_msg(memcmp(got, exp, t->nbytes) == 0, "%s: bytes differ from the seeded stream", t->name);
+  int nonzero = 0;
+  for (uint64_t i = 0; i < t->nbytes && !nonzero; i++) nonzero = got[i] != 0;
+  ck_assert_msg(nonzero, "%s: all zeros", t->name);
+  free(got);
+  free(exp);
+  x->seen++;
+  return 0;
+}
+
+static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
+                          const hoist_write_result *r) {
+  char *mi = path2(dir, "model_index.json");
+  size_t len;
+  char *text = tu_read_file(mi, &len);
+  cJSON *root = cJSON_ParseWithLength(text, len);
+  ck_assert_ptr_nonnull(root);
+  ck_assert_str_eq(cJSON_GetObjectItemCaseSensitive(root, "_class_name")->valuestring, p->class_name);
+  ck_assert(cJSON_IsString(cJSON_GetObjectItemCaseSensitive(root, "_diffusers_version")));
+  ck_assert_uint_eq(r->count, p->component_count);
+  uint64_t total = 0;
+  for (size_t k = 0; k < p->component_count; k++) {
+    const hoist_preset_component *c = &p->components[k];
+    cJSON *pair = cJSON_GetObjectItemCaseSensitive(root, c->name);
+    ck_assert_int_eq(cJSON_GetArraySize(pair), 2);
+    ck_assert_str_eq(cJSON_GetArrayItem(pair, 0)->valuestring, c->library);
+    ck_assert_str_eq(cJSON_GetArrayItem(pair, 1)->valuestring, c->class_name);
+    ck_assert_str_eq(r->components[k].name, c->name);
+    for (size_t f = 0; f < r->components[k].file_count; f++) {
+      char *fp = path2(dir, r->components[k].files[f]);
+      struct stat st;
+      ck_assert_msg(stat(fp, &st) == 0, "%s missing", fp);
+      free(fp);
+    }
+    if (c->kind != HOIST_PRESET_WEIGHTS) continue;
+    check_ctx x = {dir, c, calloc(c->shards, sizeof(hoist_file *)), NULL, seed, 0};
+    char name[128], rel[256];
+    for (uint32_t s = 0; s < c->shards; s++) {
+      hoist_preset_shard_name(c, s, name, sizeof name);
+      snprintf(rel, sizeof rel, "%s/%s", c->name, name);
+      char *fp = path2(dir, rel);
+      int rc = hoist_file_open(NULL, fp, &x.files[s]);
+      ck_assert_msg(rc == HOIST_OK, "%s: %s", fp, hoist_last_error(NULL));
+      ck_assert_uint_eq(hoist_file_header_bytes(x.files[s]) % 8, 0);
+      ck_assert_int_eq(hoist_file_has_metadata(x.files[s]), 1);
+      ck_assert_str_eq(hoist_file_metadata_key(x.files[s], 0), "format");
+      ck_assert_str_eq(hoist_file_metadata_value(x.files[s], 0), "pt");
+      ck_assert_uint_gt(hoist_file_tensor_count(x.files[s]), 0);
+      /* safetensors' own order: offsets ascending, names ascending */
+      for (size_t t = 1; t < hoist_file_tensor_count(x.files[s]); t++)
+        ck_assert_int_lt(strcmp(hoist_file_tensor(x.files[s], t - 1)->name,
+                                hoist_file_tensor(x.files[s], t)->name),
+                         0);
+      free(fp);
+    }
+    cJSON *iroot = NULL;
+    if (c->shards > 1) {
+      hoist_preset_index_name(c, name, sizeof name);
+      snprintf(rel, sizeof rel, "%s/%s", c->name, name);
+      char *ip = path2(dir, rel);
+      size_t ilen;
+      char *itext = tu_read_file(ip, &ilen);
+      iroot = cJSON_ParseWithLength(itext, ilen);
+      ck_assert_ptr_nonnull(iroot);
+      x.index = cJSON_GetObjectItemCaseSensitive(iroot, "weight_map");
+      cJSON *ts = cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(iroot, "metadata"),
+                                                  "total_size");
+      ck_assert_uint_eq((uint64_t)ts->valuedouble, r->components[k].bytes);
+      free(itext);
+      free(ip);
+    } else {
+      hoist_preset_index_name(c, name, sizeof name);
+      snprintf(rel, sizeof rel, "%s/%s", c->name, name);
+      char *ip = path2(dir, rel);
+      struct stat st;
+      ck_assert_msg(stat(ip, &st) != 0, "%s: single-file component has an index", ip);
+      free(ip);
+    }
+    ck_assert_int_eq(hoist_preset_tensors(c, TINY, check_tensor, &x), 0);
+    size_t in_files = 0;
+    for (uint32_t s = 0; s < c->shards; s++) in_files += hoist_file_tensor_count(x.files[s]);
+    ck_assert_uint_eq(in_files, x.seen); /* nothing extra in the files */
+    if (x.index) {
+      /* every index entry names a distinct tensor the tables know */
+      ck_assert_int_eq(cJSON_GetArraySize(x.index), (int)x.seen);
+      size_t n = 0;
+      char **names = malloc(x.seen * sizeof(char *));
+      for (cJSON *e = x.index->child; e; e = e->next) names[n++] = e->string;
+      qsort(names, n, sizeof(char *), cmp_str);
+      for (size_t i = 1; i < n; i++) ck_assert_str_ne(names[i - 1], names[i]);
+      free(names);
+    }
+    uint64_t cb;
+    hoist_preset_component_totals(c, TINY, &cb, NULL);
+    ck_assert_uint_eq(cb, r->components[k].bytes);
+    total += cb;
+    cJSON_Delete(iroot);
+    for (uint32_t s = 0; s < c->shards; s++) hoist_file_close(x.files[s]);
+    free(x.files);
+  }
+  ck_assert_uint_eq(total, r->total_bytes);
+  cJSON_Delete(root);
+  free(text);
+  free(mi);
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return remove(path);
+}
+
+/* Removes a scratch tree once a test has passed (the files run to ~200 MB). */
+static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
+
+START_TEST(write_each_preset_tiny) {
+  const hoist_preset *p = hoist_preset_at((size_t)_i);
+  char buf[512];
+  const char *scratch = tu_scratch_dir(p->name, buf, sizeof buf);
+  char *dir = path2(scratch, "pipe");
+  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = TINY;
+  o.seed = 1234;
+  o.threads = 3;
+  hoist_write_result r;
+  int rc = hoist_pipeline_write(p, dir, &o, &r);
+  ck_assert_msg(rc == HOIST_OK, "%s: %s", p->name, hoist_last_error(NULL));
+  check_written(p, dir, o.seed, &r);
+  /* the extra model_index values of the preset (Wan2.2's boundary_ratio) */
+  if (strcmp(p->name, "wan2.2-t2v-a14b") == 0) {
+    char *mi = path2(dir, "model_index.json");
+    size_t len;
+    char *text = tu_read_file(mi, &len);
+    cJSON *root = cJSON_ParseWithLength(text, len);
+    ck_assert_double_eq(cJSON_GetObjectItemCaseSensitive(root, "boundary_ratio")->valuedouble, 0.875);
+    cJSON_Delete(root);
+    free(text);
+    free(mi);
+  }
+  hoist_write_result_free(&r);
+  rm_tree(scratch);
+  free(dir);
+}
+END_TEST
+
+static int same_file(const char *a, const char *b) {
+  size_t la, lb;
+  void *x = tu_read_file(a, &la), *y = tu_read_file(b, &lb);
+  int same = la == lb && memcmp(x, y, la) == 0;
+  free(x);
+  free(y);
+  return same;
+}
+
+START_TEST(deterministic_by_seed) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_seed", buf, sizeof buf);
+  const hoist_preset *p = hoist_preset_find("flux1-dev");
+  const char *sub[3] = {"a", "b", "c"};
+  uint64_t seeds[3] = {7, 7, 8};
+  uint32_t threads[3] = {1, 4, 2};
+  for (int i = 0; i < 3; i++) {
+    char *dir = path2(scratch, sub[i]);
+    hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+    o.scale = 0.0005;
+    o.seed = seeds[i];
+    o.threads = threads[i];
+    hoist_write_result r;
+    ck_assert_int_eq(hoist_pipeline_write(p, dir, &o, &r), HOIST_OK);
+    hoist_write_result_free(&r);
+    free(dir);
+  }
+  static const char *files[] = {"transformer/diffusion_pytorch_model-00002-of-00003.safetensors",
+                                "text_encoder_2/model-00001-of-00002.safetensors",
+                                "vae/diffusion_pytorch_model.safetensors",
+                                "transformer/diffusion_pytorch_model.safetensors.index.json"};
+  for (size_t f = 0; f < 4; f++) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "a/%s", files[f]);
+    char *a = path2(scratch, rel);
+    snprintf(rel, sizeof rel, "b/%s", files[f]);
+    char *b = path2(scratch, rel);
+    snprintf(rel, sizeof rel, "c/%s", files[f]);
+    char *c = path2(scratch, rel);
+    ck_assert_msg(same_file(a, b), "%s: same seed, different bytes", files[f]);
+    if (f < 3) ck_assert_msg(!same_file(a, c), "%s: other seed, same bytes", files[f]);
+    free(a);
+    free(b);
+    free(c);
+  }
+  /* the two Wan experts share names but not contents */
+  ck_assert_uint_ne(hoist_writer_tensor_key(0, "transformer", "proj_out.weight"),
+                    hoist_writer_tensor_key(0, "transformer_2", "proj_out.weight"));
+  rm_tree(scratch);
+}
+END_TEST
+
+START_TEST(refuses_non_empty_dir_and_bad_options) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_busy", buf, sizeof buf);
+  char *junk = path2(scratch, "keep.txt");
+  tu_write_file(junk, "x", 1);
+  const hoist_preset *p = hoist_preset_find("sd3.5-large");
+  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = TINY;
+  hoist_write_result r;
+  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "not empty"));
+  o.force = 1;
+  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_OK);
+  hoist_write_result_free(&r);
+  struct stat st;
+  ck_assert_int_eq(stat(junk, &st), 0); /* --force never deletes other files */
+  o.scale = 0.0;
+  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  o.scale = TINY;
+  o.threads = 1000;
+  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist_pipeline_write(p, junk, &o, &r), HOIST_INVALID_ARGUMENT);
+  free(junk);
+}
+END_TEST
+
+static size_t count_entries(const char *dir) {
+  DIR *d = opendir(dir);
+  if (d == NULL) return 0;
+  size_t n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+  closedir(d);
+  return n;
+}
+
+START_TEST(write_failure_names_file_and_cleans_up) {
+  /* A file-size limit makes pwrite fail (EFBIG) past 1 MiB: the same path
+   * as a full disk.  Check forks each test, so the limit stays here. */
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_enospc", buf, sizeof buf);
+  char *dir = path2(scratch, "pipe");
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit rl = {1u << 20, 1u << 20};
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = 0.01; /* shards of ~80 MB */
+  o.threads = 2;
+  hoist_write_result r;
+  int rc = hoist_pipeline_write(hoist_preset_find("flux1-dev"), dir, &o, &r);
+  ck_assert_int_eq(rc, HOIST_IO);
+  const char *msg = hoist_last_error(NULL);
+  ck_assert_msg(strstr(msg, ".safetensors") != NULL, "message names no file: %s", msg);
+  ck_assert_msg(strstr(msg, "large") != NULL || strstr(msg, "space") != NULL, "no cause: %s", msg);
+  struct stat st;
+  ck_assert_msg(stat(dir, &st) != 0, "%s still exists after a failed write", dir);
+  ck_assert_uint_eq(count_entries(scratch), 0);
+  free(dir);
+}
+END_TEST
+
+static Suite *suite(void) {
+  Suite *s = suite_create("make_pipeline");
+  TCase *t = tcase_create("tables");
+  tcase_add_test(t, presets_listed_and_found);
+  tcase_add_test(t, totals_match_published_sizes);
+  tcase_add_test(t, real_names_and_shapes);
+  tcase_add_test(t, names_unique_and_shards_nonempty_at_every_scale);
+  suite_add_tcase(s, t);
+  TCase *w = tcase_create("write");
+  tcase_set_timeout(w, 300);
+  tcase_add_loop_test(w, write_each_preset_tiny, 0, (int)hoist_preset_count());
+  tcase_add_test(w, deterministic_by_seed);
+  tcase_add_test(w, refuses_non_empty_dir_and_bad_options);
+  tcase_add_test(w, write_failure_names_file_and_cleans_up);
+  suite_add_tcase(s, w);
+  return s;
+}
+
+int main(void) { return tu_run_suite(suite()); }
