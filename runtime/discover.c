@@ -14,10 +14,12 @@
  *       every other value ("boundary_ratio": 0.875, "expand_timesteps":
  *         true, lists of another shape, strings, objects) is pipeline
  *         configuration, not a component.
- *     A component's index is its 0-based position among the components,
- *     in the file's key order.  Only the relative order of indexes matters
- *     to the sort, so this gives the reference's order whichever way its
- *     caller numbers them.
+ *     A component's index is its 0-based position in the file's key order,
+ *     counting every key (_class_name included), as issue 3 and hoist.h
+ *     define it.  Only the relative order of indexes matters to the sort,
+ *     so this gives the reference's order whichever way its caller numbers
+ *     them.  Components are kept in index order; their array slot is not
+ *     their index.
  *   - A plain model folder (no model_index.json, but weight files in it):
  *     a one-component pipeline named after the folder, whose library and
  *     class come from its config.json (_class_name and "diffusers" when
@@ -620,7 +622,8 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
     goto fail;
   }
-  for (const cJSON *e = root->child; e != NULL; e = e->next) {
+  uint32_t key_pos = 0;
+  for (const cJSON *e = root->child; e != NULL; e = e->next, key_pos++) {
     if (classify_entry(e) != ENTRY_COMPONENT) continue;
     if (!component_name_ok(e->string)) {
       rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
@@ -629,7 +632,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
       goto fail;
     }
     hoist_component *c = &p->components[p->count++];
-    c->info.index = (uint32_t)(p->count - 1);
+    c->info.index = key_pos;
     const cJSON *cls = e->child->next;
     if ((rc = strdup_or_fail(rt, e->string, &c->name)) != HOIST_OK ||
         (rc = strdup_or_fail(rt, e->child->valuestring, &c->library)) != HOIST_OK ||
@@ -804,7 +807,7 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   for (size_t i = 0; i < p->count; i++) p->ordered[i] = &p->components[i].info;
   hoist_component_sort(p->ordered, p->count);
   for (size_t i = 0; i < p->count; i++)
-    p->components[p->ordered[i]->index].info.position = i;
+    p->components[hoist_pipeline_slot(p, p->ordered[i])].info.position = i;
 
   free(index_path);
   *out = p;
@@ -824,6 +827,12 @@ const hoist_component_info *hoist_pipeline_component(const hoist_pipeline *p, si
 
 const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p, size_t position) {
   return position < p->count ? p->ordered[position] : NULL;
+}
+
+size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info) {
+  for (size_t i = 0; i < p->count; i++)
+    if (&p->components[i].info == info) return i;
+  return SIZE_MAX;
 }
 
 size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,

@@ -38,7 +38,12 @@ struct hoist_pipeline {
   const hoist_component_info **ordered; /* load order */
 };
 
-/* The opened safetensors files of the component at index order i (in the
+/* The slot (0-based place in index order, as hoist_pipeline_component
+ * takes it) of one of p's components; SIZE_MAX for a foreign pointer.  The
+ * slot is not info->index, which counts every key of model_index.json. */
+size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info);
+
+/* The opened safetensors files of the component at slot i (in the
  * component's file order); returns their count and points *files at an
  * array owned by p (valid until hoist_pipeline_close).  0 with *files NULL
  * for a component without safetensors.  Thread-safe (p is immutable). */

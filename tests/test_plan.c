@@ -143,7 +143,8 @@ START_TEST(ref_unknown_sizes_rank_by_class) {
   assert_order(p, "transformer,text_encoder,vae,scheduler,tokenizer");
   for (size_t i = 0; i < 5; i++) {
     const hoist_component_info *c = hoist_pipeline_component(p, i);
-    ck_assert_uint_eq(c->index, i);
+    ck_assert_uint_eq(c->index, i + 2); /* every key counts, _class_name too */
+    ck_assert_uint_eq(hoist_pipeline_slot(p, c), i);
     ck_assert_int_eq(c->folder_missing, 1);
     ck_assert_int_eq(c->has_size, 0);
     ck_assert_uint_eq(c->file_count, 0);
@@ -515,7 +516,11 @@ START_TEST(config_values_in_model_index) {
   ck_assert_str_eq(hoist_pipeline_component(p, 2)->name, "odd");
   ck_assert_ptr_null(hoist_pipeline_component(p, 2)->class_name);
   ck_assert_str_eq(hoist_pipeline_component(p, 3)->name, "vae");
-  for (uint32_t i = 0; i < 4; i++) ck_assert_uint_eq(hoist_pipeline_component(p, i)->index, i);
+  /* The index is the position among all keys of the file. */
+  ck_assert_uint_eq(hoist_pipeline_component(p, 0)->index, 11);
+  ck_assert_uint_eq(hoist_pipeline_component(p, 1)->index, 13);
+  ck_assert_uint_eq(hoist_pipeline_component(p, 2)->index, 14);
+  ck_assert_uint_eq(hoist_pipeline_component(p, 3)->index, 15);
   assert_order(p, "transformer_2,transformer,vae,odd");
   ck_assert_str_eq(hoist_pipeline_component(p, 1)->path, pth("transformer_2"));
   hoist_pipeline_close(p);
@@ -671,8 +676,8 @@ START_TEST(shared_flux_pipe) {
   ck_assert_str_eq(hoist_pipeline_ordered(p, 6)->name, "tokenizer");
   ck_assert_int_eq(find(p, "scheduler")->folder_missing, 1);
   ck_assert_str_eq(find(p, "text_encoder_2")->class_name, "T5EncoderModel");
-  ck_assert_uint_eq(find(p, "scheduler")->index, 0);
-  ck_assert_uint_eq(find(p, "vae")->index, 6);
+  ck_assert_uint_eq(find(p, "scheduler")->index, 2);
+  ck_assert_uint_eq(find(p, "vae")->index, 8);
   hoist_pipeline_close(p);
 }
 END_TEST
@@ -732,7 +737,7 @@ START_TEST(cli_json_and_exit_codes) {
                    "text_encoder_99999999999999999999999");
   ck_assert(cJSON_IsNull(cJSON_GetObjectItem(te, "inferred_bytes")));
   ck_assert_int_eq(cJSON_GetObjectItem(te, "risk_rank")->valueint, 1);
-  ck_assert_int_eq(cJSON_GetObjectItem(te, "index")->valueint, 1);
+  ck_assert_int_eq(cJSON_GetObjectItem(te, "index")->valueint, 2);
   ck_assert_ptr_nonnull(strstr(out, "\"variant_priority\":-99999999999999999999999"));
   ck_assert_ptr_nonnull(strstr(out, "\"inferred_bytes\":32"));
   ck_assert_ptr_nonnull(strstr(out, "\"order\":[\"transformer\","

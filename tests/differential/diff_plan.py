@@ -13,7 +13,8 @@ implements on purpose:
   * variant files (name.<V>.safetensors, name.<V>-00001-of-00002.safetensors,
     *.safetensors.index.<V>.json) are not mixed with the default files;
   * only regular files (symlinks followed) count as weights;
-  * a component's index is its position among model_index.json's components.
+  * a component's index is its position among all keys of model_index.json
+    (issue 3: "its position in the file's key order").
 
 Every layout is written to --tmp, planned by hoist, and every field of
 every component and the order are compared.  Exit status 1 on any
@@ -162,7 +163,7 @@ def expected_plan(pipeline, variant, bad_files):
             raise PlanError("model_index.json: bad JSON")
         if not isinstance(doc, dict):
             raise PlanError("model_index.json: not an object")
-        for key, value in doc.items():
+        for position, (key, value) in enumerate(doc.items()):
             if key.startswith("_"):
                 continue
             if not (isinstance(value, list) and len(value) == 2):
@@ -176,7 +177,7 @@ def expected_plan(pipeline, variant, bad_files):
                 continue
             if key in ("", ".", "..") or "/" in key or "\\" in key:
                 raise PlanError(f"bad component name {key!r}")
-            comps.append((key, lib, cls, os.path.join(pipeline, key)))
+            comps.append((position, key, lib, cls, os.path.join(pipeline, key)))
         if not comps:
             raise PlanError("no components")
     else:
@@ -191,9 +192,9 @@ def expected_plan(pipeline, variant, bad_files):
             elif isinstance(c.get("architectures"), list) and c["architectures"] \
                     and isinstance(c["architectures"][0], str):
                 lib, cls = "transformers", c["architectures"][0]
-        comps.append((name, lib, cls, pipeline))
+        comps.append((0, name, lib, cls, pipeline))
     specs = []
-    for index, (name, lib, cls, path) in enumerate(comps):
+    for index, name, lib, cls, path in comps:
         size = None
         if os.path.isdir(path):
             files, size = component_files(path, variant, bad_files)
