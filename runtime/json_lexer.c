@@ -239,12 +239,12 @@ static bool lex_number(const char *text, size_t len, size_t *pos, uint64_t *valu
     err->what = "number longer than the 63 characters cJSON can parse";
     return false;
   }
-  uint64_t v = HOIST_JSON_NOT_PLAIN;
+  uint64_t v = HOIST_JSON_NOT_PLAIN | start;
   /* 2^53 = 9007199254740992 has 16 digits. */
   if (plain && int_end - int_start <= 16) {
     v = 0;
     for (size_t i = int_start; i < int_end; i++) v = v * 10 + (uint64_t)(text[i] - '0');
-    if (v > HOIST_JSON_MAX_PLAIN) v = HOIST_JSON_NOT_PLAIN;
+    if (v > HOIST_JSON_MAX_PLAIN) v = HOIST_JSON_NOT_PLAIN | start;
   }
   *pos = p;
   *value = v;

@@ -11,7 +11,8 @@
  * about each scalar token that cJSON loses:
  *   - for every number token: its value when it is a plain non-negative
  *     integer (digits only, no sign, fraction or exponent) <= 2^53, else
- *     HOIST_JSON_NOT_PLAIN;
+ *     HOIST_JSON_NOT_PLAIN with the token's byte offset in the low bits
+ *     (so that messages can quote the number exactly as written);
  *   - for every string token (object keys included): whether its decoded
  *     value contains U+0000 (cJSON strings are NUL-terminated and would be
  *     silently truncated there).
@@ -41,7 +42,9 @@
 
 /* The largest integer the reader accepts in shapes and offsets. */
 #define HOIST_JSON_MAX_PLAIN (UINT64_C(1) << 53)
-#define HOIST_JSON_NOT_PLAIN UINT64_MAX
+#define HOIST_JSON_NOT_PLAIN (UINT64_C(1) << 63)
+#define HOIST_JSON_IS_PLAIN(v) (((v) & HOIST_JSON_NOT_PLAIN) == 0)
+#define HOIST_JSON_OFFSET(v) ((size_t)((v) & ~HOIST_JSON_NOT_PLAIN))
 
 /* Flags of a string token. */
 #define HOIST_JSON_STR_HAS_NUL 1u
@@ -58,7 +61,7 @@ typedef struct hoist_json_tokens {
   hoist_json_member *members; /* when top == '{': its members in order */
   size_t member_count;
   size_t member_cap;
-  uint64_t *numbers;    /* value, or HOIST_JSON_NOT_PLAIN; document order */
+  uint64_t *numbers;    /* value, or HOIST_JSON_NOT_PLAIN | offset; document order */
   size_t number_count;
   size_t number_cap;
   uint8_t *strings;     /* HOIST_JSON_STR_* flags; document order */

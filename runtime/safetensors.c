@@ -75,6 +75,8 @@ struct hoist_file {
 typedef struct st_ctx {
   hoist_runtime *rt;
   const char *path;
+  const char *header;      /* the header text while it is parsed */
+  size_t header_len;
   hoist_json_tokens tok;
   size_t si, ni;           /* next string / number token */
   char *arena;
@@ -312,14 +314,18 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
 /* ------------------------------------------------------------------------ */
 /* One tensor entry */
 
-/* Describes a JSON number node that is not a plain integer. */
-static const char *number_text(const cJSON *n, char buf[40]) {
-  snprintf(buf, 40, "%.17g", n->valuedouble);
+/* The text of a number token that is not a plain integer, as written. */
+static const char *number_text(const st_ctx *c, uint64_t tok, char buf[72]) {
+  size_t off = HOIST_JSON_OFFSET(tok), n = 0;
+  while (off + n < c->header_len && n < 64 && strchr("0123456789+-.eE", c->header[off + n]) != NULL)
+    n++;
+  memcpy(buf, c->header + off, n);
+  buf[n] = '\0';
   return buf;
 }
 
 static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e) {
-  char b[160], nb[40];
+  char b[160], nb[72];
   uint8_t flags;
   /* Names are rendered for messages only when a rule fails. */
 #define shown show(name, b)
@@ -358,11 +364,11 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
                             "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path, shown,
                             nd);
         if (!next_number(c, &val)) return desync(c);
-        if (val == HOIST_JSON_NOT_PLAIN)
+        if (!HOIST_JSON_IS_PLAIN(val))
           return hoist_fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': shape[%" PRIu32
                             "] is %s, not a plain integer in [0, 2^53]",
-                            c->path, shown, nd, number_text(d, nb));
+                            c->path, shown, nd, number_text(c, val, nb));
         if (!dims_add(c, val)) return oom(c);
       }
       e->info.ndim = nd;
@@ -383,11 +389,11 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
                             "%s: tensor '%s': data_offsets[%d] is not a number", c->path, shown,
                             i);
         if (!next_number(c, &be[i])) return desync(c);
-        if (be[i] == HOIST_JSON_NOT_PLAIN)
+        if (!HOIST_JSON_IS_PLAIN(be[i]))
           return hoist_fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
                             "[0, 2^53]",
-                            c->path, shown, i, number_text(d, nb));
+                            c->path, shown, i, number_text(c, be[i], nb));
       }
       if (be[0] > be[1])
         return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
@@ -655,6 +661,8 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
     rc = oom(&c);
     goto fail;
   }
+  c.header = header;
+  c.header_len = (size_t)n;
   rc = parse_header(&c, header);
   if (rc != HOIST_OK) goto fail;
   if (c.si != c.tok.string_count || c.ni != c.tok.number_count) {
@@ -663,6 +671,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   }
   free(header);
   header = NULL;
+  c.header = NULL;
   hoist_json_tokens_free(&c.tok);
 
   rc = check_layout(&c, size - 8 - n);
