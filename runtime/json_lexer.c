@@ -114,6 +114,10 @@ static int hex4(const char *p) {
   return v;
 }
 
+/* Bytes that need no attention inside a string: not a quote, not a
+ * backslash, not a control character (UTF-8 was checked before). */
+static bool plain_string_byte(unsigned char c) { return c >= 0x20 && c != '"' && c != '\\'; }
+
 /* Lexes the string starting at text[*pos] == '"'.  On success *pos is past
  * the closing quote and *flags says whether it decodes to a U+0000. */
 static bool lex_string(const char *text, size_t len, size_t *pos, uint8_t *flags,
@@ -121,6 +125,12 @@ static bool lex_string(const char *text, size_t len, size_t *pos, uint8_t *flags
   size_t p = *pos + 1;
   uint8_t f = 0;
   for (;;) {
+    /* Most of a header is plain name bytes: skip them four at a time. */
+    while (len - p >= 4 && plain_string_byte((unsigned char)text[p]) &&
+           plain_string_byte((unsigned char)text[p + 1]) &&
+           plain_string_byte((unsigned char)text[p + 2]) &&
+           plain_string_byte((unsigned char)text[p + 3]))
+      p += 4;
     if (p >= len) {
       err->offset = *pos;
       err->what = "unterminated string";

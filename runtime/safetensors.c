@@ -111,11 +111,20 @@ static const char *show(const char *s, char buf[160]) {
   return buf;
 }
 
-/* FNV-1a, then a final mix so that linear probing on the low bits
- * spreads names that differ only in their last characters. */
+/* A string hash for the lookup index and duplicate checks: eight bytes
+ * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
+ * then a final mix so that linear probing on the low bits spreads names
+ * that differ only in their last characters. */
 static size_t hash_str(const char *s) {
-  uint64_t h = UINT64_C(0xcbf29ce484222325);
-  for (; *s != '\0'; s++) h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
+  size_t len = strlen(s);
+  uint64_t h = UINT64_C(0xcbf29ce484222325) ^ len;
+  for (; len >= 8; s += 8, len -= 8) {
+    uint64_t w;
+    memcpy(&w, s, 8);
+    h = (h ^ w) * UINT64_C(0x100000001b3);
+    h ^= h >> 29;
+  }
+  for (; len > 0; s++, len--) h = (h ^ (unsigned char)*s) * UINT64_C(0x100000001b3);
   h ^= h >> 33;
   h *= UINT64_C(0xff51afd7ed558ccd);
   h ^= h >> 33;
@@ -553,7 +562,11 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
     e->info.name = c->arena + e->name_off;
     e->info.shape = e->info.ndim != 0 ? c->dims + e->dim_off : NULL;
   }
-  qsort(c->entries, c->entry_count, sizeof *c->entries, cmp_entry);
+  /* Writers usually list tensors in offset order already; sort otherwise. */
+  bool sorted = true;
+  for (size_t i = 1; i < c->entry_count && sorted; i++)
+    sorted = cmp_entry(&c->entries[i - 1], &c->entries[i]) < 0;
+  if (!sorted) qsort(c->entries, c->entry_count, sizeof *c->entries, cmp_entry);
   int rc = build_index(c, &c->index, &c->index_mask);
   if (rc != HOIST_OK) return rc;
   uint64_t at = 0;

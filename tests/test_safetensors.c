@@ -571,8 +571,15 @@ START_TEST(test_100k_tensors) {
     }
     hoist_file_close(f);
   }
-  printf("100,000-tensor header: parsed in %.1f ms (best of 3)\n", best);
-  ck_assert_msg(best < 1000.0, "100,000-tensor header took %.1f ms", best);
+  /* The issue's bar is 200 ms in an optimized build; the assertion leaves
+   * room for sanitizers and for a machine busy with parallel tests. */
+#if defined(__SANITIZE_ADDRESS__)
+  const double limit = 2500.0;
+#else
+  const double limit = 1000.0;
+#endif
+  printf("100,000-tensor header: parsed in %.1f ms (best of 3, limit %.0f ms)\n", best, limit);
+  ck_assert_msg(best < limit, "100,000-tensor header took %.1f ms", best);
 }
 END_TEST
 
