@@ -266,6 +266,11 @@ def hand_files(r):
         ('{"\\u0077\\u00e9\\ud83d\\ude00":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', 2),
         ('{"w":{"dtype":"U8","shape":[9007199254740992,0],"data_offsets":[0,0]}}', 0),
         ('{}', 0),
+        ('{"":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', 2),
+        ('{"\\u005f_metadata__":{"a":"b"},"w":{"\\u0064type":"U\\u0038","shape":[2],'
+         '"data_offsets":[0,2]}}', 2),
+        ('{"__metadata__":{"":""},"a\\/b":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}}', 2),
+        ('{"w":{"dtype":"F4","shape":[9007199254740992,0],"data_offsets":[0,0]}}', 0),
     ]
     for i, (h, n) in enumerate(cases):
         r.check(f"hand{i}", r.write(mk(h, bytes(range(n)))))
