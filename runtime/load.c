@@ -265,6 +265,29 @@ static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *of
 
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
+  return hoist_load_pipeline_ext(rt, p, opts, NULL, out);
+}
+
+/* Checks that order[0..n) is a permutation of the slots 0..n-1. */
+static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
+  unsigned char *seen = calloc(n > 0 ? n : 1, 1);
+  if (seen == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
+  int rc = HOIST_OK;
+  for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
+    if (order[i] >= n || seen[order[i]])
+      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "load order: entry %zu is slot %zu, not a permutation of 0..%zu", i, order[i],
+                      n > 0 ? n - 1 : 0);
+    else
+      seen[order[i]] = 1;
+  }
+  free(seen);
+  return rc;
+}
+
+int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist_load_ext *ext,
+                            hoist_loaded **out) {
   hoist_load_options defaults = HOIST_LOAD_OPTIONS_INIT;
   const hoist_load_options *o = opts != NULL ? opts : &defaults;
   *out = NULL;
@@ -278,6 +301,7 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
   hoist_sigbus_guard_acquire();
   double t0 = now_seconds();
   int rc = HOIST_OK;
+  uint64_t transient_addr = 0; /* a transient allocation held during one upload */
   unsigned char *offload = NULL, *fsdp = NULL;
   hoist_loaded *l = calloc(1, sizeof *l);
   size_t n = hoist_pipeline_component_count(p);
@@ -289,11 +313,14 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
   l->rt = rt;
   l->p = p;
   l->ncomps = n;
+  if (ext != NULL && ext->order != NULL && (rc = check_order(rt, ext->order, n)) != HOIST_OK)
+    goto fail;
 
   /* Plan: every component's placement, in load order. */
   for (size_t pos = 0; pos < n; pos++) {
     comp_state *c = &l->comps[pos];
-    c->info = hoist_pipeline_ordered(p, pos);
+    c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(p, ext->order[pos])
+                                                : hoist_pipeline_ordered(p, pos);
     c->index_i = c->info->index;
     for (size_t i = 0; i < n; i++)
       if (hoist_pipeline_component(p, i) == c->info) c->index_i = i;
@@ -338,20 +365,33 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
     double c0 = now_seconds();
     bool to_host = offload[pos];
     if (!to_host) {
+      /* Transient bytes this component's load holds besides its arenas
+       * (hoist_load_ext; 0 for hoist's own loader). */
+      uint64_t trans = 0, need = c->need;
+      if (ext != NULL && ext->transient != NULL &&
+          (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
+                               d->ops->alloc_granularity, &trans) ||
+           !hoist_add_u64(need, trans, &need))) {
+        rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
+        goto fail;
+      }
       /* Admission: free memory now, not at the start. */
       if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
-      bool fits = c->need + headroom <= free_b;
+      bool fits = need <= free_b && headroom <= free_b - need;
       if (fits) {
         rc = comp_alloc_arenas(rt, c);
+        if (rc == HOIST_OK && trans > 0 &&
+            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK)
+          comp_free_arenas(rt, c);
         if (rc == HOIST_DEVICE_OOM) fits = false; /* lost a race with another allocator */
         else if (rc != HOIST_OK) goto fail;
       }
       if (!fits) {
         if (o->on_oom != HOIST_ON_OOM_OFFLOAD || fsdp[pos]) {
-          set_failure(o, c->info->name, c->need + headroom, free_b);
+          set_failure(o, c->info->name, need + headroom, free_b);
           rc = hoist_fail(rt, HOIST_ADMISSION,
                           "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
-                          c->info->name, (unsigned long long)c->need,
+                          c->info->name, (unsigned long long)need,
                           (unsigned long long)headroom, d->name, (unsigned long long)free_b,
                           rc == HOIST_DEVICE_OOM ? " (allocation failed despite admission)" : "");
           goto fail;
@@ -370,7 +410,10 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
       c->pub.device_begin = c->arena_addr[0];
       c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
     }
-    if ((rc = comp_upload(rt, e, c, to_host, o)) != HOIST_OK) goto fail;
+    rc = comp_upload(rt, e, c, to_host, o);
+    if (transient_addr != 0) d->ops->free(d, transient_addr);
+    transient_addr = 0;
+    if (rc != HOIST_OK) goto fail;
     c->pub.seconds = now_seconds() - c0;
     l->total_bytes += c->pub.bytes;
   }
@@ -385,6 +428,7 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
   *out = l;
   return HOIST_OK;
 fail:
+  if (transient_addr != 0) d->ops->free(d, transient_addr);
   loaded_free(l);
   free(offload);
   free(fsdp);

@@ -55,4 +55,24 @@ void comp_free_arenas(hoist_runtime *rt, comp_state *c);
 int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
                            const comp_state *comps, size_t n, unsigned char *mark);
 
+/* Internal load variants (not exported; `hoist bench oom` uses them). */
+typedef struct hoist_load_ext {
+  /* n index-order slots (as hoist_pipeline_component takes them) in load
+   * order, a permutation of 0..n-1; NULL: the planned order. */
+  const size_t *order;
+  /* Transient device bytes a component needs during its own load besides
+   * its arenas (a framework that materializes then casts, a scratch
+   * buffer): admitted together with the arenas, allocated right after them,
+   * freed when the component's upload ends; not taken for components placed
+   * in host memory.  Called on the loading thread; NULL: none. */
+  uint64_t (*transient)(void *user, const hoist_component_info *c, uint64_t tensor_bytes);
+  void *transient_user;
+} hoist_load_ext;
+
+/* hoist_load_pipeline with an order and a transient model; ext NULL is
+ * exactly hoist_load_pipeline.  A bad order is HOIST_INVALID_ARGUMENT. */
+int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist_load_ext *ext,
+                            hoist_loaded **out);
+
 #endif /* HOIST_LOAD_H */
