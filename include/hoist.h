@@ -296,7 +296,7 @@ typedef enum hoist_on_oom {
 
 /* How tensor bytes get from the file into the staging ring. */
 typedef enum hoist_read_mode {
-  HOIST_READ_AUTO = 0, /* per file: cached pages are copied from the mapping, others pread */
+  HOIST_READ_AUTO = 0, /* per file: cached pages are copied from the mapping, others O_DIRECT */
   HOIST_READ_PREAD = 1,
   HOIST_READ_MMAP = 2,     /* memcpy from the mapping (truncation caught, no SIGBUS) */
   HOIST_READ_DIRECT = 3,   /* O_DIRECT reads into aligned staging */

@@ -5,9 +5,10 @@
  * pinned ring slots from the file (memcpy from the mapping when its pages
  * are cached, pread or O_DIRECT when not), and issue cudaMemcpyAsync on
  * their own stream; an event per slot tells when the slot may be refilled.
- * Small chunks (2 MiB by default) that stay in the CPU caches and about one
- * thread per two cores are what reached the highest rates on the GPU
- * machines (bench/RESULTS.md), so those are the defaults.
+ * Chunks of a few MiB that stay in the CPU caches and about one thread per
+ * two cores reached the highest rates on the GPU machines (4 MiB x 8
+ * threads: 47.6 GB/s of a 55.4 GB/s link on an H200, bench/RESULTS.md), so
+ * those are the defaults.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB. */
@@ -22,7 +23,7 @@
 
 #define SLOTS_PER_THREAD 2
 #define DIRECT_ALIGN 4096u
-#define DEFAULT_CHUNK (2u << 20)
+#define DEFAULT_CHUNK (4u << 20)
 #define MAX_THREADS 64
 
 typedef struct engine_worker {
@@ -53,11 +54,14 @@ struct hoist_engine {
   uv_mutex_t progress_lock;
 };
 
-static unsigned default_threads(void) {
+/* About three reader threads for every four cores, at most 12: on a
+ * 16-core H200 host 12 threads reached 48.8 GB/s where 8 reached 47.0 and
+ * 6 reached 40.9 (bench/RESULTS.md). */
+unsigned hoist_engine_default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 2) return 1;
-  unsigned t = (unsigned)(n / 2);
-  return t > 8 ? 8 : t;
+  unsigned t = (unsigned)(n * 3 / 4);
+  return t > 12 ? 12 : t;
 }
 
 void hoist_engine_destroy(hoist_engine *e) {
@@ -79,7 +83,7 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
     return HOIST_OK;
   }
   hoist_device *dev = rt->dev;
-  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : default_threads();
+  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : hoist_engine_default_threads();
   uint64_t chunk = rt->cfg.chunk_bytes != 0 ? rt->cfg.chunk_bytes : DEFAULT_CHUNK;
   uint64_t ring_max = rt->cfg.ring_bytes != 0 ? rt->cfg.ring_bytes : (256u << 20);
   if (threads > MAX_THREADS)
@@ -377,7 +381,11 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
       goto fail;
     }
     hoist_read_mode m = mode;
-    if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_PREAD;
+    /* Cached pages are copied straight from the mapping (the fastest warm
+     * path); a file mostly out of the page cache is read with O_DIRECT,
+     * which beat buffered reads cold on the GPU machines (1.78 against
+     * 1.50 GB/s, bench/RESULTS.md) and does not evict other data. */
+    if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_DIRECT;
     if (m == HOIST_READ_MMAP && u->map == NULL) m = HOIST_READ_PREAD;
     if (m == HOIST_READ_DIRECT) {
       u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);

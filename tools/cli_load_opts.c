@@ -10,8 +10,8 @@
 const char cli_load_opts_help[] =
     "  --device D         host (default) or cuda:N\n"
     "  --capacity BYTES   host device capacity (e.g. 24G); default: RAM\n"
-    "  --threads N        upload reader threads (default: cores/2, at most 8)\n"
-    "  --chunk BYTES      upload chunk (default 2M)\n"
+    "  --threads N        upload reader threads (default: 3/4 of the cores, at most 12)\n"
+    "  --chunk BYTES      upload chunk (default 4M)\n"
     "  --ring BYTES       pinned staging ring limit (default 256M)\n"
     "  --read MODE        auto|pread|mmap|direct|register (default auto)\n"
     "  --variant V        load the V variant's files (e.g. fp16)\n"

@@ -5,6 +5,7 @@
  * for cold runs. */
 #include "bench_limits.h"
 #include "cli_load_opts.h"
+#include "upload.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -112,11 +113,7 @@ static int bench_load(int argc, char **argv) {
   size_t nfiles = pipeline_files(p, files, 4096);
   const char *device = o.cfg.device != NULL ? o.cfg.device : "host";
   int is_cuda = strncmp(device, "cuda", 4) == 0;
-  unsigned threads = o.cfg.threads;
-  if (threads == 0) {
-    long c = sysconf(_SC_NPROCESSORS_ONLN);
-    threads = c >= 16 ? 8 : (c >= 2 ? (unsigned)(c / 2) : 1);
-  }
+  unsigned threads = o.cfg.threads != 0 ? o.cfg.threads : hoist_engine_default_threads();
 
   /* Limits first, in the same process and run. */
   double h2d = is_cuda ? bench_h2d_pinned(rt, 1u << 30, 10) : 0;

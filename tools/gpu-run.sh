@@ -51,14 +51,14 @@ if has warm; then
     for mode in mmap pread register; do
       "$hoist" bench load --json --device cuda:0 --repeat 3 --read "$mode" "$bench/flux" | sed "s/^{/{\"variant\":\"read=$mode\",/"
     done
-    for cfg in "--threads 6" "--threads 10" "--threads 12" "--chunk 1M" "--chunk 4M" "--threads 12 --chunk 1M"; do
+    for cfg in "--threads 10" "--threads 12" "--chunk 2M" "--chunk 8M" "--threads 12 --chunk 2M"; do
       "$hoist" bench load --json --device cuda:0 --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
     done
   } 2>&1 | tee "$out/bench-warm.jsonl"
 fi
 
 if has cold; then
-  for cfg in "" "--threads 16 --chunk 8M" "--read direct --chunk 8M"; do
+  for cfg in "" "--read direct" "--read direct --chunk 8M" "--read pread --chunk 8M --threads 16"; do
     "$hoist" bench load --json --device cuda:0 --cold --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
   done 2>&1 | tee "$out/bench-cold.jsonl"
 fi
@@ -72,9 +72,8 @@ if has verify; then
     2>&1 | tee "$out/load-verify.json"
 fi
 
-if has kernels && [ -x /work/main/build-gpu/bench/bench_kernels ]; then
-  /work/main/build-gpu/bench/bench_kernels 2>&1 | tee "$out/bench-kernels.log"
-elif has kernels && [ -x /work/main/build-gpu/tests/bench_kernels ]; then
-  /work/main/build-gpu/tests/bench_kernels 2>&1 | tee "$out/bench-kernels.log"
+if has kernels; then
+  kb=$(find /work/main/build-gpu -name bench_kernels -type f -perm -u+x | head -n 1)
+  [ -n "$kb" ] && "$kb" --runs 30 2>&1 | tee "$out/bench-kernels.log"
 fi
 echo "gpu-run: done"
