@@ -4,6 +4,7 @@
  * on cuda, and the files' raw parallel read rate (buffered and O_DIRECT)
  * for cold runs. */
 #include "bench_limits.h"
+#include "bench_oom.h"
 #include "cli_load_opts.h"
 #include "upload.h"
 
@@ -182,9 +183,12 @@ done:
 
 int cmd_bench(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-    fprintf(argc < 2 ? stderr : stdout, "usage: hoist bench load [OPTIONS] PIPELINE\n");
+    fprintf(argc < 2 ? stderr : stdout,
+            "usage: hoist bench load [OPTIONS] PIPELINE\n       hoist bench oom [OPTIONS] "
+            "[PIPELINE]\n");
     return argc < 2 ? HOIST_EXIT_USAGE : HOIST_EXIT_OK;
   }
   if (strcmp(argv[1], "load") == 0) return bench_load(argc - 1, argv + 1);
-  return cli_usage_error("bench", "unknown benchmark '%s' (available: load)", argv[1]);
+  if (strcmp(argv[1], "oom") == 0) return bench_oom(argc - 1, argv + 1);
+  return cli_usage_error("bench", "unknown benchmark '%s' (available: load, oom)", argv[1]);
 }

@@ -1,0 +1,680 @@
+/* bench_oom.c — `hoist bench oom`: for each load order × residency policy,
+ * the least device capacity (to 1 MiB) at which a full load succeeds, found
+ * by bisection over full load + unload trials in one process.  On host the
+ * capacity of one runtime is set afresh per trial; on cuda a ballast
+ * allocation leaves exactly the trial capacity free and is released after
+ * each trial.  --simulate answers from the headers alone (oom_sim.h), also
+ * for make-pipeline presets at scale 1.  Output: a table, JSON, an SVG bar
+ * chart, and a "what fits" summary for 24/16/12 GiB cards. */
+#include "bench_oom.h"
+
+#include "cli_load_opts.h"
+#include "device.h"
+#include "load.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define GIB (1ull << 30)
+#define MIB (1ull << 20)
+
+/* ------------------------------------------------------------------------ */
+/* Measured trials */
+
+static int is_cuda(const hoist_runtime *rt) { return strcmp(rt->dev->kind, "cuda") == 0; }
+
+static void sample_peak(oom_measure *x) {
+  hoist_device *d = x->rt->dev;
+  uint64_t used = 0;
+  if (!is_cuda(x->rt)) {
+    used = hoist_device_host_allocated(d);
+  } else {
+    uint64_t f = 0, t = 0;
+    if (d->ops->mem_info(d, &f, &t) != HOIST_OK) return;
+    uint64_t other = x->cotenant_addr != 0 ? x->s->cotenant.bytes : 0;
+    used = x->free0 > f + other ? x->free0 - f - other : 0;
+  }
+  if (used > x->peak) x->peak = used;
+}
+
+/* Another tenant takes its bytes: a capacity drop on host, a real
+ * allocation on cuda (from the loader's worker thread, as a second
+ * allocator would). */
+static void strike(oom_measure *x) {
+  hoist_device *d = x->rt->dev;
+  x->struck = 1;
+  uint64_t b = x->s->cotenant.bytes;
+  if (!is_cuda(x->rt)) {
+    hoist_device_host_set_capacity(d, x->capacity > b ? x->capacity - b : 0);
+  } else if (d->ops->alloc(d, b, &x->cotenant_addr) != HOIST_OK) {
+    x->cotenant_addr = 0;
+    x->cotenant_failed = 1;
+  }
+}
+
+/* Progress reports are serialized by the upload engine and come component
+ * after component, so the running total needs no lock. */
+static void measure_progress(void *user, const char *component, uint64_t done, uint64_t total) {
+  oom_measure *x = user;
+  if (component != x->cur) {
+    x->base += x->cur_total;
+    x->cur = component;
+  }
+  x->cur_total = total;
+  sample_peak(x);
+  if (!x->struck && oom_cotenant_struck(&x->s->cotenant, x->base + done, x->total_bytes))
+    strike(x);
+}
+
+static uint64_t measure_transient(void *user, const hoist_component_info *c, uint64_t bytes) {
+  const oom_measure *x = user;
+  return oom_transient_bytes(&x->s->transient, bytes);
+}
+
+/* Cuda: allocates a ballast so that exactly `capacity` bytes stay free,
+ * measuring the free memory after it and correcting once (the driver's
+ * rounding).  *actual gets the free memory under the ballast. */
+static int ballast_take(hoist_runtime *rt, uint64_t capacity, uint64_t *addr, uint64_t *actual) {
+  hoist_device *d = rt->dev;
+  uint64_t f = 0, t = 0, b;
+  *addr = 0;
+  int rc = d->ops->mem_info(d, &f, &t);
+  if (rc != HOIST_OK) return rc;
+  if (capacity > f)
+    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "bench oom: trial capacity %llu bytes is above the %llu bytes free on %s",
+                      (unsigned long long)capacity, (unsigned long long)f, d->name);
+  b = f - capacity;
+  if (b > 0) {
+    if ((rc = d->ops->alloc(d, b, addr)) != HOIST_OK) return rc;
+    if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+    if (f != capacity) {
+      uint64_t b2 = f > capacity ? b + (f - capacity) : b - (capacity - f);
+      d->ops->free(d, *addr);
+      *addr = 0;
+      if (b2 > 0 && (rc = d->ops->alloc(d, b2, addr)) != HOIST_OK) goto fail;
+    }
+  }
+  if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+  *actual = f;
+  return HOIST_OK;
+fail:
+  if (*addr != 0) d->ops->free(d, *addr);
+  *addr = 0;
+  return rc;
+}
+
+int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
+  oom_measure *x = user;
+  hoist_runtime *rt = x->rt;
+  hoist_device *d = rt->dev;
+  const oom_setup *s = x->s;
+  memset(r, 0, sizeof *r);
+  r->capacity = capacity;
+  if (x->cancel != NULL && *x->cancel)
+    return hoist_fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
+  x->total_bytes = 0;
+  for (size_t i = 0; i < s->m->n; i++) x->total_bytes += s->m->comps[i].bytes;
+  x->cur = NULL;
+  x->base = x->cur_total = x->peak = 0;
+  x->struck = x->cotenant_failed = 0;
+  x->cotenant_addr = 0;
+  x->capacity = capacity;
+
+  uint64_t ballast = 0, before_free = 0, t = 0;
+  int rc = HOIST_OK;
+  if (!is_cuda(rt)) {
+    if (hoist_device_host_allocated(d) != 0)
+      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
+                        (unsigned long long)hoist_device_host_allocated(d));
+    hoist_device_host_set_capacity(d, capacity);
+    x->free0 = capacity;
+  } else {
+    if ((rc = d->ops->mem_info(d, &before_free, &t)) != HOIST_OK) return rc;
+    if ((rc = ballast_take(rt, capacity, &ballast, &x->free0)) != HOIST_OK) return rc;
+  }
+  if (s->cotenant.enabled && s->cotenant.fraction == 0.0) strike(x);
+
+  hoist_load_failure f;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.offload = x->pol->offload[0] != '\0' ? x->pol->offload : NULL;
+  o.on_oom = x->pol->on_oom_offload ? HOIST_ON_OOM_OFFLOAD : HOIST_ON_OOM_FAIL;
+  o.headroom = (int64_t)s->headroom;
+  o.cancel = x->cancel;
+  o.progress = measure_progress;
+  o.progress_user = x;
+  o.failure = &f;
+  hoist_load_ext ext = {s->order, measure_transient, x};
+  hoist_loaded *l = NULL;
+  int st = hoist_load_pipeline_ext(rt, x->p, &o, &ext, &l);
+  r->status = st;
+  if (st == HOIST_OK) {
+    sample_peak(x);
+    for (size_t i = 0; i < hoist_loaded_component_count(l); i++) {
+      const hoist_loaded_info *li = hoist_loaded_component(l, i);
+      r->device_bytes += li->device_bytes;
+      if (li->residency != HOIST_OFFLOAD) continue;
+      int marked = 0;
+      for (size_t k = 0; k < s->m->n; k++)
+        if (strcmp(s->m->comps[k].name, li->name) == 0) marked = s->offload[k];
+      if (!marked) {
+        size_t have = strlen(r->oom_offloaded);
+        snprintf(r->oom_offloaded + have, sizeof r->oom_offloaded - have, "%s%s",
+                 have ? "," : "", li->name);
+      }
+    }
+  } else {
+    snprintf(r->failed, sizeof r->failed, "%s", f.component);
+  }
+  hoist_loaded_close(l);
+  if (x->cotenant_addr != 0) d->ops->free(d, x->cotenant_addr);
+  x->cotenant_addr = 0;
+  if (ballast != 0) d->ops->free(d, ballast);
+
+  /* Nothing may stay behind, whatever the outcome. */
+  if (!is_cuda(rt)) {
+    uint64_t left = hoist_device_host_allocated(d);
+    hoist_device_host_set_capacity(d, capacity);
+    if (left != 0)
+      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
+                        (unsigned long long)left);
+  } else {
+    uint64_t after = 0;
+    if ((rc = d->ops->mem_info(d, &after, &t)) != HOIST_OK) return rc;
+    if (after + d->ops->alloc_granularity < before_free)
+      return hoist_fail(rt, HOIST_DEVICE,
+                        "bench oom: %llu bytes free after a trial, %llu before: a leak",
+                        (unsigned long long)after, (unsigned long long)before_free);
+  }
+  if (st == HOIST_CANCELLED) return st;
+  if (x->cotenant_failed)
+    return hoist_fail(rt, HOIST_DEVICE, "bench oom: the co-tenant could not take its %llu bytes",
+                      (unsigned long long)s->cotenant.bytes);
+  /* A refusal, or an allocation the device denied, is a failed trial; any
+   * other failure (bad file, device error) stops the search. */
+  if (st != HOIST_OK && st != HOIST_ADMISSION && st != HOIST_DEVICE_OOM) return st;
+  r->ok = st == HOIST_OK && r->oom_offloaded[0] == '\0';
+  if (st == HOIST_OK) r->peak = x->peak;
+  return HOIST_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* The command */
+
+typedef struct row {
+  const char *order;
+  const char *policy;
+  int found;
+  uint64_t threshold, device_bytes, peak;
+  oom_result below;
+  int have_sim;
+  int sim_found;
+  uint64_t sim_threshold;
+} row;
+
+static void usage(FILE *out) {
+  fprintf(out,
+          "usage: hoist bench oom [--json] [--device cuda:N|host] [--orders LIST]\n"
+          "                       [--policy SPEC]... [--transient MODEL]\n"
+          "                       [--co-tenant BYTES@FRACTION] [--simulate]\n"
+          "                       [--preset NAME [--scale F]] [--plot FILE.svg] [PIPELINE]\n\n"
+          "For each load order and residency policy, the least device memory (to 1 MiB)\n"
+          "at which the whole pipeline loads: bisection over full load + unload trials\n"
+          "(host: a fresh capacity per trial; cuda: a ballast leaves exactly that much\n"
+          "free), or, with --simulate, computed from the headers alone.\n\n"
+          "options:\n"
+          "  --orders LIST      planned,index,reverse,random:K (default planned,index,reverse)\n"
+          "                     planned: the loader's order; index: model_index order;\n"
+          "                     reverse: smallest first; random:K: K seeded shuffles\n"
+          "  --seed N           seed of the random orders (default 1; printed)\n"
+          "  --policy SPEC      repeatable (default resident).  SPEC := TERM('+'TERM)*,\n"
+          "                     TERM := resident | offload:NAME[,NAME] | on-oom=fail|offload\n"
+          "                     NAME: a component or group (dit, text_encoder,\n"
+          "                     image_encoder, vae, all)\n"
+          "  --transient MODEL  none (default) | cast (a component needs its bytes twice\n"
+          "                     while it loads) | scratch:BYTES (per component load)\n"
+          "  --co-tenant B@F    another allocator takes B bytes when the load is F done\n"
+          "  --headroom BYTES   device memory the loader keeps free (default 0)\n"
+          "  --max-capacity B   upper end of the search (default: what surely fits;\n"
+          "                     cuda: at most the free memory)\n"
+          "  --simulate         headers only, no data read, no device touched\n"
+          "  --preset NAME      simulate a make-pipeline preset without writing it\n"
+          "                     (flux1-dev, wan2.2-t2v-a14b, qwen-image, sd3.5-large)\n"
+          "  --scale F          preset scale (default 1)\n"
+          "  --variant V        the V variant's files\n"
+          "  --plot FILE.svg    write a bar chart of the thresholds\n"
+          "  --json             JSON on stdout (all figures in bytes)\n");
+}
+
+static double gib(uint64_t b) { return (double)b / (double)GIB; }
+
+/* "31.425 GiB", or "67.5 MiB" under 1 GiB. */
+static const char *size_text(uint64_t b, char buf[32]) {
+  if (b >= GIB) snprintf(buf, 32, "%.3f GiB", gib(b));
+  else snprintf(buf, 32, "%.1f MiB", (double)b / (double)MIB);
+  return buf;
+}
+
+static const char *below_text(const row *w, char *buf, size_t size) {
+  const oom_result *b = &w->below;
+  if (!w->found || w->threshold == 0) return snprintf(buf, size, "-"), buf;
+  if (b->status == HOIST_OK && b->oom_offloaded[0] != '\0')
+    snprintf(buf, size, "loads with %s offloaded", b->oom_offloaded);
+  else if (b->status == HOIST_ADMISSION)
+    snprintf(buf, size, "clean refusal at %s", b->failed[0] ? b->failed : "preflight");
+  else
+    snprintf(buf, size, "%s%s%s", hoist_status_name(b->status), b->failed[0] ? " at " : "",
+             b->failed);
+  return buf;
+}
+
+static int write_svg(const char *path, const char *title, const row *rows, size_t n) {
+  FILE *f = fopen(path, "w");
+  if (f == NULL) return -1;
+  double top = 24.0 * 1.1;
+  for (size_t i = 0; i < n; i++)
+    if (rows[i].found && gib(rows[i].threshold) * 1.08 > top) top = gib(rows[i].threshold) * 1.08;
+  top = ceil(top / 4.0) * 4.0;
+  const int left = 70, bar_w = 46, gap = 18, plot_h = 360, y0 = 60;
+  int width = left + (int)n * (bar_w + gap) + 140;
+  if (width < 560) width = 560;
+  int height = y0 + plot_h + 170;
+#define Y(v) (y0 + plot_h - (int)((v) / top * plot_h))
+  fprintf(f,
+          "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
+          "font-family=\"sans-serif\" font-size=\"12\">\n"
+          "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
+          "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"bold\">%s</text>\n"
+          "<text x=\"%d\" y=\"42\" fill=\"#555\">least device memory at which the load "
+          "succeeds, GiB (a \"24 GB\" card has 24 GiB); dark tick: tensor device bytes</text>\n",
+          width, height, left, title, left);
+  for (double v = 0; v <= top + 1e-9; v += 4.0) {
+    fprintf(f,
+            "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#eee\"/>"
+            "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%.0f</text>\n",
+            left, width - 130, Y(v), Y(v), left - 6, Y(v) + 4, v);
+  }
+  static const double cards[] = {12, 16, 24};
+  static const char *colors[] = {"#d62728", "#ff7f0e", "#2ca02c"};
+  for (size_t k = 0; k < 3; k++)
+    fprintf(f,
+            "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"%s\" stroke-dasharray=\"6 4\" "
+            "stroke-width=\"1.5\"/><text x=\"%d\" y=\"%d\" fill=\"%s\">%.0f GB card</text>\n",
+            left, width - 130, Y(cards[k]), Y(cards[k]), colors[k], width - 124, Y(cards[k]) + 4,
+            colors[k], cards[k]);
+  for (size_t i = 0; i < n; i++) {
+    const row *w = &rows[i];
+    int x = left + gap / 2 + (int)i * (bar_w + gap);
+    double v = w->found ? gib(w->threshold) : top;
+    const char *fill = !w->found ? "#bbb" : w->policy[0] == 'r' && strchr(w->policy, '+') == NULL
+                                                ? "#1f77b4"
+                                                : "#9467bd";
+    fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"%s\"/>\n", x, Y(v),
+            bar_w, y0 + plot_h - Y(v), fill);
+    if (w->found && w->device_bytes > 0)
+      fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"black\" stroke-width=\"2\"/>\n",
+              x, x + bar_w, Y(gib(w->device_bytes)), Y(gib(w->device_bytes)));
+    if (w->found)
+      fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">%.1f</text>\n",
+              x + bar_w / 2, Y(v) - 4, v);
+    else
+      fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">n/a</text>\n",
+              x + bar_w / 2, Y(v) - 4);
+    fprintf(f,
+            "<text transform=\"translate(%d,%d) rotate(45)\" font-size=\"11\">%s · %s</text>\n",
+            x + bar_w / 2 - 4, y0 + plot_h + 14, w->order, w->policy);
+  }
+  fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"black\"/>\n</svg>\n", left,
+          width - 130, y0 + plot_h, y0 + plot_h);
+#undef Y
+  return fclose(f) == 0 ? 0 : -1;
+}
+
+static void policy_text(const oom_model *m, const unsigned char *mark, char *buf, size_t size) {
+  size_t have = 0;
+  buf[0] = '\0';
+  for (size_t i = 0; i < m->n; i++)
+    if (mark[i]) {
+      have = strlen(buf);
+      snprintf(buf + have, size - have, "%s%s", have ? "," : "offload:", m->comps[i].name);
+    }
+  if (buf[0] == '\0') snprintf(buf, size, "resident");
+}
+
+static volatile int cancel_flag;
+
+int bench_oom(int argc, char **argv) {
+  const char *cmd = "bench oom";
+  const char *device = "host", *orders_spec = "planned,index,reverse", *transient_spec = "none";
+  const char *cotenant_spec = NULL, *preset_name = NULL, *plot = NULL, *path = NULL;
+  const char *variant = NULL;
+  const char *policies[64];
+  size_t npol = 0;
+  int json = 0, simulate = 0;
+  uint64_t seed = 1, headroom = 0, max_cap = 0;
+  double scale = 1.0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    int has_v = i + 1 < argc;
+    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+      usage(stdout);
+      return HOIST_EXIT_OK;
+    }
+    if (strcmp(a, "--json") == 0) json = 1;
+    else if (strcmp(a, "--simulate") == 0) simulate = 1;
+    else if (a[0] == '-' && !has_v) return cli_usage_error(cmd, "%s needs a value", a);
+    else if (strcmp(a, "--device") == 0) device = argv[++i];
+    else if (strcmp(a, "--orders") == 0) orders_spec = argv[++i];
+    else if (strcmp(a, "--transient") == 0) transient_spec = argv[++i];
+    else if (strcmp(a, "--co-tenant") == 0) cotenant_spec = argv[++i];
+    else if (strcmp(a, "--preset") == 0) preset_name = argv[++i];
+    else if (strcmp(a, "--plot") == 0) plot = argv[++i];
+    else if (strcmp(a, "--variant") == 0) variant = argv[++i];
+    else if (strcmp(a, "--policy") == 0) {
+      if (npol == 64) return cli_usage_error(cmd, "at most 64 --policy");
+      policies[npol++] = argv[++i];
+    } else if (strcmp(a, "--seed") == 0) {
+      if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &seed))
+        return cli_usage_error(cmd, "bad --seed '%s'", argv[i]);
+    } else if (strcmp(a, "--headroom") == 0) {
+      if (!cli_parse_bytes(argv[++i], &headroom) || headroom > INT64_MAX)
+        return cli_usage_error(cmd, "bad --headroom '%s'", argv[i]);
+    } else if (strcmp(a, "--max-capacity") == 0) {
+      if (!cli_parse_bytes(argv[++i], &max_cap) || max_cap == 0)
+        return cli_usage_error(cmd, "bad --max-capacity '%s'", argv[i]);
+    } else if (strcmp(a, "--scale") == 0) {
+      char *end = NULL;
+      scale = strtod(argv[++i], &end);
+      if (end == argv[i] || *end != '\0' || !hoist_preset_scale_valid(scale))
+        return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
+    } else if (a[0] == '-') {
+      return cli_usage_error(cmd, "unknown option %s", a);
+    } else if (path != NULL) {
+      return cli_usage_error(cmd, "one PIPELINE only");
+    } else {
+      path = a;
+    }
+  }
+  if (npol == 0) policies[npol++] = "resident";
+  if (preset_name != NULL) simulate = 1; /* a preset is never written here */
+  if ((preset_name == NULL) == (path == NULL))
+    return cli_usage_error(cmd, "give a PIPELINE or --preset NAME (one of them)");
+  if (scale != 1.0 && preset_name == NULL)
+    return cli_usage_error(cmd, "--scale applies to --preset only");
+  int cuda = strncmp(device, "cuda", 4) == 0;
+  if (!cuda && strcmp(device, "host") != 0)
+    return cli_usage_error(cmd, "--device takes host or cuda:N");
+  uint64_t gran = cuda ? (2ull << 20) : 256;
+
+  char err[1024];
+  oom_transient tr;
+  oom_cotenant ct = {0};
+  if (oom_transient_parse(transient_spec, &tr, err, sizeof err) != HOIST_OK)
+    return cli_usage_error(cmd, "%s", err);
+  if (cotenant_spec != NULL && oom_cotenant_parse(cotenant_spec, &ct, err, sizeof err) != HOIST_OK)
+    return cli_usage_error(cmd, "%s", err);
+
+  int code = HOIST_EXIT_OK, rc = HOIST_OK;
+  hoist_runtime *rt = NULL;
+  hoist_pipeline *p = NULL;
+  oom_model m = {0};
+  oom_order *orders = NULL;
+  size_t norders = 0;
+  oom_policy *pols = calloc(npol, sizeof *pols);
+  unsigned char *marks = NULL;
+  row *rows = NULL;
+  size_t nrows = 0;
+  if (pols == NULL) return cli_report(cmd, NULL, HOIST_NO_MEMORY);
+
+  cli_install_cancel(&cancel_flag);
+  if (preset_name != NULL) {
+    const hoist_preset *ps = hoist_preset_find(preset_name);
+    if (ps == NULL) {
+      code = cli_usage_error(cmd, "unknown preset '%s' (flux1-dev, wan2.2-t2v-a14b, qwen-image, "
+                                  "sd3.5-large)", preset_name);
+      goto done;
+    }
+    if ((rc = oom_model_from_preset(ps, scale, &m, err, sizeof err)) != HOIST_OK) {
+      code = cli_usage_error(cmd, "%s", err);
+      goto done;
+    }
+  } else {
+    hoist_config cfg = HOIST_CONFIG_INIT;
+    /* The simulation never touches a device: a host runtime reads headers. */
+    cfg.device = simulate ? "host" : device;
+    if ((rc = hoist_runtime_create(&cfg, &rt)) != HOIST_OK) {
+      code = cli_report(cmd, NULL, rc);
+      goto done;
+    }
+    hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+    po.variant = variant;
+    if ((rc = hoist_pipeline_open(rt, path, &po, &p)) != HOIST_OK) {
+      code = cli_report(cmd, rt, rc);
+      goto done;
+    }
+    if ((rc = oom_model_from_pipeline(p, &m, err, sizeof err)) != HOIST_OK) {
+      fprintf(stderr, "hoist %s: %s\n", cmd, err);
+      code = cli_exit_code(rc);
+      goto done;
+    }
+  }
+  if (oom_orders_parse(orders_spec, &m, seed, &orders, &norders, err, sizeof err) != HOIST_OK) {
+    code = cli_usage_error(cmd, "%s", err);
+    goto done;
+  }
+  marks = calloc(npol * (m.n > 0 ? m.n : 1), 1);
+  rows = calloc(norders * npol, sizeof *rows);
+  if (marks == NULL || rows == NULL) {
+    code = cli_report(cmd, NULL, HOIST_NO_MEMORY);
+    goto done;
+  }
+  for (size_t k = 0; k < npol; k++) {
+    if (oom_policy_parse(policies[k], &m, &pols[k], err, sizeof err) != HOIST_OK ||
+        oom_policy_marks(&pols[k], &m, marks + k * m.n, err, sizeof err) != HOIST_OK) {
+      code = cli_usage_error(cmd, "%s", err);
+      goto done;
+    }
+  }
+
+  /* The device's limit on the search: cuda's free memory, the host's RAM. */
+  uint64_t limit = UINT64_MAX;
+  if (!simulate) {
+    if (cuda) {
+      uint64_t f = 0, t = 0;
+      if ((rc = rt->dev->ops->mem_info(rt->dev, &f, &t)) != HOIST_OK) {
+        code = cli_report(cmd, rt, rc);
+        goto done;
+      }
+      limit = f;
+    } else {
+      long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+      if (pages > 0 && page > 0) limit = (uint64_t)pages * (uint64_t)page;
+    }
+    if (max_cap > limit) {
+      char a[32], b[32];
+      code = cli_usage_error(cmd, "--max-capacity %s is above the %s %s has", cli_human_bytes(max_cap, a),
+                             cli_human_bytes(limit, b), cuda ? "free on the device" : "of RAM the host");
+      goto done;
+    }
+  }
+
+  for (size_t oi = 0; oi < norders; oi++) {
+    for (size_t k = 0; k < npol; k++) {
+      row *w = &rows[nrows++];
+      w->order = orders[oi].label;
+      w->policy = pols[k].label;
+      oom_setup s = {&m, orders[oi].slots, marks + k * m.n, pols[k].on_oom_offload, tr, ct,
+                     headroom, gran};
+      uint64_t hi = max_cap != 0 ? max_cap : oom_upper_bound(&s);
+      if (!simulate && hi > limit) hi = limit;
+      oom_result at;
+      int found = 0;
+      uint64_t thr = 0;
+      int sim_found;
+      uint64_t sim_thr;
+      oom_result sat, sbelow;
+      oom_bisect(oom_sim_trial_fn, &s, hi, OOM_STEP, &sim_found, &sim_thr, &sat, &sbelow);
+      if (simulate) {
+        found = sim_found;
+        thr = sim_thr;
+        at = sat;
+        w->below = sbelow;
+      } else {
+        oom_measure x = {0};
+        x.rt = rt;
+        x.p = p;
+        x.s = &s;
+        x.pol = &pols[k];
+        x.cancel = &cancel_flag;
+        rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
+        if (!cuda) hoist_device_host_set_capacity(rt->dev, hi);
+        if (rc != HOIST_OK) {
+          code = cli_report(cmd, rt, rc);
+          goto done;
+        }
+        w->have_sim = 1;
+        w->sim_found = sim_found;
+        w->sim_threshold = sim_thr;
+      }
+      w->found = found;
+      w->threshold = thr;
+      w->device_bytes = oom_device_bytes(&s);
+      w->peak = found ? at.peak : 0;
+      if (!found) code = HOIST_EXIT_NO_FIT;
+      if (!json && !simulate)
+        fprintf(stderr, "  %s × %s: %s\n", w->order, w->policy,
+                found ? "done" : "does not load within the search range");
+    }
+  }
+
+  /* What fits on 24/16/12 GiB cards, planned order, this transient model. */
+  static const uint64_t cards[] = {24 * GIB, 16 * GIB, 12 * GIB};
+  char fit_policy[3][OOM_LABEL_MAX];
+  uint64_t fit_thr[3] = {0}, fit_off[3] = {0};
+  int fit_ok[3];
+  {
+    unsigned char *mk = calloc(m.n > 0 ? m.n : 1, 1), *none = calloc(m.n > 0 ? m.n : 1, 1);
+    if (mk == NULL || none == NULL) {
+      free(mk);
+      free(none);
+      code = cli_report(cmd, NULL, HOIST_NO_MEMORY);
+      goto done;
+    }
+    oom_setup s = {&m, m.planned, none, 0, tr, ct, headroom, gran};
+    for (int c = 0; c < 3; c++) {
+      fit_ok[c] = oom_what_fits(&s, cards[c], mk, &fit_thr[c]) == 0;
+      if (fit_ok[c]) {
+        policy_text(&m, mk, fit_policy[c], sizeof fit_policy[c]);
+        for (size_t i = 0; i < m.n; i++)
+          if (mk[i]) fit_off[c] += m.comps[i].bytes;
+      } else {
+        snprintf(fit_policy[c], sizeof fit_policy[c], "none fits");
+      }
+    }
+    free(mk);
+    free(none);
+  }
+
+  char tlabel[64];
+  oom_transient_label(&tr, tlabel, sizeof tlabel);
+  if (plot != NULL) {
+    char title[1200];
+    snprintf(title, sizeof title, "%s — OOM thresholds on %s, transient %s%s", m.source, device,
+             tlabel, simulate ? " (simulated)" : " (measured)");
+    if (write_svg(plot, title, rows, nrows) != 0) {
+      fprintf(stderr, "hoist %s: cannot write %s\n", cmd, plot);
+      code = HOIST_EXIT_FAILURE;
+      goto done;
+    }
+  }
+  int any_random = strstr(orders_spec, "random") != NULL;
+  if (json) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, preset_name != NULL ? "preset" : "pipeline", m.source);
+    cJSON_AddStringToObject(root, "device", device);
+    cJSON_AddStringToObject(root, "mode", simulate ? "simulated" : "measured");
+    cJSON_AddStringToObject(root, "transient", tlabel);
+    cJSON_AddNumberToObject(root, "headroom_bytes", (double)headroom);
+    cJSON_AddNumberToObject(root, "granularity_bytes", (double)gran);
+    cJSON_AddNumberToObject(root, "step_bytes", (double)OOM_STEP);
+    if (any_random) cJSON_AddNumberToObject(root, "seed", (double)seed);
+    if (ct.enabled) {
+      cJSON *c = cJSON_AddObjectToObject(root, "co_tenant");
+      cJSON_AddNumberToObject(c, "bytes", (double)ct.bytes);
+      cJSON_AddNumberToObject(c, "fraction", ct.fraction);
+    }
+    cJSON *arr = cJSON_AddArrayToObject(root, "rows");
+    for (size_t i = 0; i < nrows; i++) {
+      const row *w = &rows[i];
+      cJSON *o = cJSON_CreateObject();
+      char b[OOM_LABEL_MAX + 64];
+      cJSON_AddStringToObject(o, "order", w->order);
+      cJSON_AddStringToObject(o, "policy", w->policy);
+      if (w->found) cJSON_AddNumberToObject(o, "threshold_bytes", (double)w->threshold);
+      else cJSON_AddNullToObject(o, "threshold_bytes");
+      cJSON_AddNumberToObject(o, "device_bytes", (double)w->device_bytes);
+      cJSON_AddNumberToObject(o, "peak_bytes", (double)w->peak);
+      if (w->have_sim) {
+        if (w->sim_found) cJSON_AddNumberToObject(o, "simulated_threshold_bytes", (double)w->sim_threshold);
+        else cJSON_AddNullToObject(o, "simulated_threshold_bytes");
+      }
+      cJSON_AddStringToObject(o, "one_step_below", below_text(w, b, sizeof b));
+      cJSON_AddItemToArray(arr, o);
+    }
+    cJSON *fits = cJSON_AddArrayToObject(root, "what_fits");
+    for (int c = 0; c < 3; c++) {
+      cJSON *o = cJSON_CreateObject();
+      cJSON_AddNumberToObject(o, "card_bytes", (double)cards[c]);
+      cJSON_AddStringToObject(o, "policy", fit_policy[c]);
+      if (fit_ok[c]) {
+        cJSON_AddNumberToObject(o, "threshold_bytes", (double)fit_thr[c]);
+        cJSON_AddNumberToObject(o, "offloaded_bytes", (double)fit_off[c]);
+      }
+      cJSON_AddItemToArray(fits, o);
+    }
+    if (!cli_print_json(root)) code = HOIST_EXIT_FAILURE;
+  } else {
+    printf("%s on %s, %s, transient %s, headroom %llu", m.source, device,
+           simulate ? "simulated" : "measured", tlabel, (unsigned long long)headroom);
+    if (ct.enabled) printf(", co-tenant %llu bytes at %.2f", (unsigned long long)ct.bytes, ct.fraction);
+    if (any_random) printf(", seed %llu", (unsigned long long)seed);
+    printf("\n%-10s %-34s %12s %12s %9s %12s%s  %s\n", "order", "policy", "threshold", "device",
+           "overhead", "peak", simulate ? "" : "    simulated", "1 MiB below");
+    for (size_t i = 0; i < nrows; i++) {
+      const row *w = &rows[i];
+      char b[OOM_LABEL_MAX + 64], thr[32], sim[32], dev[32], pk[32];
+      if (w->found) size_text(w->threshold, thr);
+      else snprintf(thr, sizeof thr, "n/a");
+      double over = w->found && w->device_bytes > 0
+                        ? ((double)w->threshold - (double)w->device_bytes) / (double)w->device_bytes * 100.0
+                        : 0.0;
+      if (w->have_sim && w->sim_found) size_text(w->sim_threshold, sim);
+      else snprintf(sim, sizeof sim, "n/a");
+      printf("%-10s %-34s %12s %12s %8.1f%% %12s%s%12s  %s\n", w->order, w->policy, thr,
+             size_text(w->device_bytes, dev), over, size_text(w->peak, pk), simulate ? "" : " ",
+             simulate ? "" : sim, below_text(w, b, sizeof b));
+    }
+    char thr[32];
+    printf("what fits (planned order, transient %s):\n", tlabel);
+    for (int c = 0; c < 3; c++) {
+      if (fit_ok[c])
+        printf("  %2llu GiB card: %-40s threshold %s, %.2f GB offloaded\n",
+               (unsigned long long)(cards[c] / GIB), fit_policy[c], size_text(fit_thr[c], thr),
+               (double)fit_off[c] / 1e9);
+      else
+        printf("  %2llu GiB card: none fits\n", (unsigned long long)(cards[c] / GIB));
+    }
+  }
+done:
+  if (rc == HOIST_CANCELLED) code = HOIST_EXIT_CANCELLED;
+  free(rows);
+  free(marks);
+  free(pols);
+  oom_orders_free(orders, norders);
+  oom_model_free(&m);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+  return code;
+}
