@@ -270,6 +270,19 @@ static const char *below_text(const row *w, char *buf, size_t size) {
   return buf;
 }
 
+/* Writes text with XML's special characters escaped. */
+static void xml_text(FILE *f, const char *t) {
+  for (; *t != '\0'; t++) {
+    switch (*t) {
+    case '<': fputs("&lt;", f); break;
+    case '>': fputs("&gt;", f); break;
+    case '&': fputs("&amp;", f); break;
+    case '"': fputs("&quot;", f); break;
+    default: fputc(*t, f);
+    }
+  }
+}
+
 static int write_svg(const char *path, const char *title, const row *rows, size_t n) {
   FILE *f = fopen(path, "w");
   if (f == NULL) return -1;
@@ -286,10 +299,14 @@ static int write_svg(const char *path, const char *title, const row *rows, size_
           "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
           "font-family=\"sans-serif\" font-size=\"12\">\n"
           "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
-          "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"bold\">%s</text>\n"
-          "<text x=\"%d\" y=\"42\" fill=\"#555\">least device memory at which the load "
-          "succeeds, GiB (a \"24 GB\" card has 24 GiB); dark tick: tensor device bytes</text>\n",
-          width, height, left, title, left);
+          "<text x=\"%d\" y=\"24\" font-size=\"15\" font-weight=\"bold\">",
+          width, height, left);
+  xml_text(f, title);
+  fprintf(f,
+          "</text>\n<text x=\"%d\" y=\"42\" fill=\"#555\">least device memory at which the "
+          "load succeeds, in GiB (a 24 GB card has 24 GiB); black tick: Σ tensor device bytes; "
+          "blue: resident, purple: offload/on-oom policies</text>\n",
+          left);
   for (double v = 0; v <= top + 1e-9; v += 4.0) {
     fprintf(f,
             "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"#eee\"/>"
@@ -322,9 +339,12 @@ static int write_svg(const char *path, const char *title, const row *rows, size_
     else
       fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\" font-size=\"11\">n/a</text>\n",
               x + bar_w / 2, Y(v) - 4);
-    fprintf(f,
-            "<text transform=\"translate(%d,%d) rotate(45)\" font-size=\"11\">%s · %s</text>\n",
-            x + bar_w / 2 - 4, y0 + plot_h + 14, w->order, w->policy);
+    fprintf(f, "<text transform=\"translate(%d,%d) rotate(45)\" font-size=\"11\">",
+            x + bar_w / 2 - 4, y0 + plot_h + 14);
+    xml_text(f, w->order);
+    fputs(" · ", f);
+    xml_text(f, w->policy);
+    fputs("</text>\n", f);
   }
   fprintf(f, "<line x1=\"%d\" x2=\"%d\" y1=\"%d\" y2=\"%d\" stroke=\"black\"/>\n</svg>\n", left,
           width - 130, y0 + plot_h, y0 + plot_h);
@@ -640,8 +660,8 @@ int bench_oom(int argc, char **argv) {
            simulate ? "simulated" : "measured", tlabel, (unsigned long long)headroom);
     if (ct.enabled) printf(", co-tenant %llu bytes at %.2f", (unsigned long long)ct.bytes, ct.fraction);
     if (any_random) printf(", seed %llu", (unsigned long long)seed);
-    printf("\n%-10s %-34s %12s %12s %9s %12s%s  %s\n", "order", "policy", "threshold", "device",
-           "overhead", "peak", simulate ? "" : "    simulated", "1 MiB below");
+    printf("\n%-10s %-40s %12s %12s %9s %12s%s  %s\n", "order", "policy", "threshold", "device",
+           "overhead", "peak", simulate ? "" : "    simulated", "1 MiB below threshold");
     for (size_t i = 0; i < nrows; i++) {
       const row *w = &rows[i];
       char b[OOM_LABEL_MAX + 64], thr[32], sim[32], dev[32], pk[32];
@@ -652,9 +672,11 @@ int bench_oom(int argc, char **argv) {
                         : 0.0;
       if (w->have_sim && w->sim_found) size_text(w->sim_threshold, sim);
       else snprintf(sim, sizeof sim, "n/a");
-      printf("%-10s %-34s %12s %12s %8.1f%% %12s%s%12s  %s\n", w->order, w->policy, thr,
-             size_text(w->device_bytes, dev), over, size_text(w->peak, pk), simulate ? "" : " ",
-             simulate ? "" : sim, below_text(w, b, sizeof b));
+      char simcol[40] = "";
+      if (!simulate) snprintf(simcol, sizeof simcol, " %12s", sim);
+      printf("%-10s %-40s %12s %12s %8.1f%% %12s%s  %s\n", w->order, w->policy, thr,
+             size_text(w->device_bytes, dev), over, size_text(w->peak, pk), simcol,
+             below_text(w, b, sizeof b));
     }
     char thr[32];
     printf("what fits (planned order, transient %s):\n", tlabel);
