@@ -325,6 +325,19 @@ static int plan_component(writer *w, wcomp *wc) {
 /* Files */
 
 static int make_dir(writer *w, const char *path) {
+  /* Missing parents are created too (as mkdir -p), and remembered so a
+   * failed run removes them again. */
+  char parent[4096];
+  const char *slash = strrchr(path, '/');
+  if (slash != NULL && slash != path && (size_t)(slash - path) < sizeof parent) {
+    memcpy(parent, path, (size_t)(slash - path));
+    parent[slash - path] = '\0';
+    struct stat pst;
+    if (stat(parent, &pst) != 0 && errno == ENOENT) {
+      int rc = make_dir(w, parent);
+      if (rc != HOIST_OK) return rc;
+    }
+  }
   if (mkdir(path, 0755) == 0) {
     if (remember(&w->dirs, &w->ndirs, &w->capdirs, path) != 0)
       return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
