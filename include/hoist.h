@@ -319,7 +319,12 @@ typedef struct hoist_load_options {
   uint32_t struct_size;
   hoist_progress_fn progress;
   void *progress_user;
-  int verify;                 /* compare every tensor's device bytes with the file */
+  int verify;                 /* after the load, check every chunk on the device
+                                 against the bytes read for it: a block checksum
+                                 (kernels.h) taken by the reader threads, and the
+                                 device's checksum of the same bytes (the arena, or
+                                 the source chunk in the scratch before a conversion);
+                                 HOIST_VERIFY_MISMATCH names the first bad tensor */
   hoist_read_mode read_mode;
   const char *offload;        /* comma list of names or groups (dit, text_encoder,
                                  image_encoder, vae, all) to keep offloaded */
@@ -330,11 +335,26 @@ typedef struct hoist_load_options {
   const volatile int *cancel; /* when non-NULL and set non-zero, the load stops at
                                  the next chunk boundary with HOIST_CANCELLED */
   hoist_load_failure *failure; /* optional out: details of a refusal */
+  /* Dtype conversion during the upload.  dtype: target of every floating
+   * tensor, "bf16", "f16" or "f32" (case-insensitive; NULL or "" keeps every
+   * dtype).  dtype_for: per-component targets that override it,
+   * "NAME=DTYPE[,NAME=DTYPE..]" with NAME a component name or group (as in
+   * offload) and DTYPE as above or "keep".  Floating tensors are converted
+   * when the pair is supported (kernels.h); same-dtype and non-floating
+   * tensors (ints, bool) are copied unchanged; a floating tensor with no
+   * conversion to its target (F64->BF16, F8_E8M0->..) fails the load with
+   * HOIST_UNSUPPORTED before anything is allocated.  Arenas are sized in the
+   * target dtype.  Strings are borrowed for the call. */
+  const char *dtype;
+  const char *dtype_for;
+  /* Device scratch ring that converted chunks land in before the conversion
+   * kernel writes the arena; counted by admission.  0: 64 MiB. */
+  uint64_t scratch_bytes;
 } hoist_load_options;
 
 #define HOIST_LOAD_OPTIONS_INIT \
   { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
-    HOIST_ON_OOM_FAIL, NULL, NULL }
+    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0 }
 
 typedef struct hoist_loaded_info {
   const char *name;

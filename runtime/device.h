@@ -44,6 +44,16 @@ typedef struct hoist_device_ops {
    * the backend has no such notion. */
   int (*host_register)(hoist_device *d, void *p, size_t n, int read_only);
   void (*host_unregister)(hoist_device *d, void *p);
+  /* Enqueues on stream the conversion of n elements of `from` at the device
+   * address src into `to` at dst (kernels/convert.cu on cuda, the CPU
+   * reference hoist_convert_ref on host).  Addresses aligned to their
+   * element size, ranges disjoint.  HOIST_UNSUPPORTED for a pair
+   * hoist_convert_supported() refuses. */
+  int (*convert)(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src, hoist_dtype from,
+                 uint64_t n, void *stream);
+  /* Enqueues on stream the block checksum (kernels.h) of n bytes at the
+   * device address src, written to the 8-byte aligned device address out. */
+  int (*checksum)(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream);
   /* Bytes a backend may allocate beyond the request (rounding). */
   uint64_t alloc_granularity;
 } hoist_device_ops;

@@ -6,6 +6,7 @@
  * because upload worker threads start with device 0 current. */
 #include "checks.h"
 #include "device.h"
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -131,6 +132,25 @@ static void cuda_host_unregister(hoist_device *d, void *p) {
   if (cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
 }
 
+/* The launchers record their detail for the calling thread; it is copied
+ * into the runtime so the load reports it. */
+static int cuda_convert(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src,
+                        hoist_dtype from, uint64_t n, void *stream) {
+  SET_DEVICE(d);
+  int rc = hoist_convert_launch((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n,
+                                stream);
+  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  return HOIST_OK;
+}
+
+static int cuda_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
+  SET_DEVICE(d);
+  int rc = hoist_checksum_launch((const void *)(uintptr_t)src, n, (uint64_t *)(uintptr_t)out,
+                                 stream);
+  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  return HOIST_OK;
+}
+
 static const hoist_device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -149,6 +169,8 @@ static const hoist_device_ops cuda_ops = {
     .copy_d2h = cuda_copy_d2h,
     .host_register = cuda_host_register,
     .host_unregister = cuda_host_unregister,
+    .convert = cuda_convert,
+    .checksum = cuda_checksum,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
 };
 

@@ -7,7 +7,9 @@
  * Accounting counts every device allocation at its size rounded up to 256
  * bytes; pinned (staging) memory is tracked separately so tests can prove
  * that nothing leaks on any path. */
+#include "convert_ref.h"
 #include "device.h"
+#include "kernels.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -188,6 +190,24 @@ static int host_register(hoist_device *d, void *p, size_t n, int read_only) {
 }
 static void host_unregister(hoist_device *d, void *p) {}
 
+/* Conversion and checksum run on the calling thread, synchronously, with
+ * the same definitions the kernels use, so CI exercises the device path. */
+static int host_convert(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src,
+                        hoist_dtype from, uint64_t n, void *stream) {
+  int rc = hoist_convert_ref((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n);
+  if (rc != HOIST_OK)
+    return hoist_fail(d->rt, rc, "host device: conversion %s -> %s of %llu elements refused",
+                      hoist_dtype_name(from) ? hoist_dtype_name(from) : "?",
+                      hoist_dtype_name(to) ? hoist_dtype_name(to) : "?", (unsigned long long)n);
+  return HOIST_OK;
+}
+
+static int host_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
+  uint64_t h = hoist_checksum_host((const void *)(uintptr_t)src, n, 1);
+  memcpy((void *)(uintptr_t)out, &h, sizeof h);
+  return HOIST_OK;
+}
+
 static const hoist_device_ops host_ops = {
     .destroy = host_destroy,
     .mem_info = host_mem_info,
@@ -206,6 +226,8 @@ static const hoist_device_ops host_ops = {
     .copy_d2h = host_copy_d2h,
     .host_register = host_register,
     .host_unregister = host_unregister,
+    .convert = host_convert,
+    .checksum = host_checksum,
     .alloc_granularity = HOST_ALIGN,
 };
 

@@ -3,9 +3,19 @@
  * (or a few) with tensors placed largest-first at 256-byte alignment, and
  * the upload engine to fill it; offloaded components are read once into a
  * pinned host copy instead.  Any failure releases everything this load took,
- * so a refused or broken load leaves the device as it found it. */
+ * so a refused or broken load leaves the device as it found it.
+ *
+ * With a target dtype (--dtype), floating tensors are placed in target
+ * bytes and their chunks land in a small device scratch ring (held only
+ * while the component uploads, and counted by its admission) from which the
+ * conversion kernel writes the arena.  --verify compares, per chunk, the
+ * block checksum the reader threads took of the bytes they read with the
+ * device's checksum of the same bytes: where they landed for plain chunks,
+ * in the scratch before conversion for converted ones. */
 #include "load.h"
 #include "upload.h"
+
+#include "kernels.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,9 +80,79 @@ int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
   return rc;
 }
 
+#define DEFAULT_SCRATCH (64ull << 20)
+#define DTYPE_KEEP HOIST_DTYPE_COUNT_
+
+static bool dtype_is_float(hoist_dtype d) {
+  switch (d) {
+  case HOIST_DTYPE_F16: case HOIST_DTYPE_BF16: case HOIST_DTYPE_F32: case HOIST_DTYPE_F64:
+  case HOIST_DTYPE_C64: case HOIST_DTYPE_F8_E4M3: case HOIST_DTYPE_F8_E5M2:
+  case HOIST_DTYPE_F8_E8M0: case HOIST_DTYPE_F8_E4M3FNUZ: case HOIST_DTYPE_F8_E5M2FNUZ:
+  case HOIST_DTYPE_F4: case HOIST_DTYPE_F6_E2M3: case HOIST_DTYPE_F6_E3M2:
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* "bf16", "f16", "f32" (any case) or "keep" (DTYPE_KEEP). */
+static int parse_target(hoist_runtime *rt, const char *what, const char *s, size_t len,
+                        hoist_dtype *out) {
+  static const struct { const char *name; hoist_dtype d; } names[] = {
+      {"bf16", HOIST_DTYPE_BF16}, {"f16", HOIST_DTYPE_F16}, {"f32", HOIST_DTYPE_F32},
+      {"keep", DTYPE_KEEP}};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strlen(names[i].name) == len && strncasecmp(names[i].name, s, len) == 0) {
+      *out = names[i].d;
+      return HOIST_OK;
+    }
+  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: '%.*s' is not bf16, f16, f32 or keep", what,
+                    (int)(len > 64 ? 64 : len), s);
+}
+
+/* Each component's target dtype (load order) from --dtype and the
+ * --dtype-for entries, later entries winning. */
+static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const comp_state *comps,
+                           size_t n, hoist_dtype *target) {
+  hoist_dtype all = DTYPE_KEEP;
+  int rc = HOIST_OK;
+  if (o->dtype != NULL && o->dtype[0] != '\0' &&
+      (rc = parse_target(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
+    return rc;
+  for (size_t i = 0; i < n; i++) target[i] = all;
+  if (o->dtype_for == NULL || o->dtype_for[0] == '\0') return HOIST_OK;
+  unsigned char *mark = malloc(n > 0 ? n : 1);
+  if (mark == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  const char *p = o->dtype_for;
+  while (*p != '\0' && rc == HOIST_OK) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    const char *eq = memchr(p, '=', len);
+    char name[128];
+    hoist_dtype d = DTYPE_KEEP;
+    if (eq == NULL || eq == p || (size_t)(eq - p) >= sizeof name) {
+      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--dtype-for: '%.*s' is not NAME=DTYPE",
+                      (int)(len > 128 ? 128 : len), p);
+      break;
+    }
+    memcpy(name, p, (size_t)(eq - p));
+    name[eq - p] = '\0';
+    if ((rc = parse_target(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
+      break;
+    memset(mark, 0, n > 0 ? n : 1);
+    if ((rc = hoist_residency_select(rt, "dtype-for", name, comps, n, mark)) != HOIST_OK) break;
+    for (size_t i = 0; i < n; i++)
+      if (mark[i]) target[i] = d;
+    p += len;
+    if (*p == ',') p++;
+  }
+  free(mark);
+  return rc;
+}
+
 static int cmp_placement(const void *pa, const void *pb) {
   const placed_tensor *a = pa, *b = pb;
-  if (a->t->nbytes != b->t->nbytes) return a->t->nbytes > b->t->nbytes ? -1 : 1;
+  if (a->dev.nbytes != b->dev.nbytes) return a->dev.nbytes > b->dev.nbytes ? -1 : 1;
   if (a->file != b->file) return a->file < b->file ? -1 : 1;
   return a->t->begin < b->t->begin ? -1 : a->t->begin > b->t->begin;
 }
@@ -83,8 +163,11 @@ static int cmp_by_name(const void *pa, const void *pb) {
   return strcmp(a->t->name, b->t->name);
 }
 
-/* Tensors of the component, placed largest-first; span and need. */
-static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity) {
+/* Tensors of the component with their device dtype (target: DTYPE_KEEP or
+ * the dtype floating tensors become), placed largest-first in device
+ * bytes; span and need.  A floating tensor with no conversion to target is
+ * HOIST_UNSUPPORTED. */
+static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target) {
   size_t n = 0;
   for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
   c->ntensors = n;
@@ -94,8 +177,23 @@ static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity) {
     return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name, n);
   size_t k = 0;
   for (size_t f = 0; f < c->nfiles; f++)
-    for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++)
-      c->tensors[k++] = (placed_tensor){hoist_file_tensor(c->files[f], i), (uint32_t)f, 0};
+    for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
+      const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
+      placed_tensor *pt = &c->tensors[k++];
+      *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
+      if (target == DTYPE_KEEP || !dtype_is_float(t->dtype) || t->dtype == target) continue;
+      if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
+        return hoist_fail(rt, HOIST_UNSUPPORTED,
+                          "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
+                          "component's dtype with --dtype-for %s=keep",
+                          c->info->name, t->name, hoist_dtype_name(t->dtype),
+                          hoist_dtype_name(target), c->info->name);
+      if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, &pt->dev.nbytes))
+        return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows",
+                          c->info->name, t->name);
+      pt->dev.dtype = target;
+      c->converts = 1;
+    }
   qsort(c->tensors, n, sizeof *c->tensors, cmp_placement);
   uint64_t off = 0, bytes = 0;
   for (size_t i = 0; i < n; i++) {
@@ -103,7 +201,7 @@ static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity) {
         !hoist_add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
       return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->tensors[i].off = off;
-    if (!hoist_add_u64(off, c->tensors[i].t->nbytes, &off))
+    if (!hoist_add_u64(off, c->tensors[i].dev.nbytes, &off))
       return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->by_name[i] = &c->tensors[i];
   }
@@ -124,9 +222,89 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
   c->pub.device_begin = c->pub.device_end = 0;
 }
 
-/* Uploads c's tensors into its arenas (or its host copy when to_host). */
-static int comp_upload(hoist_runtime *rt, hoist_engine *e, comp_state *c, int to_host,
-                       const hoist_load_options *o) {
+/* Bytes of the transient device memory a component holds during its own
+ * upload: the scratch ring when it converts, 8 bytes per chunk of verify
+ * hashes; each rounded to the backend's granularity. */
+static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
+                              uint64_t scratch_ring, uint64_t convert_step) {
+  uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
+  for (size_t i = 0; i < c->ntensors; i++) {
+    const placed_tensor *pt = &c->tensors[i];
+    uint64_t step = pt->dev.dtype != pt->t->dtype ? convert_step : chunk;
+    bound += pt->t->nbytes / step + 1;
+  }
+  c->chunk_bound = bound;
+  uint64_t scratch = 0, hashes = 0, total = 0;
+  if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
+      (verify && !hoist_round_up_u64(bound * 8, g, &hashes)) ||
+      !hoist_add_u64(scratch, hashes, &total))
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
+  c->own_transient = total;
+  return HOIST_OK;
+}
+
+/* Names the first bad tensor of a chunk that failed verification: a plain
+ * chunk is read back and compared with the file piece by piece (the byte
+ * and its two values); a converted one is named with its source range. */
+static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
+                           uint64_t dev_hash) {
+  const upload_chunk *ch = &job->chunks[bad];
+  const upload_segment *seg = &job->segs[ch->first_seg];
+  const placed_tensor *pt = &c->tensors[seg->tensor];
+  const char *path = hoist_file_path(c->files[pt->file]);
+  if (ch->from != ch->to)
+    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                      "verify: %s: tensor '%s' differs from %s in source bytes [%llu, %llu) "
+                      "before the %s -> %s conversion: device hash %#018llx, host hash %#018llx",
+                      c->info->name, pt->t->name, path, (unsigned long long)seg->tensor_off,
+                      (unsigned long long)(seg->tensor_off + seg->len), hoist_dtype_name(ch->from),
+                      hoist_dtype_name(ch->to), (unsigned long long)dev_hash,
+                      (unsigned long long)ch->host_hash);
+  unsigned char *back = malloc(ch->len > 0 ? ch->len : 1), *file = malloc(ch->len > 0 ? ch->len : 1);
+  int rc = HOIST_OK;
+  if (back == NULL || file == NULL) {
+    rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+    goto done;
+  }
+  if (job->to_host)
+    memcpy(back, (const void *)(uintptr_t)ch->dst, ch->len);
+  else if ((rc = rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, ch->len)) != HOIST_OK)
+    goto done;
+  for (uint32_t k = 0; k < ch->nseg; k++) {
+    const upload_segment *sg = &seg[k];
+    const placed_tensor *t = &c->tensors[sg->tensor];
+    if ((rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len)) != HOIST_OK)
+      goto done;
+    if (memcmp(back + sg->slot_off, file, sg->len) == 0) continue;
+    size_t j = 0;
+    while (back[sg->slot_off + j] == file[j]) j++;
+    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                    "verify: %s: tensor '%s' differs from %s at byte %llu (device %#04x, file "
+                    "%#04x): device hash %#018llx, host hash %#018llx",
+                    c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
+                    (unsigned long long)(sg->tensor_off + j), back[sg->slot_off + j], file[j],
+                    (unsigned long long)dev_hash, (unsigned long long)ch->host_hash);
+    goto done;
+  }
+  /* The bytes now agree with the file: what the readers hashed differed. */
+  rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                  "verify: %s: tensor '%s' (from %s): device hash %#018llx, host hash %#018llx",
+                  c->info->name, pt->t->name, path, (unsigned long long)dev_hash,
+                  (unsigned long long)ch->host_hash);
+done:
+  free(back);
+  free(file);
+  return rc;
+}
+
+/* Uploads c's tensors into its arenas (or its host copy when to_host);
+ * scratch (scratch_slot bytes a slot) and hashes are the device memory of
+ * its own transient (0 when unused).  With o->verify it then checks every
+ * chunk (after ext's after_upload hook). */
+static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size_t pos,
+                       int to_host, const hoist_load_options *o, const hoist_load_ext *ext,
+                       uint64_t scratch, uint64_t scratch_slot, uint64_t hashes) {
+  comp_state *c = &l->comps[pos];
   if (c->ntensors == 0) return HOIST_OK;
   upload_job job = {0};
   job.component = c->info->name;
@@ -134,17 +312,23 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, comp_state *c, int to
   job.progress = o->progress;
   job.progress_user = o->progress_user;
   job.cancel = o->cancel;
+  job.scratch = scratch;
+  job.scratch_slot = scratch_slot;
+  job.verify = o->verify != 0;
+  job.dev_hashes = hashes;
   const hoist_tensor_info **ts = malloc(c->ntensors * sizeof *ts);
   uint32_t *tf = malloc(c->ntensors * sizeof *tf);
   uint64_t *dst = malloc(c->ntensors * sizeof *dst);
+  hoist_dtype *to = malloc(c->ntensors * sizeof *to);
   int rc = HOIST_OK;
-  if (ts == NULL || tf == NULL || dst == NULL) {
+  if (ts == NULL || tf == NULL || dst == NULL || to == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->info->name);
     goto done;
   }
   for (size_t i = 0; i < c->ntensors; i++) {
     ts[i] = c->tensors[i].t;
     tf[i] = c->tensors[i].file;
+    to[i] = c->tensors[i].dev.dtype;
     dst[i] = to_host ? (uint64_t)(uintptr_t)c->host_copy + c->tensors[i].off
                      : comp_tensor_addr(c, &c->tensors[i]);
   }
@@ -153,59 +337,34 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, comp_state *c, int to
   rc = upload_files_open(rt, (const hoist_file *const *)c->files, c->nfiles, mode, &job.files);
   if (rc != HOIST_OK) goto done;
   job.nfiles = c->nfiles;
-  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, c->ntensors);
+  /* Host copies convert through the reader's pinned slot (a chunk). */
+  uint64_t step = to_host || scratch_slot == 0 ? hoist_engine_chunk_bytes(e) : scratch_slot;
+  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, c->ntensors, to, step);
   if (rc != HOIST_OK) goto done;
+  if (!to_host && c->converts && scratch == 0) {
+    rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch", c->info->name);
+    goto done;
+  }
+  if (job.verify && !to_host && job.nchunks > c->chunk_bound) {
+    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
+                    job.nchunks, (unsigned long long)c->chunk_bound);
+    goto done;
+  }
   rc = hoist_engine_run(e, &job);
+  if (rc != HOIST_OK) goto done;
+  if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
+  if (!job.verify) goto done;
+  size_t bad = SIZE_MAX;
+  uint64_t dev_hash = 0;
+  rc = hoist_engine_verify(e, &job, &bad, &dev_hash);
+  if (rc == HOIST_OK && bad != SIZE_MAX) rc = report_mismatch(rt, c, &job, bad, dev_hash);
 done:
   upload_job_free(&job);
   upload_files_close(rt, job.files, job.nfiles);
   free(ts);
   free(tf);
   free(dst);
-  return rc;
-}
-
-/* Compares every tensor of c on the device (or in its host copy) with the
- * file; reports the first differing byte. */
-static int comp_verify(hoist_runtime *rt, comp_state *c) {
-  const size_t piece = 8u << 20;
-  unsigned char *dev_buf = malloc(piece), *file_buf = malloc(piece);
-  int rc = HOIST_OK;
-  if (dev_buf == NULL || file_buf == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
-    goto done;
-  }
-  for (size_t i = 0; i < c->ntensors && rc == HOIST_OK; i++) {
-    const placed_tensor *pt = &c->tensors[i];
-    const hoist_file *f = c->files[pt->file];
-    uint64_t base = c->host_copy != NULL && c->narenas == 0
-                        ? (uint64_t)(uintptr_t)c->host_copy + pt->off
-                        : comp_tensor_addr(c, pt);
-    for (uint64_t off = 0; off < pt->t->nbytes && rc == HOIST_OK; off += piece) {
-      size_t len = (size_t)(pt->t->nbytes - off < piece ? pt->t->nbytes - off : piece);
-      if (c->narenas == 0)
-        memcpy(dev_buf, (const void *)(uintptr_t)(base + off), len);
-      else if ((rc = rt->dev->ops->copy_d2h(rt->dev, dev_buf, base + off, len)) != HOIST_OK)
-        break;
-      rc = hoist_file_read(f, hoist_file_data_offset(f) + pt->t->begin + off, file_buf, len);
-      if (rc != HOIST_OK) {
-        rc = hoist_fail(rt, rc, "verify: %s: cannot read tensor '%s'", hoist_file_path(f), pt->t->name);
-        break;
-      }
-      if (memcmp(dev_buf, file_buf, len) != 0) {
-        size_t j = 0;
-        while (dev_buf[j] == file_buf[j]) j++;
-        rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                        "verify: %s: tensor '%s' differs from %s at byte %llu (device %#04x, "
-                        "file %#04x)",
-                        c->info->name, pt->t->name, hoist_file_path(f),
-                        (unsigned long long)(off + j), dev_buf[j], file_buf[j]);
-      }
-    }
-  }
-done:
-  free(dev_buf);
-  free(file_buf);
+  free(to);
   return rc;
 }
 
@@ -243,11 +402,13 @@ static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *of
     comp_state *c = &l->comps[i];
     if (offload[i] || c->need == 0) continue;
     uint64_t next = sum + c->need;
-    if (next + headroom > free_b) {
+    /* Its scratch and hashes are held only while it uploads. */
+    if (next + c->own_transient + headroom > free_b) {
       uint64_t total = next;
       for (size_t j = i + 1; j < l->ncomps; j++)
         if (!offload[j]) total += l->comps[j].need;
-      set_failure(o, c->info->name, c->need + headroom, free_b > sum ? free_b - sum : 0);
+      set_failure(o, c->info->name, c->need + c->own_transient + headroom,
+                  free_b > sum ? free_b - sum : 0);
       return hoist_fail(rt, HOIST_ADMISSION,
                         "preflight: the plan needs %llu bytes on %s plus %llu headroom but %llu "
                         "are free; components before '%s' fit (%llu bytes), '%s' needs %llu "
@@ -302,11 +463,14 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   double t0 = now_seconds();
   int rc = HOIST_OK;
   uint64_t transient_addr = 0; /* a transient allocation held during one upload */
+  uint64_t own_addr = 0;       /* this component's scratch ring and verify hashes */
+  hoist_dtype *target = NULL;
   unsigned char *offload = NULL, *fsdp = NULL;
   hoist_loaded *l = calloc(1, sizeof *l);
   size_t n = hoist_pipeline_component_count(p);
   if (l == NULL || (l->comps = calloc(n > 0 ? n : 1, sizeof *l->comps)) == NULL ||
-      (offload = calloc(n > 0 ? n : 1, 1)) == NULL || (fsdp = calloc(n > 0 ? n : 1, 1)) == NULL) {
+      (offload = calloc(n > 0 ? n : 1, 1)) == NULL || (fsdp = calloc(n > 0 ? n : 1, 1)) == NULL ||
+      (target = calloc(n > 0 ? n : 1, sizeof *target)) == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory starting a load");
     goto fail;
   }
@@ -329,9 +493,13 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     c->pub.residency = HOIST_RESIDENT;
     if (c->nfiles == 0 && c->info->file_count > 0)
       hoist_log(rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded", c->info->name);
-    rc = comp_place(rt, c, d->ops->alloc_granularity);
-    if (rc != HOIST_OK) goto fail;
   }
+  /* Target dtypes, then placement in target bytes: an impossible
+   * conversion fails here, before anything is allocated. */
+  if ((rc = resolve_targets(rt, o, l->comps, n, target)) != HOIST_OK) goto fail;
+  for (size_t pos = 0; pos < n; pos++)
+    if ((rc = comp_place(rt, &l->comps[pos], d->ops->alloc_granularity, target[pos])) != HOIST_OK)
+      goto fail;
   rc = hoist_residency_select(rt, "offload", o->offload, l->comps, n, offload);
   if (rc == HOIST_OK) rc = hoist_residency_select(rt, "fsdp", o->fsdp, l->comps, n, fsdp);
   if (rc != HOIST_OK) goto fail;
@@ -345,15 +513,33 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     if (fsdp[i]) l->comps[i].pub.residency = HOIST_FSDP;
   }
 
+  /* The engine's threads and chunk size the scratch ring (made once per
+   * runtime; it holds pinned memory, not device memory). */
+  hoist_engine *e = NULL;
+  if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
+  uint64_t scratch_want = o->scratch_bytes != 0 ? o->scratch_bytes : DEFAULT_SCRATCH;
+  uint64_t scratch_slot = hoist_engine_scratch_slot(e, scratch_want);
+  uint64_t scratch_ring = hoist_engine_scratch_ring(e, scratch_slot);
+  for (size_t pos = 0; pos < n; pos++) {
+    comp_state *c = &l->comps[pos];
+    if (c->converts && scratch_slot == 0 && !offload[pos]) {
+      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "%s: a scratch of %llu bytes is below %u threads x 2 slots of 4096 bytes",
+                      c->info->name, (unsigned long long)scratch_want, hoist_engine_threads(e));
+      goto fail;
+    }
+    if ((rc = comp_own_transient(rt, e, c, o->verify, scratch_ring,
+                                 scratch_slot != 0 ? scratch_slot : hoist_engine_chunk_bytes(e))) !=
+        HOIST_OK)
+      goto fail;
+  }
+
   uint64_t free_b = 0, total_b = 0;
   if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
   uint64_t headroom = o->headroom >= 0 ? (uint64_t)o->headroom : default_headroom(d, total_b);
   if (o->on_oom == HOIST_ON_OOM_FAIL &&
       (rc = preflight(rt, l, offload, headroom, free_b, o)) != HOIST_OK)
     goto fail;
-
-  hoist_engine *e = NULL;
-  if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
 
   for (size_t pos = 0; pos < n; pos++) {
     comp_state *c = &l->comps[pos];
@@ -368,10 +554,11 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       /* Transient bytes this component's load holds besides its arenas
        * (hoist_load_ext; 0 for hoist's own loader). */
       uint64_t trans = 0, need = c->need;
-      if (ext != NULL && ext->transient != NULL &&
-          (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
-                               d->ops->alloc_granularity, &trans) ||
-           !hoist_add_u64(need, trans, &need))) {
+      if (!hoist_add_u64(need, c->own_transient, &need) ||
+          (ext != NULL && ext->transient != NULL &&
+           (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
+                                d->ops->alloc_granularity, &trans) ||
+            !hoist_add_u64(need, trans, &need)))) {
         rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
         goto fail;
       }
@@ -380,9 +567,18 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       bool fits = need <= free_b && headroom <= free_b - need;
       if (fits) {
         rc = comp_alloc_arenas(rt, c);
-        if (rc == HOIST_OK && trans > 0 &&
-            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK)
+        if (rc == HOIST_OK && c->own_transient > 0 &&
+            (rc = d->ops->alloc(d, c->own_transient, &own_addr)) != HOIST_OK) {
+          own_addr = 0;
           comp_free_arenas(rt, c);
+        }
+        if (rc == HOIST_OK && trans > 0 &&
+            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK) {
+          transient_addr = 0;
+          d->ops->free(d, own_addr);
+          own_addr = 0;
+          comp_free_arenas(rt, c);
+        }
         if (rc == HOIST_DEVICE_OOM) fits = false; /* lost a race with another allocator */
         else if (rc != HOIST_OK) goto fail;
       }
@@ -410,28 +606,38 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       c->pub.device_begin = c->arena_addr[0];
       c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
     }
-    rc = comp_upload(rt, e, c, to_host, o);
+    /* The scratch ring first (whole slots), the verify hashes after it. */
+    uint64_t scratch = 0, hashes = 0;
+    if (own_addr != 0) {
+      uint64_t g = d->ops->alloc_granularity, ring = 0;
+      if (c->converts) hoist_round_up_u64(scratch_ring, g, &ring);
+      scratch = c->converts ? own_addr : 0;
+      hashes = o->verify ? own_addr + ring : 0;
+    }
+    rc = comp_upload(rt, e, l, pos, to_host, o, ext, scratch, scratch_slot, hashes);
     if (transient_addr != 0) d->ops->free(d, transient_addr);
     transient_addr = 0;
+    if (own_addr != 0) d->ops->free(d, own_addr);
+    own_addr = 0;
     if (rc != HOIST_OK) goto fail;
     c->pub.seconds = now_seconds() - c0;
     l->total_bytes += c->pub.bytes;
   }
   l->seconds = now_seconds() - t0;
-  if (o->verify)
-    for (size_t pos = 0; pos < n && rc == HOIST_OK; pos++) rc = comp_verify(rt, &l->comps[pos]);
-  if (rc != HOIST_OK) goto fail;
   free(offload);
   free(fsdp);
+  free(target);
   hoist_sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   *out = l;
   return HOIST_OK;
 fail:
   if (transient_addr != 0) d->ops->free(d, transient_addr);
+  if (own_addr != 0) d->ops->free(d, own_addr);
   loaded_free(l);
   free(offload);
   free(fsdp);
+  free(target);
   hoist_sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   return rc;
@@ -466,7 +672,7 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
       size_t mid = (lo + hi) / 2;
       int cmp = strcmp(c->by_name[mid]->t->name, tensor);
       if (cmp == 0) {
-        if (info != NULL) *info = c->by_name[mid]->t;
+        if (info != NULL) *info = &c->by_name[mid]->dev;
         if (c->narenas == 0)
           return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
                             component);

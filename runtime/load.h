@@ -10,9 +10,11 @@
 #define HOIST_TENSOR_ALIGN 256u
 
 typedef struct placed_tensor {
-  const hoist_tensor_info *t;
+  const hoist_tensor_info *t;  /* as in the file */
   uint32_t file;   /* index into the component's files */
   uint64_t off;    /* offset in the component's placement span */
+  hoist_tensor_info dev;       /* as on the device: t with the target dtype
+                                  and its byte size when converted */
 } placed_tensor;
 
 typedef struct comp_state {
@@ -26,6 +28,10 @@ typedef struct comp_state {
   const placed_tensor **by_name; /* sorted by name, for lookups */
   uint64_t span;                /* bytes of the placement, aligned */
   uint64_t need;                /* device bytes it takes when resident */
+  int converts;                 /* some tensor changes dtype on the way */
+  uint64_t chunk_bound;         /* upper bound of the upload job's chunks */
+  uint64_t own_transient;       /* scratch ring + verify hashes held during
+                                   its upload (device-placed only) */
   int narenas;
   uint64_t arena_addr[HOIST_MAX_ARENAS];
   uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
@@ -67,6 +73,10 @@ typedef struct hoist_load_ext {
    * in host memory.  Called on the loading thread; NULL: none. */
   uint64_t (*transient)(void *user, const hoist_component_info *c, uint64_t tensor_bytes);
   void *transient_user;
+  /* Test hook: called after a component's upload, before it is verified
+   * (so a test can damage device bytes the way a fault would).  NULL: none. */
+  void (*after_upload)(void *user, hoist_loaded *l, size_t pos);
+  void *after_upload_user;
 } hoist_load_ext;
 
 /* hoist_load_pipeline with an order and a transient model; ext NULL is

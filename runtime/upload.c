@@ -14,6 +14,9 @@
  * and reused: pinning memory costs about a second per GB. */
 #include "upload.h"
 
+#include "convert_ref.h"
+#include "kernels.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
@@ -248,6 +251,36 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
   return HOIST_OK;
 }
 
+/* Hashes n bytes the way the device kernel does (one thread: the readers
+ * already run in parallel). */
+static uint64_t chunk_hash(const void *p, uint64_t n) { return hoist_checksum_host(p, n, 1); }
+
+/* A chunk of a host job (offload copy): read straight into the pinned host
+ * copy, or, when it converts, into the worker's slot and converted from
+ * there with the CPU reference. */
+static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
+  upload_job *job = e->job;
+  const upload_segment *seg = &job->segs[c->first_seg];
+  unsigned char *dst = (unsigned char *)(uintptr_t)c->dst;
+  int rc = HOIST_OK;
+  if (c->from == c->to) {
+    for (uint32_t s = 0; s < c->nseg && rc == HOIST_OK; s++)
+      rc = upload_read(e->rt, &job->files[seg[s].file], seg[s].file_off, dst + seg[s].slot_off,
+                       (size_t)seg[s].len);
+  } else {
+    rc = upload_read(e->rt, &job->files[seg->file], seg->file_off, w->slots[k], (size_t)c->len);
+    if (rc == HOIST_OK)
+      rc = hoist_convert_ref(dst, c->to, w->slots[k], c->from,
+                             c->len / (hoist_dtype_bits(c->from) / 8));
+    if (rc != HOIST_OK && rc != HOIST_FILE_CHANGED && rc != HOIST_IO)
+      rc = hoist_fail(e->rt, rc, "%s: converting a chunk %s -> %s on the host failed",
+                      job->component, hoist_dtype_name(c->from), hoist_dtype_name(c->to));
+  }
+  /* Host copies are checked where they lie: the hash of what was written. */
+  if (rc == HOIST_OK && job->verify) c->host_hash = chunk_hash(dst, c->dst_len);
+  return rc;
+}
+
 static void worker_main(void *arg) {
   engine_worker *w = arg;
   hoist_engine *e = w->engine;
@@ -263,15 +296,11 @@ static void worker_main(void *arg) {
     }
     size_t i = atomic_fetch_add(&e->next, 1);
     if (i >= job->nchunks) break;
-    const upload_chunk *c = &job->chunks[i];
+    upload_chunk *c = &job->chunks[i];
     uint64_t tensor_bytes = 0;
     for (uint32_t s = 0; s < c->nseg; s++) tensor_bytes += job->segs[c->first_seg + s].len;
     if (job->to_host) {
-      /* Offload copy: read straight into the pinned host copy. */
-      const upload_segment *seg = &job->segs[c->first_seg];
-      for (uint32_t s = 0; s < c->nseg && rc == HOIST_OK; s++)
-        rc = upload_read(e->rt, &job->files[seg[s].file], seg[s].file_off,
-                         (unsigned char *)(uintptr_t)c->dst + seg[s].slot_off, (size_t)seg[s].len);
+      rc = host_chunk(e, w, c, k);
       if (rc != HOIST_OK) break;
       report_progress(e, tensor_bytes);
       continue;
@@ -284,7 +313,22 @@ static void worker_main(void *arg) {
     const unsigned char *src = NULL;
     rc = fill_chunk(e, w, c, w->slots[k], &src);
     if (rc != HOIST_OK) break;
-    rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
+    /* The bytes just read are still in this core's caches. */
+    if (job->verify) c->host_hash = chunk_hash(src, c->len);
+    if (c->from == c->to) {
+      rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
+    } else {
+      /* Into this slot's scratch, hashed there before it is converted
+       * (the device then hashed exactly the bytes the host hashed), then
+       * converted into the arena; the slot's event covers all three. */
+      uint64_t scratch = job->scratch + ((uint64_t)w->id * SLOTS_PER_THREAD + k) * job->scratch_slot;
+      rc = dev->ops->copy_h2d_async(dev, scratch, src, (size_t)c->len, w->stream);
+      if (rc == HOIST_OK && job->verify)
+        rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
+      if (rc == HOIST_OK)
+        rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
+                               c->len / (hoist_dtype_bits(c->from) / 8), w->stream);
+    }
     if (rc != HOIST_OK) break;
     rc = dev->ops->event_record(dev, w->events[k], w->stream);
     if (rc != HOIST_OK) break;
@@ -459,25 +503,55 @@ static int push_seg(hoist_runtime *rt, upload_job *job, size_t *cap, upload_segm
 
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, size_t ntensors) {
+                     const uint64_t *dst, size_t ntensors, const hoist_dtype *to,
+                     uint64_t convert_chunk) {
   size_t ccap = 0, scap = 0;
   int rc = HOIST_OK;
   int open_chunk = 0;
   upload_chunk cur = {0};
   job->total_bytes = 0;
+  if (ntensors > UINT32_MAX)
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
   for (size_t i = 0; i < ntensors; i++) {
     const hoist_tensor_info *t = tensors[i];
     uint64_t base = hoist_file_data_offset(job->files[tensor_file[i]].file);
     if (t->nbytes == 0) continue;
     job->total_bytes += t->nbytes;
+    hoist_dtype target = to != NULL ? to[i] : t->dtype;
+    if (target != t->dtype) {
+      /* Converted tensor: its own chunks of whole elements, each no larger
+       * than a scratch slot; the destination advances in target bytes. */
+      unsigned sb = hoist_dtype_bits(t->dtype) / 8, db = hoist_dtype_bits(target) / 8;
+      uint64_t step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
+      if (sb == 0 || db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 || step < sb ||
+          t->nbytes % sb != 0) {
+        rc = hoist_fail(rt, HOIST_UNSUPPORTED,
+                        "%s: tensor '%s': %s cannot be converted in chunks of %llu bytes",
+                        job->component, t->name, hoist_dtype_name(t->dtype),
+                        (unsigned long long)step);
+        goto fail;
+      }
+      step -= step % sb;
+      if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+      open_chunk = 0;
+      for (uint64_t off = 0; off < t->nbytes; off += step) {
+        uint64_t len = t->nbytes - off < step ? t->nbytes - off : step;
+        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len, (uint32_t)i, off};
+        upload_chunk c = {dst[i] + off / sb * db, len, len / sb * db, (uint32_t)job->nsegs, 1,
+                          t->dtype, target, 0};
+        if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
+        if ((rc = push_chunk(rt, job, &ccap, c)) != HOIST_OK) goto fail;
+      }
+      continue;
+    }
     if (t->nbytes >= chunk_bytes / 2) {
       /* Large tensor: its own chunks. */
       if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
       open_chunk = 0;
       for (uint64_t off = 0; off < t->nbytes; off += chunk_bytes) {
         uint64_t len = t->nbytes - off < chunk_bytes ? t->nbytes - off : chunk_bytes;
-        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len};
-        upload_chunk c = {dst[i] + off, len, (uint32_t)job->nsegs, 1};
+        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len, (uint32_t)i, off};
+        upload_chunk c = {dst[i] + off, len, len, (uint32_t)job->nsegs, 1, t->dtype, t->dtype, 0};
         if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
         if ((rc = push_chunk(rt, job, &ccap, c)) != HOIST_OK) goto fail;
       }
@@ -486,15 +560,17 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
     /* Small tensor: merge with the previous ones when it is placed right
      * after them (placement is contiguous) and the span stays in a chunk. */
     if (open_chunk && dst[i] >= cur.dst && dst[i] + t->nbytes - cur.dst <= chunk_bytes) {
-      upload_segment s = {tensor_file[i], (uint32_t)(dst[i] - cur.dst), base + t->begin, t->nbytes};
+      upload_segment s = {tensor_file[i], (uint32_t)(dst[i] - cur.dst), base + t->begin, t->nbytes,
+                          (uint32_t)i, 0};
       if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
       cur.nseg++;
-      cur.len = dst[i] + t->nbytes - cur.dst;
+      cur.len = cur.dst_len = dst[i] + t->nbytes - cur.dst;
       continue;
     }
     if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
-    upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes};
-    cur = (upload_chunk){dst[i], t->nbytes, (uint32_t)job->nsegs, 1};
+    upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes, (uint32_t)i, 0};
+    /* Merged chunks carry no conversion: from == to marks a plain copy. */
+    cur = (upload_chunk){dst[i], t->nbytes, t->nbytes, (uint32_t)job->nsegs, 1, t->dtype, t->dtype, 0};
     if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
     open_chunk = 1;
   }
@@ -506,5 +582,65 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
   return HOIST_OK;
 fail:
   upload_job_free(job);
+  return rc;
+}
+
+/* ---- conversion scratch and verification */
+
+uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
+  uint64_t slot = scratch_bytes / ((uint64_t)e->threads * SLOTS_PER_THREAD);
+  if (slot > e->chunk) slot = e->chunk;
+  slot &= ~(uint64_t)4095;
+  return slot;
+}
+
+uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot) {
+  return slot * (uint64_t)e->threads * SLOTS_PER_THREAD;
+}
+
+int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash) {
+  hoist_device *dev = e->dev;
+  int rc = HOIST_OK;
+  uint64_t *hashes = NULL;
+  *bad = SIZE_MAX;
+  *dev_hash = 0;
+  if (job->nchunks == 0) return HOIST_OK;
+  if (job->to_host) {
+    /* Host copies: hash them again where they lie. */
+    for (size_t i = 0; i < job->nchunks; i++) {
+      const upload_chunk *c = &job->chunks[i];
+      uint64_t h = chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
+      if (h != c->host_hash) {
+        *bad = i;
+        *dev_hash = h;
+        break;
+      }
+    }
+    return HOIST_OK;
+  }
+  /* Plain chunks are hashed where they landed, spread over the readers'
+   * streams; converted ones were hashed in the scratch during the run. */
+  for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
+    const upload_chunk *c = &job->chunks[i];
+    if (c->from != c->to) continue;
+    void *stream = e->workers[i % e->threads].stream;
+    rc = dev->ops->checksum(dev, c->dst, c->len, job->dev_hashes + 8 * (uint64_t)i, stream);
+  }
+  for (unsigned t = 0; t < e->threads; t++) {
+    int src = dev->ops->stream_sync(dev, e->workers[t].stream);
+    if (rc == HOIST_OK) rc = src;
+  }
+  if (rc != HOIST_OK) return rc;
+  hashes = malloc(job->nchunks * sizeof *hashes);
+  if (hashes == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
+  rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, job->nchunks * sizeof *hashes);
+  for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
+    if (hashes[i] != job->chunks[i].host_hash) {
+      *bad = i;
+      *dev_hash = hashes[i];
+      break;
+    }
+  }
+  free(hashes);
   return rc;
 }

@@ -28,15 +28,25 @@ typedef struct upload_segment {
   uint32_t slot_off;
   uint64_t file_off; /* absolute offset in the file */
   uint64_t len;
+  uint32_t tensor;   /* index into the tensors given to upload_job_build */
+  uint64_t tensor_off; /* offset of the piece inside its tensor (source bytes) */
 } upload_segment;
 
 /* One transfer: a contiguous destination range filled from its segments
- * (several small tensors placed next to each other share one chunk). */
+ * (several small tensors placed next to each other share one chunk).  A
+ * converted chunk (from != to) is one piece of one tensor, cut at element
+ * boundaries: its len source bytes are copied into a device scratch slot
+ * and converted into dst_len bytes at dst. */
 typedef struct upload_chunk {
   uint64_t dst;        /* device address, or host address for host jobs */
-  uint64_t len;        /* span, padding between merged tensors included */
+  uint64_t len;        /* span read from the files, padding between merged
+                          tensors included */
+  uint64_t dst_len;    /* bytes written at dst (len unless converted) */
   uint32_t first_seg;
   uint32_t nseg;
+  hoist_dtype from, to;
+  uint64_t host_hash;  /* verify: block checksum of the len bytes read (or,
+                          for host jobs, of the dst_len bytes written) */
 } upload_chunk;
 
 typedef struct upload_job {
@@ -52,6 +62,15 @@ typedef struct upload_job {
   hoist_progress_fn progress;
   void *progress_user;
   const volatile int *cancel;
+  /* Conversion: the device scratch ring (threads x 2 slots of scratch_slot
+   * bytes from address scratch), set when a chunk converts on the device. */
+  uint64_t scratch;
+  uint64_t scratch_slot;
+  /* Verify: reader threads fill chunks[i].host_hash; converted chunks hash
+   * their scratch slot on the device into dev_hashes + 8 i (device memory,
+   * 8 bytes per chunk; device jobs only). */
+  int verify;
+  uint64_t dev_hashes;
 } upload_job;
 
 typedef struct hoist_engine hoist_engine;
@@ -70,6 +89,21 @@ unsigned hoist_engine_default_threads(void);
  * synchronized, or the first error (the others stop at the next chunk). */
 int hoist_engine_run(hoist_engine *e, upload_job *job);
 
+/* Bytes per scratch slot for a ring of at most scratch_bytes (threads x 2
+ * slots, each a multiple of 4096 and at most the chunk); 0 when the ring is
+ * too small for one 4 KiB slot per slot position. */
+uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
+/* Device bytes of the scratch ring made of slots of slot bytes. */
+uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot);
+
+/* After hoist_engine_run of a job with verify set: hashes every chunk that
+ * was not converted where it now lies (device: on the engine's streams into
+ * dev_hashes; host jobs: on the CPU), fetches the device hashes with one
+ * copy, and compares them with the hashes the readers took.  *bad is the
+ * first differing chunk in issue order, or SIZE_MAX when all agree.  Its
+ * device hash goes to *dev_hash. */
+int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash);
+
 /* Opens descriptors and picks each file's read mode (AUTO: a file whose
  * pages are mostly cached is copied from its mapping, others are read with
  * pread).  Close with upload_files_close. */
@@ -79,10 +113,14 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
 
 /* Builds the chunk list of a job from tensors already placed at dst
  * addresses.  tensors[i] is in file tensor_file[i] and lands at dst[i];
- * the arrays are in issue (placement) order. */
+ * the arrays are in issue (placement) order.  to (NULL: none) is each
+ * tensor's dtype at dst: a tensor with to[i] != its dtype gets chunks of
+ * its own of at most convert_chunk source bytes, cut at element
+ * boundaries. */
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, size_t ntensors);
+                     const uint64_t *dst, size_t ntensors, const hoist_dtype *to,
+                     uint64_t convert_chunk);
 void upload_job_free(upload_job *job);
 
 /* Copies len bytes of f at absolute offset off into dst; truncation of the

@@ -146,7 +146,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   o.progress = measure_progress;
   o.progress_user = x;
   o.failure = &f;
-  hoist_load_ext ext = {s->order, measure_transient, x};
+  hoist_load_ext ext = {s->order, measure_transient, x, NULL, NULL};
   hoist_loaded *l = NULL;
   int st = hoist_load_pipeline_ext(rt, x->p, &o, &ext, &l);
   r->status = st;
