@@ -224,7 +224,8 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
 
 /* Bytes of the transient device memory a component holds during its own
  * upload: the scratch ring when it converts, 8 bytes per chunk of verify
- * hashes; each rounded to the backend's granularity. */
+ * hashes (3 rows of 8 bytes per chunk, upload.h); each rounded to the
+ * backend's granularity. */
 static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
   uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
@@ -236,7 +237,7 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   c->chunk_bound = bound;
   uint64_t scratch = 0, hashes = 0, total = 0;
   if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
-      (verify && !hoist_round_up_u64(bound * 8, g, &hashes)) ||
+      (verify && (bound > UINT64_MAX / 24 || !hoist_round_up_u64(bound * 24, g, &hashes))) ||
       !hoist_add_u64(scratch, hashes, &total))
     return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
   c->own_transient = total;
@@ -247,23 +248,44 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
  * chunk is read back and compared with the file piece by piece (the byte
  * and its two values); a converted one is named with its source range. */
 static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
-                           uint64_t dev_hash) {
+                           uint64_t dev_hash, uint64_t want, int after_convert) {
   const upload_chunk *ch = &job->chunks[bad];
   const upload_segment *seg = &job->segs[ch->first_seg];
   const placed_tensor *pt = &c->tensors[seg->tensor];
   const char *path = hoist_file_path(c->files[pt->file]);
-  if (ch->from != ch->to)
+  if (after_convert)
+    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                      "verify: %s: tensor '%s' changed on the device after its %s -> %s "
+                      "conversion (elements [%llu, %llu)): device hash %#018llx, hash at "
+                      "conversion %#018llx",
+                      c->info->name, pt->t->name, hoist_dtype_name(ch->from),
+                      hoist_dtype_name(ch->to),
+                      (unsigned long long)(seg->tensor_off / (hoist_dtype_bits(ch->from) / 8)),
+                      (unsigned long long)((seg->tensor_off + seg->len) /
+                                           (hoist_dtype_bits(ch->from) / 8)),
+                      (unsigned long long)dev_hash, (unsigned long long)want);
+  if (ch->from != ch->to && !job->to_host)
     return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
                       "verify: %s: tensor '%s' differs from %s in source bytes [%llu, %llu) "
                       "before the %s -> %s conversion: device hash %#018llx, host hash %#018llx",
                       c->info->name, pt->t->name, path, (unsigned long long)seg->tensor_off,
                       (unsigned long long)(seg->tensor_off + seg->len), hoist_dtype_name(ch->from),
                       hoist_dtype_name(ch->to), (unsigned long long)dev_hash,
-                      (unsigned long long)ch->host_hash);
+                      (unsigned long long)want);
   unsigned char *back = malloc(ch->len > 0 ? ch->len : 1), *file = malloc(ch->len > 0 ? ch->len : 1);
   int rc = HOIST_OK;
   if (back == NULL || file == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+    goto done;
+  }
+  if (job->to_host && ch->from != ch->to) {
+    /* A converted host copy: its hash covers the converted bytes. */
+    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                    "verify: %s: tensor '%s' changed in its host copy after the %s -> %s "
+                    "conversion: hash now %#018llx, at load %#018llx",
+                    c->info->name, pt->t->name, hoist_dtype_name(ch->from),
+                    hoist_dtype_name(ch->to), (unsigned long long)dev_hash,
+                    (unsigned long long)want);
     goto done;
   }
   if (job->to_host)
@@ -283,14 +305,14 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
                     "%#04x): device hash %#018llx, host hash %#018llx",
                     c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
                     (unsigned long long)(sg->tensor_off + j), back[sg->slot_off + j], file[j],
-                    (unsigned long long)dev_hash, (unsigned long long)ch->host_hash);
+                    (unsigned long long)dev_hash, (unsigned long long)want);
     goto done;
   }
   /* The bytes now agree with the file: what the readers hashed differed. */
   rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
                   "verify: %s: tensor '%s' (from %s): device hash %#018llx, host hash %#018llx",
                   c->info->name, pt->t->name, path, (unsigned long long)dev_hash,
-                  (unsigned long long)ch->host_hash);
+                  (unsigned long long)want);
 done:
   free(back);
   free(file);
@@ -316,6 +338,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   job.scratch_slot = scratch_slot;
   job.verify = o->verify != 0;
   job.dev_hashes = hashes;
+  job.hash_stride = c->chunk_bound;
   const hoist_tensor_info **ts = malloc(c->ntensors * sizeof *ts);
   uint32_t *tf = malloc(c->ntensors * sizeof *tf);
   uint64_t *dst = malloc(c->ntensors * sizeof *dst);
@@ -355,9 +378,11 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
   size_t bad = SIZE_MAX;
-  uint64_t dev_hash = 0;
-  rc = hoist_engine_verify(e, &job, &bad, &dev_hash);
-  if (rc == HOIST_OK && bad != SIZE_MAX) rc = report_mismatch(rt, c, &job, bad, dev_hash);
+  uint64_t dev_hash = 0, want = 0;
+  int after_convert = 0;
+  rc = hoist_engine_verify(e, &job, &bad, &dev_hash, &want, &after_convert);
+  if (rc == HOIST_OK && bad != SIZE_MAX)
+    rc = report_mismatch(rt, c, &job, bad, dev_hash, want, after_convert);
 done:
   upload_job_free(&job);
   upload_files_close(rt, job.files, job.nfiles);

@@ -328,6 +328,9 @@ static void worker_main(void *arg) {
       if (rc == HOIST_OK)
         rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
                                c->len / (hoist_dtype_bits(c->from) / 8), w->stream);
+      if (rc == HOIST_OK && job->verify)
+        rc = dev->ops->checksum(dev, c->dst, c->dst_len,
+                                job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), w->stream);
     }
     if (rc != HOIST_OK) break;
     rc = dev->ops->event_record(dev, w->events[k], w->stream);
@@ -598,12 +601,14 @@ uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot) {
   return slot * (uint64_t)e->threads * SLOTS_PER_THREAD;
 }
 
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash) {
+int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
+                        uint64_t *want, int *after_convert) {
   hoist_device *dev = e->dev;
   int rc = HOIST_OK;
   uint64_t *hashes = NULL;
   *bad = SIZE_MAX;
-  *dev_hash = 0;
+  *dev_hash = *want = 0;
+  *after_convert = 0;
   if (job->nchunks == 0) return HOIST_OK;
   if (job->to_host) {
     /* Host copies: hash them again where they lie. */
@@ -613,31 +618,49 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
       if (h != c->host_hash) {
         *bad = i;
         *dev_hash = h;
+        *want = c->host_hash;
         break;
       }
     }
     return HOIST_OK;
   }
-  /* Plain chunks are hashed where they landed, spread over the readers'
-   * streams; converted ones were hashed in the scratch during the run. */
+  if (job->hash_stride < job->nchunks)
+    return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
+                      job->component, (unsigned long long)job->hash_stride, job->nchunks);
+  /* Plain chunks are hashed where they landed and converted outputs again,
+   * spread over the readers' streams; converted sources were hashed in the
+   * scratch during the run. */
   for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
     const upload_chunk *c = &job->chunks[i];
-    if (c->from != c->to) continue;
     void *stream = e->workers[i % e->threads].stream;
-    rc = dev->ops->checksum(dev, c->dst, c->len, job->dev_hashes + 8 * (uint64_t)i, stream);
+    if (c->from == c->to)
+      rc = dev->ops->checksum(dev, c->dst, c->len, job->dev_hashes + 8 * (uint64_t)i, stream);
+    else
+      rc = dev->ops->checksum(dev, c->dst, c->dst_len,
+                              job->dev_hashes + 8 * (2 * job->hash_stride + (uint64_t)i), stream);
   }
   for (unsigned t = 0; t < e->threads; t++) {
     int src = dev->ops->stream_sync(dev, e->workers[t].stream);
     if (rc == HOIST_OK) rc = src;
   }
   if (rc != HOIST_OK) return rc;
-  hashes = malloc(job->nchunks * sizeof *hashes);
+  size_t stride = (size_t)job->hash_stride;
+  hashes = malloc(3 * stride * sizeof *hashes);
   if (hashes == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
-  rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, job->nchunks * sizeof *hashes);
+  rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, 3 * stride * sizeof *hashes);
   for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
-    if (hashes[i] != job->chunks[i].host_hash) {
+    const upload_chunk *c = &job->chunks[i];
+    if (hashes[i] != c->host_hash) {
       *bad = i;
       *dev_hash = hashes[i];
+      *want = c->host_hash;
+      break;
+    }
+    if (c->from != c->to && hashes[2 * stride + i] != hashes[stride + i]) {
+      *bad = i;
+      *dev_hash = hashes[2 * stride + i];
+      *want = hashes[stride + i];
+      *after_convert = 1;
       break;
     }
   }

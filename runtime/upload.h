@@ -66,11 +66,15 @@ typedef struct upload_job {
    * bytes from address scratch), set when a chunk converts on the device. */
   uint64_t scratch;
   uint64_t scratch_slot;
-  /* Verify: reader threads fill chunks[i].host_hash; converted chunks hash
-   * their scratch slot on the device into dev_hashes + 8 i (device memory,
-   * 8 bytes per chunk; device jobs only). */
+  /* Verify: reader threads fill chunks[i].host_hash.  dev_hashes is device
+   * memory of 3 x hash_stride (>= nchunks) 8-byte hashes (device jobs
+   * only): row 0, chunk i's bytes on the device (a converted chunk's source
+   * in the scratch, hashed before conversion); row 1, a converted chunk's
+   * output right after conversion; row 2, that output again at verify time,
+   * so a converted tensor changed afterwards is caught too. */
   int verify;
   uint64_t dev_hashes;
+  uint64_t hash_stride;
 } upload_job;
 
 typedef struct hoist_engine hoist_engine;
@@ -101,8 +105,11 @@ uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot);
  * dev_hashes; host jobs: on the CPU), fetches the device hashes with one
  * copy, and compares them with the hashes the readers took.  *bad is the
  * first differing chunk in issue order, or SIZE_MAX when all agree.  Its
- * device hash goes to *dev_hash. */
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash);
+ * device hash goes to *dev_hash and *want the value it should have had:
+ * the readers' hash, or (*after_convert set) for a converted chunk whose
+ * output changed after its conversion, the output's hash at that time. */
+int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
+                        uint64_t *want, int *after_convert);
 
 /* Opens descriptors and picks each file's read mode (AUTO: a file whose
  * pages are mostly cached is copied from its mapping, others are read with

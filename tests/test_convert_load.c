@@ -1,0 +1,326 @@
+/* test_convert_load.c — `hoist load --dtype` and `--verify` on the host
+ * backend (CI): a pipeline of F32, F16, BF16, F8_E4M3, F8_E5M2, I64 and
+ * BOOL tensors loaded with a 16-bit or 32-bit target equals the CPU
+ * reference conversion of the file bytes tensor by tensor (ints and bool
+ * unchanged), arenas are sized in target bytes, per-component targets
+ * override the global one, a floating dtype with no conversion fails before
+ * anything is allocated, admission counts the scratch ring (and the device
+ * peak stays within arenas + scratch), offloaded components convert on the
+ * host, and --verify catches a byte flipped after the upload with and
+ * without conversion. */
+#include "convert_fixture.h"
+
+#include "load.h"
+
+static char pipe_dir[1024];
+
+static void setup(const char *name, int with_f64) {
+  tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
+  cf_write_pipeline(pipe_dir, 7, with_f64);
+}
+
+static hoist_runtime *runtime_with(uint32_t threads, uint64_t chunk, uint64_t capacity) {
+  hoist_config cfg = HOIST_CONFIG_INIT;
+  cfg.threads = threads;
+  cfg.chunk_bytes = chunk;
+  cfg.capacity = capacity;
+  hoist_runtime *rt = NULL;
+  ck_assert_msg(hoist_runtime_create(&cfg, &rt) == HOIST_OK, "%s", hoist_last_error(NULL));
+  return rt;
+}
+
+static const hoist_loaded_info *find(const hoist_loaded *l, const char *name, size_t *pos) {
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    if (strcmp(hoist_loaded_component(l, i)->name, name) == 0) {
+      if (pos != NULL) *pos = i;
+      return hoist_loaded_component(l, i);
+    }
+  ck_abort_msg("no component %s", name);
+  return NULL;
+}
+
+/* Largest device allocation seen from the progress callback. */
+typedef struct peak_probe {
+  hoist_runtime *rt;
+  uint64_t peak;
+  size_t calls;
+} peak_probe;
+
+static void on_progress(void *user, const char *component, uint64_t done, uint64_t total) {
+  peak_probe *pp = user;
+  uint64_t a = hoist_device_host_allocated(pp->rt->dev);
+  if (a > pp->peak) pp->peak = a;
+  pp->calls++;
+}
+
+START_TEST(bf16_equals_reference_every_mode) {
+  setup("conv_modes", 0);
+  struct {
+    uint32_t threads;
+    uint64_t chunk;
+    hoist_read_mode mode;
+    uint64_t scratch;
+    int verify;
+  } cases[] = {{2, 65536, HOIST_READ_PREAD, 0, 0},       {3, 0, HOIST_READ_MMAP, 0, 1},
+               {1, 4096, HOIST_READ_DIRECT, 0, 1},       {4, 65536, HOIST_READ_AUTO, 32768, 1},
+               {2, 1u << 20, HOIST_READ_PREAD, 16384, 0}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    hoist_runtime *rt = runtime_with(cases[k].threads, cases[k].chunk, 0);
+    hoist_pipeline *p = NULL;
+    hoist_loaded *l = NULL;
+    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = k % 2 ? "BF16" : "bf16";
+    o.read_mode = cases[k].mode;
+    o.scratch_bytes = cases[k].scratch;
+    o.verify = cases[k].verify;
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
+                  hoist_last_error(rt));
+    uint64_t placed_t = 0, placed_v = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", HOIST_DTYPE_BF16, &placed_t), 14);
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "vae", HOIST_DTYPE_BF16, &placed_v), 2);
+    /* Arenas in target bytes: exactly the 256-aligned target sizes. */
+    ck_assert_uint_eq(find(l, "transformer", NULL)->device_bytes, placed_t);
+    ck_assert_uint_eq(find(l, "vae", NULL)->device_bytes, placed_v);
+    ck_assert_uint_eq(placed_v, (64 * 513 * 2 + 255) / 256 * 256 + 256); /* half of F32 */
+    /* bytes stays the file's. */
+    ck_assert_uint_eq(find(l, "vae", NULL)->bytes, (64 * 513 + 64) * 4);
+    hoist_loaded_close(l);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+  }
+}
+END_TEST
+
+START_TEST(f16_f32_and_per_component_targets) {
+  setup("conv_targets", 0);
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  struct {
+    const char *dtype, *dtype_for;
+    hoist_dtype t, v;
+  } cases[] = {
+      {"f16", NULL, HOIST_DTYPE_F16, HOIST_DTYPE_F16},
+      {"f32", NULL, HOIST_DTYPE_F32, HOIST_DTYPE_COUNT_},
+      {"bf16", "vae=f16,transformer=keep", HOIST_DTYPE_COUNT_, HOIST_DTYPE_F16},
+      {NULL, "dit=f32", HOIST_DTYPE_F32, HOIST_DTYPE_COUNT_},
+      {"bf16", "all=keep,vae=bf16", HOIST_DTYPE_COUNT_, HOIST_DTYPE_BF16},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    hoist_loaded *l = NULL;
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = cases[k].dtype;
+    o.dtype_for = cases[k].dtype_for;
+    o.verify = 1;
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
+                  hoist_last_error(rt));
+    uint64_t placed = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].t, &placed), 14);
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "vae", cases[k].v, &placed), 2);
+    hoist_loaded_close(l);
+  }
+  /* Bad targets and entries are refused with a message. */
+  const char *bad_dtype[] = {"bf8", "F64", "", NULL};
+  for (size_t k = 0; bad_dtype[k] != NULL; k++) {
+    hoist_loaded *l = NULL;
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = "bf16";
+    o.dtype_for = k == 2 ? "vae" : NULL;
+    if (k < 2) o.dtype = bad_dtype[k];
+    ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), k < 2 ? "--dtype" : "NAME=DTYPE"));
+  }
+  hoist_loaded *l = NULL;
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype_for = "nosuch=bf16";
+  ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "nosuch"));
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
+START_TEST(unsupported_pair_fails_before_allocation) {
+  setup("conv_f64", 1);
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "bf16";
+  int rc = hoist_load_pipeline(rt, p, &o, &l);
+  ck_assert_msg(rc == HOIST_UNSUPPORTED, "%s: %s", hoist_status_name(rc), hoist_last_error(rt));
+  ck_assert_ptr_null(l);
+  const char *msg = hoist_last_error(rt);
+  ck_assert_ptr_nonnull(strstr(msg, "text_encoder"));
+  ck_assert_ptr_nonnull(strstr(msg, "'enc.f64'"));
+  ck_assert_ptr_nonnull(strstr(msg, "F64 to BF16"));
+  /* Nothing was allocated: no arena, not even the pinned ring. */
+  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist_device_host_pinned(rt->dev), 0);
+  /* Keeping that component's dtype loads the rest converted. */
+  o.dtype_for = "text_encoder=keep";
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+  uint64_t placed = 0;
+  ck_assert_uint_eq(cf_check_component(rt, p, l, "text_encoder", HOIST_DTYPE_COUNT_, &placed), 2);
+  ck_assert_uint_eq(cf_check_component(rt, p, l, "vae", HOIST_DTYPE_BF16, &placed), 2);
+  hoist_loaded_close(l);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
+/* Flips device byte 10 of a named tensor after its component's upload. */
+typedef struct flip {
+  const char *component, *tensor;
+  int fired;
+} flip;
+
+static void flip_byte(void *user, hoist_loaded *l, size_t pos) {
+  flip *f = user;
+  if (strcmp(hoist_loaded_component(l, pos)->name, f->component) != 0) return;
+  uint64_t addr = 0;
+  ck_assert_int_eq(hoist_loaded_tensor(l, f->component, f->tensor, &addr, NULL), HOIST_OK);
+  ((unsigned char *)(uintptr_t)addr)[10] ^= 0x21;
+  f->fired++;
+}
+
+START_TEST(verify_catches_flip_with_and_without_conversion) {
+  setup("conv_verify", 0);
+  struct {
+    const char *dtype, *component, *tensor, *expect;
+  } cases[] = {
+      {NULL, "transformer", "w.f32.big", "at byte 10 "},
+      {NULL, "vae", "decoder.b", "at byte 10 "},
+      {"bf16", "transformer", "w.f32.big", "after its F32 -> BF16 conversion"},
+      {"bf16", "transformer", "w.e4m3", "after its F8_E4M3 -> BF16 conversion"},
+      {"bf16", "transformer", "w.i64", "at byte 10 "},
+      {"bf16", "transformer", "w.bf16", "at byte 10 "},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    hoist_runtime *rt = runtime_with(2, 65536, 0);
+    hoist_pipeline *p = NULL;
+    hoist_loaded *l = NULL;
+    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = cases[k].dtype;
+    o.verify = 1;
+    flip f = {cases[k].component, cases[k].tensor, 0};
+    hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+    int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+    ck_assert_int_eq(f.fired, 1);
+    ck_assert_ptr_null(l);
+    const char *msg = hoist_last_error(rt);
+    ck_assert_msg(rc == HOIST_VERIFY_MISMATCH, "case %zu: %s: %s", k, hoist_status_name(rc), msg);
+    char want[160];
+    snprintf(want, sizeof want, "%s: tensor '%s'", cases[k].component, cases[k].tensor);
+    ck_assert_msg(strstr(msg, want) != NULL, "case %zu: %s", k, msg);
+    ck_assert_msg(strstr(msg, cases[k].expect) != NULL, "case %zu: %s", k, msg);
+    ck_assert_msg(strstr(msg, "device hash 0x") != NULL, "case %zu: %s", k, msg);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    /* Without the flip the same load verifies. */
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+    hoist_loaded_close(l);
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+  }
+}
+END_TEST
+
+START_TEST(admission_counts_scratch) {
+  setup("conv_admission", 0);
+  /* 2 threads x 2 slots of 32 KiB: a 128 KiB ring. */
+  const uint64_t ring = 131072;
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "bf16";
+  o.scratch_bytes = ring;
+  o.headroom = 0;
+  peak_probe pp = {rt, 0, 0};
+  o.progress = on_progress;
+  o.progress_user = &pp;
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+  uint64_t arenas = 0;
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    arenas += hoist_loaded_component(l, i)->device_bytes;
+  /* The peak seen while uploading: arenas so far plus one scratch ring. */
+  ck_assert_uint_gt(pp.calls, 0);
+  ck_assert_uint_le(pp.peak, arenas + ring);
+  ck_assert_uint_gt(pp.peak, arenas);
+  hoist_loaded_close(l);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+
+  /* Capacity for exactly the arenas and the ring: fits.  One allocation
+   * granule less: the last component (vae, converted) is refused and its
+   * need names the scratch. */
+  for (int less = 0; less <= 1; less++) {
+    rt = runtime_with(2, 65536, arenas + ring - (less ? 256 : 0));
+    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    hoist_load_failure fail;
+    o.failure = &fail;
+    o.progress = NULL;
+    int rc = hoist_load_pipeline(rt, p, &o, &l);
+    if (!less) {
+      ck_assert_msg(rc == HOIST_OK, "%s", hoist_last_error(rt));
+      hoist_loaded_close(l);
+    } else {
+      ck_assert_msg(rc == HOIST_ADMISSION, "%s: %s", hoist_status_name(rc), hoist_last_error(rt));
+      ck_assert_str_eq(fail.component, "vae");
+      ck_assert_uint_eq(fail.need_bytes, (64 * 513 * 2 + 255) / 256 * 256 + 256 + ring);
+      ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    }
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+  }
+}
+END_TEST
+
+START_TEST(offload_converts_on_host) {
+  setup("conv_offload", 0);
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "f16";
+  o.offload = "all";
+  o.verify = 1;
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  const char *names[] = {"transformer", "vae"};
+  for (int k = 0; k < 2; k++) {
+    size_t pos = 0;
+    ck_assert_int_eq(find(l, names[k], &pos)->residency, HOIST_OFFLOAD);
+    int moved = 0;
+    ck_assert_int_eq(hoist_prepare_for_use(l, pos, NULL, &moved), HOIST_OK);
+    ck_assert_int_eq(moved, 1);
+    uint64_t placed = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, names[k], HOIST_DTYPE_F16, &placed),
+                      k == 0 ? 14 : 2);
+    ck_assert_uint_eq(find(l, names[k], NULL)->device_bytes, placed);
+  }
+  hoist_loaded_close(l);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
+int main(void) {
+  Suite *s = suite_create("convert_load");
+  TCase *tc = tcase_create("host");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, bf16_equals_reference_every_mode);
+  tcase_add_test(tc, f16_f32_and_per_component_targets);
+  tcase_add_test(tc, unsupported_pair_fails_before_allocation);
+  tcase_add_test(tc, verify_catches_flip_with_and_without_conversion);
+  tcase_add_test(tc, admission_counts_scratch);
+  tcase_add_test(tc, offload_converts_on_host);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
