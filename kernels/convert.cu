@@ -2,19 +2,19 @@
  * a source chunk in the scratch ring into the target dtype in the arena, so
  * the device never holds a checkpoint twice.
  *
- * The element conversions are the integer-only functions of
- * runtime/convert_ref.h, the same source the CPU reference compiles, so the
- * device and the host agree bit for bit by construction (round to nearest
- * even, quiet NaNs with the payload rules stated there, F16 overflow to inf,
- * exact subnormals, OCP FP8 decoding).
+ * The element conversions are those of runtime/convert_ref.h, the source the
+ * CPU reference compiles (round to nearest even, quiet NaNs with the payload
+ * rules stated there, F16 overflow to inf, exact subnormals, OCP FP8
+ * decoding), in the branch-free forms of kernels/convert_fast.h or a
+ * shared-memory table filled from the reference, bit-identical to it
+ * (checked exhaustively on the CPU and on the device).
  *
- * Memory access: each thread converts packs of P = 16 / min(src, dst
- * element size) elements with 16-byte loads and stores (streaming cache
- * hints: every byte is touched once), in a grid-stride loop over a grid
- * sized from the SM count.  The few elements before both pointers reach
- * 16-byte alignment and after the last whole pack go element by element;
- * when the two pointers can never be 16-byte aligned at the same index the
- * whole range goes element by element (correct, slower). */
+ * The kernel is the template of convert_kernels.cuh (element function,
+ * layout, unroll, store hint, grid); this file picks one variant per pair
+ * from bench_kernels' measurements (the table in hoist_convert_launch(),
+ * numbers in bench/RESULTS.md).  tests/test_gpu_kernels.c checks exactly
+ * these variants exhaustively; bench_kernels checks every variant it times
+ * against the CPU reference. */
 #include <cuda_runtime.h>
 
 #include <stdarg.h>
@@ -24,148 +24,9 @@
 extern "C" {
 #include "checks.h"
 }
+#include "convert_kernels.cuh"
 #include "convert_ref.h"
 #include "kernels.h"
-
-/* ------------------------------------------------------------------------ */
-/* Kernels */
-
-namespace {
-
-constexpr int kConvertThreads = 256;
-
-/* One conversion pair: source and destination element bytes and the
- * element function. */
-#define HOIST_CVT_PAIR(tag, s, d, fn)                                              \
-  struct tag {                                                                     \
-    static constexpr int S = s, D = d;                                             \
-    static __device__ __forceinline__ uint32_t op(uint32_t x) { return fn(x); }    \
-  };
-HOIST_CVT_PAIR(cvt_f32_bf16, 4, 2, hoist_cvt_f32_to_bf16)
-HOIST_CVT_PAIR(cvt_f32_f16, 4, 2, hoist_cvt_f32_to_f16)
-HOIST_CVT_PAIR(cvt_f16_bf16, 2, 2, hoist_cvt_f16_to_bf16)
-HOIST_CVT_PAIR(cvt_bf16_f16, 2, 2, hoist_cvt_bf16_to_f16)
-HOIST_CVT_PAIR(cvt_bf16_f32, 2, 4, hoist_cvt_bf16_to_f32)
-HOIST_CVT_PAIR(cvt_f16_f32, 2, 4, hoist_cvt_f16_to_f32)
-HOIST_CVT_PAIR(cvt_e4m3_bf16, 1, 2, hoist_cvt_e4m3_to_bf16)
-HOIST_CVT_PAIR(cvt_e4m3_f16, 1, 2, hoist_cvt_e4m3_to_f16)
-HOIST_CVT_PAIR(cvt_e4m3_f32, 1, 4, hoist_cvt_e4m3_to_f32)
-HOIST_CVT_PAIR(cvt_e5m2_bf16, 1, 2, hoist_cvt_e5m2_to_bf16)
-HOIST_CVT_PAIR(cvt_e5m2_f16, 1, 2, hoist_cvt_e5m2_to_f16)
-HOIST_CVT_PAIR(cvt_e5m2_f32, 1, 4, hoist_cvt_e5m2_to_f32)
-#undef HOIST_CVT_PAIR
-
-/* Elements per pack: 16 bytes of the narrower side. */
-template <class C> struct cvt_pack {
-  static constexpr int P = 16 / (C::S < C::D ? C::S : C::D);
-  static constexpr int SV = P * C::S / 16; /* 16-byte source vectors per pack */
-  static constexpr int DV = P * C::D / 16; /* 16-byte destination vectors */
-};
-
-/* Element j of size-byte little-endian elements packed in 32-bit words. */
-template <int size> __device__ __forceinline__ uint32_t cvt_extract(const uint32_t *w, int j) {
-  if (size == 4) return w[j];
-  if (size == 2) return (w[j >> 1] >> ((j & 1) * 16)) & 0xffffu;
-  return (w[j >> 2] >> ((j & 3) * 8)) & 0xffu;
-}
-
-template <int size> __device__ __forceinline__ void cvt_insert(uint32_t *w, int j, uint32_t v) {
-  if (size == 4)
-    w[j] = v;
-  else
-    w[j >> 1] |= (v & 0xffffu) << ((j & 1) * 16);
-}
-
-template <int size> __device__ __forceinline__ uint32_t cvt_load_one(const void *p, uint64_t i) {
-  if (size == 4) return static_cast<const uint32_t *>(p)[i];
-  if (size == 2) return static_cast<const uint16_t *>(p)[i];
-  return static_cast<const uint8_t *>(p)[i];
-}
-
-template <int size> __device__ __forceinline__ void cvt_store_one(void *p, uint64_t i, uint32_t v) {
-  if (size == 4)
-    static_cast<uint32_t *>(p)[i] = v;
-  else
-    static_cast<uint16_t *>(p)[i] = static_cast<uint16_t>(v);
-}
-
-/* Converts n elements.  Elements [head, head + npacks * P) go as 16-byte
- * vectors (src + head * S and dst + head * D are 16-byte aligned); the
- * elements before head and after the last pack go one by one. */
-template <class C>
-__global__ void __launch_bounds__(kConvertThreads)
-    convert_kernel(void *dst, const void *src, uint64_t n, uint64_t head, uint64_t npacks) {
-  constexpr int P = cvt_pack<C>::P, SV = cvt_pack<C>::SV, DV = cvt_pack<C>::DV;
-  const uint64_t tid = static_cast<uint64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  const uint64_t stride = static_cast<uint64_t>(gridDim.x) * blockDim.x;
-  const uint4 *s4 = reinterpret_cast<const uint4 *>(static_cast<const uint8_t *>(src) + head * C::S);
-  uint4 *d4 = reinterpret_cast<uint4 *>(static_cast<uint8_t *>(dst) + head * C::D);
-
-  for (uint64_t p = tid; p < npacks; p += stride) {
-    uint32_t w[SV * 4];
-#pragma unroll
-    for (int i = 0; i < SV; i++) {
-      uint4 q = __ldcs(s4 + p * SV + i);
-      w[4 * i] = q.x;
-      w[4 * i + 1] = q.y;
-      w[4 * i + 2] = q.z;
-      w[4 * i + 3] = q.w;
-    }
-    uint32_t o[DV * 4];
-#pragma unroll
-    for (int i = 0; i < DV * 4; i++) o[i] = 0;
-#pragma unroll
-    for (int j = 0; j < P; j++) cvt_insert<C::D>(o, j, C::op(cvt_extract<C::S>(w, j)));
-#pragma unroll
-    for (int i = 0; i < DV; i++)
-      __stcs(d4 + p * DV + i, make_uint4(o[4 * i], o[4 * i + 1], o[4 * i + 2], o[4 * i + 3]));
-  }
-
-  const uint64_t tail = head + npacks * P;
-  const uint64_t scalar = head + (n - tail);
-  for (uint64_t k = tid; k < scalar; k += stride) {
-    uint64_t i = k < head ? k : tail + (k - head);
-    cvt_store_one<C::D>(dst, i, C::op(cvt_load_one<C::S>(src, i)));
-  }
-}
-
-/* ------------------------------------------------------------------------ */
-/* Launchers */
-
-/* Threads per SM the grid aims for (full occupancy on sm_80 and sm_90). */
-constexpr int kConvertBlocksPerSm = 2048 / kConvertThreads;
-
-template <class C>
-int convert_launch_pair(void *dst, const void *src, uint64_t n, cudaStream_t stream) {
-  constexpr int P = cvt_pack<C>::P;
-  const uintptr_t da = reinterpret_cast<uintptr_t>(dst), sa = reinterpret_cast<uintptr_t>(src);
-  /* The first index where both sides are 16-byte aligned, if any: the
-   * alignment pattern repeats every P elements. */
-  uint64_t head = n, npacks = 0;
-  for (uint64_t i = 0; i < static_cast<uint64_t>(P) && i < n; i++) {
-    if ((da + i * C::D) % 16 == 0 && (sa + i * C::S) % 16 == 0) {
-      head = i;
-      npacks = (n - i) / P;
-      break;
-    }
-  }
-  const uint64_t scalar = n - npacks * P;
-  const uint64_t work = npacks > scalar ? npacks : scalar;
-
-  int device = 0, sms = 0;
-  CHECK_CUDA(NULL, cudaGetDevice(&device));
-  CHECK_CUDA(NULL, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  uint64_t blocks = (work + kConvertThreads - 1) / kConvertThreads;
-  const uint64_t max_blocks = static_cast<uint64_t>(sms > 0 ? sms : 1) * kConvertBlocksPerSm;
-  if (blocks > max_blocks) blocks = max_blocks;
-  if (blocks == 0) blocks = 1;
-  convert_kernel<C><<<static_cast<unsigned>(blocks), kConvertThreads, 0, stream>>>(dst, src, n, head,
-                                                                                  npacks);
-  CHECK_CUDA(NULL, cudaGetLastError());
-  return HOIST_OK;
-}
-
-} // namespace
 
 extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void *src,
                                     hoist_dtype src_type, uint64_t n_elements, void *stream_) {
@@ -209,21 +70,33 @@ extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void 
                       hoist_dtype_name(src_type), static_cast<unsigned long long>(sa),
                       hoist_dtype_name(dst_type), static_cast<unsigned long long>(da));
 
-#define HOIST_CVT_CASE(from, to, tag)                                              \
-  if (src_type == HOIST_DTYPE_##from && dst_type == HOIST_DTYPE_##to)               \
-    return convert_launch_pair<tag>(dst, src, n_elements, stream);
-  HOIST_CVT_CASE(F32, BF16, cvt_f32_bf16)
-  HOIST_CVT_CASE(F32, F16, cvt_f32_f16)
-  HOIST_CVT_CASE(F16, BF16, cvt_f16_bf16)
-  HOIST_CVT_CASE(BF16, F16, cvt_bf16_f16)
-  HOIST_CVT_CASE(BF16, F32, cvt_bf16_f32)
-  HOIST_CVT_CASE(F16, F32, cvt_f16_f32)
-  HOIST_CVT_CASE(F8_E4M3, BF16, cvt_e4m3_bf16)
-  HOIST_CVT_CASE(F8_E4M3, F16, cvt_e4m3_f16)
-  HOIST_CVT_CASE(F8_E4M3, F32, cvt_e4m3_f32)
-  HOIST_CVT_CASE(F8_E5M2, BF16, cvt_e5m2_bf16)
-  HOIST_CVT_CASE(F8_E5M2, F16, cvt_e5m2_f16)
-  HOIST_CVT_CASE(F8_E5M2, F32, cvt_e5m2_f32)
+  int device = 0, sms = 0;
+  CHECK_CUDA(NULL, cudaGetDevice(&device));
+  CHECK_CUDA(NULL, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+
+  /* The variant per pair: element function (REF / FAST / TABLE), layout
+   * (WIDE / COALESCED), units per thread per iteration, streaming stores,
+   * blocks per SM (0: one pass).  bench_kernels prints its best variant per
+   * pair as a line of this table. */
+  using namespace hoist_cvt;
+#define HOIST_CVT_CASE(from, to, tag, elem, layout, unroll, cs, grid)                          \
+  if (src_type == HOIST_DTYPE_##from && dst_type == HOIST_DTYPE_##to) {                       \
+    CHECK_CUDA(NULL, (launch<tag, ELEM_##elem, LAYOUT_##layout, unroll, cs>(dst, src, n_elements, \
+                                                                          grid, sms, stream))); \
+    return HOIST_OK;                                                                           \
+  }
+  HOIST_CVT_CASE(F32, BF16, f32_bf16, REF, WIDE, 1, true, 8)
+  HOIST_CVT_CASE(F32, F16, f32_f16, FAST, WIDE, 1, true, 8)
+  HOIST_CVT_CASE(F16, BF16, f16_bf16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(BF16, F16, bf16_f16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(BF16, F32, bf16_f32, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F16, F32, f16_f32, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E4M3, BF16, e4m3_bf16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E4M3, F16, e4m3_f16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E4M3, F32, e4m3_f32, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E5M2, BF16, e5m2_bf16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E5M2, F16, e5m2_f16, FAST, COALESCED, 2, true, 8)
+  HOIST_CVT_CASE(F8_E5M2, F32, e5m2_f32, FAST, COALESCED, 2, true, 8)
 #undef HOIST_CVT_CASE
   /* hoist_convert_supported() and the table above disagree: a bug here. */
   return hoist_fail(NULL, HOIST_UNSUPPORTED, "convert: %s -> %s has no kernel",
