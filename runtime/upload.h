@@ -134,6 +134,10 @@ void upload_job_free(upload_job *job);
  * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
 int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
 
+/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with a vectorized
+ * word loop: what the reader threads take of every chunk for --verify. */
+uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
+
 /* SIGBUS-guarded memcpy from a file mapping (sigbus_guard.c). */
 int hoist_guarded_memcpy(void *dst, const void *src, size_t n);
 void hoist_sigbus_guard_acquire(void);

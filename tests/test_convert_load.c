@@ -10,7 +10,9 @@
  * without conversion. */
 #include "convert_fixture.h"
 
+#include "kernels.h"
 #include "load.h"
+#include "upload.h"
 
 static char pipe_dir[1024];
 
@@ -311,6 +313,22 @@ START_TEST(offload_converts_on_host) {
 }
 END_TEST
 
+/* The readers' vectorized hash is the shared block checksum. */
+START_TEST(chunk_hash_is_the_block_checksum) {
+  size_t n = 300000 + 16;
+  unsigned char *buf = malloc(n);
+  ck_assert_ptr_nonnull(buf);
+  uint64_t x = 99;
+  for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(cf_next(&x) >> 11);
+  for (size_t len = 0; len < 300000; len += len < 70 ? 1 : 777)
+    for (size_t shift = 0; shift < 3; shift++)
+      ck_assert_msg(upload_chunk_hash(buf + shift * 5, len) == hoist_checksum_host(buf + shift * 5, len, 1),
+                    "len %zu shift %zu", len, shift);
+  ck_assert_uint_eq(upload_chunk_hash(buf, n), hoist_checksum_host(buf, n, 3));
+  free(buf);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("convert_load");
   TCase *tc = tcase_create("host");
@@ -321,6 +339,7 @@ int main(void) {
   tcase_add_test(tc, verify_catches_flip_with_and_without_conversion);
   tcase_add_test(tc, admission_counts_scratch);
   tcase_add_test(tc, offload_converts_on_host);
+  tcase_add_test(tc, chunk_hash_is_the_block_checksum);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -2,8 +2,11 @@
  * the stderr progress bar and Ctrl-C cancellation. */
 #include "cli_load_opts.h"
 
+#include "device.h"
+
 #include <signal.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -20,7 +23,14 @@ const char cli_load_opts_help[] =
     "  --fsdp LIST        mark these components FSDP-sharded (never moved by hoist)\n"
     "  --headroom BYTES   device memory kept free (cuda default: max(256M, 2%))\n"
     "  --on-oom POLICY    fail (default) or offload\n"
-    "  --verify           compare every tensor on the device with the file\n";
+    "  --dtype T          convert floating tensors to T (bf16|f16|f32) during the upload;\n"
+    "                     ints and bool are copied, a float with no conversion to T\n"
+    "                     (F64, F8_E8M0, F4, ..) is an error before anything is allocated\n"
+    "  --dtype-for N=T    per component (name or group) target, T as above or keep;\n"
+    "                     repeatable, later entries win over earlier ones and --dtype\n"
+    "  --scratch BYTES    device scratch ring for conversion (default 64M)\n"
+    "  --verify           check every chunk on the device against the bytes read\n"
+    "                     (block checksums on both sides; before conversion too)\n";
 
 void cli_load_opts_init(cli_load_opts *o) {
   memset(o, 0, sizeof *o);
@@ -89,6 +99,25 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
     VALUE();
     if (!cli_parse_bytes(v, &n) || n > INT64_MAX) return cli_usage_error(cmd, "bad --headroom '%s'", v), -1;
     o->load.headroom = (int64_t)n;
+  } else if (strcmp(a, "--dtype") == 0) {
+    VALUE();
+    if (strcasecmp(v, "bf16") != 0 && strcasecmp(v, "f16") != 0 && strcasecmp(v, "f32") != 0)
+      return cli_usage_error(cmd, "--dtype takes bf16, f16 or f32"), -1;
+    o->load.dtype = v;
+  } else if (strcmp(a, "--dtype-for") == 0) {
+    VALUE();
+    size_t have = strlen(o->dtype_for), add = strlen(v);
+    if (strchr(v, '=') == NULL || strchr(v, ',') != NULL)
+      return cli_usage_error(cmd, "--dtype-for takes NAME=DTYPE (one per option)"), -1;
+    if (have + add + 2 > sizeof o->dtype_for)
+      return cli_usage_error(cmd, "too many --dtype-for entries"), -1;
+    if (have > 0) o->dtype_for[have++] = ',';
+    memcpy(o->dtype_for + have, v, add + 1);
+    o->load.dtype_for = o->dtype_for;
+  } else if (strcmp(a, "--scratch") == 0) {
+    VALUE();
+    if (!cli_parse_bytes(v, &n) || n < 4096) return cli_usage_error(cmd, "bad --scratch '%s' (at least 4K)", v), -1;
+    o->load.scratch_bytes = n;
   } else if (strcmp(a, "--on-oom") == 0) {
     VALUE();
     if (strcmp(v, "fail") == 0)
@@ -126,6 +155,29 @@ void cli_progress_bar(void *user, const char *component, uint64_t done, uint64_t
 void cli_progress_done(void) {
   if (drew) fprintf(stderr, "\r%*s\r", 79, "");
   drew = 0;
+}
+
+static uint64_t device_used(hoist_runtime *rt) {
+  uint64_t free_b = 0, total_b = 0;
+  if (rt->dev->ops->mem_info(rt->dev, &free_b, &total_b) != HOIST_OK) return 0;
+  return total_b > free_b ? total_b - free_b : 0;
+}
+
+void cli_device_peak_start(cli_device_peak *pk, hoist_runtime *rt) {
+  pk->rt = rt;
+  pk->base_used = device_used(rt);
+  pk->peak_used = pk->base_used;
+}
+
+void cli_device_peak_progress(void *user, const char *component, uint64_t done, uint64_t total) {
+  cli_device_peak *pk = user;
+  uint64_t used = device_used(pk->rt);
+  if (used > pk->peak_used) pk->peak_used = used;
+  if (pk->chain != NULL) pk->chain(pk->chain_user, component, done, total);
+}
+
+uint64_t cli_device_peak_bytes(const cli_device_peak *pk) {
+  return pk->peak_used > pk->base_used ? pk->peak_used - pk->base_used : 0;
 }
 
 static volatile int *cancel_flag;

@@ -1,5 +1,6 @@
 /* cli_load_opts.h — the options `hoist load` and `hoist bench load` share
- * (device, capacity, threads, chunk, ring, read mode, residency) and the
+ * (device, capacity, threads, chunk, ring, read mode, residency, dtype
+ * conversion, verification) and the
  * progress bar drawn on stderr. */
 #ifndef HOIST_CLI_LOAD_OPTS_H
 #define HOIST_CLI_LOAD_OPTS_H
@@ -12,6 +13,7 @@ typedef struct cli_load_opts {
   const char *variant;
   int json;
   int progress_bar; /* stderr is a terminal and not --json */
+  char dtype_for[2048]; /* --dtype-for entries joined with commas (load.dtype_for) */
 } cli_load_opts;
 
 /* Parses one option at argv[*i] (advancing *i past its value).  Returns 1
@@ -25,6 +27,23 @@ extern const char cli_load_opts_help[];
 /* Progress callback drawing a bar on stderr (user: unused). */
 void cli_progress_bar(void *user, const char *component, uint64_t done, uint64_t total);
 void cli_progress_done(void);
+
+/* Device memory peak of a load, sampled with the backend's mem_info from
+ * the progress callback (every call; the engine serializes them) and
+ * relative to what was in use when cli_device_peak_start ran.  Progress is
+ * forwarded to chain when set. */
+typedef struct cli_device_peak {
+  hoist_runtime *rt;
+  uint64_t base_used;
+  uint64_t peak_used;
+  hoist_progress_fn chain;
+  void *chain_user;
+} cli_device_peak;
+
+void cli_device_peak_start(cli_device_peak *pk, hoist_runtime *rt);
+void cli_device_peak_progress(void *user, const char *component, uint64_t done, uint64_t total);
+/* Bytes above the start's use at the highest sample (0 when none). */
+uint64_t cli_device_peak_bytes(const cli_device_peak *pk);
 
 /* SIGINT/SIGTERM set *flag (and print nothing); restored by the caller's exit. */
 void cli_install_cancel(volatile int *flag);
