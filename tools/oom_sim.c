@@ -542,7 +542,12 @@ int oom_what_fits(const oom_setup *s, uint64_t card, unsigned char *mark, uint64
   for (size_t i = 0; i < m->n; i++)
     if (m->comps[i].tensors > 0 && nw < 16) w[nw++] = i;
   unsigned char *try_mark = calloc(m->n > 0 ? m->n : 1, 1);
-  if (try_mark == NULL) return -1;
+  unsigned char *resolved = calloc(m->n > 0 ? m->n : 1, 1);
+  if (try_mark == NULL || resolved == NULL) {
+    free(try_mark);
+    free(resolved);
+    return -1;
+  }
   int best = -1;
   uint64_t best_bytes = 0, best_thr = 0;
   unsigned best_count = 0;
@@ -560,6 +565,15 @@ int oom_what_fits(const oom_setup *s, uint64_t card, unsigned char *mark, uint64
         count++;
       }
     if (best >= 0 && (bytes > best_bytes || (bytes == best_bytes && count >= best_count))) continue;
+    /* Only sets the loader's --offload can name: "text_encoder" is also a
+     * group and selects text_encoder_2 with it. */
+    oom_policy pol;
+    memset(&pol, 0, sizeof pol);
+    for (size_t k = 0; k < nw; k++)
+      if (sub & (1u << k)) append_name(pol.offload, sizeof pol.offload, m->comps[w[k]].name);
+    if (oom_policy_marks(&pol, m, resolved, NULL, 0) != HOIST_OK ||
+        memcmp(resolved, try_mark, m->n) != 0)
+      continue;
     int found;
     uint64_t thr;
     oom_result at, below;
@@ -577,5 +591,6 @@ int oom_what_fits(const oom_setup *s, uint64_t card, unsigned char *mark, uint64
     *threshold = best_thr;
   }
   free(try_mark);
+  free(resolved);
   return best >= 0 ? 0 : -1;
 }

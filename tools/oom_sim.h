@@ -172,7 +172,9 @@ int oom_sim_trial_fn(void *user, uint64_t capacity, oom_result *r);
 
 /* "What fits": the set of components to offload, of least offloaded tensor
  * bytes (then fewest components), for which the simulated threshold in
- * setup s (its offload marks are ignored; on-oom=fail) is at most card.
+ * setup s (its offload marks are ignored; on-oom=fail) is at most card,
+ * among the sets the loader's --offload list can name exactly (a name that
+ * is also a group, like text_encoder, brings its whole group).
  * mark gets the choice (by slot); *threshold its threshold.  Returns 0 when
  * found (offloading everything always fits unless the headroom or the
  * co-tenant alone exceed the card), -1 otherwise. */
