@@ -2,7 +2,11 @@
  * diffusers pipeline from a preset (presets.h) with pipeline_writer.h.
  *
  *   hoist make-pipeline --preset NAME [--scale F] [--seed N] [--threads N]
- *                       [--force] [--json] DIR
+ *                       [--dtype bf16|f16|f32] [--force] [--json] DIR
+ *
+ * --dtype writes every weight of the preset in that dtype (same names and
+ * shapes): an F32 pipeline to benchmark `hoist load --dtype bf16` against a
+ * plain load of the same files.
  *
  * Exit codes: 0 written; 2 usage (unknown preset, bad scale, DIR not
  * empty without --force); 1 a write failed (the files this run created are
@@ -15,14 +19,19 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void usage(FILE *out) {
   fprintf(out,
           "usage: hoist make-pipeline --preset NAME [--scale F] [--seed N] [--threads N]\n"
-          "                           [--force] [--json] DIR\n\n"
+          "                           [--dtype bf16|f16|f32] [--force] [--json] DIR\n\n"
           "Writes a diffusers pipeline with the real tensor names and shapes of a\n"
-          "published model, random contents, scaled by F (0 < F <= 1, default 1).\n\n"
+          "published model, random contents, scaled by F (0 < F <= 1, default 1).\n"
+          "--dtype writes every weight in that dtype instead of the model's own\n"
+          "(same names and shapes; f32 doubles a bf16 model's bytes), e.g. an F32\n"
+          "pipeline for `hoist bench load --dtype bf16`.  config.json files keep the\n"
+          "model's torch_dtype.\n\n"
           "presets:\n");
   for (size_t i = 0; i < hoist_preset_count(); i++) {
     const hoist_preset *p = hoist_preset_at(i);
@@ -52,6 +61,7 @@ int cmd_make_pipeline(int argc, char **argv) {
   const char *cmd = "make-pipeline";
   const char *preset_name = NULL, *dir = NULL;
   int json = 0;
+  hoist_dtype dtype = HOIST_DTYPE_COUNT_; /* the preset's own */
   hoist_writer_options opts = HOIST_WRITER_OPTIONS_INIT;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
@@ -86,6 +96,17 @@ int cmd_make_pipeline(int argc, char **argv) {
         return cli_usage_error(cmd, "--threads needs an integer in [1, 64]");
       opts.threads = (uint32_t)n;
       i++;
+    } else if (strcmp(a, "--dtype") == 0) {
+      if (val == NULL) return cli_usage_error(cmd, "--dtype needs bf16, f16 or f32");
+      if (strcasecmp(val, "bf16") == 0)
+        dtype = HOIST_DTYPE_BF16;
+      else if (strcasecmp(val, "f16") == 0)
+        dtype = HOIST_DTYPE_F16;
+      else if (strcasecmp(val, "f32") == 0)
+        dtype = HOIST_DTYPE_F32;
+      else
+        return cli_usage_error(cmd, "--dtype '%s': takes bf16, f16 or f32", val);
+      i++;
     } else if (a[0] == '-' && a[1] != '\0') {
       return cli_usage_error(cmd, "unknown option '%s'", a);
     } else if (dir == NULL) {
@@ -108,6 +129,20 @@ int cmd_make_pipeline(int argc, char **argv) {
     return HOIST_EXIT_USAGE;
   }
   if (dir == NULL) return cli_usage_error(cmd, "DIR is required");
+  /* --dtype: the same preset with every weights folder in that dtype. */
+  hoist_preset retyped;
+  hoist_preset_component retyped_comps[64];
+  if (dtype != HOIST_DTYPE_COUNT_) {
+    if (p->component_count > sizeof retyped_comps / sizeof retyped_comps[0])
+      return cli_usage_error(cmd, "preset '%s' has too many components for --dtype", p->name);
+    retyped = *p;
+    for (size_t i = 0; i < p->component_count; i++) {
+      retyped_comps[i] = p->components[i];
+      if (retyped_comps[i].kind == HOIST_PRESET_WEIGHTS) retyped_comps[i].dtype = dtype;
+    }
+    retyped.components = retyped_comps;
+    p = &retyped;
+  }
   if (!json && isatty(STDERR_FILENO)) opts.progress = progress;
 
   hoist_write_result r;
@@ -127,6 +162,8 @@ int cmd_make_pipeline(int argc, char **argv) {
       cJSON_AddNumberToObject(root, "scale", opts.scale);
       cJSON_AddStringToObject(root, "dir", dir);
       cJSON_AddNumberToObject(root, "seed", (double)opts.seed);
+      cJSON_AddStringToObject(root, "dtype",
+                              dtype != HOIST_DTYPE_COUNT_ ? hoist_dtype_name(dtype) : "preset");
       cJSON_AddNumberToObject(root, "total_bytes", (double)r.total_bytes);
       cJSON_AddNumberToObject(root, "file_bytes", (double)r.file_bytes);
       cJSON_AddNumberToObject(root, "seconds", r.seconds);
