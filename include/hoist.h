@@ -252,9 +252,13 @@ typedef struct hoist_component_info {
 typedef struct hoist_pipeline_options {
   uint32_t struct_size;
   const char *variant;       /* NULL: the non-variant files; "fp16": that variant */
+  /* Target dtype as in hoist_load_options.dtype ("bf16", "f16", "f32"; NULL:
+   * none): inferred_bytes, and so the order, count floating tensors in that
+   * dtype; a floating dtype with no conversion to it is HOIST_UNSUPPORTED. */
+  const char *dtype;
 } hoist_pipeline_options;
 
-#define HOIST_PIPELINE_OPTIONS_INIT { sizeof(hoist_pipeline_options), NULL }
+#define HOIST_PIPELINE_OPTIONS_INIT { sizeof(hoist_pipeline_options), NULL, NULL }
 
 /* Discovers the pipeline at path (a dir with model_index.json, or a dir of
  * weights that is a one-component pipeline), reads every safetensors

@@ -52,10 +52,13 @@
  *   tensors); else the sizes of the fallback files; else unknown.  Every
  *   safetensors header is read and validated (no tensor data): a bad
  *   header fails the whole discovery with the reader's status.
+ *   With a target dtype (hoist_pipeline_options.dtype) floating tensors
+ *   count at the target's size instead, as `hoist load --dtype` places them.
  *
  * Ownership: hoist_pipeline_open returns a pipeline that owns every string,
  * every path and every opened file; hoist_pipeline_close frees them.  An
  * open pipeline is immutable and may be read from several threads. */
+#include "load.h" /* target dtypes (hoist_tensor_target) */
 #include "pipeline.h"
 
 #include <cjson/cJSON.h>
@@ -462,7 +465,9 @@ fail:
 /* Finds the weight files of c (whose path is set), opens its safetensors
  * and fills its size fields.  A folder that is not there leaves the size
  * unknown. */
-static int discover_component(hoist_runtime *rt, const char *variant, hoist_component *c) {
+/* target: HOIST_DTYPE_KEEP, or the dtype floating tensors are counted in. */
+static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtype target,
+                              hoist_component *c) {
   struct stat st;
   if (stat(c->path, &st) != 0) {
     if (errno != ENOENT && errno != ENOTDIR)
@@ -509,7 +514,22 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_comp
         goto fail;
       }
       c->st_count++;
-      if (!hoist_add_u64(total, hoist_file_data_bytes(c->st[i]), &total)) {
+      uint64_t bytes = hoist_file_data_bytes(c->st[i]);
+      if (target != HOIST_DTYPE_KEEP) {
+        /* Device bytes in the target dtype, tensor by tensor. */
+        bytes = 0;
+        for (size_t t = 0; t < hoist_file_tensor_count(c->st[i]); t++) {
+          hoist_dtype to;
+          uint64_t tb = 0;
+          rc = hoist_tensor_target(rt, c->name, hoist_file_tensor(c->st[i], t), target, &to, &tb);
+          if (rc != HOIST_OK) goto fail;
+          if (!hoist_add_u64(bytes, tb, &bytes)) {
+            rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
+            goto fail;
+          }
+        }
+      }
+      if (!hoist_add_u64(total, bytes, &total)) {
         rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
         goto fail;
       }
@@ -737,6 +757,12 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "variant '%s' is not a plain name (like fp16 or bf16)", variant);
 
+  hoist_dtype target = HOIST_DTYPE_KEEP;
+  if (opts->dtype != NULL && opts->dtype[0] != '\0') {
+    int prc = hoist_dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
+    if (prc != HOIST_OK) return prc;
+  }
+
   struct stat st;
   if (stat(path, &st) != 0) {
     int e = errno;
@@ -771,7 +797,7 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     hoist_component *c = &p->components[i];
     c->info.name = c->name;
     c->info.load_name = c->name;
-    rc = discover_component(rt, variant, c);
+    rc = discover_component(rt, variant, target, c);
     if (rc != HOIST_OK) goto fail;
     c->info.library = c->library;
     c->info.class_name = c->class_name;

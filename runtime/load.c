@@ -81,7 +81,7 @@ int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
 }
 
 #define DEFAULT_SCRATCH (64ull << 20)
-#define DTYPE_KEEP HOIST_DTYPE_COUNT_
+#define DTYPE_KEEP HOIST_DTYPE_KEEP
 
 static bool dtype_is_float(hoist_dtype d) {
   switch (d) {
@@ -95,9 +95,8 @@ static bool dtype_is_float(hoist_dtype d) {
   }
 }
 
-/* "bf16", "f16", "f32" (any case) or "keep" (DTYPE_KEEP). */
-static int parse_target(hoist_runtime *rt, const char *what, const char *s, size_t len,
-                        hoist_dtype *out) {
+int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
+                             hoist_dtype *out) {
   static const struct { const char *name; hoist_dtype d; } names[] = {
       {"bf16", HOIST_DTYPE_BF16}, {"f16", HOIST_DTYPE_F16}, {"f32", HOIST_DTYPE_F32},
       {"keep", DTYPE_KEEP}};
@@ -110,6 +109,24 @@ static int parse_target(hoist_runtime *rt, const char *what, const char *s, size
                     (int)(len > 64 ? 64 : len), s);
 }
 
+int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
+                        hoist_dtype target, hoist_dtype *to, uint64_t *bytes) {
+  *to = t->dtype;
+  *bytes = t->nbytes;
+  if (target == DTYPE_KEEP || !dtype_is_float(t->dtype) || t->dtype == target) return HOIST_OK;
+  if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
+    return hoist_fail(rt, HOIST_UNSUPPORTED,
+                      "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
+                      "component's dtype with --dtype-for %s=keep",
+                      component, t->name, hoist_dtype_name(t->dtype), hoist_dtype_name(target),
+                      component);
+  if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
+                      t->name);
+  *to = target;
+  return HOIST_OK;
+}
+
 /* Each component's target dtype (load order) from --dtype and the
  * --dtype-for entries, later entries winning. */
 static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const comp_state *comps,
@@ -117,7 +134,7 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const
   hoist_dtype all = DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
-      (rc = parse_target(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
+      (rc = hoist_dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
     return rc;
   for (size_t i = 0; i < n; i++) target[i] = all;
   if (o->dtype_for == NULL || o->dtype_for[0] == '\0') return HOIST_OK;
@@ -137,7 +154,7 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const
     }
     memcpy(name, p, (size_t)(eq - p));
     name[eq - p] = '\0';
-    if ((rc = parse_target(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
+    if ((rc = hoist_dtype_target_parse(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
       break;
     memset(mark, 0, n > 0 ? n : 1);
     if ((rc = hoist_residency_select(rt, "dtype-for", name, comps, n, mark)) != HOIST_OK) break;
@@ -181,18 +198,9 @@ static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, ho
       const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
       placed_tensor *pt = &c->tensors[k++];
       *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
-      if (target == DTYPE_KEEP || !dtype_is_float(t->dtype) || t->dtype == target) continue;
-      if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
-        return hoist_fail(rt, HOIST_UNSUPPORTED,
-                          "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
-                          "component's dtype with --dtype-for %s=keep",
-                          c->info->name, t->name, hoist_dtype_name(t->dtype),
-                          hoist_dtype_name(target), c->info->name);
-      if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, &pt->dev.nbytes))
-        return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows",
-                          c->info->name, t->name);
-      pt->dev.dtype = target;
-      c->converts = 1;
+      int rc = hoist_tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
+      if (rc != HOIST_OK) return rc;
+      if (pt->dev.dtype != t->dtype) c->converts = 1;
     }
   qsort(c->tensors, n, sizeof *c->tensors, cmp_placement);
   uint64_t off = 0, bytes = 0;

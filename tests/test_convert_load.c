@@ -313,6 +313,51 @@ START_TEST(offload_converts_on_host) {
 }
 END_TEST
 
+/* hoist plan --dtype: inferred_bytes in target bytes, and the same refusal. */
+START_TEST(plan_counts_target_bytes) {
+  hoist_runtime *rt = runtime_with(1, 0, 0);
+  /* text_encoder holds F64, which converts to no target: refused. */
+  setup("conv_plan", 1);
+  const char *targets[] = {NULL, "bf16", "f32"};
+  for (int k = 0; k < 3; k++) {
+    hoist_pipeline *p = NULL;
+    hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+    po.dtype = targets[k];
+    int rc = hoist_pipeline_open(rt, pipe_dir, &po, &p);
+    ck_assert_int_eq(rc, k == 0 ? HOIST_OK : HOIST_UNSUPPORTED);
+    if (k > 0) ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "'enc.f64'"));
+    hoist_pipeline_close(p);
+  }
+  setup("conv_plan2", 0);
+  for (int k = 0; k < 3; k++) {
+    hoist_pipeline *p = NULL;
+    hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+    po.dtype = targets[k];
+    ck_assert_msg(hoist_pipeline_open(rt, pipe_dir, &po, &p) == HOIST_OK, "%s", hoist_last_error(rt));
+    for (size_t i = 0; i < hoist_pipeline_component_count(p); i++) {
+      const hoist_component_info *ci = hoist_pipeline_component(p, i);
+      uint64_t want = 0;
+      for (size_t f = 0; f < ci->file_count; f++) {
+        hoist_file *file = NULL;
+        ck_assert_int_eq(hoist_file_open(rt, ci->files[f], &file), HOIST_OK);
+        for (size_t t = 0; t < hoist_file_tensor_count(file); t++) {
+          const hoist_tensor_info *ti = hoist_file_tensor(file, t);
+          unsigned tb = k == 0 || !cf_is_float(ti->dtype) ? hoist_dtype_bits(ti->dtype) / 8
+                                                          : (k == 1 ? 2u : 4u);
+          want += ti->nelements * tb;
+        }
+        hoist_file_close(file);
+      }
+      ck_assert_uint_eq(ci->inferred_bytes, want);
+      if (strcmp(ci->name, "vae") == 0)
+        ck_assert_uint_eq(ci->inferred_bytes, (64 * 513 + 64) * (k == 1 ? 2u : 4u));
+    }
+    hoist_pipeline_close(p);
+  }
+  hoist_runtime_close(rt);
+}
+END_TEST
+
 /* The readers' vectorized hash is the shared block checksum. */
 START_TEST(chunk_hash_is_the_block_checksum) {
   size_t n = 300000 + 16;
@@ -340,6 +385,7 @@ int main(void) {
   tcase_add_test(tc, admission_counts_scratch);
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
+  tcase_add_test(tc, plan_counts_target_bytes);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -2,7 +2,7 @@
  * memory-aware load order (heavy components first) without loading any
  * tensor data.
  *
- *   hoist plan [--json] [--variant V] [--device D] [--capacity BYTES] PIPELINE
+ *   hoist plan [--json] [--variant V] [--dtype T] [--device D] [--capacity BYTES] PIPELINE
  *
  * JSON (DESIGN.md, exactly these keys): {"pipeline":PATH,"components":[{"name",
  * "load_name","library","class","index","path","inferred_bytes":N|null,
@@ -19,10 +19,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static void plan_usage(FILE *out) {
   fprintf(out,
-          "usage: hoist plan [--json] [--variant V] [--device D] [--capacity BYTES] PIPELINE\n"
+          "usage: hoist plan [--json] [--variant V] [--dtype T] [--device D] [--capacity BYTES] "
+          "PIPELINE\n"
           "\n"
           "Discovers PIPELINE (a folder with model_index.json, or a folder of weights)\n"
           "and prints the order its components load in: largest inferred size first\n"
@@ -31,6 +33,8 @@ static void plan_usage(FILE *out) {
           "\n"
           "  --json            machine-readable output on stdout\n"
           "  --variant V       use the V weight files (name.V.safetensors), e.g. fp16\n"
+          "  --dtype T         sizes as `hoist load --dtype T` places them (bf16|f16|f32):\n"
+          "                    floating tensors in T, ints and bool as they are\n"
           "  --device D        host or cuda:N: show its free memory against the total\n"
           "  --capacity BYTES  host device capacity (e.g. 24G); implies --device host\n"
           "  -h, --help        this help\n"
@@ -155,7 +159,7 @@ static int print_human(const hoist_pipeline *p, const char *variant, hoist_runti
 
 int cmd_plan(int argc, char **argv) {
   bool json = false;
-  const char *variant = NULL, *device = NULL, *path = NULL;
+  const char *variant = NULL, *device = NULL, *path = NULL, *dtype = NULL;
   uint64_t capacity = 0;
   bool have_capacity = false;
   for (int i = 1; i < argc; i++) {
@@ -169,6 +173,11 @@ int cmd_plan(int argc, char **argv) {
       variant = a[9] == '=' ? a + 10 : (i + 1 < argc ? argv[++i] : NULL);
       if (variant == NULL || variant[0] == '\0')
         return cli_usage_error(argv[0], "--variant needs a name (e.g. fp16)");
+    } else if (strcmp(a, "--dtype") == 0 || strncmp(a, "--dtype=", 8) == 0) {
+      dtype = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
+      if (dtype == NULL || (strcasecmp(dtype, "bf16") != 0 && strcasecmp(dtype, "f16") != 0 &&
+                            strcasecmp(dtype, "f32") != 0))
+        return cli_usage_error(argv[0], "--dtype takes bf16, f16 or f32");
     } else if (strcmp(a, "--device") == 0 || strncmp(a, "--device=", 9) == 0) {
       device = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
       if (device == NULL || device[0] == '\0')
@@ -203,6 +212,7 @@ int cmd_plan(int argc, char **argv) {
   }
   hoist_pipeline_options opts = HOIST_PIPELINE_OPTIONS_INIT;
   opts.variant = variant;
+  opts.dtype = dtype;
   int rc = hoist_pipeline_open(rt, path, &opts, &p);
   if (rc != HOIST_OK) {
     code = cli_report("plan", rt, rc);
