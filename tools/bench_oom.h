@@ -25,6 +25,7 @@ typedef struct oom_measure {
   uint64_t capacity, free0, peak;
   int struck, cotenant_failed;
   uint64_t cotenant_addr;
+  unsigned trials;           /* trials run (cuda: the first may grow the context) */
 } oom_measure;
 
 /* oom_trial_fn over a real load (user: oom_measure *).  Host: sets the
