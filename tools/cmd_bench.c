@@ -50,17 +50,33 @@ static size_t pipeline_files(const hoist_pipeline *p, const char **out, size_t c
   return n;
 }
 
+/* One load; *peak (device bytes above the start, sampled from progress) and
+ * *arenas (the components' device bytes) grow to the largest seen. */
 static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double *seconds,
-                   uint64_t *bytes) {
+                   uint64_t *bytes, uint64_t *peak, uint64_t *arenas) {
   hoist_pipeline *p = NULL;
   hoist_loaded *l = NULL;
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o->variant;
   double t0 = now_s();
   int rc = hoist_pipeline_open(rt, path, &po, &p);
-  if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o->load, &l);
+  cli_device_peak pk = {0};
+  hoist_load_options lo = o->load;
+  cli_device_peak_start(&pk, rt);
+  pk.chain = o->load.progress;
+  pk.chain_user = o->load.progress_user;
+  lo.progress = cli_device_peak_progress;
+  lo.progress_user = &pk;
+  if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &lo, &l);
   *seconds = now_s() - t0;
-  if (rc == HOIST_OK) *bytes = hoist_loaded_total_bytes(l);
+  if (rc == HOIST_OK) {
+    *bytes = hoist_loaded_total_bytes(l);
+    uint64_t sum = 0;
+    for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+      sum += hoist_loaded_component(l, i)->device_bytes;
+    if (sum > *arenas) *arenas = sum;
+    if (cli_device_peak_bytes(&pk) > *peak) *peak = cli_device_peak_bytes(&pk);
+  }
   hoist_loaded_close(l);
   hoist_pipeline_close(p);
   return rc;
@@ -127,15 +143,15 @@ static int bench_load(int argc, char **argv) {
   }
 
   double times[100];
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, peak = 0, arenas = 0;
   int code = HOIST_EXIT_OK;
   if (!cold) { /* warm-up: page cache, engine ring, CUDA context */
     double s;
-    rc = one_run(rt, path, &o, &s, &bytes);
+    rc = one_run(rt, path, &o, &s, &bytes, &peak, &arenas);
   }
   for (uint64_t r = 0; r < repeat && rc == HOIST_OK; r++) {
     if (cold) bench_evict(files, nfiles);
-    rc = one_run(rt, path, &o, &times[r], &bytes);
+    rc = one_run(rt, path, &o, &times[r], &bytes, &peak, &arenas);
     if (!o.json && rc == HOIST_OK)
       fprintf(stderr, "  run %llu: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1, times[r],
               (double)bytes / times[r] / 1e9);
@@ -165,6 +181,13 @@ static int bench_load(int argc, char **argv) {
     }
     cJSON_AddNumberToObject(root, "ratio_to_limit", limit > 0 ? med / limit : 0);
     cJSON_AddNumberToObject(root, "threads", threads);
+    /* Device memory: the arenas (target bytes with --dtype) and the peak in
+     * use during a load above what was in use before it (mem_info sampled
+     * at every progress callback; arenas + scratch when converting). */
+    cJSON_AddNumberToObject(root, "device_bytes", (double)arenas);
+    cJSON_AddNumberToObject(root, "peak_device_bytes", (double)peak);
+    cJSON_AddStringToObject(root, "dtype", o.load.dtype != NULL ? o.load.dtype : "keep");
+    cJSON_AddBoolToObject(root, "verify", o.load.verify != 0);
     code = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
   } else {
     char a[32];
@@ -174,6 +197,9 @@ static int bench_load(int argc, char **argv) {
     if (is_cuda) printf("pinned host-to-device limit: %.2f GB/s\n", h2d);
     if (cold) printf("raw read: buffered %.2f GB/s, O_DIRECT %.2f GB/s\n", read_buffered, read_direct);
     if (limit > 0) printf("hoist / limit: %.2f\n", med / limit);
+    char b[32];
+    printf("device: arenas %s, peak during a load %s\n", cli_human_bytes(arenas, a),
+           cli_human_bytes(peak, b));
   }
 done:
   hoist_pipeline_close(p);
