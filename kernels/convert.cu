@@ -82,7 +82,7 @@ extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void 
 #define HOIST_CVT_CASE(from, to, tag, elem, layout, unroll, cs, grid)                          \
   if (src_type == HOIST_DTYPE_##from && dst_type == HOIST_DTYPE_##to) {                       \
     CHECK_CUDA(NULL, (launch<tag, ELEM_##elem, LAYOUT_##layout, unroll, cs>(dst, src, n_elements, \
-                                                                          grid, sms, stream))); \
+                                                                   grid, device, sms, stream))); \
     return HOIST_OK;                                                                           \
   }
   HOIST_CVT_CASE(F32, BF16, f32_bf16, REF, WIDE, 1, true, 8)

@@ -21,8 +21,9 @@
  *   - U, units per thread per loop iteration (all loads issued before the
  *     first store: U independent loads in flight per thread);
  *   - the store cache hint: streaming (.cs, evict-first) or default (.wb);
- *   - at launch, the grid: blocks of 256 threads per SM (grid-stride loop),
- *     or 0 for one pass (enough blocks to cover the work once).
+ *   - at launch, the grid: blocks of 256 threads per SM (grid-stride loop,
+ *     capped at what fits on an SM at once), or 0 for one pass (enough
+ *     blocks to cover the work once).
  *
  * Alignment: units start at `head`, the first element index at which both
  * pointers are 16-byte aligned (the pattern repeats every 16 / min(S, D)
@@ -38,6 +39,8 @@
 #include <cuda_runtime.h>
 
 #include <stdint.h>
+
+#include <atomic>
 
 #include "convert_fast.h"
 #include "convert_ref.h"
@@ -205,12 +208,35 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
+/* Blocks of kernel K that fit on one SM of device (cached per kernel and
+ * device; 1 if the runtime cannot tell).  Thread-safe. */
+template <class C, int E, int Q, int U, bool CS> int max_active_blocks(int device) {
+  static std::atomic<int> cache[64]; /* zero: not asked yet */
+  const bool cached = device >= 0 && device < 64;
+  if (cached) {
+    const int v = cache[device].load(std::memory_order_relaxed);
+    if (v > 0) return v;
+  }
+  int v = 0;
+  if (cudaOccupancyMaxActiveBlocksPerMultiprocessor(&v, convert_kernel<C, E, Q, U, CS>, kThreads,
+                                                    0) != cudaSuccess ||
+      v <= 0) {
+    (void)cudaGetLastError();
+    v = 1;
+  }
+  if (cached) cache[device].store(v, std::memory_order_relaxed);
+  return v;
+}
+
 /* Enqueues the variant on stream: n > 0 elements, pointers element-aligned
- * and not overlapping (the caller checked), sms the device's SM count,
- * blocks_per_sm the grid-stride grid (0: one pass over the work).  Returns
- * cudaGetLastError() after the launch. */
+ * and not overlapping (the caller checked); device and sms: the current
+ * device and its SM count.  blocks_per_sm > 0: a grid-stride grid of that
+ * many blocks per SM, capped at the blocks that fit on an SM at once (so
+ * the grid is one full wave: a partial second wave would leave most of the
+ * machine idle at the end); 0: one pass, enough blocks to cover the work
+ * once.  Returns cudaGetLastError() after the launch. */
 template <class C, int E, int L, int U, bool CS>
-cudaError_t launch(void *dst, const void *src, uint64_t n, int blocks_per_sm, int sms,
+cudaError_t launch(void *dst, const void *src, uint64_t n, int blocks_per_sm, int device, int sms,
                    cudaStream_t stream) {
   constexpr int Q = unit<C, L>::Q, P = unit<C, L>::P;
   const uintptr_t da = reinterpret_cast<uintptr_t>(dst), sa = reinterpret_cast<uintptr_t>(src);
@@ -227,7 +253,9 @@ cudaError_t launch(void *dst, const void *src, uint64_t n, int blocks_per_sm, in
   const uint64_t work = per_thread > scalar ? per_thread : scalar;
   uint64_t blocks = (work + kThreads - 1) / kThreads;
   if (blocks_per_sm > 0) {
-    const uint64_t max_blocks = static_cast<uint64_t>(sms > 0 ? sms : 1) * blocks_per_sm;
+    const int fit = max_active_blocks<C, E, Q, U, CS>(device);
+    const uint64_t per_sm = static_cast<uint64_t>(blocks_per_sm < fit ? blocks_per_sm : fit);
+    const uint64_t max_blocks = static_cast<uint64_t>(sms > 0 ? sms : 1) * per_sm;
     if (blocks > max_blocks) blocks = max_blocks;
   }
   if (blocks > (1u << 30)) blocks = 1u << 30; /* the grid-stride loop covers the rest */
