@@ -138,8 +138,10 @@ template <class C, int E, int L, int U, bool CS> static void add_variant(std::ve
 }
 
 /* The variants timed for pair C: the kernel before tuning (W1-ref-cs), the
- * wide and coalesced layouts with the fast element functions, unroll 1/2/4,
- * streaming or default stores, and the shared-memory table for F8 sources.
+ * wide (unroll 1/2) and coalesced (unroll 1/2/4) layouts with the fast
+ * element functions, streaming or default stores (the wide layout's
+ * half-sector stores may fare differently without evict-first), and the
+ * shared-memory table for F8 sources.
  * Where both layouts have the same unit (16-bit <-> 16-bit) only the
  * coalesced ones are listed. */
 template <class C> static std::vector<bench_variant> variants_for() {
@@ -149,6 +151,8 @@ template <class C> static std::vector<bench_variant> variants_for() {
   if constexpr (unit<C, LAYOUT_WIDE>::Q != unit<C, LAYOUT_COALESCED>::Q) {
     add_variant<C, ELEM_FAST, LAYOUT_WIDE, 1, true>(v);
     add_variant<C, ELEM_FAST, LAYOUT_WIDE, 2, true>(v);
+    add_variant<C, ELEM_FAST, LAYOUT_WIDE, 1, false>(v);
+    add_variant<C, ELEM_FAST, LAYOUT_WIDE, 2, false>(v);
   }
   add_variant<C, ELEM_FAST, LAYOUT_COALESCED, 1, true>(v);
   add_variant<C, ELEM_FAST, LAYOUT_COALESCED, 2, true>(v);
