@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# convert_load.sh — run ON the GPU machine (after tools/gpu-prepare.sh here;
+# same carry as tools/gpu-run.sh: build-gpu, .gpu) for issue 7's load
+# figures: the conversion and verification GPU tests, then `hoist bench
+# load` on one FLUX.1-dev-shaped pipeline written in F32 (plain load,
+# --dtype bf16, each with and without --verify) and on the same shapes in
+# BF16 (plain and --verify), runs interleaved so drift hits both sides.
+# Every JSON line carries median/min/max GB/s, h2d_pinned_GBps measured in
+# the same process, device_bytes (arenas) and peak_device_bytes (mem_info
+# sampled from the progress callback).  Logs and JSON go to $OUT.
+#   HOIST_CONV_SCALE  make-pipeline scale (default 0.15: about 5 GB in BF16,
+#                     10 GB in F32)
+#   HOIST_CONV_STEPS  default "tests bench"
+set -uo pipefail
+root=$PWD
+out=${OUT:-/tmp/hoist-out}
+mkdir -p "$out"
+steps=${HOIST_CONV_STEPS:-"tests bench"}
+scale=${HOIST_CONV_SCALE:-0.15}
+dir=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
+
+mkdir -p /work
+[ -e /work/main ] || ln -s "$root" /work/main
+[ -e /work/shared ] || ln -s "$root/.gpu/shared" /work/shared
+export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+hoist=/work/main/build-gpu/hoist
+has() { [[ " $steps " == *" $1 "* ]]; }
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+
+if has tests; then
+  (cd /work/main/build-gpu && ctest -R 'test_gpu_(convert_load|load|kernels)' -V) 2>&1 |
+    grep -E 'SKIP|gpu peak|gpu verify|Checks|Passed|Failed|tests passed|F:|E:' | tee "$out/conv-tests.log"
+fi
+
+if has bench; then
+  for dt in f32 bf16; do
+    if [ ! -f "$dir/flux-$dt/model_index.json" ]; then
+      rm -rf "$dir/flux-$dt" && mkdir -p "$dir"
+      "$hoist" make-pipeline --preset flux1-dev --scale "$scale" --seed 1 --dtype "$dt" \
+        "$dir/flux-$dt" | tail -n 1
+    fi
+  done
+  "$hoist" plan --dtype bf16 "$dir/flux-f32" | head -n 8 | tee "$out/conv-plan.txt"
+  run() { # label, args..
+    local label=$1
+    shift
+    "$hoist" bench load --json --device cuda:0 --repeat 5 "$@" | sed "s/^{/{\"variant\":\"$label\",/"
+  }
+  {
+    for round in 1 2; do
+      run "f32 plain" "$dir/flux-f32"
+      run "f32 --dtype bf16" --dtype bf16 "$dir/flux-f32"
+      run "f32 --verify" --verify "$dir/flux-f32"
+      run "f32 --dtype bf16 --verify" --dtype bf16 --verify "$dir/flux-f32"
+      run "bf16 plain" "$dir/flux-bf16"
+      run "bf16 --verify" --verify "$dir/flux-bf16"
+    done
+  } 2>&1 | tee "$out/conv-bench.jsonl"
+fi
+echo "convert_load: done"
