@@ -45,7 +45,8 @@ int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list
     item[len] = '\0';
     bool matched = false;
     for (size_t i = 0; i < n; i++) {
-      /* An exact name wins; a group name selects its class. */
+      /* An item selects the component of that name and, when it is also a
+       * group name (text_encoder, vae), every component of the group. */
       if (strcmp(comps[i].info->name, item) == 0 || in_group(item, comps[i].info->load_name)) {
         mark[i] = 1;
         matched = true;

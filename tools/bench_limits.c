@@ -3,6 +3,7 @@
  * runtime's device backend, and the raw parallel read rate of the same
  * files, buffered and O_DIRECT, after evicting their pages. */
 #include "bench_limits.h"
+#include "cli.h"
 
 #include "device.h"
 
@@ -13,20 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include <uv.h>
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
 
 double bench_h2d_pinned(hoist_runtime *rt, size_t bytes, int reps) {
   hoist_device *d = rt->dev;
@@ -43,13 +32,13 @@ double bench_h2d_pinned(hoist_runtime *rt, size_t bytes, int reps) {
     memcpy((char *)host + i, &x, 8);
   }
   for (int r = -2; r < reps; r++) {
-    double t0 = now_s();
+    double t0 = cli_now_seconds();
     if (d->ops->copy_h2d_async(d, dev, host, bytes, stream) != HOIST_OK ||
         d->ops->stream_sync(d, stream) != HOIST_OK)
       goto done;
-    if (r >= 0) times[r] = now_s() - t0;
+    if (r >= 0) times[r] = cli_now_seconds() - t0;
   }
-  qsort(times, (size_t)reps, sizeof times[0], cmp_double);
+  qsort(times, (size_t)reps, sizeof times[0], cli_cmp_double);
   result = (double)bytes / times[reps / 2] / 1e9;
 done:
   if (stream != NULL) d->ops->stream_destroy(d, stream);
@@ -142,12 +131,12 @@ double bench_read_rate(const char *const *files, size_t n, unsigned threads, siz
   }
   w.starts[n] = w.total_blocks;
   uv_thread_t t[64];
-  double t0 = now_s();
+  double t0 = cli_now_seconds();
   unsigned started = 0;
   for (; started < threads; started++)
     if (uv_thread_create(&t[started], read_worker, &w) != 0) break;
   for (unsigned i = 0; i < started; i++) uv_thread_join(&t[i]);
-  double dt = now_s() - t0;
+  double dt = cli_now_seconds() - t0;
   free(w.starts);
   if (atomic_load(&w.failed) || dt <= 0) return 0;
   return (double)atomic_load(&w.bytes) / dt / 1e9;

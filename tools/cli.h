@@ -50,6 +50,10 @@ const char *cli_human_bytes(uint64_t bytes, char buf[32]);
  * Returns false when printing failed (out of memory). */
 bool cli_print_json(cJSON *root);
 
+/* Monotonic clock in seconds, and a qsort comparator for doubles. */
+double cli_now_seconds(void);
+int cli_cmp_double(const void *a, const void *b);
+
 /* Subcommands.  argv[0] is the subcommand name. */
 int cmd_inspect(int argc, char **argv);
 int cmd_plan(int argc, char **argv);

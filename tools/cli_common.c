@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int cli_exit_code(int status) {
   if (status == HOIST_OK) return HOIST_EXIT_OK;
@@ -108,4 +109,15 @@ bool cli_print_json(cJSON *root) {
   fputc('\n', stdout);
   cJSON_free(text);
   return true;
+}
+
+double cli_now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+int cli_cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
 }

@@ -10,7 +10,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *out) {
@@ -24,17 +23,6 @@ static void usage(FILE *out) {
           "  --cold             evict the files before every run\n"
           "  --repeat N         timed runs (default 3)\n%s",
           cli_load_opts_help);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
 }
 
 /* The pipeline's safetensors files (paths owned by p). */
@@ -58,7 +46,7 @@ static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double
   hoist_loaded *l = NULL;
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o->variant;
-  double t0 = now_s();
+  double t0 = cli_now_seconds();
   int rc = hoist_pipeline_open(rt, path, &po, &p);
   cli_device_peak pk = {0};
   hoist_load_options lo = o->load;
@@ -68,7 +56,7 @@ static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double
   lo.progress = cli_device_peak_progress;
   lo.progress_user = &pk;
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &lo, &l);
-  *seconds = now_s() - t0;
+  *seconds = cli_now_seconds() - t0;
   if (rc == HOIST_OK) {
     *bytes = hoist_loaded_total_bytes(l);
     uint64_t sum = 0;
@@ -160,7 +148,7 @@ static int bench_load(int argc, char **argv) {
     code = cli_report("bench load", rt, rc);
     goto done;
   }
-  qsort(times, (size_t)repeat, sizeof times[0], cmp_double);
+  qsort(times, (size_t)repeat, sizeof times[0], cli_cmp_double);
   double med = (double)bytes / times[repeat / 2] / 1e9;
   double best = (double)bytes / times[0] / 1e9, worst = (double)bytes / times[repeat - 1] / 1e9;
   double limit = cold ? (read_buffered > read_direct ? read_buffered : read_direct) : h2d;

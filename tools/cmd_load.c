@@ -5,7 +5,6 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 static void usage(FILE *out) {
@@ -13,12 +12,6 @@ static void usage(FILE *out) {
                "Loads every component of PIPELINE (a dir with model_index.json, or a dir of\n"
                "weights) into device memory, heavy components first.\n\noptions:\n%s",
           cli_load_opts_help);
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
 static cJSON *num(double v) { return cJSON_CreateNumber(v); }
@@ -69,13 +62,13 @@ int cmd_load(int argc, char **argv) {
     memset(&failure, 0, sizeof failure);
     return o.json ? print_failure_json(rc, NULL, &failure) : cli_report("load", NULL, rc);
   }
-  double t0 = now_s();
+  double t0 = cli_now_seconds();
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o.variant;
   memset(&failure, 0, sizeof failure);
   rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o.load, &l);
-  double seconds = now_s() - t0;
+  double seconds = cli_now_seconds() - t0;
   cli_progress_done();
   int code;
   if (rc != HOIST_OK) {
