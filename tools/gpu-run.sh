@@ -9,7 +9,7 @@ set -uo pipefail
 root=$PWD
 out=${OUT:-/tmp/hoist-out}
 mkdir -p "$out"
-steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels"}
+steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom"}
 scale=${HOIST_BENCH_SCALE:-0.3}
 bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
@@ -75,5 +75,18 @@ fi
 if has kernels; then
   kb=$(find /work/main/build-gpu -name bench_kernels -type f -perm -u+x | head -n 1)
   [ -n "$kb" ] && "$kb" --runs 30 2>&1 | tee "$out/bench-kernels.log"
+fi
+if has oom; then
+  # OOM thresholds on the card itself: a small pipeline (674 MB), a ballast
+  # per trial; planned vs smallest-first, with and without the cast transient.
+  if [ ! -f "$bench/flux-oom/model_index.json" ]; then
+    "$hoist" make-pipeline --preset flux1-dev --scale 0.02 --seed 2 "$bench/flux-oom" | tail -n 1
+  fi
+  for t in none cast; do
+    "$hoist" bench oom --device cuda:0 --orders planned,reverse --transient "$t" \
+      --policy resident --policy offload:text_encoder_2 "$bench/flux-oom"
+    "$hoist" bench oom --simulate --device cuda:0 --orders planned,reverse --transient "$t" \
+      --policy resident --policy offload:text_encoder_2 "$bench/flux-oom"
+  done 2>&1 | tee "$out/bench-oom-cuda.log"
 fi
 echo "gpu-run: done"
