@@ -557,7 +557,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     comp_state *c = &l->comps[pos];
     if (c->converts && scratch_slot == 0 && !offload[pos]) {
       rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                      "%s: a scratch of %llu bytes is below %u threads x 2 slots of 4096 bytes",
+                      "%s: a scratch of %llu bytes is below %u threads x 4096 bytes",
                       c->info->name, (unsigned long long)scratch_want, hoist_engine_threads(e));
       goto fail;
     }

@@ -354,10 +354,13 @@ static void worker_main(void *arg) {
     if (c->from == c->to) {
       rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
     } else {
-      /* Into this slot's scratch, hashed there before it is converted
-       * (the device then hashed exactly the bytes the host hashed), then
-       * converted into the arena; the slot's event covers all three. */
-      uint64_t scratch = job->scratch + ((uint64_t)w->id * SLOTS_PER_THREAD + k) * job->scratch_slot;
+      /* Into this thread's scratch slot, hashed there before it is
+       * converted (the device then hashed exactly the bytes the host
+       * hashed), then converted into the arena.  One scratch slot per
+       * thread is enough: its stream runs copy, hash and conversion of one
+       * chunk before the copy of the next; the pinned slot's event covers
+       * them all. */
+      uint64_t scratch = job->scratch + (uint64_t)w->id * job->scratch_slot;
       rc = dev->ops->copy_h2d_async(dev, scratch, src, (size_t)c->len, w->stream);
       if (rc == HOIST_OK && job->verify)
         rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
@@ -627,14 +630,14 @@ fail:
 /* ---- conversion scratch and verification */
 
 uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
-  uint64_t slot = scratch_bytes / ((uint64_t)e->threads * SLOTS_PER_THREAD);
+  uint64_t slot = scratch_bytes / e->threads;
   if (slot > e->chunk) slot = e->chunk;
   slot &= ~(uint64_t)4095;
   return slot;
 }
 
 uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot) {
-  return slot * (uint64_t)e->threads * SLOTS_PER_THREAD;
+  return slot * (uint64_t)e->threads;
 }
 
 /* A verify thread: the device hashes of chunks id, id + threads, .. on its

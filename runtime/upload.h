@@ -62,8 +62,8 @@ typedef struct upload_job {
   hoist_progress_fn progress;
   void *progress_user;
   const volatile int *cancel;
-  /* Conversion: the device scratch ring (threads x 2 slots of scratch_slot
-   * bytes from address scratch), set when a chunk converts on the device. */
+  /* Conversion: the device scratch ring (one slot of scratch_slot bytes per
+   * thread from address scratch), set when a chunk converts on the device. */
   uint64_t scratch;
   uint64_t scratch_slot;
   /* Verify: reader threads fill chunks[i].host_hash.  dev_hashes is device
@@ -93,9 +93,9 @@ unsigned hoist_engine_default_threads(void);
  * synchronized, or the first error (the others stop at the next chunk). */
 int hoist_engine_run(hoist_engine *e, upload_job *job);
 
-/* Bytes per scratch slot for a ring of at most scratch_bytes (threads x 2
- * slots, each a multiple of 4096 and at most the chunk); 0 when the ring is
- * too small for one 4 KiB slot per slot position. */
+/* Bytes per scratch slot for a ring of at most scratch_bytes (one slot per
+ * thread, a multiple of 4096 and at most the chunk); 0 when the ring is too
+ * small for a 4 KiB slot per thread. */
 uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
 /* Device bytes of the scratch ring made of slots of slot bytes. */
 uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot);

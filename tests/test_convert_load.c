@@ -233,7 +233,7 @@ END_TEST
 
 START_TEST(admission_counts_scratch) {
   setup("conv_admission", 0);
-  /* 2 threads x 2 slots of 32 KiB: a 128 KiB ring. */
+  /* 2 threads x one 64 KiB slot: a 128 KiB ring. */
   const uint64_t ring = 131072;
   hoist_runtime *rt = runtime_with(2, 65536, 0);
   hoist_pipeline *p = NULL;
