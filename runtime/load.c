@@ -608,7 +608,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
         if (rc == HOIST_OK && trans > 0 &&
             (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK) {
           transient_addr = 0;
-          d->ops->free(d, own_addr);
+          if (own_addr != 0) d->ops->free(d, own_addr);
           own_addr = 0;
           comp_free_arenas(rt, c);
         }
