@@ -313,6 +313,40 @@ START_TEST(offload_converts_on_host) {
 }
 END_TEST
 
+/* Any device allocation of a converting, verifying load failing (arenas,
+ * scratch) leaves nothing allocated. */
+START_TEST(failed_allocations_leave_nothing) {
+  setup("conv_faults", 0);
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "bf16";
+  o.verify = 1;
+  int failed = 0;
+  for (uint64_t k = 1; k <= 6; k++) {
+    hoist_device_host_fail_alloc_at(rt->dev, k, 1);
+    hoist_loaded *l = NULL;
+    int rc = hoist_load_pipeline(rt, p, &o, &l);
+    hoist_device_host_fail_alloc_at(rt->dev, 0, 0);
+    if (rc == HOIST_OK) {
+      hoist_loaded_close(l);
+    } else {
+      failed++;
+      ck_assert_msg(rc == HOIST_ADMISSION || rc == HOIST_DEVICE_OOM, "k %llu: %s: %s",
+                    (unsigned long long)k, hoist_status_name(rc), hoist_last_error(rt));
+      ck_assert_ptr_null(l);
+    }
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  }
+  /* An arena that fails is retried split in two; a failed scratch (one
+   * per component) refuses the load. */
+  ck_assert_int_ge(failed, 2);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
 /* hoist plan --dtype: inferred_bytes in target bytes, and the same refusal. */
 START_TEST(plan_counts_target_bytes) {
   hoist_runtime *rt = runtime_with(1, 0, 0);
@@ -386,6 +420,7 @@ int main(void) {
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
   tcase_add_test(tc, plan_counts_target_bytes);
+  tcase_add_test(tc, failed_allocations_leave_nothing);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
