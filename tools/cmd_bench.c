@@ -46,6 +46,7 @@ static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double
   hoist_loaded *l = NULL;
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o->variant;
+  po.dtype = o->load.dtype; /* order by the bytes that will land */
   double t0 = cli_now_seconds();
   int rc = hoist_pipeline_open(rt, path, &po, &p);
   cli_device_peak pk = {0};
@@ -108,6 +109,7 @@ static int bench_load(int argc, char **argv) {
   if (rc != HOIST_OK) return cli_report("bench load", NULL, rc);
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o.variant;
+  po.dtype = o.load.dtype; /* order by the bytes that will land */
   rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc != HOIST_OK) {
     int code = cli_report("bench load", rt, rc);

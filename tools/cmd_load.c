@@ -65,6 +65,7 @@ int cmd_load(int argc, char **argv) {
   double t0 = cli_now_seconds();
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o.variant;
+  po.dtype = o.load.dtype; /* order by the bytes that will land */
   memset(&failure, 0, sizeof failure);
   rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o.load, &l);
