@@ -58,7 +58,14 @@ static void cuda_free(hoist_device *d, uint64_t addr) {
 
 static int cuda_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
   SET_DEVICE(d);
-  CHECK_CUDA(d->rt, cudaHostAlloc(out, bytes, cudaHostAllocPortable));
+  cudaError_t e = cudaHostAlloc(out, bytes, cudaHostAllocPortable);
+  if (e != cudaSuccess) {
+    /* Host RAM, not device memory, ran out: not an admission failure. */
+    (void)cudaGetLastError();
+    return hoist_fail(d->rt, e == cudaErrorMemoryAllocation ? HOIST_NO_MEMORY : hoist_cuda_status(e),
+                      "cudaHostAlloc of %zu bytes of pinned host memory failed: %s", bytes,
+                      cudaGetErrorString(e));
+  }
   return HOIST_OK;
 }
 

@@ -72,9 +72,13 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
   comp_state *c = &l->comps[i];
   /* FSDP-owned: never moved here.  Resident, or offloaded but already
    * prepared: nothing to do. */
-  if (c->pub.residency == HOIST_FSDP || c->pub.residency == HOIST_RESIDENT || c->narenas > 0)
-    return HOIST_OK;
+  if (c->pub.residency == HOIST_FSDP || c->pub.residency == HOIST_RESIDENT) return HOIST_OK;
   uv_mutex_lock(&rt->load_lock);
+  /* Checked under the lock: two threads preparing at once upload once. */
+  if (c->narenas > 0) {
+    uv_mutex_unlock(&rt->load_lock);
+    return HOIST_OK;
+  }
   int rc = comp_alloc_arenas(rt, c);
   if (rc == HOIST_OK) {
     hoist_device *d = rt->dev;
@@ -103,8 +107,12 @@ int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved) {
     return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "release_after_use: no component %zu", i);
   comp_state *c = &l->comps[i];
-  if (c->pub.residency != HOIST_OFFLOAD || c->narenas == 0) return HOIST_OK;
+  if (c->pub.residency != HOIST_OFFLOAD) return HOIST_OK;
   uv_mutex_lock(&l->rt->load_lock);
+  if (c->narenas == 0) {
+    uv_mutex_unlock(&l->rt->load_lock);
+    return HOIST_OK;
+  }
   comp_free_arenas(l->rt, c);
   c->pub.device_bytes = 0;
   c->pub.device_begin = c->pub.device_end = 0;

@@ -18,7 +18,9 @@
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned guard_users;
 static struct sigaction previous;
-static _Thread_local sigjmp_buf *volatile armed;
+/* initial-exec: the handler must not reach __tls_get_addr, which may
+ * allocate, when libhoist was dlopen'ed. */
+static _Thread_local sigjmp_buf *volatile armed __attribute__((tls_model("initial-exec")));
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
   sigjmp_buf *jb = armed;

@@ -13,6 +13,7 @@
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB. */
 #include "upload.h"
+#include "safetensors.h"
 
 #include "checksum_host.h"
 #include "convert_ref.h"
@@ -56,6 +57,7 @@ struct hoist_engine {
   atomic_uint_fast64_t done;
   atomic_int failed;
   uv_mutex_t progress_lock;
+  uint64_t reported; /* last done value given to the progress callback */
 };
 
 /* About three reader threads for every four cores, at most 12: on a
@@ -98,7 +100,8 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
                       (unsigned long long)chunk);
   uint64_t slot_bytes = chunk + 2 * DIRECT_ALIGN;
   uint64_t ring = slot_bytes * SLOTS_PER_THREAD * threads;
-  if (ring > ring_max + 2ull * DIRECT_ALIGN * SLOTS_PER_THREAD * threads)
+  uint64_t slack = 2ull * DIRECT_ALIGN * SLOTS_PER_THREAD * threads;
+  if (ring - slack > ring_max)
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "%u threads x %d slots x %llu-byte chunks need %llu bytes of pinned "
                       "ring, above the %llu-byte limit",
@@ -219,8 +222,13 @@ static void report_progress(hoist_engine *e, uint64_t add) {
   uint64_t step = job->total_bytes / 200 + 1;
   if (before / step == after / step && after < job->total_bytes) return;
   uv_mutex_lock(&e->progress_lock);
-  job->progress(job->progress_user, job->component, after > job->total_bytes ? job->total_bytes : after,
-                job->total_bytes);
+  /* Re-read under the lock so callers see done rise monotonically. */
+  uint64_t done = atomic_load(&e->done);
+  if (done > job->total_bytes) done = job->total_bytes;
+  if (done > e->reported) {
+    e->reported = done;
+    job->progress(job->progress_user, job->component, done, job->total_bytes);
+  }
   uv_mutex_unlock(&e->progress_lock);
 }
 
@@ -232,7 +240,10 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
    * aligned read; everything else is gathered into the slot. */
   if (c->nseg == 1 && seg->slot_off == 0) {
     const upload_file *uf = &job->files[seg->file];
-    if (uf->mode == HOIST_READ_REGISTER && uf->registered) {
+    /* Zero-copy from the page-locked mapping; with --verify the bytes go
+     * through the slot instead, where the host hash reads them under the
+     * SIGBUS guard. */
+    if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify) {
       *src = uf->map + seg->file_off;
       return HOIST_OK;
     }
@@ -390,6 +401,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   e->job = job;
   atomic_store(&e->next, 0);
   atomic_store(&e->done, 0);
+  e->reported = 0;
   atomic_store(&e->failed, 0);
   unsigned started = 0;
   int rc = HOIST_OK;
@@ -460,9 +472,16 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
                       strerror(errno));
       goto fail;
     }
-    /* The file must still be the one whose header we validated. */
-    struct stat st;
-    if (fstat(u->fd, &st) != 0 || (uint64_t)st.st_size != hoist_file_size(files[i])) {
+    /* The file must still be the one whose header we validated: the same
+     * inode (not a same-size file moved over the path, as a cache update
+     * does) and the same size. */
+    struct stat st, orig;
+    if (fstat(u->fd, &st) != 0 || fstat(hoist_file_fd(files[i]), &orig) != 0 ||
+        st.st_dev != orig.st_dev || st.st_ino != orig.st_ino) {
+      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
+      goto fail;
+    }
+    if ((uint64_t)st.st_size != hoist_file_size(files[i])) {
       rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
       goto fail;
     }
@@ -600,8 +619,12 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
       continue;
     }
     /* Small tensor: merge with the previous ones when it is placed right
-     * after them (placement is contiguous) and the span stays in a chunk. */
-    if (open_chunk && dst[i] >= cur.dst && dst[i] + t->nbytes - cur.dst <= chunk_bytes) {
+     * after them — at most the 256-byte alignment padding past the last
+     * one, so never across a gap between two arenas — and the span stays
+     * in a chunk. */
+    uint64_t cur_end = cur.dst + cur.len;
+    if (open_chunk && dst[i] >= cur_end && dst[i] - cur_end < 256 &&
+        dst[i] + t->nbytes - cur.dst <= chunk_bytes) {
       upload_segment s = {tensor_file[i], (uint32_t)(dst[i] - cur.dst), base + t->begin, t->nbytes,
                           (uint32_t)i, 0};
       if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;

@@ -74,38 +74,55 @@ static uint64_t measure_transient(void *user, const hoist_component_info *c, uin
   return oom_transient_bytes(&x->s->transient, bytes);
 }
 
-/* Cuda: allocates a ballast so that exactly `capacity` bytes stay free,
- * measuring the free memory after it and correcting once (the driver's
- * rounding).  *actual gets the free memory under the ballast. */
-static int ballast_take(hoist_runtime *rt, uint64_t capacity, uint64_t *addr, uint64_t *actual) {
+/* Cuda: a ballast of many allocations that leaves `capacity` bytes free (to
+ * the 2 MiB allocation granularity).  One cudaMalloc of nearly all free
+ * memory fails even when the memory is there (measured on an H200: 149.5 GB
+ * of 150.7 GB free could not be had in one block), so the ballast is taken
+ * in 1 GiB pieces and finished with corrections measured by mem_info. */
+#define BALLAST_PIECES 1024
+typedef struct ballast {
+  uint64_t addr[BALLAST_PIECES];
+  size_t n;
+} ballast;
+
+static void ballast_free(hoist_device *d, ballast *b) {
+  while (b->n > 0) d->ops->free(d, b->addr[--b->n]);
+}
+
+static int ballast_take(hoist_runtime *rt, uint64_t capacity, ballast *b, uint64_t *actual) {
   hoist_device *d = rt->dev;
-  uint64_t f = 0, t = 0, b;
-  *addr = 0;
+  const uint64_t gran = d->ops->alloc_granularity, piece = 1ull << 30;
+  uint64_t f = 0, t = 0;
+  b->n = 0;
   int rc = d->ops->mem_info(d, &f, &t);
   if (rc != HOIST_OK) return rc;
   /* The search's top may sit a little above today's free memory (the
    * context grew since it was read): that trial runs with what is free. */
-  if (capacity > f + d->ops->alloc_granularity)
+  if (capacity > f + gran)
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "bench oom: trial capacity %llu bytes is above the %llu bytes free on %s",
                       (unsigned long long)capacity, (unsigned long long)f, d->name);
-  b = f > capacity ? f - capacity : 0;
-  if (b > 0) {
-    if ((rc = d->ops->alloc(d, b, addr)) != HOIST_OK) return rc;
+  while (f > capacity + piece + gran && b->n < BALLAST_PIECES - 8) {
+    if ((rc = d->ops->alloc(d, piece, &b->addr[b->n])) != HOIST_OK) break;
+    b->n++;
     if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
-    if (f != capacity) {
-      uint64_t b2 = f > capacity ? b + (f - capacity) : b - (capacity - f);
-      d->ops->free(d, *addr);
-      *addr = 0;
-      if (b2 > 0 && (rc = d->ops->alloc(d, b2, addr)) != HOIST_OK) goto fail;
-    }
   }
-  if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+  /* Corrections: what is still above the capacity, halved when the device
+   * will not give it in one piece. */
+  uint64_t want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
+  while (want >= gran && b->n < BALLAST_PIECES) {
+    if (d->ops->alloc(d, want, &b->addr[b->n]) != HOIST_OK) {
+      want = (want / 2) & ~(gran - 1);
+      continue;
+    }
+    b->n++;
+    if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+    want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
+  }
   *actual = f;
   return HOIST_OK;
 fail:
-  if (*addr != 0) d->ops->free(d, *addr);
-  *addr = 0;
+  ballast_free(d, b);
   return rc;
 }
 
@@ -126,7 +143,9 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   x->cotenant_addr = 0;
   x->capacity = capacity;
 
-  uint64_t ballast = 0, before_free = 0, t = 0;
+  ballast bl;
+  bl.n = 0;
+  uint64_t before_free = 0, t = 0;
   int rc = HOIST_OK;
   if (!is_cuda(rt)) {
     if (hoist_device_host_allocated(d) != 0)
@@ -136,7 +155,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
     x->free0 = capacity;
   } else {
     if ((rc = d->ops->mem_info(d, &before_free, &t)) != HOIST_OK) return rc;
-    if ((rc = ballast_take(rt, capacity, &ballast, &x->free0)) != HOIST_OK) return rc;
+    if ((rc = ballast_take(rt, capacity, &bl, &x->free0)) != HOIST_OK) return rc;
   }
   if (s->cotenant.enabled && s->cotenant.fraction == 0.0) strike(x);
 
@@ -174,7 +193,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   hoist_loaded_close(l);
   if (x->cotenant_addr != 0) d->ops->free(d, x->cotenant_addr);
   x->cotenant_addr = 0;
-  if (ballast != 0) d->ops->free(d, ballast);
+  ballast_free(d, &bl);
 
   /* Nothing may stay behind, whatever the outcome. */
   if (!is_cuda(rt)) {
