@@ -4,7 +4,8 @@
 # FLUX.1-dev-shaped pipeline of >= 8 GB next to the hardware limit and the
 # peer loaders measured in the same run.  Logs and JSON go to $OUT.
 #   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: about 10 GB)
-#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels")
+#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels oom")
+#   HOIST_VARIANTS     0: only the default configuration in warm and cold
 set -uo pipefail
 root=$PWD
 out=${OUT:-/tmp/hoist-out}
@@ -48,17 +49,19 @@ fi
 if has warm; then
   {
     "$hoist" bench load --json --device cuda:0 --repeat 5 "$bench/flux"
-    for mode in mmap pread register; do
+    [ "${HOIST_VARIANTS:-1}" = 0 ] || for mode in mmap pread register; do
       "$hoist" bench load --json --device cuda:0 --repeat 3 --read "$mode" "$bench/flux" | sed "s/^{/{\"variant\":\"read=$mode\",/"
     done
-    for cfg in "--threads 10" "--threads 12" "--chunk 2M" "--chunk 8M" "--threads 12 --chunk 2M"; do
+    [ "${HOIST_VARIANTS:-1}" = 0 ] || for cfg in "--threads 10" "--chunk 2M" "--chunk 8M"; do
       "$hoist" bench load --json --device cuda:0 --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
     done
   } 2>&1 | tee "$out/bench-warm.jsonl"
 fi
 
 if has cold; then
-  for cfg in "" "--read direct" "--read direct --chunk 8M" "--read pread --chunk 8M --threads 16"; do
+  cfgs=("" "--read pread" "--chunk 8M")
+  [ "${HOIST_VARIANTS:-1}" = 0 ] && cfgs=("")
+  for cfg in "${cfgs[@]}"; do
     "$hoist" bench load --json --device cuda:0 --cold --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
   done 2>&1 | tee "$out/bench-cold.jsonl"
 fi
@@ -77,16 +80,20 @@ if has kernels; then
   [ -n "$kb" ] && "$kb" --runs 30 2>&1 | tee "$out/bench-kernels.log"
 fi
 if has oom; then
-  # OOM thresholds on the card itself: a small pipeline (674 MB), a ballast
-  # per trial; planned vs smallest-first, with and without the cast transient.
-  if [ ! -f "$bench/flux-oom/model_index.json" ]; then
-    "$hoist" make-pipeline --preset flux1-dev --scale 0.02 --seed 2 "$bench/flux-oom" | tail -n 1
-  fi
-  for t in none cast; do
-    "$hoist" bench oom --device cuda:0 --orders planned,reverse --transient "$t" \
-      --policy resident --policy offload:text_encoder_2 "$bench/flux-oom"
-    "$hoist" bench oom --simulate --device cuda:0 --orders planned,reverse --transient "$t" \
-      --policy resident --policy offload:text_encoder_2 "$bench/flux-oom"
+  # OOM thresholds on the card itself for two presets at scale 0.02 (674 MB
+  # and 1.38 GB): a ballast per trial, planned vs smallest-first, with and
+  # without the cast transient, each next to its simulation.
+  for preset in flux1-dev wan2.2-t2v-a14b; do
+    if [ ! -f "$bench/oom-$preset/model_index.json" ]; then
+      "$hoist" make-pipeline --preset "$preset" --scale 0.02 --seed 2 "$bench/oom-$preset" | tail -n 1
+    fi
+    case $preset in flux1-dev) pol=text_encoder_2 ;; *) pol=text_encoder ;; esac
+    for t in none cast; do
+      "$hoist" bench oom --device cuda:0 --orders planned,reverse --transient "$t" \
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+      "$hoist" bench oom --simulate --device cuda:0 --orders planned,reverse --transient "$t" \
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+    done
   done 2>&1 | tee "$out/bench-oom-cuda.log"
 fi
 echo "gpu-run: done"
