@@ -77,7 +77,7 @@ fi
 
 if has kernels; then
   kb=$(find /work/main/build-gpu -name bench_kernels -type f -perm -u+x | head -n 1)
-  [ -n "$kb" ] && "$kb" --runs 30 2>&1 | tee "$out/bench-kernels.log"
+  [ -n "$kb" ] && "$kb" --runs 30 --no-variants 2>&1 | tee "$out/bench-kernels.log"
 fi
 if has oom; then
   # OOM thresholds on the card itself for two presets at scale 0.02 (674 MB
