@@ -12,20 +12,11 @@
 #                     10 GB in F32)
 #   HOIST_CONV_STEPS  default "tests bench"
 set -uo pipefail
-root=$PWD
-out=${OUT:-/tmp/hoist-out}
-mkdir -p "$out"
 steps=${HOIST_CONV_STEPS:-"tests bench"}
 scale=${HOIST_CONV_SCALE:-0.15}
 dir=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
-mkdir -p /work
-[ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.gpu/shared" /work/shared
-export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-hoist=/work/main/build-gpu/hoist
-has() { [[ " $steps " == *" $1 "* ]]; }
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+source tools/gpu-env.sh
 
 if has tests; then
   (cd /work/main/build-gpu && ctest -R 'test_gpu_(convert_load|load|kernels)' -V) 2>&1 |

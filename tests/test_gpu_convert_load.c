@@ -12,14 +12,6 @@
 
 static char pipe_dir[1024];
 
-static hoist_runtime *cuda_runtime(void) {
-  hoist_config cfg = HOIST_CONFIG_INIT;
-  cfg.device = "cuda:0";
-  hoist_runtime *rt = NULL;
-  ck_assert_msg(hoist_runtime_create(&cfg, &rt) == HOIST_OK, "%s", hoist_last_error(NULL));
-  return rt;
-}
-
 static uint64_t used_now(hoist_runtime *rt) {
   uint64_t f = 0, t = 0;
   ck_assert_int_eq(rt->dev->ops->mem_info(rt->dev, &f, &t), HOIST_OK);
@@ -30,7 +22,7 @@ START_TEST(every_target_and_mode_equals_reference) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_conv_modes", pipe_dir, sizeof pipe_dir);
   cf_write_pipeline(pipe_dir, 21, 0);
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_pipeline *p = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   struct {
@@ -91,7 +83,7 @@ START_TEST(verify_catches_flip) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_conv_verify", pipe_dir, sizeof pipe_dir);
   cf_write_pipeline(pipe_dir, 22, 0);
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_pipeline *p = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   uint64_t used0 = 0;
@@ -169,7 +161,7 @@ START_TEST(peak_is_target_plus_scratch) {
   snprintf(path, sizeof path, "%s/vae/diffusion_pytorch_model.safetensors", pipe_dir);
   cf_write_file(path, v, 1, 24);
 
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_pipeline *p = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;

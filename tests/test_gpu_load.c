@@ -13,14 +13,6 @@
 
 static char pipe_dir[1024];
 
-static hoist_runtime *cuda_runtime(void) {
-  hoist_config cfg = HOIST_CONFIG_INIT;
-  cfg.device = "cuda:0";
-  hoist_runtime *rt = NULL;
-  ck_assert_msg(hoist_runtime_create(&cfg, &rt) == HOIST_OK, "%s", hoist_last_error(NULL));
-  return rt;
-}
-
 static uint64_t free_now(hoist_runtime *rt) {
   uint64_t f = 0, t = 0;
   ck_assert_int_eq(rt->dev->ops->mem_info(rt->dev, &f, &t), HOIST_OK);
@@ -31,7 +23,7 @@ START_TEST(every_mode_verified) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_modes", pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 11);
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_pipeline *p = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   for (int m = HOIST_READ_AUTO; m <= HOIST_READ_REGISTER; m++) {
@@ -52,7 +44,7 @@ START_TEST(fifty_cycles_device_memory_unchanged) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_cycles", pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 12);
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_pipeline *p = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   uint64_t before = 0;
@@ -72,7 +64,7 @@ START_TEST(admission_with_ballast) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_ballast", pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 13);
-  hoist_runtime *rt = cuda_runtime();
+  hoist_runtime *rt = tu_cuda_runtime();
   hoist_device *d = rt->dev;
   hoist_pipeline *p = NULL;
   hoist_loaded *l = NULL;

@@ -83,6 +83,14 @@ hoist_runtime *tu_host_runtime(uint64_t capacity) {
   return rt;
 }
 
+hoist_runtime *tu_cuda_runtime(void) {
+  hoist_config cfg = HOIST_CONFIG_INIT;
+  cfg.device = "cuda:0";
+  hoist_runtime *rt = NULL;
+  ck_assert_msg(hoist_runtime_create(&cfg, &rt) == HOIST_OK, "%s", hoist_last_error(NULL));
+  return rt;
+}
+
 int tu_gpu_available(void) {
   static int cached = -1;
   if (cached >= 0) return cached;

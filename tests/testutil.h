@@ -27,6 +27,9 @@ void *tu_read_file(const char *path, size_t *len);
 int tu_run_suite(Suite *s);
 /* Creates a host runtime with the given capacity (0: RAM); aborts on failure. */
 hoist_runtime *tu_host_runtime(uint64_t capacity);
+/* A runtime on cuda:0; aborts the test on failure (call tu_gpu_available
+ * first). */
+hoist_runtime *tu_cuda_runtime(void);
 /* Whether a CUDA device is usable; prints "SKIP: <why>" once when not. */
 int tu_gpu_available(void);
 

@@ -7,27 +7,11 @@
 #   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels oom")
 #   HOIST_VARIANTS     0: only the default configuration in warm and cold
 set -uo pipefail
-root=$PWD
-out=${OUT:-/tmp/hoist-out}
-mkdir -p "$out"
 steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom"}
 scale=${HOIST_BENCH_SCALE:-0.3}
 bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
-# The build was configured at /work/main with ../shared beside it.
-mkdir -p /work
-[ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.gpu/shared" /work/shared
-export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-export PYTHONUNBUFFERED=1
-if ls "$root"/.whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site "$root"/.whl/*.whl && export PYTHONPATH=/tmp/site
-fi
-nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current,pcie.link.width.current \
-  --format=csv | tee "$out/gpu.txt"
-hoist=/work/main/build-gpu/hoist
-has() { [[ " $steps " == *" $1 "* ]]; }
+source tools/gpu-env.sh
 
 if has tests; then
   (cd /work/main/build-gpu && ctest -L gpu --output-on-failure) 2>&1 | tee "$out/gpu-tests.log"
