@@ -22,6 +22,10 @@
 int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
 int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
 
+/* The calling thread's most recent hoist_fail message, whatever runtime it
+ * went to ("" when none). */
+const char *hoist_thread_last_error(void);
+
 /* Logs through rt's callback when level is enabled; rt may be NULL. */
 void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)
     HOIST_PRINTF(3, 4);

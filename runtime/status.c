@@ -67,10 +67,14 @@ int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out) {
 }
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];
+/* Every failure recorded by this thread, with or without a runtime: lets a
+ * worker hand its own message on when another thread fails after it. */
+static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
 int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   char msg[HOIST_ERROR_MAX];
   vsnprintf(msg, sizeof msg, fmt, ap);
+  memcpy(thread_last, msg, sizeof msg);
   if (rt == NULL) {
     memcpy(thread_error, msg, sizeof msg);
     return status;
@@ -94,6 +98,8 @@ int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   va_end(ap);
   return rc;
 }
+
+const char *hoist_thread_last_error(void) { return thread_last; }
 
 const char *hoist_last_error(const hoist_runtime *rt) {
   return rt == NULL ? thread_error : rt->error;

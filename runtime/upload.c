@@ -58,6 +58,8 @@ struct hoist_engine {
   atomic_int failed;
   uv_mutex_t progress_lock;
   uint64_t reported; /* last done value given to the progress callback */
+  int first_status;  /* first worker failure of the run (under progress_lock) */
+  char first_msg[HOIST_ERROR_MAX];
 };
 
 /* About three reader threads for every four cores, at most 12: on a
@@ -389,7 +391,17 @@ static void worker_main(void *arg) {
     k = (k + 1) % SLOTS_PER_THREAD;
     report_progress(e, tensor_bytes);
   }
-  if (rc != HOIST_OK) atomic_store(&e->failed, 1);
+  if (rc != HOIST_OK) {
+    /* The first failure wins: its status and its own message, even if
+     * workers stopping after it record theirs later. */
+    uv_mutex_lock(&e->progress_lock);
+    if (e->first_status == HOIST_OK) {
+      e->first_status = rc;
+      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist_thread_last_error());
+    }
+    uv_mutex_unlock(&e->progress_lock);
+    atomic_store(&e->failed, 1);
+  }
   /* Always drain the stream: the slots are reused by the next job. */
   int src = dev->ops->stream_sync(dev, w->stream);
   if (rc == HOIST_OK) rc = src;
@@ -403,6 +415,8 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   atomic_store(&e->done, 0);
   e->reported = 0;
   atomic_store(&e->failed, 0);
+  e->first_status = HOIST_OK;
+  e->first_msg[0] = '\0';
   unsigned started = 0;
   int rc = HOIST_OK;
   unsigned want = e->threads;
@@ -417,9 +431,9 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   }
   for (unsigned i = 0; i < started; i++) {
     uv_thread_join(&e->workers[i].thread);
-    /* Keep the first real error over the "stopped because another failed". */
     if (rc == HOIST_OK && e->workers[i].status != HOIST_OK) rc = e->workers[i].status;
   }
+  if (e->first_status != HOIST_OK) rc = hoist_fail(e->rt, e->first_status, "%s", e->first_msg);
   e->job = NULL;
   return rc;
 }
