@@ -261,10 +261,12 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
       *src = data;
       return rc;
     }
-    /* Warm loads with --verify: one pass over the mapping copies and
-     * hashes (a single segment at slot offset 0 is the whole chunk, so the
-     * chunk's blocks start where the segment does). */
-    if (hash != NULL && uf->mode == HOIST_READ_MMAP && uf->map != NULL && seg->len == c->len) {
+    /* Warm loads with --verify (and registered files, which verify reads
+     * through the slot): one pass over the mapping copies and hashes (a
+     * single segment at slot offset 0 is the whole chunk, so the chunk's
+     * blocks start where the segment does). */
+    if (hash != NULL && (uf->mode == HOIST_READ_MMAP || uf->mode == HOIST_READ_REGISTER) &&
+        uf->map != NULL && seg->len == c->len) {
       int rc = hoist_guarded_copy_hash(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
       if (rc != HOIST_OK)
         return hoist_fail(e->rt, rc,

@@ -134,8 +134,9 @@ void upload_job_free(upload_job *job);
  * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
 int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
 
-/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with a vectorized
- * word loop: what the reader threads take of every chunk for --verify. */
+/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
+ * block sums on the calling thread: what the reader threads take of every
+ * chunk for --verify that they did not hash while copying it. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
 
 /* SIGBUS-guarded memcpy from a file mapping (sigbus_guard.c). */
