@@ -4,11 +4,12 @@
  * over the file bytes.
  *
  * The definition (runtime/checksum_host.h) is a two-level sum: one thread
- * block hashes one 64 KiB hash block (each thread sums the terms of its
- * 8-byte words, then a warp-shuffle reduction), and adds the block's hash to
- * a 64-bit accumulator with atomicAdd (integer sums commute, so the result
- * does not depend on scheduling); a one-thread kernel then finalizes the
- * accumulator in place.  Three operations on the caller's stream: a memset
+ * block hashes one 64 KiB hash block (each thread adds its strided 8-byte
+ * words w_i into A and (m - i) * w_i into B, then warp-shuffle reductions of
+ * both), and adds the block's hash to a 64-bit accumulator with atomicAdd
+ * (integer sums commute, so the result does not depend on scheduling); a
+ * one-thread kernel then finalizes the accumulator in place.  Three
+ * operations on the caller's stream: a memset
  * of the output, the blocks kernel, the finalize kernel. */
 #include <cuda_runtime.h>
 
@@ -67,7 +68,8 @@ __global__ void __launch_bounds__(kChecksumThreads)
     const uint32_t len = static_cast<uint32_t>(
         n - start < HOIST_CHECKSUM_BLOCK ? n - start : HOIST_CHECKSUM_BLOCK);
     const uint8_t *p = base + start;
-    uint64_t sum = 0;
+    const uint32_t words = (len + 7) / 8; /* m of the definition */
+    uint64_t sa = 0, sb = 0;
     uint32_t first_word = 0;
     if (aligned) {
       const uint32_t vecs = len / 16;
@@ -75,18 +77,22 @@ __global__ void __launch_bounds__(kChecksumThreads)
 #pragma unroll 4
       for (uint32_t v = threadIdx.x; v < vecs; v += blockDim.x) {
         const uint4 q = __ldcs(p4 + v);
-        sum += hoist_ck_word_term(static_cast<uint64_t>(q.x) | static_cast<uint64_t>(q.y) << 32,
-                                  2ull * v);
-        sum += hoist_ck_word_term(static_cast<uint64_t>(q.z) | static_cast<uint64_t>(q.w) << 32,
-                                  2ull * v + 1);
+        const uint64_t w0 = static_cast<uint64_t>(q.x) | static_cast<uint64_t>(q.y) << 32;
+        const uint64_t w1 = static_cast<uint64_t>(q.z) | static_cast<uint64_t>(q.w) << 32;
+        sa += w0 + w1;
+        sb += static_cast<uint64_t>(words - 2 * v) * w0 + static_cast<uint64_t>(words - 2 * v - 1) * w1;
       }
       first_word = vecs * 2;
     }
-    const uint32_t words = (len + 7) / 8;
-    for (uint32_t i = first_word + threadIdx.x; i < words; i += blockDim.x)
-      sum += hoist_ck_word_term(ck_word_bytes(p, len, i), i);
-    sum = ck_block_sum(sum, warp_sums);
-    if (threadIdx.x == 0) atomicAdd(acc, static_cast<unsigned long long>(hoist_ck_block_hash(sum, b, len)));
+    for (uint32_t i = first_word + threadIdx.x; i < words; i += blockDim.x) {
+      const uint64_t w = ck_word_bytes(p, len, i);
+      sa += w;
+      sb += static_cast<uint64_t>(words - i) * w;
+    }
+    sa = ck_block_sum(sa, warp_sums);
+    sb = ck_block_sum(sb, warp_sums);
+    if (threadIdx.x == 0)
+      atomicAdd(acc, static_cast<unsigned long long>(hoist_ck_block_hash(sa, sb, b, len)));
   }
 }
 

@@ -3,12 +3,16 @@
  *
  * While at least one load is copying from mappings, a SIGBUS handler is
  * installed.  A thread inside hoist_guarded_memcpy has a jump buffer armed;
- * the handler jumps back there and the copy reports HOIST_FILE_CHANGED.  A
+ * the handler jumps back there and the copy reports HOIST_FILE_CHANGED.
+ * hoist_guarded_copy_hash does the same for the readers' fused copy and
+ * block checksum (--verify).  A
  * SIGBUS on any other thread or outside a guarded copy goes to the handler
  * that was installed before (or the default action), so the program's own
  * behaviour is unchanged.  The previous handler is restored when the last
  * load releases the guard. */
 #include "upload.h"
+
+#include "checksum_host.h"
 
 #include <pthread.h>
 #include <setjmp.h>
@@ -68,6 +72,18 @@ int hoist_guarded_memcpy(void *dst, const void *src, size_t n) {
   }
   armed = &jb;
   memcpy(dst, src, n);
+  armed = NULL;
+  return HOIST_OK;
+}
+
+int hoist_guarded_copy_hash(void *dst, const void *src, size_t n, uint64_t *hash) {
+  sigjmp_buf jb;
+  if (sigsetjmp(jb, 1) != 0) {
+    armed = NULL;
+    return HOIST_FILE_CHANGED;
+  }
+  armed = &jb;
+  *hash = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, dst, src, n);
   armed = NULL;
   return HOIST_OK;
 }

@@ -234,10 +234,16 @@ static void report_progress(hoist_engine *e, uint64_t add) {
   uv_mutex_unlock(&e->progress_lock);
 }
 
+/* Fills slot with chunk c (or points *src at its bytes elsewhere).  When
+ * hash is not NULL (--verify) and the chunk is one segment copied from a
+ * file mapping, the copy also hashes it in the same pass and *hash is set
+ * to upload_chunk_hash of the chunk; *hashed says whether that happened
+ * (otherwise the caller hashes *src). */
 static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
-                      const unsigned char **src) {
+                      const unsigned char **src, uint64_t *hash, int *hashed) {
   upload_job *job = e->job;
   const upload_segment *seg = &job->segs[c->first_seg];
+  *hashed = 0;
   /* A single-segment chunk of a REGISTER or DIRECT file needs no copy or an
    * aligned read; everything else is gathered into the slot. */
   if (c->nseg == 1 && seg->slot_off == 0) {
@@ -255,6 +261,21 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
       *src = data;
       return rc;
     }
+    /* Warm loads with --verify (and registered files, which verify reads
+     * through the slot): one pass over the mapping copies and hashes (a
+     * single segment at slot offset 0 is the whole chunk, so the chunk's
+     * blocks start where the segment does). */
+    if (hash != NULL && (uf->mode == HOIST_READ_MMAP || uf->mode == HOIST_READ_REGISTER) &&
+        uf->map != NULL && seg->len == c->len) {
+      int rc = hoist_guarded_copy_hash(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
+      if (rc != HOIST_OK)
+        return hoist_fail(e->rt, rc,
+                          "%s: file shrank under its mapping at offset %llu during the load",
+                          hoist_file_path(uf->file), (unsigned long long)seg->file_off);
+      *hashed = 1;
+      *src = slot;
+      return HOIST_OK;
+    }
   }
   for (uint32_t k = 0; k < c->nseg; k++) {
     const upload_file *uf = &job->files[seg[k].file];
@@ -265,41 +286,11 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
   return HOIST_OK;
 }
 
-/* SUM of the word terms of a block's first `words` whole words.  The terms
- * are independent, so the loop vectorizes; on x86-64 it is built for
- * AVX-512 (64-bit multiplies in vectors) and AVX2 as well, picked at run
- * time: about twice hoist_checksum_host's per-thread rate, which matters
- * because the reader threads hash every chunk while the link is busy. */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && \
-    !defined(__SANITIZE_ADDRESS__)
-__attribute__((target_clones("arch=x86-64-v4", "avx2", "default")))
-#endif
-static uint64_t words_sum(const unsigned char *p, uint64_t words) {
-  uint64_t s = 0;
-  for (uint64_t i = 0; i < words; i++) {
-    uint64_t w;
-    memcpy(&w, p + 8 * i, 8); /* little-endian host, as checksum_host.h assumes */
-    s += hoist_ck_word_term(w, i);
-  }
-  return s;
-}
-
+/* The readers' hash: the add-only block sums in their fastest SIMD form
+ * for this CPU (checksum_host.c), so hashing a chunk costs about as much as
+ * reading it once more from the core's caches. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n) {
-  const unsigned char *p = bytes;
-  uint64_t acc = 0, nblocks = n / HOIST_CHECKSUM_BLOCK + (n % HOIST_CHECKSUM_BLOCK != 0);
-  for (uint64_t b = 0; b < nblocks; b++) {
-    const unsigned char *q = p + b * HOIST_CHECKSUM_BLOCK;
-    uint64_t len = n - b * HOIST_CHECKSUM_BLOCK;
-    if (len > HOIST_CHECKSUM_BLOCK) len = HOIST_CHECKSUM_BLOCK;
-    uint64_t full = len / 8, sum = words_sum(q, full);
-    if (len % 8 != 0) { /* the last word, zero-padded */
-      uint64_t w = 0;
-      for (uint64_t k = 0; k < len % 8; k++) w |= (uint64_t)q[full * 8 + k] << (8 * k);
-      sum += hoist_ck_word_term(w, full);
-    }
-    acc += hoist_ck_block_hash(sum, b, len);
-  }
-  return hoist_ck_final(acc, n);
+  return hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
 }
 
 static uint64_t chunk_hash(const void *p, uint64_t n) { return upload_chunk_hash(p, n); }
@@ -360,10 +351,12 @@ static void worker_main(void *arg) {
       w->pending[k] = 0;
     }
     const unsigned char *src = NULL;
-    rc = fill_chunk(e, w, c, w->slots[k], &src);
+    int hashed = 0;
+    rc = fill_chunk(e, w, c, w->slots[k], &src, job->verify ? &c->host_hash : NULL, &hashed);
     if (rc != HOIST_OK) break;
-    /* The bytes just read are still in this core's caches. */
-    if (job->verify) c->host_hash = chunk_hash(src, c->len);
+    /* Not hashed while copied (pread, O_DIRECT, several segments): the
+     * bytes just read are still in this core's caches. */
+    if (job->verify && !hashed) c->host_hash = chunk_hash(src, c->len);
     if (c->from == c->to) {
       rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
     } else {

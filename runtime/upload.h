@@ -134,12 +134,17 @@ void upload_job_free(upload_job *job);
  * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
 int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
 
-/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with a vectorized
- * word loop: what the reader threads take of every chunk for --verify. */
+/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
+ * block sums on the calling thread: what the reader threads take of every
+ * chunk for --verify that they did not hash while copying it. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
 
 /* SIGBUS-guarded memcpy from a file mapping (sigbus_guard.c). */
 int hoist_guarded_memcpy(void *dst, const void *src, size_t n);
+/* The same copy, hashing the bytes in the same pass: *hash is
+ * upload_chunk_hash(src, n) when it returns HOIST_OK; HOIST_FILE_CHANGED
+ * when the mapping lost pages under it (the file was truncated). */
+int hoist_guarded_copy_hash(void *dst, const void *src, size_t n, uint64_t *hash);
 void hoist_sigbus_guard_acquire(void);
 void hoist_sigbus_guard_release(void);
 

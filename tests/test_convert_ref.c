@@ -2,8 +2,9 @@
  * (runtime/convert_ref.h) against hand-checked values and against
  * spec-level properties (nearest value, ties to even, overflow edge; the
  * compiler's own _Float16 conversion where it has one), and the host block
- * checksum (runtime/checksum_host.c) against a naive re-implementation of
- * its definition.  Runs in CI without a GPU. */
+ * checksum (runtime/checksum_host.c: every SIMD form, hash-only and fused
+ * with a copy) against a naive re-implementation of its definition, and
+ * one thread's copy / fused / hash rates printed.  Runs in CI without a GPU. */
 #include "testutil.h"
 
 #include "checksum_host.h"
@@ -11,8 +12,10 @@
 #include "kernels.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct cvt_case {
   uint32_t in, out;
@@ -347,23 +350,38 @@ END_TEST
 
 /* ---- Checksum. */
 
+/* The mixer of the definition, written out here so the reference does not
+ * share code with what it checks. */
+static uint64_t ref_fmix(uint64_t x) {
+  x ^= x >> 30;
+  x *= 0xbf58476d1ce4e5b9ull;
+  x ^= x >> 27;
+  x *= 0x94d049bb133111ebull;
+  x ^= x >> 31;
+  return x;
+}
+
 /* The definition of checksum_host.h written the slow, obvious way: one byte
- * at a time, one block after another, no threads. */
+ * at a time, one block after another, the weights (m - i) multiplied in
+ * (not the running or lane forms), no threads. */
 static uint64_t naive_checksum(const unsigned char *p, uint64_t n) {
+  const uint64_t k_seed = 0x9e3779b97f4a7c15ull, k_block = 0xa0761d6478bd642full,
+                 k_len = 0xe7037ed1a0b428dbull;
   uint64_t acc = 0;
-  for (uint64_t b = 0; b * HOIST_CHECKSUM_BLOCK < n; b++) {
-    uint64_t start = b * HOIST_CHECKSUM_BLOCK, len = n - start;
-    if (len > HOIST_CHECKSUM_BLOCK) len = HOIST_CHECKSUM_BLOCK;
-    uint64_t sum = 0;
-    for (uint64_t i = 0; i * 8 < len; i++) {
+  for (uint64_t b = 0; b * 65536 < n; b++) {
+    uint64_t start = b * 65536, len = n - start;
+    if (len > 65536) len = 65536;
+    uint64_t m = (len + 7) / 8, sa = 0, sb = 0;
+    for (uint64_t i = 0; i < m; i++) {
       uint64_t w = 0;
       for (unsigned k = 0; k < 8; k++)
         if (i * 8 + k < len) w |= (uint64_t)p[start + i * 8 + k] << (8 * k);
-      sum += hoist_ck_word_mix(w ^ (i * HOIST_CK_K_POS + HOIST_CK_K_SEED));
+      sa += w;
+      sb += (m - i) * w;
     }
-    acc += hoist_ck_fmix(sum + b * HOIST_CK_K_BLOCK + len * HOIST_CK_K_LEN);
+    acc += ref_fmix(ref_fmix(sa + b * k_block + k_seed) + sb + len * k_len);
   }
-  return hoist_ck_fmix(acc + n * HOIST_CK_K_LEN + HOIST_CK_K_SEED);
+  return ref_fmix(acc + n * k_len + k_seed);
 }
 
 static unsigned char *random_bytes(size_t n) {
@@ -373,17 +391,43 @@ static unsigned char *random_bytes(size_t n) {
   return p;
 }
 
+static const hoist_ck_impl all_impls[] = {HOIST_CK_IMPL_SCALAR, HOIST_CK_IMPL_AVX2,
+                                          HOIST_CK_IMPL_AVX512, HOIST_CK_IMPL_BEST};
+
+/* Every implementation this CPU runs, hash-only and fused with a copy, at
+ * src's alignment and one off, equals the reference; the copy is exact. */
+static void check_impls(const unsigned char *src, uint64_t n, uint64_t want, unsigned char *dst) {
+  for (size_t k = 0; k < sizeof all_impls / sizeof all_impls[0]; k++) {
+    if (!hoist_ck_impl_available(all_impls[k])) continue;
+    ck_assert_msg(hoist_ck_copy_hash(all_impls[k], NULL, src, n) == want, "%s n=%llu",
+                  hoist_ck_impl_name(all_impls[k]), (unsigned long long)n);
+    for (unsigned off = 0; off < 2; off++) {
+      memset(dst, 0xa5, n + 2);
+      ck_assert_msg(hoist_ck_copy_hash(all_impls[k], dst + off, src, n) == want, "%s copy n=%llu",
+                    hoist_ck_impl_name(all_impls[k]), (unsigned long long)n);
+      ck_assert(n == 0 || memcmp(dst + off, src, n) == 0);
+      ck_assert(off == 0 || dst[0] == 0xa5);
+      ck_assert(dst[n + off] == 0xa5);
+    }
+  }
+}
+
 START_TEST(checksum_matches_definition) {
   const size_t big = 5u * 1024 * 1024 + 3; /* 81 blocks, the last partial */
   unsigned char *buf = random_bytes(big + 16);
-  static const size_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 4095, 65535, 65536, 65537,
-                                 131072, 3 * 65536 + 5, 5u * 1024 * 1024 + 3};
+  unsigned char *dst = malloc(big + 16);
+  ck_assert_ptr_nonnull(dst);
+  static const size_t sizes[] = {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 65, 127, 4095, 65535, 65536,
+                                 65537, 65536 + 8 * 7 + 3, 131072, 3 * 65536 + 5,
+                                 5u * 1024 * 1024 + 3};
   static const unsigned threads[] = {0, 1, 2, 3, 7, 16, 64, 1000};
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     uint64_t want = naive_checksum(buf, sizes[i]);
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++)
       ck_assert_msg(hoist_checksum_host(buf, sizes[i], threads[t]) == want, "n=%zu threads=%u",
                     sizes[i], threads[t]);
+    check_impls(buf, sizes[i], want, dst);
+    check_impls(buf + 3, sizes[i], naive_checksum(buf + 3, sizes[i]), dst);
     /* The same bytes at every misalignment give the same value. */
     for (unsigned off = 1; off < 8 && sizes[i] < 200000; off++) {
       memmove(buf + off, buf, sizes[i]);
@@ -391,45 +435,97 @@ START_TEST(checksum_matches_definition) {
       memmove(buf, buf + off, sizes[i]);
     }
   }
+  /* Every length up to two lane steps past 1 KiB: all word counts modulo
+   * the 8 lanes, with and without a partial last word; then every word
+   * count of a full-size block modulo the lanes, near the block end. */
+  for (size_t n = 0; n < 1100; n++) check_impls(buf, n, naive_checksum(buf, n), dst);
+  for (size_t n = 65536 - 70; n <= 65536 + 70; n++) check_impls(buf, n, naive_checksum(buf, n), dst);
   ck_assert_uint_eq(hoist_checksum_host(NULL, 0, 4), naive_checksum(NULL, 0));
+  ck_assert_uint_eq(hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, NULL, 0), naive_checksum(NULL, 0));
+  free(dst);
   free(buf);
 }
 END_TEST
 
+/* Large sums: all-ones words make the lane sums and the weighted sum wrap
+ * many times; the lane identity must hold modulo 2^64. */
+START_TEST(checksum_wraps_modulo_2_64) {
+  const size_t n = 3 * 65536 + 13;
+  unsigned char *buf = malloc(n), *dst = malloc(n + 2);
+  ck_assert_ptr_nonnull(buf);
+  ck_assert_ptr_nonnull(dst);
+  memset(buf, 0xff, n);
+  check_impls(buf, n, naive_checksum(buf, n), dst);
+  for (size_t i = 7; i < n; i += 16) buf[i] = 0x80; /* every other word's top byte */
+  check_impls(buf, n, naive_checksum(buf, n), dst);
+  free(dst);
+  free(buf);
+}
+END_TEST
+
+static void swap_bytes(unsigned char *buf, size_t a, size_t b, size_t len, unsigned char *tmp) {
+  memcpy(tmp, buf + a, len);
+  memcpy(buf + a, buf + b, len);
+  memcpy(buf + b, tmp, len);
+}
+
 START_TEST(checksum_sensitivity) {
   const size_t n = 4u * 65536 + 100;
-  unsigned char *buf = random_bytes(n);
+  unsigned char *buf = random_bytes(n + 64);
   const uint64_t base = hoist_checksum_host(buf, n, 4);
-  /* Every single-bit flip at block edges, word edges and random places. */
-  size_t where[64];
+  ck_assert_uint_eq(base, naive_checksum(buf, n));
+  /* Every single-bit flip at block edges, word edges (the top bit of a
+   * word is bit 7 of its byte 7) and random places. */
+  size_t where[96];
   size_t k = 0;
-  static const size_t fixed[] = {0, 7, 8, 65535, 65536, 65537, 2 * 65536 - 1, 4u * 65536 + 99};
+  static const size_t fixed[] = {0,         7,     8,         15,        65535,
+                                 65536,     65537, 65536 + 7, 2 * 65536 - 1,
+                                 2 * 65536 - 8, 3 * 65536 + 4095, 4u * 65536 + 95,
+                                 4u * 65536 + 99};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) where[k++] = fixed[i];
-  while (k < 64) where[k++] = (size_t)(rng_next() % n);
+  while (k < 96) where[k++] = (size_t)(rng_next() % n);
   for (size_t i = 0; i < k; i++)
     for (unsigned bit = 0; bit < 8; bit++) {
       buf[where[i]] ^= (unsigned char)(1u << bit);
-      ck_assert_msg(hoist_checksum_host(buf, n, 4) != base, "flip at %zu bit %u", where[i], bit);
+      uint64_t h = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n);
+      ck_assert_msg(h != base, "flip at %zu bit %u", where[i], bit);
+      ck_assert_uint_eq(h, hoist_checksum_host(buf, n, 3));
       buf[where[i]] ^= (unsigned char)(1u << bit);
     }
+  /* The top bit of every word of one block. */
+  for (size_t i = 65536 + 7; i < 2 * 65536; i += 8) {
+    buf[i] ^= 0x80;
+    ck_assert_msg(hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n) != base, "top bit at %zu", i);
+    buf[i] ^= 0x80;
+  }
   ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
 
-  /* Swapping two whole blocks, or two words inside a block, changes it. */
+  /* Swapping two whole blocks, or two words inside a block (neighbours,
+   * lane-distance apart, far apart), changes it. */
   unsigned char *tmp = malloc(65536);
   ck_assert_ptr_nonnull(tmp);
-  memcpy(tmp, buf, 65536);
-  memcpy(buf, buf + 2 * 65536, 65536);
-  memcpy(buf + 2 * 65536, tmp, 65536);
+  swap_bytes(buf, 0, 2 * 65536, 65536, tmp);
   ck_assert_uint_ne(hoist_checksum_host(buf, n, 4), base);
-  memcpy(buf + 2 * 65536, buf, 65536);
-  memcpy(buf, tmp, 65536);
+  swap_bytes(buf, 0, 2 * 65536, 65536, tmp);
+  swap_bytes(buf, 65536, 3 * 65536, 65536, tmp);
+  ck_assert_uint_ne(hoist_checksum_host(buf, n, 4), base);
+  swap_bytes(buf, 65536, 3 * 65536, 65536, tmp);
   ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
-  unsigned char w[8];
-  memcpy(w, buf + 800, 8);
-  memcpy(buf + 800, buf + 808, 8);
-  memcpy(buf + 808, w, 8);
-  ck_assert_uint_ne(hoist_checksum_host(buf, n, 4), base);
+  static const size_t pairs[][2] = {{800, 808}, {800, 864}, {0, 65528}, {65536, 65544},
+                                    {4u * 65536, 4u * 65536 + 88}};
+  for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
+    if (memcmp(buf + pairs[i][0], buf + pairs[i][1], 8) == 0) continue;
+    swap_bytes(buf, pairs[i][0], pairs[i][1], 8, tmp);
+    ck_assert_msg(hoist_checksum_host(buf, n, 4) != base, "swap %zu %zu", pairs[i][0], pairs[i][1]);
+    swap_bytes(buf, pairs[i][0], pairs[i][1], 8, tmp);
+  }
+  ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
   free(tmp);
+
+  /* Appended zero bytes change it (inside the last word and past it). */
+  memset(buf + n, 0, 64);
+  for (size_t extra = 1; extra <= 64; extra++)
+    ck_assert_msg(hoist_checksum_host(buf, n + extra, 2) != base, "%zu zeros appended", extra);
 
   /* Length matters even when the extra bytes are zero; zeros hash to
    * distinct nonzero values. */
@@ -444,19 +540,70 @@ START_TEST(checksum_sensitivity) {
 }
 END_TEST
 
-/* Pinned values: the device kernel, the host function and anything that
- * compares them must keep this definition. */
+/* Pinned values, computed by naive_checksum: the device kernel, the host
+ * function and anything that compares them must keep this definition. */
 START_TEST(checksum_stable_values) {
   unsigned char *p = malloc(200000);
   ck_assert_ptr_nonnull(p);
   for (size_t i = 0; i < 200000; i++) p[i] = (unsigned char)(i * 31 + (i >> 8));
-  ck_assert_uint_eq(hoist_checksum_host(NULL, 0, 1), naive_checksum(NULL, 0));
+  ck_assert_uint_eq(naive_checksum(NULL, 0), 0xe220a8397b1dcdafull);
   ck_assert_uint_eq(hoist_checksum_host(NULL, 0, 1), 0xe220a8397b1dcdafull);
-  ck_assert_uint_eq(hoist_checksum_host("hoist", 5, 1), 0x790d7f99569898edull);
-  ck_assert_uint_eq(naive_checksum((const unsigned char *)"hoist", 5), 0x790d7f99569898edull);
-  ck_assert_uint_eq(hoist_checksum_host(p, 200000, 5), 0x5f5036f5626d41a0ull);
-  ck_assert_uint_eq(naive_checksum(p, 200000), 0x5f5036f5626d41a0ull);
+  ck_assert_uint_eq(naive_checksum((const unsigned char *)"hoist", 5), 0xf00bfca99c625b8aull);
+  ck_assert_uint_eq(hoist_checksum_host("hoist", 5, 1), 0xf00bfca99c625b8aull);
+  ck_assert_uint_eq(naive_checksum(p, 200000), 0x6150ad60f678c625ull);
+  ck_assert_uint_eq(hoist_checksum_host(p, 200000, 5), 0x6150ad60f678c625ull);
   free(p);
+}
+END_TEST
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* Not a check of speed (this runs on any machine), a measurement: one
+ * thread's GB/s for a plain copy, the fused copy + hash and the hash alone
+ * of every implementation this CPU runs, over a buffer larger than the
+ * caches; the copies and hashes must still be right. */
+START_TEST(checksum_host_rates) {
+  const size_t n = 64u << 20;
+  unsigned char *src = random_bytes(n), *dst = malloc(n);
+  ck_assert_ptr_nonnull(dst);
+  memset(dst, 0, n);
+  const uint64_t want = hoist_ck_copy_hash(HOIST_CK_IMPL_SCALAR, NULL, src, n);
+  double best = 1e30;
+  for (int r = 0; r < 3; r++) {
+    double t0 = now_s();
+    memcpy(dst, src, n);
+    double t = now_s() - t0;
+    if (t < best) best = t;
+  }
+  ck_assert_int_eq(memcmp(dst, src, n), 0);
+  printf("checksum host, 1 thread, %zu MiB: copy %.2f GB/s\n", n >> 20, (double)n / best / 1e9);
+  for (size_t k = 0; k < sizeof all_impls / sizeof all_impls[0] - 1; k++) {
+    if (!hoist_ck_impl_available(all_impls[k])) continue;
+    double fused = 1e30, hash = 1e30;
+    for (int r = 0; r < 3; r++) {
+      memset(dst, 0, 4096);
+      double t0 = now_s();
+      uint64_t h = hoist_ck_copy_hash(all_impls[k], dst, src, n);
+      double t1 = now_s();
+      uint64_t g = hoist_ck_copy_hash(all_impls[k], NULL, src, n);
+      double t2 = now_s();
+      ck_assert_uint_eq(h, want);
+      ck_assert_uint_eq(g, want);
+      if (t1 - t0 < fused) fused = t1 - t0;
+      if (t2 - t1 < hash) hash = t2 - t1;
+    }
+    ck_assert_int_eq(memcmp(dst, src, n), 0);
+    printf("checksum host, 1 thread, %zu MiB: %-6s fused copy+hash %.2f GB/s, hash only %.2f GB/s\n",
+           n >> 20, hoist_ck_impl_name(all_impls[k]), (double)n / fused / 1e9,
+           (double)n / hash / 1e9);
+  }
+  fflush(stdout);
+  free(dst);
+  free(src);
 }
 END_TEST
 
@@ -478,6 +625,8 @@ static Suite *convert_ref_suite(void) {
   tcase_add_test(ck, checksum_matches_definition);
   tcase_add_test(ck, checksum_sensitivity);
   tcase_add_test(ck, checksum_stable_values);
+  tcase_add_test(ck, checksum_wraps_modulo_2_64);
+  tcase_add_test(ck, checksum_host_rates);
   suite_add_tcase(s, ck);
   return s;
 }

@@ -196,7 +196,7 @@ static void on_progress(void *user, const char *component, uint64_t done, uint64
   }
 }
 
-static int run_mischief(int action, hoist_read_mode mode, hoist_runtime **rt_out) {
+static int run_mischief(int action, hoist_read_mode mode, int verify, hoist_runtime **rt_out) {
   hoist_runtime *rt = runtime_with(1, 4096);
   hoist_pipeline *p = NULL;
   hoist_loaded *l = NULL;
@@ -211,6 +211,7 @@ static int run_mischief(int action, hoist_read_mode mode, hoist_runtime **rt_out
   o.progress = on_progress;
   o.progress_user = &m;
   o.read_mode = mode;
+  o.verify = verify;
   o.cancel = &cancel;
   int rc = hoist_load_pipeline(rt, p, &o, &l);
   ck_assert_ptr_null(l);
@@ -222,11 +223,14 @@ static int run_mischief(int action, hoist_read_mode mode, hoist_runtime **rt_out
 }
 
 START_TEST(truncated_during_load_is_clean_error) {
-  hoist_read_mode modes[] = {HOIST_READ_MMAP, HOIST_READ_PREAD, HOIST_READ_DIRECT};
-  for (size_t i = 0; i < 3; i++) {
+  /* The last two: --verify, whose mapping reads copy and hash in one
+   * guarded pass. */
+  hoist_read_mode modes[] = {HOIST_READ_MMAP, HOIST_READ_PREAD, HOIST_READ_DIRECT,
+                             HOIST_READ_MMAP, HOIST_READ_PREAD};
+  for (size_t i = 0; i < 5; i++) {
     setup_pipeline("load_trunc");
     hoist_runtime *rt = NULL;
-    int rc = run_mischief(0, modes[i], &rt);
+    int rc = run_mischief(0, modes[i], i >= 3, &rt);
     ck_assert_msg(rc == HOIST_FILE_CHANGED, "mode %zu: %s (%s)", i, hoist_status_name(rc),
                   hoist_last_error(rt));
     ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "diffusion_pytorch_model-00001"));
@@ -252,14 +256,15 @@ static void flip_device_byte(void *user, hoist_loaded *l, size_t pos) {
 START_TEST(verify_reports_first_mismatch) {
   setup_pipeline("load_verify");
   uint64_t chunks[] = {4096, 0};
-  for (size_t k = 0; k < 2; k++) {
-    hoist_runtime *rt = runtime_with(2, chunks[k]);
+  /* pread hashes the filled slot; mmap copies and hashes in one pass. */
+  for (size_t k = 0; k < 4; k++) {
+    hoist_runtime *rt = runtime_with(2, chunks[k % 2]);
     hoist_pipeline *p = NULL;
     hoist_loaded *l = NULL;
     ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
     hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
     o.verify = 1;
-    o.read_mode = HOIST_READ_PREAD;
+    o.read_mode = k < 2 ? HOIST_READ_PREAD : HOIST_READ_MMAP;
     /* Untouched, verification passes. */
     ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
     hoist_loaded_close(l);
@@ -283,7 +288,7 @@ END_TEST
 START_TEST(cancel_stops_and_frees) {
   setup_pipeline("load_cancel");
   hoist_runtime *rt = NULL;
-  ck_assert_int_eq(run_mischief(2, HOIST_READ_AUTO, &rt), HOIST_CANCELLED);
+  ck_assert_int_eq(run_mischief(2, HOIST_READ_AUTO, 0, &rt), HOIST_CANCELLED);
   hoist_runtime_close(rt);
 }
 END_TEST
