@@ -2,11 +2,10 @@
  * killing the process when the file is truncated underneath them.
  *
  * While at least one load is copying from mappings, a SIGBUS handler is
- * installed.  A thread inside hoist_guarded_memcpy has a jump buffer armed;
- * the handler jumps back there and the copy reports HOIST_FILE_CHANGED.
- * hoist_guarded_copy_hash does the same for the readers' fused copy and
- * block checksum (--verify).  A
- * SIGBUS on any other thread or outside a guarded copy goes to the handler
+ * installed.  A thread inside hoist_guarded_copy (a plain copy, or with
+ * --verify the readers' fused copy and block checksum) has a jump buffer
+ * armed; the handler jumps back there and the copy reports
+ * HOIST_FILE_CHANGED.  A SIGBUS on any other thread or outside a guarded copy goes to the handler
  * that was installed before (or the default action), so the program's own
  * behaviour is unchanged.  The previous handler is restored when the last
  * load releases the guard. */
@@ -62,7 +61,7 @@ void hoist_sigbus_guard_release(void) {
   pthread_mutex_unlock(&guard_lock);
 }
 
-int hoist_guarded_memcpy(void *dst, const void *src, size_t n) {
+int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash) {
   sigjmp_buf jb;
   /* savemask = 1: the handler runs with SIGBUS blocked only under
    * SA_NODEFER's absence; restoring the mask keeps later faults catchable. */
@@ -71,19 +70,10 @@ int hoist_guarded_memcpy(void *dst, const void *src, size_t n) {
     return HOIST_FILE_CHANGED;
   }
   armed = &jb;
-  memcpy(dst, src, n);
-  armed = NULL;
-  return HOIST_OK;
-}
-
-int hoist_guarded_copy_hash(void *dst, const void *src, size_t n, uint64_t *hash) {
-  sigjmp_buf jb;
-  if (sigsetjmp(jb, 1) != 0) {
-    armed = NULL;
-    return HOIST_FILE_CHANGED;
-  }
-  armed = &jb;
-  *hash = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, dst, src, n);
+  if (hash != NULL)
+    *hash = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, dst, src, n);
+  else
+    memcpy(dst, src, n);
   armed = NULL;
   return HOIST_OK;
 }

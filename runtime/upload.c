@@ -175,7 +175,7 @@ static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t
 
 int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
   if (uf->mode == HOIST_READ_MMAP && uf->map != NULL) {
-    int rc = hoist_guarded_memcpy(dst, uf->map + off, len);
+    int rc = hoist_guarded_copy(dst, uf->map + off, len, NULL);
     if (rc != HOIST_OK)
       return hoist_fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
                         hoist_file_path(uf->file), (unsigned long long)off);
@@ -267,7 +267,7 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
      * blocks start where the segment does). */
     if (hash != NULL && (uf->mode == HOIST_READ_MMAP || uf->mode == HOIST_READ_REGISTER) &&
         uf->map != NULL && seg->len == c->len) {
-      int rc = hoist_guarded_copy_hash(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
+      int rc = hoist_guarded_copy(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
       if (rc != HOIST_OK)
         return hoist_fail(e->rt, rc,
                           "%s: file shrank under its mapping at offset %llu during the load",

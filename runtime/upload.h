@@ -139,12 +139,11 @@ int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *ds
  * chunk for --verify that they did not hash while copying it. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
 
-/* SIGBUS-guarded memcpy from a file mapping (sigbus_guard.c). */
-int hoist_guarded_memcpy(void *dst, const void *src, size_t n);
-/* The same copy, hashing the bytes in the same pass: *hash is
- * upload_chunk_hash(src, n) when it returns HOIST_OK; HOIST_FILE_CHANGED
- * when the mapping lost pages under it (the file was truncated). */
-int hoist_guarded_copy_hash(void *dst, const void *src, size_t n, uint64_t *hash);
+/* SIGBUS-guarded copy from a file mapping (sigbus_guard.c): HOIST_OK, or
+ * HOIST_FILE_CHANGED when the mapping lost pages under it (the file was
+ * truncated).  With hash non-NULL the bytes are hashed in the same pass and
+ * *hash is upload_chunk_hash(src, n). */
+int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
 void hoist_sigbus_guard_acquire(void);
 void hoist_sigbus_guard_release(void);
 
