@@ -86,5 +86,9 @@ void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count
 void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity);
 uint64_t hoist_device_host_allocated(hoist_device *d);
 uint64_t hoist_device_host_pinned(hoist_device *d);
+/* Host-to-device copies, conversions and successful device allocations
+ * since the device opened (tests count transfers with them). */
+void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
+                              uint64_t *allocs);
 
 #endif /* HOIST_DEVICE_H */

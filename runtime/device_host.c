@@ -11,6 +11,7 @@
 #include "device.h"
 #include "kernels.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,6 +33,7 @@ typedef struct host_device {
   uint64_t fail_countdown; /* 0 = off; 1 = the next alloc fails */
   uint64_t fail_count;     /* failures left once the countdown hits */
   host_block *blocks;      /* live device allocations, for free() sizes */
+  atomic_uint_fast64_t copies, converts, allocs; /* operations issued, for tests */
 } host_device;
 
 static host_device *as_host(hoist_device *d) { return (host_device *)d; }
@@ -103,6 +105,7 @@ static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
   b->next = h->blocks;
   h->blocks = b;
   uv_mutex_unlock(&h->lock);
+  atomic_fetch_add(&h->allocs, 1);
   *addr = b->addr;
   return HOIST_OK;
 }
@@ -176,6 +179,7 @@ static int host_event_sync(hoist_device *d, void *event) { return HOIST_OK; }
 
 static int host_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
                                void *stream) {
+  atomic_fetch_add(&as_host(d)->copies, 1);
   if (n > 0) memcpy((void *)(uintptr_t)dst, src, n);
   return HOIST_OK;
 }
@@ -194,6 +198,7 @@ static void host_unregister(hoist_device *d, void *p) {}
  * the same definitions the kernels use, so CI exercises the device path. */
 static int host_convert(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src,
                         hoist_dtype from, uint64_t n, void *stream) {
+  atomic_fetch_add(&as_host(d)->converts, 1);
   int rc = hoist_convert_ref((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n);
   if (rc != HOIST_OK)
     return hoist_fail(d->rt, rc, "host device: conversion %s -> %s of %llu elements refused",
@@ -243,6 +248,9 @@ int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **
     capacity = pages > 0 && page > 0 ? (uint64_t)pages * (uint64_t)page : UINT64_MAX;
   }
   h->capacity = capacity;
+  atomic_init(&h->copies, 0);
+  atomic_init(&h->converts, 0);
+  atomic_init(&h->allocs, 0);
   h->base.ops = &host_ops;
   h->base.rt = rt;
   h->base.kind = "host";
@@ -281,4 +289,12 @@ uint64_t hoist_device_host_pinned(hoist_device *d) {
   uint64_t v = h->pinned;
   uv_mutex_unlock(&h->lock);
   return v;
+}
+
+void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
+                              uint64_t *allocs) {
+  host_device *h = as_host(d);
+  *allocs = atomic_load(&h->allocs);
+  *copies = atomic_load(&h->copies);
+  *converts = atomic_load(&h->converts);
 }

@@ -13,6 +13,7 @@
  * device's checksum of the same bytes: where they landed for plain chunks,
  * in the scratch before conversion for converted ones. */
 #include "load.h"
+#include "convert_ref.h"
 #include "upload.h"
 
 #include "kernels.h"
@@ -230,10 +231,10 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
   c->pub.device_begin = c->pub.device_end = 0;
 }
 
-/* Bytes of the transient device memory a component holds during its own
- * upload: the scratch ring when it converts, 8 bytes per chunk of verify
- * hashes (3 rows of 8 bytes per chunk, upload.h); each rounded to the
- * backend's granularity. */
+/* Bytes of the transient device memory a component's upload uses: the
+ * scratch ring when it converts, 24 bytes per chunk of verify hashes (3
+ * rows of 8 bytes per chunk, upload.h); each rounded to the backend's
+ * granularity. */
 static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
   uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
@@ -248,52 +249,102 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
       (verify && (bound > UINT64_MAX / 24 || !hoist_round_up_u64(bound * 24, g, &hashes))) ||
       !hoist_add_u64(scratch, hashes, &total))
     return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
-  c->own_transient = total;
+  c->ring_bytes = scratch;
+  c->hash_bytes = hashes;
   return HOIST_OK;
+}
+
+/* A converted chunk that failed verification.  Its source was hashed in
+ * the scratch, which is gone: a source mismatch names the chunk's tensors
+ * and source range.  Its output changed after the conversion: the output
+ * is read back and compared, piece by piece, with the CPU reference
+ * conversion of the file's bytes, to name the tensor and element. */
+static int report_converted_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job,
+                                     const upload_chunk *ch, uint64_t dev_hash, uint64_t want,
+                                     int after_convert) {
+  const upload_segment *seg = &job->segs[ch->first_seg];
+  const placed_tensor *first = &c->tensors[seg[0].tensor];
+  const placed_tensor *last = &c->tensors[seg[ch->nseg - 1].tensor];
+  const char *path = hoist_file_path(c->files[first->file]);
+  const char *from = hoist_dtype_name(ch->from), *to = hoist_dtype_name(ch->to);
+  const uint64_t sb = hoist_dtype_bits(ch->from) / 8, db = hoist_dtype_bits(ch->to) / 8;
+  const char *where = job->to_host ? "in its host copy" : "on the device";
+  char what[600];
+  if (ch->nseg == 1)
+    snprintf(what, sizeof what, "tensor '%s'", first->t->name);
+  else
+    snprintf(what, sizeof what, "one of the %u tensors '%s' .. '%s' (one transfer)", ch->nseg,
+             first->t->name, last->t->name);
+  if (!after_convert && !job->to_host) {
+    char range[80] = "";
+    if (ch->nseg == 1)
+      snprintf(range, sizeof range, " in source bytes [%llu, %llu)",
+               (unsigned long long)seg[0].tensor_off,
+               (unsigned long long)(seg[0].tensor_off + seg[0].len));
+    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                      "verify: %s: %s differs from %s%s before the %s -> %s conversion: device "
+                      "hash %#018llx, host hash %#018llx",
+                      c->info->name, what, path, range, from, to, (unsigned long long)dev_hash,
+                      (unsigned long long)want);
+  }
+  const char *now = job->to_host ? "hash now" : "device hash";
+  unsigned char *back = malloc(ch->dst_len + 1), *file = malloc(ch->len + 1),
+                *conv = malloc(ch->dst_len + 1);
+  int rc = HOIST_OK;
+  if (back == NULL || file == NULL || conv == NULL) {
+    rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+    goto done;
+  }
+  if (job->to_host)
+    memcpy(back, (const void *)(uintptr_t)ch->dst, ch->dst_len);
+  else if ((rc = rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, ch->dst_len)) != HOIST_OK)
+    goto done;
+  for (uint32_t k = 0; k < ch->nseg; k++) {
+    const upload_segment *sg = &seg[k];
+    const placed_tensor *t = &c->tensors[sg->tensor];
+    uint64_t n = sg->len / sb, at = sg->slot_off / sb * db;
+    if ((rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len)) != HOIST_OK ||
+        (rc = hoist_convert_ref(conv, ch->to, file, ch->from, n)) != HOIST_OK)
+      goto done;
+    if (memcmp(back + at, conv, n * db) == 0) continue;
+    uint64_t j = 0;
+    while (memcmp(back + at + j * db, conv + j * db, db) == 0) j++;
+    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                    "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
+                    "element %llu: %s %#018llx, hash at conversion %#018llx",
+                    c->info->name, t->t->name, where, from, to,
+                    (unsigned long long)(sg->tensor_off / sb + j), now, (unsigned long long)dev_hash,
+                    (unsigned long long)want);
+    goto done;
+  }
+  /* Every tensor equals its conversion: the padding between them changed. */
+  rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                  "verify: %s: the alignment padding next to %s changed %s after the %s -> %s "
+                  "conversion: %s %#018llx, hash at conversion %#018llx",
+                  c->info->name, what, where, from, to, now, (unsigned long long)dev_hash,
+                  (unsigned long long)want);
+done:
+  free(back);
+  free(file);
+  free(conv);
+  return rc;
 }
 
 /* Names the first bad tensor of a chunk that failed verification: a plain
  * chunk is read back and compared with the file piece by piece (the byte
- * and its two values); a converted one is named with its source range. */
+ * and its two values); a converted one by report_converted_mismatch. */
 static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
                            uint64_t dev_hash, uint64_t want, int after_convert) {
   const upload_chunk *ch = &job->chunks[bad];
   const upload_segment *seg = &job->segs[ch->first_seg];
   const placed_tensor *pt = &c->tensors[seg->tensor];
   const char *path = hoist_file_path(c->files[pt->file]);
-  if (after_convert)
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                      "verify: %s: tensor '%s' changed on the device after its %s -> %s "
-                      "conversion (elements [%llu, %llu)): device hash %#018llx, hash at "
-                      "conversion %#018llx",
-                      c->info->name, pt->t->name, hoist_dtype_name(ch->from),
-                      hoist_dtype_name(ch->to),
-                      (unsigned long long)(seg->tensor_off / (hoist_dtype_bits(ch->from) / 8)),
-                      (unsigned long long)((seg->tensor_off + seg->len) /
-                                           (hoist_dtype_bits(ch->from) / 8)),
-                      (unsigned long long)dev_hash, (unsigned long long)want);
-  if (ch->from != ch->to && !job->to_host)
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                      "verify: %s: tensor '%s' differs from %s in source bytes [%llu, %llu) "
-                      "before the %s -> %s conversion: device hash %#018llx, host hash %#018llx",
-                      c->info->name, pt->t->name, path, (unsigned long long)seg->tensor_off,
-                      (unsigned long long)(seg->tensor_off + seg->len), hoist_dtype_name(ch->from),
-                      hoist_dtype_name(ch->to), (unsigned long long)dev_hash,
-                      (unsigned long long)want);
+  if (ch->from != ch->to)
+    return report_converted_mismatch(rt, c, job, ch, dev_hash, want, after_convert);
   unsigned char *back = malloc(ch->len > 0 ? ch->len : 1), *file = malloc(ch->len > 0 ? ch->len : 1);
   int rc = HOIST_OK;
   if (back == NULL || file == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
-    goto done;
-  }
-  if (job->to_host && ch->from != ch->to) {
-    /* A converted host copy: its hash covers the converted bytes. */
-    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                    "verify: %s: tensor '%s' changed in its host copy after the %s -> %s "
-                    "conversion: hash now %#018llx, at load %#018llx",
-                    c->info->name, pt->t->name, hoist_dtype_name(ch->from),
-                    hoist_dtype_name(ch->to), (unsigned long long)dev_hash,
-                    (unsigned long long)want);
     goto done;
   }
   if (job->to_host)
@@ -381,16 +432,27 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
                     job.nchunks, (unsigned long long)c->chunk_bound);
     goto done;
   }
+  double t0 = now_seconds();
   rc = hoist_engine_run(e, &job);
+  double t1 = now_seconds();
   if (rc != HOIST_OK) goto done;
+  size_t converting = 0;
+  for (size_t i = 0; i < job.nchunks; i++) converting += job.chunks[i].from != job.chunks[i].to;
+  hoist_log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) %s in %.3f ms",
+            c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
+            to_host ? "to its host copy" : "uploaded", (t1 - t0) * 1e3);
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
   size_t bad = SIZE_MAX;
   uint64_t dev_hash = 0, want = 0;
   int after_convert = 0;
+  t0 = now_seconds();
   rc = hoist_engine_verify(e, &job, &bad, &dev_hash, &want, &after_convert);
   if (rc == HOIST_OK && bad != SIZE_MAX)
     rc = report_mismatch(rt, c, &job, bad, dev_hash, want, after_convert);
+  if (rc == HOIST_OK)
+    hoist_log(rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
+              (now_seconds() - t0) * 1e3);
 done:
   upload_job_free(&job);
   upload_files_close(rt, job.files, job.nfiles);
@@ -426,21 +488,31 @@ static uint64_t default_headroom(const hoist_device *d, uint64_t total) {
   return pct > (256ull << 20) ? pct : (256ull << 20);
 }
 
+/* The load's conversion scratch ring: bytes, and the positions of the first
+ * and last device-placed components that convert (first > last: none). */
+typedef struct ring_span {
+  uint64_t bytes;
+  size_t first, last;
+} ring_span;
+
 /* Preflight: can every device-placed component fit under today's free
  * memory?  Names the first that does not. */
 static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *offload,
-                     uint64_t headroom, uint64_t free_b, const hoist_load_options *o) {
+                     uint64_t headroom, uint64_t free_b, const hoist_load_options *o,
+                     const ring_span *ring) {
   uint64_t sum = 0;
   for (size_t i = 0; i < l->ncomps; i++) {
     comp_state *c = &l->comps[i];
     if (offload[i] || c->need == 0) continue;
     uint64_t next = sum + c->need;
-    /* Its scratch and hashes are held only while it uploads. */
-    if (next + c->own_transient + headroom > free_b) {
+    /* Its hashes are held only while it uploads, the scratch ring from the
+     * first converting component to the last. */
+    uint64_t transient = c->hash_bytes + (i >= ring->first && i <= ring->last ? ring->bytes : 0);
+    if (next + transient + headroom > free_b) {
       uint64_t total = next;
       for (size_t j = i + 1; j < l->ncomps; j++)
         if (!offload[j]) total += l->comps[j].need;
-      set_failure(o, c->info->name, c->need + c->own_transient + headroom,
+      set_failure(o, c->info->name, c->need + transient + headroom,
                   free_b > sum ? free_b - sum : 0);
       return hoist_fail(rt, HOIST_ADMISSION,
                         "preflight: the plan needs %llu bytes on %s plus %llu headroom but %llu "
@@ -496,7 +568,8 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   double t0 = now_seconds();
   int rc = HOIST_OK;
   uint64_t transient_addr = 0; /* a transient allocation held during one upload */
-  uint64_t own_addr = 0;       /* this component's scratch ring and verify hashes */
+  uint64_t ring_addr = 0;      /* the conversion scratch ring, while held */
+  uint64_t hashes_addr = 0;    /* this component's verify hashes */
   hoist_dtype *target = NULL;
   unsigned char *offload = NULL, *fsdp = NULL;
   hoist_loaded *l = calloc(1, sizeof *l);
@@ -566,12 +639,22 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
         HOIST_OK)
       goto fail;
   }
+  /* One scratch ring for the load (not one per component: each allocation
+   * and free costs a device synchronization). */
+  ring_span ring = {0, SIZE_MAX, 0};
+  for (size_t pos = 0; pos < n; pos++) {
+    comp_state *c = &l->comps[pos];
+    if (!c->converts || offload[pos] || c->ntensors == 0) continue;
+    ring.bytes = c->ring_bytes;
+    if (ring.first == SIZE_MAX) ring.first = pos;
+    ring.last = pos;
+  }
 
   uint64_t free_b = 0, total_b = 0;
   if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
   uint64_t headroom = o->headroom >= 0 ? (uint64_t)o->headroom : default_headroom(d, total_b);
   if (o->on_oom == HOIST_ON_OOM_FAIL &&
-      (rc = preflight(rt, l, offload, headroom, free_b, o)) != HOIST_OK)
+      (rc = preflight(rt, l, offload, headroom, free_b, o, &ring)) != HOIST_OK)
     goto fail;
 
   for (size_t pos = 0; pos < n; pos++) {
@@ -584,10 +667,13 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     double c0 = now_seconds();
     bool to_host = offload[pos];
     if (!to_host) {
-      /* Transient bytes this component's load holds besides its arenas
-       * (hoist_load_ext; 0 for hoist's own loader). */
+      /* Transient bytes this component's load holds besides its arenas:
+       * its verify hashes, the scratch ring if it converts and the ring is
+       * not held yet, and hoist_load_ext's (0 for hoist's own loader). */
+      bool new_ring = c->converts && ring_addr == 0;
       uint64_t trans = 0, need = c->need;
-      if (!hoist_add_u64(need, c->own_transient, &need) ||
+      if (!hoist_add_u64(need, c->hash_bytes, &need) ||
+          (new_ring && !hoist_add_u64(need, c->ring_bytes, &need)) ||
           (ext != NULL && ext->transient != NULL &&
            (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
                                 d->ops->alloc_granularity, &trans) ||
@@ -600,16 +686,20 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       bool fits = need <= free_b && headroom <= free_b - need;
       if (fits) {
         rc = comp_alloc_arenas(rt, c);
-        if (rc == HOIST_OK && c->own_transient > 0 &&
-            (rc = d->ops->alloc(d, c->own_transient, &own_addr)) != HOIST_OK) {
-          own_addr = 0;
-          comp_free_arenas(rt, c);
-        }
+        if (rc == HOIST_OK && new_ring &&
+            (rc = d->ops->alloc(d, c->ring_bytes, &ring_addr)) != HOIST_OK)
+          ring_addr = 0;
+        if (rc == HOIST_OK && c->hash_bytes > 0 &&
+            (rc = d->ops->alloc(d, c->hash_bytes, &hashes_addr)) != HOIST_OK)
+          hashes_addr = 0;
         if (rc == HOIST_OK && trans > 0 &&
-            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK) {
+            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK)
           transient_addr = 0;
-          if (own_addr != 0) d->ops->free(d, own_addr);
-          own_addr = 0;
+        if (rc != HOIST_OK) { /* give back what this component took */
+          if (hashes_addr != 0) d->ops->free(d, hashes_addr);
+          hashes_addr = 0;
+          if (new_ring && ring_addr != 0) d->ops->free(d, ring_addr);
+          if (new_ring) ring_addr = 0;
           comp_free_arenas(rt, c);
         }
         if (rc == HOIST_DEVICE_OOM) fits = false; /* lost a race with another allocator */
@@ -639,20 +729,24 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       c->pub.device_begin = c->arena_addr[0];
       c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
     }
-    /* The scratch ring first (whole slots), the verify hashes after it. */
-    uint64_t scratch = 0, hashes = 0;
-    if (own_addr != 0) {
-      uint64_t g = d->ops->alloc_granularity, ring = 0;
-      if (c->converts) hoist_round_up_u64(scratch_ring, g, &ring);
-      scratch = c->converts ? own_addr : 0;
-      hashes = o->verify ? own_addr + ring : 0;
-    }
-    rc = comp_upload(rt, e, l, pos, to_host, o, ext, scratch, scratch_slot, hashes);
+    double a1 = now_seconds();
+    rc = comp_upload(rt, e, l, pos, to_host, o, ext, !to_host && c->converts ? ring_addr : 0,
+                     scratch_slot, to_host ? 0 : hashes_addr);
+    double u1 = now_seconds();
     if (transient_addr != 0) d->ops->free(d, transient_addr);
     transient_addr = 0;
-    if (own_addr != 0) d->ops->free(d, own_addr);
-    own_addr = 0;
+    if (hashes_addr != 0) d->ops->free(d, hashes_addr);
+    hashes_addr = 0;
+    /* After the last component that converts, the ring goes. */
+    if (ring_addr != 0 && pos >= ring.last) {
+      d->ops->free(d, ring_addr);
+      ring_addr = 0;
+    }
     if (rc != HOIST_OK) goto fail;
+    hoist_log(rt, HOIST_LOG_DEBUG,
+              "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
+              "memory freed in %.3f ms",
+              c->info->name, (a1 - c0) * 1e3, (u1 - a1) * 1e3, (now_seconds() - u1) * 1e3);
     c->pub.seconds = now_seconds() - c0;
     l->total_bytes += c->pub.bytes;
   }
@@ -666,7 +760,8 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   return HOIST_OK;
 fail:
   if (transient_addr != 0) d->ops->free(d, transient_addr);
-  if (own_addr != 0) d->ops->free(d, own_addr);
+  if (hashes_addr != 0) d->ops->free(d, hashes_addr);
+  if (ring_addr != 0) d->ops->free(d, ring_addr);
   loaded_free(l);
   free(offload);
   free(fsdp);

@@ -30,8 +30,11 @@ typedef struct comp_state {
   uint64_t need;                /* device bytes it takes when resident */
   int converts;                 /* some tensor changes dtype on the way */
   uint64_t chunk_bound;         /* upper bound of the upload job's chunks */
-  uint64_t own_transient;       /* scratch ring + verify hashes held during
-                                   its upload (device-placed only) */
+  uint64_t ring_bytes;          /* the conversion scratch ring when it
+                                   converts on the device (0 otherwise); one
+                                   ring serves the load, held from the first
+                                   converting component to the last */
+  uint64_t hash_bytes;          /* verify hashes held during its upload */
   int narenas;
   uint64_t arena_addr[HOIST_MAX_ARENAS];
   uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */

@@ -20,6 +20,7 @@
 #include "kernels.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,23 @@ static void report_progress(hoist_engine *e, uint64_t add) {
   uv_mutex_unlock(&e->progress_lock);
 }
 
+/* Reads every segment of chunk c into slot at its slot offset and zeroes
+ * the gaps between them, so the span copied (and hashed, and converted) is
+ * the same bytes on every run. */
+static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *slot) {
+  upload_job *job = e->job;
+  const upload_segment *seg = &job->segs[c->first_seg];
+  uint64_t end = 0;
+  for (uint32_t k = 0; k < c->nseg; k++) {
+    if (seg[k].slot_off > end) memset(slot + end, 0, (size_t)(seg[k].slot_off - end));
+    int rc = upload_read(e->rt, &job->files[seg[k].file], seg[k].file_off, slot + seg[k].slot_off,
+                         (size_t)seg[k].len);
+    if (rc != HOIST_OK) return rc;
+    end = seg[k].slot_off + seg[k].len;
+  }
+  return HOIST_OK;
+}
+
 /* Fills slot with chunk c (or points *src at its bytes elsewhere).  When
  * hash is not NULL (--verify) and the chunk is one segment copied from a
  * file mapping, the copy also hashes it in the same pass and *hash is set
@@ -277,13 +295,8 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
       return HOIST_OK;
     }
   }
-  for (uint32_t k = 0; k < c->nseg; k++) {
-    const upload_file *uf = &job->files[seg[k].file];
-    int rc = upload_read(e->rt, uf, seg[k].file_off, slot + seg[k].slot_off, (size_t)seg[k].len);
-    if (rc != HOIST_OK) return rc;
-  }
   *src = slot;
-  return HOIST_OK;
+  return gather_chunk(e, c, slot);
 }
 
 /* The readers' hash: the add-only block sums in their fastest SIMD form
@@ -308,7 +321,7 @@ static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsign
       rc = upload_read(e->rt, &job->files[seg[s].file], seg[s].file_off, dst + seg[s].slot_off,
                        (size_t)seg[s].len);
   } else {
-    rc = upload_read(e->rt, &job->files[seg->file], seg->file_off, w->slots[k], (size_t)c->len);
+    rc = gather_chunk(e, c, w->slots[k]);
     if (rc == HOIST_OK)
       rc = hoist_convert_ref(dst, c->to, w->slots[k], c->from,
                              c->len / (hoist_dtype_bits(c->from) / 8));
@@ -569,6 +582,14 @@ static int push_seg(hoist_runtime *rt, upload_job *job, size_t *cap, upload_segm
   return HOIST_OK;
 }
 
+/* Closes the open chunk (if any) into the job. */
+static int close_chunk(hoist_runtime *rt, upload_job *job, size_t *ccap, int *open_chunk,
+                       upload_chunk cur) {
+  if (!*open_chunk) return HOIST_OK;
+  *open_chunk = 0;
+  return push_chunk(rt, job, ccap, cur);
+}
+
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
                      const uint64_t *dst, size_t ntensors, const hoist_dtype *to,
@@ -586,11 +607,14 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
     if (t->nbytes == 0) continue;
     job->total_bytes += t->nbytes;
     hoist_dtype target = to != NULL ? to[i] : t->dtype;
+    /* Source and target bytes per element (1 and 1 for a plain copy, whose
+     * bytes need not be whole elements), and the most source bytes a chunk
+     * of this tensor may carry. */
+    uint64_t sb = 1, db = 1, step = chunk_bytes;
     if (target != t->dtype) {
-      /* Converted tensor: its own chunks of whole elements, each no larger
-       * than a scratch slot; the destination advances in target bytes. */
-      unsigned sb = hoist_dtype_bits(t->dtype) / 8, db = hoist_dtype_bits(target) / 8;
-      uint64_t step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
+      sb = hoist_dtype_bits(t->dtype) / 8;
+      db = hoist_dtype_bits(target) / 8;
+      step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
       if (sb == 0 || db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 || step < sb ||
           t->nbytes % sb != 0) {
         rc = hoist_fail(rt, HOIST_UNSUPPORTED,
@@ -600,8 +624,11 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
         goto fail;
       }
       step -= step % sb;
-      if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
-      open_chunk = 0;
+    }
+    if (t->nbytes >= step / 2) {
+      /* Large tensor: its own chunks of whole elements; the destination
+       * advances in target bytes. */
+      if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
       for (uint64_t off = 0; off < t->nbytes; off += step) {
         uint64_t len = t->nbytes - off < step ? t->nbytes - off : step;
         upload_segment s = {tensor_file[i], 0, base + t->begin + off, len, (uint32_t)i, off};
@@ -612,41 +639,36 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
       }
       continue;
     }
-    if (t->nbytes >= chunk_bytes / 2) {
-      /* Large tensor: its own chunks. */
-      if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
-      open_chunk = 0;
-      for (uint64_t off = 0; off < t->nbytes; off += chunk_bytes) {
-        uint64_t len = t->nbytes - off < chunk_bytes ? t->nbytes - off : chunk_bytes;
-        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len, (uint32_t)i, off};
-        upload_chunk c = {dst[i] + off, len, len, (uint32_t)job->nsegs, 1, t->dtype, t->dtype, 0};
+    /* Small tensor: merged with the previous ones of the same conversion
+     * (or plain copies, of any dtypes) when it is placed right after them — at most the
+     * 256-byte alignment padding past the last one, so never across a gap
+     * between two arenas — and the span stays in a chunk.  Its source lands
+     * in the slot at its destination offset scaled by sb/db, so one copy
+     * and one conversion cover the whole span. */
+    uint64_t cur_end = cur.dst + cur.dst_len;
+    uint64_t dst_bytes = t->nbytes / sb * db;
+    bool same_kind = target == t->dtype ? cur.from == cur.to /* plain: any dtypes */
+                                         : cur.from == t->dtype && cur.to == target;
+    if (open_chunk && same_kind && dst[i] >= cur_end && dst[i] - cur_end < 256 &&
+        (dst[i] - cur.dst) % db == 0) {
+      uint64_t slot_off = (dst[i] - cur.dst) / db * sb;
+      if (slot_off + t->nbytes <= step) {
+        upload_segment s = {tensor_file[i], (uint32_t)slot_off, base + t->begin, t->nbytes,
+                            (uint32_t)i, 0};
         if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
-        if ((rc = push_chunk(rt, job, &ccap, c)) != HOIST_OK) goto fail;
+        cur.nseg++;
+        cur.len = slot_off + t->nbytes;
+        cur.dst_len = dst[i] + dst_bytes - cur.dst;
+        continue;
       }
-      continue;
     }
-    /* Small tensor: merge with the previous ones when it is placed right
-     * after them — at most the 256-byte alignment padding past the last
-     * one, so never across a gap between two arenas — and the span stays
-     * in a chunk. */
-    uint64_t cur_end = cur.dst + cur.len;
-    if (open_chunk && dst[i] >= cur_end && dst[i] - cur_end < 256 &&
-        dst[i] + t->nbytes - cur.dst <= chunk_bytes) {
-      upload_segment s = {tensor_file[i], (uint32_t)(dst[i] - cur.dst), base + t->begin, t->nbytes,
-                          (uint32_t)i, 0};
-      if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
-      cur.nseg++;
-      cur.len = cur.dst_len = dst[i] + t->nbytes - cur.dst;
-      continue;
-    }
-    if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+    if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
     upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes, (uint32_t)i, 0};
-    /* Merged chunks carry no conversion: from == to marks a plain copy. */
-    cur = (upload_chunk){dst[i], t->nbytes, t->nbytes, (uint32_t)job->nsegs, 1, t->dtype, t->dtype, 0};
+    cur = (upload_chunk){dst[i], t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0};
     if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
     open_chunk = 1;
   }
-  if (open_chunk && (rc = push_chunk(rt, job, &ccap, cur)) != HOIST_OK) goto fail;
+  if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
   if (job->nsegs > UINT32_MAX) {
     rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
     goto fail;

@@ -33,10 +33,14 @@ typedef struct upload_segment {
 } upload_segment;
 
 /* One transfer: a contiguous destination range filled from its segments
- * (several small tensors placed next to each other share one chunk).  A
- * converted chunk (from != to) is one piece of one tensor, cut at element
- * boundaries: its len source bytes are copied into a device scratch slot
- * and converted into dst_len bytes at dst. */
+ * (several small tensors placed next to each other share one chunk; the
+ * gaps between their segments in the slot are zeroed).  A converted chunk
+ * (from != to) is a piece of one tensor cut at element boundaries, or
+ * several small tensors of the same conversion: each segment sits in the
+ * slot at its destination offset scaled by source/target element size, so
+ * the len source bytes, copied into a device scratch slot, convert as one
+ * span into dst_len bytes at dst (the converted gap lands in the arena's
+ * alignment padding). */
 typedef struct upload_chunk {
   uint64_t dst;        /* device address, or host address for host jobs */
   uint64_t len;        /* span read from the files, padding between merged
@@ -121,9 +125,10 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
 /* Builds the chunk list of a job from tensors already placed at dst
  * addresses.  tensors[i] is in file tensor_file[i] and lands at dst[i];
  * the arrays are in issue (placement) order.  to (NULL: none) is each
- * tensor's dtype at dst: a tensor with to[i] != its dtype gets chunks of
- * its own of at most convert_chunk source bytes, cut at element
- * boundaries. */
+ * tensor's dtype at dst: a tensor with to[i] != its dtype is cut into
+ * chunks of at most convert_chunk source bytes at element boundaries, or,
+ * when smaller than half of that, shares a chunk with the small tensors of
+ * the same conversion placed right before it. */
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
                      const uint64_t *dst, size_t ntensors, const hoist_dtype *to,

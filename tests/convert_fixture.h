@@ -136,6 +136,41 @@ static void cf_write_pipeline(const char *dir, uint64_t seed, int with_f64) {
   }
 }
 
+/* A one-component pipeline ("transformer") of many small tensors in size
+ * bands by dtype (BF16, F32, F16, F8_E4M3, F8_E5M2 from largest to
+ * smallest in a 16-bit target; a few tiny I64 among the last) so that,
+ * placed largest first, runs of the same conversion sit next to each other
+ * and share transfers.  Returns the count of tensors; *converted counts
+ * those a bf16 target converts. */
+static size_t cf_write_small_pipeline(const char *dir, uint64_t seed, size_t *converted) {
+  enum { N = 330 };
+  static cf_tensor ts[N];
+  static char names[N][32];
+  size_t n = 0, conv = 0;
+  for (size_t i = 0; i < N; i++) {
+    cf_tensor t = {names[i], "F32", 4, 1, {0}};
+    if (i < 150) t.shape[0] = 1000 + (i * 37) % 1000;
+    else if (i < 210) t = (cf_tensor){names[i], "F16", 2, 1, {500 + (i * 13) % 499}};
+    else if (i < 230) t = (cf_tensor){names[i], "BF16", 2, 2, {20, 100 + i % 50}};
+    else if (i < 290) t = (cf_tensor){names[i], "F8_E4M3", 1, 1, {250 + (i * 7) % 250}};
+    else if (i < 320) t = (cf_tensor){names[i], "F8_E5M2", 1, 1, {1 + (i * 5) % 249}};
+    else t = (cf_tensor){names[i], "I64", 8, 1, {1 + i % 9}};
+    snprintf(names[i], sizeof names[i], "blk.%03zu.%s", i, t.dtype);
+    if (strcmp(t.dtype, "BF16") != 0 && strcmp(t.dtype, "I64") != 0) conv++;
+    ts[n++] = t;
+  }
+  char path[1200];
+  cf_put(dir, "model_index.json",
+         "{\"_class_name\":\"FluxPipeline\","
+         "\"transformer\":[\"diffusers\",\"FluxTransformer2DModel\"]}");
+  snprintf(path, sizeof path, "%s/transformer", dir);
+  mkdir(path, 0755);
+  snprintf(path, sizeof path, "%s/transformer/diffusion_pytorch_model.safetensors", dir);
+  cf_write_file(path, ts, n, seed);
+  *converted = conv;
+  return n;
+}
+
 static int cf_is_float(hoist_dtype d) {
   return d == HOIST_DTYPE_F32 || d == HOIST_DTYPE_F16 || d == HOIST_DTYPE_BF16 ||
          d == HOIST_DTYPE_F8_E4M3 || d == HOIST_DTYPE_F8_E5M2;

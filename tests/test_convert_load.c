@@ -231,6 +231,92 @@ START_TEST(verify_catches_flip_with_and_without_conversion) {
 }
 END_TEST
 
+/* Small tensors of one conversion placed side by side share transfers:
+ * one copy and one conversion per span, the padding between them converted
+ * into the arena's padding, and every tensor still equal to its reference
+ * conversion — downcasts and upcasts, a scratch small enough to cut the
+ * runs, every read mode, with and without --verify, and the host copy of
+ * an offloaded component.  A byte flipped after the upload inside a shared
+ * transfer is named by tensor and element. */
+START_TEST(small_tensors_share_converted_transfers) {
+  tu_scratch_dir("conv_small", pipe_dir, sizeof pipe_dir);
+  size_t converted = 0;
+  const size_t n = cf_write_small_pipeline(pipe_dir, 11, &converted);
+  struct {
+    const char *dtype;
+    hoist_dtype target;
+    uint64_t scratch;
+    hoist_read_mode mode;
+    int verify, offload;
+  } cases[] = {
+      {"bf16", HOIST_DTYPE_BF16, 0, HOIST_READ_AUTO, 0, 0},
+      {"bf16", HOIST_DTYPE_BF16, 0, HOIST_READ_PREAD, 1, 0},
+      {"f32", HOIST_DTYPE_F32, 0, HOIST_READ_MMAP, 1, 0},
+      {"f16", HOIST_DTYPE_F16, 2 * 8192, HOIST_READ_DIRECT, 1, 0},
+      {"bf16", HOIST_DTYPE_BF16, 0, HOIST_READ_AUTO, 1, 1},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    hoist_runtime *rt = runtime_with(2, 65536, 0);
+    hoist_pipeline *p = NULL;
+    hoist_loaded *l = NULL;
+    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = cases[k].dtype;
+    o.scratch_bytes = cases[k].scratch;
+    o.read_mode = cases[k].mode;
+    o.verify = cases[k].verify;
+    o.offload = cases[k].offload ? "all" : NULL;
+    uint64_t copies0 = 0, converts0 = 0, copies = 0, converts = 0, allocs = 0;
+    hoist_device_host_counts(rt->dev, &copies0, &converts0, &allocs);
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
+                  hoist_last_error(rt));
+    hoist_device_host_counts(rt->dev, &copies, &converts, &allocs);
+    copies -= copies0;
+    converts -= converts0;
+    if (cases[k].offload) {
+      ck_assert_uint_eq(converts, 0); /* converted on the host, into the host copy */
+      int moved = 0;
+      ck_assert_int_eq(hoist_prepare_for_use(l, 0, NULL, &moved), HOIST_OK);
+      ck_assert_int_eq(moved, 1);
+    } else {
+      /* 300 converted tensors in a few dozen transfers (about 900 KB of
+       * F32 sources at 64 KiB a chunk); with the small scratch, 8 KiB
+       * slots hold one or two of the F32 ones (4-8 KB each). */
+      uint64_t most = cases[k].scratch != 0 ? 200 : 40;
+      ck_assert_msg(converts >= 1 && converts <= most, "case %zu: %llu conversions for %zu", k,
+                    (unsigned long long)converts, converted);
+      ck_assert_msg(copies <= most + 10, "case %zu: %llu copies", k, (unsigned long long)copies);
+    }
+    uint64_t placed = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].target, &placed), n);
+    ck_assert_uint_eq(find(l, "transformer", NULL)->device_bytes, placed);
+    hoist_loaded_close(l);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+  }
+  /* A flip inside a shared transfer, after it was converted. */
+  hoist_runtime *rt = runtime_with(2, 65536, 0);
+  hoist_pipeline *p = NULL;
+  hoist_loaded *l = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "bf16";
+  o.verify = 1;
+  flip f = {"transformer", "blk.100.F32", 0};
+  hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+  ck_assert_int_eq(hoist_load_pipeline_ext(rt, p, &o, &ext, &l), HOIST_VERIFY_MISMATCH);
+  ck_assert_int_eq(f.fired, 1);
+  const char *msg = hoist_last_error(rt);
+  ck_assert_msg(strstr(msg, "tensor 'blk.100.F32' changed on the device after its F32 -> BF16 "
+                            "conversion, at element 5:") != NULL,
+                "%s", msg);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
 START_TEST(admission_counts_scratch) {
   setup("conv_admission", 0);
   /* 2 threads x one 64 KiB slot: a 128 KiB ring. */
@@ -255,6 +341,20 @@ START_TEST(admission_counts_scratch) {
   ck_assert_uint_le(pp.peak, arenas + ring);
   ck_assert_uint_gt(pp.peak, arenas);
   hoist_loaded_close(l);
+  /* Both components convert and share one ring: one allocation more than
+   * the plain load's arenas. */
+  uint64_t c0, v0, a0, c1, v1, a1, a2;
+  hoist_device_host_counts(rt->dev, &c0, &v0, &a0);
+  o.dtype = NULL;
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+  hoist_loaded_close(l);
+  hoist_device_host_counts(rt->dev, &c1, &v1, &a1);
+  o.dtype = "bf16";
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+  hoist_loaded_close(l);
+  hoist_device_host_counts(rt->dev, &c1, &v1, &a2);
+  ck_assert_uint_eq(a2 - a1, a1 - a0 + 1);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 
@@ -416,6 +516,7 @@ int main(void) {
   tcase_add_test(tc, f16_f32_and_per_component_targets);
   tcase_add_test(tc, unsupported_pair_fails_before_allocation);
   tcase_add_test(tc, verify_catches_flip_with_and_without_conversion);
+  tcase_add_test(tc, small_tensors_share_converted_transfers);
   tcase_add_test(tc, admission_counts_scratch);
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);

@@ -3,7 +3,8 @@
  * the mixed-dtype pipeline loaded on cuda:0 with bf16, f16 and f32 targets in
  * every read mode equals the CPU reference conversion tensor by tensor;
  * --verify passes and catches a byte flipped on the device after the upload
- * with and without conversion; and the device peak during a bf16 load of an
+ * with and without conversion; many small tensors converted in shared
+ * transfers equal the reference too; and the device peak during a bf16 load of an
  * F32 pipeline (cudaMemGetInfo sampled from the progress callback) stays
  * within the target bytes plus the scratch ring and allocation rounding. */
 #include "convert_fixture.h"
@@ -124,6 +125,57 @@ START_TEST(verify_catches_flip) {
 }
 END_TEST
 
+/* Many small tensors whose conversions share transfers (one copy and one
+ * kernel per span of neighbours) equal the reference on the device for
+ * downcasts and upcasts, with a scratch small enough to cut the runs; a
+ * byte flipped after the upload inside such a span is named by tensor and
+ * element. */
+START_TEST(small_tensors_share_converted_transfers) {
+  if (!tu_gpu_available()) return;
+  tu_scratch_dir("gpu_conv_small", pipe_dir, sizeof pipe_dir);
+  size_t converted = 0;
+  const size_t n = cf_write_small_pipeline(pipe_dir, 23, &converted);
+  hoist_runtime *rt = tu_cuda_runtime();
+  hoist_pipeline *p = NULL;
+  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  struct {
+    const char *dtype;
+    hoist_dtype t;
+    uint64_t scratch;
+  } cases[] = {{"bf16", HOIST_DTYPE_BF16, 0},
+               {"f16", HOIST_DTYPE_F16, 16 * 8192},
+               {"f32", HOIST_DTYPE_F32, 0}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = cases[k].dtype;
+    o.scratch_bytes = cases[k].scratch;
+    o.verify = 1;
+    hoist_loaded *l = NULL;
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
+                  hoist_last_error(rt));
+    uint64_t placed = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].t, &placed), n);
+    hoist_loaded_close(l);
+  }
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = "bf16";
+  o.verify = 1;
+  hoist_loaded *l = NULL;
+  flip f = {rt, "transformer", "blk.100.F32", 0};
+  hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+  int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+  const char *msg = hoist_last_error(rt);
+  ck_assert_int_eq(f.fired, 1);
+  ck_assert_msg(rc == HOIST_VERIFY_MISMATCH, "%s: %s", hoist_status_name(rc), msg);
+  ck_assert_msg(strstr(msg, "tensor 'blk.100.F32' changed on the device after its F32 -> BF16 "
+                            "conversion, at element 5: device hash 0x") != NULL,
+                "%s", msg);
+  printf("gpu verify, shared transfer: %s\n", msg);
+  hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
 typedef struct peak_probe {
   hoist_runtime *rt;
   uint64_t peak;
@@ -215,6 +267,7 @@ int main(void) {
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, every_target_and_mode_equals_reference);
   tcase_add_test(tc, verify_catches_flip);
+  tcase_add_test(tc, small_tensors_share_converted_transfers);
   tcase_add_test(tc, peak_is_target_plus_scratch);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
