@@ -10,10 +10,18 @@
 # sampled from the progress callback).  Logs and JSON go to $OUT.
 #   HOIST_CONV_SCALE  make-pipeline scale (default 0.15: about 5 GB in BF16,
 #                     10 GB in F32)
-#   HOIST_CONV_STEPS  default "tests bench"
+# The breakdown step runs `hoist bench load -vv` (each component's
+# allocation, upload and transfer counts on stderr) on the F32 pipeline,
+# plain and --dtype bf16.
+#   HOIST_CONV_STEPS  default "tests bench"; also "breakdown"
+#   HOIST_CONV_ROUNDS interleaved rounds of the bench step (default 2)
+#   HOIST_CONV_AB     rounds of a second, plain-vs-bf16-only bench step
+#                     (F32 files, alternating; default 0)
 set -uo pipefail
 steps=${HOIST_CONV_STEPS:-"tests bench"}
 scale=${HOIST_CONV_SCALE:-0.15}
+rounds=${HOIST_CONV_ROUNDS:-2}
+ab_rounds=${HOIST_CONV_AB:-0}
 dir=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
 source tools/gpu-env.sh
@@ -23,7 +31,7 @@ if has tests; then
     grep -E 'SKIP|gpu peak|gpu verify|Checks|Passed|Failed|tests passed|F:|E:' | tee "$out/conv-tests.log"
 fi
 
-if has bench; then
+if has bench || has breakdown; then
   for dt in f32 bf16; do
     if [ ! -f "$dir/flux-$dt/model_index.json" ]; then
       rm -rf "$dir/flux-$dt" && mkdir -p "$dir"
@@ -31,6 +39,17 @@ if has bench; then
         "$dir/flux-$dt" | tail -n 1
     fi
   done
+fi
+
+if has breakdown; then
+  for args in "" "--dtype bf16"; do
+    # shellcheck disable=SC2086
+    "$hoist" bench load -vv --device cuda:0 --repeat 2 $args "$dir/flux-f32" 2>&1 |
+      grep -v '^ *run ' | tee -a "$out/conv-breakdown.log"
+  done
+fi
+
+if has bench; then
   "$hoist" plan --dtype bf16 "$dir/flux-f32" | head -n 8 | tee "$out/conv-plan.txt"
   run() { # label, args..
     local label=$1
@@ -38,7 +57,7 @@ if has bench; then
     "$hoist" bench load --json --device cuda:0 --repeat 5 "$@" | sed "s/^{/{\"variant\":\"$label\",/"
   }
   {
-    for round in 1 2; do
+    for round in $(seq "$rounds"); do
       run "f32 plain" "$dir/flux-f32"
       run "f32 --dtype bf16" --dtype bf16 "$dir/flux-f32"
       run "f32 --verify" --verify "$dir/flux-f32"
@@ -47,5 +66,9 @@ if has bench; then
       run "bf16 --verify" --verify "$dir/flux-bf16"
     done
   } 2>&1 | tee "$out/conv-bench.jsonl"
+  for round in $(seq "$ab_rounds"); do
+    run "f32 plain" "$dir/flux-f32"
+    run "f32 --dtype bf16" --dtype bf16 "$dir/flux-f32"
+  done 2>&1 | tee "$out/conv-ab.jsonl"
 fi
 echo "convert_load: done"

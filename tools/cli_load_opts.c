@@ -5,6 +5,7 @@
 #include "device.h"
 
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -30,11 +31,22 @@ const char cli_load_opts_help[] =
     "                     repeatable, later entries win over earlier ones and --dtype\n"
     "  --scratch BYTES    device scratch ring for conversion (default 64M)\n"
     "  --verify           check every chunk on the device against the bytes read\n"
-    "                     (block checksums on both sides; before conversion too)\n";
+    "                     (block checksums on both sides; before conversion too)\n"
+    "  -v, --verbose      log decisions on stderr (offloads, read modes); twice: also\n"
+    "                     each component's timings (allocation, upload, verify)\n";
+
+/* The runtime's log on stderr, one line a message. */
+static void log_stderr(void *user, hoist_log_level level, const char *message) {
+  static const char *const names[] = {"error", "warning", "info", "debug"};
+  fprintf(stderr, "hoist: %s: %s\n", names[level <= HOIST_LOG_DEBUG ? level : HOIST_LOG_DEBUG],
+          message);
+}
 
 void cli_load_opts_init(cli_load_opts *o) {
   memset(o, 0, sizeof *o);
   o->cfg = (hoist_config)HOIST_CONFIG_INIT;
+  o->cfg.log_fn = log_stderr;
+  o->cfg.log_level = HOIST_LOG_WARN;
   o->load = (hoist_load_options)HOIST_LOAD_OPTIONS_INIT;
 }
 
@@ -55,6 +67,11 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
   }
   if (strcmp(a, "--verify") == 0) {
     o->load.verify = 1;
+    return 1;
+  }
+  if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0 || strcmp(a, "-vv") == 0) {
+    o->cfg.log_level += strcmp(a, "-vv") == 0 ? 2 : 1;
+    if (o->cfg.log_level > HOIST_LOG_DEBUG) o->cfg.log_level = HOIST_LOG_DEBUG;
     return 1;
   }
 #define VALUE() \
