@@ -11,8 +11,8 @@
 #   HOIST_CONV_SCALE  make-pipeline scale (default 0.15: about 5 GB in BF16,
 #                     10 GB in F32)
 # The breakdown step runs `hoist bench load -vv` (each component's
-# allocation, upload and transfer counts on stderr) on the F32 pipeline,
-# plain and --dtype bf16.
+# allocation, upload, verify times and transfer counts on stderr) on the F32
+# pipeline: plain, --dtype bf16, and each with --verify.
 #   HOIST_CONV_STEPS  default "tests bench"; also "breakdown"
 #   HOIST_CONV_ROUNDS interleaved rounds of the bench step (default 2)
 #   HOIST_CONV_AB     rounds of a second, plain-vs-bf16-only bench step
@@ -42,7 +42,7 @@ if has bench || has breakdown; then
 fi
 
 if has breakdown; then
-  for args in "" "--dtype bf16"; do
+  for args in "" "--dtype bf16" "--verify" "--dtype bf16 --verify"; do
     # shellcheck disable=SC2086
     "$hoist" bench load -vv --device cuda:0 --repeat 2 $args "$dir/flux-f32" 2>&1 |
       grep -v '^ *run ' | tee -a "$out/conv-breakdown.log"

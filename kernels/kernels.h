@@ -19,6 +19,7 @@
 #include "hoist.h"
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -72,6 +73,28 @@ uint64_t hoist_checksum_host(const void *bytes, uint64_t n, unsigned threads);
  * Borrowed buffers, as for hoist_convert_launch(). */
 int hoist_checksum_launch(const void *dev_bytes, uint64_t n_bytes, uint64_t *dev_out_hash,
                           void *stream);
+#endif
+
+/* One range of a batched checksum: the hash of n bytes at the device
+ * address addr goes to the 8-byte aligned device word at out. */
+typedef struct hoist_checksum_span {
+  uint64_t addr, n, out;
+} hoist_checksum_span;
+
+/* Device bytes of the table a batch of n_spans spans needs (40 a span). */
+#define HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN 40u
+
+#if defined(HOIST_HAVE_CUDA)
+/* Enqueues on stream the hash of every span (as hoist_checksum_launch
+ * would, each into its out) with one table upload, one memset and two
+ * kernels.  spans is host memory, read before the call returns; dev_table
+ * is 8-byte aligned device memory of n_spans *
+ * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes that the work uses until the
+ * stream passes it.  Outputs must not overlap the table.  Returns HOIST_OK,
+ * HOIST_INVALID_ARGUMENT (a NULL or misaligned pointer, a wrapping span),
+ * HOIST_NO_MEMORY, or a device status with the CUDA error in the detail. */
+int hoist_checksum_batch_launch(const hoist_checksum_span *spans, size_t n_spans, void *dev_table,
+                                void *stream);
 #endif
 
 #ifdef __cplusplus

@@ -11,6 +11,7 @@
 #ifndef HOIST_DEVICE_H
 #define HOIST_DEVICE_H
 
+#include "kernels.h"
 #include "runtime.h"
 
 #include <stddef.h>
@@ -54,6 +55,11 @@ typedef struct hoist_device_ops {
   /* Enqueues on stream the block checksum (kernels.h) of n bytes at the
    * device address src, written to the 8-byte aligned device address out. */
   int (*checksum)(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream);
+  /* Enqueues on stream the checksums of n spans at once (kernels.h's
+   * batch form; spans is host memory read before the call returns) using
+   * table, device memory of n * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes. */
+  int (*checksum_batch)(hoist_device *d, const hoist_checksum_span *spans, size_t n, uint64_t table,
+                        void *stream);
   /* Bytes a backend may allocate beyond the request (rounding). */
   uint64_t alloc_granularity;
 } hoist_device_ops;

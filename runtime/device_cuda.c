@@ -158,6 +158,14 @@ static int cuda_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out
   return HOIST_OK;
 }
 
+static int cuda_checksum_batch(hoist_device *d, const hoist_checksum_span *spans, size_t n,
+                               uint64_t table, void *stream) {
+  SET_DEVICE(d);
+  int rc = hoist_checksum_batch_launch(spans, n, (void *)(uintptr_t)table, stream);
+  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  return HOIST_OK;
+}
+
 static const hoist_device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -178,6 +186,7 @@ static const hoist_device_ops cuda_ops = {
     .host_unregister = cuda_host_unregister,
     .convert = cuda_convert,
     .checksum = cuda_checksum,
+    .checksum_batch = cuda_checksum_batch,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
 };
 

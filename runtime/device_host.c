@@ -213,6 +213,18 @@ static int host_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out
   return HOIST_OK;
 }
 
+static int host_checksum_batch(hoist_device *d, const hoist_checksum_span *spans, size_t n,
+                               uint64_t table, void *stream) {
+  for (size_t i = 0; i < n; i++) {
+    if (spans[i].out == 0 || spans[i].out % 8 != 0 || (spans[i].addr == 0 && spans[i].n > 0))
+      return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+                        "host device: checksum span %zu has a NULL or misaligned pointer", i);
+    uint64_t h = hoist_checksum_host((const void *)(uintptr_t)spans[i].addr, spans[i].n, 1);
+    memcpy((void *)(uintptr_t)spans[i].out, &h, sizeof h);
+  }
+  return HOIST_OK;
+}
+
 static const hoist_device_ops host_ops = {
     .destroy = host_destroy,
     .mem_info = host_mem_info,
@@ -233,6 +245,7 @@ static const hoist_device_ops host_ops = {
     .host_unregister = host_unregister,
     .convert = host_convert,
     .checksum = host_checksum,
+    .checksum_batch = host_checksum_batch,
     .alloc_granularity = HOST_ALIGN,
 };
 

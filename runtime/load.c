@@ -231,10 +231,13 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
   c->pub.device_begin = c->pub.device_end = 0;
 }
 
+/* Verify's device bytes per chunk: 3 rows of 8-byte hashes and the batch
+ * checksum's table (upload.h, upload_job.dev_hashes). */
+#define HASH_BYTES_PER_CHUNK (24u + HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN)
+
 /* Bytes of the transient device memory a component's upload uses: the
- * scratch ring when it converts, 24 bytes per chunk of verify hashes (3
- * rows of 8 bytes per chunk, upload.h); each rounded to the backend's
- * granularity. */
+ * scratch ring when it converts, HASH_BYTES_PER_CHUNK per chunk for
+ * --verify; each rounded to the backend's granularity. */
 static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
   uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
@@ -246,7 +249,8 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   c->chunk_bound = bound;
   uint64_t scratch = 0, hashes = 0, total = 0;
   if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
-      (verify && (bound > UINT64_MAX / 24 || !hoist_round_up_u64(bound * 24, g, &hashes))) ||
+      (verify && (bound > UINT64_MAX / HASH_BYTES_PER_CHUNK ||
+                  !hoist_round_up_u64(bound * HASH_BYTES_PER_CHUNK, g, &hashes))) ||
       !hoist_add_u64(scratch, hashes, &total))
     return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
   c->ring_bytes = scratch;

@@ -692,26 +692,6 @@ uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot) {
   return slot * (uint64_t)e->threads;
 }
 
-/* A verify thread: the device hashes of chunks id, id + threads, .. on its
- * stream, then waits for them. */
-static void verify_main(void *arg) {
-  engine_worker *w = arg;
-  hoist_engine *e = w->engine;
-  hoist_device *dev = e->dev;
-  upload_job *job = e->job;
-  int rc = HOIST_OK;
-  for (size_t i = w->id; i < job->nchunks && rc == HOIST_OK; i += e->threads) {
-    const upload_chunk *c = &job->chunks[i];
-    if (c->from == c->to)
-      rc = dev->ops->checksum(dev, c->dst, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
-    else
-      rc = dev->ops->checksum(dev, c->dst, c->dst_len,
-                              job->dev_hashes + 8 * (2 * job->hash_stride + (uint64_t)i), w->stream);
-  }
-  int src = dev->ops->stream_sync(dev, w->stream);
-  w->status = rc != HOIST_OK ? rc : src;
-}
-
 int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
                         uint64_t *want, int *after_convert) {
   hoist_device *dev = e->dev;
@@ -739,32 +719,24 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
     return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
                       job->component, (unsigned long long)job->hash_stride, job->nchunks);
   /* Plain chunks are hashed where they landed and converted outputs again
-   * (converted sources were hashed in the scratch during the run), by the
-   * engine's threads on their own streams: a hash is a few launches, and
-   * thousands of chunks launched from one thread would cost more than the
-   * GPU time they take. */
-  e->job = job;
-  unsigned nthreads = e->threads;
-  if (job->nchunks < nthreads) nthreads = (unsigned)job->nchunks;
-  unsigned started = 0;
-  for (; started < nthreads; started++) {
-    e->workers[started].status = HOIST_OK;
-    if (uv_thread_create(&e->workers[started].thread, verify_main, &e->workers[started]) != 0)
-      break;
-  }
-  /* Any share a thread could not take runs here. */
-  for (unsigned t = started; t < nthreads && rc == HOIST_OK; t++) {
-    e->workers[t].status = HOIST_OK;
-    verify_main(&e->workers[t]);
-    rc = e->workers[t].status;
-  }
-  for (unsigned t = 0; t < started; t++) {
-    uv_thread_join(&e->workers[t].thread);
-    if (rc == HOIST_OK) rc = e->workers[t].status;
-  }
-  e->job = NULL;
-  if (rc != HOIST_OK) return rc;
+   * (converted sources were hashed in the scratch during the run), all in
+   * one batch: thousands of chunks as four operations on one stream. */
   size_t stride = (size_t)job->hash_stride;
+  hoist_checksum_span *spans = malloc(job->nchunks * sizeof *spans);
+  if (spans == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
+  for (size_t i = 0; i < job->nchunks; i++) {
+    const upload_chunk *c = &job->chunks[i];
+    uint64_t row = c->from == c->to ? 0 : 2;
+    spans[i] = (hoist_checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
+                                     job->dev_hashes + 8 * (row * stride + i)};
+  }
+  void *stream = e->workers[0].stream;
+  rc = dev->ops->checksum_batch(dev, spans, job->nchunks, job->dev_hashes + 24 * (uint64_t)stride,
+                                stream);
+  free(spans);
+  int sync = dev->ops->stream_sync(dev, stream); /* always: the table is in use until then */
+  if (rc == HOIST_OK) rc = sync;
+  if (rc != HOIST_OK) return rc;
   hashes = malloc(3 * stride * sizeof *hashes);
   if (hashes == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
   rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, 3 * stride * sizeof *hashes);

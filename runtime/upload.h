@@ -75,7 +75,9 @@ typedef struct upload_job {
    * only): row 0, chunk i's bytes on the device (a converted chunk's source
    * in the scratch, hashed before conversion); row 1, a converted chunk's
    * output right after conversion; row 2, that output again at verify time,
-   * so a converted tensor changed afterwards is caught too. */
+   * so a converted tensor changed afterwards is caught too.  After the rows,
+   * hash_stride * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes for the batch
+   * checksum that hashes every chunk at verify time. */
   int verify;
   uint64_t dev_hashes;
   uint64_t hash_stride;
@@ -104,8 +106,8 @@ uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes
 /* Device bytes of the scratch ring made of slots of slot bytes. */
 uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot);
 
-/* After hoist_engine_run of a job with verify set: hashes every chunk that
- * was not converted where it now lies (device: on the engine's streams into
+/* After hoist_engine_run of a job with verify set: hashes every chunk where
+ * it now lies (device: one batch checksum on an engine stream into
  * dev_hashes; host jobs: on the CPU), fetches the device hashes with one
  * copy, and compares them with the hashes the readers took.  *bad is the
  * first differing chunk in issue order, or SIZE_MAX when all agree.  Its

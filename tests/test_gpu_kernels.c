@@ -3,7 +3,7 @@
  * every 8- and 16-bit source pattern, >= 10^7 F32 values rich in special
  * and boundary values, odd sizes and misaligned pointers (the vector
  * heads and tails), argument checks, and the checksum of sizes around the
- * block size up to 100 MB.  Label gpu; prints a SKIP line and passes where
+ * block size up to 100 MB, one range at a time and in batches.  Label gpu; prints a SKIP line and passes where
  * there is no CUDA device or no CUDA build. */
 #include "testutil.h"
 
@@ -267,6 +267,73 @@ START_TEST(checksum_device_equals_host) {
 }
 END_TEST
 
+/* The batch checksum equals the host's hash of every span: lengths around
+ * the block size, zero-length and one-byte spans, unaligned addresses,
+ * spans out of address order and overlapping, one span alone; a flipped
+ * byte changes only its span's hash; bad arguments are refused. */
+START_TEST(checksum_batch_equals_host) {
+  if (!tu_gpu_available()) return;
+  const size_t size = 24u << 20, nspans = 400;
+  unsigned char *buf = malloc(size);
+  hoist_checksum_span *spans = malloc(nspans * sizeof *spans);
+  uint64_t *got = malloc(nspans * 8);
+  ck_assert(buf != NULL && spans != NULL && got != NULL);
+  for (size_t i = 0; i + 8 <= size; i += 8) {
+    uint64_t r = rng_next();
+    memcpy(buf + i, &r, 8);
+  }
+  unsigned char *d = NULL, *table = NULL;
+  uint64_t *dout = NULL;
+  CU(cudaMalloc((void **)&d, size));
+  CU(cudaMalloc((void **)&dout, nspans * 8));
+  CU(cudaMalloc((void **)&table, nspans * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN));
+  CU(cudaMemcpy(d, buf, size, cudaMemcpyHostToDevice));
+  static const size_t lens[] = {0, 1, 7, 8, 9, 65535, 65536, 65537, 4u << 20, (4u << 20) + 13};
+  for (size_t i = 0; i < nspans; i++) {
+    size_t len = i < 40 ? lens[i % 10] : (size_t)(rng_next() % (3u << 20));
+    size_t off = (size_t)(rng_next() % (size - len + 1));
+    if (i % 3 == 0) off &= ~(size_t)255; /* aligned ones too */
+    spans[i] = (hoist_checksum_span){(uint64_t)(uintptr_t)(d + off), len,
+                                     (uint64_t)(uintptr_t)(dout + i)};
+  }
+  uint64_t before = 0;
+  for (int round = 0; round < 3; round++) {
+    size_t n = round == 2 ? 1 : nspans;
+    if (round == 1) { /* a byte flipped inside span 50 (and in the host copy) */
+      uint64_t off = spans[50].addr - (uint64_t)(uintptr_t)d + spans[50].n / 2;
+      buf[off] ^= 0x40;
+      CU(cudaMemcpy(d + off, buf + off, 1, cudaMemcpyHostToDevice));
+    }
+    CU(cudaMemset(dout, 0, nspans * 8));
+    ck_assert_int_eq(hoist_checksum_batch_launch(spans, n, table, NULL), HOIST_OK);
+    CU(cudaMemcpy(got, dout, n * 8, cudaMemcpyDeviceToHost));
+    for (size_t i = 0; i < n; i++) {
+      const unsigned char *h = buf + (spans[i].addr - (uint64_t)(uintptr_t)d);
+      uint64_t want = hoist_checksum_host(h, spans[i].n, 1);
+      if (round == 0 && i == 50) before = got[i];
+      if (round == 1 && i == 50) ck_assert_uint_ne(got[i], before);
+      ck_assert_msg(got[i] == want, "round %d span %zu (%llu bytes at +%llu): %016llx, host %016llx",
+                    round, i, (unsigned long long)spans[i].n,
+                    (unsigned long long)(spans[i].addr - (uint64_t)(uintptr_t)d),
+                    (unsigned long long)got[i], (unsigned long long)want);
+    }
+  }
+  /* Arguments. */
+  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 0, NULL, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 2, NULL, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist_checksum_batch_launch(NULL, 2, table, NULL), HOIST_INVALID_ARGUMENT);
+  spans[1].out += 4;
+  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 2, table, NULL), HOIST_INVALID_ARGUMENT);
+  CU(cudaDeviceSynchronize());
+  CU(cudaFree(d));
+  CU(cudaFree(dout));
+  CU(cudaFree(table));
+  free(buf);
+  free(spans);
+  free(got);
+}
+END_TEST
+
 #else /* no CUDA build */
 
 START_TEST(no_cuda_build) { printf("SKIP: built without CUDA (HOIST_HAVE_CUDA off)\n"); }
@@ -284,6 +351,7 @@ static Suite *gpu_kernels_suite(void) {
   tcase_add_test(tc, odd_sizes_and_offsets);
   tcase_add_test(tc, convert_arguments);
   tcase_add_test(tc, checksum_device_equals_host);
+  tcase_add_test(tc, checksum_batch_equals_host);
 #else
   tcase_add_test(tc, no_cuda_build);
 #endif
