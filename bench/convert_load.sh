@@ -15,8 +15,10 @@
 # pipeline: plain, --dtype bf16, and each with --verify.
 #   HOIST_CONV_STEPS  default "tests bench"; also "breakdown"
 #   HOIST_CONV_ROUNDS interleaved rounds of the bench step (default 2)
-#   HOIST_CONV_AB     rounds of a second, plain-vs-bf16-only bench step
-#                     (F32 files, alternating; default 0)
+#   HOIST_CONV_AB     rounds of a second bench step on the F32 files, each
+#                     plain, --dtype bf16, plain again (so the two plain runs
+#                     show the noise an A/A comparison has); default 0.
+#                     bench/ab_summary.py prints the ratios.
 set -uo pipefail
 steps=${HOIST_CONV_STEPS:-"tests bench"}
 scale=${HOIST_CONV_SCALE:-0.15}
@@ -69,6 +71,8 @@ if has bench; then
   for round in $(seq "$ab_rounds"); do
     run "f32 plain" "$dir/flux-f32"
     run "f32 --dtype bf16" --dtype bf16 "$dir/flux-f32"
+    run "f32 plain again" "$dir/flux-f32"
   done 2>&1 | tee "$out/conv-ab.jsonl"
+  [ "$ab_rounds" -gt 0 ] && python3 bench/ab_summary.py "$out/conv-ab.jsonl" | tee "$out/conv-ab.txt"
 fi
 echo "convert_load: done"

@@ -258,6 +258,14 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   return HOIST_OK;
 }
 
+/* Copies the first n bytes chunk ch wrote (device or host copy) to back. */
+static int fetch_landed(hoist_runtime *rt, const upload_job *job, const upload_chunk *ch,
+                        void *back, uint64_t n) {
+  if (!job->to_host) return rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, (size_t)n);
+  memcpy(back, (const void *)(uintptr_t)ch->dst, (size_t)n);
+  return HOIST_OK;
+}
+
 /* A converted chunk that failed verification.  Its source was hashed in
  * the scratch, which is gone: a source mismatch names the chunk's tensors
  * and source range.  Its output changed after the conversion: the output
@@ -299,10 +307,7 @@ static int report_converted_mismatch(hoist_runtime *rt, comp_state *c, upload_jo
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
     goto done;
   }
-  if (job->to_host)
-    memcpy(back, (const void *)(uintptr_t)ch->dst, ch->dst_len);
-  else if ((rc = rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, ch->dst_len)) != HOIST_OK)
-    goto done;
+  if ((rc = fetch_landed(rt, job, ch, back, ch->dst_len)) != HOIST_OK) goto done;
   for (uint32_t k = 0; k < ch->nseg; k++) {
     const upload_segment *sg = &seg[k];
     const placed_tensor *t = &c->tensors[sg->tensor];
@@ -351,10 +356,7 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
     goto done;
   }
-  if (job->to_host)
-    memcpy(back, (const void *)(uintptr_t)ch->dst, ch->len);
-  else if ((rc = rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, ch->len)) != HOIST_OK)
-    goto done;
+  if ((rc = fetch_landed(rt, job, ch, back, ch->len)) != HOIST_OK) goto done;
   for (uint32_t k = 0; k < ch->nseg; k++) {
     const upload_segment *sg = &seg[k];
     const placed_tensor *t = &c->tensors[sg->tensor];

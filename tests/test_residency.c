@@ -315,6 +315,46 @@ START_TEST(cli_refusal_exit_4_with_json) {
 }
 END_TEST
 
+/* The CLI's log on stderr: quiet by default, -v says why a component was
+ * offloaded, -vv adds each component's timings; stdout keeps the JSON. */
+START_TEST(cli_verbose_logs_on_stderr) {
+  world w;
+  world_open(&w, "res_cli_log", 0);
+  static const struct {
+    const char *flag, *want, *absent;
+  } cases[] = {{"", NULL, "hoist: "},
+               {"-v", "do not fit in", "hoist: debug:"},
+               {"--verbose", "; offloading", "transfers"},
+               {"-vv", "hoist: debug: transformer: ", NULL},
+               {"-v -v", " transfers (0 converted) uploaded in ", NULL}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "%s load --json --device host --capacity %llu --on-oom offload %s '%s' > '%s/out.json' "
+             "2> '%s/err.txt'",
+             HOIST_CLI_PATH, (unsigned long long)(w.need_total - 1), cases[k].flag, pipe_dir,
+             pipe_dir, pipe_dir);
+    int st = system(cmd);
+    ck_assert(WIFEXITED(st));
+    ck_assert_int_eq(WEXITSTATUS(st), 0);
+    char path[1200];
+    size_t len = 0;
+    snprintf(path, sizeof path, "%s/err.txt", pipe_dir);
+    char *err = tu_read_file(path, &len);
+    if (cases[k].want != NULL)
+      ck_assert_msg(strstr(err, cases[k].want) != NULL, "%s: %s", cases[k].flag, err);
+    if (cases[k].absent != NULL)
+      ck_assert_msg(strstr(err, cases[k].absent) == NULL, "%s: %s", cases[k].flag, err);
+    free(err);
+    snprintf(path, sizeof path, "%s/out.json", pipe_dir);
+    char *out = tu_read_file(path, &len);
+    ck_assert_msg(out[0] == '{' && strstr(out, "\"residency\":\"offload\"") != NULL, "%s", out);
+    free(out);
+  }
+  world_close(&w);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("residency");
   TCase *tc = tcase_create("host");
@@ -328,6 +368,7 @@ int main(void) {
   tcase_add_test(tc, fragmented_device_gets_several_arenas);
   tcase_add_test(tc, capacity_drop_between_components_is_noticed);
   tcase_add_test(tc, cli_refusal_exit_4_with_json);
+  tcase_add_test(tc, cli_verbose_logs_on_stderr);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }
