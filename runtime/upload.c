@@ -20,8 +20,8 @@
 #include "kernels.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -640,11 +640,11 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
       continue;
     }
     /* Small tensor: merged with the previous ones of the same conversion
-     * (or plain copies, of any dtypes) when it is placed right after them — at most the
-     * 256-byte alignment padding past the last one, so never across a gap
-     * between two arenas — and the span stays in a chunk.  Its source lands
-     * in the slot at its destination offset scaled by sb/db, so one copy
-     * and one conversion cover the whole span. */
+     * (or plain copies, of any dtypes) when it is placed right after them
+     * — at most the 256-byte alignment padding past the last one, so never
+     * across a gap between two arenas — and the span stays in a chunk.  Its
+     * source lands in the slot at its destination offset scaled by sb/db,
+     * so one copy and one conversion cover the whole span. */
     uint64_t cur_end = cur.dst + cur.dst_len;
     uint64_t dst_bytes = t->nbytes / sb * db;
     bool same_kind = target == t->dtype ? cur.from == cur.to /* plain: any dtypes */
