@@ -215,10 +215,18 @@ static int host_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out
 
 static int host_checksum_batch(hoist_device *d, const hoist_checksum_span *spans, size_t n,
                                uint64_t table, void *stream) {
-  for (size_t i = 0; i < n; i++) {
-    if (spans[i].out == 0 || spans[i].out % 8 != 0 || (spans[i].addr == 0 && spans[i].n > 0))
+  if (n == 0) return HOIST_OK;
+  if (spans == NULL || table == 0 || table % 8 != 0)
+    return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+                      "host device: checksum batch without spans or a table");
+  /* Every span checked before any output is written, as on cuda. */
+  for (size_t i = 0; i < n; i++)
+    if (spans[i].out == 0 || spans[i].out % 8 != 0 || (spans[i].addr == 0 && spans[i].n > 0) ||
+        spans[i].n > UINT64_MAX - spans[i].addr)
       return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
-                        "host device: checksum span %zu has a NULL or misaligned pointer", i);
+                        "host device: checksum span %zu has a NULL or misaligned pointer or "
+                        "wraps around", i);
+  for (size_t i = 0; i < n; i++) {
     uint64_t h = hoist_checksum_host((const void *)(uintptr_t)spans[i].addr, spans[i].n, 1);
     memcpy((void *)(uintptr_t)spans[i].out, &h, sizeof h);
   }

@@ -29,9 +29,14 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt) {
+int comp_tensor_arena(const comp_state *c, const placed_tensor *pt) {
   int a = c->narenas - 1;
   while (a > 0 && pt->off < c->arena_begin[a]) a--;
+  return a;
+}
+
+uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt) {
+  int a = comp_tensor_arena(c, pt);
   return c->arena_addr[a] + (pt->off - c->arena_begin[a]);
 }
 
@@ -258,130 +263,128 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   return HOIST_OK;
 }
 
-/* Copies the first n bytes chunk ch wrote (device or host copy) to back. */
-static int fetch_landed(hoist_runtime *rt, const upload_job *job, const upload_chunk *ch,
-                        void *back, uint64_t n) {
-  if (!job->to_host) return rt->dev->ops->copy_d2h(rt->dev, back, ch->dst, (size_t)n);
-  memcpy(back, (const void *)(uintptr_t)ch->dst, (size_t)n);
+/* Copies n bytes at addr (the device, or the host copy of a host job) to
+ * back. */
+static int fetch_landed(hoist_runtime *rt, const upload_job *job, uint64_t addr, void *back,
+                        uint64_t n) {
+  if (!job->to_host) return rt->dev->ops->copy_d2h(rt->dev, back, addr, (size_t)n);
+  memcpy(back, (const void *)(uintptr_t)addr, (size_t)n);
   return HOIST_OK;
 }
 
-/* A converted chunk that failed verification.  Its source was hashed in
- * the scratch, which is gone: a source mismatch names the chunk's tensors
- * and source range.  Its output changed after the conversion: the output
- * is read back and compared, piece by piece, with the CPU reference
- * conversion of the file's bytes, to name the tensor and element. */
-static int report_converted_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job,
-                                     const upload_chunk *ch, uint64_t dev_hash, uint64_t want,
-                                     int after_convert) {
+/* Looks for the first byte (plain) or element (converted) of chunk ch that
+ * differs from the file's bytes (converted: from the CPU reference
+ * conversion of them), reading one segment at a time.  Returns HOIST_OK
+ * with *found set and *seg_at, *at (byte offset in the tensor, or element
+ * index) and, for plain chunks, the two byte values filled in; or the
+ * status of a step that failed (memory, device, file). */
+static int locate_difference(hoist_runtime *rt, const upload_job *job, const upload_chunk *ch,
+                             int *found, const upload_segment **seg_at, uint64_t *at,
+                             unsigned *dev_byte, unsigned *file_byte) {
+  const upload_segment *seg = &job->segs[ch->first_seg];
+  const bool converts = ch->from != ch->to;
+  const uint64_t sb = converts ? hoist_dtype_bits(ch->from) / 8 : 1;
+  const uint64_t db = converts ? hoist_dtype_bits(ch->to) / 8 : 1;
+  *found = 0;
+  int rc = HOIST_OK;
+  for (uint32_t k = 0; k < ch->nseg && rc == HOIST_OK && !*found; k++) {
+    const upload_segment *sg = &seg[k];
+    const uint64_t n = sg->len / sb, out = n * db;
+    unsigned char *file = malloc(sg->len + 1), *back = malloc(out + 1);
+    unsigned char *want = converts ? malloc(out + 1) : file;
+    if (file == NULL || back == NULL || want == NULL)
+      rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+    if (rc == HOIST_OK)
+      rc = fetch_landed(rt, job, ch->dst + sg->slot_off / sb * db, back, out);
+    if (rc == HOIST_OK) rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
+    if (rc == HOIST_OK && converts) rc = hoist_convert_ref(want, ch->to, file, ch->from, n);
+    if (rc == HOIST_OK && memcmp(back, want, out) != 0) {
+      uint64_t j = 0;
+      while (memcmp(back + j * db, want + j * db, db) == 0) j++;
+      *found = 1;
+      *seg_at = sg;
+      *at = converts ? sg->tensor_off / sb + j : sg->tensor_off + j;
+      *dev_byte = back[j * db];
+      *file_byte = want[j * db];
+    }
+    if (want != file) free(want);
+    free(file);
+    free(back);
+  }
+  return rc;
+}
+
+/* Names what failed verification in chunk bad (the hashes dev_hash, and
+ * want, which it should have had).  A converted chunk's source was hashed
+ * in the scratch, which is gone: that mismatch names the chunk's tensors.
+ * Otherwise the chunk is read back and compared with the file (converted:
+ * with the CPU conversion of the file), segment by segment, to name the
+ * tensor and the byte or element; when that reading fails, or finds no
+ * difference, the message still reports the mismatch from the hashes. */
+static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
+                           uint64_t dev_hash, uint64_t want, int after_convert) {
+  const upload_chunk *ch = &job->chunks[bad];
   const upload_segment *seg = &job->segs[ch->first_seg];
   const placed_tensor *first = &c->tensors[seg[0].tensor];
   const placed_tensor *last = &c->tensors[seg[ch->nseg - 1].tensor];
-  const char *path = hoist_file_path(c->files[first->file]);
+  const bool converts = ch->from != ch->to;
   const char *from = hoist_dtype_name(ch->from), *to = hoist_dtype_name(ch->to);
-  const uint64_t sb = hoist_dtype_bits(ch->from) / 8, db = hoist_dtype_bits(ch->to) / 8;
   const char *where = job->to_host ? "in its host copy" : "on the device";
-  char what[600];
+  const char *dev_name = job->to_host ? "hash now" : "device hash";
+  const char *want_name = converts ? "hash at conversion" : "host hash";
+  char what[700];
   if (ch->nseg == 1)
-    snprintf(what, sizeof what, "tensor '%s'", first->t->name);
+    snprintf(what, sizeof what, "tensor '%s' (from %s)", first->t->name,
+             hoist_file_path(c->files[first->file]));
   else
     snprintf(what, sizeof what, "one of the %u tensors '%s' .. '%s' (one transfer)", ch->nseg,
              first->t->name, last->t->name);
-  if (!after_convert && !job->to_host) {
+  if (converts && !after_convert && !job->to_host) {
     char range[80] = "";
     if (ch->nseg == 1)
       snprintf(range, sizeof range, " in source bytes [%llu, %llu)",
                (unsigned long long)seg[0].tensor_off,
                (unsigned long long)(seg[0].tensor_off + seg[0].len));
     return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                      "verify: %s: %s differs from %s%s before the %s -> %s conversion: device "
-                      "hash %#018llx, host hash %#018llx",
-                      c->info->name, what, path, range, from, to, (unsigned long long)dev_hash,
+                      "verify: %s: %s differs from the file%s before the %s -> %s conversion: "
+                      "device hash %#018llx, host hash %#018llx",
+                      c->info->name, what, range, from, to, (unsigned long long)dev_hash,
                       (unsigned long long)want);
   }
-  const char *now = job->to_host ? "hash now" : "device hash";
-  unsigned char *back = malloc(ch->dst_len + 1), *file = malloc(ch->len + 1),
-                *conv = malloc(ch->dst_len + 1);
-  int rc = HOIST_OK;
-  if (back == NULL || file == NULL || conv == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
-    goto done;
-  }
-  if ((rc = fetch_landed(rt, job, ch, back, ch->dst_len)) != HOIST_OK) goto done;
-  for (uint32_t k = 0; k < ch->nseg; k++) {
-    const upload_segment *sg = &seg[k];
+  int found = 0;
+  const upload_segment *sg = NULL;
+  uint64_t at = 0;
+  unsigned dev_byte = 0, file_byte = 0;
+  int rc = locate_difference(rt, job, ch, &found, &sg, &at, &dev_byte, &file_byte);
+  if (rc == HOIST_OK && found) {
     const placed_tensor *t = &c->tensors[sg->tensor];
-    uint64_t n = sg->len / sb, at = sg->slot_off / sb * db;
-    if ((rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len)) != HOIST_OK ||
-        (rc = hoist_convert_ref(conv, ch->to, file, ch->from, n)) != HOIST_OK)
-      goto done;
-    if (memcmp(back + at, conv, n * db) == 0) continue;
-    uint64_t j = 0;
-    while (memcmp(back + at + j * db, conv + j * db, db) == 0) j++;
-    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                    "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
-                    "element %llu: %s %#018llx, hash at conversion %#018llx",
-                    c->info->name, t->t->name, where, from, to,
-                    (unsigned long long)(sg->tensor_off / sb + j), now, (unsigned long long)dev_hash,
-                    (unsigned long long)want);
-    goto done;
+    if (converts)
+      return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                        "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
+                        "element %llu: %s %#018llx, %s %#018llx",
+                        c->info->name, t->t->name, where, from, to, (unsigned long long)at,
+                        dev_name, (unsigned long long)dev_hash, want_name,
+                        (unsigned long long)want);
+    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                      "verify: %s: tensor '%s' differs from %s at byte %llu (%s %#04x, file "
+                      "%#04x): %s %#018llx, host hash %#018llx",
+                      c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
+                      (unsigned long long)at, job->to_host ? "host copy" : "device", dev_byte,
+                      file_byte, dev_name, (unsigned long long)dev_hash,
+                      (unsigned long long)want);
   }
-  /* Every tensor equals its conversion: the padding between them changed. */
-  rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                  "verify: %s: the alignment padding next to %s changed %s after the %s -> %s "
-                  "conversion: %s %#018llx, hash at conversion %#018llx",
-                  c->info->name, what, where, from, to, now, (unsigned long long)dev_hash,
-                  (unsigned long long)want);
-done:
-  free(back);
-  free(file);
-  free(conv);
-  return rc;
-}
-
-/* Names the first bad tensor of a chunk that failed verification: a plain
- * chunk is read back and compared with the file piece by piece (the byte
- * and its two values); a converted one by report_converted_mismatch. */
-static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
-                           uint64_t dev_hash, uint64_t want, int after_convert) {
-  const upload_chunk *ch = &job->chunks[bad];
-  const upload_segment *seg = &job->segs[ch->first_seg];
-  const placed_tensor *pt = &c->tensors[seg->tensor];
-  const char *path = hoist_file_path(c->files[pt->file]);
-  if (ch->from != ch->to)
-    return report_converted_mismatch(rt, c, job, ch, dev_hash, want, after_convert);
-  unsigned char *back = malloc(ch->len > 0 ? ch->len : 1), *file = malloc(ch->len > 0 ? ch->len : 1);
-  int rc = HOIST_OK;
-  if (back == NULL || file == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
-    goto done;
-  }
-  if ((rc = fetch_landed(rt, job, ch, back, ch->len)) != HOIST_OK) goto done;
-  for (uint32_t k = 0; k < ch->nseg; k++) {
-    const upload_segment *sg = &seg[k];
-    const placed_tensor *t = &c->tensors[sg->tensor];
-    if ((rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len)) != HOIST_OK)
-      goto done;
-    if (memcmp(back + sg->slot_off, file, sg->len) == 0) continue;
-    size_t j = 0;
-    while (back[sg->slot_off + j] == file[j]) j++;
-    rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                    "verify: %s: tensor '%s' differs from %s at byte %llu (device %#04x, file "
-                    "%#04x): device hash %#018llx, host hash %#018llx",
-                    c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
-                    (unsigned long long)(sg->tensor_off + j), back[sg->slot_off + j], file[j],
-                    (unsigned long long)dev_hash, (unsigned long long)want);
-    goto done;
-  }
-  /* The bytes now agree with the file: what the readers hashed differed. */
-  rc = hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                  "verify: %s: tensor '%s' (from %s): device hash %#018llx, host hash %#018llx",
-                  c->info->name, pt->t->name, path, (unsigned long long)dev_hash,
-                  (unsigned long long)want);
-done:
-  free(back);
-  free(file);
-  return rc;
+  /* Nothing named: the bytes now agree with the file (what was hashed
+   * differed, or the alignment padding changed), or they could not be read
+   * back.  The hashes still disagree. */
+  char why[160] = "";
+  if (rc != HOIST_OK)
+    snprintf(why, sizeof why, " (could not read it back to name the byte: %s)",
+             hoist_status_name(rc));
+  return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+                    "verify: %s: %s %s %s%s: %s %#018llx, %s %#018llx%s", c->info->name, what,
+                    converts ? "or the padding next to it changed" : "differs", where,
+                    converts ? " after the conversion" : "", dev_name,
+                    (unsigned long long)dev_hash, want_name, (unsigned long long)want, why);
 }
 
 /* Uploads c's tensors into its arenas (or its host copy when to_host);
@@ -408,8 +411,9 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   uint32_t *tf = malloc(c->ntensors * sizeof *tf);
   uint64_t *dst = malloc(c->ntensors * sizeof *dst);
   hoist_dtype *to = malloc(c->ntensors * sizeof *to);
+  uint8_t *arena = malloc(c->ntensors);
   int rc = HOIST_OK;
-  if (ts == NULL || tf == NULL || dst == NULL || to == NULL) {
+  if (ts == NULL || tf == NULL || dst == NULL || to == NULL || arena == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->info->name);
     goto done;
   }
@@ -419,6 +423,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
     to[i] = c->tensors[i].dev.dtype;
     dst[i] = to_host ? (uint64_t)(uintptr_t)c->host_copy + c->tensors[i].off
                      : comp_tensor_addr(c, &c->tensors[i]);
+    arena[i] = to_host ? 0 : (uint8_t)comp_tensor_arena(c, &c->tensors[i]);
   }
   hoist_read_mode mode = o->read_mode;
   if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
@@ -427,7 +432,8 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   job.nfiles = c->nfiles;
   /* Host copies convert through the reader's pinned slot (a chunk). */
   uint64_t step = to_host || scratch_slot == 0 ? hoist_engine_chunk_bytes(e) : scratch_slot;
-  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, c->ntensors, to, step);
+  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, arena, c->ntensors, to,
+                        step);
   if (rc != HOIST_OK) goto done;
   if (!to_host && c->converts && scratch == 0) {
     rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch", c->info->name);
@@ -466,6 +472,7 @@ done:
   free(tf);
   free(dst);
   free(to);
+  free(arena);
   return rc;
 }
 

@@ -68,6 +68,8 @@ int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_te
 
 /* Device address of a placed tensor of c (its arenas must exist). */
 uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
+/* Index of the arena a placed tensor lies in. */
+int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
 /* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
  * had) ; on failure nothing stays allocated. */
 int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);

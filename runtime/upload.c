@@ -313,13 +313,10 @@ static uint64_t chunk_hash(const void *p, uint64_t n) { return upload_chunk_hash
  * there with the CPU reference. */
 static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
   upload_job *job = e->job;
-  const upload_segment *seg = &job->segs[c->first_seg];
   unsigned char *dst = (unsigned char *)(uintptr_t)c->dst;
   int rc = HOIST_OK;
   if (c->from == c->to) {
-    for (uint32_t s = 0; s < c->nseg && rc == HOIST_OK; s++)
-      rc = upload_read(e->rt, &job->files[seg[s].file], seg[s].file_off, dst + seg[s].slot_off,
-                       (size_t)seg[s].len);
+    rc = gather_chunk(e, c, dst); /* the host copy has the slot's layout */
   } else {
     rc = gather_chunk(e, c, w->slots[k]);
     if (rc == HOIST_OK)
@@ -592,11 +589,12 @@ static int close_chunk(hoist_runtime *rt, upload_job *job, size_t *ccap, int *op
 
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, size_t ntensors, const hoist_dtype *to,
-                     uint64_t convert_chunk) {
+                     const uint64_t *dst, const uint8_t *arena, size_t ntensors,
+                     const hoist_dtype *to, uint64_t convert_chunk) {
   size_t ccap = 0, scap = 0;
   int rc = HOIST_OK;
   int open_chunk = 0;
+  uint8_t cur_arena = 0;
   upload_chunk cur = {0};
   job->total_bytes = 0;
   if (ntensors > UINT32_MAX)
@@ -640,17 +638,18 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
       continue;
     }
     /* Small tensor: merged with the previous ones of the same conversion
-     * (or plain copies, of any dtypes) when it is placed right after them
-     * — at most the 256-byte alignment padding past the last one, so never
-     * across a gap between two arenas — and the span stays in a chunk.  Its
+     * (or plain copies, of any dtypes) in the same arena when it is placed
+     * right after them — at most the 256-byte alignment padding past the
+     * last one — and the span stays in a chunk.  Its
      * source lands in the slot at its destination offset scaled by sb/db,
      * so one copy and one conversion cover the whole span. */
     uint64_t cur_end = cur.dst + cur.dst_len;
     uint64_t dst_bytes = t->nbytes / sb * db;
     bool same_kind = target == t->dtype ? cur.from == cur.to /* plain: any dtypes */
                                          : cur.from == t->dtype && cur.to == target;
-    if (open_chunk && same_kind && dst[i] >= cur_end && dst[i] - cur_end < 256 &&
-        (dst[i] - cur.dst) % db == 0) {
+    uint8_t a = arena != NULL ? arena[i] : 0;
+    if (open_chunk && same_kind && a == cur_arena && dst[i] >= cur_end &&
+        dst[i] - cur_end < 256 && (dst[i] - cur.dst) % db == 0) {
       uint64_t slot_off = (dst[i] - cur.dst) / db * sb;
       if (slot_off + t->nbytes <= step) {
         upload_segment s = {tensor_file[i], (uint32_t)slot_off, base + t->begin, t->nbytes,
@@ -665,6 +664,7 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
     if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
     upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes, (uint32_t)i, 0};
     cur = (upload_chunk){dst[i], t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0};
+    cur_arena = a;
     if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
     open_chunk = 1;
   }

@@ -130,11 +130,13 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
  * tensor's dtype at dst: a tensor with to[i] != its dtype is cut into
  * chunks of at most convert_chunk source bytes at element boundaries, or,
  * when smaller than half of that, shares a chunk with the small tensors of
- * the same conversion placed right before it. */
+ * the same conversion placed right before it.  arena (NULL: one) is each
+ * tensor's allocation: tensors of different allocations never share a
+ * chunk, even when the allocations happen to be adjacent. */
 int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, size_t ntensors, const hoist_dtype *to,
-                     uint64_t convert_chunk);
+                     const uint64_t *dst, const uint8_t *arena, size_t ntensors,
+                     const hoist_dtype *to, uint64_t convert_chunk);
 void upload_job_free(upload_job *job);
 
 /* Copies len bytes of f at absolute offset off into dst; truncation of the

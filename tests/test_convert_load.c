@@ -14,6 +14,8 @@
 #include "load.h"
 #include "upload.h"
 
+#include <unistd.h>
+
 static char pipe_dir[1024];
 
 static void setup(const char *name, int with_f64) {
@@ -189,6 +191,15 @@ static void flip_byte(void *user, hoist_loaded *l, size_t pos) {
   f->fired++;
 }
 
+/* flip_byte, then the file at truncate_path shrinks to 100 bytes. */
+static char truncate_path[1200];
+static void flip_and_truncate(void *user, hoist_loaded *l, size_t pos) {
+  flip *f = user;
+  int before = f->fired;
+  flip_byte(user, l, pos);
+  if (f->fired != before) ck_assert_int_eq(truncate(truncate_path, 100), 0);
+}
+
 START_TEST(verify_catches_flip_with_and_without_conversion) {
   setup("conv_verify", 0);
   struct {
@@ -312,7 +323,87 @@ START_TEST(small_tensors_share_converted_transfers) {
                             "conversion, at element 5:") != NULL,
                 "%s", msg);
   ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  /* The file shrinks before the report can re-read it: still a mismatch,
+   * named from the hashes, with the reason it could not say more. */
+  for (int conv = 0; conv <= 1; conv++) {
+    o.dtype = conv ? "bf16" : NULL;
+    flip g = {"transformer", "blk.100.F32", 0};
+    snprintf(truncate_path, sizeof truncate_path, "%s/transformer/diffusion_pytorch_model.safetensors",
+             pipe_dir);
+    hoist_load_ext ext2 = {NULL, NULL, NULL, flip_and_truncate, &g};
+    ck_assert_int_eq(hoist_load_pipeline_ext(rt, p, &o, &ext2, &l), HOIST_VERIFY_MISMATCH);
+    msg = hoist_last_error(rt);
+    ck_assert_msg(strstr(msg, "could not read it back to name the byte: FILE_CHANGED") != NULL,
+                  "%s", msg);
+    ck_assert_msg(strstr(msg, conv ? "after the conversion: device hash 0x"
+                                   : "differs on the device: device hash 0x") != NULL,
+                  "%s", msg);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    hoist_pipeline_close(p);
+    size_t converted2 = 0;
+    cf_write_small_pipeline(pipe_dir, 11, &converted2); /* whole again */
+    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  }
   hoist_pipeline_close(p);
+  hoist_runtime_close(rt);
+}
+END_TEST
+
+/* The chunk list itself: converted small tensors share a chunk with each
+ * source at its destination offset x source/target size; tensors of two
+ * allocations never share one, even when the allocations are adjacent. */
+START_TEST(chunks_scale_offsets_and_respect_arenas) {
+  tu_scratch_dir("conv_chunks", pipe_dir, sizeof pipe_dir);
+  static const cf_tensor ts8[] = {{"a", "F32", 4, 1, {250}}, {"b", "F32", 4, 1, {250}},
+                                  {"c", "F32", 4, 1, {250}}, {"d", "F32", 4, 1, {250}},
+                                  {"e", "F32", 4, 1, {250}}, {"f", "F32", 4, 1, {250}},
+                                  {"g", "F32", 4, 1, {250}}, {"h", "F32", 4, 1, {250}}};
+  char path[1200];
+  snprintf(path, sizeof path, "%s/m.safetensors", pipe_dir);
+  cf_write_file(path, ts8, 8, 5);
+  hoist_runtime *rt = runtime_with(1, 0, 0);
+  hoist_file *f = NULL;
+  ck_assert_int_eq(hoist_file_open(rt, path, &f), HOIST_OK);
+  upload_file uf = {0};
+  uf.file = f;
+  const hoist_tensor_info *tensors[8];
+  uint32_t tf[8] = {0};
+  uint64_t dst_plain[8], dst_bf16[8];
+  hoist_dtype to[8];
+  const uint8_t arenas[8] = {0, 0, 0, 0, 1, 1, 1, 1};
+  for (int i = 0; i < 8; i++) {
+    tensors[i] = hoist_file_tensor(f, (size_t)i);
+    dst_plain[i] = 0x100000 + 1024 * (uint64_t)i; /* 1000 bytes + 24 of padding */
+    dst_bf16[i] = 0x100000 + 512 * (uint64_t)i;   /* 500 bytes + 12 of padding */
+    to[i] = HOIST_DTYPE_BF16;
+  }
+  for (int conv = 0; conv <= 1; conv++) {
+    for (int split = 0; split <= 1; split++) {
+      upload_job job = {0};
+      job.component = "m";
+      job.files = &uf;
+      job.nfiles = 1;
+      ck_assert_int_eq(upload_job_build(rt, &job, 1u << 20, tensors, tf,
+                                        conv ? dst_bf16 : dst_plain, split ? arenas : NULL, 8,
+                                        conv ? to : NULL, 1u << 20),
+                       HOIST_OK);
+      ck_assert_uint_eq(job.nchunks, split ? 2 : 1);
+      for (size_t k = 0; k < job.nchunks; k++) {
+        const upload_chunk *c = &job.chunks[k];
+        uint32_t per = split ? 4 : 8;
+        ck_assert_uint_eq(c->nseg, per);
+        ck_assert_uint_eq(c->dst, conv ? dst_bf16[k * 4] : dst_plain[k * 4]);
+        for (uint32_t j = 0; j < per; j++)
+          ck_assert_uint_eq(job.segs[c->first_seg + j].slot_off, 1024 * j); /* 512 x 4/2 */
+        ck_assert_uint_eq(c->len, 1024 * (per - 1) + 1000);
+        ck_assert_uint_eq(c->dst_len, conv ? 512 * (per - 1) + 500 : c->len);
+        ck_assert_int_eq(c->from, HOIST_DTYPE_F32);
+        ck_assert_int_eq(c->to, conv ? HOIST_DTYPE_BF16 : HOIST_DTYPE_F32);
+      }
+      upload_job_free(&job);
+    }
+  }
+  hoist_file_close(f);
   hoist_runtime_close(rt);
 }
 END_TEST
@@ -517,6 +608,7 @@ int main(void) {
   tcase_add_test(tc, unsupported_pair_fails_before_allocation);
   tcase_add_test(tc, verify_catches_flip_with_and_without_conversion);
   tcase_add_test(tc, small_tensors_share_converted_transfers);
+  tcase_add_test(tc, chunks_scale_offsets_and_respect_arenas);
   tcase_add_test(tc, admission_counts_scratch);
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
