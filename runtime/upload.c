@@ -367,30 +367,28 @@ static void worker_main(void *arg) {
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
     if (job->verify && !hashed) c->host_hash = chunk_hash(src, c->len);
-    if (c->from == c->to) {
-      rc = dev->ops->copy_h2d_async(dev, c->dst, src, (size_t)c->len, w->stream);
-    } else {
-      /* Into this thread's scratch slot, hashed there before it is
-       * converted (the device then hashed exactly the bytes the host
-       * hashed), then converted into the arena.  One scratch slot per
-       * thread is enough: its stream runs copy, hash and conversion of one
-       * chunk before the copy of the next; the pinned slot's event covers
-       * them all. */
-      uint64_t scratch = job->scratch + (uint64_t)w->id * job->scratch_slot;
-      rc = dev->ops->copy_h2d_async(dev, scratch, src, (size_t)c->len, w->stream);
-      if (rc == HOIST_OK && job->verify)
-        rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
-      if (rc == HOIST_OK)
-        rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
-                               c->len / (hoist_dtype_bits(c->from) / 8), w->stream);
-      if (rc == HOIST_OK && job->verify)
-        rc = dev->ops->checksum(dev, c->dst, c->dst_len,
-                                job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), w->stream);
-    }
-    if (rc != HOIST_OK) break;
-    rc = dev->ops->event_record(dev, w->events[k], w->stream);
+    /* A converted chunk goes into this thread's scratch slot, is hashed
+     * there before it is converted (the device then hashed exactly the
+     * bytes the host hashed), and is converted into the arena.  One scratch
+     * slot per thread is enough: its stream runs copy, hash and conversion
+     * of one chunk before the copy of the next.  The pinned slot's event
+     * is recorded right after the copy, so the reader refills the slot
+     * without waiting for the conversion. */
+    const bool converts = c->from != c->to;
+    const uint64_t scratch = job->scratch + (uint64_t)w->id * job->scratch_slot;
+    rc = dev->ops->copy_h2d_async(dev, converts ? scratch : c->dst, src, (size_t)c->len, w->stream);
+    if (rc == HOIST_OK) rc = dev->ops->event_record(dev, w->events[k], w->stream);
     if (rc != HOIST_OK) break;
     w->pending[k] = 1;
+    if (converts && job->verify)
+      rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
+    if (converts && rc == HOIST_OK)
+      rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
+                             c->len / (hoist_dtype_bits(c->from) / 8), w->stream);
+    if (converts && rc == HOIST_OK && job->verify)
+      rc = dev->ops->checksum(dev, c->dst, c->dst_len,
+                              job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), w->stream);
+    if (rc != HOIST_OK) break;
     k = (k + 1) % SLOTS_PER_THREAD;
     report_progress(e, tensor_bytes);
   }
