@@ -29,6 +29,7 @@ extern "C" {
 #include "checks.h"
 }
 #include "checksum_host.h"
+#include "cuda_device.cuh"
 #include "kernels.h"
 
 /* ------------------------------------------------------------------------ */
@@ -181,8 +182,7 @@ extern "C" int hoist_checksum_launch(const void *dev_bytes, uint64_t n_bytes,
   CHECK_CUDA(NULL, cudaMemsetAsync(acc, 0, sizeof *acc, stream));
   if (n_blocks > 0) {
     int device = 0, sms = 0;
-    CHECK_CUDA(NULL, cudaGetDevice(&device));
-    CHECK_CUDA(NULL, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+    CHECK_CUDA(NULL, hoist_kernels::current_device_sms(&device, &sms));
     uint64_t grid = static_cast<uint64_t>(sms > 0 ? sms : 1) * kChecksumBlocksPerSm;
     if (grid > n_blocks) grid = n_blocks;
     const uint8_t *p = static_cast<const uint8_t *>(dev_bytes);
@@ -238,9 +238,7 @@ extern "C" int hoist_checksum_batch_launch(const hoist_checksum_span *spans, siz
     CHECK_CUDA_GOTO(NULL, cudaMemcpyAsync(dev_table, table, n_spans * sizeof(ck_entry),
                                           cudaMemcpyHostToDevice, stream), rc, done);
     CHECK_CUDA_GOTO(NULL, cudaMemsetAsync(acc, 0, n_spans * sizeof *acc, stream), rc, done);
-    CHECK_CUDA_GOTO(NULL, cudaGetDevice(&device), rc, done);
-    CHECK_CUDA_GOTO(NULL, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), rc,
-                    done);
+    CHECK_CUDA_GOTO(NULL, hoist_kernels::current_device_sms(&device, &sms), rc, done);
     if (blocks > 0) {
       uint64_t grid = static_cast<uint64_t>(sms > 0 ? sms : 1) * kChecksumBlocksPerSm;
       if (grid > blocks) grid = blocks;

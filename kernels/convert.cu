@@ -25,6 +25,7 @@ extern "C" {
 #include "checks.h"
 }
 #include "convert_kernels.cuh"
+#include "cuda_device.cuh"
 #include "convert_ref.h"
 #include "kernels.h"
 
@@ -71,8 +72,7 @@ extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void 
                       hoist_dtype_name(dst_type), static_cast<unsigned long long>(da));
 
   int device = 0, sms = 0;
-  CHECK_CUDA(NULL, cudaGetDevice(&device));
-  CHECK_CUDA(NULL, cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  CHECK_CUDA(NULL, hoist_kernels::current_device_sms(&device, &sms));
 
   /* The variant per pair: element function (REF / FAST / TABLE), layout
    * (WIDE / COALESCED), units per thread per iteration, streaming stores,
