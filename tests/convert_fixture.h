@@ -171,6 +171,13 @@ static size_t cf_write_small_pipeline(const char *dir, uint64_t seed, size_t *co
   return n;
 }
 
+/* Opens the pipeline at dir, failing the test when it cannot. */
+static hoist_pipeline *cf_open(hoist_runtime *rt, const char *dir) {
+  hoist_pipeline *p = NULL;
+  ck_assert_msg(hoist_pipeline_open(rt, dir, NULL, &p) == HOIST_OK, "%s", hoist_last_error(rt));
+  return p;
+}
+
 static int cf_is_float(hoist_dtype d) {
   return d == HOIST_DTYPE_F32 || d == HOIST_DTYPE_F16 || d == HOIST_DTYPE_BF16 ||
          d == HOIST_DTYPE_F8_E4M3 || d == HOIST_DTYPE_F8_E5M2;

@@ -70,9 +70,8 @@ START_TEST(bf16_equals_reference_every_mode) {
                {2, 1u << 20, HOIST_READ_PREAD, 16384, 0}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     hoist_runtime *rt = runtime_with(cases[k].threads, cases[k].chunk, 0);
-    hoist_pipeline *p = NULL;
+    hoist_pipeline *p = cf_open(rt, pipe_dir);
     hoist_loaded *l = NULL;
-    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
     hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
     o.dtype = k % 2 ? "BF16" : "bf16";
     o.read_mode = cases[k].mode;
@@ -100,8 +99,7 @@ END_TEST
 START_TEST(f16_f32_and_per_component_targets) {
   setup("conv_targets", 0);
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   struct {
     const char *dtype, *dtype_for;
     hoist_dtype t, v;
@@ -149,9 +147,8 @@ END_TEST
 START_TEST(unsupported_pair_fails_before_allocation) {
   setup("conv_f64", 1);
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_loaded *l = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "bf16";
   int rc = hoist_load_pipeline(rt, p, &o, &l);
@@ -214,9 +211,8 @@ START_TEST(verify_catches_flip_with_and_without_conversion) {
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     hoist_runtime *rt = runtime_with(2, 65536, 0);
-    hoist_pipeline *p = NULL;
+    hoist_pipeline *p = cf_open(rt, pipe_dir);
     hoist_loaded *l = NULL;
-    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
     hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
     o.dtype = cases[k].dtype;
     o.verify = 1;
@@ -268,9 +264,8 @@ START_TEST(small_tensors_share_converted_transfers) {
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     hoist_runtime *rt = runtime_with(2, 65536, 0);
-    hoist_pipeline *p = NULL;
+    hoist_pipeline *p = cf_open(rt, pipe_dir);
     hoist_loaded *l = NULL;
-    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
     hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
     o.dtype = cases[k].dtype;
     o.scratch_bytes = cases[k].scratch;
@@ -308,9 +303,8 @@ START_TEST(small_tensors_share_converted_transfers) {
   }
   /* A flip inside a shared transfer, after it was converted. */
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_loaded *l = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "bf16";
   o.verify = 1;
@@ -342,7 +336,7 @@ START_TEST(small_tensors_share_converted_transfers) {
     hoist_pipeline_close(p);
     size_t converted2 = 0;
     cf_write_small_pipeline(pipe_dir, 11, &converted2); /* whole again */
-    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    p = cf_open(rt, pipe_dir);
   }
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
@@ -413,9 +407,8 @@ START_TEST(admission_counts_scratch) {
   /* 2 threads x one 64 KiB slot: a 128 KiB ring. */
   const uint64_t ring = 131072;
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_loaded *l = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "bf16";
   o.scratch_bytes = ring;
@@ -454,7 +447,7 @@ START_TEST(admission_counts_scratch) {
    * need names the scratch. */
   for (int less = 0; less <= 1; less++) {
     rt = runtime_with(2, 65536, arenas + ring - (less ? 256 : 0));
-    ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+    p = cf_open(rt, pipe_dir);
     hoist_load_failure fail;
     o.failure = &fail;
     o.progress = NULL;
@@ -477,9 +470,8 @@ END_TEST
 START_TEST(offload_converts_on_host) {
   setup("conv_offload", 0);
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_loaded *l = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "f16";
   o.offload = "all";
@@ -509,8 +501,7 @@ END_TEST
 START_TEST(failed_allocations_leave_nothing) {
   setup("conv_faults", 0);
   hoist_runtime *rt = runtime_with(2, 65536, 0);
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "bf16";
   o.verify = 1;

@@ -24,8 +24,7 @@ START_TEST(every_target_and_mode_equals_reference) {
   tu_scratch_dir("gpu_conv_modes", pipe_dir, sizeof pipe_dir);
   cf_write_pipeline(pipe_dir, 21, 0);
   hoist_runtime *rt = tu_cuda_runtime();
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   struct {
     const char *dtype;
     hoist_dtype t;
@@ -85,8 +84,7 @@ START_TEST(verify_catches_flip) {
   tu_scratch_dir("gpu_conv_verify", pipe_dir, sizeof pipe_dir);
   cf_write_pipeline(pipe_dir, 22, 0);
   hoist_runtime *rt = tu_cuda_runtime();
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   uint64_t used0 = 0;
   struct {
     const char *dtype, *tensor, *expect;
@@ -136,8 +134,7 @@ START_TEST(small_tensors_share_converted_transfers) {
   size_t converted = 0;
   const size_t n = cf_write_small_pipeline(pipe_dir, 23, &converted);
   hoist_runtime *rt = tu_cuda_runtime();
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   struct {
     const char *dtype;
     hoist_dtype t;
@@ -214,8 +211,7 @@ START_TEST(peak_is_target_plus_scratch) {
   cf_write_file(path, v, 1, 24);
 
   hoist_runtime *rt = tu_cuda_runtime();
-  hoist_pipeline *p = NULL;
-  ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
+  hoist_pipeline *p = cf_open(rt, pipe_dir);
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.dtype = "bf16";
   hoist_loaded *l = NULL;
