@@ -39,6 +39,7 @@ typedef struct engine_worker {
   void *events[SLOTS_PER_THREAD];
   unsigned char *slots[SLOTS_PER_THREAD];
   int pending[SLOTS_PER_THREAD];
+  uint64_t waited_ns; /* time spent waiting for this thread's copies */
   uv_thread_t thread;
   int status;
 } engine_worker;
@@ -356,7 +357,9 @@ static void worker_main(void *arg) {
       continue;
     }
     if (w->pending[k]) {
+      uint64_t t0 = uv_hrtime();
       rc = dev->ops->event_sync(dev, w->events[k]);
+      w->waited_ns += uv_hrtime() - t0;
       if (rc != HOIST_OK) break;
       w->pending[k] = 0;
     }
@@ -418,12 +421,14 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   atomic_store(&e->failed, 0);
   e->first_status = HOIST_OK;
   e->first_msg[0] = '\0';
+  job->copy_wait_ns = 0;
   unsigned started = 0;
   int rc = HOIST_OK;
   unsigned want = e->threads;
   if (job->nchunks < want) want = job->nchunks > 0 ? (unsigned)job->nchunks : 1;
   for (; started < want; started++) {
     e->workers[started].status = HOIST_OK;
+    e->workers[started].waited_ns = 0;
     if (uv_thread_create(&e->workers[started].thread, worker_main, &e->workers[started]) != 0) {
       rc = hoist_fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
       atomic_store(&e->failed, 1);
@@ -433,6 +438,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   for (unsigned i = 0; i < started; i++) {
     uv_thread_join(&e->workers[i].thread);
     if (rc == HOIST_OK && e->workers[i].status != HOIST_OK) rc = e->workers[i].status;
+    job->copy_wait_ns += e->workers[i].waited_ns;
   }
   if (e->first_status != HOIST_OK) rc = hoist_fail(e->rt, e->first_status, "%s", e->first_msg);
   e->job = NULL;

@@ -81,6 +81,10 @@ typedef struct upload_job {
   int verify;
   uint64_t dev_hashes;
   uint64_t hash_stride;
+  /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
+   * slot's copy to finish before refilling it (high when the device side,
+   * not the readers, sets the pace). */
+  uint64_t copy_wait_ns;
 } upload_job;
 
 typedef struct hoist_engine hoist_engine;
