@@ -14,6 +14,7 @@
 #include "load.h"
 #include "upload.h"
 
+#include <cjson/cJSON.h>
 #include <unistd.h>
 
 static char pipe_dir[1024];
@@ -590,6 +591,65 @@ START_TEST(chunk_hash_is_the_block_checksum) {
 }
 END_TEST
 
+/* `hoist bench load --compare-dtype T` alternates the configured load
+ * with a --dtype T one in one process and reports both series and the
+ * paired ratios; the compared loads have their target-dtype arenas.  A
+ * target the kernels lack is a usage error. */
+START_TEST(bench_compare_dtype_pairs_runs) {
+  tu_scratch_dir("conv_bench", pipe_dir, sizeof pipe_dir);
+  size_t converted = 0;
+  cf_write_small_pipeline(pipe_dir, 5, &converted);
+  char cmd[4096], path[1200];
+  snprintf(cmd, sizeof cmd,
+           "%s bench load --json --device host --threads 2 --repeat 3 --compare-dtype bf16 '%s' "
+           "> '%s/out.json' 2>/dev/null",
+           HOIST_CLI_PATH, pipe_dir, pipe_dir);
+  int st = system(cmd);
+  ck_assert(WIFEXITED(st));
+  ck_assert_int_eq(WEXITSTATUS(st), 0);
+  snprintf(path, sizeof path, "%s/out.json", pipe_dir);
+  size_t len = 0;
+  char *text = tu_read_file(path, &len);
+  cJSON *root = cJSON_Parse(text);
+  ck_assert_msg(root != NULL, "%s", text);
+  const cJSON *cmp = cJSON_GetObjectItem(root, "compare");
+  ck_assert_ptr_nonnull(cmp);
+  ck_assert_str_eq(cJSON_GetObjectItem(root, "dtype")->valuestring, "keep");
+  ck_assert_str_eq(cJSON_GetObjectItem(cmp, "dtype")->valuestring, "bf16");
+  ck_assert_int_eq(cJSON_GetObjectItem(root, "runs")->valueint, 3);
+  double plain = cJSON_GetObjectItem(root, "device_bytes")->valuedouble;
+  double bf16 = cJSON_GetObjectItem(cmp, "device_bytes")->valuedouble;
+  ck_assert_msg(bf16 > 0 && bf16 < plain, "arenas: bf16 %.0f, as stored %.0f", bf16, plain);
+  ck_assert(cJSON_GetObjectItem(cmp, "peak_device_bytes")->valuedouble >= bf16);
+  ck_assert(cJSON_GetObjectItem(cmp, "median_GBps")->valuedouble > 0);
+  double lo = cJSON_GetObjectItem(cmp, "ratio_min")->valuedouble;
+  double med = cJSON_GetObjectItem(cmp, "ratio_median")->valuedouble;
+  double hi = cJSON_GetObjectItem(cmp, "ratio_max")->valuedouble;
+  ck_assert_msg(lo > 0 && lo <= med && med <= hi, "ratios %f %f %f", lo, med, hi);
+  cJSON_Delete(root);
+  free(text);
+  /* Text: every compared run is named on stderr, the ratio on stdout. */
+  snprintf(cmd, sizeof cmd,
+           "%s bench load --device host --repeat 2 --compare-dtype f16 '%s' > '%s/out.txt' "
+           "2> '%s/err.txt'",
+           HOIST_CLI_PATH, pipe_dir, pipe_dir, pipe_dir);
+  st = system(cmd);
+  ck_assert_int_eq(WEXITSTATUS(st), 0);
+  snprintf(path, sizeof path, "%s/out.txt", pipe_dir);
+  text = tu_read_file(path, &len);
+  ck_assert_msg(strstr(text, "paired speed ratio (--dtype f16 over the other)") != NULL, "%s", text);
+  free(text);
+  snprintf(path, sizeof path, "%s/err.txt", pipe_dir);
+  text = tu_read_file(path, &len);
+  ck_assert_msg(strstr(text, "run 2 (compared)") != NULL, "%s", text);
+  free(text);
+  snprintf(cmd, sizeof cmd, "%s bench load --compare-dtype f64 '%s' 2>/dev/null", HOIST_CLI_PATH,
+           pipe_dir);
+  st = system(cmd);
+  ck_assert_int_eq(WEXITSTATUS(st), 2);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("convert_load");
   TCase *tc = tcase_create("host");
@@ -605,6 +665,7 @@ int main(void) {
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
   tcase_add_test(tc, plan_counts_target_bytes);
   tcase_add_test(tc, failed_allocations_leave_nothing);
+  tcase_add_test(tc, bench_compare_dtype_pairs_runs);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -10,18 +10,23 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: hoist bench load [--json] [--cold] [--repeat N] [OPTIONS] PIPELINE\n\n"
+          "usage: hoist bench load [--json] [--cold] [--repeat N] [--compare-dtype T] [OPTIONS]\n"
+          "                        PIPELINE\n\n"
           "Loads PIPELINE N times (default 3, after one warm-up run when warm) and\n"
           "reports median/min/max GB/s next to the hardware limit measured in the same\n"
           "run: pinned host-to-device bandwidth (cuda) and, with --cold, the raw\n"
           "parallel read rate of the same files after evicting them from the page cache.\n\n"
           "options:\n"
           "  --cold             evict the files before every run\n"
-          "  --repeat N         timed runs (default 3)\n%s",
+          "  --repeat N         timed runs (default 3)\n"
+          "  --compare-dtype T  also load with --dtype T (bf16|f16|f32) in the same process,\n"
+          "                     alternating with the runs as configured, and report the\n"
+          "                     median of the paired speed ratios (what converting costs)\n%s",
           cli_load_opts_help);
 }
 
@@ -71,10 +76,37 @@ static int one_run(hoist_runtime *rt, const char *path, cli_load_opts *o, double
   return rc;
 }
 
+/* The timed runs of one configuration. */
+typedef struct run_series {
+  cli_load_opts *opts;
+  double seconds[100];
+  double gbps[100];
+  uint64_t bytes, peak, arenas;
+} run_series;
+
+static int series_run(hoist_runtime *rt, const char *path, run_series *s, uint64_t r) {
+  double t = 0;
+  int rc = one_run(rt, path, s->opts, &t, &s->bytes, &s->peak, &s->arenas);
+  if (rc == HOIST_OK) {
+    s->seconds[r] = t;
+    s->gbps[r] = (double)s->bytes / t / 1e9;
+  }
+  return rc;
+}
+
+/* Median (of the middle two when n is even), least and greatest of
+ * v[0..n), n >= 1 (sorted in place). */
+static void spread(double *v, uint64_t n, double *med, double *lo, double *hi) {
+  qsort(v, (size_t)n, sizeof v[0], cli_cmp_double);
+  *med = n % 2 == 1 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+  *lo = v[0];
+  *hi = v[n - 1];
+}
+
 static int bench_load(int argc, char **argv) {
   cli_load_opts o;
   cli_load_opts_init(&o);
-  const char *path = NULL;
+  const char *path = NULL, *compare = NULL;
   int cold = 0;
   uint64_t repeat = 3;
   for (int i = 1; i < argc; i++) {
@@ -91,6 +123,14 @@ static int bench_load(int argc, char **argv) {
         return cli_usage_error("bench load", "--repeat takes 1..100");
       continue;
     }
+    if (strcmp(argv[i], "--compare-dtype") == 0) {
+      if (i + 1 >= argc || (strcasecmp(argv[i + 1], "bf16") != 0 &&
+                            strcasecmp(argv[i + 1], "f16") != 0 &&
+                            strcasecmp(argv[i + 1], "f32") != 0))
+        return cli_usage_error("bench load", "--compare-dtype takes bf16, f16 or f32");
+      compare = argv[++i];
+      continue;
+    }
     int r = cli_load_opt("bench load", argc, argv, &i, &o);
     if (r < 0) return HOIST_EXIT_USAGE;
     if (r > 0) continue;
@@ -102,6 +142,9 @@ static int bench_load(int argc, char **argv) {
   static volatile int cancel;
   cli_install_cancel(&cancel);
   o.load.cancel = &cancel;
+  /* The compared configuration: the same options with --dtype T. */
+  cli_load_opts oc = o;
+  oc.load.dtype = compare;
 
   hoist_runtime *rt = NULL;
   hoist_pipeline *p = NULL;
@@ -132,33 +175,55 @@ static int bench_load(int argc, char **argv) {
     read_direct = bench_read_rate(files, nfiles, threads, 16u << 20, 1);
   }
 
-  double times[100];
-  uint64_t bytes = 0, peak = 0, arenas = 0;
+  run_series *base = calloc(1, sizeof *base), *cmp = calloc(1, sizeof *cmp);
+  double ratio[100];
   int code = HOIST_EXIT_OK;
-  if (!cold) { /* warm-up: page cache, engine ring, CUDA context */
-    double s;
-    rc = one_run(rt, path, &o, &s, &bytes, &peak, &arenas);
+  if (base == NULL || cmp == NULL) {
+    code = cli_report("bench load", NULL, HOIST_NO_MEMORY);
+    goto done;
   }
+  base->opts = &o;
+  cmp->opts = &oc;
+  /* Warm-up: page cache, engine ring, CUDA context (and the compared
+   * configuration's first-run costs). */
+  if (!cold) {
+    rc = series_run(rt, path, base, 0);
+    if (rc == HOIST_OK && compare != NULL) rc = series_run(rt, path, cmp, 0);
+  }
+  /* With --compare-dtype the two alternate, each pair in the other order
+   * from the last, so drift and order effects fall on both alike. */
   for (uint64_t r = 0; r < repeat && rc == HOIST_OK; r++) {
-    if (cold) bench_evict(files, nfiles);
-    rc = one_run(rt, path, &o, &times[r], &bytes, &peak, &arenas);
-    if (!o.json && rc == HOIST_OK)
-      fprintf(stderr, "  run %llu: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1, times[r],
-              (double)bytes / times[r] / 1e9);
+    run_series *order[2] = {base, cmp};
+    if (r % 2 == 1) {
+      order[0] = cmp;
+      order[1] = base;
+    }
+    for (int k = 0; k < 2 && rc == HOIST_OK; k++) {
+      if (order[k] == cmp && compare == NULL) continue;
+      if (cold) bench_evict(files, nfiles);
+      rc = series_run(rt, path, order[k], r);
+      if (!o.json && rc == HOIST_OK)
+        fprintf(stderr, "  run %llu%s: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1,
+                order[k] == cmp ? " (compared)" : "", order[k]->seconds[r], order[k]->gbps[r]);
+    }
+    if (rc == HOIST_OK && compare != NULL) ratio[r] = cmp->gbps[r] / base->gbps[r];
   }
   if (rc != HOIST_OK) {
     code = cli_report("bench load", rt, rc);
     goto done;
   }
-  qsort(times, (size_t)repeat, sizeof times[0], cli_cmp_double);
-  double med = (double)bytes / times[repeat / 2] / 1e9;
-  double best = (double)bytes / times[0] / 1e9, worst = (double)bytes / times[repeat - 1] / 1e9;
+  double med, worst, best, cmed = 0, cworst = 0, cbest = 0, rmed = 0, rlo = 0, rhi = 0;
+  spread(base->gbps, repeat, &med, &worst, &best);
+  if (compare != NULL) {
+    spread(cmp->gbps, repeat, &cmed, &cworst, &cbest);
+    spread(ratio, repeat, &rmed, &rlo, &rhi);
+  }
   double limit = cold ? (read_buffered > read_direct ? read_buffered : read_direct) : h2d;
   if (o.json) {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "device", device);
     cJSON_AddStringToObject(root, "mode", cold ? "cold" : "warm");
-    cJSON_AddNumberToObject(root, "bytes", (double)bytes);
+    cJSON_AddNumberToObject(root, "bytes", (double)base->bytes);
     cJSON_AddNumberToObject(root, "files", (double)nfiles);
     cJSON_AddNumberToObject(root, "runs", (double)repeat);
     cJSON_AddNumberToObject(root, "median_GBps", med);
@@ -174,24 +239,49 @@ static int bench_load(int argc, char **argv) {
     /* Device memory: the arenas (target bytes with --dtype) and the peak in
      * use during a load above what was in use before it (mem_info sampled
      * at every progress callback; arenas + scratch when converting). */
-    cJSON_AddNumberToObject(root, "device_bytes", (double)arenas);
-    cJSON_AddNumberToObject(root, "peak_device_bytes", (double)peak);
+    cJSON_AddNumberToObject(root, "device_bytes", (double)base->arenas);
+    cJSON_AddNumberToObject(root, "peak_device_bytes", (double)base->peak);
     cJSON_AddStringToObject(root, "dtype", o.load.dtype != NULL ? o.load.dtype : "keep");
     cJSON_AddBoolToObject(root, "verify", o.load.verify != 0);
+    if (compare != NULL) {
+      cJSON *c = cJSON_AddObjectToObject(root, "compare");
+      if (c != NULL) {
+        cJSON_AddStringToObject(c, "dtype", compare);
+        cJSON_AddNumberToObject(c, "median_GBps", cmed);
+        cJSON_AddNumberToObject(c, "max_GBps", cbest);
+        cJSON_AddNumberToObject(c, "min_GBps", cworst);
+        cJSON_AddNumberToObject(c, "device_bytes", (double)cmp->arenas);
+        cJSON_AddNumberToObject(c, "peak_device_bytes", (double)cmp->peak);
+        /* Per pair: the compared run's speed over the other's. */
+        cJSON_AddNumberToObject(c, "ratio_median", rmed);
+        cJSON_AddNumberToObject(c, "ratio_min", rlo);
+        cJSON_AddNumberToObject(c, "ratio_max", rhi);
+      }
+    }
     code = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
   } else {
     char a[32];
     printf("%s, %zu files, %s, %s: median %.2f GB/s (min %.2f, max %.2f) over %llu runs\n", path,
-           nfiles, cli_human_bytes(bytes, a), cold ? "cold" : "warm", med, worst, best,
+           nfiles, cli_human_bytes(base->bytes, a), cold ? "cold" : "warm", med, worst, best,
            (unsigned long long)repeat);
     if (is_cuda) printf("pinned host-to-device limit: %.2f GB/s\n", h2d);
     if (cold) printf("raw read: buffered %.2f GB/s, O_DIRECT %.2f GB/s\n", read_buffered, read_direct);
     if (limit > 0) printf("hoist / limit: %.2f\n", med / limit);
     char b[32];
-    printf("device: arenas %s, peak during a load %s\n", cli_human_bytes(arenas, a),
-           cli_human_bytes(peak, b));
+    printf("device: arenas %s, peak during a load %s\n", cli_human_bytes(base->arenas, a),
+           cli_human_bytes(base->peak, b));
+    if (compare != NULL) {
+      printf("with --dtype %s: median %.2f GB/s (min %.2f, max %.2f); arenas %s, peak %s\n",
+             compare, cmed, cworst, cbest, cli_human_bytes(cmp->arenas, a),
+             cli_human_bytes(cmp->peak, b));
+      printf("paired speed ratio (--dtype %s over the other): median %.3f (min %.3f, max %.3f) "
+             "over %llu pairs\n",
+             compare, rmed, rlo, rhi, (unsigned long long)repeat);
+    }
   }
 done:
+  free(base);
+  free(cmp);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
   return code;
