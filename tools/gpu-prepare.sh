@@ -14,6 +14,12 @@ rm -rf .gpu && mkdir -p .gpu/lib .gpu/shared
 for lib in libcjson.so.1 libuv.so.1 libsubunit.so.0; do
   cp -L "/usr/lib/x86_64-linux-gnu/$lib" .gpu/lib/
 done
+# bench/trace_load links CUPTI from the toolkit here; the GPU machine may
+# keep it elsewhere or not at all.
+if [ -x build-gpu/trace_load ]; then
+  cupti=$(ldd build-gpu/trace_load | awk '/libcupti/ {print $3}')
+  [ -n "$cupti" ] && cp -L "$cupti" .gpu/lib/
+fi
 cp ../shared/bench/peer_safetensors.py .gpu/
 cp -r ../shared/vectors .gpu/shared/
 if ! ls .whl/fastsafetensors-*.whl >/dev/null 2>&1; then
