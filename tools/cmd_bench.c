@@ -275,8 +275,8 @@ static int bench_load(int argc, char **argv) {
              compare, cmed, cworst, cbest, cli_human_bytes(cmp->arenas, a),
              cli_human_bytes(cmp->peak, b));
       printf("paired speed ratio (--dtype %s over the other): median %.3f (min %.3f, max %.3f) "
-             "over %llu pairs\n",
-             compare, rmed, rlo, rhi, (unsigned long long)repeat);
+             "over %llu pair%s\n",
+             compare, rmed, rlo, rhi, (unsigned long long)repeat, repeat == 1 ? "" : "s");
     }
   }
 done:
