@@ -5,20 +5,24 @@
  *   trace_load [--device cuda:N] [--threads N] [--chunk BYTES] [--repeat N]
  *              [--dtype T] [--csv FILE] PIPELINE
  *
- * Runs one warm-up load, then N loads as configured alternating with N
- * plain ones when --dtype is given (so both see the same machine), and
- * prints one line per traced load:
+ * Runs a warm-up load (and a --dtype one when given), then N plain loads,
+ * alternating with N --dtype loads when given (so both see the same
+ * machine; an even N puts each first equally often), and prints one line
+ * per traced load:
  *   - window: first copy start to last copy or kernel end;
  *   - link busy: the share of the window with at least one copy running,
  *     and the rate while busy (bytes over that union);
  *   - copies in flight: time-weighted mean over the busy time;
- *   - the copy rate in 10 us bins that a kernel overlaps and in those it
- *     does not (each copy's bytes spread evenly over its duration): whether
- *     conversion kernels slow the copy engines;
- *   - per stream, the median gap from one copy's end to the next copy's
- *     start on the same stream.
+ *   - the median time of the largest (full-chunk) copies, and the link's
+ *     idle time between copies;
+ *   - the copy rate while copying in 10 us bins that a kernel overlaps and
+ *     in those it does not (each copy's bytes spread evenly over its
+ *     duration): whether conversion kernels slow the copy engines;
+ *   - the median gap from a copy's end to the next copy's start on the
+ *     same stream, pooled over all streams.
  * --csv writes every record of the traced loads (load, kind, stream, start,
- * end, bytes) for a closer look.  Needs CUPTI (CUDA toolkit); built only
+ * end, bytes) for a closer look; `trace_load --summarize FILE.csv` prints
+ * the summary lines again from such a file, without a device.  Needs CUPTI (CUDA toolkit); built only
  * with HOIST_CUDA when CMake finds libcupti. */
 #include "hoist.h"
 
@@ -104,6 +108,14 @@ static int cmp_u64(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* Median of sorted v[0..n) in microseconds (of the middle two when n is
+ * even; 0 when empty). */
+static double median_us(const uint64_t *v, size_t n) {
+  if (n == 0) return 0.0;
+  double m = n % 2 == 1 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
+  return m / 1e3;
+}
+
 /* Summarizes records r[0..n) (one load) on one line. */
 static void summarize(const char *label, rec *r, size_t n) {
   qsort(r, n, sizeof *r, cmp_start);
@@ -138,19 +150,25 @@ static void summarize(const char *label, rec *r, size_t n) {
     }
   }
   busy += cur_e - cur_s;
-  /* Bins: copy bytes spread over their duration; kernel presence. */
+  /* Bins: each copy's bytes and running time spread over its duration,
+   * and whether a kernel ran in the bin.  The copy rate on each side is
+   * bytes over the copies' running time in those bins, so bins where only
+   * kernels run, and partly filled bins, weigh nothing. */
   size_t nbins = (size_t)((t1 - t0) / BIN_NS) + 1;
   double *bin_bytes = calloc(nbins, sizeof *bin_bytes);
+  double *bin_busy = calloc(nbins, sizeof *bin_busy);
   unsigned char *bin_kernel = calloc(nbins, 1);
-  if (bin_bytes == NULL || bin_kernel == NULL) {
+  if (bin_bytes == NULL || bin_busy == NULL || bin_kernel == NULL) {
     free(bin_bytes);
+    free(bin_busy);
     free(bin_kernel);
     printf("%s: out of memory\n", label);
     return;
   }
   for (size_t i = 0; i < n; i++) {
-    if (r[i].end <= r[i].start || r[i].start < t0) continue;
-    size_t b0 = (size_t)((r[i].start - t0) / BIN_NS), b1 = (size_t)((r[i].end - t0) / BIN_NS);
+    if (r[i].end <= r[i].start || r[i].end <= t0) continue;
+    uint64_t start = r[i].start > t0 ? r[i].start : t0; /* a kernel may start before t0 */
+    size_t b0 = (size_t)((start - t0) / BIN_NS), b1 = (size_t)((r[i].end - 1 - t0) / BIN_NS);
     if (b1 >= nbins) b1 = nbins - 1;
     if (r[i].kernel) {
       for (size_t b = b0; b <= b1; b++) bin_kernel[b] = 1;
@@ -159,22 +177,29 @@ static void summarize(const char *label, rec *r, size_t n) {
     double per_ns = (double)r[i].bytes / (double)(r[i].end - r[i].start);
     for (size_t b = b0; b <= b1; b++) {
       uint64_t bs = t0 + (uint64_t)b * BIN_NS, be = bs + BIN_NS;
-      uint64_t s = r[i].start > bs ? r[i].start : bs, e = r[i].end < be ? r[i].end : be;
-      if (e > s) bin_bytes[b] += per_ns * (double)(e - s);
+      uint64_t s = start > bs ? start : bs, e = r[i].end < be ? r[i].end : be;
+      if (e > s) {
+        bin_bytes[b] += per_ns * (double)(e - s);
+        bin_busy[b] += (double)(e - s);
+      }
     }
   }
-  double kb = 0, nb = 0;
+  double kb = 0, nb = 0, kbusy = 0, nbusy = 0;
   size_t kn = 0, nn = 0;
   for (size_t b = 0; b < nbins; b++) {
+    if (bin_busy[b] <= 0) continue;
     if (bin_kernel[b]) {
       kb += bin_bytes[b];
+      kbusy += bin_busy[b];
       kn++;
-    } else if (bin_bytes[b] > 0) {
+    } else {
       nb += bin_bytes[b];
+      nbusy += bin_busy[b];
       nn++;
     }
   }
   free(bin_bytes);
+  free(bin_busy);
   free(bin_kernel);
   /* The largest copies (the full chunks): their median duration.  And
    * the link's idle gaps: from the latest end so far to the next start. */
@@ -200,9 +225,9 @@ static void summarize(const char *label, rec *r, size_t n) {
   size_t ngaps = 0;
   if (gaps != NULL) {
     for (size_t i = 0; i < n; i++) {
-      if (r[i].kernel) continue;
+      if (r[i].kernel || r[i].end <= r[i].start) continue;
       for (size_t j = i + 1; j < n; j++) {
-        if (r[j].kernel || r[j].stream != r[i].stream) continue;
+        if (r[j].kernel || r[j].end <= r[j].start || r[j].stream != r[i].stream) continue;
         gaps[ngaps++] = r[j].start > r[i].end ? r[j].start - r[i].end : 0;
         break;
       }
@@ -213,15 +238,14 @@ static void summarize(const char *label, rec *r, size_t n) {
   printf("%s: window %.3f ms; %zu copies, %.3f GB (%.2f GB/s over the window); link busy %.1f %% "
          "at %.2f GB/s; %.2f copies in flight; %zu copies of %llu bytes take %.1f us (median); "
          "link idle between copies %.2f ms in all (median %.2f us); %zu kernels; copy rate "
-         "%.2f GB/s in %zu bins with a kernel, %.2f GB/s in %zu without; median gap between a "
-         "stream's copies %.1f us\n",
+         "%.2f GB/s while copying in %zu bins with a kernel, %.2f GB/s in %zu without; median gap "
+         "between consecutive copies of one stream (all streams) %.1f us\n",
          label, window / 1e6, copies, (double)bytes / 1e9, (double)bytes / window,
          100.0 * (double)busy / window, (double)bytes / (double)busy,
          (double)inflight_ns / (double)busy, ndurs, (unsigned long long)largest,
-         ndurs > 0 ? (double)durs[ndurs / 2] / 1e3 : 0.0, (double)idle_sum / 1e6,
-         nidle > 0 ? (double)idle[nidle / 2] / 1e3 : 0.0, kernels,
-         kn > 0 ? kb / ((double)kn * BIN_NS) : 0.0, kn, nn > 0 ? nb / ((double)nn * BIN_NS) : 0.0,
-         nn, ngaps > 0 ? (double)gaps[ngaps / 2] / 1e3 : 0.0);
+         median_us(durs, ndurs), (double)idle_sum / 1e6, median_us(idle, nidle), kernels,
+         kbusy > 0 ? kb / kbusy : 0.0, kn, nbusy > 0 ? nb / nbusy : 0.0, nn,
+         median_us(gaps, ngaps));
   free(gaps);
   free(durs);
   free(idle);
@@ -237,9 +261,11 @@ static int traced_load(hoist_runtime *rt, const char *path, const char *dtype, c
   lo.dtype = dtype;
   g_n = 0;
   g_oom = g_dropped = 0;
-  if (CUPTI_FAILED(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY)) ||
-      CUPTI_FAILED(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL)))
+  if (CUPTI_FAILED(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_MEMCPY))) return 1;
+  if (CUPTI_FAILED(cuptiActivityEnable(CUPTI_ACTIVITY_KIND_CONCURRENT_KERNEL))) {
+    cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMCPY);
     return 1;
+  }
   int rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &lo, &l);
   int bad = CUPTI_FAILED(cuptiActivityDisable(CUPTI_ACTIVITY_KIND_MEMCPY));
@@ -264,6 +290,44 @@ static int traced_load(hoist_runtime *rt, const char *path, const char *dtype, c
   hoist_loaded_close(l);
   hoist_pipeline_close(p);
   return 0;
+}
+
+/* --summarize FILE: the summary lines again from a --csv file (no device
+ * needed), one per load in the order written.  Returns an exit status. */
+static int summarize_csv(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (f == NULL) {
+    perror(path);
+    return 3;
+  }
+  char line[512], cur[160] = "";
+  int bad = 0;
+  g_n = 0;
+  if (fgets(line, sizeof line, f) == NULL || strncmp(line, "load,index,kind,", 16) != 0) bad = 1;
+  while (!bad && fgets(line, sizeof line, f) != NULL) {
+    char load[64], kind[16], key[160];
+    int index = 0;
+    unsigned stream = 0;
+    unsigned long long start = 0, end = 0, bytes = 0;
+    if (sscanf(line, "%63[^,],%d,%15[^,],%u,%llu,%llu,%llu", load, &index, kind, &stream, &start,
+               &end, &bytes) != 7 ||
+        (strcmp(kind, "h2d") != 0 && strcmp(kind, "kernel") != 0)) {
+      bad = 1;
+      break;
+    }
+    snprintf(key, sizeof key, "%s %d", load, index);
+    if (strcmp(key, cur) != 0) {
+      if (g_n > 0) summarize(cur, g_recs, g_n);
+      g_n = 0;
+      snprintf(cur, sizeof cur, "%s", key);
+    }
+    push((rec){start, end, bytes, stream, strcmp(kind, "kernel") == 0});
+    if (g_oom) bad = 1;
+  }
+  if (!bad && g_n > 0) summarize(cur, g_recs, g_n);
+  fclose(f);
+  if (bad) fprintf(stderr, "trace_load: %s: not a trace_load --csv file (or out of memory)\n", path);
+  return bad ? 3 : 0;
 }
 
 /* A whole decimal number in [lo, hi], or -1. */
@@ -298,6 +362,10 @@ int main(int argc, char **argv) {
     } else if (strcmp(a, "--csv") == 0 && v != NULL) {
       csv_path = v;
       i++;
+    } else if (strcmp(a, "--summarize") == 0 && v != NULL && i + 2 == argc) {
+      int code = summarize_csv(v);
+      free(g_recs);
+      return code;
     } else if (a[0] != '-' && path == NULL) {
       path = a;
     } else {
@@ -307,7 +375,8 @@ int main(int argc, char **argv) {
   }
   if (path == NULL || repeat < 1 || threads < 0 || chunk < 0 || strncmp(device, "cuda", 4) != 0) {
     fprintf(stderr, "usage: trace_load [--device cuda:N] [--threads N] [--chunk BYTES] "
-                    "[--repeat 1..100] [--dtype T] [--csv FILE] PIPELINE\n");
+                    "[--repeat 1..100] [--dtype T] [--csv FILE] PIPELINE\n"
+                    "       trace_load --summarize FILE.csv\n");
     return 2;
   }
   hoist_config cfg = HOIST_CONFIG_INIT;
@@ -332,8 +401,8 @@ int main(int argc, char **argv) {
   }
   if (csv != NULL) fprintf(csv, "load,index,kind,stream,start_ns,end_ns,bytes\n");
   /* Warm-up: page cache, engine ring, CUDA context, both configurations. */
-  int bad = traced_load(rt, path, NULL, "warm-up", 0, NULL);
-  if (!bad && dtype != NULL) bad = traced_load(rt, path, dtype, "warm-up", 0, NULL);
+  int bad = traced_load(rt, path, NULL, "warm-up plain", 0, NULL);
+  if (!bad && dtype != NULL) bad = traced_load(rt, path, dtype, "warm-up converted", 0, NULL);
   for (long r = 0; r < repeat && !bad; r++) {
     const char *first = r % 2 == 0 ? "plain" : "dtype", *second = r % 2 == 0 ? "dtype" : "plain";
     const char *order[2] = {first, second};
