@@ -450,11 +450,18 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   if (rc != HOIST_OK) goto done;
   size_t converting = 0;
   for (size_t i = 0; i < job.nchunks; i++) converting += job.chunks[i].from != job.chunks[i].to;
-  hoist_log(rt, HOIST_LOG_DEBUG,
-            "%s: %llu bytes in %zu transfers (%zu converted) %s in %.3f ms; readers waited "
-            "%.3f ms in all for copies to finish",
-            c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
-            to_host ? "to its host copy" : "uploaded", (t1 - t0) * 1e3, job.copy_wait_ns / 1e6);
+  if (to_host)
+    hoist_log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
+              "copy in %.3f ms",
+              c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
+              (t1 - t0) * 1e3);
+  else
+    hoist_log(rt, HOIST_LOG_DEBUG,
+              "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms; readers "
+              "waited %.3f ms in all for their earlier transfers (the copy and the kernels "
+              "before it on their stream)",
+              c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
+              (t1 - t0) * 1e3, job.copy_wait_ns / 1e6);
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
   size_t bad = SIZE_MAX;

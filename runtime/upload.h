@@ -82,8 +82,9 @@ typedef struct upload_job {
   uint64_t dev_hashes;
   uint64_t hash_stride;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
-   * slot's copy to finish before refilling it (high when the device side,
-   * not the readers, sets the pace). */
+   * slot's copy (and the kernels queued before it on the thread's stream)
+   * to finish before refilling it; high when the device side, not the
+   * readers, sets the pace.  The final drain of the streams is not counted. */
   uint64_t copy_wait_ns;
 } upload_job;
 

@@ -634,6 +634,7 @@ START_TEST(bench_compare_dtype_pairs_runs) {
            "2> '%s/err.txt'",
            HOIST_CLI_PATH, pipe_dir, pipe_dir, pipe_dir);
   st = system(cmd);
+  ck_assert(WIFEXITED(st));
   ck_assert_int_eq(WEXITSTATUS(st), 0);
   snprintf(path, sizeof path, "%s/out.txt", pipe_dir);
   text = tu_read_file(path, &len);
@@ -641,12 +642,21 @@ START_TEST(bench_compare_dtype_pairs_runs) {
   free(text);
   snprintf(path, sizeof path, "%s/err.txt", pipe_dir);
   text = tu_read_file(path, &len);
-  ck_assert_msg(strstr(text, "run 2 (compared)") != NULL, "%s", text);
+  /* The second pair runs in the other order: the compared load first. */
+  const char *first = strstr(text, "run 1:"), *first_cmp = strstr(text, "run 1 (compared)");
+  const char *second = strstr(text, "run 2:"), *second_cmp = strstr(text, "run 2 (compared)");
+  ck_assert_msg(first != NULL && first_cmp != NULL && second != NULL && second_cmp != NULL, "%s",
+                text);
+  ck_assert_msg(first < first_cmp && second_cmp < second, "%s", text);
   free(text);
-  snprintf(cmd, sizeof cmd, "%s bench load --compare-dtype f64 '%s' 2>/dev/null", HOIST_CLI_PATH,
-           pipe_dir);
+  snprintf(cmd, sizeof cmd, "%s bench load --compare-dtype f64 '%s' 2> '%s/err.txt'",
+           HOIST_CLI_PATH, pipe_dir, pipe_dir);
   st = system(cmd);
+  ck_assert(WIFEXITED(st));
   ck_assert_int_eq(WEXITSTATUS(st), 2);
+  text = tu_read_file(path, &len);
+  ck_assert_msg(strstr(text, "--compare-dtype takes bf16, f16 or f32") != NULL, "%s", text);
+  free(text);
 }
 END_TEST
 

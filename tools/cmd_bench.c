@@ -26,7 +26,8 @@ static void usage(FILE *out) {
           "  --repeat N         timed runs (default 3)\n"
           "  --compare-dtype T  also load with --dtype T (bf16|f16|f32) in the same process,\n"
           "                     alternating with the runs as configured, and report the\n"
-          "                     median of the paired speed ratios (what converting costs)\n%s",
+          "                     median of the paired speed ratios (what converting costs);\n"
+          "                     an even N puts each side first equally often\n%s",
           cli_load_opts_help);
 }
 
@@ -188,7 +189,8 @@ static int bench_load(int argc, char **argv) {
    * configuration's first-run costs). */
   if (!cold) {
     rc = series_run(rt, path, base, 0);
-    if (rc == HOIST_OK && compare != NULL) rc = series_run(rt, path, cmp, 0);
+    if (rc == HOIST_OK && compare != NULL && (rc = series_run(rt, path, cmp, 0)) != HOIST_OK)
+      fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", compare);
   }
   /* With --compare-dtype the two alternate, each pair in the other order
    * from the last, so drift and order effects fall on both alike. */
@@ -202,6 +204,8 @@ static int bench_load(int argc, char **argv) {
       if (order[k] == cmp && compare == NULL) continue;
       if (cold) bench_evict(files, nfiles);
       rc = series_run(rt, path, order[k], r);
+      if (rc != HOIST_OK && order[k] == cmp)
+        fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", compare);
       if (!o.json && rc == HOIST_OK)
         fprintf(stderr, "  run %llu%s: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1,
                 order[k] == cmp ? " (compared)" : "", order[k]->seconds[r], order[k]->gbps[r]);
