@@ -19,6 +19,21 @@ static uint64_t used_now(hoist_runtime *rt) {
   return t - f;
 }
 
+/* Loads p with --dtype dtype, that read mode and scratch, and --verify;
+ * fails the test (naming case k) unless it loads. */
+static hoist_loaded *load_verified(hoist_runtime *rt, hoist_pipeline *p, const char *dtype,
+                                   hoist_read_mode mode, uint64_t scratch, size_t k) {
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.dtype = dtype;
+  o.read_mode = mode;
+  o.scratch_bytes = scratch;
+  o.verify = 1;
+  hoist_loaded *l = NULL;
+  ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
+                hoist_last_error(rt));
+  return l;
+}
+
 START_TEST(every_target_and_mode_equals_reference) {
   if (!tu_gpu_available()) return;
   tu_scratch_dir("gpu_conv_modes", pipe_dir, sizeof pipe_dir);
@@ -40,14 +55,7 @@ START_TEST(every_target_and_mode_equals_reference) {
       {"f32", HOIST_DTYPE_F32, HOIST_READ_AUTO, 0},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
-    o.dtype = cases[k].dtype;
-    o.read_mode = cases[k].mode;
-    o.scratch_bytes = cases[k].scratch;
-    o.verify = 1;
-    hoist_loaded *l = NULL;
-    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
-                  hoist_last_error(rt));
+    hoist_loaded *l = load_verified(rt, p, cases[k].dtype, cases[k].mode, cases[k].scratch, k);
     uint64_t placed = 0;
     ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].t, &placed), 14);
     ck_assert_uint_eq(cf_check_component(rt, p, l, "vae", cases[k].t, &placed), 2);
@@ -143,13 +151,7 @@ START_TEST(small_tensors_share_converted_transfers) {
                {"f16", HOIST_DTYPE_F16, 16 * 8192},
                {"f32", HOIST_DTYPE_F32, 0}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
-    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
-    o.dtype = cases[k].dtype;
-    o.scratch_bytes = cases[k].scratch;
-    o.verify = 1;
-    hoist_loaded *l = NULL;
-    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
-                  hoist_last_error(rt));
+    hoist_loaded *l = load_verified(rt, p, cases[k].dtype, HOIST_READ_AUTO, cases[k].scratch, k);
     uint64_t placed = 0;
     ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].t, &placed), n);
     hoist_loaded_close(l);
