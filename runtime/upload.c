@@ -307,8 +307,6 @@ uint64_t upload_chunk_hash(const void *bytes, uint64_t n) {
   return hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
 }
 
-static uint64_t chunk_hash(const void *p, uint64_t n) { return upload_chunk_hash(p, n); }
-
 /* A chunk of a host job (offload copy): read straight into the pinned host
  * copy, or, when it converts, into the worker's slot and converted from
  * there with the CPU reference. */
@@ -328,7 +326,7 @@ static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsign
                       job->component, hoist_dtype_name(c->from), hoist_dtype_name(c->to));
   }
   /* Host copies are checked where they lie: the hash of what was written. */
-  if (rc == HOIST_OK && job->verify) c->host_hash = chunk_hash(dst, c->dst_len);
+  if (rc == HOIST_OK && job->verify) c->host_hash = upload_chunk_hash(dst, c->dst_len);
   return rc;
 }
 
@@ -369,7 +367,7 @@ static void worker_main(void *arg) {
     if (rc != HOIST_OK) break;
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
-    if (job->verify && !hashed) c->host_hash = chunk_hash(src, c->len);
+    if (job->verify && !hashed) c->host_hash = upload_chunk_hash(src, c->len);
     /* A converted chunk goes into this thread's scratch slot, is hashed
      * there before it is converted (the device then hashed exactly the
      * bytes the host hashed), and is converted into the arena.  One scratch
@@ -709,7 +707,7 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
     /* Host copies: hash them again where they lie. */
     for (size_t i = 0; i < job->nchunks; i++) {
       const upload_chunk *c = &job->chunks[i];
-      uint64_t h = chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
+      uint64_t h = upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
       if (h != c->host_hash) {
         *bad = i;
         *dev_hash = h;
