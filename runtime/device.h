@@ -36,6 +36,8 @@ typedef struct hoist_device_ops {
   void (*event_destroy)(hoist_device *d, void *event);
   int (*event_record)(hoist_device *d, void *event, void *stream);
   int (*event_sync)(hoist_device *d, void *event);
+  /* Work queued on stream after this call waits until event has passed. */
+  int (*stream_wait_event)(hoist_device *d, void *stream, void *event);
   /* Asynchronous on the stream; src must stay valid until the stream passes
    * an event recorded after the copy. */
   int (*copy_h2d_async)(hoist_device *d, uint64_t dst, const void *src, size_t n, void *stream);

@@ -114,6 +114,11 @@ static int cuda_event_sync(hoist_device *d, void *event) {
   return HOIST_OK;
 }
 
+static int cuda_stream_wait_event(hoist_device *d, void *stream, void *event) {
+  CHECK_CUDA(d->rt, cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
+  return HOIST_OK;
+}
+
 static int cuda_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
                                void *stream) {
   SET_DEVICE(d);
@@ -180,6 +185,7 @@ static const hoist_device_ops cuda_ops = {
     .event_destroy = cuda_event_destroy,
     .event_record = cuda_event_record,
     .event_sync = cuda_event_sync,
+    .stream_wait_event = cuda_stream_wait_event,
     .copy_h2d_async = cuda_copy_h2d_async,
     .copy_d2h = cuda_copy_d2h,
     .host_register = cuda_host_register,

@@ -176,6 +176,7 @@ static void host_token_destroy(hoist_device *d, void *token) { free(token); }
 static int host_stream_sync(hoist_device *d, void *stream) { return HOIST_OK; }
 static int host_event_record(hoist_device *d, void *event, void *stream) { return HOIST_OK; }
 static int host_event_sync(hoist_device *d, void *event) { return HOIST_OK; }
+static int host_stream_wait_event(hoist_device *d, void *stream, void *event) { return HOIST_OK; }
 
 static int host_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
                                void *stream) {
@@ -247,6 +248,7 @@ static const hoist_device_ops host_ops = {
     .event_destroy = host_token_destroy,
     .event_record = host_event_record,
     .event_sync = host_event_sync,
+    .stream_wait_event = host_stream_wait_event,
     .copy_h2d_async = host_copy_h2d_async,
     .copy_d2h = host_copy_d2h,
     .host_register = host_register,
