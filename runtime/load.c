@@ -388,12 +388,13 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
 }
 
 /* Uploads c's tensors into its arenas (or its host copy when to_host);
- * scratch (scratch_slot bytes a slot) and hashes are the device memory of
- * its own transient (0 when unused).  With o->verify it then checks every
+ * scratch (a pool of scratch_slots slots of scratch_slot bytes) and hashes are the device memory of its own transient (0 when
+ * unused).  With o->verify it then checks every
  * chunk (after ext's after_upload hook). */
 static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size_t pos,
                        int to_host, const hoist_load_options *o, const hoist_load_ext *ext,
-                       uint64_t scratch, uint64_t scratch_slot, uint64_t hashes) {
+                       uint64_t scratch, uint64_t scratch_slot, unsigned scratch_slots,
+                       uint64_t hashes) {
   comp_state *c = &l->comps[pos];
   if (c->ntensors == 0) return HOIST_OK;
   upload_job job = {0};
@@ -404,6 +405,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   job.cancel = o->cancel;
   job.scratch = scratch;
   job.scratch_slot = scratch_slot;
+  job.scratch_slots = scratch_slots;
   job.verify = o->verify != 0;
   job.dev_hashes = hashes;
   job.hash_stride = c->chunk_bound;
@@ -435,10 +437,6 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, arena, c->ntensors, to,
                         step);
   if (rc != HOIST_OK) goto done;
-  if (!to_host && c->converts && scratch == 0) {
-    rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch", c->info->name);
-    goto done;
-  }
   if (job.verify && !to_host && job.nchunks > c->chunk_bound) {
     rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job.nchunks, (unsigned long long)c->chunk_bound);
@@ -457,11 +455,11 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
               (t1 - t0) * 1e3);
   else
     hoist_log(rt, HOIST_LOG_DEBUG,
-              "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms; readers "
-              "waited %.3f ms in all for their earlier transfers (the copy and the kernels "
-              "before it on their stream)",
+              "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
+              "readers; they waited %.3f ms in all for their earlier transfers (a copy, and "
+              "the conversion it waited for)",
               c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
-              (t1 - t0) * 1e3, job.copy_wait_ns / 1e6);
+              (t1 - t0) * 1e3, job.readers, job.copy_wait_ns / 1e6);
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
   size_t bad = SIZE_MAX;
@@ -647,13 +645,14 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
   uint64_t scratch_want = o->scratch_bytes != 0 ? o->scratch_bytes : DEFAULT_SCRATCH;
   uint64_t scratch_slot = hoist_engine_scratch_slot(e, scratch_want);
-  uint64_t scratch_ring = hoist_engine_scratch_ring(e, scratch_slot);
+  uint64_t scratch_ring = hoist_engine_scratch_ring(e, scratch_want);
+  unsigned scratch_slots = hoist_engine_scratch_slots(e, scratch_want);
   for (size_t pos = 0; pos < n; pos++) {
     comp_state *c = &l->comps[pos];
     if (c->converts && scratch_slot == 0 && !offload[pos]) {
       rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                      "%s: a scratch of %llu bytes is below %u threads x 4096 bytes",
-                      c->info->name, (unsigned long long)scratch_want, hoist_engine_threads(e));
+                      "%s: a scratch of %llu bytes is below one 4096-byte slot",
+                      c->info->name, (unsigned long long)scratch_want);
       goto fail;
     }
     if ((rc = comp_own_transient(rt, e, c, o->verify, scratch_ring,
@@ -753,7 +752,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     }
     double a1 = now_seconds();
     rc = comp_upload(rt, e, l, pos, to_host, o, ext, !to_host && c->converts ? ring_addr : 0,
-                     scratch_slot, to_host ? 0 : hashes_addr);
+                     scratch_slot, scratch_slots, to_host ? 0 : hashes_addr);
     double u1 = now_seconds();
     if (transient_addr != 0) d->ops->free(d, transient_addr);
     transient_addr = 0;

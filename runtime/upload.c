@@ -10,6 +10,19 @@
  * threads: 47.6 GB/s of a 55.4 GB/s link on an H200, bench/RESULTS.md), so
  * those are the defaults.
  *
+ * A chunk that converts is copied into a chunk-sized slot of the device
+ * scratch, taken from a pool the readers share, and converted later, on
+ * the reader's second stream: when the reader comes back to its pinned slot
+ * it has waited for that copy anyway, so it launches the conversion then
+ * and gives the scratch slot back; the next copy into it waits for the
+ * conversion on the device.  The copy streams so hold copies only, as in a
+ * plain load: a kernel queued between two copies of a stream (the obvious
+ * design) cost 2.5-3.5 % of a load on H200s, an empty kernel as much as a
+ * conversion, and smaller slots cost more (bench/RESULTS.md, "Deferred
+ * conversion").  A reader that finds the pool empty first converts the
+ * other chunk it holds, so a waiting reader holds no slot and one slot is
+ * enough for progress.
+ *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB. */
 #include "upload.h"
@@ -32,13 +45,21 @@
 #define DEFAULT_CHUNK (4u << 20)
 #define MAX_THREADS 64
 
+#define NO_CHUNK SIZE_MAX
+
 typedef struct engine_worker {
   struct hoist_engine *engine;
   unsigned id;
-  void *stream;
-  void *events[SLOTS_PER_THREAD];
+  void *stream;                   /* copies (and waits for conversions) */
+  void *events[SLOTS_PER_THREAD]; /* after slot k's last copy */
   unsigned char *slots[SLOTS_PER_THREAD];
   int pending[SLOTS_PER_THREAD];
+  /* Deferred conversion: convert_stream runs the kernels; held[k] is the
+   * chunk copied from pinned slot k that waits in scratch slot
+   * held_slot[k] for its conversion (NO_CHUNK: none). */
+  void *convert_stream;
+  size_t held[SLOTS_PER_THREAD];
+  unsigned held_slot[SLOTS_PER_THREAD];
   uint64_t waited_ns; /* time spent waiting for this thread's copies */
   uv_thread_t thread;
   int status;
@@ -62,6 +83,15 @@ struct hoist_engine {
   uint64_t reported; /* last done value given to the progress callback */
   int first_status;  /* first worker failure of the run (under progress_lock) */
   char first_msg[HOIST_ERROR_MAX];
+  /* The scratch pool of a run (job->scratch_slots slots): the ids free now
+   * (under pool_lock; pool_cond is signalled when one is given back or the
+   * run fails), and per slot the event recorded after the last conversion
+   * out of it. */
+  uv_mutex_t pool_lock;
+  uv_cond_t pool_cond;
+  unsigned pool_free[MAX_THREADS * SLOTS_PER_THREAD];
+  unsigned pool_nfree;
+  void *pool_events[MAX_THREADS * SLOTS_PER_THREAD];
 };
 
 /* About three reader threads for every four cores, at most 12: on a
@@ -78,11 +108,17 @@ void hoist_engine_destroy(hoist_engine *e) {
   if (e == NULL) return;
   for (unsigned i = 0; i < e->threads; i++) {
     engine_worker *w = &e->workers[i];
-    for (int s = 0; s < SLOTS_PER_THREAD; s++)
+    for (int s = 0; s < SLOTS_PER_THREAD; s++) {
       if (w->events[s] != NULL) e->dev->ops->event_destroy(e->dev, w->events[s]);
+      void *pe = e->pool_events[i * SLOTS_PER_THREAD + s];
+      if (pe != NULL) e->dev->ops->event_destroy(e->dev, pe);
+    }
     if (w->stream != NULL) e->dev->ops->stream_destroy(e->dev, w->stream);
+    if (w->convert_stream != NULL) e->dev->ops->stream_destroy(e->dev, w->convert_stream);
   }
   if (e->ring != NULL) e->dev->ops->pinned_free(e->dev, e->ring);
+  uv_cond_destroy(&e->pool_cond);
+  uv_mutex_destroy(&e->pool_lock);
   uv_mutex_destroy(&e->progress_lock);
   free(e);
 }
@@ -124,17 +160,32 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
     free(e);
     return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a mutex");
   }
+  if (uv_mutex_init(&e->pool_lock) != 0) {
+    uv_mutex_destroy(&e->progress_lock);
+    free(e);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a mutex");
+  }
+  if (uv_cond_init(&e->pool_cond) != 0) {
+    uv_mutex_destroy(&e->pool_lock);
+    uv_mutex_destroy(&e->progress_lock);
+    free(e);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a condition variable");
+  }
   rc = dev->ops->pinned_alloc(dev, (size_t)ring, (void **)&e->ring);
   if (rc != HOIST_OK) goto fail;
   for (unsigned i = 0; i < threads; i++) {
     engine_worker *w = &e->workers[i];
     w->engine = e;
     w->id = i;
-    rc = dev->ops->stream_create(dev, &w->stream);
-    if (rc != HOIST_OK) goto fail;
+    if ((rc = dev->ops->stream_create(dev, &w->stream)) != HOIST_OK ||
+        (rc = dev->ops->stream_create(dev, &w->convert_stream)) != HOIST_OK)
+      goto fail;
     for (int s = 0; s < SLOTS_PER_THREAD; s++) {
-      rc = dev->ops->event_create(dev, &w->events[s]);
-      if (rc != HOIST_OK) goto fail;
+      w->held[s] = NO_CHUNK;
+      if ((rc = dev->ops->event_create(dev, &w->events[s])) != HOIST_OK ||
+          (rc = dev->ops->event_create(dev, &e->pool_events[i * SLOTS_PER_THREAD + s])) !=
+              HOIST_OK)
+        goto fail;
       /* Slots start O_DIRECT-aligned: slot_bytes is a multiple of 4096. */
       w->slots[s] = e->ring + ((uint64_t)i * SLOTS_PER_THREAD + (uint64_t)s) * slot_bytes;
     }
@@ -330,6 +381,74 @@ static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsign
   return rc;
 }
 
+/* Device address of scratch slot `slot` of the job's pool. */
+static uint64_t scratch_addr(const upload_job *job, unsigned slot) {
+  return job->scratch + (uint64_t)slot * job->scratch_slot;
+}
+
+/* Gives a scratch slot back to the pool. */
+static void scratch_release(hoist_engine *e, unsigned slot) {
+  uv_mutex_lock(&e->pool_lock);
+  e->pool_free[e->pool_nfree++] = slot;
+  uv_cond_signal(&e->pool_cond);
+  uv_mutex_unlock(&e->pool_lock);
+}
+
+/* Launches, on w's conversion stream, the conversion of the chunk copied
+ * from pinned slot k, whose copy has finished (the caller waited for it):
+ * hash the source in the scratch (--verify; the device then hashed exactly
+ * the bytes the host hashed), convert into the arena, hash the output.
+ * Then records the scratch slot's event and gives the slot back; its next
+ * copy waits for that event. */
+static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
+  hoist_device *dev = e->dev;
+  upload_job *job = e->job;
+  const size_t i = w->held[k];
+  const unsigned slot = w->held_slot[k];
+  const upload_chunk *c = &job->chunks[i];
+  const uint64_t scratch = scratch_addr(job, slot);
+  void *s = w->convert_stream;
+  w->held[k] = NO_CHUNK;
+  int rc = HOIST_OK;
+  if (job->verify)
+    rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, s);
+  if (rc == HOIST_OK)
+    rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
+                           c->len / (hoist_dtype_bits(c->from) / 8), s);
+  if (rc == HOIST_OK && job->verify)
+    rc = dev->ops->checksum(dev, c->dst, c->dst_len,
+                            job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), s);
+  if (rc == HOIST_OK) rc = dev->ops->event_record(dev, e->pool_events[slot], s);
+  scratch_release(e, slot);
+  return rc;
+}
+
+/* Takes a scratch slot for the chunk about to be copied from pinned slot k
+ * and queues, on w's copy stream, a wait for the slot's last conversion.
+ * With the pool empty, w first converts the chunk of its other pinned slot
+ * (waiting for that copy), so no waiting reader holds a slot; then it
+ * waits for one to come back.  HOIST_CANCELLED when the run failed
+ * meanwhile (the first failure keeps its own status). */
+static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsigned *slot) {
+  hoist_device *dev = e->dev;
+  const unsigned other = (k + 1) % SLOTS_PER_THREAD;
+  for (;;) {
+    uv_mutex_lock(&e->pool_lock);
+    while (e->pool_nfree == 0 && w->held[other] == NO_CHUNK && !atomic_load(&e->failed))
+      uv_cond_wait(&e->pool_cond, &e->pool_lock);
+    const bool got = e->pool_nfree > 0;
+    if (got) *slot = e->pool_free[--e->pool_nfree];
+    uv_mutex_unlock(&e->pool_lock);
+    if (got) return dev->ops->stream_wait_event(dev, w->stream, e->pool_events[*slot]);
+    if (atomic_load(&e->failed)) return HOIST_CANCELLED;
+    uint64_t t0 = uv_hrtime();
+    int rc = dev->ops->event_sync(dev, w->events[other]);
+    w->waited_ns += uv_hrtime() - t0;
+    if (rc == HOIST_OK) rc = convert_held(e, w, other);
+    if (rc != HOIST_OK) return rc;
+  }
+}
+
 static void worker_main(void *arg) {
   engine_worker *w = arg;
   hoist_engine *e = w->engine;
@@ -361,6 +480,7 @@ static void worker_main(void *arg) {
       if (rc != HOIST_OK) break;
       w->pending[k] = 0;
     }
+    if (w->held[k] != NO_CHUNK && (rc = convert_held(e, w, k)) != HOIST_OK) break;
     const unsigned char *src = NULL;
     int hashed = 0;
     rc = fill_chunk(e, w, c, w->slots[k], &src, job->verify ? &c->host_hash : NULL, &hashed);
@@ -368,30 +488,35 @@ static void worker_main(void *arg) {
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
     if (job->verify && !hashed) c->host_hash = upload_chunk_hash(src, c->len);
-    /* A converted chunk goes into this thread's scratch slot, is hashed
-     * there before it is converted (the device then hashed exactly the
-     * bytes the host hashed), and is converted into the arena.  One scratch
-     * slot per thread is enough: its stream runs copy, hash and conversion
-     * of one chunk before the copy of the next.  The pinned slot's event
-     * is recorded right after the copy, so the reader refills the slot
-     * without waiting for the conversion. */
+    /* A converted chunk goes into a scratch slot of the pool and is
+     * converted when the reader is back at pinned slot k (convert_held). */
     const bool converts = c->from != c->to;
-    const uint64_t scratch = job->scratch + (uint64_t)w->id * job->scratch_slot;
-    rc = dev->ops->copy_h2d_async(dev, converts ? scratch : c->dst, src, (size_t)c->len, w->stream);
+    unsigned slot = 0;
+    if (converts && (rc = scratch_acquire(e, w, k, &slot)) != HOIST_OK) break;
+    rc = dev->ops->copy_h2d_async(dev, converts ? scratch_addr(job, slot) : c->dst, src,
+                                  (size_t)c->len, w->stream);
+    if (converts) {
+      w->held[k] = i; /* given back by convert_held, or at the end if the run fails */
+      w->held_slot[k] = slot;
+    }
     if (rc == HOIST_OK) rc = dev->ops->event_record(dev, w->events[k], w->stream);
     if (rc != HOIST_OK) break;
     w->pending[k] = 1;
-    if (converts && job->verify)
-      rc = dev->ops->checksum(dev, scratch, c->len, job->dev_hashes + 8 * (uint64_t)i, w->stream);
-    if (converts && rc == HOIST_OK)
-      rc = dev->ops->convert(dev, c->dst, c->to, scratch, c->from,
-                             c->len / (hoist_dtype_bits(c->from) / 8), w->stream);
-    if (converts && rc == HOIST_OK && job->verify)
-      rc = dev->ops->checksum(dev, c->dst, c->dst_len,
-                              job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), w->stream);
-    if (rc != HOIST_OK) break;
     k = (k + 1) % SLOTS_PER_THREAD;
     report_progress(e, tensor_bytes);
+  }
+  /* The chunks still in the scratch, oldest first: converted unless the
+   * run failed (then dropped, their slots given back). */
+  for (unsigned n = 0; n < SLOTS_PER_THREAD; n++, k = (k + 1) % SLOTS_PER_THREAD) {
+    if (w->held[k] == NO_CHUNK) continue;
+    if (rc == HOIST_OK && !atomic_load(&e->failed)) {
+      int hrc = dev->ops->event_sync(dev, w->events[k]);
+      rc = hrc == HOIST_OK ? convert_held(e, w, k) : hrc;
+    }
+    if (w->held[k] != NO_CHUNK) {
+      w->held[k] = NO_CHUNK;
+      scratch_release(e, w->held_slot[k]);
+    }
   }
   if (rc != HOIST_OK) {
     /* The first failure wins: its status and its own message, even if
@@ -403,10 +528,15 @@ static void worker_main(void *arg) {
     }
     uv_mutex_unlock(&e->progress_lock);
     atomic_store(&e->failed, 1);
+    /* Readers waiting for a scratch slot stop. */
+    uv_mutex_lock(&e->pool_lock);
+    uv_cond_broadcast(&e->pool_cond);
+    uv_mutex_unlock(&e->pool_lock);
   }
-  /* Always drain the stream: the slots are reused by the next job. */
+  /* Always drain the streams: the slots are reused by the next job. */
   int src = dev->ops->stream_sync(dev, w->stream);
-  if (rc == HOIST_OK) rc = src;
+  int crc = dev->ops->stream_sync(dev, w->convert_stream);
+  if (rc == HOIST_OK) rc = src != HOIST_OK ? src : crc;
   for (int s = 0; s < SLOTS_PER_THREAD; s++) w->pending[s] = 0;
   w->status = rc;
 }
@@ -420,9 +550,20 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   e->first_status = HOIST_OK;
   e->first_msg[0] = '\0';
   job->copy_wait_ns = 0;
+  job->readers = 0;
   unsigned started = 0;
   int rc = HOIST_OK;
   unsigned want = e->threads;
+  if (job->scratch_slots > MAX_THREADS * SLOTS_PER_THREAD)
+    return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %d",
+                      job->component, job->scratch_slots, MAX_THREADS * SLOTS_PER_THREAD);
+  if (!job->to_host && (job->scratch == 0 || job->scratch_slots == 0))
+    for (size_t i = 0; i < job->nchunks; i++)
+      if (job->chunks[i].from != job->chunks[i].to)
+        return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
+                          job->component);
+  e->pool_nfree = 0;
+  for (unsigned s = job->scratch_slots; s-- > 0;) e->pool_free[e->pool_nfree++] = s;
   if (job->nchunks < want) want = job->nchunks > 0 ? (unsigned)job->nchunks : 1;
   for (; started < want; started++) {
     e->workers[started].status = HOIST_OK;
@@ -433,6 +574,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
       break;
     }
   }
+  job->readers = started;
   for (unsigned i = 0; i < started; i++) {
     uv_thread_join(&e->workers[i].thread);
     if (rc == HOIST_OK && e->workers[i].status != HOIST_OK) rc = e->workers[i].status;
@@ -683,15 +825,23 @@ fail:
 
 /* ---- conversion scratch and verification */
 
-uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
-  uint64_t slot = scratch_bytes / e->threads;
-  if (slot > e->chunk) slot = e->chunk;
-  slot &= ~(uint64_t)4095;
-  return slot;
+/* Pool slots: one chunk each when two chunks fit, up to two per reader
+ * (no reader holds more); else two halves of the scratch, or one slot. */
+unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes) {
+  const uint64_t most = (uint64_t)SLOTS_PER_THREAD * e->threads;
+  uint64_t n = scratch_bytes / e->chunk;
+  if (n >= 2) return (unsigned)(n < most ? n : most);
+  return scratch_bytes / 2 >= 4096 ? 2 : 1;
 }
 
-uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot) {
-  return slot * (uint64_t)e->threads;
+uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
+  uint64_t slot = scratch_bytes / hoist_engine_scratch_slots(e, scratch_bytes);
+  if (slot > e->chunk) slot = e->chunk;
+  return slot & ~(uint64_t)4095;
+}
+
+uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t scratch_bytes) {
+  return hoist_engine_scratch_slot(e, scratch_bytes) * hoist_engine_scratch_slots(e, scratch_bytes);
 }
 
 int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,

@@ -66,10 +66,12 @@ typedef struct upload_job {
   hoist_progress_fn progress;
   void *progress_user;
   const volatile int *cancel;
-  /* Conversion: the device scratch ring (one slot of scratch_slot bytes per
-   * thread from address scratch), set when a chunk converts on the device. */
+  /* Conversion: the device scratch ring from address scratch, set when a
+   * chunk converts on the device: a pool of scratch_slots slots of
+   * scratch_slot bytes that the reader threads share. */
   uint64_t scratch;
   uint64_t scratch_slot;
+  unsigned scratch_slots;
   /* Verify: reader threads fill chunks[i].host_hash.  dev_hashes is device
    * memory of 3 x hash_stride (>= nchunks) 8-byte hashes (device jobs
    * only): row 0, chunk i's bytes on the device (a converted chunk's source
@@ -82,10 +84,12 @@ typedef struct upload_job {
   uint64_t dev_hashes;
   uint64_t hash_stride;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
-   * slot's copy (and the kernels queued before it on the thread's stream)
+   * slot's copy (and the conversion the copy stream waited for before it)
    * to finish before refilling it; high when the device side, not the
    * readers, sets the pace.  The final drain of the streams is not counted. */
   uint64_t copy_wait_ns;
+  /* Out: reader threads the run started. */
+  unsigned readers;
 } upload_job;
 
 typedef struct hoist_engine hoist_engine;
@@ -104,12 +108,15 @@ unsigned hoist_engine_default_threads(void);
  * synchronized, or the first error (the others stop at the next chunk). */
 int hoist_engine_run(hoist_engine *e, upload_job *job);
 
-/* Bytes per scratch slot for a ring of at most scratch_bytes (one slot per
- * thread, a multiple of 4096 and at most the chunk); 0 when the ring is too
- * small for a 4 KiB slot per thread. */
+/* The scratch ring of a converting job within scratch_bytes: a pool of
+ * slots the readers share, each holding one chunk in flight (a reader holds
+ * at most two).  Slots: chunk-sized when two fit (at most two per reader
+ * thread), else two halves, else one.  Bytes per slot: a multiple of 4096,
+ * at most the chunk; 0 when scratch_bytes is below 4 KiB.  Ring: the device
+ * bytes of all slots. */
+unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes);
 uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
-/* Device bytes of the scratch ring made of slots of slot bytes. */
-uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t slot);
+uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t scratch_bytes);
 
 /* After hoist_engine_run of a job with verify set: hashes every chunk where
  * it now lies (device: one batch checksum on an engine stream into

@@ -68,7 +68,10 @@ START_TEST(bf16_equals_reference_every_mode) {
     int verify;
   } cases[] = {{2, 65536, HOIST_READ_PREAD, 0, 0},       {3, 0, HOIST_READ_MMAP, 0, 1},
                {1, 4096, HOIST_READ_DIRECT, 0, 1},       {4, 65536, HOIST_READ_AUTO, 32768, 1},
-               {2, 1u << 20, HOIST_READ_PREAD, 16384, 0}};
+               {2, 1u << 20, HOIST_READ_PREAD, 16384, 0},
+               /* Scratch pools smaller than the readers' want (two slots
+                * each): one 4 KiB slot for 4 readers, 3 slots for 6. */
+               {4, 65536, HOIST_READ_PREAD, 4096, 1},    {6, 65536, HOIST_READ_MMAP, 3 * 65536, 0}};
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     hoist_runtime *rt = runtime_with(cases[k].threads, cases[k].chunk, 0);
     hoist_pipeline *p = cf_open(rt, pipe_dir);
@@ -530,6 +533,68 @@ START_TEST(failed_allocations_leave_nothing) {
 }
 END_TEST
 
+/* Progress callback: truncates the file at trunc_file, or raises *cancel. */
+typedef struct stop_midway {
+  const char *trunc_file;
+  volatile int *cancel;
+  int fired;
+} stop_midway;
+
+static void stop_on_progress(void *user, const char *component, uint64_t done, uint64_t total) {
+  stop_midway *m = user;
+  if (m->fired || done == 0) return;
+  m->fired = 1;
+  if (m->trunc_file != NULL)
+    ck_assert_int_eq(truncate(m->trunc_file, 4096), 0);
+  else
+    *m->cancel = 1;
+}
+
+/* Readers waiting for a slot of a one-slot scratch pool stop when another
+ * reader fails (a file truncated under the load) or the load is cancelled:
+ * the load returns that status, frees everything, and the runtime loads
+ * again afterwards. */
+START_TEST(failure_wakes_readers_waiting_for_scratch) {
+  for (int action = 0; action < 2; action++) {
+    setup(action == 0 ? "conv_pool_trunc" : "conv_pool_cancel", 0);
+    hoist_runtime *rt = runtime_with(4, 4096, 0);
+    hoist_pipeline *p = cf_open(rt, pipe_dir);
+    char file[1200];
+    snprintf(file, sizeof file, "%s/transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
+             pipe_dir);
+    static volatile int cancel;
+    cancel = 0;
+    stop_midway m = {action == 0 ? file : NULL, &cancel, 0};
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.dtype = "bf16";
+    o.scratch_bytes = 4096;
+    o.read_mode = HOIST_READ_PREAD;
+    o.progress = stop_on_progress;
+    o.progress_user = &m;
+    o.cancel = &cancel;
+    hoist_loaded *l = NULL;
+    int rc = hoist_load_pipeline(rt, p, &o, &l);
+    ck_assert_msg(rc == (action == 0 ? HOIST_FILE_CHANGED : HOIST_CANCELLED), "action %d: %s: %s",
+                  action, hoist_status_name(rc), hoist_last_error(rt));
+    ck_assert_ptr_null(l);
+    ck_assert_int_eq(m.fired, 1);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    hoist_pipeline_close(p);
+    /* The engine (its pool) serves the next load. */
+    setup(action == 0 ? "conv_pool_trunc" : "conv_pool_cancel", 0);
+    p = cf_open(rt, pipe_dir);
+    o.progress = NULL;
+    cancel = 0;
+    ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
+    uint64_t placed = 0;
+    ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", HOIST_DTYPE_BF16, &placed), 14);
+    hoist_loaded_close(l);
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+  }
+}
+END_TEST
+
 /* hoist plan --dtype: inferred_bytes in target bytes, and the same refusal. */
 START_TEST(plan_counts_target_bytes) {
   hoist_runtime *rt = runtime_with(1, 0, 0);
@@ -671,6 +736,7 @@ int main(void) {
   tcase_add_test(tc, small_tensors_share_converted_transfers);
   tcase_add_test(tc, chunks_scale_offsets_and_respect_arenas);
   tcase_add_test(tc, admission_counts_scratch);
+  tcase_add_test(tc, failure_wakes_readers_waiting_for_scratch);
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
   tcase_add_test(tc, plan_counts_target_bytes);
