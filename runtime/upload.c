@@ -54,9 +54,10 @@ typedef struct engine_worker {
   void *events[SLOTS_PER_THREAD]; /* after slot k's last copy */
   unsigned char *slots[SLOTS_PER_THREAD];
   int pending[SLOTS_PER_THREAD];
-  /* Deferred conversion: convert_stream runs the kernels; held[k] is the
-   * chunk copied from pinned slot k that waits in scratch slot
-   * held_slot[k] for its conversion (NO_CHUNK: none). */
+  /* Deferred conversion: convert_stream runs the kernels (made by the
+   * first job that converts on the device); held[k] is the chunk copied
+   * from pinned slot k that waits in scratch slot held_slot[k] for its
+   * conversion (NO_CHUNK: none). */
   void *convert_stream;
   size_t held[SLOTS_PER_THREAD];
   unsigned held_slot[SLOTS_PER_THREAD];
@@ -177,15 +178,12 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
     engine_worker *w = &e->workers[i];
     w->engine = e;
     w->id = i;
-    if ((rc = dev->ops->stream_create(dev, &w->stream)) != HOIST_OK ||
-        (rc = dev->ops->stream_create(dev, &w->convert_stream)) != HOIST_OK)
-      goto fail;
+    rc = dev->ops->stream_create(dev, &w->stream);
+    if (rc != HOIST_OK) goto fail;
     for (int s = 0; s < SLOTS_PER_THREAD; s++) {
       w->held[s] = NO_CHUNK;
-      if ((rc = dev->ops->event_create(dev, &w->events[s])) != HOIST_OK ||
-          (rc = dev->ops->event_create(dev, &e->pool_events[i * SLOTS_PER_THREAD + s])) !=
-              HOIST_OK)
-        goto fail;
+      rc = dev->ops->event_create(dev, &w->events[s]);
+      if (rc != HOIST_OK) goto fail;
       /* Slots start O_DIRECT-aligned: slot_bytes is a multiple of 4096. */
       w->slots[s] = e->ring + ((uint64_t)i * SLOTS_PER_THREAD + (uint64_t)s) * slot_bytes;
     }
@@ -535,25 +533,36 @@ static void worker_main(void *arg) {
   }
   /* Always drain the streams: the slots are reused by the next job. */
   int src = dev->ops->stream_sync(dev, w->stream);
-  int crc = dev->ops->stream_sync(dev, w->convert_stream);
+  int crc = w->convert_stream != NULL ? dev->ops->stream_sync(dev, w->convert_stream) : HOIST_OK;
   if (rc == HOIST_OK) rc = src != HOIST_OK ? src : crc;
   for (int s = 0; s < SLOTS_PER_THREAD; s++) w->pending[s] = 0;
   w->status = rc;
 }
 
+/* The conversion streams and the scratch pool's events, made by the first
+ * job that converts on the device (a stream holds device memory: plain
+ * loads do not pay for them).  Idempotent; on failure, what was made stays
+ * for hoist_engine_destroy and the next call makes the rest. */
+static int engine_prepare_conversion(hoist_engine *e) {
+  hoist_device *dev = e->dev;
+  for (unsigned i = 0; i < e->threads; i++) {
+    engine_worker *w = &e->workers[i];
+    int rc = HOIST_OK;
+    if (w->convert_stream == NULL &&
+        (rc = dev->ops->stream_create(dev, &w->convert_stream)) != HOIST_OK)
+      return rc;
+    for (unsigned s = 0; s < SLOTS_PER_THREAD; s++) {
+      void **pe = &e->pool_events[i * SLOTS_PER_THREAD + s];
+      if (*pe == NULL && (rc = dev->ops->event_create(dev, pe)) != HOIST_OK) return rc;
+    }
+  }
+  return HOIST_OK;
+}
+
 int hoist_engine_run(hoist_engine *e, upload_job *job) {
-  e->job = job;
-  atomic_store(&e->next, 0);
-  atomic_store(&e->done, 0);
-  e->reported = 0;
-  atomic_store(&e->failed, 0);
-  e->first_status = HOIST_OK;
-  e->first_msg[0] = '\0';
   job->copy_wait_ns = 0;
   job->readers = 0;
-  unsigned started = 0;
   int rc = HOIST_OK;
-  unsigned want = e->threads;
   if (job->scratch_slots > MAX_THREADS * SLOTS_PER_THREAD)
     return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %d",
                       job->component, job->scratch_slots, MAX_THREADS * SLOTS_PER_THREAD);
@@ -562,6 +571,16 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
       if (job->chunks[i].from != job->chunks[i].to)
         return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
                           job->component);
+  if (job->scratch_slots > 0 && (rc = engine_prepare_conversion(e)) != HOIST_OK) return rc;
+  e->job = job;
+  atomic_store(&e->next, 0);
+  atomic_store(&e->done, 0);
+  e->reported = 0;
+  atomic_store(&e->failed, 0);
+  e->first_status = HOIST_OK;
+  e->first_msg[0] = '\0';
+  unsigned started = 0;
+  unsigned want = e->threads;
   e->pool_nfree = 0;
   for (unsigned s = job->scratch_slots; s-- > 0;) e->pool_free[e->pool_nfree++] = s;
   if (job->nchunks < want) want = job->nchunks > 0 ? (unsigned)job->nchunks : 1;
