@@ -16,12 +16,12 @@
  * it has waited for that copy anyway, so it launches the conversion then
  * and gives the scratch slot back; the next copy into it waits for the
  * conversion on the device.  The copy streams so hold copies only, as in a
- * plain load: a kernel queued between two copies of a stream (the obvious
- * design) cost 2.5-3.5 % of a load on H200s, an empty kernel as much as a
- * conversion, and smaller slots cost more (bench/RESULTS.md, "Deferred
- * conversion").  A reader that finds the pool empty first converts the
- * other chunk it holds, so a waiting reader holds no slot and one slot is
- * enough for progress.
+ * plain load: a kernel that waits on the device for a copy in flight (on
+ * the copy's stream, the obvious design, or through an event) cost 1.5-2.5 %
+ * of a load on H200s, an empty kernel as much as a conversion, and smaller
+ * slots cost more (bench/RESULTS.md, "Deferred conversion").  A reader
+ * that finds the pool empty first converts the other chunk it holds, so a
+ * waiting reader holds no slot and one slot is enough for progress.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB. */
