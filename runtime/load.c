@@ -456,10 +456,10 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   else
     hoist_log(rt, HOIST_LOG_DEBUG,
               "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
-              "readers; they waited %.3f ms in all for their earlier transfers (a copy, and "
+              "reader%s; they waited %.3f ms in all for their earlier transfers (a copy, and "
               "the conversion it waited for)",
               c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
-              (t1 - t0) * 1e3, job.readers, job.copy_wait_ns / 1e6);
+              (t1 - t0) * 1e3, job.readers, job.readers == 1 ? "" : "s", job.copy_wait_ns / 1e6);
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
   size_t bad = SIZE_MAX;
