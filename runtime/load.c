@@ -388,9 +388,9 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
 }
 
 /* Uploads c's tensors into its arenas (or its host copy when to_host);
- * scratch (a pool of scratch_slots slots of scratch_slot bytes) and hashes are the device memory of its own transient (0 when
- * unused).  With o->verify it then checks every
- * chunk (after ext's after_upload hook). */
+ * scratch (a pool of scratch_slots slots of scratch_slot bytes) and hashes
+ * are the device memory of its own transient (0 when unused).  With
+ * o->verify it then checks every chunk (after ext's after_upload hook). */
 static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size_t pos,
                        int to_host, const hoist_load_options *o, const hoist_load_ext *ext,
                        uint64_t scratch, uint64_t scratch_slot, unsigned scratch_slots,
@@ -751,8 +751,9 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
     }
     double a1 = now_seconds();
-    rc = comp_upload(rt, e, l, pos, to_host, o, ext, !to_host && c->converts ? ring_addr : 0,
-                     scratch_slot, scratch_slots, to_host ? 0 : hashes_addr);
+    const bool dev_converts = !to_host && c->converts;
+    rc = comp_upload(rt, e, l, pos, to_host, o, ext, dev_converts ? ring_addr : 0, scratch_slot,
+                     dev_converts ? scratch_slots : 0, to_host ? 0 : hashes_addr);
     double u1 = now_seconds();
     if (transient_addr != 0) d->ops->free(d, transient_addr);
     transient_addr = 0;

@@ -61,7 +61,9 @@ typedef struct engine_worker {
   void *convert_stream;
   size_t held[SLOTS_PER_THREAD];
   unsigned held_slot[SLOTS_PER_THREAD];
-  uint64_t waited_ns; /* time spent waiting for this thread's copies */
+  uint64_t waited_ns;         /* time spent waiting for this thread's copies */
+  uint64_t scratch_waits;     /* times it found the scratch pool empty */
+  uint64_t scratch_wait_ns;   /* time from then until it had a slot */
   uv_thread_t thread;
   int status;
 } engine_worker;
@@ -392,12 +394,24 @@ static void scratch_release(hoist_engine *e, unsigned slot) {
   uv_mutex_unlock(&e->pool_lock);
 }
 
+/* Gives a scratch slot back once everything queued on stream so far (the
+ * work that reads or writes the slot) is behind the slot's event, which the
+ * next copy into it waits for; if the event cannot be recorded, waits for
+ * the stream instead.  Returns the record's status. */
+static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
+  hoist_device *dev = e->dev;
+  int rc = dev->ops->event_record(dev, e->pool_events[slot], stream);
+  if (rc != HOIST_OK) (void)dev->ops->stream_sync(dev, stream);
+  scratch_release(e, slot);
+  return rc;
+}
+
 /* Launches, on w's conversion stream, the conversion of the chunk copied
  * from pinned slot k, whose copy has finished (the caller waited for it):
  * hash the source in the scratch (--verify; the device then hashed exactly
  * the bytes the host hashed), convert into the arena, hash the output.
- * Then records the scratch slot's event and gives the slot back; its next
- * copy waits for that event. */
+ * Then gives the scratch slot back behind the slot's event (also when a
+ * launch failed: the kernels already queued may still read it). */
 static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
   hoist_device *dev = e->dev;
   upload_job *job = e->job;
@@ -416,9 +430,8 @@ static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
   if (rc == HOIST_OK && job->verify)
     rc = dev->ops->checksum(dev, c->dst, c->dst_len,
                             job->dev_hashes + 8 * (job->hash_stride + (uint64_t)i), s);
-  if (rc == HOIST_OK) rc = dev->ops->event_record(dev, e->pool_events[slot], s);
-  scratch_release(e, slot);
-  return rc;
+  int rrc = scratch_release_after(e, slot, s);
+  return rc != HOIST_OK ? rc : rrc;
 }
 
 /* Takes a scratch slot for the chunk about to be copied from pinned slot k
@@ -430,21 +443,31 @@ static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
 static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsigned *slot) {
   hoist_device *dev = e->dev;
   const unsigned other = (k + 1) % SLOTS_PER_THREAD;
+  uint64_t t0 = 0;
+  bool got = false;
+  int rc = HOIST_OK;
   for (;;) {
     uv_mutex_lock(&e->pool_lock);
+    if (e->pool_nfree == 0 && t0 == 0) {
+      t0 = uv_hrtime();
+      w->scratch_waits++;
+    }
     while (e->pool_nfree == 0 && w->held[other] == NO_CHUNK && !atomic_load(&e->failed))
       uv_cond_wait(&e->pool_cond, &e->pool_lock);
-    const bool got = e->pool_nfree > 0;
+    got = e->pool_nfree > 0;
     if (got) *slot = e->pool_free[--e->pool_nfree];
     uv_mutex_unlock(&e->pool_lock);
-    if (got) return dev->ops->stream_wait_event(dev, w->stream, e->pool_events[*slot]);
-    if (atomic_load(&e->failed)) return HOIST_CANCELLED;
-    uint64_t t0 = uv_hrtime();
-    int rc = dev->ops->event_sync(dev, w->events[other]);
-    w->waited_ns += uv_hrtime() - t0;
+    if (got || atomic_load(&e->failed)) break;
+    rc = dev->ops->event_sync(dev, w->events[other]);
     if (rc == HOIST_OK) rc = convert_held(e, w, other);
-    if (rc != HOIST_OK) return rc;
+    if (rc != HOIST_OK) break;
   }
+  if (t0 != 0) w->scratch_wait_ns += uv_hrtime() - t0;
+  if (rc != HOIST_OK) return rc;
+  if (!got) return HOIST_CANCELLED;
+  rc = dev->ops->stream_wait_event(dev, w->stream, e->pool_events[*slot]);
+  if (rc != HOIST_OK) scratch_release(e, *slot); /* nothing of ours touches it yet */
+  return rc;
 }
 
 static void worker_main(void *arg) {
@@ -511,9 +534,9 @@ static void worker_main(void *arg) {
       int hrc = dev->ops->event_sync(dev, w->events[k]);
       rc = hrc == HOIST_OK ? convert_held(e, w, k) : hrc;
     }
-    if (w->held[k] != NO_CHUNK) {
+    if (w->held[k] != NO_CHUNK) { /* its copy may still be landing in the slot */
       w->held[k] = NO_CHUNK;
-      scratch_release(e, w->held_slot[k]);
+      (void)scratch_release_after(e, w->held_slot[k], w->stream);
     }
   }
   if (rc != HOIST_OK) {
@@ -561,17 +584,22 @@ static int engine_prepare_conversion(hoist_engine *e) {
 
 int hoist_engine_run(hoist_engine *e, upload_job *job) {
   job->copy_wait_ns = 0;
+  job->scratch_waits = 0;
+  job->scratch_wait_ns = 0;
   job->readers = 0;
   int rc = HOIST_OK;
-  if (job->scratch_slots > MAX_THREADS * SLOTS_PER_THREAD)
-    return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %d",
-                      job->component, job->scratch_slots, MAX_THREADS * SLOTS_PER_THREAD);
-  if (!job->to_host && (job->scratch == 0 || job->scratch_slots == 0))
-    for (size_t i = 0; i < job->nchunks; i++)
-      if (job->chunks[i].from != job->chunks[i].to)
-        return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
-                          job->component);
-  if (job->scratch_slots > 0 && (rc = engine_prepare_conversion(e)) != HOIST_OK) return rc;
+  bool dev_converts = false;
+  for (size_t i = 0; !job->to_host && !dev_converts && i < job->nchunks; i++)
+    dev_converts = job->chunks[i].from != job->chunks[i].to;
+  if (dev_converts) {
+    if (job->scratch == 0 || job->scratch_slots == 0)
+      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
+                        job->component);
+    if (job->scratch_slots > e->threads * SLOTS_PER_THREAD)
+      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %u",
+                        job->component, job->scratch_slots, e->threads * SLOTS_PER_THREAD);
+    if ((rc = engine_prepare_conversion(e)) != HOIST_OK) return rc;
+  }
   e->job = job;
   atomic_store(&e->next, 0);
   atomic_store(&e->done, 0);
@@ -582,11 +610,14 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   unsigned started = 0;
   unsigned want = e->threads;
   e->pool_nfree = 0;
-  for (unsigned s = job->scratch_slots; s-- > 0;) e->pool_free[e->pool_nfree++] = s;
+  for (unsigned s = dev_converts ? job->scratch_slots : 0; s-- > 0;)
+    e->pool_free[e->pool_nfree++] = s;
   if (job->nchunks < want) want = job->nchunks > 0 ? (unsigned)job->nchunks : 1;
   for (; started < want; started++) {
     e->workers[started].status = HOIST_OK;
     e->workers[started].waited_ns = 0;
+    e->workers[started].scratch_waits = 0;
+    e->workers[started].scratch_wait_ns = 0;
     if (uv_thread_create(&e->workers[started].thread, worker_main, &e->workers[started]) != 0) {
       rc = hoist_fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
       atomic_store(&e->failed, 1);
@@ -598,7 +629,15 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     uv_thread_join(&e->workers[i].thread);
     if (rc == HOIST_OK && e->workers[i].status != HOIST_OK) rc = e->workers[i].status;
     job->copy_wait_ns += e->workers[i].waited_ns;
+    job->scratch_waits += e->workers[i].scratch_waits;
+    job->scratch_wait_ns += e->workers[i].scratch_wait_ns;
   }
+  if (job->scratch_waits > 0)
+    hoist_log(e->rt, HOIST_LOG_DEBUG,
+              "%s: readers found the %u-slot scratch pool empty %llu times and waited %.3f ms "
+              "in all for a slot",
+              job->component, job->scratch_slots, (unsigned long long)job->scratch_waits,
+              job->scratch_wait_ns / 1e6);
   if (e->first_status != HOIST_OK) rc = hoist_fail(e->rt, e->first_status, "%s", e->first_msg);
   e->job = NULL;
   return rc;

@@ -88,6 +88,11 @@ typedef struct upload_job {
    * to finish before refilling it; high when the device side, not the
    * readers, sets the pace.  The final drain of the streams is not counted. */
   uint64_t copy_wait_ns;
+  /* Out: how often readers found the scratch pool empty, and the time,
+   * summed, from then until they had a slot (converting their other chunk
+   * meanwhile counts here, not in copy_wait_ns). */
+  uint64_t scratch_waits;
+  uint64_t scratch_wait_ns;
   /* Out: reader threads the run started. */
   unsigned readers;
 } upload_job;

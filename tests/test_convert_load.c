@@ -533,7 +533,9 @@ START_TEST(failed_allocations_leave_nothing) {
 }
 END_TEST
 
-/* Progress callback: truncates the file at trunc_file, or raises *cancel. */
+/* Progress callback: after 50 ms (the calling reader holds a scratch slot
+ * meanwhile, so the others run into an empty pool), truncates the file at
+ * trunc_file, or raises *cancel. */
 typedef struct stop_midway {
   const char *trunc_file;
   volatile int *cancel;
@@ -544,20 +546,33 @@ static void stop_on_progress(void *user, const char *component, uint64_t done, u
   stop_midway *m = user;
   if (m->fired || done == 0) return;
   m->fired = 1;
+  usleep(50000);
   if (m->trunc_file != NULL)
     ck_assert_int_eq(truncate(m->trunc_file, 4096), 0);
   else
     *m->cancel = 1;
 }
 
+/* Sums the "found the N-slot scratch pool empty K times" counts the engine
+ * logs (debug) after each upload. */
+static void count_pool_waits(void *user, hoist_log_level level, const char *message) {
+  unsigned slots = 0;
+  unsigned long long times = 0;
+  const char *at = strstr(message, "found the ");
+  if (at != NULL && sscanf(at, "found the %u-slot scratch pool empty %llu times", &slots, &times) == 2)
+    __atomic_add_fetch((unsigned long long *)user, times, __ATOMIC_RELAXED);
+}
+
 /* Readers waiting for a slot of a one-slot scratch pool stop when another
  * reader fails (a file truncated under the load) or the load is cancelled:
  * the load returns that status, frees everything, and the runtime loads
- * again afterwards. */
+ * again afterwards.  The engine's log says readers did wait. */
 START_TEST(failure_wakes_readers_waiting_for_scratch) {
   for (int action = 0; action < 2; action++) {
     setup(action == 0 ? "conv_pool_trunc" : "conv_pool_cancel", 0);
     hoist_runtime *rt = runtime_with(4, 4096, 0);
+    unsigned long long waits = 0;
+    hoist_log_set(rt, count_pool_waits, &waits, HOIST_LOG_DEBUG);
     hoist_pipeline *p = cf_open(rt, pipe_dir);
     char file[1200];
     snprintf(file, sizeof file, "%s/transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
@@ -579,6 +594,7 @@ START_TEST(failure_wakes_readers_waiting_for_scratch) {
     ck_assert_ptr_null(l);
     ck_assert_int_eq(m.fired, 1);
     ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_msg(waits > 0, "action %d: no reader waited for the scratch pool", action);
     hoist_pipeline_close(p);
     /* The engine (its pool) serves the next load. */
     setup(action == 0 ? "conv_pool_trunc" : "conv_pool_cancel", 0);
