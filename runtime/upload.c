@@ -61,9 +61,9 @@ typedef struct engine_worker {
   void *convert_stream;
   size_t held[SLOTS_PER_THREAD];
   unsigned held_slot[SLOTS_PER_THREAD];
-  uint64_t waited_ns;         /* time spent waiting for this thread's copies */
-  uint64_t scratch_waits;     /* times it found the scratch pool empty */
-  uint64_t scratch_wait_ns;   /* time from then until it had a slot */
+  uint64_t waited_ns;       /* time spent waiting for this thread's copies */
+  uint64_t scratch_waits;   /* times it found the scratch pool empty */
+  uint64_t scratch_wait_ns; /* time from then until it had a slot */
   uv_thread_t thread;
   int status;
 } engine_worker;
@@ -88,8 +88,9 @@ struct hoist_engine {
   char first_msg[HOIST_ERROR_MAX];
   /* The scratch pool of a run (job->scratch_slots slots): the ids free now
    * (under pool_lock; pool_cond is signalled when one is given back or the
-   * run fails), and per slot the event recorded after the last conversion
-   * out of it. */
+   * run fails), and per slot the event recorded after the last work that
+   * used it (its conversion, or a dropped chunk's copy), which the next
+   * copy into it waits for.  Made with the conversion streams. */
   uv_mutex_t pool_lock;
   uv_cond_t pool_cond;
   unsigned pool_free[MAX_THREADS * SLOTS_PER_THREAD];
