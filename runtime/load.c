@@ -645,8 +645,8 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
   uint64_t scratch_want = o->scratch_bytes != 0 ? o->scratch_bytes : DEFAULT_SCRATCH;
   uint64_t scratch_slot = hoist_engine_scratch_slot(e, scratch_want);
-  uint64_t scratch_ring = hoist_engine_scratch_ring(e, scratch_want);
   unsigned scratch_slots = hoist_engine_scratch_slots(e, scratch_want);
+  uint64_t scratch_ring = scratch_slot * scratch_slots;
   for (size_t pos = 0; pos < n; pos++) {
     comp_state *c = &l->comps[pos];
     if (c->converts && scratch_slot == 0 && !offload[pos]) {

@@ -160,20 +160,14 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
   e->slot_bytes = slot_bytes;
   e->ring_bytes = ring;
   int rc = HOIST_OK;
-  if (uv_mutex_init(&e->progress_lock) != 0) {
+  /* The locks before anything hoist_engine_destroy frees (it destroys them). */
+  const bool progress_ok = uv_mutex_init(&e->progress_lock) == 0;
+  const bool pool_ok = progress_ok && uv_mutex_init(&e->pool_lock) == 0;
+  if (!pool_ok || uv_cond_init(&e->pool_cond) != 0) {
+    if (pool_ok) uv_mutex_destroy(&e->pool_lock);
+    if (progress_ok) uv_mutex_destroy(&e->progress_lock);
     free(e);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a mutex");
-  }
-  if (uv_mutex_init(&e->pool_lock) != 0) {
-    uv_mutex_destroy(&e->progress_lock);
-    free(e);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a mutex");
-  }
-  if (uv_cond_init(&e->pool_cond) != 0) {
-    uv_mutex_destroy(&e->pool_lock);
-    uv_mutex_destroy(&e->progress_lock);
-    free(e);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create a condition variable");
+    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create the upload engine's locks");
   }
   rc = dev->ops->pinned_alloc(dev, (size_t)ring, (void **)&e->ring);
   if (rc != HOIST_OK) goto fail;
@@ -202,7 +196,6 @@ fail:
 }
 
 uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
-unsigned hoist_engine_threads(const hoist_engine *e) { return e->threads; }
 uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
 
 /* ---- reading */
@@ -435,6 +428,13 @@ static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
   return rc != HOIST_OK ? rc : rrc;
 }
 
+/* Waits for the copy from pinned slot k, then converts the chunk it brought
+ * (convert_held). */
+static int convert_when_copied(hoist_engine *e, engine_worker *w, unsigned k) {
+  int rc = e->dev->ops->event_sync(e->dev, w->events[k]);
+  return rc == HOIST_OK ? convert_held(e, w, k) : rc;
+}
+
 /* Takes a scratch slot for the chunk about to be copied from pinned slot k
  * and queues, on w's copy stream, a wait for the slot's last conversion.
  * With the pool empty, w first converts the chunk of its other pinned slot
@@ -459,9 +459,7 @@ static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsign
     if (got) *slot = e->pool_free[--e->pool_nfree];
     uv_mutex_unlock(&e->pool_lock);
     if (got || atomic_load(&e->failed)) break;
-    rc = dev->ops->event_sync(dev, w->events[other]);
-    if (rc == HOIST_OK) rc = convert_held(e, w, other);
-    if (rc != HOIST_OK) break;
+    if ((rc = convert_when_copied(e, w, other)) != HOIST_OK) break;
   }
   if (t0 != 0) w->scratch_wait_ns += uv_hrtime() - t0;
   if (rc != HOIST_OK) return rc;
@@ -531,10 +529,7 @@ static void worker_main(void *arg) {
    * run failed (then dropped, their slots given back). */
   for (unsigned n = 0; n < SLOTS_PER_THREAD; n++, k = (k + 1) % SLOTS_PER_THREAD) {
     if (w->held[k] == NO_CHUNK) continue;
-    if (rc == HOIST_OK && !atomic_load(&e->failed)) {
-      int hrc = dev->ops->event_sync(dev, w->events[k]);
-      rc = hrc == HOIST_OK ? convert_held(e, w, k) : hrc;
-    }
+    if (rc == HOIST_OK && !atomic_load(&e->failed)) rc = convert_when_copied(e, w, k);
     if (w->held[k] != NO_CHUNK) { /* its copy may still be landing in the slot */
       w->held[k] = NO_CHUNK;
       (void)scratch_release_after(e, w->held_slot[k], w->stream);
@@ -897,10 +892,6 @@ uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes
   uint64_t slot = scratch_bytes / hoist_engine_scratch_slots(e, scratch_bytes);
   if (slot > e->chunk) slot = e->chunk;
   return slot & ~(uint64_t)4095;
-}
-
-uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t scratch_bytes) {
-  return hoist_engine_scratch_slot(e, scratch_bytes) * hoist_engine_scratch_slots(e, scratch_bytes);
 }
 
 int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,

@@ -104,7 +104,6 @@ typedef struct hoist_engine hoist_engine;
 int hoist_engine_get(hoist_runtime *rt, hoist_engine **out);
 void hoist_engine_destroy(hoist_engine *e);
 uint64_t hoist_engine_chunk_bytes(const hoist_engine *e);
-unsigned hoist_engine_threads(const hoist_engine *e);
 uint64_t hoist_engine_pinned_bytes(const hoist_engine *e);
 /* Reader threads used when hoist_config.threads is 0. */
 unsigned hoist_engine_default_threads(void);
@@ -117,11 +116,10 @@ int hoist_engine_run(hoist_engine *e, upload_job *job);
  * slots the readers share, each holding one chunk in flight (a reader holds
  * at most two).  Slots: chunk-sized when two fit (at most two per reader
  * thread), else two halves, else one.  Bytes per slot: a multiple of 4096,
- * at most the chunk; 0 when scratch_bytes is below 4 KiB.  Ring: the device
- * bytes of all slots. */
+ * at most the chunk; 0 when scratch_bytes is below 4 KiB.  The ring is
+ * slots x slot bytes. */
 unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes);
 uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
-uint64_t hoist_engine_scratch_ring(const hoist_engine *e, uint64_t scratch_bytes);
 
 /* After hoist_engine_run of a job with verify set: hashes every chunk where
  * it now lies (device: one batch checksum on an engine stream into
