@@ -58,7 +58,7 @@
  * Ownership: hoist_pipeline_open returns a pipeline that owns every string,
  * every path and every opened file; hoist_pipeline_close frees them.  An
  * open pipeline is immutable and may be read from several threads. */
-#include "load.h" /* target dtypes (hoist_tensor_target) */
+#include "dtype.h"
 #include "pipeline.h"
 
 #include <cjson/cJSON.h>

@@ -13,6 +13,7 @@
  * device's checksum of the same bytes: where they landed for plain chunks,
  * in the scratch before conversion for converted ones. */
 #include "load.h"
+#include "dtype.h"
 #include "convert_ref.h"
 #include "upload.h"
 
@@ -87,57 +88,11 @@ int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
 }
 
 #define DEFAULT_SCRATCH (64ull << 20)
-#define DTYPE_KEEP HOIST_DTYPE_KEEP
-
-static bool dtype_is_float(hoist_dtype d) {
-  switch (d) {
-  case HOIST_DTYPE_F16: case HOIST_DTYPE_BF16: case HOIST_DTYPE_F32: case HOIST_DTYPE_F64:
-  case HOIST_DTYPE_C64: case HOIST_DTYPE_F8_E4M3: case HOIST_DTYPE_F8_E5M2:
-  case HOIST_DTYPE_F8_E8M0: case HOIST_DTYPE_F8_E4M3FNUZ: case HOIST_DTYPE_F8_E5M2FNUZ:
-  case HOIST_DTYPE_F4: case HOIST_DTYPE_F6_E2M3: case HOIST_DTYPE_F6_E3M2:
-    return true;
-  default:
-    return false;
-  }
-}
-
-int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
-                             hoist_dtype *out) {
-  static const struct { const char *name; hoist_dtype d; } names[] = {
-      {"bf16", HOIST_DTYPE_BF16}, {"f16", HOIST_DTYPE_F16}, {"f32", HOIST_DTYPE_F32},
-      {"keep", DTYPE_KEEP}};
-  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-    if (strlen(names[i].name) == len && strncasecmp(names[i].name, s, len) == 0) {
-      *out = names[i].d;
-      return HOIST_OK;
-    }
-  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: '%.*s' is not bf16, f16, f32 or keep", what,
-                    (int)(len > 64 ? 64 : len), s);
-}
-
-int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
-                        hoist_dtype target, hoist_dtype *to, uint64_t *bytes) {
-  *to = t->dtype;
-  *bytes = t->nbytes;
-  if (target == DTYPE_KEEP || !dtype_is_float(t->dtype) || t->dtype == target) return HOIST_OK;
-  if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
-    return hoist_fail(rt, HOIST_UNSUPPORTED,
-                      "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
-                      "component's dtype with --dtype-for %s=keep",
-                      component, t->name, hoist_dtype_name(t->dtype), hoist_dtype_name(target),
-                      component);
-  if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
-                      t->name);
-  *to = target;
-  return HOIST_OK;
-}
-
 /* Each component's target dtype (load order) from --dtype and the
  * --dtype-for entries, later entries winning. */
 static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const comp_state *comps,
                            size_t n, hoist_dtype *target) {
-  hoist_dtype all = DTYPE_KEEP;
+  hoist_dtype all = HOIST_DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
       (rc = hoist_dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
@@ -152,7 +107,7 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const
     size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
     const char *eq = memchr(p, '=', len);
     char name[128];
-    hoist_dtype d = DTYPE_KEEP;
+    hoist_dtype d = HOIST_DTYPE_KEEP;
     if (eq == NULL || eq == p || (size_t)(eq - p) >= sizeof name) {
       rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--dtype-for: '%.*s' is not NAME=DTYPE",
                       (int)(len > 128 ? 128 : len), p);
@@ -186,7 +141,7 @@ static int cmp_by_name(const void *pa, const void *pb) {
   return strcmp(a->t->name, b->t->name);
 }
 
-/* Tensors of the component with their device dtype (target: DTYPE_KEEP or
+/* Tensors of the component with their device dtype (target: HOIST_DTYPE_KEEP or
  * the dtype floating tensors become), placed largest-first in device
  * bytes; span and need.  A floating tensor with no conversion to target is
  * HOIST_UNSUPPORTED. */

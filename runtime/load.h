@@ -51,21 +51,6 @@ struct hoist_loaded {
   uint64_t total_bytes;
 };
 
-/* Target dtypes (hoist_load_options.dtype, hoist_pipeline_options.dtype).
- * HOIST_DTYPE_KEEP: every tensor keeps its dtype. */
-#define HOIST_DTYPE_KEEP HOIST_DTYPE_COUNT_
-/* Parses "bf16", "f16", "f32" (any case) or "keep" of length len; a bad
- * name is HOIST_INVALID_ARGUMENT naming the option `what`. */
-int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
-                             hoist_dtype *out);
-/* The dtype t has on the device under target and its byte size there:
- * floating tensors take the target, others (ints, bool) and same-dtype ones
- * keep theirs.  A floating dtype with no conversion to target (F64, C64,
- * F8_E8M0, the FNUZ and sub-byte dtypes) is HOIST_UNSUPPORTED naming
- * component, tensor and pair. */
-int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
-                        hoist_dtype target, hoist_dtype *to, uint64_t *bytes);
-
 /* Device address of a placed tensor of c (its arenas must exist). */
 uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
 /* Index of the arena a placed tensor lies in. */

@@ -1,7 +1,7 @@
-/* status.c — status codes, dtype table, error details and logging.
+/* status.c — status codes, error details and logging.
  *
- * The status and dtype tables are generated from the X-macro lists in
- * hoist.h so that the enum, the names and the sentences never drift apart.
+ * The status table is generated from the X-macro list in hoist.h so that
+ * the enum, the names and the sentences never drift apart.
  * Error details live in the runtime (guarded by its mutex) or, for calls made
  * without a runtime, in a thread-local buffer. */
 #include "runtime.h"
@@ -34,36 +34,6 @@ const char *hoist_status_name(int status) {
   default:
     return "UNKNOWN";
   }
-}
-
-static const struct {
-  const char *name;
-  unsigned bits;
-} dtype_table[HOIST_DTYPE_COUNT_] = {
-#define HOIST_DTYPE_ROW_(name, bits) {#name, bits},
-    HOIST_DTYPE_MAP(HOIST_DTYPE_ROW_)
-#undef HOIST_DTYPE_ROW_
-};
-
-const char *hoist_dtype_name(hoist_dtype dtype) {
-  if ((unsigned)dtype >= HOIST_DTYPE_COUNT_) return NULL;
-  return dtype_table[dtype].name;
-}
-
-unsigned hoist_dtype_bits(hoist_dtype dtype) {
-  if ((unsigned)dtype >= HOIST_DTYPE_COUNT_) return 0;
-  return dtype_table[dtype].bits;
-}
-
-int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out) {
-  if (name == NULL) return HOIST_BAD_DTYPE;
-  for (unsigned i = 0; i < HOIST_DTYPE_COUNT_; i++) {
-    if (strlen(dtype_table[i].name) == len && memcmp(dtype_table[i].name, name, len) == 0) {
-      *out = (hoist_dtype)i;
-      return HOIST_OK;
-    }
-  }
-  return HOIST_BAD_DTYPE;
 }
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];

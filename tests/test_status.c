@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include "device.h"
+#include "dtype.h"
 
 #include <string.h>
 
@@ -29,6 +30,35 @@ START_TEST(dtype_table) {
   ck_assert_uint_eq(hoist_dtype_bits(d), 6);
   ck_assert_int_eq(hoist_dtype_from_name("F1", 2, &d), HOIST_BAD_DTYPE);
   ck_assert_ptr_null(hoist_dtype_name(HOIST_DTYPE_COUNT_));
+}
+END_TEST
+
+/* Option values name targets in any case; they go through the same table
+ * as file dtypes, and only the three conversion targets (and keep) pass. */
+START_TEST(dtype_targets_fold_case_into_the_table) {
+  static const struct {
+    const char *name;
+    int ok;
+    hoist_dtype want;
+  } cases[] = {{"bf16", 1, HOIST_DTYPE_BF16}, {"BF16", 1, HOIST_DTYPE_BF16},
+               {"Bf16", 1, HOIST_DTYPE_BF16}, {"f16", 1, HOIST_DTYPE_F16},
+               {"F32", 1, HOIST_DTYPE_F32},   {"keep", 1, HOIST_DTYPE_KEEP},
+               {"KeEp", 1, HOIST_DTYPE_KEEP}, {"f64", 0, HOIST_DTYPE_F64},
+               {"f8_e4m3", 0, HOIST_DTYPE_F8_E4M3}, {"u8", 0, HOIST_DTYPE_U8},
+               {"", 0, HOIST_DTYPE_BOOL},     {"bf16 ", 0, HOIST_DTYPE_BOOL},
+               {"f8_e4m3fnuz_and_more", 0, HOIST_DTYPE_BOOL}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    hoist_dtype d = HOIST_DTYPE_COUNT_;
+    bool ok = hoist_dtype_target_lookup(cases[i].name, strlen(cases[i].name), &d);
+    ck_assert_msg(ok == (cases[i].ok != 0), "'%s'", cases[i].name);
+    if (ok) ck_assert_int_eq(d, cases[i].want);
+  }
+  /* Length-bounded: "f16" inside a longer string. */
+  hoist_dtype d;
+  ck_assert(hoist_dtype_target_lookup("f16x", 3, &d));
+  ck_assert_int_eq(d, HOIST_DTYPE_F16);
+  ck_assert_int_eq(hoist_dtype_target_parse(NULL, "dtype", "f8", 2, &d), HOIST_INVALID_ARGUMENT);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "'f8' is not bf16, f16, f32 or keep"));
 }
 END_TEST
 
@@ -100,6 +130,7 @@ int main(void) {
   TCase *tc = tcase_create("core");
   tcase_add_test(tc, status_names_and_sentences);
   tcase_add_test(tc, dtype_table);
+  tcase_add_test(tc, dtype_targets_fold_case_into_the_table);
   tcase_add_test(tc, runtime_errors_and_log);
   tcase_add_test(tc, host_backend_capacity);
   suite_add_tcase(s, tc);
