@@ -90,8 +90,8 @@ int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
 #define DEFAULT_SCRATCH (64ull << 20)
 /* Each component's target dtype (load order) from --dtype and the
  * --dtype-for entries, later entries winning. */
-static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const comp_state *comps,
-                           size_t n, hoist_dtype *target) {
+static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
+                           const hoist_component_info *const *infos, size_t n, hoist_dtype *target) {
   hoist_dtype all = HOIST_DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
@@ -118,7 +118,7 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const
     if ((rc = hoist_dtype_target_parse(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
       break;
     memset(mark, 0, n > 0 ? n : 1);
-    if ((rc = hoist_residency_select(rt, "dtype-for", name, comps, n, mark)) != HOIST_OK) break;
+    if ((rc = hoist_component_select(rt, "dtype-for", name, infos, n, mark)) != HOIST_OK) break;
     for (size_t i = 0; i < n; i++)
       if (mark[i]) target[i] = d;
     p += len;
@@ -546,12 +546,14 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   uint64_t ring_addr = 0;      /* the conversion scratch ring, while held */
   uint64_t hashes_addr = 0;    /* this component's verify hashes */
   hoist_dtype *target = NULL;
+  const hoist_component_info **infos = NULL;
   unsigned char *offload = NULL, *fsdp = NULL;
   hoist_loaded *l = calloc(1, sizeof *l);
   size_t n = hoist_pipeline_component_count(p);
   if (l == NULL || (l->comps = calloc(n > 0 ? n : 1, sizeof *l->comps)) == NULL ||
       (offload = calloc(n > 0 ? n : 1, 1)) == NULL || (fsdp = calloc(n > 0 ? n : 1, 1)) == NULL ||
-      (target = calloc(n > 0 ? n : 1, sizeof *target)) == NULL) {
+      (target = calloc(n > 0 ? n : 1, sizeof *target)) == NULL ||
+      (infos = calloc(n > 0 ? n : 1, sizeof *infos)) == NULL) {
     rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory starting a load");
     goto fail;
   }
@@ -566,6 +568,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     comp_state *c = &l->comps[pos];
     c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(p, ext->order[pos])
                                                 : hoist_pipeline_ordered(p, pos);
+    infos[pos] = c->info;
     c->index_i = c->info->index;
     for (size_t i = 0; i < n; i++)
       if (hoist_pipeline_component(p, i) == c->info) c->index_i = i;
@@ -577,12 +580,12 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   }
   /* Target dtypes, then placement in target bytes: an impossible
    * conversion fails here, before anything is allocated. */
-  if ((rc = resolve_targets(rt, o, l->comps, n, target)) != HOIST_OK) goto fail;
+  if ((rc = resolve_targets(rt, o, infos, n, target)) != HOIST_OK) goto fail;
   for (size_t pos = 0; pos < n; pos++)
     if ((rc = comp_place(rt, &l->comps[pos], d->ops->alloc_granularity, target[pos])) != HOIST_OK)
       goto fail;
-  rc = hoist_residency_select(rt, "offload", o->offload, l->comps, n, offload);
-  if (rc == HOIST_OK) rc = hoist_residency_select(rt, "fsdp", o->fsdp, l->comps, n, fsdp);
+  rc = hoist_component_select(rt, "offload", o->offload, infos, n, offload);
+  if (rc == HOIST_OK) rc = hoist_component_select(rt, "fsdp", o->fsdp, infos, n, fsdp);
   if (rc != HOIST_OK) goto fail;
   for (size_t i = 0; i < n; i++) {
     if (offload[i] && fsdp[i]) {
@@ -731,6 +734,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   free(offload);
   free(fsdp);
   free(target);
+  free(infos);
   hoist_sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   *out = l;
@@ -743,6 +747,7 @@ fail:
   free(offload);
   free(fsdp);
   free(target);
+  free(infos);
   hoist_sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   return rc;

@@ -60,12 +60,6 @@ int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
 int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
 void comp_free_arenas(hoist_runtime *rt, comp_state *c);
 
-/* Marks components named by a comma list of names or groups (dit,
- * text_encoder, image_encoder, vae, all) in mark[] (load order).  An entry
- * that matches nothing is HOIST_INVALID_ARGUMENT. */
-int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
-                           const comp_state *comps, size_t n, unsigned char *mark);
-
 /* Internal load variants (not exported; `hoist bench oom` uses them). */
 typedef struct hoist_load_ext {
   /* n index-order slots (as hoist_pipeline_component takes them) in load

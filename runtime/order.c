@@ -1,4 +1,6 @@
-/* order.c — the memory-aware load order of a pipeline's components.
+/* order.c — the memory-aware load order of a pipeline's components, and
+ * the selection of components by name or group (offload, fsdp, dtype_for)
+ * built on the same classifiers.
  *
  * A port of SGLang's component_loading_order.py.  Components sort ascending
  * by the key
@@ -92,6 +94,57 @@ int hoist_component_risk_rank(const char *name) {
   if (hoist_component_is_vae(name)) return 3;
   return 10;
 }
+
+/* ---- Selection */
+
+static bool in_group(const char *group, const char *name) {
+  if (strcmp(group, "all") == 0) return true;
+  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
+  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
+  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
+  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
+  return false;
+}
+
+bool hoist_component_selected_by(const char *item, const char *name, const char *load_name) {
+  /* An item selects the component of that name and, when it is also a
+   * group name (text_encoder, vae), every component of the group. */
+  return strcmp(name, item) == 0 || in_group(item, load_name);
+}
+
+int hoist_component_select(hoist_runtime *rt, const char *what, const char *list,
+                           const hoist_component_info *const *infos, size_t n,
+                           unsigned char *mark) {
+  if (list == NULL || list[0] == '\0') return HOIST_OK;
+  const char *p = list;
+  while (*p != '\0') {
+    const char *comma = strchr(p, ',');
+    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
+    char item[128];
+    if (len == 0 || len >= sizeof item)
+      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: empty or overlong entry in '%s'", what,
+                        list);
+    memcpy(item, p, len);
+    item[len] = '\0';
+    bool matched = false;
+    for (size_t i = 0; i < n; i++) {
+      if (hoist_component_selected_by(item, infos[i]->name, infos[i]->load_name)) {
+        mark[i] = 1;
+        matched = true;
+      }
+    }
+    if (!matched)
+      return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                        "--%s %s: no component or group of that name (groups: dit, "
+                        "text_encoder, image_encoder, vae, all)",
+                        what, item);
+    p += len;
+    if (*p == ',') p++;
+  }
+  return HOIST_OK;
+}
+
+/* ---- Variant priority */
 
 /* The suffix number N without leading zeros: *digits/return as in
  * numeric_suffix, with 0 meaning N == 0 or no suffix. */

@@ -68,6 +68,22 @@ bool hoist_component_is_vae(const char *name);
  * first class that matches, in that order). */
 int hoist_component_risk_rank(const char *name);
 
+/* ---- Selection (order.c): hoist_load_options.offload, fsdp and the names
+ * of dtype_for pick components by name or group. */
+
+/* Whether one item of a selection picks the component named name (whose
+ * classifiers see load_name): the item is its name, or a group (dit,
+ * text_encoder, image_encoder, vae, all) it belongs to.  A name that is
+ * also a group (text_encoder, vae) picks the whole group.  Pure. */
+bool hoist_component_selected_by(const char *item, const char *name, const char *load_name);
+
+/* Marks in mark[] (mark[i] for infos[i]) the components a comma list of
+ * items selects; the option `what` names the list in messages.  NULL or ""
+ * selects nothing.  An item that selects nothing is HOIST_INVALID_ARGUMENT. */
+int hoist_component_select(hoist_runtime *rt, const char *what, const char *list,
+                           const hoist_component_info *const *infos, size_t n,
+                           unsigned char *mark);
+
 /* Length of the base name: the part before the last '_' when what follows
  * it is one or more ASCII digits, else strlen(name). */
 size_t hoist_component_base_len(const char *name);

@@ -2,8 +2,7 @@
  * on the device, offloaded ones live in pinned host memory and are uploaded
  * into a fresh arena on prepare_for_use, and FSDP-marked ones are never
  * moved here (their sharding owner places them), mirroring the reference
- * where the resident strategy skips FSDP-managed modules.  Also the parsing
- * of --offload/--fsdp selections by name or group. */
+ * where the resident strategy skips FSDP-managed modules. */
 #include "load.h"
 
 #include <stdlib.h>
@@ -19,48 +18,6 @@ const char *hoist_residency_name(hoist_residency r) {
     return "fsdp";
   }
   return "unknown";
-}
-
-static bool in_group(const char *group, const char *name) {
-  if (strcmp(group, "all") == 0) return true;
-  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
-  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
-  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
-  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
-  return false;
-}
-
-int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
-                           const comp_state *comps, size_t n, unsigned char *mark) {
-  if (list == NULL || list[0] == '\0') return HOIST_OK;
-  const char *p = list;
-  while (*p != '\0') {
-    const char *comma = strchr(p, ',');
-    size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
-    char item[128];
-    if (len == 0 || len >= sizeof item)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: empty or overlong entry in '%s'", what,
-                        list);
-    memcpy(item, p, len);
-    item[len] = '\0';
-    bool matched = false;
-    for (size_t i = 0; i < n; i++) {
-      /* An item selects the component of that name and, when it is also a
-       * group name (text_encoder, vae), every component of the group. */
-      if (strcmp(comps[i].info->name, item) == 0 || in_group(item, comps[i].info->load_name)) {
-        mark[i] = 1;
-        matched = true;
-      }
-    }
-    if (!matched)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                        "--%s %s: no component or group of that name (groups: dit, "
-                        "text_encoder, image_encoder, vae, all)",
-                        what, item);
-    p += len;
-    if (*p == ',') p++;
-  }
-  return HOIST_OK;
 }
 
 int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {

@@ -253,15 +253,6 @@ fail:
 
 /* ---- Policies */
 
-static int in_group(const char *group, const char *name) {
-  if (strcmp(group, "all") == 0) return 1;
-  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
-  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
-  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
-  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
-  return 0;
-}
-
 int oom_policy_marks(const oom_policy *pol, const oom_model *m, unsigned char *mark, char *err,
                      size_t errsz) {
   memset(mark, 0, m->n > 0 ? m->n : 1);
@@ -276,7 +267,7 @@ int oom_policy_marks(const oom_policy *pol, const oom_model *m, unsigned char *m
     item[len] = '\0';
     int matched = 0;
     for (size_t i = 0; i < m->n; i++)
-      if (strcmp(m->comps[i].name, item) == 0 || in_group(item, m->comps[i].name)) {
+      if (hoist_component_selected_by(item, m->comps[i].name, m->comps[i].name)) {
         mark[i] = 1;
         matched = 1;
       }
