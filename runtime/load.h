@@ -1,46 +1,11 @@
-/* load.h — the loaded pipeline (load.c) as residency.c sees it: placed
- * tensors, arenas and host copies of each component. */
+/* load.h — the loaded pipeline (load.c) as residency.c sees it: each
+ * component's placement (placement.h) and host copy, and the internal load
+ * variant with an order and a transient model. */
 #ifndef HOIST_LOAD_H
 #define HOIST_LOAD_H
 
-#include "device.h"
 #include "pipeline.h"
-
-#define HOIST_MAX_ARENAS 8
-#define HOIST_TENSOR_ALIGN 256u
-
-typedef struct placed_tensor {
-  const hoist_tensor_info *t;  /* as in the file */
-  uint32_t file;   /* index into the component's files */
-  uint64_t off;    /* offset in the component's placement span */
-  hoist_tensor_info dev;       /* as on the device: t with the target dtype
-                                  and its byte size when converted */
-} placed_tensor;
-
-typedef struct comp_state {
-  hoist_loaded_info pub;
-  const hoist_component_info *info;
-  size_t index_i;               /* index order position in the pipeline */
-  hoist_file *const *files;
-  size_t nfiles;
-  placed_tensor *tensors;       /* placement order: largest first */
-  size_t ntensors;
-  const placed_tensor **by_name; /* sorted by name, for lookups */
-  uint64_t span;                /* bytes of the placement, aligned */
-  uint64_t need;                /* device bytes it takes when resident */
-  int converts;                 /* some tensor changes dtype on the way */
-  uint64_t chunk_bound;         /* upper bound of the upload job's chunks */
-  uint64_t ring_bytes;          /* the conversion scratch ring when it
-                                   converts on the device (0 otherwise); one
-                                   ring serves the load, held from the first
-                                   converting component to the last */
-  uint64_t hash_bytes;          /* verify hashes held during its upload */
-  int narenas;
-  uint64_t arena_addr[HOIST_MAX_ARENAS];
-  uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
-  uint64_t arena_bytes[HOIST_MAX_ARENAS];
-  void *host_copy;              /* offload: pinned host copy of the span */
-} comp_state;
+#include "placement.h"
 
 struct hoist_loaded {
   hoist_runtime *rt;
@@ -50,15 +15,6 @@ struct hoist_loaded {
   double seconds;
   uint64_t total_bytes;
 };
-
-/* Device address of a placed tensor of c (its arenas must exist). */
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
-/* Index of the arena a placed tensor lies in. */
-int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
-/* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
- * had) ; on failure nothing stays allocated. */
-int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
-void comp_free_arenas(hoist_runtime *rt, comp_state *c);
 
 /* Internal load variants (not exported; `hoist bench oom` uses them). */
 typedef struct hoist_load_ext {

@@ -1,0 +1,134 @@
+/* placement.c — placing a component's tensors in its span and holding the
+ * span in device arenas (placement.h).
+ *
+ * Tensors are placed largest first so that the few big ones start the span
+ * and the many small ones pack after them, which is also the order the
+ * upload engine issues them in.  When the device denies one arena for the
+ * whole span (fragmentation), the span is cut at tensor boundaries into 2,
+ * 4 or 8 arenas of about equal size. */
+#include "placement.h"
+
+#include "dtype.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int comp_tensor_arena(const comp_state *c, const placed_tensor *pt) {
+  int a = c->narenas - 1;
+  while (a > 0 && pt->off < c->arena_begin[a]) a--;
+  return a;
+}
+
+uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt) {
+  int a = comp_tensor_arena(c, pt);
+  return c->arena_addr[a] + (pt->off - c->arena_begin[a]);
+}
+
+void comp_free_arenas(hoist_runtime *rt, comp_state *c) {
+  for (int a = 0; a < c->narenas; a++) rt->dev->ops->free(rt->dev, c->arena_addr[a]);
+  c->narenas = 0;
+}
+
+/* Splits the placement into k arenas at tensor boundaries, close to equal
+ * sizes, and allocates them; frees what it took when one fails. */
+static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
+  uint64_t target = c->span / (uint64_t)k + 1;
+  c->narenas = 0;
+  uint64_t begin = 0;
+  int rc = HOIST_OK;
+  for (size_t i = 0; i <= c->ntensors; i++) {
+    bool last = i == c->ntensors;
+    uint64_t off = last ? c->span : c->tensors[i].off;
+    if (!last && (off - begin < target || c->narenas == k - 1)) continue;
+    if (off == begin) continue;
+    uint64_t bytes = off - begin;
+    uint64_t addr = 0;
+    rc = rt->dev->ops->alloc(rt->dev, bytes, &addr);
+    if (rc != HOIST_OK) {
+      comp_free_arenas(rt, c);
+      return rc;
+    }
+    c->arena_addr[c->narenas] = addr;
+    c->arena_begin[c->narenas] = begin;
+    c->arena_bytes[c->narenas] = bytes;
+    c->narenas++;
+    begin = off;
+  }
+  return HOIST_OK;
+}
+
+int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
+  if (c->span == 0) return HOIST_OK;
+  int rc = HOIST_OK;
+  /* One arena, or a few when fragmentation denies a single one. */
+  for (int k = 1; k <= HOIST_MAX_ARENAS; k *= 2) {
+    rc = alloc_split(rt, c, k);
+    if (rc != HOIST_DEVICE_OOM || (size_t)k >= c->ntensors) break;
+    hoist_log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
+              (unsigned long long)c->span, k * 2);
+  }
+  return rc;
+}
+
+static int cmp_placement(const void *pa, const void *pb) {
+  const placed_tensor *a = pa, *b = pb;
+  if (a->dev.nbytes != b->dev.nbytes) return a->dev.nbytes > b->dev.nbytes ? -1 : 1;
+  if (a->file != b->file) return a->file < b->file ? -1 : 1;
+  return a->t->begin < b->t->begin ? -1 : a->t->begin > b->t->begin;
+}
+
+static int cmp_by_name(const void *pa, const void *pb) {
+  const placed_tensor *a = *(const placed_tensor *const *)pa;
+  const placed_tensor *b = *(const placed_tensor *const *)pb;
+  return strcmp(a->t->name, b->t->name);
+}
+
+int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target) {
+  size_t n = 0;
+  for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
+  c->ntensors = n;
+  c->tensors = calloc(n > 0 ? n : 1, sizeof *c->tensors);
+  c->by_name = calloc(n > 0 ? n : 1, sizeof *c->by_name);
+  if (c->tensors == NULL || c->by_name == NULL)
+    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name, n);
+  size_t k = 0;
+  for (size_t f = 0; f < c->nfiles; f++)
+    for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
+      const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
+      placed_tensor *pt = &c->tensors[k++];
+      *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
+      int rc = hoist_tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
+      if (rc != HOIST_OK) return rc;
+      if (pt->dev.dtype != t->dtype) c->converts = 1;
+    }
+  qsort(c->tensors, n, sizeof *c->tensors, cmp_placement);
+  uint64_t off = 0, bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &off) ||
+        !hoist_add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
+      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    c->tensors[i].off = off;
+    if (!hoist_add_u64(off, c->tensors[i].dev.nbytes, &off))
+      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    c->by_name[i] = &c->tensors[i];
+  }
+  qsort(c->by_name, n, sizeof *c->by_name, cmp_by_name);
+  if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &c->span) ||
+      !hoist_round_up_u64(c->span, granularity, &c->need))
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+  c->pub.bytes = bytes;
+  c->pub.tensor_count = n;
+  return HOIST_OK;
+}
+
+const placed_tensor *comp_find_tensor(const comp_state *c, const char *name) {
+  size_t lo = 0, hi = c->ntensors;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int cmp = strcmp(c->by_name[mid]->t->name, name);
+    if (cmp == 0) return c->by_name[mid];
+    if (cmp < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  return NULL;
+}

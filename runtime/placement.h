@@ -1,0 +1,66 @@
+/* placement.h — where a component's tensors lie: each tensor placed
+ * largest-first at HOIST_TENSOR_ALIGN in the component's span, in the dtype
+ * it takes on the device, and the arenas (one, or a few on a fragmented
+ * device) that hold the span.  The loader places and allocates with it,
+ * residency allocates again on prepare_for_use, and lookups turn a tensor
+ * name into an address.  Not installed; nothing here is exported. */
+#ifndef HOIST_PLACEMENT_H
+#define HOIST_PLACEMENT_H
+
+#include "device.h"
+
+#define HOIST_MAX_ARENAS 8
+#define HOIST_TENSOR_ALIGN 256u
+
+typedef struct placed_tensor {
+  const hoist_tensor_info *t;  /* as in the file */
+  uint32_t file;   /* index into the component's files */
+  uint64_t off;    /* offset in the component's placement span */
+  hoist_tensor_info dev;       /* as on the device: t with the target dtype
+                                  and its byte size when converted */
+} placed_tensor;
+
+typedef struct comp_state {
+  hoist_loaded_info pub;
+  const hoist_component_info *info;
+  size_t index_i;               /* index order position in the pipeline */
+  hoist_file *const *files;
+  size_t nfiles;
+  placed_tensor *tensors;       /* placement order: largest first */
+  size_t ntensors;
+  const placed_tensor **by_name; /* sorted by name, for lookups */
+  uint64_t span;                /* bytes of the placement, aligned */
+  uint64_t need;                /* device bytes it takes when resident */
+  int converts;                 /* some tensor changes dtype on the way */
+  uint64_t chunk_bound;         /* upper bound of the upload job's chunks */
+  uint64_t ring_bytes;          /* the conversion scratch ring when it
+                                   converts on the device (0 otherwise); one
+                                   ring serves the load, held from the first
+                                   converting component to the last */
+  uint64_t hash_bytes;          /* verify hashes held during its upload */
+  int narenas;
+  uint64_t arena_addr[HOIST_MAX_ARENAS];
+  uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
+  uint64_t arena_bytes[HOIST_MAX_ARENAS];
+  void *host_copy;              /* offload: pinned host copy of the span */
+} comp_state;
+
+/* Device address of a placed tensor of c (its arenas must exist). */
+uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
+/* Index of the arena a placed tensor lies in. */
+int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
+/* Places c's tensors (c->files, c->info set): each with its device dtype
+ * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
+ * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
+ * span rounded to granularity), converts, by_name, pub.bytes and
+ * pub.tensor_count.  A floating tensor with no conversion to target is
+ * HOIST_UNSUPPORTED.  The tables stay for the caller to free on failure. */
+int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target);
+/* The placed tensor of c named name; NULL when there is none. */
+const placed_tensor *comp_find_tensor(const comp_state *c, const char *name);
+/* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
+ * had) ; on failure nothing stays allocated. */
+int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
+void comp_free_arenas(hoist_runtime *rt, comp_state *c);
+
+#endif /* HOIST_PLACEMENT_H */
