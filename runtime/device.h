@@ -62,6 +62,9 @@ typedef struct hoist_device_ops {
    * table, device memory of n * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes. */
   int (*checksum_batch)(hoist_device *d, const hoist_checksum_span *spans, size_t n, uint64_t table,
                         void *stream);
+  /* Device bytes admission keeps free when the caller gives no headroom
+   * (hoist_load_options.headroom -1), on a device of total_bytes. */
+  uint64_t (*default_headroom)(const hoist_device *d, uint64_t total_bytes);
   /* Bytes a backend may allocate beyond the request (rounding). */
   uint64_t alloc_granularity;
 } hoist_device_ops;

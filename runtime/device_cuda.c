@@ -171,6 +171,13 @@ static int cuda_checksum_batch(hoist_device *d, const hoist_checksum_span *spans
   return HOIST_OK;
 }
 
+/* The context, cuBLAS workspaces and the caching allocators of frameworks
+ * grow after a load: keep max(256 MiB, 2 % of the card) free for them. */
+static uint64_t cuda_default_headroom(const hoist_device *d, uint64_t total_bytes) {
+  uint64_t pct = total_bytes / 50;
+  return pct > (256ull << 20) ? pct : (256ull << 20);
+}
+
 static const hoist_device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -193,6 +200,7 @@ static const hoist_device_ops cuda_ops = {
     .convert = cuda_convert,
     .checksum = cuda_checksum,
     .checksum_batch = cuda_checksum_batch,
+    .default_headroom = cuda_default_headroom,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
 };
 

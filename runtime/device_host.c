@@ -234,6 +234,10 @@ static int host_checksum_batch(hoist_device *d, const hoist_checksum_span *spans
   return HOIST_OK;
 }
 
+/* The capacity is exact and nothing else allocates behind hoist's back:
+ * no headroom is needed. */
+static uint64_t host_default_headroom(const hoist_device *d, uint64_t total_bytes) { return 0; }
+
 static const hoist_device_ops host_ops = {
     .destroy = host_destroy,
     .mem_info = host_mem_info,
@@ -256,6 +260,7 @@ static const hoist_device_ops host_ops = {
     .convert = host_convert,
     .checksum = host_checksum,
     .checksum_batch = host_checksum_batch,
+    .default_headroom = host_default_headroom,
     .alloc_granularity = HOST_ALIGN,
 };
 

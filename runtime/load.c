@@ -13,6 +13,7 @@
  * device's checksum of the same bytes: where they landed for plain chunks,
  * in the scratch before conversion for converted ones. */
 #include "load.h"
+#include "admission.h"
 #include "dtype.h"
 #include "convert_ref.h"
 #include "upload.h"
@@ -326,14 +327,6 @@ done:
   return rc;
 }
 
-static void set_failure(const hoist_load_options *o, const char *name, uint64_t need,
-                        uint64_t free_b) {
-  if (o->failure == NULL) return;
-  snprintf(o->failure->component, sizeof o->failure->component, "%s", name);
-  o->failure->need_bytes = need;
-  o->failure->free_bytes = free_b;
-}
-
 static void loaded_free(hoist_loaded *l) {
   if (l == NULL) return;
   for (size_t i = 0; i < l->ncomps; i++) {
@@ -345,52 +338,12 @@ static void loaded_free(hoist_loaded *l) {
   free(l);
 }
 
-static uint64_t default_headroom(const hoist_device *d, uint64_t total) {
-  if (strcmp(d->kind, "host") == 0) return 0;
-  uint64_t pct = total / 50;
-  return pct > (256ull << 20) ? pct : (256ull << 20);
-}
-
 /* The load's conversion scratch ring: bytes, and the positions of the first
  * and last device-placed components that convert (first > last: none). */
 typedef struct ring_span {
   uint64_t bytes;
   size_t first, last;
 } ring_span;
-
-/* Preflight: can every device-placed component fit under today's free
- * memory?  Names the first that does not. */
-static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *offload,
-                     uint64_t headroom, uint64_t free_b, const hoist_load_options *o,
-                     const ring_span *ring) {
-  uint64_t sum = 0;
-  for (size_t i = 0; i < l->ncomps; i++) {
-    comp_state *c = &l->comps[i];
-    if (offload[i] || c->need == 0) continue;
-    uint64_t next = sum + c->need;
-    /* Its hashes are held only while it uploads, the scratch ring from the
-     * first converting component to the last. */
-    uint64_t transient = c->hash_bytes + (i >= ring->first && i <= ring->last ? ring->bytes : 0);
-    if (next + transient + headroom > free_b) {
-      uint64_t total = next;
-      for (size_t j = i + 1; j < l->ncomps; j++)
-        if (!offload[j]) total += l->comps[j].need;
-      set_failure(o, c->info->name, c->need + transient + headroom,
-                  free_b > sum ? free_b - sum : 0);
-      return hoist_fail(rt, HOIST_ADMISSION,
-                        "preflight: the plan needs %llu bytes on %s plus %llu headroom but %llu "
-                        "are free; components before '%s' fit (%llu bytes), '%s' needs %llu "
-                        "with %llu left; short by %llu bytes",
-                        (unsigned long long)total, rt->dev->name, (unsigned long long)headroom,
-                        (unsigned long long)free_b, c->info->name, (unsigned long long)sum,
-                        c->info->name, (unsigned long long)c->need,
-                        (unsigned long long)(free_b > sum + headroom ? free_b - sum - headroom : 0),
-                        (unsigned long long)(total + headroom - free_b));
-    }
-    sum = next;
-  }
-  return HOIST_OK;
-}
 
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
@@ -516,12 +469,17 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     if (ring.first == SIZE_MAX) ring.first = pos;
     ring.last = pos;
   }
+  for (size_t pos = 0; pos < n; pos++) {
+    comp_state *c = &l->comps[pos];
+    c->held_bytes = c->hash_bytes + (pos >= ring.first && pos <= ring.last ? ring.bytes : 0);
+  }
 
   uint64_t free_b = 0, total_b = 0;
   if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
-  uint64_t headroom = o->headroom >= 0 ? (uint64_t)o->headroom : default_headroom(d, total_b);
+  uint64_t headroom = hoist_admission_headroom(d, o->headroom, total_b);
   if (o->on_oom == HOIST_ON_OOM_FAIL &&
-      (rc = preflight(rt, l, offload, headroom, free_b, o, &ring)) != HOIST_OK)
+      (rc = hoist_admission_preflight(rt, l->comps, n, offload, headroom, free_b, o->failure)) !=
+          HOIST_OK)
     goto fail;
 
   for (size_t pos = 0; pos < n; pos++) {
@@ -550,7 +508,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       }
       /* Admission: free memory now, not at the start. */
       if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
-      bool fits = need <= free_b && headroom <= free_b - need;
+      bool fits = hoist_admits(need, headroom, free_b);
       if (fits) {
         rc = comp_alloc_arenas(rt, c);
         if (rc == HOIST_OK && new_ring &&
@@ -574,7 +532,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       }
       if (!fits) {
         if (o->on_oom != HOIST_ON_OOM_OFFLOAD || fsdp[pos]) {
-          set_failure(o, c->info->name, need + headroom, free_b);
+          hoist_admission_failure(o->failure, c->info->name, need + headroom, free_b);
           rc = hoist_fail(rt, HOIST_ADMISSION,
                           "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
                           c->info->name, (unsigned long long)need,

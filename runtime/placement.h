@@ -38,6 +38,10 @@ typedef struct comp_state {
                                    ring serves the load, held from the first
                                    converting component to the last */
   uint64_t hash_bytes;          /* verify hashes held during its upload */
+  uint64_t held_bytes;          /* transient bytes held besides its arenas
+                                   while it uploads, as the preflight counts
+                                   them: its hashes and, within the ring's
+                                   span, the scratch ring */
   int narenas;
   uint64_t arena_addr[HOIST_MAX_ARENAS];
   uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */

@@ -5,6 +5,7 @@
  * and the CLI's exit code 4 with its JSON. */
 #include "testutil.h"
 
+#include "admission.h"
 #include "device.h"
 #include "pipeline_fixture.h"
 
@@ -67,6 +68,25 @@ static void world_close(world *w) {
   hoist_pipeline_close(w->p);
   hoist_runtime_close(w->rt);
 }
+
+/* The one admission rule, at its edges: exact, and no sum may wrap. */
+START_TEST(admission_rule_is_exact_without_overflow) {
+  ck_assert(hoist_admits(5, 5, 10));
+  ck_assert(!hoist_admits(5, 6, 10));
+  ck_assert(!hoist_admits(6, 5, 10));
+  ck_assert(hoist_admits(0, 0, 0));
+  ck_assert(hoist_admits(UINT64_MAX, 0, UINT64_MAX));
+  ck_assert(hoist_admits(0, UINT64_MAX, UINT64_MAX));
+  ck_assert(!hoist_admits(1, UINT64_MAX, UINT64_MAX));
+  ck_assert(!hoist_admits(UINT64_MAX, 1, UINT64_MAX));
+  ck_assert(!hoist_admits(UINT64_MAX, UINT64_MAX, UINT64_MAX - 1));
+  /* The host backend keeps no headroom by default; an explicit one wins. */
+  hoist_runtime *rt = tu_host_runtime(1 << 20);
+  ck_assert_uint_eq(hoist_admission_headroom(rt->dev, -1, 1ull << 40), 0);
+  ck_assert_uint_eq(hoist_admission_headroom(rt->dev, 4096, 1ull << 40), 4096);
+  hoist_runtime_close(rt);
+}
+END_TEST
 
 START_TEST(exact_capacity_loads_one_byte_less_refuses) {
   world w;
@@ -359,6 +379,7 @@ int main(void) {
   Suite *s = suite_create("residency");
   TCase *tc = tcase_create("host");
   tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, admission_rule_is_exact_without_overflow);
   tcase_add_test(tc, exact_capacity_loads_one_byte_less_refuses);
   tcase_add_test(tc, offload_biggest_text_encoder_fits_same_capacity);
   tcase_add_test(tc, fsdp_component_is_never_moved);

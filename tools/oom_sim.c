@@ -4,6 +4,7 @@
  * ordering code the loader uses (hoist_component_sort). */
 #include "oom_sim.h"
 
+#include "admission.h"
 #include "cli.h"
 #include "pipeline.h"
 
@@ -436,13 +437,13 @@ void oom_sim_trial(const oom_setup *s, uint64_t capacity, oom_result *r) {
   if (!s->on_oom_offload) {
     /* Preflight against the free memory at the start. */
     uint64_t sum = oom_device_bytes(s);
-    if (sum + s->headroom > cap) {
+    if (!hoist_admits(sum, s->headroom, cap)) {
       uint64_t acc = 0;
       for (size_t pos = 0; pos < m->n; pos++) {
         const oom_comp *c = &m->comps[s->order[pos]];
         uint64_t need = oom_comp_need(c, s->granularity);
         if (s->offload[s->order[pos]] || need == 0) continue;
-        if (acc + need + s->headroom > cap) {
+        if (!hoist_admits(acc + need, s->headroom, cap)) {
           snprintf(r->failed, sizeof r->failed, "%s", c->name);
           break;
         }
@@ -463,7 +464,7 @@ void oom_sim_trial(const oom_setup *s, uint64_t capacity, oom_result *r) {
     if (!s->offload[slot]) {
       uint64_t need = oom_comp_need(c, s->granularity), t = trans_need(s, c);
       uint64_t free_b = cap > used ? cap - used : 0;
-      if (need + t <= free_b && s->headroom <= free_b - need - t) {
+      if (hoist_admits(need + t, s->headroom, free_b)) {
         if (used + need + t > r->peak) r->peak = used + need + t;
         used += need;
       } else if (s->on_oom_offload) {
