@@ -15,8 +15,8 @@
 #include "load.h"
 #include "admission.h"
 #include "dtype.h"
-#include "convert_ref.h"
-#include "upload.h"
+#include "job.h"
+#include "verify.h"
 
 #include "kernels.h"
 
@@ -80,12 +80,8 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
   c->pub.device_begin = c->pub.device_end = 0;
 }
 
-/* Verify's device bytes per chunk: 3 rows of 8-byte hashes and the batch
- * checksum's table (upload.h, upload_job.dev_hashes). */
-#define HASH_BYTES_PER_CHUNK (24u + HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN)
-
 /* Bytes of the transient device memory a component's upload uses: the
- * scratch ring when it converts, HASH_BYTES_PER_CHUNK per chunk for
+ * scratch ring when it converts, UPLOAD_VERIFY_BYTES_PER_CHUNK per chunk for
  * --verify; each rounded to the backend's granularity. */
 static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
@@ -98,137 +94,13 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   c->chunk_bound = bound;
   uint64_t scratch = 0, hashes = 0, total = 0;
   if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
-      (verify && (bound > UINT64_MAX / HASH_BYTES_PER_CHUNK ||
-                  !hoist_round_up_u64(bound * HASH_BYTES_PER_CHUNK, g, &hashes))) ||
+      (verify && (bound > UINT64_MAX / UPLOAD_VERIFY_BYTES_PER_CHUNK ||
+                  !hoist_round_up_u64(bound * UPLOAD_VERIFY_BYTES_PER_CHUNK, g, &hashes))) ||
       !hoist_add_u64(scratch, hashes, &total))
     return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
   c->ring_bytes = scratch;
   c->hash_bytes = hashes;
   return HOIST_OK;
-}
-
-/* Copies n bytes at addr (the device, or the host copy of a host job) to
- * back. */
-static int fetch_landed(hoist_runtime *rt, const upload_job *job, uint64_t addr, void *back,
-                        uint64_t n) {
-  if (!job->to_host) return rt->dev->ops->copy_d2h(rt->dev, back, addr, (size_t)n);
-  memcpy(back, (const void *)(uintptr_t)addr, (size_t)n);
-  return HOIST_OK;
-}
-
-/* Looks for the first byte (plain) or element (converted) of chunk ch that
- * differs from the file's bytes (converted: from the CPU reference
- * conversion of them), reading one segment at a time.  Returns HOIST_OK
- * with *found set and *seg_at, *at (byte offset in the tensor, or element
- * index) and, for plain chunks, the two byte values filled in; or the
- * status of a step that failed (memory, device, file). */
-static int locate_difference(hoist_runtime *rt, const upload_job *job, const upload_chunk *ch,
-                             int *found, const upload_segment **seg_at, uint64_t *at,
-                             unsigned *dev_byte, unsigned *file_byte) {
-  const upload_segment *seg = &job->segs[ch->first_seg];
-  const bool converts = ch->from != ch->to;
-  const uint64_t sb = converts ? hoist_dtype_bits(ch->from) / 8 : 1;
-  const uint64_t db = converts ? hoist_dtype_bits(ch->to) / 8 : 1;
-  *found = 0;
-  int rc = HOIST_OK;
-  for (uint32_t k = 0; k < ch->nseg && rc == HOIST_OK && !*found; k++) {
-    const upload_segment *sg = &seg[k];
-    const uint64_t n = sg->len / sb, out = n * db;
-    unsigned char *file = malloc(sg->len + 1), *back = malloc(out + 1);
-    unsigned char *want = converts ? malloc(out + 1) : file;
-    if (file == NULL || back == NULL || want == NULL)
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
-    if (rc == HOIST_OK)
-      rc = fetch_landed(rt, job, ch->dst + sg->slot_off / sb * db, back, out);
-    if (rc == HOIST_OK) rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
-    if (rc == HOIST_OK && converts) rc = hoist_convert_ref(want, ch->to, file, ch->from, n);
-    if (rc == HOIST_OK && memcmp(back, want, out) != 0) {
-      uint64_t j = 0;
-      while (memcmp(back + j * db, want + j * db, db) == 0) j++;
-      *found = 1;
-      *seg_at = sg;
-      *at = converts ? sg->tensor_off / sb + j : sg->tensor_off + j;
-      *dev_byte = back[j * db];
-      *file_byte = want[j * db];
-    }
-    if (want != file) free(want);
-    free(file);
-    free(back);
-  }
-  return rc;
-}
-
-/* Names what failed verification in chunk bad (the hashes dev_hash, and
- * want, which it should have had).  A converted chunk's source was hashed
- * in the scratch, which is gone: that mismatch names the chunk's tensors.
- * Otherwise the chunk is read back and compared with the file (converted:
- * with the CPU conversion of the file), segment by segment, to name the
- * tensor and the byte or element; when that reading fails, or finds no
- * difference, the message still reports the mismatch from the hashes. */
-static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
-                           uint64_t dev_hash, uint64_t want, int after_convert) {
-  const upload_chunk *ch = &job->chunks[bad];
-  const upload_segment *seg = &job->segs[ch->first_seg];
-  const placed_tensor *first = &c->tensors[seg[0].tensor];
-  const placed_tensor *last = &c->tensors[seg[ch->nseg - 1].tensor];
-  const bool converts = ch->from != ch->to;
-  const char *from = hoist_dtype_name(ch->from), *to = hoist_dtype_name(ch->to);
-  const char *where = job->to_host ? "in its host copy" : "on the device";
-  const char *dev_name = job->to_host ? "hash now" : "device hash";
-  const char *want_name = converts ? "hash at conversion" : "host hash";
-  char what[700];
-  if (ch->nseg == 1)
-    snprintf(what, sizeof what, "tensor '%s' (from %s)", first->t->name,
-             hoist_file_path(c->files[first->file]));
-  else
-    snprintf(what, sizeof what, "one of the %u tensors '%s' .. '%s' (one transfer)", ch->nseg,
-             first->t->name, last->t->name);
-  if (converts && !after_convert && !job->to_host) {
-    char range[80] = "";
-    if (ch->nseg == 1)
-      snprintf(range, sizeof range, " in source bytes [%llu, %llu)",
-               (unsigned long long)seg[0].tensor_off,
-               (unsigned long long)(seg[0].tensor_off + seg[0].len));
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                      "verify: %s: %s differs from the file%s before the %s -> %s conversion: "
-                      "device hash %#018llx, host hash %#018llx",
-                      c->info->name, what, range, from, to, (unsigned long long)dev_hash,
-                      (unsigned long long)want);
-  }
-  int found = 0;
-  const upload_segment *sg = NULL;
-  uint64_t at = 0;
-  unsigned dev_byte = 0, file_byte = 0;
-  int rc = locate_difference(rt, job, ch, &found, &sg, &at, &dev_byte, &file_byte);
-  if (rc == HOIST_OK && found) {
-    const placed_tensor *t = &c->tensors[sg->tensor];
-    if (converts)
-      return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                        "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
-                        "element %llu: %s %#018llx, %s %#018llx",
-                        c->info->name, t->t->name, where, from, to, (unsigned long long)at,
-                        dev_name, (unsigned long long)dev_hash, want_name,
-                        (unsigned long long)want);
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                      "verify: %s: tensor '%s' differs from %s at byte %llu (%s %#04x, file "
-                      "%#04x): %s %#018llx, host hash %#018llx",
-                      c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
-                      (unsigned long long)at, job->to_host ? "host copy" : "device", dev_byte,
-                      file_byte, dev_name, (unsigned long long)dev_hash,
-                      (unsigned long long)want);
-  }
-  /* Nothing named: the bytes now agree with the file (what was hashed
-   * differed, or the alignment padding changed), or they could not be read
-   * back.  The hashes still disagree. */
-  char why[160] = "";
-  if (rc != HOIST_OK)
-    snprintf(why, sizeof why, " (could not read it back to name the byte: %s)",
-             hoist_status_name(rc));
-  return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
-                    "verify: %s: %s %s %s%s: %s %#018llx, %s %#018llx%s", c->info->name, what,
-                    converts ? "or the padding next to it changed" : "differs", where,
-                    converts ? " after the conversion" : "", dev_name,
-                    (unsigned long long)dev_hash, want_name, (unsigned long long)want, why);
 }
 
 /* Uploads c's tensors into its arenas (or its host copy when to_host);
@@ -253,24 +125,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   job.verify = o->verify != 0;
   job.dev_hashes = hashes;
   job.hash_stride = c->chunk_bound;
-  const hoist_tensor_info **ts = malloc(c->ntensors * sizeof *ts);
-  uint32_t *tf = malloc(c->ntensors * sizeof *tf);
-  uint64_t *dst = malloc(c->ntensors * sizeof *dst);
-  hoist_dtype *to = malloc(c->ntensors * sizeof *to);
-  uint8_t *arena = malloc(c->ntensors);
   int rc = HOIST_OK;
-  if (ts == NULL || tf == NULL || dst == NULL || to == NULL || arena == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->info->name);
-    goto done;
-  }
-  for (size_t i = 0; i < c->ntensors; i++) {
-    ts[i] = c->tensors[i].t;
-    tf[i] = c->tensors[i].file;
-    to[i] = c->tensors[i].dev.dtype;
-    dst[i] = to_host ? (uint64_t)(uintptr_t)c->host_copy + c->tensors[i].off
-                     : comp_tensor_addr(c, &c->tensors[i]);
-    arena[i] = to_host ? 0 : (uint8_t)comp_tensor_arena(c, &c->tensors[i]);
-  }
   hoist_read_mode mode = o->read_mode;
   if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
   rc = upload_files_open(rt, (const hoist_file *const *)c->files, c->nfiles, mode, &job.files);
@@ -278,8 +133,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   job.nfiles = c->nfiles;
   /* Host copies convert through the reader's pinned slot (a chunk). */
   uint64_t step = to_host || scratch_slot == 0 ? hoist_engine_chunk_bytes(e) : scratch_slot;
-  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, arena, c->ntensors, to,
-                        step);
+  rc = upload_job_build(rt, &job, c, hoist_engine_chunk_bytes(e), step);
   if (rc != HOIST_OK) goto done;
   if (job.verify && !to_host && job.nchunks > c->chunk_bound) {
     rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
@@ -306,24 +160,14 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
               (t1 - t0) * 1e3, job.readers, job.readers == 1 ? "" : "s", job.copy_wait_ns / 1e6);
   if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
   if (!job.verify) goto done;
-  size_t bad = SIZE_MAX;
-  uint64_t dev_hash = 0, want = 0;
-  int after_convert = 0;
   t0 = now_seconds();
-  rc = hoist_engine_verify(e, &job, &bad, &dev_hash, &want, &after_convert);
-  if (rc == HOIST_OK && bad != SIZE_MAX)
-    rc = report_mismatch(rt, c, &job, bad, dev_hash, want, after_convert);
+  rc = upload_job_verify(rt, e, c, &job);
   if (rc == HOIST_OK)
     hoist_log(rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
               (now_seconds() - t0) * 1e3);
 done:
   upload_job_free(&job);
   upload_files_close(rt, job.files, job.nfiles);
-  free(ts);
-  free(tf);
-  free(dst);
-  free(to);
-  free(arena);
   return rc;
 }
 

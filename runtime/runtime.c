@@ -1,7 +1,7 @@
 /* runtime.c — creation and teardown of a hoist_runtime: its lock, its log
  * callback and its device backend. */
 #include "device.h"
-#include "upload.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -9,7 +9,7 @@
  * that was installed before (or the default action), so the program's own
  * behaviour is unchanged.  The previous handler is restored when the last
  * load releases the guard. */
-#include "upload.h"
+#include "file_read.h"
 
 #include "checksum_host.h"
 

@@ -12,7 +12,7 @@
 
 #include "kernels.h"
 #include "load.h"
-#include "upload.h"
+#include "job.h"
 
 #include <cjson/cJSON.h>
 #include <unistd.h>
@@ -364,39 +364,45 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
   ck_assert_int_eq(hoist_file_open(rt, path, &f), HOIST_OK);
   upload_file uf = {0};
   uf.file = f;
-  const hoist_tensor_info *tensors[8];
-  uint32_t tf[8] = {0};
-  uint64_t dst_plain[8], dst_bf16[8];
-  hoist_dtype to[8];
-  const uint8_t arenas[8] = {0, 0, 0, 0, 1, 1, 1, 1};
-  for (int i = 0; i < 8; i++) {
-    tensors[i] = hoist_file_tensor(f, (size_t)i);
-    dst_plain[i] = 0x100000 + 1024 * (uint64_t)i; /* 1000 bytes + 24 of padding */
-    dst_bf16[i] = 0x100000 + 512 * (uint64_t)i;   /* 500 bytes + 12 of padding */
-    to[i] = HOIST_DTYPE_BF16;
-  }
+  /* Eight tensors placed 1024 bytes apart (plain) or 512 (converted to
+   * BF16), in one arena or two adjacent ones of four tensors each. */
+  placed_tensor placed[8];
+  comp_state c = {0};
+  c.tensors = placed;
+  c.ntensors = 8;
   for (int conv = 0; conv <= 1; conv++) {
+    const uint64_t stride = conv ? 512 : 1024;
+    for (int i = 0; i < 8; i++) {
+      const hoist_tensor_info *t = hoist_file_tensor(f, (size_t)i);
+      placed[i] = (placed_tensor){t, 0, stride * (uint64_t)i, *t};
+      if (conv) {
+        placed[i].dev.dtype = HOIST_DTYPE_BF16;
+        placed[i].dev.nbytes = t->nbytes / 2;
+      }
+    }
     for (int split = 0; split <= 1; split++) {
+      c.narenas = split ? 2 : 1;
+      c.arena_addr[0] = 0x100000;
+      c.arena_begin[0] = 0;
+      c.arena_addr[1] = 0x100000 + 4 * stride; /* adjacent to the first */
+      c.arena_begin[1] = 4 * stride;
       upload_job job = {0};
       job.component = "m";
       job.files = &uf;
       job.nfiles = 1;
-      ck_assert_int_eq(upload_job_build(rt, &job, 1u << 20, tensors, tf,
-                                        conv ? dst_bf16 : dst_plain, split ? arenas : NULL, 8,
-                                        conv ? to : NULL, 1u << 20),
-                       HOIST_OK);
+      ck_assert_int_eq(upload_job_build(rt, &job, &c, 1u << 20, 1u << 20), HOIST_OK);
       ck_assert_uint_eq(job.nchunks, split ? 2 : 1);
       for (size_t k = 0; k < job.nchunks; k++) {
-        const upload_chunk *c = &job.chunks[k];
+        const upload_chunk *ch = &job.chunks[k];
         uint32_t per = split ? 4 : 8;
-        ck_assert_uint_eq(c->nseg, per);
-        ck_assert_uint_eq(c->dst, conv ? dst_bf16[k * 4] : dst_plain[k * 4]);
+        ck_assert_uint_eq(ch->nseg, per);
+        ck_assert_uint_eq(ch->dst, 0x100000 + stride * 4 * k);
         for (uint32_t j = 0; j < per; j++)
-          ck_assert_uint_eq(job.segs[c->first_seg + j].slot_off, 1024 * j); /* 512 x 4/2 */
-        ck_assert_uint_eq(c->len, 1024 * (per - 1) + 1000);
-        ck_assert_uint_eq(c->dst_len, conv ? 512 * (per - 1) + 500 : c->len);
-        ck_assert_int_eq(c->from, HOIST_DTYPE_F32);
-        ck_assert_int_eq(c->to, conv ? HOIST_DTYPE_BF16 : HOIST_DTYPE_F32);
+          ck_assert_uint_eq(job.segs[ch->first_seg + j].slot_off, 1024 * j); /* 512 x 4/2 */
+        ck_assert_uint_eq(ch->len, 1024 * (per - 1) + 1000);
+        ck_assert_uint_eq(ch->dst_len, conv ? 512 * (per - 1) + 500 : ch->len);
+        ck_assert_int_eq(ch->from, HOIST_DTYPE_F32);
+        ck_assert_int_eq(ch->to, conv ? HOIST_DTYPE_BF16 : HOIST_DTYPE_F32);
       }
       upload_job_free(&job);
     }

@@ -11,7 +11,7 @@
 #include "cli_load_opts.h"
 #include "device.h"
 #include "load.h"
-#include "upload.h"
+#include "engine.h"
 
 #include <math.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
 #include "bench_limits.h"
 #include "bench_oom.h"
 #include "cli_load_opts.h"
-#include "upload.h"
+#include "engine.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,26 +1,16 @@
-/* upload.h — the upload engine: moves a component's tensors from their files
- * into device memory (or into a pinned host copy) through a small pinned
- * ring, reader threads and per-thread streams.
+/* engine.h — the upload engine: moves a job's chunks from their files into
+ * device memory (or into a pinned host copy) through a small pinned ring,
+ * reader threads and per-thread streams.
  *
  * The engine (threads' streams, events and ring slots) is created once per
  * runtime, on its first load, and reused; hoist_engine_destroy frees it at
  * runtime close.  One job runs at a time per runtime (load.c serializes). */
-#ifndef HOIST_UPLOAD_H
-#define HOIST_UPLOAD_H
+#ifndef HOIST_ENGINE_H
+#define HOIST_ENGINE_H
 
-#include "device.h"
+#include "file_read.h"
 
 #include <stdatomic.h>
-
-/* One file of a job, with the read strategy chosen for it. */
-typedef struct upload_file {
-  const hoist_file *file;
-  int fd;                /* buffered read descriptor */
-  int fd_direct;         /* O_DIRECT descriptor, -1 when unused */
-  hoist_read_mode mode;  /* resolved: PREAD, MMAP, DIRECT or REGISTER */
-  const unsigned char *map; /* the file's mapping */
-  int registered;        /* REGISTER: the mapping is page-locked */
-} upload_file;
 
 /* A piece of one file that lands at slot_off inside a chunk. */
 typedef struct upload_segment {
@@ -28,7 +18,7 @@ typedef struct upload_segment {
   uint32_t slot_off;
   uint64_t file_off; /* absolute offset in the file */
   uint64_t len;
-  uint32_t tensor;   /* index into the tensors given to upload_job_build */
+  uint32_t tensor;   /* index of its placed tensor in the component */
   uint64_t tensor_off; /* offset of the piece inside its tensor (source bytes) */
 } upload_segment;
 
@@ -81,7 +71,7 @@ typedef struct upload_job {
    * hash_stride * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes for the batch
    * checksum that hashes every chunk at verify time. */
   int verify;
-  uint64_t dev_hashes;
+  uint64_t dev_hashes;          /* UPLOAD_VERIFY_BYTES_PER_CHUNK x hash_stride */
   uint64_t hash_stride;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
    * slot's copy (and the conversion the copy stream waited for before it)
@@ -96,6 +86,10 @@ typedef struct upload_job {
   /* Out: reader threads the run started. */
   unsigned readers;
 } upload_job;
+
+/* Device bytes verification needs per chunk: the 3 rows of 8-byte hashes
+ * and the batch checksum's table (upload_job.dev_hashes). */
+#define UPLOAD_VERIFY_BYTES_PER_CHUNK (24u + HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN)
 
 typedef struct hoist_engine hoist_engine;
 
@@ -121,54 +115,13 @@ int hoist_engine_run(hoist_engine *e, upload_job *job);
 unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes);
 uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
 
-/* After hoist_engine_run of a job with verify set: hashes every chunk where
- * it now lies (device: one batch checksum on an engine stream into
- * dev_hashes; host jobs: on the CPU), fetches the device hashes with one
- * copy, and compares them with the hashes the readers took.  *bad is the
- * first differing chunk in issue order, or SIZE_MAX when all agree.  Its
- * device hash goes to *dev_hash and *want the value it should have had:
- * the readers' hash, or (*after_convert set) for a converted chunk whose
- * output changed after its conversion, the output's hash at that time. */
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
-                        uint64_t *want, int *after_convert);
-
-/* Opens descriptors and picks each file's read mode (AUTO: a file whose
- * pages are mostly cached is copied from its mapping, others are read with
- * pread).  Close with upload_files_close. */
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
-                      hoist_read_mode mode, upload_file **out);
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
-
-/* Builds the chunk list of a job from tensors already placed at dst
- * addresses.  tensors[i] is in file tensor_file[i] and lands at dst[i];
- * the arrays are in issue (placement) order.  to (NULL: none) is each
- * tensor's dtype at dst: a tensor with to[i] != its dtype is cut into
- * chunks of at most convert_chunk source bytes at element boundaries, or,
- * when smaller than half of that, shares a chunk with the small tensors of
- * the same conversion placed right before it.  arena (NULL: one) is each
- * tensor's allocation: tensors of different allocations never share a
- * chunk, even when the allocations happen to be adjacent. */
-int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
-                     const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, const uint8_t *arena, size_t ntensors,
-                     const hoist_dtype *to, uint64_t convert_chunk);
-void upload_job_free(upload_job *job);
-
-/* Copies len bytes of f at absolute offset off into dst; truncation of the
- * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
+/* A stream of the engine's for work between runs (verification's batch
+ * checksum); valid until hoist_engine_destroy. */
+void *hoist_engine_stream(const hoist_engine *e);
 
 /* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
  * block sums on the calling thread: what the reader threads take of every
  * chunk for --verify that they did not hash while copying it. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
 
-/* SIGBUS-guarded copy from a file mapping (sigbus_guard.c): HOIST_OK, or
- * HOIST_FILE_CHANGED when the mapping lost pages under it (the file was
- * truncated).  With hash non-NULL the bytes are hashed in the same pass and
- * *hash is upload_chunk_hash(src, n). */
-int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
-void hoist_sigbus_guard_acquire(void);
-void hoist_sigbus_guard_release(void);
-
-#endif /* HOIST_UPLOAD_H */
+#endif /* HOIST_ENGINE_H */

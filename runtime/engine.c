@@ -1,4 +1,4 @@
-/* upload.c — the upload engine.
+/* engine.c — the upload engine.
  *
  * A job is a list of chunks in issue order (largest tensors first).  Reader
  * threads take the next chunk from an atomic counter, fill one of their two
@@ -24,24 +24,20 @@
  * waiting reader holds no slot and one slot is enough for progress.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
- * and reused: pinning memory costs about a second per GB. */
-#include "upload.h"
-#include "safetensors.h"
+ * and reused: pinning memory costs about a second per GB.  How bytes leave
+ * a file is file_read.c's; the chunk list comes from job.c. */
+#include "engine.h"
 
 #include "checksum_host.h"
 #include "convert_ref.h"
 #include "kernels.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #define SLOTS_PER_THREAD 2
-#define DIRECT_ALIGN 4096u
 #define DEFAULT_CHUNK (4u << 20)
 #define MAX_THREADS 64
 
@@ -142,9 +138,9 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "chunk %llu bytes: must be a multiple of 4096 in [4 KiB, 1 GiB]",
                       (unsigned long long)chunk);
-  uint64_t slot_bytes = chunk + 2 * DIRECT_ALIGN;
+  uint64_t slot_bytes = chunk + 2 * HOIST_DIRECT_ALIGN;
   uint64_t ring = slot_bytes * SLOTS_PER_THREAD * threads;
-  uint64_t slack = 2ull * DIRECT_ALIGN * SLOTS_PER_THREAD * threads;
+  uint64_t slack = 2ull * HOIST_DIRECT_ALIGN * SLOTS_PER_THREAD * threads;
   if (ring - slack > ring_max)
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "%u threads x %d slots x %llu-byte chunks need %llu bytes of pinned "
@@ -197,68 +193,6 @@ fail:
 
 uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
 uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
-
-/* ---- reading */
-
-static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t off, void *dst,
-                      size_t len) {
-  unsigned char *p = dst;
-  while (len > 0) {
-    ssize_t n = pread(fd, p, len, (off_t)off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
-                        (unsigned long long)off, strerror(errno));
-    if (n == 0)
-      return hoist_fail(rt, HOIST_FILE_CHANGED,
-                        "%s: file ended at offset %llu during the load (truncated or replaced)",
-                        hoist_file_path(uf->file), (unsigned long long)off);
-    p += n;
-    off += (uint64_t)n;
-    len -= (size_t)n;
-  }
-  return HOIST_OK;
-}
-
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
-  if (uf->mode == HOIST_READ_MMAP && uf->map != NULL) {
-    int rc = hoist_guarded_copy(dst, uf->map + off, len, NULL);
-    if (rc != HOIST_OK)
-      return hoist_fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
-                        hoist_file_path(uf->file), (unsigned long long)off);
-    return HOIST_OK;
-  }
-  return pread_full(rt, uf, uf->fd, off, dst, len);
-}
-
-/* O_DIRECT read of [off, off+len) into an aligned slot: reads the aligned
- * superset and returns where the wanted bytes start. */
-static int direct_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
-                       unsigned char *slot, unsigned char **data) {
-  uint64_t a = off & ~(uint64_t)(DIRECT_ALIGN - 1);
-  uint64_t end = off + len;
-  uint64_t b = (end + DIRECT_ALIGN - 1) & ~(uint64_t)(DIRECT_ALIGN - 1);
-  uint64_t fsize = hoist_file_size(uf->file);
-  size_t want = (size_t)(b - a);
-  size_t got = 0;
-  while (got < want) {
-    ssize_t n = pread(uf->fd_direct, slot + got, want - got, (off_t)(a + got));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
-                        (unsigned long long)(a + got), strerror(errno));
-    if (n == 0) break;
-    got += (size_t)n;
-  }
-  /* The aligned tail may run past the end of the file; only the wanted
-   * bytes must be there, and the file must still be as long as it was. */
-  if (a + got < end || (a + got < b && a + got < fsize))
-    return hoist_fail(rt, HOIST_FILE_CHANGED,
-                      "%s: file ended at offset %llu during the load (truncated or replaced)",
-                      hoist_file_path(uf->file), (unsigned long long)(a + got));
-  *data = slot + (off - a);
-  return HOIST_OK;
-}
 
 /* ---- workers */
 
@@ -321,7 +255,7 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
     }
     if (uf->mode == HOIST_READ_DIRECT && !job->to_host) {
       unsigned char *data = NULL;
-      int rc = direct_read(e->rt, uf, seg->file_off, (size_t)seg->len, slot, &data);
+      int rc = upload_read_direct(e->rt, uf, seg->file_off, (size_t)seg->len, slot, &data);
       *src = data;
       return rc;
     }
@@ -639,245 +573,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
   return rc;
 }
 
-/* ---- files */
-
-/* Fraction of a file's data pages in the page cache, from a sample. */
-static double cached_fraction(const upload_file *uf) {
-  uint64_t size = hoist_file_size(uf->file);
-  long page = sysconf(_SC_PAGESIZE);
-  if (uf->map == NULL || size == 0 || page <= 0) return 1.0;
-  const uint64_t samples = 64;
-  uint64_t hits = 0, tried = 0;
-  for (uint64_t i = 0; i < samples; i++) {
-    uint64_t off = (size / samples) * i;
-    off &= ~(uint64_t)(page - 1);
-    unsigned char v = 0;
-    if (mincore((void *)(uf->map + off), 1, &v) == 0) {
-      tried++;
-      hits += v & 1;
-    }
-  }
-  return tried == 0 ? 1.0 : (double)hits / (double)tried;
-}
-
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
-  if (files == NULL) return;
-  for (size_t i = 0; i < n; i++) {
-    if (files[i].registered) rt->dev->ops->host_unregister(rt->dev, (void *)files[i].map);
-    if (files[i].fd >= 0) close(files[i].fd);
-    if (files[i].fd_direct >= 0) close(files[i].fd_direct);
-  }
-  free(files);
-}
-
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
-                      hoist_read_mode mode, upload_file **out) {
-  upload_file *uf = calloc(n > 0 ? n : 1, sizeof *uf);
-  if (uf == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
-  for (size_t i = 0; i < n; i++) uf[i].fd = uf[i].fd_direct = -1;
-  int rc = HOIST_OK;
-  for (size_t i = 0; i < n; i++) {
-    upload_file *u = &uf[i];
-    u->file = files[i];
-    u->map = hoist_file_mapping(files[i]);
-    const char *path = hoist_file_path(files[i]);
-    u->fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (u->fd < 0) {
-      rc = hoist_fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
-                      strerror(errno));
-      goto fail;
-    }
-    /* The file must still be the one whose header we validated: the same
-     * inode (not a same-size file moved over the path, as a cache update
-     * does) and the same size. */
-    struct stat st, orig;
-    if (fstat(u->fd, &st) != 0 || fstat(hoist_file_fd(files[i]), &orig) != 0 ||
-        st.st_dev != orig.st_dev || st.st_ino != orig.st_ino) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
-      goto fail;
-    }
-    if ((uint64_t)st.st_size != hoist_file_size(files[i])) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
-      goto fail;
-    }
-    hoist_read_mode m = mode;
-    /* Cached pages are copied straight from the mapping (the fastest warm
-     * path); a file mostly out of the page cache is read with O_DIRECT,
-     * which beat buffered reads cold on the GPU machines (1.78 against
-     * 1.50 GB/s, bench/RESULTS.md) and does not evict other data. */
-    if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_DIRECT;
-    if (m == HOIST_READ_MMAP && u->map == NULL) m = HOIST_READ_PREAD;
-    if (m == HOIST_READ_DIRECT) {
-      u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
-      if (u->fd_direct < 0) {
-        hoist_log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
-                  strerror(errno));
-        m = HOIST_READ_PREAD;
-      }
-    } else if (m == HOIST_READ_PREAD) {
-      posix_fadvise(u->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
-    }
-    if (m == HOIST_READ_REGISTER) {
-      if (u->map == NULL) {
-        m = HOIST_READ_PREAD;
-      } else {
-        /* Page-lock the mapping so the DMA engine reads the page cache
-         * directly; a backend without registration falls back to copies. */
-        rc = rt->dev->ops->host_register(rt->dev, (void *)u->map, (size_t)hoist_file_size(files[i]), 1);
-        if (rc == HOIST_OK) {
-          u->registered = 1;
-        } else if (rc == HOIST_UNSUPPORTED) {
-          m = HOIST_READ_MMAP;
-          rc = HOIST_OK;
-        } else {
-          goto fail;
-        }
-      }
-    }
-    u->mode = m;
-  }
-  *out = uf;
-  return HOIST_OK;
-fail:
-  upload_files_close(rt, uf, n);
-  return rc;
-}
-
-/* ---- jobs */
-
-void upload_job_free(upload_job *job) {
-  free(job->chunks);
-  free(job->segs);
-  job->chunks = NULL;
-  job->segs = NULL;
-  job->nchunks = job->nsegs = 0;
-}
-
-static int push_chunk(hoist_runtime *rt, upload_job *job, size_t *cap, upload_chunk c) {
-  if (job->nchunks == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 256;
-    upload_chunk *p = realloc(job->chunks, ncap * sizeof *p);
-    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
-    job->chunks = p;
-    *cap = ncap;
-  }
-  job->chunks[job->nchunks++] = c;
-  return HOIST_OK;
-}
-
-static int push_seg(hoist_runtime *rt, upload_job *job, size_t *cap, upload_segment s) {
-  if (job->nsegs == *cap) {
-    size_t ncap = *cap ? *cap * 2 : 256;
-    upload_segment *p = realloc(job->segs, ncap * sizeof *p);
-    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
-    job->segs = p;
-    *cap = ncap;
-  }
-  job->segs[job->nsegs++] = s;
-  return HOIST_OK;
-}
-
-/* Closes the open chunk (if any) into the job. */
-static int close_chunk(hoist_runtime *rt, upload_job *job, size_t *ccap, int *open_chunk,
-                       upload_chunk cur) {
-  if (!*open_chunk) return HOIST_OK;
-  *open_chunk = 0;
-  return push_chunk(rt, job, ccap, cur);
-}
-
-int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
-                     const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
-                     const uint64_t *dst, const uint8_t *arena, size_t ntensors,
-                     const hoist_dtype *to, uint64_t convert_chunk) {
-  size_t ccap = 0, scap = 0;
-  int rc = HOIST_OK;
-  int open_chunk = 0;
-  uint8_t cur_arena = 0;
-  upload_chunk cur = {0};
-  job->total_bytes = 0;
-  if (ntensors > UINT32_MAX)
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
-  for (size_t i = 0; i < ntensors; i++) {
-    const hoist_tensor_info *t = tensors[i];
-    uint64_t base = hoist_file_data_offset(job->files[tensor_file[i]].file);
-    if (t->nbytes == 0) continue;
-    job->total_bytes += t->nbytes;
-    hoist_dtype target = to != NULL ? to[i] : t->dtype;
-    /* Source and target bytes per element (1 and 1 for a plain copy, whose
-     * bytes need not be whole elements), and the most source bytes a chunk
-     * of this tensor may carry. */
-    uint64_t sb = 1, db = 1, step = chunk_bytes;
-    if (target != t->dtype) {
-      sb = hoist_dtype_bits(t->dtype) / 8;
-      db = hoist_dtype_bits(target) / 8;
-      step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
-      if (sb == 0 || db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 || step < sb ||
-          t->nbytes % sb != 0) {
-        rc = hoist_fail(rt, HOIST_UNSUPPORTED,
-                        "%s: tensor '%s': %s cannot be converted in chunks of %llu bytes",
-                        job->component, t->name, hoist_dtype_name(t->dtype),
-                        (unsigned long long)step);
-        goto fail;
-      }
-      step -= step % sb;
-    }
-    if (t->nbytes >= step / 2) {
-      /* Large tensor: its own chunks of whole elements; the destination
-       * advances in target bytes. */
-      if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
-      for (uint64_t off = 0; off < t->nbytes; off += step) {
-        uint64_t len = t->nbytes - off < step ? t->nbytes - off : step;
-        upload_segment s = {tensor_file[i], 0, base + t->begin + off, len, (uint32_t)i, off};
-        upload_chunk c = {dst[i] + off / sb * db, len, len / sb * db, (uint32_t)job->nsegs, 1,
-                          t->dtype, target, 0};
-        if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
-        if ((rc = push_chunk(rt, job, &ccap, c)) != HOIST_OK) goto fail;
-      }
-      continue;
-    }
-    /* Small tensor: merged with the previous ones of the same conversion
-     * (or plain copies, of any dtypes) in the same arena when it is placed
-     * right after them — at most the 256-byte alignment padding past the
-     * last one — and the span stays in a chunk.  Its
-     * source lands in the slot at its destination offset scaled by sb/db,
-     * so one copy and one conversion cover the whole span. */
-    uint64_t cur_end = cur.dst + cur.dst_len;
-    uint64_t dst_bytes = t->nbytes / sb * db;
-    bool same_kind = target == t->dtype ? cur.from == cur.to /* plain: any dtypes */
-                                         : cur.from == t->dtype && cur.to == target;
-    uint8_t a = arena != NULL ? arena[i] : 0;
-    if (open_chunk && same_kind && a == cur_arena && dst[i] >= cur_end &&
-        dst[i] - cur_end < 256 && (dst[i] - cur.dst) % db == 0) {
-      uint64_t slot_off = (dst[i] - cur.dst) / db * sb;
-      if (slot_off + t->nbytes <= step) {
-        upload_segment s = {tensor_file[i], (uint32_t)slot_off, base + t->begin, t->nbytes,
-                            (uint32_t)i, 0};
-        if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
-        cur.nseg++;
-        cur.len = slot_off + t->nbytes;
-        cur.dst_len = dst[i] + dst_bytes - cur.dst;
-        continue;
-      }
-    }
-    if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
-    upload_segment s = {tensor_file[i], 0, base + t->begin, t->nbytes, (uint32_t)i, 0};
-    cur = (upload_chunk){dst[i], t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0};
-    cur_arena = a;
-    if ((rc = push_seg(rt, job, &scap, s)) != HOIST_OK) goto fail;
-    open_chunk = 1;
-  }
-  if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
-  if (job->nsegs > UINT32_MAX) {
-    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
-    goto fail;
-  }
-  return HOIST_OK;
-fail:
-  upload_job_free(job);
-  return rc;
-}
-
-/* ---- conversion scratch and verification */
+/* ---- conversion scratch */
 
 /* Pool slots: one chunk each when two chunks fit, up to two per reader
  * (no reader holds more); else two halves of the scratch, or one slot. */
@@ -894,70 +590,4 @@ uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes
   return slot & ~(uint64_t)4095;
 }
 
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
-                        uint64_t *want, int *after_convert) {
-  hoist_device *dev = e->dev;
-  int rc = HOIST_OK;
-  uint64_t *hashes = NULL;
-  *bad = SIZE_MAX;
-  *dev_hash = *want = 0;
-  *after_convert = 0;
-  if (job->nchunks == 0) return HOIST_OK;
-  if (job->to_host) {
-    /* Host copies: hash them again where they lie. */
-    for (size_t i = 0; i < job->nchunks; i++) {
-      const upload_chunk *c = &job->chunks[i];
-      uint64_t h = upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
-      if (h != c->host_hash) {
-        *bad = i;
-        *dev_hash = h;
-        *want = c->host_hash;
-        break;
-      }
-    }
-    return HOIST_OK;
-  }
-  if (job->hash_stride < job->nchunks)
-    return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
-                      job->component, (unsigned long long)job->hash_stride, job->nchunks);
-  /* Plain chunks are hashed where they landed and converted outputs again
-   * (converted sources were hashed in the scratch during the run), all in
-   * one batch: thousands of chunks as four operations on one stream. */
-  size_t stride = (size_t)job->hash_stride;
-  hoist_checksum_span *spans = malloc(job->nchunks * sizeof *spans);
-  if (spans == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
-  for (size_t i = 0; i < job->nchunks; i++) {
-    const upload_chunk *c = &job->chunks[i];
-    uint64_t row = c->from == c->to ? 0 : 2;
-    spans[i] = (hoist_checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
-                                     job->dev_hashes + 8 * (row * stride + i)};
-  }
-  void *stream = e->workers[0].stream;
-  rc = dev->ops->checksum_batch(dev, spans, job->nchunks, job->dev_hashes + 24 * (uint64_t)stride,
-                                stream);
-  free(spans);
-  int sync = dev->ops->stream_sync(dev, stream); /* always: the table is in use until then */
-  if (rc == HOIST_OK) rc = sync;
-  if (rc != HOIST_OK) return rc;
-  hashes = malloc(3 * stride * sizeof *hashes);
-  if (hashes == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
-  rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, 3 * stride * sizeof *hashes);
-  for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
-    const upload_chunk *c = &job->chunks[i];
-    if (hashes[i] != c->host_hash) {
-      *bad = i;
-      *dev_hash = hashes[i];
-      *want = c->host_hash;
-      break;
-    }
-    if (c->from != c->to && hashes[2 * stride + i] != hashes[stride + i]) {
-      *bad = i;
-      *dev_hash = hashes[2 * stride + i];
-      *want = hashes[stride + i];
-      *after_convert = 1;
-      break;
-    }
-  }
-  free(hashes);
-  return rc;
-}
+void *hoist_engine_stream(const hoist_engine *e) { return e->workers[0].stream; }

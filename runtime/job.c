@@ -1,0 +1,175 @@
+/* job.c — cutting a component's placement into the chunk list of its
+ * upload job (job.h).
+ *
+ * Large tensors get chunks of their own, so a reader moves a few MiB per
+ * copy.  Small ones placed next to each other share a chunk, with the
+ * alignment padding between them zeroed in the pinned slot, so a component
+ * of thousands of small tensors costs a few copies, not thousands.  A chunk
+ * that converts carries the source bytes of one conversion: each piece sits
+ * in the slot at its destination offset scaled by source/target element
+ * size, so one copy and one kernel cover the whole span. */
+#include "job.h"
+
+#include <stdlib.h>
+
+void upload_job_free(upload_job *job) {
+  free(job->chunks);
+  free(job->segs);
+  job->chunks = NULL;
+  job->segs = NULL;
+  job->nchunks = job->nsegs = 0;
+}
+
+/* How a tensor is cut: source and target bytes per element (1 and 1 for a
+ * plain copy, whose bytes need not be whole elements) and the most source
+ * bytes one of its chunks carries. */
+typedef struct tensor_cut {
+  uint64_t sb, db, step;
+} tensor_cut;
+
+static int cut_tensor(hoist_runtime *rt, const upload_job *job, const placed_tensor *pt,
+                      uint64_t chunk_bytes, uint64_t convert_chunk, tensor_cut *cut) {
+  const hoist_tensor_info *t = pt->t;
+  *cut = (tensor_cut){1, 1, chunk_bytes};
+  if (pt->dev.dtype == t->dtype) return HOIST_OK;
+  cut->sb = hoist_dtype_bits(t->dtype) / 8;
+  cut->db = hoist_dtype_bits(pt->dev.dtype) / 8;
+  cut->step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
+  if (cut->sb == 0 || cut->db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 ||
+      cut->step < cut->sb || t->nbytes % cut->sb != 0)
+    return hoist_fail(rt, HOIST_UNSUPPORTED,
+                      "%s: tensor '%s': %s cannot be converted in chunks of %llu bytes",
+                      job->component, t->name, hoist_dtype_name(t->dtype),
+                      (unsigned long long)cut->step);
+  cut->step -= cut->step % cut->sb;
+  return HOIST_OK;
+}
+
+/* A tensor of at least half a chunk gets chunks of its own. */
+static bool is_large(const hoist_tensor_info *t, const tensor_cut *cut) {
+  return t->nbytes >= cut->step / 2;
+}
+
+/* The segments c's job will have: one per chunk of a large tensor, one per
+ * small tensor (chunks are never more).  Fails as cut_tensor does. */
+static int count_segments(hoist_runtime *rt, const upload_job *job, const comp_state *c,
+                          uint64_t chunk_bytes, uint64_t convert_chunk, uint64_t *n) {
+  *n = 0;
+  for (size_t i = 0; i < c->ntensors; i++) {
+    const hoist_tensor_info *t = c->tensors[i].t;
+    tensor_cut cut;
+    if (t->nbytes == 0) continue;
+    int rc = cut_tensor(rt, job, &c->tensors[i], chunk_bytes, convert_chunk, &cut);
+    if (rc != HOIST_OK) return rc;
+    *n += is_large(t, &cut) ? (t->nbytes + cut.step - 1) / cut.step : 1;
+  }
+  return HOIST_OK;
+}
+
+/* Where tensor pt of c lands for this job, and in which allocation. */
+static uint64_t tensor_dst(const upload_job *job, const comp_state *c, const placed_tensor *pt,
+                           int *arena) {
+  if (job->to_host) {
+    *arena = 0;
+    return (uint64_t)(uintptr_t)c->host_copy + pt->off;
+  }
+  *arena = comp_tensor_arena(c, pt);
+  return comp_tensor_addr(c, pt);
+}
+
+/* The chunk being filled with small tensors, and the arena it lies in. */
+typedef struct open_chunk {
+  bool open;
+  int arena;
+  upload_chunk ch;
+} open_chunk;
+
+static void close_chunk(upload_job *job, open_chunk *cur) {
+  if (cur->open) job->chunks[job->nchunks++] = cur->ch;
+  cur->open = false;
+}
+
+/* Large tensor i: its own chunks of whole elements; the destination
+ * advances in target bytes. */
+static void add_large(upload_job *job, const placed_tensor *pt, uint32_t i, uint64_t dst,
+                      const tensor_cut *cut) {
+  const hoist_tensor_info *t = pt->t;
+  const uint64_t base = hoist_file_data_offset(job->files[pt->file].file) + t->begin;
+  for (uint64_t off = 0; off < t->nbytes; off += cut->step) {
+    uint64_t len = t->nbytes - off < cut->step ? t->nbytes - off : cut->step;
+    job->chunks[job->nchunks++] =
+        (upload_chunk){dst + off / cut->sb * cut->db, len, len / cut->sb * cut->db,
+                       (uint32_t)job->nsegs, 1, t->dtype, pt->dev.dtype, 0};
+    job->segs[job->nsegs++] = (upload_segment){pt->file, 0, base + off, len, i, off};
+  }
+}
+
+/* Small tensor i: merged into the open chunk when that holds the same
+ * conversion (or plain copies, of any dtypes) in the same arena and i is
+ * placed right after it (at most the 256-byte alignment padding past its
+ * end) and the span still fits a chunk.  Its source lands in the slot at
+ * its destination offset scaled by sb/db, so one copy and one conversion
+ * cover the whole span.  Otherwise it opens a chunk of its own. */
+static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt, uint32_t i,
+                      uint64_t dst, int arena, const tensor_cut *cut) {
+  const hoist_tensor_info *t = pt->t;
+  const hoist_dtype target = pt->dev.dtype;
+  const uint64_t src = hoist_file_data_offset(job->files[pt->file].file) + t->begin;
+  const uint64_t dst_bytes = t->nbytes / cut->sb * cut->db;
+  upload_chunk *ch = &cur->ch;
+  const uint64_t cur_end = ch->dst + ch->dst_len;
+  const bool same_kind = target == t->dtype ? ch->from == ch->to /* plain: any dtypes */
+                                            : ch->from == t->dtype && ch->to == target;
+  if (cur->open && same_kind && arena == cur->arena && dst >= cur_end && dst - cur_end < 256 &&
+      (dst - ch->dst) % cut->db == 0) {
+    uint64_t slot_off = (dst - ch->dst) / cut->db * cut->sb;
+    if (slot_off + t->nbytes <= cut->step) {
+      job->segs[job->nsegs++] =
+          (upload_segment){pt->file, (uint32_t)slot_off, src, t->nbytes, i, 0};
+      ch->nseg++;
+      ch->len = slot_off + t->nbytes;
+      ch->dst_len = dst + dst_bytes - ch->dst;
+      return;
+    }
+  }
+  close_chunk(job, cur);
+  *cur = (open_chunk){true, arena,
+                      {dst, t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0}};
+  job->segs[job->nsegs++] = (upload_segment){pt->file, 0, src, t->nbytes, i, 0};
+}
+
+int upload_job_build(hoist_runtime *rt, upload_job *job, const comp_state *c,
+                     uint64_t chunk_bytes, uint64_t convert_chunk) {
+  uint64_t nsegs = 0;
+  job->total_bytes = 0;
+  if (c->ntensors > UINT32_MAX)
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
+  int rc = count_segments(rt, job, c, chunk_bytes, convert_chunk, &nsegs);
+  if (rc != HOIST_OK) return rc;
+  if (nsegs > UINT32_MAX)
+    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
+  job->chunks = malloc((nsegs > 0 ? nsegs : 1) * sizeof *job->chunks);
+  job->segs = malloc((nsegs > 0 ? nsegs : 1) * sizeof *job->segs);
+  if (job->chunks == NULL || job->segs == NULL) {
+    upload_job_free(job);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+  }
+  open_chunk cur = {false, 0, {0}};
+  for (size_t i = 0; i < c->ntensors; i++) {
+    const placed_tensor *pt = &c->tensors[i];
+    tensor_cut cut;
+    if (pt->t->nbytes == 0) continue;
+    job->total_bytes += pt->t->nbytes;
+    (void)cut_tensor(rt, job, pt, chunk_bytes, convert_chunk, &cut); /* checked by the count */
+    int arena = 0;
+    const uint64_t dst = tensor_dst(job, c, pt, &arena);
+    if (is_large(pt->t, &cut)) {
+      close_chunk(job, &cur);
+      add_large(job, pt, (uint32_t)i, dst, &cut);
+    } else {
+      add_small(job, &cur, pt, (uint32_t)i, dst, arena, &cut);
+    }
+  }
+  close_chunk(job, &cur);
+  return HOIST_OK;
+}

@@ -1,0 +1,25 @@
+/* job.h — a component's upload job: the chunk list the engine runs, cut
+ * from the component's placement.  Not installed; nothing here is
+ * exported. */
+#ifndef HOIST_JOB_H
+#define HOIST_JOB_H
+
+#include "engine.h"
+#include "placement.h"
+
+/* Builds the chunk list of job (its component, files and to_host set) from
+ * c's placed tensors, in placement order, which is the order chunks are
+ * issued in.  Each tensor lands in c's arenas, or at its offset in c's host
+ * copy when job->to_host.  A plain tensor is cut into chunks of at most
+ * chunk_bytes; one whose device dtype differs from its file's into chunks
+ * of at most min(convert_chunk, chunk_bytes) source bytes at element
+ * boundaries.  A tensor smaller than half a chunk shares a chunk with the
+ * small tensors of the same conversion (or plain copies) placed right
+ * before it in the same arena; tensors of different arenas never share a
+ * chunk, even when the arenas happen to be adjacent.  On failure the job
+ * holds no chunk list. */
+int upload_job_build(hoist_runtime *rt, upload_job *job, const comp_state *c,
+                     uint64_t chunk_bytes, uint64_t convert_chunk);
+void upload_job_free(upload_job *job);
+
+#endif /* HOIST_JOB_H */
