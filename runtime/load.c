@@ -32,6 +32,104 @@ static double now_seconds(void) {
 }
 
 #define DEFAULT_SCRATCH (64ull << 20)
+
+/* One load in progress: what its phases share. */
+typedef struct load_run {
+  hoist_runtime *rt;
+  hoist_device *d;
+  const hoist_pipeline *p;
+  const hoist_load_options *o;
+  const hoist_load_ext *ext;
+  hoist_loaded *l;
+  size_t n;
+  const hoist_component_info **infos; /* load order */
+  hoist_dtype *target;                /* each component's target dtype */
+  unsigned char *offload, *fsdp;      /* residency marks */
+  hoist_engine *e;
+  /* The conversion scratch: a pool of scratch_slots slots of scratch_slot
+   * bytes.  One ring serves the load (each allocation and free costs a
+   * device synchronization), held from the first converting component placed
+   * on the device until after the last, ring_last. */
+  uint64_t scratch_want, scratch_slot;
+  unsigned scratch_slots;
+  size_t ring_last;
+  uint64_t headroom;
+  /* Device memory held besides the arenas: the ring while held, and the
+   * current component's verify hashes and hoist_load_ext transient. */
+  uint64_t ring_addr, hashes_addr, transient_addr;
+} load_run;
+
+static void comp_release(hoist_runtime *rt, comp_state *c) {
+  comp_free_arenas(rt, c);
+  if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
+  c->host_copy = NULL;
+  c->pub.device_bytes = 0;
+  c->pub.device_begin = c->pub.device_end = 0;
+}
+
+static void loaded_free(hoist_loaded *l) {
+  if (l == NULL) return;
+  for (size_t i = 0; i < l->ncomps; i++) {
+    comp_release(l->rt, &l->comps[i]);
+    free(l->comps[i].tensors);
+    free(l->comps[i].by_name);
+  }
+  free(l->comps);
+  free(l);
+}
+
+/* Checks that order[0..n) is a permutation of the slots 0..n-1. */
+static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
+  unsigned char *seen = calloc(n > 0 ? n : 1, 1);
+  if (seen == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
+  int rc = HOIST_OK;
+  for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
+    if (order[i] >= n || seen[order[i]])
+      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+                      "load order: entry %zu is slot %zu, not a permutation of 0..%zu", i, order[i],
+                      n > 0 ? n - 1 : 0);
+    else
+      seen[order[i]] = 1;
+  }
+  free(seen);
+  return rc;
+}
+
+/* Takes the lock and the SIGBUS guard (copies from file mappings turn a
+ * truncation into FILE_CHANGED) and the load's tables. */
+static int run_open(load_run *r) {
+  uv_mutex_lock(&r->rt->load_lock);
+  hoist_sigbus_guard_acquire();
+  const size_t n = r->n = hoist_pipeline_component_count(r->p), m = n > 0 ? n : 1;
+  hoist_loaded *l = r->l = calloc(1, sizeof *l);
+  if (l == NULL || (l->comps = calloc(m, sizeof *l->comps)) == NULL ||
+      (r->offload = calloc(m, 1)) == NULL || (r->fsdp = calloc(m, 1)) == NULL ||
+      (r->target = calloc(m, sizeof *r->target)) == NULL ||
+      (r->infos = calloc(m, sizeof *r->infos)) == NULL)
+    return hoist_fail(r->rt, HOIST_NO_MEMORY, "out of memory starting a load");
+  l->rt = r->rt;
+  l->p = r->p;
+  l->ncomps = n;
+  if (r->ext != NULL && r->ext->order != NULL) return check_order(r->rt, r->ext->order, n);
+  return HOIST_OK;
+}
+
+/* Gives back what the run holds; on failure (ok false) the loaded pipeline
+ * too, so a failed load leaves the device as it found it. */
+static void run_close(load_run *r, bool ok) {
+  hoist_device *d = r->d;
+  if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
+  if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
+  if (r->ring_addr != 0) d->ops->free(d, r->ring_addr);
+  if (!ok) loaded_free(r->l);
+  free(r->offload);
+  free(r->fsdp);
+  free(r->target);
+  free(r->infos);
+  hoist_sigbus_guard_release();
+  uv_mutex_unlock(&r->rt->load_lock);
+}
+
 /* Each component's target dtype (load order) from --dtype and the
  * --dtype-for entries, later entries winning. */
 static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
@@ -72,12 +170,43 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
   return rc;
 }
 
-static void comp_release(hoist_runtime *rt, comp_state *c) {
-  comp_free_arenas(rt, c);
-  if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
-  c->host_copy = NULL;
-  c->pub.device_bytes = 0;
-  c->pub.device_begin = c->pub.device_end = 0;
+/* Residency marks from hoist_load_options.offload and fsdp. */
+static int plan_residency(load_run *r) {
+  const hoist_load_options *o = r->o;
+  int rc = hoist_component_select(r->rt, "offload", o->offload, r->infos, r->n, r->offload);
+  if (rc == HOIST_OK) rc = hoist_component_select(r->rt, "fsdp", o->fsdp, r->infos, r->n, r->fsdp);
+  for (size_t i = 0; i < r->n && rc == HOIST_OK; i++) {
+    if (r->offload[i] && r->fsdp[i])
+      return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
+                        "%s: marked both --offload and --fsdp; an FSDP component is placed by its owner",
+                        r->l->comps[i].info->name);
+    if (r->fsdp[i]) r->l->comps[i].pub.residency = HOIST_FSDP;
+  }
+  return rc;
+}
+
+/* Phase "plan": the components in load order with their files, target
+ * dtypes, placement in target bytes (an impossible conversion fails here,
+ * before anything is allocated) and residency marks. */
+static int plan(load_run *r) {
+  const hoist_load_ext *ext = r->ext;
+  for (size_t pos = 0; pos < r->n; pos++) {
+    comp_state *c = &r->l->comps[pos];
+    c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(r->p, ext->order[pos])
+                                                : hoist_pipeline_ordered(r->p, pos);
+    r->infos[pos] = c->info;
+    c->index_i = hoist_pipeline_slot(r->p, c->info);
+    c->nfiles = hoist_pipeline_safetensors(r->p, c->index_i, &c->files);
+    c->pub.name = c->info->name;
+    c->pub.residency = HOIST_RESIDENT;
+    if (c->nfiles == 0 && c->info->file_count > 0)
+      hoist_log(r->rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded",
+                c->info->name);
+  }
+  int rc = resolve_targets(r->rt, r->o, r->infos, r->n, r->target);
+  for (size_t pos = 0; pos < r->n && rc == HOIST_OK; pos++)
+    rc = comp_place(r->rt, &r->l->comps[pos], r->d->ops->alloc_granularity, r->target[pos]);
+  return rc == HOIST_OK ? plan_residency(r) : rc;
 }
 
 /* Bytes of the transient device memory a component's upload uses: the
@@ -103,112 +232,256 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   return HOIST_OK;
 }
 
-/* Uploads c's tensors into its arenas (or its host copy when to_host);
- * scratch (a pool of scratch_slots slots of scratch_slot bytes) and hashes
- * are the device memory of its own transient (0 when unused).  With
- * o->verify it then checks every chunk (after ext's after_upload hook). */
-static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size_t pos,
-                       int to_host, const hoist_load_options *o, const hoist_load_ext *ext,
-                       uint64_t scratch, uint64_t scratch_slot, unsigned scratch_slots,
-                       uint64_t hashes) {
-  comp_state *c = &l->comps[pos];
-  if (c->ntensors == 0) return HOIST_OK;
-  upload_job job = {0};
-  job.component = c->info->name;
-  job.to_host = to_host;
-  job.progress = o->progress;
-  job.progress_user = o->progress_user;
-  job.cancel = o->cancel;
-  job.scratch = scratch;
-  job.scratch_slot = scratch_slot;
-  job.scratch_slots = scratch_slots;
-  job.verify = o->verify != 0;
-  job.dev_hashes = hashes;
-  job.hash_stride = c->chunk_bound;
-  int rc = HOIST_OK;
-  hoist_read_mode mode = o->read_mode;
-  if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
-  rc = upload_files_open(rt, (const hoist_file *const *)c->files, c->nfiles, mode, &job.files);
-  if (rc != HOIST_OK) goto done;
-  job.nfiles = c->nfiles;
-  /* Host copies convert through the reader's pinned slot (a chunk). */
-  uint64_t step = to_host || scratch_slot == 0 ? hoist_engine_chunk_bytes(e) : scratch_slot;
-  rc = upload_job_build(rt, &job, c, hoist_engine_chunk_bytes(e), step);
-  if (rc != HOIST_OK) goto done;
-  if (job.verify && !to_host && job.nchunks > c->chunk_bound) {
-    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
-                    job.nchunks, (unsigned long long)c->chunk_bound);
-    goto done;
+/* Phase "plan", continued: the engine (made once per runtime; it holds
+ * pinned memory, not device memory), the scratch pool its threads and
+ * chunk size allow, each component's own transient bytes, and the ring's
+ * span, which gives what the preflight counts for each component. */
+static int plan_transients(load_run *r) {
+  int rc = hoist_engine_get(r->rt, &r->e);
+  if (rc != HOIST_OK) return rc;
+  r->scratch_want = r->o->scratch_bytes != 0 ? r->o->scratch_bytes : DEFAULT_SCRATCH;
+  r->scratch_slot = hoist_engine_scratch_slot(r->e, r->scratch_want);
+  r->scratch_slots = hoist_engine_scratch_slots(r->e, r->scratch_want);
+  const uint64_t ring_bytes = r->scratch_slot * r->scratch_slots;
+  const uint64_t step = r->scratch_slot != 0 ? r->scratch_slot : hoist_engine_chunk_bytes(r->e);
+  size_t first = SIZE_MAX;
+  uint64_t ring_held = 0;
+  r->ring_last = 0;
+  for (size_t pos = 0; pos < r->n; pos++) {
+    comp_state *c = &r->l->comps[pos];
+    if (c->converts && r->scratch_slot == 0 && !r->offload[pos])
+      return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
+                        "%s: a scratch of %llu bytes is below one 4096-byte slot", c->info->name,
+                        (unsigned long long)r->scratch_want);
+    if ((rc = comp_own_transient(r->rt, r->e, c, r->o->verify, ring_bytes, step)) != HOIST_OK)
+      return rc;
+    if (!c->converts || r->offload[pos] || c->ntensors == 0) continue;
+    if (first == SIZE_MAX) first = pos;
+    r->ring_last = pos;
+    ring_held = c->ring_bytes;
   }
-  double t0 = now_seconds();
-  rc = hoist_engine_run(e, &job);
-  double t1 = now_seconds();
-  if (rc != HOIST_OK) goto done;
+  for (size_t pos = 0; pos < r->n; pos++) {
+    comp_state *c = &r->l->comps[pos];
+    c->held_bytes = c->hash_bytes + (pos >= first && pos <= r->ring_last ? ring_held : 0);
+  }
+  return HOIST_OK;
+}
+
+/* Phase "preflight": the free memory now and the load's headroom; with
+ * on_oom fail, the whole plan must fit before anything is allocated. */
+static int preflight(load_run *r) {
+  uint64_t free_b = 0, total_b = 0;
+  int rc = r->d->ops->mem_info(r->d, &free_b, &total_b);
+  if (rc != HOIST_OK) return rc;
+  r->headroom = hoist_admission_headroom(r->d, r->o->headroom, total_b);
+  if (r->o->on_oom != HOIST_ON_OOM_FAIL) return HOIST_OK;
+  return hoist_admission_preflight(r->rt, r->l->comps, r->n, r->offload, r->headroom, free_b,
+                                   r->o->failure);
+}
+
+/* What c needs on the device to load: its arenas, its verify hashes, the
+ * scratch ring when it converts and the ring is not held yet (new_ring),
+ * and hoist_load_ext's transient (*transient, rounded; 0 for hoist's own
+ * loader). */
+static int component_need(load_run *r, const comp_state *c, bool new_ring, uint64_t *need,
+                          uint64_t *transient) {
+  const hoist_load_ext *ext = r->ext;
+  *transient = 0;
+  *need = c->need;
+  if (!hoist_add_u64(*need, c->hash_bytes, need) ||
+      (new_ring && !hoist_add_u64(*need, c->ring_bytes, need)) ||
+      (ext != NULL && ext->transient != NULL &&
+       (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
+                            r->d->ops->alloc_granularity, transient) ||
+        !hoist_add_u64(*need, *transient, need))))
+    return hoist_fail(r->rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
+  return HOIST_OK;
+}
+
+/* Phase "place" on the device: c's arenas, then the transient memory of
+ * its upload.  On failure what this component took is given back. */
+static int place_on_device(load_run *r, comp_state *c, bool new_ring, uint64_t transient) {
+  hoist_device *d = r->d;
+  int rc = comp_alloc_arenas(r->rt, c);
+  if (rc == HOIST_OK && new_ring && (rc = d->ops->alloc(d, c->ring_bytes, &r->ring_addr)) != HOIST_OK)
+    r->ring_addr = 0;
+  if (rc == HOIST_OK && c->hash_bytes > 0 &&
+      (rc = d->ops->alloc(d, c->hash_bytes, &r->hashes_addr)) != HOIST_OK)
+    r->hashes_addr = 0;
+  if (rc == HOIST_OK && transient > 0 &&
+      (rc = d->ops->alloc(d, transient, &r->transient_addr)) != HOIST_OK)
+    r->transient_addr = 0;
+  if (rc == HOIST_OK) {
+    c->pub.device_bytes = c->need;
+    c->pub.device_begin = c->arena_addr[0];
+    c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
+    return HOIST_OK;
+  }
+  if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
+  r->hashes_addr = 0;
+  if (new_ring && r->ring_addr != 0) d->ops->free(d, r->ring_addr);
+  if (new_ring) r->ring_addr = 0;
+  comp_free_arenas(r->rt, c);
+  return rc;
+}
+
+/* Phases "admit" and "place" of component pos: the free memory now, not
+ * at the start, against its need plus the headroom; when it fits, its
+ * device memory.  When it does not (or the device denies an allocation
+ * despite admission: another allocator won the race), on_oom offload
+ * places it in host memory instead (*to_host), else the load is refused. */
+static int admit_and_place(load_run *r, size_t pos, bool *to_host) {
+  comp_state *c = &r->l->comps[pos];
+  hoist_device *d = r->d;
+  const bool new_ring = c->converts && r->ring_addr == 0;
+  uint64_t need = 0, transient = 0, free_b = 0, total_b = 0;
+  int rc = component_need(r, c, new_ring, &need, &transient);
+  if (rc == HOIST_OK) rc = d->ops->mem_info(d, &free_b, &total_b);
+  if (rc != HOIST_OK) return rc;
+  if (hoist_admits(need, r->headroom, free_b)) {
+    rc = place_on_device(r, c, new_ring, transient);
+    if (rc != HOIST_DEVICE_OOM) return rc;
+  }
+  if (r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[pos]) {
+    hoist_admission_failure(r->o->failure, c->info->name, need + r->headroom, free_b);
+    return hoist_fail(r->rt, HOIST_ADMISSION,
+                      "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
+                      c->info->name, (unsigned long long)need, (unsigned long long)r->headroom,
+                      d->name, (unsigned long long)free_b,
+                      rc == HOIST_DEVICE_OOM ? " (allocation failed despite admission)" : "");
+  }
+  hoist_log(r->rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
+            c->info->name, (unsigned long long)c->need, (unsigned long long)free_b);
+  *to_host = true;
+  return HOIST_OK;
+}
+
+/* Logs what the engine did for c's job. */
+static void log_upload(hoist_runtime *rt, const comp_state *c, const upload_job *job,
+                       double seconds) {
   size_t converting = 0;
-  for (size_t i = 0; i < job.nchunks; i++) converting += job.chunks[i].from != job.chunks[i].to;
-  if (to_host)
+  for (size_t i = 0; i < job->nchunks; i++) converting += job->chunks[i].from != job->chunks[i].to;
+  if (job->to_host)
     hoist_log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
               "copy in %.3f ms",
-              c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
-              (t1 - t0) * 1e3);
+              c->info->name, (unsigned long long)job->total_bytes, job->nchunks, converting,
+              seconds * 1e3);
   else
     hoist_log(rt, HOIST_LOG_DEBUG,
               "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
               "reader%s; they waited %.3f ms in all for their earlier transfers (a copy, and "
               "the conversion it waited for)",
-              c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
-              (t1 - t0) * 1e3, job.readers, job.readers == 1 ? "" : "s", job.copy_wait_ns / 1e6);
-  if (ext != NULL && ext->after_upload != NULL) ext->after_upload(ext->after_upload_user, l, pos);
-  if (!job.verify) goto done;
-  t0 = now_seconds();
-  rc = upload_job_verify(rt, e, c, &job);
-  if (rc == HOIST_OK)
-    hoist_log(rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
-              (now_seconds() - t0) * 1e3);
-done:
-  upload_job_free(&job);
-  upload_files_close(rt, job.files, job.nfiles);
+              c->info->name, (unsigned long long)job->total_bytes, job->nchunks, converting,
+              seconds * 1e3, job->readers, job->readers == 1 ? "" : "s",
+              job->copy_wait_ns / 1e6);
+}
+
+/* The upload job of component pos: its files opened in the read mode (a
+ * host copy reads through the pinned ring, never O_DIRECT or registered),
+ * its chunk list, and the device memory of its own transient: the scratch
+ * pool when it converts on the device, its verify hashes. */
+static int job_open(load_run *r, size_t pos, bool to_host, upload_job *job) {
+  const comp_state *c = &r->l->comps[pos];
+  const hoist_load_options *o = r->o;
+  const bool dev_converts = !to_host && c->converts;
+  *job = (upload_job){.component = c->info->name,
+                      .to_host = to_host,
+                      .progress = o->progress,
+                      .progress_user = o->progress_user,
+                      .cancel = o->cancel,
+                      .scratch = dev_converts ? r->ring_addr : 0,
+                      .scratch_slot = r->scratch_slot,
+                      .scratch_slots = dev_converts ? r->scratch_slots : 0,
+                      .verify = o->verify != 0,
+                      .dev_hashes = to_host ? 0 : r->hashes_addr,
+                      .hash_stride = c->chunk_bound};
+  hoist_read_mode mode = o->read_mode;
+  if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
+  int rc = upload_files_open(r->rt, (const hoist_file *const *)c->files, c->nfiles, mode,
+                             &job->files);
+  if (rc != HOIST_OK) return rc;
+  job->nfiles = c->nfiles;
+  /* Host copies convert through the reader's pinned slot (a chunk). */
+  const uint64_t chunk = hoist_engine_chunk_bytes(r->e);
+  rc = upload_job_build(r->rt, job, c, chunk, to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot);
+  if (rc == HOIST_OK && job->verify && !to_host && job->nchunks > c->chunk_bound)
+    rc = hoist_fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
+                    job->nchunks, (unsigned long long)c->chunk_bound);
   return rc;
 }
 
-static void loaded_free(hoist_loaded *l) {
-  if (l == NULL) return;
-  for (size_t i = 0; i < l->ncomps; i++) {
-    comp_release(l->rt, &l->comps[i]);
-    free(l->comps[i].tensors);
-    free(l->comps[i].by_name);
+/* Phases "upload" and "verify" of component pos: the engine fills its
+ * arenas (or its host copy); with hoist_load_options.verify every chunk is
+ * then checked, after hoist_load_ext's after_upload hook. */
+static int upload(load_run *r, size_t pos, bool to_host) {
+  const comp_state *c = &r->l->comps[pos];
+  upload_job job;
+  int rc = job_open(r, pos, to_host, &job);
+  if (rc == HOIST_OK) {
+    const double t0 = now_seconds();
+    rc = hoist_engine_run(r->e, &job);
+    if (rc == HOIST_OK) log_upload(r->rt, c, &job, now_seconds() - t0);
   }
-  free(l->comps);
-  free(l);
+  const hoist_load_ext *ext = r->ext;
+  if (rc == HOIST_OK && ext != NULL && ext->after_upload != NULL)
+    ext->after_upload(ext->after_upload_user, r->l, pos);
+  if (rc == HOIST_OK && job.verify) {
+    const double t0 = now_seconds();
+    rc = upload_job_verify(r->rt, r->e, c, &job);
+    if (rc == HOIST_OK)
+      hoist_log(r->rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
+                (now_seconds() - t0) * 1e3);
+  }
+  upload_job_free(&job);
+  upload_files_close(r->rt, job.files, job.nfiles);
+  return rc;
 }
 
-/* The load's conversion scratch ring: bytes, and the positions of the first
- * and last device-placed components that convert (first > last: none). */
-typedef struct ring_span {
-  uint64_t bytes;
-  size_t first, last;
-} ring_span;
+/* Gives back the transient memory of the upload at pos; the ring goes
+ * after the last component that converts. */
+static void release_transients(load_run *r, size_t pos) {
+  hoist_device *d = r->d;
+  if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
+  r->transient_addr = 0;
+  if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
+  r->hashes_addr = 0;
+  if (r->ring_addr != 0 && pos >= r->ring_last) {
+    d->ops->free(d, r->ring_addr);
+    r->ring_addr = 0;
+  }
+}
+
+/* One component, through admit, place, upload and verify. */
+static int load_component(load_run *r, size_t pos) {
+  comp_state *c = &r->l->comps[pos];
+  if (r->o->cancel != NULL && *r->o->cancel)
+    return hoist_fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
+  if (c->ntensors == 0) return HOIST_OK;
+  const double c0 = now_seconds();
+  bool to_host = r->offload[pos];
+  int rc = to_host ? HOIST_OK : admit_and_place(r, pos, &to_host);
+  if (rc != HOIST_OK) return rc;
+  if (to_host) {
+    c->pub.residency = HOIST_OFFLOAD;
+    if ((rc = r->d->ops->pinned_alloc(r->d, (size_t)c->span, &c->host_copy)) != HOIST_OK) return rc;
+  }
+  const double a1 = now_seconds();
+  rc = upload(r, pos, to_host);
+  const double u1 = now_seconds();
+  release_transients(r, pos);
+  if (rc != HOIST_OK) return rc;
+  hoist_log(r->rt, HOIST_LOG_DEBUG,
+            "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
+            "memory freed in %.3f ms",
+            c->info->name, (a1 - c0) * 1e3, (u1 - a1) * 1e3, (now_seconds() - u1) * 1e3);
+  c->pub.seconds = now_seconds() - c0;
+  r->l->total_bytes += c->pub.bytes;
+  return HOIST_OK;
+}
 
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
   return hoist_load_pipeline_ext(rt, p, opts, NULL, out);
-}
-
-/* Checks that order[0..n) is a permutation of the slots 0..n-1. */
-static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
-  unsigned char *seen = calloc(n > 0 ? n : 1, 1);
-  if (seen == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
-  int rc = HOIST_OK;
-  for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
-    if (order[i] >= n || seen[order[i]])
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                      "load order: entry %zu is slot %zu, not a permutation of 0..%zu", i, order[i],
-                      n > 0 ? n - 1 : 0);
-    else
-      seen[order[i]] = 1;
-  }
-  free(seen);
-  return rc;
 }
 
 int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
@@ -221,225 +494,18 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "hoist_load_options.struct_size mismatch (use HOIST_LOAD_OPTIONS_INIT)");
   if (o->failure != NULL) memset(o->failure, 0, sizeof *o->failure);
-  hoist_device *d = rt->dev;
-  uv_mutex_lock(&rt->load_lock);
-  /* Copies from file mappings turn a truncation into FILE_CHANGED. */
-  hoist_sigbus_guard_acquire();
-  double t0 = now_seconds();
-  int rc = HOIST_OK;
-  uint64_t transient_addr = 0; /* a transient allocation held during one upload */
-  uint64_t ring_addr = 0;      /* the conversion scratch ring, while held */
-  uint64_t hashes_addr = 0;    /* this component's verify hashes */
-  hoist_dtype *target = NULL;
-  const hoist_component_info **infos = NULL;
-  unsigned char *offload = NULL, *fsdp = NULL;
-  hoist_loaded *l = calloc(1, sizeof *l);
-  size_t n = hoist_pipeline_component_count(p);
-  if (l == NULL || (l->comps = calloc(n > 0 ? n : 1, sizeof *l->comps)) == NULL ||
-      (offload = calloc(n > 0 ? n : 1, 1)) == NULL || (fsdp = calloc(n > 0 ? n : 1, 1)) == NULL ||
-      (target = calloc(n > 0 ? n : 1, sizeof *target)) == NULL ||
-      (infos = calloc(n > 0 ? n : 1, sizeof *infos)) == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory starting a load");
-    goto fail;
+  load_run r = {.rt = rt, .d = rt->dev, .p = p, .o = o, .ext = ext};
+  const double t0 = now_seconds();
+  int rc = run_open(&r);
+  if (rc == HOIST_OK) rc = plan(&r);
+  if (rc == HOIST_OK) rc = plan_transients(&r);
+  if (rc == HOIST_OK) rc = preflight(&r);
+  for (size_t pos = 0; pos < r.n && rc == HOIST_OK; pos++) rc = load_component(&r, pos);
+  if (rc == HOIST_OK) {
+    r.l->seconds = now_seconds() - t0;
+    *out = r.l;
   }
-  l->rt = rt;
-  l->p = p;
-  l->ncomps = n;
-  if (ext != NULL && ext->order != NULL && (rc = check_order(rt, ext->order, n)) != HOIST_OK)
-    goto fail;
-
-  /* Plan: every component's placement, in load order. */
-  for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
-    c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(p, ext->order[pos])
-                                                : hoist_pipeline_ordered(p, pos);
-    infos[pos] = c->info;
-    c->index_i = c->info->index;
-    for (size_t i = 0; i < n; i++)
-      if (hoist_pipeline_component(p, i) == c->info) c->index_i = i;
-    c->nfiles = hoist_pipeline_safetensors(p, c->index_i, &c->files);
-    c->pub.name = c->info->name;
-    c->pub.residency = HOIST_RESIDENT;
-    if (c->nfiles == 0 && c->info->file_count > 0)
-      hoist_log(rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded", c->info->name);
-  }
-  /* Target dtypes, then placement in target bytes: an impossible
-   * conversion fails here, before anything is allocated. */
-  if ((rc = resolve_targets(rt, o, infos, n, target)) != HOIST_OK) goto fail;
-  for (size_t pos = 0; pos < n; pos++)
-    if ((rc = comp_place(rt, &l->comps[pos], d->ops->alloc_granularity, target[pos])) != HOIST_OK)
-      goto fail;
-  rc = hoist_component_select(rt, "offload", o->offload, infos, n, offload);
-  if (rc == HOIST_OK) rc = hoist_component_select(rt, "fsdp", o->fsdp, infos, n, fsdp);
-  if (rc != HOIST_OK) goto fail;
-  for (size_t i = 0; i < n; i++) {
-    if (offload[i] && fsdp[i]) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                      "%s: marked both --offload and --fsdp; an FSDP component is placed by its owner",
-                      l->comps[i].info->name);
-      goto fail;
-    }
-    if (fsdp[i]) l->comps[i].pub.residency = HOIST_FSDP;
-  }
-
-  /* The engine's threads and chunk size the scratch ring (made once per
-   * runtime; it holds pinned memory, not device memory). */
-  hoist_engine *e = NULL;
-  if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
-  uint64_t scratch_want = o->scratch_bytes != 0 ? o->scratch_bytes : DEFAULT_SCRATCH;
-  uint64_t scratch_slot = hoist_engine_scratch_slot(e, scratch_want);
-  unsigned scratch_slots = hoist_engine_scratch_slots(e, scratch_want);
-  uint64_t scratch_ring = scratch_slot * scratch_slots;
-  for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
-    if (c->converts && scratch_slot == 0 && !offload[pos]) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                      "%s: a scratch of %llu bytes is below one 4096-byte slot",
-                      c->info->name, (unsigned long long)scratch_want);
-      goto fail;
-    }
-    if ((rc = comp_own_transient(rt, e, c, o->verify, scratch_ring,
-                                 scratch_slot != 0 ? scratch_slot : hoist_engine_chunk_bytes(e))) !=
-        HOIST_OK)
-      goto fail;
-  }
-  /* One scratch ring for the load (not one per component: each allocation
-   * and free costs a device synchronization). */
-  ring_span ring = {0, SIZE_MAX, 0};
-  for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
-    if (!c->converts || offload[pos] || c->ntensors == 0) continue;
-    ring.bytes = c->ring_bytes;
-    if (ring.first == SIZE_MAX) ring.first = pos;
-    ring.last = pos;
-  }
-  for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
-    c->held_bytes = c->hash_bytes + (pos >= ring.first && pos <= ring.last ? ring.bytes : 0);
-  }
-
-  uint64_t free_b = 0, total_b = 0;
-  if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
-  uint64_t headroom = hoist_admission_headroom(d, o->headroom, total_b);
-  if (o->on_oom == HOIST_ON_OOM_FAIL &&
-      (rc = hoist_admission_preflight(rt, l->comps, n, offload, headroom, free_b, o->failure)) !=
-          HOIST_OK)
-    goto fail;
-
-  for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
-    if (o->cancel != NULL && *o->cancel) {
-      rc = hoist_fail(rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
-      goto fail;
-    }
-    if (c->ntensors == 0) continue;
-    double c0 = now_seconds();
-    bool to_host = offload[pos];
-    if (!to_host) {
-      /* Transient bytes this component's load holds besides its arenas:
-       * its verify hashes, the scratch ring if it converts and the ring is
-       * not held yet, and hoist_load_ext's (0 for hoist's own loader). */
-      bool new_ring = c->converts && ring_addr == 0;
-      uint64_t trans = 0, need = c->need;
-      if (!hoist_add_u64(need, c->hash_bytes, &need) ||
-          (new_ring && !hoist_add_u64(need, c->ring_bytes, &need)) ||
-          (ext != NULL && ext->transient != NULL &&
-           (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
-                                d->ops->alloc_granularity, &trans) ||
-            !hoist_add_u64(need, trans, &need)))) {
-        rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
-        goto fail;
-      }
-      /* Admission: free memory now, not at the start. */
-      if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
-      bool fits = hoist_admits(need, headroom, free_b);
-      if (fits) {
-        rc = comp_alloc_arenas(rt, c);
-        if (rc == HOIST_OK && new_ring &&
-            (rc = d->ops->alloc(d, c->ring_bytes, &ring_addr)) != HOIST_OK)
-          ring_addr = 0;
-        if (rc == HOIST_OK && c->hash_bytes > 0 &&
-            (rc = d->ops->alloc(d, c->hash_bytes, &hashes_addr)) != HOIST_OK)
-          hashes_addr = 0;
-        if (rc == HOIST_OK && trans > 0 &&
-            (rc = d->ops->alloc(d, trans, &transient_addr)) != HOIST_OK)
-          transient_addr = 0;
-        if (rc != HOIST_OK) { /* give back what this component took */
-          if (hashes_addr != 0) d->ops->free(d, hashes_addr);
-          hashes_addr = 0;
-          if (new_ring && ring_addr != 0) d->ops->free(d, ring_addr);
-          if (new_ring) ring_addr = 0;
-          comp_free_arenas(rt, c);
-        }
-        if (rc == HOIST_DEVICE_OOM) fits = false; /* lost a race with another allocator */
-        else if (rc != HOIST_OK) goto fail;
-      }
-      if (!fits) {
-        if (o->on_oom != HOIST_ON_OOM_OFFLOAD || fsdp[pos]) {
-          hoist_admission_failure(o->failure, c->info->name, need + headroom, free_b);
-          rc = hoist_fail(rt, HOIST_ADMISSION,
-                          "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
-                          c->info->name, (unsigned long long)need,
-                          (unsigned long long)headroom, d->name, (unsigned long long)free_b,
-                          rc == HOIST_DEVICE_OOM ? " (allocation failed despite admission)" : "");
-          goto fail;
-        }
-        hoist_log(rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
-                  c->info->name, (unsigned long long)c->need, (unsigned long long)free_b);
-        to_host = true;
-        rc = HOIST_OK;
-      }
-    }
-    if (to_host) {
-      c->pub.residency = HOIST_OFFLOAD;
-      if ((rc = d->ops->pinned_alloc(d, (size_t)c->span, &c->host_copy)) != HOIST_OK) goto fail;
-    } else {
-      c->pub.device_bytes = c->need;
-      c->pub.device_begin = c->arena_addr[0];
-      c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
-    }
-    double a1 = now_seconds();
-    const bool dev_converts = !to_host && c->converts;
-    rc = comp_upload(rt, e, l, pos, to_host, o, ext, dev_converts ? ring_addr : 0, scratch_slot,
-                     dev_converts ? scratch_slots : 0, to_host ? 0 : hashes_addr);
-    double u1 = now_seconds();
-    if (transient_addr != 0) d->ops->free(d, transient_addr);
-    transient_addr = 0;
-    if (hashes_addr != 0) d->ops->free(d, hashes_addr);
-    hashes_addr = 0;
-    /* After the last component that converts, the ring goes. */
-    if (ring_addr != 0 && pos >= ring.last) {
-      d->ops->free(d, ring_addr);
-      ring_addr = 0;
-    }
-    if (rc != HOIST_OK) goto fail;
-    hoist_log(rt, HOIST_LOG_DEBUG,
-              "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
-              "memory freed in %.3f ms",
-              c->info->name, (a1 - c0) * 1e3, (u1 - a1) * 1e3, (now_seconds() - u1) * 1e3);
-    c->pub.seconds = now_seconds() - c0;
-    l->total_bytes += c->pub.bytes;
-  }
-  l->seconds = now_seconds() - t0;
-  free(offload);
-  free(fsdp);
-  free(target);
-  free(infos);
-  hoist_sigbus_guard_release();
-  uv_mutex_unlock(&rt->load_lock);
-  *out = l;
-  return HOIST_OK;
-fail:
-  if (transient_addr != 0) d->ops->free(d, transient_addr);
-  if (hashes_addr != 0) d->ops->free(d, hashes_addr);
-  if (ring_addr != 0) d->ops->free(d, ring_addr);
-  loaded_free(l);
-  free(offload);
-  free(fsdp);
-  free(target);
-  free(infos);
-  hoist_sigbus_guard_release();
-  uv_mutex_unlock(&rt->load_lock);
+  run_close(&r, rc == HOIST_OK);
   return rc;
 }
 
