@@ -271,6 +271,127 @@ enum lex_state {
   ST_END             /* after the top-level value */
 };
 
+/* The walk's state: the text, where it is, the open containers. */
+typedef struct lexer {
+  const char *text;
+  size_t len, p, depth;
+  char stack[HOIST_JSON_MAX_DEPTH];
+  enum lex_state st;
+  hoist_json_tokens *tok;
+  hoist_json_error *err;
+} lexer;
+
+/* What one step did. */
+enum step { STEP_NEXT, STEP_VALUE_DONE, STEP_FAIL, STEP_OOM };
+
+/* Records the offending character at the current offset. */
+static enum step fail_at(lexer *lx, const char *what) {
+  lx->err->offset = lx->p;
+  lx->err->byte = (unsigned char)lx->text[lx->p];
+  lx->err->what = what;
+  return STEP_FAIL;
+}
+
+/* ST_KEY_OR_CLOSE and ST_KEY: a key (or, just after '{', the close). */
+static enum step step_key(lexer *lx, char c) {
+  if (c == '}' && lx->st == ST_KEY_OR_CLOSE) {
+    lx->p++;
+    lx->depth--;
+    return STEP_VALUE_DONE;
+  }
+  if (c != '"') return fail_at(lx, "expected a string key");
+  uint8_t flags;
+  size_t key_begin = lx->p;
+  if (!lex_string(lx->text, lx->len, &lx->p, &flags, lx->err)) return STEP_FAIL;
+  if (!push_string(lx->tok, flags)) return STEP_OOM;
+  if (lx->depth == 1 && !push_member(lx->tok, key_begin, lx->p)) return STEP_OOM;
+  lx->st = ST_COLON;
+  return STEP_NEXT;
+}
+
+/* ST_COMMA_OR_CLOSE: after a value inside a container. */
+static enum step step_comma_or_close(lexer *lx, char c) {
+  char open = lx->stack[lx->depth - 1];
+  if (c == ',') {
+    lx->p++;
+    lx->st = open == '{' ? ST_KEY : ST_VALUE;
+    return STEP_NEXT;
+  }
+  if (c != (open == '{' ? '}' : ']'))
+    return fail_at(lx, open == '{' ? "expected ',' or '}' in an object"
+                                   : "expected ',' or ']' in an array");
+  lx->p++;
+  lx->depth--;
+  return STEP_VALUE_DONE;
+}
+
+/* ST_VALUE (and ST_VALUE_OR_CLOSE past its ']' case): opens a container or
+ * reads a scalar. */
+static enum step step_value(lexer *lx, char c) {
+  hoist_json_tokens *tok = lx->tok;
+  const char *text = lx->text;
+  const size_t len = lx->len, p = lx->p;
+  if (lx->depth == 0) tok->top = c;
+  else if (lx->depth == 1 && lx->stack[0] == '{') tok->members[tok->member_count - 1].value_begin = p;
+  if (c == '{' || c == '[') {
+    if (lx->depth == HOIST_JSON_MAX_DEPTH) {
+      lx->err->offset = p;
+      lx->err->what = "nesting deeper than 127 levels";
+      return STEP_FAIL;
+    }
+    lx->stack[lx->depth++] = c;
+    lx->p++;
+    lx->st = c == '{' ? ST_KEY_OR_CLOSE : ST_VALUE_OR_CLOSE;
+    return STEP_NEXT;
+  }
+  if (c == '"') {
+    uint8_t flags;
+    if (!lex_string(text, len, &lx->p, &flags, lx->err)) return STEP_FAIL;
+    if (!push_string(tok, flags)) return STEP_OOM;
+  } else if (c == '-' || is_digit(c)) {
+    uint64_t v;
+    if (!lex_number(text, len, &lx->p, &v, lx->err)) return STEP_FAIL;
+    if (!push_number(tok, v)) return STEP_OOM;
+  } else if (len - p >= 4 && memcmp(text + p, "true", 4) == 0) {
+    lx->p += 4;
+  } else if (len - p >= 5 && memcmp(text + p, "false", 5) == 0) {
+    lx->p += 5;
+  } else if (len - p >= 4 && memcmp(text + p, "null", 4) == 0) {
+    lx->p += 4;
+  } else {
+    return fail_at(lx, "expected a JSON value");
+  }
+  return STEP_VALUE_DONE;
+}
+
+/* One step from the state at the next non-blank character c. */
+static enum step step(lexer *lx, char c) {
+  switch (lx->st) {
+  case ST_END:
+    return fail_at(lx, "trailing characters after the JSON value");
+  case ST_COLON:
+    if (c != ':') return fail_at(lx, "expected ':' after an object key");
+    lx->p++;
+    lx->st = ST_VALUE;
+    return STEP_NEXT;
+  case ST_KEY_OR_CLOSE:
+  case ST_KEY:
+    return step_key(lx, c);
+  case ST_COMMA_OR_CLOSE:
+    return step_comma_or_close(lx, c);
+  case ST_VALUE_OR_CLOSE:
+    if (c == ']') {
+      lx->p++;
+      lx->depth--;
+      return STEP_VALUE_DONE;
+    }
+    return step_value(lx, c);
+  case ST_VALUE:
+    return step_value(lx, c);
+  }
+  return fail_at(lx, "expected a JSON value");
+}
+
 int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err) {
   memset(tok, 0, sizeof *tok);
   memset(err, 0, sizeof *err);
@@ -281,134 +402,27 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
     err->what = "invalid UTF-8 sequence";
     return HOIST_HEADER_UTF8;
   }
-
-  char stack[HOIST_JSON_MAX_DEPTH];
-  size_t depth = 0, p = 0;
-  enum lex_state st = ST_VALUE;
-  int rc = HOIST_HEADER_JSON;
+  lexer lx = {.text = text, .len = len, .st = ST_VALUE, .tok = tok, .err = err};
+  enum step r = STEP_NEXT;
   for (;;) {
-    while (p < len && (text[p] == ' ' || text[p] == '\t' || text[p] == '\n' || text[p] == '\r'))
-      p++;
-    if (p >= len) {
-      if (st == ST_END) return HOIST_OK;
+    while (lx.p < len && (text[lx.p] == ' ' || text[lx.p] == '\t' || text[lx.p] == '\n' ||
+                          text[lx.p] == '\r'))
+      lx.p++;
+    if (lx.p >= len) {
+      if (lx.st == ST_END) return HOIST_OK;
       err->offset = len;
       err->what = "unexpected end of the header";
-      goto fail;
-    }
-    char c = text[p];
-    bool value_done = false;
-    switch (st) {
-    case ST_END:
-      err->offset = p;
-      err->byte = (unsigned char)c;
-      err->what = "trailing characters after the JSON value";
-      goto fail;
-    case ST_COLON:
-      if (c != ':') {
-        err->offset = p;
-        err->byte = (unsigned char)c;
-        err->what = "expected ':' after an object key";
-        goto fail;
-      }
-      p++;
-      st = ST_VALUE;
-      continue;
-    case ST_KEY_OR_CLOSE:
-    case ST_KEY: {
-      if (c == '}' && st == ST_KEY_OR_CLOSE) {
-        p++;
-        depth--;
-        value_done = true;
-        break;
-      }
-      uint8_t flags;
-      if (c != '"') {
-        err->offset = p;
-        err->byte = (unsigned char)c;
-        err->what = "expected a string key";
-        goto fail;
-      }
-      size_t key_begin = p;
-      if (!lex_string(text, len, &p, &flags, err)) goto fail;
-      if (!push_string(tok, flags)) goto oom;
-      if (depth == 1 && !push_member(tok, key_begin, p)) goto oom;
-      st = ST_COLON;
-      continue;
-    }
-    case ST_COMMA_OR_CLOSE: {
-      char open = stack[depth - 1];
-      char close = open == '{' ? '}' : ']';
-      if (c == ',') {
-        p++;
-        st = open == '{' ? ST_KEY : ST_VALUE;
-        continue;
-      }
-      if (c != close) {
-        err->offset = p;
-        err->byte = (unsigned char)c;
-        err->what = open == '{' ? "expected ',' or '}' in an object" : "expected ',' or ']' in an array";
-        goto fail;
-      }
-      p++;
-      depth--;
-      value_done = true;
+      r = STEP_FAIL;
       break;
     }
-    case ST_VALUE_OR_CLOSE:
-      if (c == ']') {
-        p++;
-        depth--;
-        value_done = true;
-        break;
-      }
-      /* fall through */
-    case ST_VALUE:
-      if (depth == 0) tok->top = c;
-      else if (depth == 1 && stack[0] == '{') tok->members[tok->member_count - 1].value_begin = p;
-      if (c == '{' || c == '[') {
-        if (depth == HOIST_JSON_MAX_DEPTH) {
-          err->offset = p;
-          err->what = "nesting deeper than 127 levels";
-          goto fail;
-        }
-        stack[depth++] = c;
-        p++;
-        st = c == '{' ? ST_KEY_OR_CLOSE : ST_VALUE_OR_CLOSE;
-        continue;
-      }
-      if (c == '"') {
-        uint8_t flags;
-        if (!lex_string(text, len, &p, &flags, err)) goto fail;
-        if (!push_string(tok, flags)) goto oom;
-      } else if (c == '-' || is_digit(c)) {
-        uint64_t v;
-        if (!lex_number(text, len, &p, &v, err)) goto fail;
-        if (!push_number(tok, v)) goto oom;
-      } else if (len - p >= 4 && memcmp(text + p, "true", 4) == 0) {
-        p += 4;
-      } else if (len - p >= 5 && memcmp(text + p, "false", 5) == 0) {
-        p += 5;
-      } else if (len - p >= 4 && memcmp(text + p, "null", 4) == 0) {
-        p += 4;
-      } else {
-        err->offset = p;
-        err->byte = (unsigned char)c;
-        err->what = "expected a JSON value";
-        goto fail;
-      }
-      value_done = true;
-      break;
-    }
-    if (value_done) {
-      if (depth == 1 && stack[0] == '{') tok->members[tok->member_count - 1].value_end = p;
-      st = depth == 0 ? ST_END : ST_COMMA_OR_CLOSE;
+    r = step(&lx, text[lx.p]);
+    if (r == STEP_FAIL || r == STEP_OOM) break;
+    if (r == STEP_VALUE_DONE) {
+      if (lx.depth == 1 && lx.stack[0] == '{') tok->members[tok->member_count - 1].value_end = lx.p;
+      lx.st = lx.depth == 0 ? ST_END : ST_COMMA_OR_CLOSE;
     }
   }
-
-oom:
-  rc = HOIST_NO_MEMORY;
-  err->what = "out of memory";
-fail:
+  if (r == STEP_OOM) err->what = "out of memory";
   hoist_json_tokens_free(tok);
-  return rc;
+  return r == STEP_OOM ? HOIST_NO_MEMORY : HOIST_HEADER_JSON;
 }
