@@ -8,7 +8,9 @@
  *   - Every fallible call returns an int status: HOIST_OK (0) or a negative
  *     code from HOIST_STATUS_MAP.  hoist_strerror() gives a sentence,
  *     hoist_status_name() the code's name, hoist_last_error() the detail of
- *     the last failure (file, tensor, rule, numbers).
+ *     the last failure (file, tensor, rule, numbers).  A detail about an
+ *     option names its field in backquotes ("`dtype_for`: 'x' is not
+ *     NAME=DTYPE"), so a front end can say its own spelling of the option.
  *   - Handles are opaque.  Who frees what is stated per function; every
  *     *_close(NULL) is a no-op.
  *   - Config structs are filled from an initializer

@@ -69,7 +69,7 @@ bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out) {
 int hoist_dtype_target_parse(hoist_runtime *rt, const char *field, const char *s, size_t len,
                              hoist_dtype *out) {
   if (hoist_dtype_target_lookup(s, len, out)) return HOIST_OK;
-  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: '%.*s' is not bf16, f16, f32 or keep",
+  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: '%.*s' is not bf16, f16, f32 or keep",
                     field, (int)(len > 64 ? 64 : len), s);
 }
 
@@ -81,8 +81,8 @@ int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_te
     return HOIST_OK;
   if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
     return hoist_fail(rt, HOIST_UNSUPPORTED,
-                      "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
-                      "component's dtype with --dtype-for %s=keep",
+                      "%s: tensor '%s': no conversion from %s to %s (`dtype`); keep this "
+                      "component's dtype with `dtype_for` %s=keep",
                       component, t->name, hoist_dtype_name(t->dtype), hoist_dtype_name(target),
                       component);
   if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))

@@ -25,7 +25,8 @@ bool hoist_dtype_is_float(hoist_dtype d);
 bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out);
 
 /* hoist_dtype_target_lookup, with a bad name HOIST_INVALID_ARGUMENT naming
- * the option `field`. */
+ * the option field (a hoist_load_options field name, quoted `so` in the
+ * message, as every library message names an option). */
 int hoist_dtype_target_parse(hoist_runtime *rt, const char *field, const char *s, size_t len,
                              hoist_dtype *out);
 

@@ -130,8 +130,8 @@ static void run_close(load_run *r, bool ok) {
   uv_mutex_unlock(&r->rt->load_lock);
 }
 
-/* Each component's target dtype (load order) from --dtype and the
- * --dtype-for entries, later entries winning. */
+/* Each component's target dtype (load order) from hoist_load_options.dtype
+ * and the dtype_for entries, later entries winning. */
 static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
                            const hoist_component_info *const *infos, size_t n, hoist_dtype *target) {
   hoist_dtype all = HOIST_DTYPE_KEEP;
@@ -151,16 +151,16 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
     char name[128];
     hoist_dtype d = HOIST_DTYPE_KEEP;
     if (eq == NULL || eq == p || (size_t)(eq - p) >= sizeof name) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--dtype-for: '%.*s' is not NAME=DTYPE",
+      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`dtype_for`: '%.*s' is not NAME=DTYPE",
                       (int)(len > 128 ? 128 : len), p);
       break;
     }
     memcpy(name, p, (size_t)(eq - p));
     name[eq - p] = '\0';
-    if ((rc = hoist_dtype_target_parse(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
+    if ((rc = hoist_dtype_target_parse(rt, "dtype_for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
       break;
     memset(mark, 0, n > 0 ? n : 1);
-    if ((rc = hoist_component_select(rt, "dtype-for", name, infos, n, mark)) != HOIST_OK) break;
+    if ((rc = hoist_component_select(rt, "dtype_for", name, infos, n, mark)) != HOIST_OK) break;
     for (size_t i = 0; i < n; i++)
       if (mark[i]) target[i] = d;
     p += len;
@@ -178,7 +178,7 @@ static int plan_residency(load_run *r) {
   for (size_t i = 0; i < r->n && rc == HOIST_OK; i++) {
     if (r->offload[i] && r->fsdp[i])
       return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
-                        "%s: marked both --offload and --fsdp; an FSDP component is placed by its owner",
+                        "%s: marked both `offload` and `fsdp`; an FSDP component is placed by its owner",
                         r->l->comps[i].info->name);
     if (r->fsdp[i]) r->l->comps[i].pub.residency = HOIST_FSDP;
   }

@@ -122,7 +122,7 @@ int hoist_component_select(hoist_runtime *rt, const char *what, const char *list
     size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
     char item[128];
     if (len == 0 || len >= sizeof item)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: empty or overlong entry in '%s'", what,
+      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: empty or overlong entry in '%s'", what,
                         list);
     memcpy(item, p, len);
     item[len] = '\0';
@@ -135,7 +135,7 @@ int hoist_component_select(hoist_runtime *rt, const char *what, const char *list
     }
     if (!matched)
       return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
-                        "--%s %s: no component or group of that name (groups: dit, "
+                        "`%s` %s: no component or group of that name (groups: dit, "
                         "text_encoder, image_encoder, vae, all)",
                         what, item);
     p += len;

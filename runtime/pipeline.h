@@ -78,7 +78,8 @@ int hoist_component_risk_rank(const char *name);
 bool hoist_component_selected_by(const char *item, const char *name, const char *load_name);
 
 /* Marks in mark[] (mark[i] for infos[i]) the components a comma list of
- * items selects; the option `what` names the list in messages.  NULL or ""
+ * items selects; what is the hoist_load_options field the list came from,
+ * named in messages.  NULL or ""
  * selects nothing.  An item that selects nothing is HOIST_INVALID_ARGUMENT. */
 int hoist_component_select(hoist_runtime *rt, const char *what, const char *list,
                            const hoist_component_info *const *infos, size_t n,

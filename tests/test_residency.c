@@ -223,7 +223,13 @@ START_TEST(groups_and_bad_names) {
   hoist_loaded_close(l);
   o.offload = "unet";
   ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_INVALID_ARGUMENT);
-  ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "unet"));
+  ck_assert_str_eq(hoist_last_error(w.rt), "`offload` unet: no component or group of that name "
+                                           "(groups: dit, text_encoder, image_encoder, vae, all)");
+  o.offload = "vae";
+  o.fsdp = "vae";
+  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_INVALID_ARGUMENT);
+  ck_assert_str_eq(hoist_last_error(w.rt), "vae: marked both `offload` and `fsdp`; an FSDP "
+                                           "component is placed by its owner");
   world_close(&w);
 }
 END_TEST
@@ -335,6 +341,37 @@ START_TEST(cli_refusal_exit_4_with_json) {
 }
 END_TEST
 
+/* The library names option fields (`offload`); the CLI says its flags, on
+ * stderr and in its JSON, and in the log of -vv. */
+START_TEST(cli_names_flags_for_fields) {
+  world w;
+  world_open(&w, "res_cli_flags", 0);
+  static const struct {
+    const char *args, *want;
+  } cases[] = {
+      {"--offload unet", "hoist load: --offload unet: no component or group of that name"},
+      {"--fsdp vae --offload vae", "hoist load: vae: marked both --offload and --fsdp;"},
+      {"--dtype-for vae=f8", "hoist load: --dtype-for: 'f8' is not bf16, f16, f32 or keep"},
+      {"--dtype-for =f16", "hoist load: --dtype-for: '=f16' is not NAME=DTYPE"},
+      {"-vv --dtype-for unet=keep", "hoist: debug: --dtype-for unet: no component"},
+      {"--json --offload unet", "\"error\":\"--offload unet: no component"}};
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    char cmd[4096], out[8192];
+    snprintf(cmd, sizeof cmd, "%s load --device host %s '%s' 2>&1", HOIST_CLI_PATH, cases[k].args,
+             pipe_dir);
+    FILE *f = popen(cmd, "r");
+    ck_assert_ptr_nonnull(f);
+    size_t len = fread(out, 1, sizeof out - 1, f);
+    out[len] = '\0';
+    int st = pclose(f);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: %s", cases[k].args, out);
+    ck_assert_msg(strstr(out, cases[k].want) != NULL, "%s: %s", cases[k].args, out);
+    ck_assert_msg(strchr(out, '`') == NULL, "%s: %s", cases[k].args, out);
+  }
+  world_close(&w);
+}
+END_TEST
+
 /* The CLI's log on stderr: quiet by default, -v says why a component was
  * offloaded, -vv adds each component's timings; stdout keeps the JSON. */
 START_TEST(cli_verbose_logs_on_stderr) {
@@ -390,6 +427,7 @@ int main(void) {
   tcase_add_test(tc, capacity_drop_between_components_is_noticed);
   tcase_add_test(tc, cli_refusal_exit_4_with_json);
   tcase_add_test(tc, cli_verbose_logs_on_stderr);
+  tcase_add_test(tc, cli_names_flags_for_fields);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

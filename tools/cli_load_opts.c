@@ -35,11 +35,54 @@ const char cli_load_opts_help[] =
     "  -v, --verbose      log decisions on stderr (offloads, read modes); twice: also\n"
     "                     each component's timings (allocation, upload, verify)\n";
 
+/* hoist_load_options fields and the flags that set them. */
+static const struct {
+  const char *field, *flag;
+} field_flags[] = {{"dtype", "--dtype"},         {"dtype_for", "--dtype-for"},
+                   {"offload", "--offload"},     {"fsdp", "--fsdp"},
+                   {"headroom", "--headroom"},   {"on_oom", "--on-oom"},
+                   {"read_mode", "--read"},      {"scratch_bytes", "--scratch"},
+                   {"verify", "--verify"}};
+
+/* The flag for the field named by the len bytes at name; NULL for others. */
+static const char *flag_of(const char *name, size_t len) {
+  for (size_t i = 0; i < sizeof field_flags / sizeof field_flags[0]; i++)
+    if (strlen(field_flags[i].field) == len && memcmp(field_flags[i].field, name, len) == 0)
+      return field_flags[i].flag;
+  return NULL;
+}
+
+const char *cli_flag_message(const char *message, char *buf, size_t size) {
+  size_t out = 0;
+  for (const char *p = message; *p != '\0' && out + 1 < size;) {
+    const char *close = *p == '`' ? strchr(p + 1, '`') : NULL;
+    const char *flag = close != NULL ? flag_of(p + 1, (size_t)(close - p - 1)) : NULL;
+    if (flag == NULL) {
+      buf[out++] = *p++;
+      continue;
+    }
+    out += (size_t)snprintf(buf + out, size - out, "%s", flag);
+    if (out >= size) out = size - 1;
+    p = close + 1;
+  }
+  buf[out] = '\0';
+  return buf;
+}
+
+int cli_load_report(const char *cmd, hoist_runtime *rt, int status) {
+  char buf[2048];
+  const char *detail = hoist_last_error(rt);
+  if (detail == NULL || detail[0] == '\0') detail = hoist_strerror(status);
+  fprintf(stderr, "hoist %s: %s\n", cmd, cli_flag_message(detail, buf, sizeof buf));
+  return cli_exit_code(status);
+}
+
 /* The runtime's log on stderr, one line a message. */
 static void log_stderr(void *user, hoist_log_level level, const char *message) {
   static const char *const names[] = {"error", "warning", "info", "debug"};
+  char buf[2048];
   fprintf(stderr, "hoist: %s: %s\n", names[level <= HOIST_LOG_DEBUG ? level : HOIST_LOG_DEBUG],
-          message);
+          cli_flag_message(message, buf, sizeof buf));
 }
 
 void cli_load_opts_init(cli_load_opts *o) {

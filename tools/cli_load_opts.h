@@ -45,6 +45,14 @@ void cli_device_peak_progress(void *user, const char *component, uint64_t done, 
 /* Bytes above the start's use at the highest sample (0 when none). */
 uint64_t cli_device_peak_bytes(const cli_device_peak *pk);
 
+/* The library names the hoist_load_options field a message is about in
+ * backquotes (`dtype_for`); the CLI says the flag that sets it
+ * (--dtype-for).  Copies message into buf (size bytes) with every such
+ * field replaced; returns buf. */
+const char *cli_flag_message(const char *message, char *buf, size_t size);
+/* cli_report in the CLI's words: the detail with cli_flag_message. */
+int cli_load_report(const char *cmd, hoist_runtime *rt, int status);
+
 /* SIGINT/SIGTERM set *flag (and print nothing); restored by the caller's exit. */
 void cli_install_cancel(volatile int *flag);
 

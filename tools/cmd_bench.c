@@ -156,7 +156,7 @@ static int bench_load(int argc, char **argv) {
   po.dtype = o.load.dtype; /* order by the bytes that will land */
   rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc != HOIST_OK) {
-    int code = cli_report("bench load", rt, rc);
+    int code = cli_load_report("bench load", rt, rc);
     hoist_runtime_close(rt);
     return code;
   }
@@ -213,7 +213,7 @@ static int bench_load(int argc, char **argv) {
     if (rc == HOIST_OK && compare != NULL) ratio[r] = cmp->gbps[r] / base->gbps[r];
   }
   if (rc != HOIST_OK) {
-    code = cli_report("bench load", rt, rc);
+    code = cli_load_report("bench load", rt, rc);
     goto done;
   }
   double med, worst, best, cmed = 0, cworst = 0, cbest = 0, rmed = 0, rlo = 0, rhi = 0;

@@ -18,7 +18,8 @@ static cJSON *num(double v) { return cJSON_CreateNumber(v); }
 
 static int print_failure_json(int status, hoist_runtime *rt, const hoist_load_failure *f) {
   cJSON *root = cJSON_CreateObject();
-  cJSON_AddStringToObject(root, "error", hoist_last_error(rt));
+  char buf[2048];
+  cJSON_AddStringToObject(root, "error", cli_flag_message(hoist_last_error(rt), buf, sizeof buf));
   cJSON_AddStringToObject(root, "status", hoist_status_name(status));
   if (f->component[0] != '\0') {
     cJSON_AddStringToObject(root, "component", f->component);
@@ -60,7 +61,7 @@ int cmd_load(int argc, char **argv) {
   int rc = hoist_runtime_create(&o.cfg, &rt);
   if (rc != HOIST_OK) {
     memset(&failure, 0, sizeof failure);
-    return o.json ? print_failure_json(rc, NULL, &failure) : cli_report("load", NULL, rc);
+    return o.json ? print_failure_json(rc, NULL, &failure) : cli_load_report("load", NULL, rc);
   }
   double t0 = cli_now_seconds();
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
@@ -73,7 +74,7 @@ int cmd_load(int argc, char **argv) {
   cli_progress_done();
   int code;
   if (rc != HOIST_OK) {
-    code = o.json ? print_failure_json(rc, rt, &failure) : cli_report("load", rt, rc);
+    code = o.json ? print_failure_json(rc, rt, &failure) : cli_load_report("load", rt, rc);
     goto done;
   }
   uint64_t total = hoist_loaded_total_bytes(l);

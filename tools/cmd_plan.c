@@ -11,7 +11,7 @@
  * stderr (and in the human table), not as extra JSON keys.  --device and
  * --capacity never change the order; the human form then also shows the
  * device's free memory against the plan's total. */
-#include "cli.h"
+#include "cli_load_opts.h"
 
 #include "device.h"
 
@@ -147,7 +147,7 @@ static int print_human(const hoist_pipeline *p, const char *variant, hoist_runti
   if (rt != NULL) {
     uint64_t free_b = 0, total_b = 0;
     int rc = rt->dev->ops->mem_info(rt->dev, &free_b, &total_b);
-    if (rc != HOIST_OK) return cli_report("plan", rt, rc);
+    if (rc != HOIST_OK) return cli_load_report("plan", rt, rc);
     char fb[32], tb[32];
     printf("device %s (%s): %s free of %s; the plan needs %s: %s\n", rt->device_name,
            rt->dev->name, cli_human_bytes(free_b, fb), cli_human_bytes(total_b, tb),
@@ -208,14 +208,14 @@ int cmd_plan(int argc, char **argv) {
     cfg.device = device != NULL ? device : "host";
     cfg.capacity = capacity;
     int rc = hoist_runtime_create(&cfg, &rt);
-    if (rc != HOIST_OK) return cli_report("plan", NULL, rc);
+    if (rc != HOIST_OK) return cli_load_report("plan", NULL, rc);
   }
   hoist_pipeline_options opts = HOIST_PIPELINE_OPTIONS_INIT;
   opts.variant = variant;
   opts.dtype = dtype;
   int rc = hoist_pipeline_open(rt, path, &opts, &p);
   if (rc != HOIST_OK) {
-    code = cli_report("plan", rt, rc);
+    code = cli_load_report("plan", rt, rc);
     goto done;
   }
   for (size_t i = 0; i < hoist_pipeline_component_count(p); i++) {
