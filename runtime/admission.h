@@ -9,9 +9,8 @@
 
 #include "placement.h"
 
-/* The admission rule: need bytes may be taken from free_bytes when headroom
- * bytes stay free afterwards.  Exact for every value (no overflow).  Pure. */
-bool hoist_admits(uint64_t need, uint64_t headroom, uint64_t free_bytes);
+/* The rule itself, hoist_admits, is in hoist_tools.h: the OOM simulator
+ * uses it too. */
 
 /* The headroom of a load: option (hoist_load_options.headroom) when it is
  * >= 0, else the backend's default for a device of total_bytes. */

@@ -1,9 +1,12 @@
-/* device.c — picks a device backend from a spec string ("host", "cuda:N"). */
+/* device.c — picks a device backend from a spec string ("host", "cuda:N"),
+ * and what the CLI asks of a runtime's device (hoist_tools.h): its kind,
+ * name and memory, raw allocations, and the pinned copy rate. */
 #include "device.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
                       hoist_device **out) {
@@ -34,4 +37,66 @@ int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
 
 void hoist_device_close(hoist_device *d) {
   if (d != NULL) d->ops->destroy(d);
+}
+
+const char *hoist_device_kind(const hoist_runtime *rt) { return rt->dev->kind; }
+const char *hoist_device_name(const hoist_runtime *rt) { return rt->dev->name; }
+uint64_t hoist_device_granularity(const hoist_runtime *rt) {
+  return rt->dev->ops->alloc_granularity;
+}
+
+int hoist_device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes) {
+  return rt->dev->ops->mem_info(rt->dev, free_bytes, total_bytes);
+}
+
+int hoist_device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr) {
+  return rt->dev->ops->alloc(rt->dev, bytes, addr);
+}
+
+void hoist_device_free(hoist_runtime *rt, uint64_t addr) { rt->dev->ops->free(rt->dev, addr); }
+
+static double now_seconds(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+int hoist_device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbps) {
+  hoist_device *d = rt->dev;
+  void *host = NULL, *stream = NULL;
+  uint64_t dev = 0;
+  double times[64];
+  *gbps = 0;
+  if (reps < 1 || reps > 64 || bytes == 0)
+    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "h2d rate: %d copies of %zu bytes", reps, bytes);
+  int rc = d->ops->pinned_alloc(d, bytes, &host);
+  if (rc == HOIST_OK) rc = d->ops->alloc(d, bytes, &dev);
+  if (rc == HOIST_OK) rc = d->ops->stream_create(d, &stream);
+  if (rc != HOIST_OK) goto done;
+  /* Random contents: a device or link that compresses must not flatter. */
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  for (size_t i = 0; i + 8 <= bytes; i += 8) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    memcpy((char *)host + i, &x, 8);
+  }
+  for (int r = -2; r < reps && rc == HOIST_OK; r++) {
+    double t0 = now_seconds();
+    rc = d->ops->copy_h2d_async(d, dev, host, bytes, stream);
+    if (rc == HOIST_OK) rc = d->ops->stream_sync(d, stream);
+    if (r >= 0) times[r] = now_seconds() - t0;
+  }
+  if (rc == HOIST_OK) {
+    qsort(times, (size_t)reps, sizeof times[0], cmp_double);
+    *gbps = (double)bytes / times[reps / 2] / 1e9;
+  }
+done:
+  if (stream != NULL) d->ops->stream_destroy(d, stream);
+  if (dev != 0) d->ops->free(d, dev);
+  if (host != NULL) d->ops->pinned_free(d, host);
+  return rc;
 }

@@ -88,18 +88,7 @@ int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **
 int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out);
 #endif
 
-/* Host backend test hooks (fault injection).  fail_alloc_at(d, k, count)
- * makes `count` allocations fail starting with the k-th from now (1 = the
- * next one; k = 0 disables; count = UINT64_MAX: every one from then on).  set_capacity
- * changes the capacity at once, as another tenant would.  allocated returns
- * the bytes currently allocated (device memory plus pinned memory). */
-void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count);
-void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity);
-uint64_t hoist_device_host_allocated(hoist_device *d);
-uint64_t hoist_device_host_pinned(hoist_device *d);
-/* Host-to-device copies, conversions and successful device allocations
- * since the device opened (tests count transfers with them). */
-void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
-                              uint64_t *allocs);
+/* The host backend's hooks (capacity, fault injection, counters) and what
+ * the CLI asks of a runtime's device (device.c): in hoist_tools.h. */
 
 #endif /* HOIST_DEVICE_H */

@@ -11,6 +11,7 @@
 #include "device.h"
 #include "kernels.h"
 
+#include <assert.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -288,40 +289,46 @@ int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **
   return HOIST_OK;
 }
 
-void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count) {
-  host_device *h = as_host(d);
+/* The host backend of rt, for its hooks: another backend is API misuse. */
+static host_device *host_of(hoist_runtime *rt) {
+  assert(rt->dev->ops == &host_ops);
+  return as_host(rt->dev);
+}
+
+void hoist_device_host_fail_alloc_at(hoist_runtime *rt, uint64_t k, uint64_t count) {
+  host_device *h = host_of(rt);
   uv_mutex_lock(&h->lock);
   h->fail_countdown = k;
   h->fail_count = count;
   uv_mutex_unlock(&h->lock);
 }
 
-void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity) {
-  host_device *h = as_host(d);
+void hoist_device_host_set_capacity(hoist_runtime *rt, uint64_t capacity) {
+  host_device *h = host_of(rt);
   uv_mutex_lock(&h->lock);
   h->capacity = capacity;
   uv_mutex_unlock(&h->lock);
 }
 
-uint64_t hoist_device_host_allocated(hoist_device *d) {
-  host_device *h = as_host(d);
+uint64_t hoist_device_host_allocated(hoist_runtime *rt) {
+  host_device *h = host_of(rt);
   uv_mutex_lock(&h->lock);
   uint64_t v = h->allocated;
   uv_mutex_unlock(&h->lock);
   return v;
 }
 
-uint64_t hoist_device_host_pinned(hoist_device *d) {
-  host_device *h = as_host(d);
+uint64_t hoist_device_host_pinned(hoist_runtime *rt) {
+  host_device *h = host_of(rt);
   uv_mutex_lock(&h->lock);
   uint64_t v = h->pinned;
   uv_mutex_unlock(&h->lock);
   return v;
 }
 
-void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
+void hoist_device_host_counts(hoist_runtime *rt, uint64_t *copies, uint64_t *converts,
                               uint64_t *allocs) {
-  host_device *h = as_host(d);
+  host_device *h = host_of(rt);
   *allocs = atomic_load(&h->allocs);
   *copies = atomic_load(&h->copies);
   *converts = atomic_load(&h->converts);

@@ -2,7 +2,9 @@
  * floating, the conversion targets an option may name, and the dtype and
  * size a tensor takes on the device under a target.  Discovery counts
  * inferred bytes with them and the loader places tensors with them, so the
- * plan and the load always agree.  Not installed; nothing here is exported. */
+ * plan and the load always agree.  The target lookup and HOIST_DTYPE_KEEP,
+ * which the CLI uses too, are in hoist_tools.h.  Not installed; nothing
+ * here is exported. */
 #ifndef HOIST_DTYPE_H
 #define HOIST_DTYPE_H
 
@@ -12,17 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The target "keep": every tensor keeps its dtype. */
-#define HOIST_DTYPE_KEEP HOIST_DTYPE_COUNT_
-
 /* F16, BF16, F32, F64, C64 and the F8, F6 and F4 formats. */
 bool hoist_dtype_is_float(hoist_dtype d);
-
-/* The target named by s (len bytes): "bf16", "f16", "f32" or "keep", in any
- * case.  Option values are folded to upper case and looked up in the dtype
- * table exactly as hoist_dtype_from_name looks up a file's dtype, so there
- * is one table and one match.  False for any other name.  Pure. */
-bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out);
 
 /* hoist_dtype_target_lookup, with a bad name HOIST_INVALID_ARGUMENT naming
  * the option field (a hoist_load_options field name, quoted `so` in the

@@ -191,6 +191,14 @@ fail:
   return rc;
 }
 
+int hoist_engine_prepare(hoist_runtime *rt) {
+  hoist_engine *e = NULL;
+  uv_mutex_lock(&rt->load_lock);
+  int rc = hoist_engine_get(rt, &e);
+  uv_mutex_unlock(&rt->load_lock);
+  return rc;
+}
+
 uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
 uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
 

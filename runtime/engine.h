@@ -99,8 +99,6 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out);
 void hoist_engine_destroy(hoist_engine *e);
 uint64_t hoist_engine_chunk_bytes(const hoist_engine *e);
 uint64_t hoist_engine_pinned_bytes(const hoist_engine *e);
-/* Reader threads used when hoist_config.threads is 0. */
-unsigned hoist_engine_default_threads(void);
 
 /* Runs a job to completion: every chunk copied and every stream
  * synchronized, or the first error (the others stop at the next chunk). */

@@ -43,12 +43,8 @@ struct hoist_pipeline {
  * slot is not info->index, which counts every key of model_index.json. */
 size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info);
 
-/* The opened safetensors files of the component at slot i (in the
- * component's file order); returns their count and points *files at an
- * array owned by p (valid until hoist_pipeline_close).  0 with *files NULL
- * for a component without safetensors.  Thread-safe (p is immutable). */
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
-                                  hoist_file *const **files);
+/* hoist_pipeline_safetensors (the opened files of a component): in
+ * hoist_tools.h. */
 
 /* ---- Classifiers (order.c).  Each checks the name and its base name (a
  * trailing "_<ASCII digits>" stripped), as the reference's risk rank does.
@@ -71,11 +67,7 @@ int hoist_component_risk_rank(const char *name);
 /* ---- Selection (order.c): hoist_load_options.offload, fsdp and the names
  * of dtype_for pick components by name or group. */
 
-/* Whether one item of a selection picks the component named name (whose
- * classifiers see load_name): the item is its name, or a group (dit,
- * text_encoder, image_encoder, vae, all) it belongs to.  A name that is
- * also a group (text_encoder, vae) picks the whole group.  Pure. */
-bool hoist_component_selected_by(const char *item, const char *name, const char *load_name);
+/* hoist_component_selected_by (what one item selects): in hoist_tools.h. */
 
 /* Marks in mark[] (mark[i] for infos[i]) the components a comma list of
  * items selects; what is the hoist_load_options field the list came from,
@@ -101,8 +93,6 @@ void hoist_component_variant_priority(const char *name, int64_t *value, char *te
  * overflow whatever the digit count), then index.  <0, 0, >0 as strcmp. */
 int hoist_component_order_cmp(const hoist_component_info *a, const hoist_component_info *b);
 
-/* Sorts infos[0..n) into load order in place (a stable sort; ties are only
- * possible between equal indexes).  Thread-safe on distinct arrays. */
-void hoist_component_sort(const hoist_component_info **infos, size_t n);
+/* hoist_component_sort: in hoist_tools.h. */
 
 #endif /* HOIST_PIPELINE_H */

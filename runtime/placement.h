@@ -10,7 +10,6 @@
 #include "device.h"
 
 #define HOIST_MAX_ARENAS 8
-#define HOIST_TENSOR_ALIGN 256u
 
 typedef struct placed_tensor {
   const hoist_tensor_info *t;  /* as in the file */

@@ -122,7 +122,7 @@ START_TEST(measured_matches_simulated_on_host) {
       x.pol = &pol;
       int rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &mf, &mt, &mat, &mbelow);
       ck_assert_msg(rc == HOIST_OK, "%s", hoist_last_error(rt));
-      ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+      ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
       ck_assert(sf && mf);
       ck_assert_msg(absdiff(st, mt) <= tol, "%s × %s × %s%s%s: measured %llu, simulated %llu",
                     orders[o].label, c->policy, c->transient, c->cotenant ? " × " : "",
@@ -274,11 +274,11 @@ START_TEST(cancel_between_and_during_trials_leaves_nothing) {
   oom_result r;
   for (int i = 0; i < 100000 && rc == HOIST_OK; i++) {
     rc = oom_measure_trial(&x, oom_upper_bound(&s), &r);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
   }
   uv_thread_join(&th);
   ck_assert_int_eq(rc, HOIST_CANCELLED);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
   free(mark);
   oom_model_free(&m);
   hoist_pipeline_close(p);

@@ -104,23 +104,23 @@ START_TEST(host_backend_capacity) {
   ck_assert_uint_eq(free_b, 4096);
   ck_assert_int_eq(d->ops->alloc(d, 3000, &a), HOIST_OK);
   ck_assert_uint_eq(a % 256, 0);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 3072);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt), 3072);
   ck_assert_int_eq(d->ops->alloc(d, 1025, &b), HOIST_DEVICE_OOM);
   ck_assert_int_eq(d->ops->alloc(d, 1024, &b), HOIST_OK);
   d->ops->free(d, a);
   d->ops->free(d, b);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 0);
-  hoist_device_host_fail_alloc_at(d, 2, 1);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
+  hoist_device_host_fail_alloc_at(rt, 2, 1);
   ck_assert_int_eq(d->ops->alloc(d, 10, &a), HOIST_OK);
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "injected"));
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_OK); /* only one failed */
   d->ops->free(d, b);
-  hoist_device_host_fail_alloc_at(d, 1, UINT64_MAX);
+  hoist_device_host_fail_alloc_at(rt, 1, UINT64_MAX);
   for (int i = 0; i < 3; i++) ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
-  hoist_device_host_fail_alloc_at(d, 0, 0);
+  hoist_device_host_fail_alloc_at(rt, 0, 0);
   d->ops->free(d, a);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 0);
+  ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
   hoist_runtime_close(rt);
 }
 END_TEST

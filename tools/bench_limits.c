@@ -1,11 +1,9 @@
-/* bench_limits.c — the hardware limits every hoist benchmark reports next to
- * its own figure (DESIGN.md, "Measuring"): pinned H2D bandwidth through the
- * runtime's device backend, and the raw parallel read rate of the same
- * files, buffered and O_DIRECT, after evicting their pages. */
+/* bench_limits.c — the storage limits every hoist benchmark reports next to
+ * its own figure (docs/design.md, "Measuring"): the raw parallel read rate
+ * of the same files, buffered and O_DIRECT, after evicting their pages.
+ * The pinned H2D limit is hoist_device_h2d_rate (hoist_tools.h). */
 #include "bench_limits.h"
 #include "cli.h"
-
-#include "device.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,36 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
-
-double bench_h2d_pinned(hoist_runtime *rt, size_t bytes, int reps) {
-  hoist_device *d = rt->dev;
-  void *host = NULL, *stream = NULL;
-  uint64_t dev = 0;
-  double result = 0, times[64];
-  if (reps > 64) reps = 64;
-  if (d->ops->pinned_alloc(d, bytes, &host) != HOIST_OK) goto done;
-  if (d->ops->alloc(d, bytes, &dev) != HOIST_OK) goto done;
-  if (d->ops->stream_create(d, &stream) != HOIST_OK) goto done;
-  uint64_t x = 0x9E3779B97F4A7C15ull;
-  for (size_t i = 0; i + 8 <= bytes; i += 8) {
-    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-    memcpy((char *)host + i, &x, 8);
-  }
-  for (int r = -2; r < reps; r++) {
-    double t0 = cli_now_seconds();
-    if (d->ops->copy_h2d_async(d, dev, host, bytes, stream) != HOIST_OK ||
-        d->ops->stream_sync(d, stream) != HOIST_OK)
-      goto done;
-    if (r >= 0) times[r] = cli_now_seconds() - t0;
-  }
-  qsort(times, (size_t)reps, sizeof times[0], cli_cmp_double);
-  result = (double)bytes / times[reps / 2] / 1e9;
-done:
-  if (stream != NULL) d->ops->stream_destroy(d, stream);
-  d->ops->free(d, dev);
-  d->ops->pinned_free(d, host);
-  return result;
-}
 
 int bench_evict(const char *const *files, size_t n) {
   int dropped = 0;

@@ -1,16 +1,12 @@
-/* bench_limits.h — hardware limits measured in the same run as a benchmark:
- * pinned host-to-device bandwidth and the files' raw read rates, plus
- * page-cache eviction for cold runs. */
+/* bench_limits.h — storage limits measured in the same run as a benchmark:
+ * the files' raw read rates, and page-cache eviction for cold runs.  The
+ * pinned host-to-device limit is hoist_device_h2d_rate (hoist_tools.h). */
 #ifndef HOIST_BENCH_LIMITS_H
 #define HOIST_BENCH_LIMITS_H
 
 #include "hoist.h"
 
 #include <stddef.h>
-
-/* Median GB/s of copying `bytes` from pinned host memory to the device,
- * `reps` times after a warm-up (random contents).  0 on failure. */
-double bench_h2d_pinned(hoist_runtime *rt, size_t bytes, int reps);
 
 /* Evicts the files' pages (posix_fadvise DONTNEED, and drop_caches when
  * running as root).  Returns 0 when eviction was only per-file. */

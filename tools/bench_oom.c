@@ -9,9 +9,7 @@
 #include "bench_oom.h"
 
 #include "cli_load_opts.h"
-#include "device.h"
-#include "load.h"
-#include "engine.h"
+#include "hoist_tools.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -24,16 +22,16 @@
 /* ------------------------------------------------------------------------ */
 /* Measured trials */
 
-static int is_cuda(const hoist_runtime *rt) { return strcmp(rt->dev->kind, "cuda") == 0; }
+static int is_cuda(const hoist_runtime *rt) { return strcmp(hoist_device_kind(rt), "cuda") == 0; }
 
 static void sample_peak(oom_measure *x) {
-  hoist_device *d = x->rt->dev;
+  hoist_runtime *rt = x->rt;
   uint64_t used = 0;
-  if (!is_cuda(x->rt)) {
-    used = hoist_device_host_allocated(d);
+  if (!is_cuda(rt)) {
+    used = hoist_device_host_allocated(rt);
   } else {
     uint64_t f = 0, t = 0;
-    if (d->ops->mem_info(d, &f, &t) != HOIST_OK) return;
+    if (hoist_device_mem_info(rt, &f, &t) != HOIST_OK) return;
     uint64_t other = x->cotenant_addr != 0 ? x->s->cotenant.bytes : 0;
     used = x->free0 > f + other ? x->free0 - f - other : 0;
   }
@@ -44,12 +42,12 @@ static void sample_peak(oom_measure *x) {
  * allocation on cuda (from the loader's worker thread, as a second
  * allocator would). */
 static void strike(oom_measure *x) {
-  hoist_device *d = x->rt->dev;
+  hoist_runtime *rt = x->rt;
   x->struck = 1;
   uint64_t b = x->s->cotenant.bytes;
-  if (!is_cuda(x->rt)) {
-    hoist_device_host_set_capacity(d, x->capacity > b ? x->capacity - b : 0);
-  } else if (d->ops->alloc(d, b, &x->cotenant_addr) != HOIST_OK) {
+  if (!is_cuda(rt)) {
+    hoist_device_host_set_capacity(rt, x->capacity > b ? x->capacity - b : 0);
+  } else if (hoist_device_alloc(rt, b, &x->cotenant_addr) != HOIST_OK) {
     x->cotenant_addr = 0;
     x->cotenant_failed = 1;
   }
@@ -85,51 +83,49 @@ typedef struct ballast {
   size_t n;
 } ballast;
 
-static void ballast_free(hoist_device *d, ballast *b) {
-  while (b->n > 0) d->ops->free(d, b->addr[--b->n]);
+static void ballast_free(hoist_runtime *rt, ballast *b) {
+  while (b->n > 0) hoist_device_free(rt, b->addr[--b->n]);
 }
 
 static int ballast_take(hoist_runtime *rt, uint64_t capacity, ballast *b, uint64_t *actual) {
-  hoist_device *d = rt->dev;
-  const uint64_t gran = d->ops->alloc_granularity, piece = 1ull << 30;
+  const uint64_t gran = hoist_device_granularity(rt), piece = 1ull << 30;
   uint64_t f = 0, t = 0;
   b->n = 0;
-  int rc = d->ops->mem_info(d, &f, &t);
+  int rc = hoist_device_mem_info(rt, &f, &t);
   if (rc != HOIST_OK) return rc;
   /* The search's top may sit a little above today's free memory (the
    * context grew since it was read): that trial runs with what is free. */
   if (capacity > f + gran)
     return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
                       "bench oom: trial capacity %llu bytes is above the %llu bytes free on %s",
-                      (unsigned long long)capacity, (unsigned long long)f, d->name);
+                      (unsigned long long)capacity, (unsigned long long)f, hoist_device_name(rt));
   while (f > capacity + piece + gran && b->n < BALLAST_PIECES - 8) {
-    if ((rc = d->ops->alloc(d, piece, &b->addr[b->n])) != HOIST_OK) break;
+    if ((rc = hoist_device_alloc(rt, piece, &b->addr[b->n])) != HOIST_OK) break;
     b->n++;
-    if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+    if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
   }
   /* Corrections: what is still above the capacity, halved when the device
    * will not give it in one piece. */
   uint64_t want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
   while (want >= gran && b->n < BALLAST_PIECES) {
-    if (d->ops->alloc(d, want, &b->addr[b->n]) != HOIST_OK) {
+    if (hoist_device_alloc(rt, want, &b->addr[b->n]) != HOIST_OK) {
       want = (want / 2) & ~(gran - 1);
       continue;
     }
     b->n++;
-    if ((rc = d->ops->mem_info(d, &f, &t)) != HOIST_OK) goto fail;
+    if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
     want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
   }
   *actual = f;
   return HOIST_OK;
 fail:
-  ballast_free(d, b);
+  ballast_free(rt, b);
   return rc;
 }
 
 int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   oom_measure *x = user;
   hoist_runtime *rt = x->rt;
-  hoist_device *d = rt->dev;
   const oom_setup *s = x->s;
   memset(r, 0, sizeof *r);
   r->capacity = capacity;
@@ -148,13 +144,13 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   uint64_t before_free = 0, t = 0;
   int rc = HOIST_OK;
   if (!is_cuda(rt)) {
-    if (hoist_device_host_allocated(d) != 0)
+    if (hoist_device_host_allocated(rt) != 0)
       return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
-                        (unsigned long long)hoist_device_host_allocated(d));
-    hoist_device_host_set_capacity(d, capacity);
+                        (unsigned long long)hoist_device_host_allocated(rt));
+    hoist_device_host_set_capacity(rt, capacity);
     x->free0 = capacity;
   } else {
-    if ((rc = d->ops->mem_info(d, &before_free, &t)) != HOIST_OK) return rc;
+    if ((rc = hoist_device_mem_info(rt, &before_free, &t)) != HOIST_OK) return rc;
     if ((rc = ballast_take(rt, capacity, &bl, &x->free0)) != HOIST_OK) return rc;
   }
   if (s->cotenant.enabled && s->cotenant.fraction == 0.0) strike(x);
@@ -191,14 +187,14 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
     snprintf(r->failed, sizeof r->failed, "%s", f.component);
   }
   hoist_loaded_close(l);
-  if (x->cotenant_addr != 0) d->ops->free(d, x->cotenant_addr);
+  if (x->cotenant_addr != 0) hoist_device_free(rt, x->cotenant_addr);
   x->cotenant_addr = 0;
-  ballast_free(d, &bl);
+  ballast_free(rt, &bl);
 
   /* Nothing may stay behind, whatever the outcome. */
   if (!is_cuda(rt)) {
-    uint64_t left = hoist_device_host_allocated(d);
-    hoist_device_host_set_capacity(d, capacity);
+    uint64_t left = hoist_device_host_allocated(rt);
+    hoist_device_host_set_capacity(rt, capacity);
     if (left != 0)
       return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
                         (unsigned long long)left);
@@ -206,8 +202,8 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
     /* The first trial may grow the context (streams, the upload engine):
      * only later ones must give back all they took. */
     uint64_t after = 0;
-    if ((rc = d->ops->mem_info(d, &after, &t)) != HOIST_OK) return rc;
-    if (x->trials++ > 0 && after + d->ops->alloc_granularity < before_free)
+    if ((rc = hoist_device_mem_info(rt, &after, &t)) != HOIST_OK) return rc;
+    if (x->trials++ > 0 && after + hoist_device_granularity(rt) < before_free)
       return hoist_fail(rt, HOIST_DEVICE,
                         "bench oom: %llu bytes free after a trial, %llu before: a leak",
                         (unsigned long long)after, (unsigned long long)before_free);
@@ -528,13 +524,12 @@ int bench_oom(int argc, char **argv) {
     if (cuda) {
       /* Warm-up: the upload engine (its streams, the pinned ring) is made
        * now, so the free memory read next is what the trials see. */
-      hoist_engine *e = NULL;
-      if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) {
+      if ((rc = hoist_engine_prepare(rt)) != HOIST_OK) {
         code = cli_report(cmd, rt, rc);
         goto done;
       }
       uint64_t f = 0, t = 0;
-      if ((rc = rt->dev->ops->mem_info(rt->dev, &f, &t)) != HOIST_OK) {
+      if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) {
         code = cli_report(cmd, rt, rc);
         goto done;
       }
@@ -584,7 +579,7 @@ int bench_oom(int argc, char **argv) {
         x.pol = &pols[k];
         x.cancel = &cancel_flag;
         rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
-        if (!cuda) hoist_device_host_set_capacity(rt->dev, hi);
+        if (!cuda) hoist_device_host_set_capacity(rt, hi);
         if (rc != HOIST_OK) {
           code = cli_report(cmd, rt, rc);
           goto done;

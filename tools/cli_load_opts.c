@@ -2,12 +2,11 @@
  * the stderr progress bar and Ctrl-C cancellation. */
 #include "cli_load_opts.h"
 
-#include "device.h"
+#include "hoist_tools.h"
 
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -67,6 +66,11 @@ const char *cli_flag_message(const char *message, char *buf, size_t size) {
   }
   buf[out] = '\0';
   return buf;
+}
+
+bool cli_dtype_target(const char *name) {
+  hoist_dtype d;
+  return hoist_dtype_target_lookup(name, strlen(name), &d) && d != HOIST_DTYPE_KEEP;
 }
 
 int cli_load_report(const char *cmd, hoist_runtime *rt, int status) {
@@ -161,8 +165,7 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
     o->load.headroom = (int64_t)n;
   } else if (strcmp(a, "--dtype") == 0) {
     VALUE();
-    if (strcasecmp(v, "bf16") != 0 && strcasecmp(v, "f16") != 0 && strcasecmp(v, "f32") != 0)
-      return cli_usage_error(cmd, "--dtype takes bf16, f16 or f32"), -1;
+    if (!cli_dtype_target(v)) return cli_usage_error(cmd, "--dtype takes bf16, f16 or f32"), -1;
     o->load.dtype = v;
   } else if (strcmp(a, "--dtype-for") == 0) {
     VALUE();
@@ -219,7 +222,7 @@ void cli_progress_done(void) {
 
 static uint64_t device_used(hoist_runtime *rt) {
   uint64_t free_b = 0, total_b = 0;
-  if (rt->dev->ops->mem_info(rt->dev, &free_b, &total_b) != HOIST_OK) return 0;
+  if (hoist_device_mem_info(rt, &free_b, &total_b) != HOIST_OK) return 0;
   return total_b > free_b ? total_b - free_b : 0;
 }
 

@@ -50,6 +50,9 @@ uint64_t cli_device_peak_bytes(const cli_device_peak *pk);
  * (--dtype-for).  Copies message into buf (size bytes) with every such
  * field replaced; returns buf. */
 const char *cli_flag_message(const char *message, char *buf, size_t size);
+/* Whether name is a conversion target of --dtype (bf16, f16, f32, any
+ * case), as the library reads hoist_load_options.dtype. */
+bool cli_dtype_target(const char *name);
 /* cli_report in the CLI's words: the detail with cli_flag_message. */
 int cli_load_report(const char *cmd, hoist_runtime *rt, int status);
 

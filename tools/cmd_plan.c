@@ -13,13 +13,12 @@
  * device's free memory against the plan's total. */
 #include "cli_load_opts.h"
 
-#include "device.h"
+#include "hoist_tools.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 static void plan_usage(FILE *out) {
   fprintf(out,
@@ -107,7 +106,8 @@ static const char *rank_name(int rank) {
   }
 }
 
-static int print_human(const hoist_pipeline *p, const char *variant, hoist_runtime *rt) {
+static int print_human(const hoist_pipeline *p, const char *variant, hoist_runtime *rt,
+                       const char *device) {
   size_t n = hoist_pipeline_component_count(p);
   int wname = 4, wclass = 5;
   uint64_t total = 0;
@@ -146,11 +146,11 @@ static int print_human(const hoist_pipeline *p, const char *variant, hoist_runti
   printf("\n");
   if (rt != NULL) {
     uint64_t free_b = 0, total_b = 0;
-    int rc = rt->dev->ops->mem_info(rt->dev, &free_b, &total_b);
+    int rc = hoist_device_mem_info(rt, &free_b, &total_b);
     if (rc != HOIST_OK) return cli_load_report("plan", rt, rc);
     char fb[32], tb[32];
-    printf("device %s (%s): %s free of %s; the plan needs %s: %s\n", rt->device_name,
-           rt->dev->name, cli_human_bytes(free_b, fb), cli_human_bytes(total_b, tb),
+    printf("device %s (%s): %s free of %s; the plan needs %s: %s\n", device,
+           hoist_device_name(rt), cli_human_bytes(free_b, fb), cli_human_bytes(total_b, tb),
            cli_human_bytes(total, hb),
            total <= free_b ? "fits" : "does not fit all resident (hoist load decides per component)");
   }
@@ -175,8 +175,7 @@ int cmd_plan(int argc, char **argv) {
         return cli_usage_error(argv[0], "--variant needs a name (e.g. fp16)");
     } else if (strcmp(a, "--dtype") == 0 || strncmp(a, "--dtype=", 8) == 0) {
       dtype = a[7] == '=' ? a + 8 : (i + 1 < argc ? argv[++i] : NULL);
-      if (dtype == NULL || (strcasecmp(dtype, "bf16") != 0 && strcasecmp(dtype, "f16") != 0 &&
-                            strcasecmp(dtype, "f32") != 0))
+      if (dtype == NULL || !cli_dtype_target(dtype))
         return cli_usage_error(argv[0], "--dtype takes bf16, f16 or f32");
     } else if (strcmp(a, "--device") == 0 || strncmp(a, "--device=", 9) == 0) {
       device = a[8] == '=' ? a + 9 : (i + 1 < argc ? argv[++i] : NULL);
@@ -224,7 +223,7 @@ int cmd_plan(int argc, char **argv) {
       fprintf(stderr, "hoist plan: warning: component '%s': folder %s is missing (size unknown)\n",
               c->name, c->path);
   }
-  code = json ? print_json(p) : print_human(p, variant, rt);
+  code = json ? print_json(p) : print_human(p, variant, rt, device != NULL ? device : "host");
 done:
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);

@@ -4,17 +4,14 @@
  * ordering code the loader uses (hoist_component_sort). */
 #include "oom_sim.h"
 
-#include "admission.h"
 #include "cli.h"
-#include "pipeline.h"
+#include "hoist_tools.h"
 
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define PLACE_ALIGN 256u /* HOIST_TENSOR_ALIGN in runtime/load.h */
 
 static int err_set(char *err, size_t errsz, int status, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -28,7 +25,7 @@ static int err_set(char *err, size_t errsz, int status, const char *fmt, ...) {
 
 static int add_tensor(oom_comp *c, uint64_t nbytes) {
   uint64_t r;
-  if (!hoist_round_up_u64(nbytes, PLACE_ALIGN, &r) || !hoist_add_u64(c->span, r, &c->span) ||
+  if (!hoist_round_up_u64(nbytes, HOIST_TENSOR_ALIGN, &r) || !hoist_add_u64(c->span, r, &c->span) ||
       !hoist_add_u64(c->bytes, nbytes, &c->bytes))
     return HOIST_OVERFLOW;
   c->tensors++;
@@ -71,14 +68,8 @@ int oom_model_from_pipeline(const hoist_pipeline *p, oom_model *m, char *err, si
       goto fail;
     }
   }
-  for (size_t pos = 0; pos < n; pos++) {
-    size_t slot = hoist_pipeline_slot(p, hoist_pipeline_ordered(p, pos));
-    if (slot >= n) {
-      rc = err_set(err, errsz, HOIST_INVALID_ARGUMENT, "planned order names a foreign component");
-      goto fail;
-    }
-    m->planned[pos] = slot;
-  }
+  for (size_t slot = 0; slot < n; slot++)
+    m->planned[hoist_pipeline_component(p, slot)->position] = slot;
   return HOIST_OK;
 fail:
   if (rc == HOIST_NO_MEMORY) err_set(err, errsz, rc, "out of memory");

@@ -15,12 +15,13 @@
  */
 #include "pipeline_writer.h"
 
-#include "internal.h"
+#include "hoist_tools.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
