@@ -228,7 +228,12 @@ HOIST_EXPORT int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, s
 HOIST_EXPORT const void *hoist_file_mapping(const hoist_file *f);
 
 /* ------------------------------------------------------------------------ */
-/* Pipelines: discovery and memory-aware load order. */
+/* Pipelines: discovery and memory-aware load order.
+ *
+ * A pipeline's components have two orders.  Index order is the order of
+ * their keys in model_index.json; a component's slot is its 0-based place
+ * in it.  Load order is the order hoist loads them in (heavy first); a
+ * component's position is its 0-based place in that. */
 
 typedef struct hoist_pipeline hoist_pipeline;
 
@@ -237,7 +242,8 @@ typedef struct hoist_component_info {
   const char *load_name;     /* name used by the ordering classifiers */
   const char *library;       /* "diffusers", "transformers", ...; may be NULL */
   const char *class_name;    /* may be NULL */
-  uint32_t index;            /* position among model_index.json's keys */
+  uint32_t index;            /* place of its key among all of model_index.json's
+                                keys (metadata keys counted): orders as the slot */
   const char *path;          /* component folder (may not exist) */
   int folder_missing;        /* 1 when path does not exist */
   int has_size;              /* 0: inferred size unknown (orders like 0) */
@@ -273,10 +279,10 @@ HOIST_EXPORT void hoist_pipeline_close(hoist_pipeline *p);
 
 HOIST_EXPORT const char *hoist_pipeline_path(const hoist_pipeline *p);
 HOIST_EXPORT size_t hoist_pipeline_component_count(const hoist_pipeline *p);
-/* In model_index.json order (index order). */
+/* The component at slot (index order); NULL past the end. */
 HOIST_EXPORT const hoist_component_info *hoist_pipeline_component(const hoist_pipeline *p,
-                                                                  size_t i);
-/* In load order: position 0 loads first. */
+                                                                  size_t slot);
+/* The component at position (load order: position 0 loads first). */
 HOIST_EXPORT const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p,
                                                                 size_t position);
 
@@ -385,9 +391,9 @@ HOIST_EXPORT int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p,
 HOIST_EXPORT void hoist_loaded_close(hoist_loaded *l);
 
 HOIST_EXPORT size_t hoist_loaded_component_count(const hoist_loaded *l);
-/* In load order. */
+/* The component at position (load order); NULL past the end. */
 HOIST_EXPORT const hoist_loaded_info *hoist_loaded_component(const hoist_loaded *l,
-                                                                 size_t i);
+                                                                 size_t position);
 HOIST_EXPORT double hoist_loaded_seconds(const hoist_loaded *l);
 HOIST_EXPORT uint64_t hoist_loaded_total_bytes(const hoist_loaded *l);
 HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);

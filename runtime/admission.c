@@ -21,12 +21,12 @@ void hoist_admission_failure(hoist_load_failure *f, const char *component, uint6
   f->free_bytes = free_bytes;
 }
 
-int hoist_admission_preflight(hoist_runtime *rt, const comp_state *comps, size_t n,
+int hoist_admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
                               const unsigned char *offload, uint64_t headroom,
                               uint64_t free_bytes, hoist_load_failure *failure) {
   uint64_t sum = 0;
   for (size_t i = 0; i < n; i++) {
-    const comp_state *c = &comps[i];
+    const loaded_component *c = &components[i];
     if (offload[i] || c->need == 0) continue;
     uint64_t next = sum + c->need, with_transient = 0;
     if (hoist_add_u64(next, c->held_bytes, &with_transient) &&
@@ -36,7 +36,7 @@ int hoist_admission_preflight(hoist_runtime *rt, const comp_state *comps, size_t
     }
     uint64_t total = next;
     for (size_t j = i + 1; j < n; j++)
-      if (!offload[j]) total += comps[j].need;
+      if (!offload[j]) total += components[j].need;
     hoist_admission_failure(failure, c->info->name, c->need + c->held_bytes + headroom,
                             free_bytes > sum ? free_bytes - sum : 0);
     return hoist_fail(rt, HOIST_ADMISSION,

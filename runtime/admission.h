@@ -25,7 +25,7 @@ void hoist_admission_failure(hoist_load_failure *f, const char *component, uint6
  * together with the transient bytes it holds while it uploads
  * (held_bytes)?  HOIST_ADMISSION naming the first that does not (and
  * filling *failure), else HOIST_OK. */
-int hoist_admission_preflight(hoist_runtime *rt, const comp_state *comps, size_t n,
+int hoist_admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
                               const unsigned char *offload, uint64_t headroom,
                               uint64_t free_bytes, hoist_load_failure *failure);
 

@@ -861,12 +861,12 @@ size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *
   return SIZE_MAX;
 }
 
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
+size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t slot,
                                   hoist_file *const **files) {
-  if (index_order_i >= p->count || p->components[index_order_i].st_count == 0) {
+  if (slot >= p->count || p->components[slot].st_count == 0) {
     *files = NULL;
     return 0;
   }
-  *files = p->components[index_order_i].st;
-  return p->components[index_order_i].st_count;
+  *files = p->components[slot].st;
+  return p->components[slot].st_count;
 }

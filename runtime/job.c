@@ -52,7 +52,7 @@ static bool is_large(const hoist_tensor_info *t, const tensor_cut *cut) {
 
 /* The segments c's job will have: one per chunk of a large tensor, one per
  * small tensor (chunks are never more).  Fails as cut_tensor does. */
-static int count_segments(hoist_runtime *rt, const upload_job *job, const comp_state *c,
+static int count_segments(hoist_runtime *rt, const upload_job *job, const loaded_component *c,
                           uint64_t chunk_bytes, uint64_t convert_chunk, uint64_t *n) {
   *n = 0;
   for (size_t i = 0; i < c->ntensors; i++) {
@@ -67,8 +67,8 @@ static int count_segments(hoist_runtime *rt, const upload_job *job, const comp_s
 }
 
 /* Where tensor pt of c lands for this job, and in which allocation. */
-static uint64_t tensor_dst(const upload_job *job, const comp_state *c, const placed_tensor *pt,
-                           int *arena) {
+static uint64_t tensor_dst(const upload_job *job, const loaded_component *c,
+                           const placed_tensor *pt, int *arena) {
   if (job->to_host) {
     *arena = 0;
     return (uint64_t)(uintptr_t)c->host_copy + pt->off;
@@ -138,7 +138,7 @@ static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt,
   job->segs[job->nsegs++] = (upload_segment){pt->file, 0, src, t->nbytes, i, 0};
 }
 
-int upload_job_build(hoist_runtime *rt, upload_job *job, const comp_state *c,
+int upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk) {
   uint64_t nsegs = 0;
   job->total_bytes = 0;

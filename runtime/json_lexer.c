@@ -332,7 +332,8 @@ static enum step step_value(lexer *lx, char c) {
   const char *text = lx->text;
   const size_t len = lx->len, p = lx->p;
   if (lx->depth == 0) tok->top = c;
-  else if (lx->depth == 1 && lx->stack[0] == '{') tok->members[tok->member_count - 1].value_begin = p;
+  else if (lx->depth == 1 && lx->stack[0] == '{')
+    tok->members[tok->member_count - 1].value_begin = p;
   if (c == '{' || c == '[') {
     if (lx->depth == HOIST_JSON_MAX_DEPTH) {
       lx->err->offset = p;

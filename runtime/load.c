@@ -59,7 +59,7 @@ typedef struct load_run {
   uint64_t ring_addr, hashes_addr, transient_addr;
 } load_run;
 
-static void comp_release(hoist_runtime *rt, comp_state *c) {
+static void release_memory(hoist_runtime *rt, loaded_component *c) {
   comp_free_arenas(rt, c);
   if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
   c->host_copy = NULL;
@@ -69,12 +69,12 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
 
 static void loaded_free(hoist_loaded *l) {
   if (l == NULL) return;
-  for (size_t i = 0; i < l->ncomps; i++) {
-    comp_release(l->rt, &l->comps[i]);
-    free(l->comps[i].tensors);
-    free(l->comps[i].by_name);
+  for (size_t i = 0; i < l->count; i++) {
+    release_memory(l->rt, &l->components[i]);
+    free(l->components[i].tensors);
+    free(l->components[i].by_name);
   }
-  free(l->comps);
+  free(l->components);
   free(l);
 }
 
@@ -102,14 +102,14 @@ static int run_open(load_run *r) {
   hoist_sigbus_guard_acquire();
   const size_t n = r->n = hoist_pipeline_component_count(r->p), m = n > 0 ? n : 1;
   hoist_loaded *l = r->l = calloc(1, sizeof *l);
-  if (l == NULL || (l->comps = calloc(m, sizeof *l->comps)) == NULL ||
+  if (l == NULL || (l->components = calloc(m, sizeof *l->components)) == NULL ||
       (r->offload = calloc(m, 1)) == NULL || (r->fsdp = calloc(m, 1)) == NULL ||
       (r->target = calloc(m, sizeof *r->target)) == NULL ||
       (r->infos = calloc(m, sizeof *r->infos)) == NULL)
     return hoist_fail(r->rt, HOIST_NO_MEMORY, "out of memory starting a load");
   l->rt = r->rt;
   l->p = r->p;
-  l->ncomps = n;
+  l->count = n;
   if (r->ext != NULL && r->ext->order != NULL) return check_order(r->rt, r->ext->order, n);
   return HOIST_OK;
 }
@@ -133,7 +133,8 @@ static void run_close(load_run *r, bool ok) {
 /* Each component's target dtype (load order) from hoist_load_options.dtype
  * and the dtype_for entries, later entries winning. */
 static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
-                           const hoist_component_info *const *infos, size_t n, hoist_dtype *target) {
+                           const hoist_component_info *const *infos, size_t n,
+                           hoist_dtype *target) {
   hoist_dtype all = HOIST_DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
@@ -157,8 +158,8 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
     }
     memcpy(name, p, (size_t)(eq - p));
     name[eq - p] = '\0';
-    if ((rc = hoist_dtype_target_parse(rt, "dtype_for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
-      break;
+    rc = hoist_dtype_target_parse(rt, "dtype_for", eq + 1, len - (size_t)(eq - p) - 1, &d);
+    if (rc != HOIST_OK) break;
     memset(mark, 0, n > 0 ? n : 1);
     if ((rc = hoist_component_select(rt, "dtype_for", name, infos, n, mark)) != HOIST_OK) break;
     for (size_t i = 0; i < n; i++)
@@ -178,9 +179,10 @@ static int plan_residency(load_run *r) {
   for (size_t i = 0; i < r->n && rc == HOIST_OK; i++) {
     if (r->offload[i] && r->fsdp[i])
       return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
-                        "%s: marked both `offload` and `fsdp`; an FSDP component is placed by its owner",
-                        r->l->comps[i].info->name);
-    if (r->fsdp[i]) r->l->comps[i].pub.residency = HOIST_FSDP;
+                        "%s: marked both `offload` and `fsdp`; an FSDP component is placed by "
+                        "its owner",
+                        r->l->components[i].info->name);
+    if (r->fsdp[i]) r->l->components[i].pub.residency = HOIST_FSDP;
   }
   return rc;
 }
@@ -190,13 +192,14 @@ static int plan_residency(load_run *r) {
  * before anything is allocated) and residency marks. */
 static int plan(load_run *r) {
   const hoist_load_ext *ext = r->ext;
-  for (size_t pos = 0; pos < r->n; pos++) {
-    comp_state *c = &r->l->comps[pos];
-    c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(r->p, ext->order[pos])
-                                                : hoist_pipeline_ordered(r->p, pos);
-    r->infos[pos] = c->info;
-    c->index_i = hoist_pipeline_slot(r->p, c->info);
-    c->nfiles = hoist_pipeline_safetensors(r->p, c->index_i, &c->files);
+  for (size_t position = 0; position < r->n; position++) {
+    loaded_component *c = &r->l->components[position];
+    c->info = ext != NULL && ext->order != NULL
+                  ? hoist_pipeline_component(r->p, ext->order[position])
+                  : hoist_pipeline_ordered(r->p, position);
+    r->infos[position] = c->info;
+    c->slot = hoist_pipeline_slot(r->p, c->info);
+    c->nfiles = hoist_pipeline_safetensors(r->p, c->slot, &c->files);
     c->pub.name = c->info->name;
     c->pub.residency = HOIST_RESIDENT;
     if (c->nfiles == 0 && c->info->file_count > 0)
@@ -204,15 +207,16 @@ static int plan(load_run *r) {
                 c->info->name);
   }
   int rc = resolve_targets(r->rt, r->o, r->infos, r->n, r->target);
-  for (size_t pos = 0; pos < r->n && rc == HOIST_OK; pos++)
-    rc = comp_place(r->rt, &r->l->comps[pos], r->d->ops->alloc_granularity, r->target[pos]);
+  for (size_t position = 0; position < r->n && rc == HOIST_OK; position++)
+    rc = comp_place(r->rt, &r->l->components[position], r->d->ops->alloc_granularity,
+                    r->target[position]);
   return rc == HOIST_OK ? plan_residency(r) : rc;
 }
 
 /* Bytes of the transient device memory a component's upload uses: the
  * scratch ring when it converts, UPLOAD_VERIFY_BYTES_PER_CHUNK per chunk for
  * --verify; each rounded to the backend's granularity. */
-static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
+static int size_own_transients(hoist_runtime *rt, hoist_engine *e, loaded_component *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
   uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
   for (size_t i = 0; i < c->ntensors; i++) {
@@ -247,22 +251,22 @@ static int plan_transients(load_run *r) {
   size_t first = SIZE_MAX;
   uint64_t ring_held = 0;
   r->ring_last = 0;
-  for (size_t pos = 0; pos < r->n; pos++) {
-    comp_state *c = &r->l->comps[pos];
-    if (c->converts && r->scratch_slot == 0 && !r->offload[pos])
+  for (size_t position = 0; position < r->n; position++) {
+    loaded_component *c = &r->l->components[position];
+    if (c->converts && r->scratch_slot == 0 && !r->offload[position])
       return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
                         "%s: a scratch of %llu bytes is below one 4096-byte slot", c->info->name,
                         (unsigned long long)r->scratch_want);
-    if ((rc = comp_own_transient(r->rt, r->e, c, r->o->verify, ring_bytes, step)) != HOIST_OK)
+    if ((rc = size_own_transients(r->rt, r->e, c, r->o->verify, ring_bytes, step)) != HOIST_OK)
       return rc;
-    if (!c->converts || r->offload[pos] || c->ntensors == 0) continue;
-    if (first == SIZE_MAX) first = pos;
-    r->ring_last = pos;
+    if (!c->converts || r->offload[position] || c->ntensors == 0) continue;
+    if (first == SIZE_MAX) first = position;
+    r->ring_last = position;
     ring_held = c->ring_bytes;
   }
-  for (size_t pos = 0; pos < r->n; pos++) {
-    comp_state *c = &r->l->comps[pos];
-    c->held_bytes = c->hash_bytes + (pos >= first && pos <= r->ring_last ? ring_held : 0);
+  for (size_t position = 0; position < r->n; position++) {
+    loaded_component *c = &r->l->components[position];
+    c->held_bytes = c->hash_bytes + (position >= first && position <= r->ring_last ? ring_held : 0);
   }
   return HOIST_OK;
 }
@@ -275,7 +279,7 @@ static int preflight(load_run *r) {
   if (rc != HOIST_OK) return rc;
   r->headroom = hoist_admission_headroom(r->d, r->o->headroom, total_b);
   if (r->o->on_oom != HOIST_ON_OOM_FAIL) return HOIST_OK;
-  return hoist_admission_preflight(r->rt, r->l->comps, r->n, r->offload, r->headroom, free_b,
+  return hoist_admission_preflight(r->rt, r->l->components, r->n, r->offload, r->headroom, free_b,
                                    r->o->failure);
 }
 
@@ -283,7 +287,7 @@ static int preflight(load_run *r) {
  * scratch ring when it converts and the ring is not held yet (new_ring),
  * and hoist_load_ext's transient (*transient, rounded; 0 for hoist's own
  * loader). */
-static int component_need(load_run *r, const comp_state *c, bool new_ring, uint64_t *need,
+static int component_need(load_run *r, const loaded_component *c, bool new_ring, uint64_t *need,
                           uint64_t *transient) {
   const hoist_load_ext *ext = r->ext;
   *transient = 0;
@@ -300,10 +304,11 @@ static int component_need(load_run *r, const comp_state *c, bool new_ring, uint6
 
 /* Phase "place" on the device: c's arenas, then the transient memory of
  * its upload.  On failure what this component took is given back. */
-static int place_on_device(load_run *r, comp_state *c, bool new_ring, uint64_t transient) {
+static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint64_t transient) {
   hoist_device *d = r->d;
   int rc = comp_alloc_arenas(r->rt, c);
-  if (rc == HOIST_OK && new_ring && (rc = d->ops->alloc(d, c->ring_bytes, &r->ring_addr)) != HOIST_OK)
+  if (rc == HOIST_OK && new_ring &&
+      (rc = d->ops->alloc(d, c->ring_bytes, &r->ring_addr)) != HOIST_OK)
     r->ring_addr = 0;
   if (rc == HOIST_OK && c->hash_bytes > 0 &&
       (rc = d->ops->alloc(d, c->hash_bytes, &r->hashes_addr)) != HOIST_OK)
@@ -325,13 +330,13 @@ static int place_on_device(load_run *r, comp_state *c, bool new_ring, uint64_t t
   return rc;
 }
 
-/* Phases "admit" and "place" of component pos: the free memory now, not
+/* Phases "admit" and "place" of component position: the free memory now, not
  * at the start, against its need plus the headroom; when it fits, its
  * device memory.  When it does not (or the device denies an allocation
  * despite admission: another allocator won the race), on_oom offload
  * places it in host memory instead (*to_host), else the load is refused. */
-static int admit_and_place(load_run *r, size_t pos, bool *to_host) {
-  comp_state *c = &r->l->comps[pos];
+static int admit_and_place(load_run *r, size_t position, bool *to_host) {
+  loaded_component *c = &r->l->components[position];
   hoist_device *d = r->d;
   const bool new_ring = c->converts && r->ring_addr == 0;
   uint64_t need = 0, transient = 0, free_b = 0, total_b = 0;
@@ -342,7 +347,7 @@ static int admit_and_place(load_run *r, size_t pos, bool *to_host) {
     rc = place_on_device(r, c, new_ring, transient);
     if (rc != HOIST_DEVICE_OOM) return rc;
   }
-  if (r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[pos]) {
+  if (r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[position]) {
     hoist_admission_failure(r->o->failure, c->info->name, need + r->headroom, free_b);
     return hoist_fail(r->rt, HOIST_ADMISSION,
                       "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
@@ -357,7 +362,7 @@ static int admit_and_place(load_run *r, size_t pos, bool *to_host) {
 }
 
 /* Logs what the engine did for c's job. */
-static void log_upload(hoist_runtime *rt, const comp_state *c, const upload_job *job,
+static void log_upload(hoist_runtime *rt, const loaded_component *c, const upload_job *job,
                        double seconds) {
   size_t converting = 0;
   for (size_t i = 0; i < job->nchunks; i++) converting += job->chunks[i].from != job->chunks[i].to;
@@ -376,12 +381,12 @@ static void log_upload(hoist_runtime *rt, const comp_state *c, const upload_job 
               job->copy_wait_ns / 1e6);
 }
 
-/* The upload job of component pos: its files opened in the read mode (a
+/* The upload job of component position: its files opened in the read mode (a
  * host copy reads through the pinned ring, never O_DIRECT or registered),
  * its chunk list, and the device memory of its own transient: the scratch
  * pool when it converts on the device, its verify hashes. */
-static int job_open(load_run *r, size_t pos, bool to_host, upload_job *job) {
-  const comp_state *c = &r->l->comps[pos];
+static int job_open(load_run *r, size_t position, bool to_host, upload_job *job) {
+  const loaded_component *c = &r->l->components[position];
   const hoist_load_options *o = r->o;
   const bool dev_converts = !to_host && c->converts;
   *job = (upload_job){.component = c->info->name,
@@ -403,20 +408,21 @@ static int job_open(load_run *r, size_t pos, bool to_host, upload_job *job) {
   job->nfiles = c->nfiles;
   /* Host copies convert through the reader's pinned slot (a chunk). */
   const uint64_t chunk = hoist_engine_chunk_bytes(r->e);
-  rc = upload_job_build(r->rt, job, c, chunk, to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot);
+  const uint64_t convert_chunk = to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot;
+  rc = upload_job_build(r->rt, job, c, chunk, convert_chunk);
   if (rc == HOIST_OK && job->verify && !to_host && job->nchunks > c->chunk_bound)
     rc = hoist_fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job->nchunks, (unsigned long long)c->chunk_bound);
   return rc;
 }
 
-/* Phases "upload" and "verify" of component pos: the engine fills its
+/* Phases "upload" and "verify" of component position: the engine fills its
  * arenas (or its host copy); with hoist_load_options.verify every chunk is
  * then checked, after hoist_load_ext's after_upload hook. */
-static int upload(load_run *r, size_t pos, bool to_host) {
-  const comp_state *c = &r->l->comps[pos];
+static int upload(load_run *r, size_t position, bool to_host) {
+  const loaded_component *c = &r->l->components[position];
   upload_job job;
-  int rc = job_open(r, pos, to_host, &job);
+  int rc = job_open(r, position, to_host, &job);
   if (rc == HOIST_OK) {
     const double t0 = now_seconds();
     rc = hoist_engine_run(r->e, &job);
@@ -424,7 +430,7 @@ static int upload(load_run *r, size_t pos, bool to_host) {
   }
   const hoist_load_ext *ext = r->ext;
   if (rc == HOIST_OK && ext != NULL && ext->after_upload != NULL)
-    ext->after_upload(ext->after_upload_user, r->l, pos);
+    ext->after_upload(ext->after_upload_user, r->l, position);
   if (rc == HOIST_OK && job.verify) {
     const double t0 = now_seconds();
     rc = upload_job_verify(r->rt, r->e, c, &job);
@@ -437,38 +443,38 @@ static int upload(load_run *r, size_t pos, bool to_host) {
   return rc;
 }
 
-/* Gives back the transient memory of the upload at pos; the ring goes
+/* Gives back the transient memory of the upload at position; the ring goes
  * after the last component that converts. */
-static void release_transients(load_run *r, size_t pos) {
+static void release_transients(load_run *r, size_t position) {
   hoist_device *d = r->d;
   if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
   r->transient_addr = 0;
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   r->hashes_addr = 0;
-  if (r->ring_addr != 0 && pos >= r->ring_last) {
+  if (r->ring_addr != 0 && position >= r->ring_last) {
     d->ops->free(d, r->ring_addr);
     r->ring_addr = 0;
   }
 }
 
 /* One component, through admit, place, upload and verify. */
-static int load_component(load_run *r, size_t pos) {
-  comp_state *c = &r->l->comps[pos];
+static int load_component(load_run *r, size_t position) {
+  loaded_component *c = &r->l->components[position];
   if (r->o->cancel != NULL && *r->o->cancel)
     return hoist_fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   if (c->ntensors == 0) return HOIST_OK;
   const double c0 = now_seconds();
-  bool to_host = r->offload[pos];
-  int rc = to_host ? HOIST_OK : admit_and_place(r, pos, &to_host);
+  bool to_host = r->offload[position];
+  int rc = to_host ? HOIST_OK : admit_and_place(r, position, &to_host);
   if (rc != HOIST_OK) return rc;
   if (to_host) {
     c->pub.residency = HOIST_OFFLOAD;
     if ((rc = r->d->ops->pinned_alloc(r->d, (size_t)c->span, &c->host_copy)) != HOIST_OK) return rc;
   }
   const double a1 = now_seconds();
-  rc = upload(r, pos, to_host);
+  rc = upload(r, position, to_host);
   const double u1 = now_seconds();
-  release_transients(r, pos);
+  release_transients(r, position);
   if (rc != HOIST_OK) return rc;
   hoist_log(r->rt, HOIST_LOG_DEBUG,
             "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
@@ -500,7 +506,8 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   if (rc == HOIST_OK) rc = plan(&r);
   if (rc == HOIST_OK) rc = plan_transients(&r);
   if (rc == HOIST_OK) rc = preflight(&r);
-  for (size_t pos = 0; pos < r.n && rc == HOIST_OK; pos++) rc = load_component(&r, pos);
+  for (size_t position = 0; position < r.n && rc == HOIST_OK; position++)
+    rc = load_component(&r, position);
   if (rc == HOIST_OK) {
     r.l->seconds = now_seconds() - t0;
     *out = r.l;
@@ -517,10 +524,10 @@ void hoist_loaded_close(hoist_loaded *l) {
   uv_mutex_unlock(&rt->load_lock);
 }
 
-size_t hoist_loaded_component_count(const hoist_loaded *l) { return l->ncomps; }
+size_t hoist_loaded_component_count(const hoist_loaded *l) { return l->count; }
 
 const hoist_loaded_info *hoist_loaded_component(const hoist_loaded *l, size_t i) {
-  return i < l->ncomps ? &l->comps[i].pub : NULL;
+  return i < l->count ? &l->components[i].pub : NULL;
 }
 
 double hoist_loaded_seconds(const hoist_loaded *l) { return l->seconds; }
@@ -530,11 +537,12 @@ const char *hoist_loaded_device(const hoist_loaded *l) { return l->rt->device_na
 int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char *tensor,
                         uint64_t *device_addr, const hoist_tensor_info **info) {
   *device_addr = 0;
-  for (size_t i = 0; i < l->ncomps; i++) {
-    const comp_state *c = &l->comps[i];
+  for (size_t i = 0; i < l->count; i++) {
+    const loaded_component *c = &l->components[i];
     if (strcmp(c->info->name, component) != 0) continue;
     const placed_tensor *pt = comp_find_tensor(c, tensor);
-    if (pt == NULL) return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
+    if (pt == NULL)
+      return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
     if (info != NULL) *info = &pt->dev;
     if (c->narenas == 0)
       return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",

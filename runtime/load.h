@@ -1,6 +1,5 @@
-/* load.h — the loaded pipeline (load.c) as residency.c sees it: each
- * component's placement (placement.h) and host copy, and the internal load
- * variant with an order and a transient model. */
+/* load.h — the loaded pipeline (load.c) as residency.c sees it: its
+ * components, each with its placement (placement.h) and host copy. */
 #ifndef HOIST_LOAD_H
 #define HOIST_LOAD_H
 
@@ -10,8 +9,8 @@
 struct hoist_loaded {
   hoist_runtime *rt;
   const hoist_pipeline *p;
-  comp_state *comps;            /* load order */
-  size_t ncomps;
+  loaded_component *components; /* load order: index = position */
+  size_t count;
   double seconds;
   uint64_t total_bytes;
 };

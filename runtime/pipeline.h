@@ -1,7 +1,9 @@
-/* pipeline.h — the struct behind hoist_pipeline (discover.c), the ordering
- * rules shared with it (order.c), and the internal accessors the loader and
- * the residency code use: each component's opened safetensors files and the
- * component-name classifiers (DiT, text encoder, image encoder, VAE).
+/* pipeline.h — the struct behind hoist_pipeline (discover.c), and the
+ * rules on component names (order.c) that the order, the loader and the
+ * selections share: the classifiers (DiT, text encoder, image encoder,
+ * VAE), the order key and the selection by name or group.  Components are
+ * kept in index order (a component's slot is its place there); load order
+ * gives each a position (hoist.h).
  *
  * The ordering is a port of SGLang's component_loading_order.py: ascending
  * by (-(inferred bytes or 0), risk rank, variant priority, index), where the

@@ -13,25 +13,25 @@
 #include <stdlib.h>
 #include <string.h>
 
-int comp_tensor_arena(const comp_state *c, const placed_tensor *pt) {
+int comp_tensor_arena(const loaded_component *c, const placed_tensor *pt) {
   int a = c->narenas - 1;
   while (a > 0 && pt->off < c->arena_begin[a]) a--;
   return a;
 }
 
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt) {
+uint64_t comp_tensor_addr(const loaded_component *c, const placed_tensor *pt) {
   int a = comp_tensor_arena(c, pt);
   return c->arena_addr[a] + (pt->off - c->arena_begin[a]);
 }
 
-void comp_free_arenas(hoist_runtime *rt, comp_state *c) {
+void comp_free_arenas(hoist_runtime *rt, loaded_component *c) {
   for (int a = 0; a < c->narenas; a++) rt->dev->ops->free(rt->dev, c->arena_addr[a]);
   c->narenas = 0;
 }
 
 /* Splits the placement into k arenas at tensor boundaries, close to equal
  * sizes, and allocates them; frees what it took when one fails. */
-static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
+static int alloc_split(hoist_runtime *rt, loaded_component *c, int k) {
   uint64_t target = c->span / (uint64_t)k + 1;
   c->narenas = 0;
   uint64_t begin = 0;
@@ -57,7 +57,7 @@ static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
   return HOIST_OK;
 }
 
-int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
+int comp_alloc_arenas(hoist_runtime *rt, loaded_component *c) {
   if (c->span == 0) return HOIST_OK;
   int rc = HOIST_OK;
   /* One arena, or a few when fragmentation denies a single one. */
@@ -83,14 +83,15 @@ static int cmp_by_name(const void *pa, const void *pb) {
   return strcmp(a->t->name, b->t->name);
 }
 
-int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target) {
+int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target) {
   size_t n = 0;
   for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
   c->ntensors = n;
   c->tensors = calloc(n > 0 ? n : 1, sizeof *c->tensors);
   c->by_name = calloc(n > 0 ? n : 1, sizeof *c->by_name);
   if (c->tensors == NULL || c->by_name == NULL)
-    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name, n);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name,
+                      n);
   size_t k = 0;
   for (size_t f = 0; f < c->nfiles; f++)
     for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
@@ -121,7 +122,7 @@ int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dty
   return HOIST_OK;
 }
 
-const placed_tensor *comp_find_tensor(const comp_state *c, const char *name) {
+const placed_tensor *comp_find_tensor(const loaded_component *c, const char *name) {
   size_t lo = 0, hi = c->ntensors;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;

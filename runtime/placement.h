@@ -11,18 +11,24 @@
 
 #define HOIST_MAX_ARENAS 8
 
+/* One tensor of a component, where it lies in the component's span. */
 typedef struct placed_tensor {
-  const hoist_tensor_info *t;  /* as in the file */
-  uint32_t file;   /* index into the component's files */
-  uint64_t off;    /* offset in the component's placement span */
-  hoist_tensor_info dev;       /* as on the device: t with the target dtype
-                                  and its byte size when converted */
+  const hoist_tensor_info *t;   /* as in the file */
+  uint32_t file;                /* index into the component's files */
+  uint64_t off;                 /* offset in the component's span */
+  hoist_tensor_info dev;        /* as on the device: t with the target dtype
+                                   and its byte size when converted */
 } placed_tensor;
 
-typedef struct comp_state {
+/* A component of a load: the discovered component (info, its slot: its
+ * 0-based place in index order), its placement, the transient memory its
+ * upload needs, and where its span lives (arenas, or a host copy).  pub is
+ * the public view (hoist_loaded_component); components of a load are kept
+ * in load order, so their index in hoist_loaded is their position. */
+typedef struct loaded_component {
   hoist_loaded_info pub;
   const hoist_component_info *info;
-  size_t index_i;               /* index order position in the pipeline */
+  size_t slot;                  /* as hoist_pipeline_component takes it */
   hoist_file *const *files;
   size_t nfiles;
   placed_tensor *tensors;       /* placement order: largest first */
@@ -46,24 +52,24 @@ typedef struct comp_state {
   uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
   uint64_t arena_bytes[HOIST_MAX_ARENAS];
   void *host_copy;              /* offload: pinned host copy of the span */
-} comp_state;
+} loaded_component;
 
 /* Device address of a placed tensor of c (its arenas must exist). */
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
+uint64_t comp_tensor_addr(const loaded_component *c, const placed_tensor *pt);
 /* Index of the arena a placed tensor lies in. */
-int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
+int comp_tensor_arena(const loaded_component *c, const placed_tensor *pt);
 /* Places c's tensors (c->files, c->info set): each with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
  * span rounded to granularity), converts, by_name, pub.bytes and
  * pub.tensor_count.  A floating tensor with no conversion to target is
  * HOIST_UNSUPPORTED.  The tables stay for the caller to free on failure. */
-int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target);
+int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target);
 /* The placed tensor of c named name; NULL when there is none. */
-const placed_tensor *comp_find_tensor(const comp_state *c, const char *name);
+const placed_tensor *comp_find_tensor(const loaded_component *c, const char *name);
 /* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
  * had) ; on failure nothing stays allocated. */
-int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
-void comp_free_arenas(hoist_runtime *rt, comp_state *c);
+int comp_alloc_arenas(hoist_runtime *rt, loaded_component *c);
+void comp_free_arenas(hoist_runtime *rt, loaded_component *c);
 
 #endif /* HOIST_PLACEMENT_H */

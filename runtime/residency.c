@@ -22,11 +22,11 @@ const char *hoist_residency_name(hoist_residency r) {
 
 int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
   if (moved != NULL) *moved = 0;
-  if (l == NULL || i >= l->ncomps)
+  if (l == NULL || i >= l->count)
     return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "prepare_for_use: no component %zu", i);
   hoist_runtime *rt = l->rt;
-  comp_state *c = &l->comps[i];
+  loaded_component *c = &l->components[i];
   /* FSDP-owned: never moved here.  Resident, or offloaded but already
    * prepared: nothing to do. */
   if (c->pub.residency == HOIST_FSDP || c->pub.residency == HOIST_RESIDENT) return HOIST_OK;
@@ -60,10 +60,10 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
 
 int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved) {
   if (moved != NULL) *moved = 0;
-  if (l == NULL || i >= l->ncomps)
+  if (l == NULL || i >= l->count)
     return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "release_after_use: no component %zu", i);
-  comp_state *c = &l->comps[i];
+  loaded_component *c = &l->components[i];
   if (c->pub.residency != HOIST_OFFLOAD) return HOIST_OK;
   uv_mutex_lock(&l->rt->load_lock);
   if (c->narenas == 0) {

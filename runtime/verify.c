@@ -146,8 +146,8 @@ static int locate_difference(hoist_runtime *rt, const upload_job *job, const upl
  * with the CPU conversion of the file), segment by segment, to name the
  * tensor and the byte or element; when that reading fails, or finds no
  * difference, the message still reports the mismatch from the hashes. */
-static int report_mismatch(hoist_runtime *rt, const comp_state *c, const upload_job *job, size_t bad,
-                           uint64_t dev_hash, uint64_t want, int after_convert) {
+static int report_mismatch(hoist_runtime *rt, const loaded_component *c, const upload_job *job,
+                           size_t bad, uint64_t dev_hash, uint64_t want, int after_convert) {
   const upload_chunk *ch = &job->chunks[bad];
   const upload_segment *seg = &job->segs[ch->first_seg];
   const placed_tensor *first = &c->tensors[seg[0].tensor];
@@ -212,7 +212,7 @@ static int report_mismatch(hoist_runtime *rt, const comp_state *c, const upload_
                     (unsigned long long)dev_hash, want_name, (unsigned long long)want, why);
 }
 
-int upload_job_verify(hoist_runtime *rt, hoist_engine *e, const comp_state *c,
+int upload_job_verify(hoist_runtime *rt, hoist_engine *e, const loaded_component *c,
                       const upload_job *job) {
   size_t bad = SIZE_MAX;
   uint64_t dev_hash = 0, want = 0;

@@ -13,7 +13,7 @@
  * tensor and, when reading it back finds it, the byte (plain) or element
  * (converted) and the file.  Other statuses: a device or file error while
  * checking. */
-int upload_job_verify(hoist_runtime *rt, hoist_engine *e, const comp_state *c,
+int upload_job_verify(hoist_runtime *rt, hoist_engine *e, const loaded_component *c,
                       const upload_job *job);
 
 #endif /* HOIST_VERIFY_H */

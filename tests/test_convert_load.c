@@ -369,7 +369,7 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
   /* Eight tensors placed 1024 bytes apart (plain) or 512 (converted to
    * BF16), in one arena or two adjacent ones of four tensors each. */
   placed_tensor placed[8];
-  comp_state c = {0};
+  loaded_component c = {0};
   c.tensors = placed;
   c.ntensors = 8;
   for (int conv = 0; conv <= 1; conv++) {
