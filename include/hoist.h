@@ -401,7 +401,7 @@ HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
 /* Device address of a tensor of a resident (or prepared) component; 0 with
  * HOIST_NOT_FOUND when the name is unknown, or HOIST_UNSUPPORTED when the
  * component is offloaded and not prepared.  *info (optional) describes the
- * tensor as it lies on the device: with --dtype, the target dtype and its
+ * tensor as it lies on the device: with a dtype option, the target dtype and its
  * byte size (offsets stay the file's); valid while l is open. */
 HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
                                      const char *tensor, uint64_t *device_addr,

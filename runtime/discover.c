@@ -15,11 +15,11 @@
  *         true, lists of another shape, strings, objects) is pipeline
  *         configuration, not a component.
  *     A component's index is its 0-based position in the file's key order,
- *     counting every key (_class_name included), as issue 3 and hoist.h
- *     define it.  Only the relative order of indexes matters to the sort,
- *     so this gives the reference's order whichever way its caller numbers
- *     them.  Components are kept in index order; their array slot is not
- *     their index.
+ *     counting every key (_class_name included), as hoist.h defines it.
+ *     Only the relative order of indexes matters to the sort, so this gives
+ *     the reference's order whichever way its caller numbers them.
+ *     Components are kept in index order; their array slot is not their
+ *     index.
  *   - A plain model folder (no model_index.json, but weight files in it):
  *     a one-component pipeline named after the folder, whose library and
  *     class come from its config.json (_class_name and "diffusers" when

@@ -5,10 +5,10 @@
  * pinned ring slots from the file (memcpy from the mapping when its pages
  * are cached, pread or O_DIRECT when not), and issue cudaMemcpyAsync on
  * their own stream; an event per slot tells when the slot may be refilled.
- * Chunks of a few MiB that stay in the CPU caches and about one thread per
- * two cores reached the highest rates on the GPU machines (4 MiB x 8
- * threads: 47.6 GB/s of a 55.4 GB/s link on an H200, bench/RESULTS.md), so
- * those are the defaults.
+ * Chunks of a few MiB stay in the CPU caches between the read and the copy,
+ * and enough readers keep enough copies in flight to fill the link; 4 MiB
+ * chunks and about three readers for every four cores reached the highest
+ * rates (bench/RESULTS.md), so those are the defaults.
  *
  * A chunk that converts is copied into a chunk-sized slot of the device
  * scratch, taken from a pool the readers share, and converted later, on
@@ -17,15 +17,16 @@
  * and gives the scratch slot back; the next copy into it waits for the
  * conversion on the device.  The copy streams so hold copies only, as in a
  * plain load: a kernel that waits on the device for a copy in flight (on
- * the copy's stream, the obvious design, or through an event) cost 1.5-2.5 %
- * of a load on H200s, an empty kernel as much as a conversion, and smaller
- * slots cost more (bench/RESULTS.md, "Deferred conversion").  A reader
+ * the copy's stream, the obvious design, or through an event) slows the
+ * copies down, an empty kernel as much as a conversion, and the more so the
+ * smaller the slots (bench/RESULTS.md, "Deferred conversion").  A reader
  * that finds the pool empty first converts the other chunk it holds, so a
  * waiting reader holds no slot and one slot is enough for progress.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB.  How bytes leave
- * a file is file_read.c's; the chunk list comes from job.c. */
+ * a file is file_read.c's; the chunk list comes from job.c; docs/design.md
+ * draws the whole path. */
 #include "engine.h"
 
 #include "checksum_host.h"
@@ -94,9 +95,9 @@ struct hoist_engine {
   void *pool_events[MAX_THREADS * SLOTS_PER_THREAD];
 };
 
-/* About three reader threads for every four cores, at most 12: on a
- * 16-core H200 host 12 threads reached 48.8 GB/s where 8 reached 47.0 and
- * 6 reached 40.9 (bench/RESULTS.md). */
+/* About three reader threads for every four cores, at most 12: more
+ * readers keep more copies in flight until the link is full, and past that
+ * they only contend for the cores (bench/RESULTS.md). */
 unsigned hoist_engine_default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 2) return 1;
@@ -241,7 +242,7 @@ static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *s
 }
 
 /* Fills slot with chunk c (or points *src at its bytes elsewhere).  When
- * hash is not NULL (--verify) and the chunk is one segment copied from a
+ * hash is not NULL (hoist_load_options.verify) and the chunk is one segment copied from a
  * file mapping, the copy also hashes it in the same pass and *hash is set
  * to upload_chunk_hash of the chunk; *hashed says whether that happened
  * (otherwise the caller hashes *src). */
@@ -254,7 +255,7 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
    * aligned read; everything else is gathered into the slot. */
   if (c->nseg == 1 && seg->slot_off == 0) {
     const upload_file *uf = &job->files[seg->file];
-    /* Zero-copy from the page-locked mapping; with --verify the bytes go
+    /* Zero-copy from the page-locked mapping; with verify on the bytes go
      * through the slot instead, where the host hash reads them under the
      * SIGBUS guard. */
     if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify) {
@@ -267,7 +268,7 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
       *src = data;
       return rc;
     }
-    /* Warm loads with --verify (and registered files, which verify reads
+    /* Warm loads with verify on (and registered files, which verify reads
      * through the slot): one pass over the mapping copies and hashes (a
      * single segment at slot offset 0 is the whole chunk, so the chunk's
      * blocks start where the segment does). */
@@ -344,7 +345,7 @@ static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
 
 /* Launches, on w's conversion stream, the conversion of the chunk copied
  * from pinned slot k, whose copy has finished (the caller waited for it):
- * hash the source in the scratch (--verify; the device then hashed exactly
+ * hash the source in the scratch (verify on; the device then hashed exactly
  * the bytes the host hashed), convert into the arena, hash the output.
  * Then gives the scratch slot back behind the slot's event (also when a
  * launch failed: the kernels already queued may still read it). */

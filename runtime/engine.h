@@ -119,7 +119,7 @@ void *hoist_engine_stream(const hoist_engine *e);
 
 /* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
  * block sums on the calling thread: what the reader threads take of every
- * chunk for --verify that they did not hash while copying it. */
+ * chunk for verification that they did not hash while copying it. */
 uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
 
 #endif /* HOIST_ENGINE_H */

@@ -133,8 +133,8 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
     hoist_read_mode m = mode;
     /* Cached pages are copied straight from the mapping (the fastest warm
      * path); a file mostly out of the page cache is read with O_DIRECT,
-     * which beat buffered reads cold on the GPU machines (1.78 against
-     * 1.50 GB/s, bench/RESULTS.md) and does not evict other data. */
+     * which was faster than buffered reads on cold files (bench/RESULTS.md)
+     * and does not evict other data. */
     if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_DIRECT;
     if (m == HOIST_READ_MMAP && u->map == NULL) m = HOIST_READ_PREAD;
     if (m == HOIST_READ_DIRECT) {

@@ -1,17 +1,21 @@
-/* load.c — hoist_load_pipeline: for each component in the planned order,
- * admission against the device's free memory read just before it, one arena
- * (or a few) with tensors placed largest-first at 256-byte alignment, and
- * the upload engine to fill it; offloaded components are read once into a
- * pinned host copy instead.  Any failure releases everything this load took,
- * so a refused or broken load leaves the device as it found it.
+/* load.c — hoist_load_pipeline, as named phases (hoist_load_pipeline_ext
+ * reads like a table of contents): plan (the components in load order,
+ * their target dtypes, placement and residency marks, and the transient
+ * memory each upload needs), preflight (the whole plan against the free
+ * memory at the start), then for each component admit (its need against
+ * the free memory read just before it), place (its arenas, or a pinned host
+ * copy for an offloaded one), upload (the engine fills them) and verify.
+ * Any failure releases everything this load took, so a refused or broken
+ * load leaves the device as it found it.
  *
- * With a target dtype (--dtype), floating tensors are placed in target
- * bytes and their chunks land in a small device scratch ring (held only
- * while the component uploads, and counted by its admission) from which the
- * conversion kernel writes the arena.  --verify compares, per chunk, the
- * block checksum the reader threads took of the bytes they read with the
- * device's checksum of the same bytes: where they landed for plain chunks,
- * in the scratch before conversion for converted ones. */
+ * With a target dtype (hoist_load_options.dtype), floating tensors are
+ * placed in target bytes and their chunks land in a small device scratch
+ * ring (held from the first converting component to the last, and counted
+ * by admission) from which the conversion kernel writes the arena.
+ * Verification compares, per chunk, the block checksum the reader threads
+ * took of the bytes they read with the device's checksum of the same bytes:
+ * where they landed for plain chunks, in the scratch before conversion for
+ * converted ones.  docs/design.md draws the data flow. */
 #include "load.h"
 #include "admission.h"
 #include "dtype.h"
@@ -215,7 +219,7 @@ static int plan(load_run *r) {
 
 /* Bytes of the transient device memory a component's upload uses: the
  * scratch ring when it converts, UPLOAD_VERIFY_BYTES_PER_CHUNK per chunk for
- * --verify; each rounded to the backend's granularity. */
+ * verification; each rounded to the backend's granularity. */
 static int size_own_transients(hoist_runtime *rt, hoist_engine *e, loaded_component *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
   uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;

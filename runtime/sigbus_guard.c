@@ -3,11 +3,11 @@
  *
  * While at least one load is copying from mappings, a SIGBUS handler is
  * installed.  A thread inside hoist_guarded_copy (a plain copy, or with
- * --verify the readers' fused copy and block checksum) has a jump buffer
- * armed; the handler jumps back there and the copy reports
- * HOIST_FILE_CHANGED.  A SIGBUS on any other thread or outside a guarded copy goes to the handler
- * that was installed before (or the default action), so the program's own
- * behaviour is unchanged.  The previous handler is restored when the last
+ * verification on, the readers' fused copy and block checksum) has a jump
+ * buffer armed; the handler jumps back there and the copy reports
+ * HOIST_FILE_CHANGED.  A SIGBUS on any other thread or outside a guarded
+ * copy goes to the handler that was installed before (or the default
+ * action), so the program's own behaviour is unchanged.  The previous handler is restored when the last
  * load releases the guard. */
 #include "file_read.h"
 
