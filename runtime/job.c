@@ -73,8 +73,8 @@ static uint64_t tensor_dst(const upload_job *job, const loaded_component *c,
     *arena = 0;
     return (uint64_t)(uintptr_t)c->host_copy + pt->off;
   }
-  *arena = comp_tensor_arena(c, pt);
-  return comp_tensor_addr(c, pt);
+  *arena = comp_tensor_arena(&c->arenas, pt);
+  return comp_tensor_addr(&c->arenas, pt);
 }
 
 /* The chunk being filled with small tensors, and the arena it lies in. */

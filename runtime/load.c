@@ -64,7 +64,7 @@ typedef struct load_run {
 } load_run;
 
 static void release_memory(hoist_runtime *rt, loaded_component *c) {
-  comp_free_arenas(rt, c);
+  comp_free_arenas(rt, &c->arenas);
   if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
   c->host_copy = NULL;
   c->pub.device_bytes = 0;
@@ -310,7 +310,7 @@ static int component_need(load_run *r, const loaded_component *c, bool new_ring,
  * its upload.  On failure what this component took is given back. */
 static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint64_t transient) {
   hoist_device *d = r->d;
-  int rc = comp_alloc_arenas(r->rt, c);
+  int rc = comp_alloc_arenas(r->rt, c, &c->arenas);
   if (rc == HOIST_OK && new_ring &&
       (rc = d->ops->alloc(d, c->ring_bytes, &r->ring_addr)) != HOIST_OK)
     r->ring_addr = 0;
@@ -322,15 +322,15 @@ static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint
     r->transient_addr = 0;
   if (rc == HOIST_OK) {
     c->pub.device_bytes = c->need;
-    c->pub.device_begin = c->arena_addr[0];
-    c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
+    c->pub.device_begin = c->arenas.addr[0];
+    c->pub.device_end = c->arenas.addr[0] + c->arenas.bytes[0];
     return HOIST_OK;
   }
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   r->hashes_addr = 0;
   if (new_ring && r->ring_addr != 0) d->ops->free(d, r->ring_addr);
   if (new_ring) r->ring_addr = 0;
-  comp_free_arenas(r->rt, c);
+  comp_free_arenas(r->rt, &c->arenas);
   return rc;
 }
 
@@ -548,10 +548,10 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
     if (pt == NULL)
       return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
     if (info != NULL) *info = &pt->dev;
-    if (c->narenas == 0)
+    if (c->arenas.n == 0)
       return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
                         component);
-    *device_addr = comp_tensor_addr(c, pt);
+    *device_addr = comp_tensor_addr(&c->arenas, pt);
     return HOIST_OK;
   }
   return hoist_fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);

@@ -13,56 +13,56 @@
 #include <stdlib.h>
 #include <string.h>
 
-int comp_tensor_arena(const loaded_component *c, const placed_tensor *pt) {
-  int a = c->narenas - 1;
-  while (a > 0 && pt->off < c->arena_begin[a]) a--;
-  return a;
+int comp_tensor_arena(const arena_set *a, const placed_tensor *pt) {
+  int k = a->n - 1;
+  while (k > 0 && pt->off < a->begin[k]) k--;
+  return k;
 }
 
-uint64_t comp_tensor_addr(const loaded_component *c, const placed_tensor *pt) {
-  int a = comp_tensor_arena(c, pt);
-  return c->arena_addr[a] + (pt->off - c->arena_begin[a]);
+uint64_t comp_tensor_addr(const arena_set *a, const placed_tensor *pt) {
+  int k = comp_tensor_arena(a, pt);
+  return a->addr[k] + (pt->off - a->begin[k]);
 }
 
-void comp_free_arenas(hoist_runtime *rt, loaded_component *c) {
-  for (int a = 0; a < c->narenas; a++) rt->dev->ops->free(rt->dev, c->arena_addr[a]);
-  c->narenas = 0;
+void comp_free_arenas(hoist_runtime *rt, arena_set *a) {
+  for (int k = 0; k < a->n; k++) rt->dev->ops->free(rt->dev, a->addr[k]);
+  a->n = 0;
 }
 
-/* Splits the placement into k arenas at tensor boundaries, close to equal
- * sizes, and allocates them; frees what it took when one fails. */
-static int alloc_split(hoist_runtime *rt, loaded_component *c, int k) {
+/* Splits c's span into k arenas at tensor boundaries, close to equal
+ * sizes, and allocates them into *a; frees what it took when one fails. */
+static int alloc_split(hoist_runtime *rt, const loaded_component *c, int k, arena_set *a) {
   uint64_t target = c->span / (uint64_t)k + 1;
-  c->narenas = 0;
+  a->n = 0;
   uint64_t begin = 0;
-  int rc = HOIST_OK;
   for (size_t i = 0; i <= c->ntensors; i++) {
     bool last = i == c->ntensors;
     uint64_t off = last ? c->span : c->tensors[i].off;
-    if (!last && (off - begin < target || c->narenas == k - 1)) continue;
+    if (!last && (off - begin < target || a->n == k - 1)) continue;
     if (off == begin) continue;
     uint64_t bytes = off - begin;
     uint64_t addr = 0;
-    rc = rt->dev->ops->alloc(rt->dev, bytes, &addr);
+    int rc = rt->dev->ops->alloc(rt->dev, bytes, &addr);
     if (rc != HOIST_OK) {
-      comp_free_arenas(rt, c);
+      comp_free_arenas(rt, a);
       return rc;
     }
-    c->arena_addr[c->narenas] = addr;
-    c->arena_begin[c->narenas] = begin;
-    c->arena_bytes[c->narenas] = bytes;
-    c->narenas++;
+    a->addr[a->n] = addr;
+    a->begin[a->n] = begin;
+    a->bytes[a->n] = bytes;
+    a->n++;
     begin = off;
   }
   return HOIST_OK;
 }
 
-int comp_alloc_arenas(hoist_runtime *rt, loaded_component *c) {
+int comp_alloc_arenas(hoist_runtime *rt, const loaded_component *c, arena_set *out) {
+  out->n = 0;
   if (c->span == 0) return HOIST_OK;
   int rc = HOIST_OK;
   /* One arena, or a few when fragmentation denies a single one. */
   for (int k = 1; k <= HOIST_MAX_ARENAS; k *= 2) {
-    rc = alloc_split(rt, c, k);
+    rc = alloc_split(rt, c, k, out);
     if (rc != HOIST_DEVICE_OOM || (size_t)k >= c->ntensors) break;
     hoist_log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
               (unsigned long long)c->span, k * 2);

@@ -11,6 +11,16 @@
 
 #define HOIST_MAX_ARENAS 8
 
+/* The device memory holding a component's span: one arena, or up to
+ * HOIST_MAX_ARENAS when the device denies one (fragmentation), cut at
+ * tensor boundaries.  n == 0: none (an offloaded component, unprepared). */
+typedef struct arena_set {
+  int n;
+  uint64_t addr[HOIST_MAX_ARENAS];
+  uint64_t begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
+  uint64_t bytes[HOIST_MAX_ARENAS];
+} arena_set;
+
 /* One tensor of a component, where it lies in the component's span. */
 typedef struct placed_tensor {
   const hoist_tensor_info *t;   /* as in the file */
@@ -47,17 +57,14 @@ typedef struct loaded_component {
                                    while it uploads, as the preflight counts
                                    them: its hashes and, within the ring's
                                    span, the scratch ring */
-  int narenas;
-  uint64_t arena_addr[HOIST_MAX_ARENAS];
-  uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
-  uint64_t arena_bytes[HOIST_MAX_ARENAS];
+  arena_set arenas;             /* where the span lives on the device */
   void *host_copy;              /* offload: pinned host copy of the span */
 } loaded_component;
 
-/* Device address of a placed tensor of c (its arenas must exist). */
-uint64_t comp_tensor_addr(const loaded_component *c, const placed_tensor *pt);
-/* Index of the arena a placed tensor lies in. */
-int comp_tensor_arena(const loaded_component *c, const placed_tensor *pt);
+/* Device address of a placed tensor in arenas a (a->n > 0). */
+uint64_t comp_tensor_addr(const arena_set *a, const placed_tensor *pt);
+/* Index of the arena of a that a placed tensor lies in. */
+int comp_tensor_arena(const arena_set *a, const placed_tensor *pt);
 /* Places c's tensors (c->files, c->info set): each with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
@@ -67,9 +74,11 @@ int comp_tensor_arena(const loaded_component *c, const placed_tensor *pt);
 int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target);
 /* The placed tensor of c named name; NULL when there is none. */
 const placed_tensor *comp_find_tensor(const loaded_component *c, const char *name);
-/* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
- * had) ; on failure nothing stays allocated. */
-int comp_alloc_arenas(hoist_runtime *rt, loaded_component *c);
-void comp_free_arenas(hoist_runtime *rt, loaded_component *c);
+/* Allocates arenas for c's span into *out (one, or up to HOIST_MAX_ARENAS
+ * when one cannot be had); on failure nothing stays allocated and out->n
+ * is 0.  c is only read. */
+int comp_alloc_arenas(hoist_runtime *rt, const loaded_component *c, arena_set *out);
+/* Frees a's arenas; a->n becomes 0. */
+void comp_free_arenas(hoist_runtime *rt, arena_set *a);
 
 #endif /* HOIST_PLACEMENT_H */

@@ -32,25 +32,26 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
   if (c->pub.residency == HOIST_FSDP || c->pub.residency == HOIST_RESIDENT) return HOIST_OK;
   uv_mutex_lock(&rt->load_lock);
   /* Checked under the lock: two threads preparing at once upload once. */
-  if (c->narenas > 0) {
+  if (c->arenas.n > 0) {
     uv_mutex_unlock(&rt->load_lock);
     return HOIST_OK;
   }
-  int rc = comp_alloc_arenas(rt, c);
+  int rc = comp_alloc_arenas(rt, c, &c->arenas);
   if (rc == HOIST_OK) {
     hoist_device *d = rt->dev;
     void *s = stream;
     /* One copy per arena from the pinned host copy: the pinned H2D rate. */
-    for (int a = 0; a < c->narenas && rc == HOIST_OK; a++)
-      rc = d->ops->copy_h2d_async(d, c->arena_addr[a], (unsigned char *)c->host_copy + c->arena_begin[a],
-                                  (size_t)c->arena_bytes[a], s);
+    for (int a = 0; a < c->arenas.n && rc == HOIST_OK; a++)
+      rc = d->ops->copy_h2d_async(d, c->arenas.addr[a],
+                                  (unsigned char *)c->host_copy + c->arenas.begin[a],
+                                  (size_t)c->arenas.bytes[a], s);
     if (rc != HOIST_OK) {
       if (s != NULL) d->ops->stream_sync(d, s);
-      comp_free_arenas(rt, c);
+      comp_free_arenas(rt, &c->arenas);
     } else {
       c->pub.device_bytes = c->need;
-      c->pub.device_begin = c->arena_addr[0];
-      c->pub.device_end = c->arena_addr[0] + c->arena_bytes[0];
+      c->pub.device_begin = c->arenas.addr[0];
+      c->pub.device_end = c->arenas.addr[0] + c->arenas.bytes[0];
       if (moved != NULL) *moved = 1;
     }
   }
@@ -66,11 +67,11 @@ int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved) {
   loaded_component *c = &l->components[i];
   if (c->pub.residency != HOIST_OFFLOAD) return HOIST_OK;
   uv_mutex_lock(&l->rt->load_lock);
-  if (c->narenas == 0) {
+  if (c->arenas.n == 0) {
     uv_mutex_unlock(&l->rt->load_lock);
     return HOIST_OK;
   }
-  comp_free_arenas(l->rt, c);
+  comp_free_arenas(l->rt, &c->arenas);
   c->pub.device_bytes = 0;
   c->pub.device_begin = c->pub.device_end = 0;
   uv_mutex_unlock(&l->rt->load_lock);

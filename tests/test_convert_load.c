@@ -383,11 +383,11 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
       }
     }
     for (int split = 0; split <= 1; split++) {
-      c.narenas = split ? 2 : 1;
-      c.arena_addr[0] = 0x100000;
-      c.arena_begin[0] = 0;
-      c.arena_addr[1] = 0x100000 + 4 * stride; /* adjacent to the first */
-      c.arena_begin[1] = 4 * stride;
+      c.arenas.n = split ? 2 : 1;
+      c.arenas.addr[0] = 0x100000;
+      c.arenas.begin[0] = 0;
+      c.arenas.addr[1] = 0x100000 + 4 * stride; /* adjacent to the first */
+      c.arenas.begin[1] = 4 * stride;
       upload_job job = {0};
       job.component = "m";
       job.files = &uf;
