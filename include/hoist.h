@@ -29,6 +29,8 @@
  *     runtime.
  *   - An open hoist_file and a hoist_pipeline are immutable: every accessor
  *     may be called from several threads at once.
+ *   - A hoist_loaded may be shared by threads too: see "Threading of a
+ *     loaded pipeline" below.
  */
 #ifndef HOIST_H
 #define HOIST_H
@@ -63,6 +65,7 @@ HOIST_EXPORT const char *hoist_version(void);
   X(NOT_FOUND, -4, "no such file or directory")                                    \
   X(CANCELLED, -5, "operation cancelled")                                          \
   X(UNSUPPORTED, -6, "operation not supported")                                    \
+  X(BUSY, -7, "resource in use")                                                   \
   X(HEADER_TOO_SMALL, -20, "file too small to hold a safetensors header")          \
   X(HEADER_TOO_LARGE, -21, "header length above 100,000,000 bytes")                \
   X(HEADER_LENGTH, -22, "header length runs past the end of the file")            \
@@ -398,23 +401,54 @@ HOIST_EXPORT double hoist_loaded_seconds(const hoist_loaded *l);
 HOIST_EXPORT uint64_t hoist_loaded_total_bytes(const hoist_loaded *l);
 HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
 
+/* Threading of a loaded pipeline
+ *   - Every call below on one l may be made from several threads at once:
+ *     the accessors, hoist_loaded_tensor, hoist_loaded_hold/unhold,
+ *     hoist_prepare_for_use and hoist_release_after_use.  Moves serialize
+ *     with each other and with loads on the runtime; lookups read a
+ *     component's device memory under l's lock, so they never see it half
+ *     made or half freed.  hoist_loaded_close must not overlap any of them.
+ *   - An address from hoist_loaded_tensor is valid while the caller holds
+ *     its component (hoist_loaded_hold); without a hold, until that
+ *     component is released or l is closed, which the caller must then
+ *     order itself.  The device_bytes/device_begin/device_end of an
+ *     offloaded component's hoist_loaded_info change when it is prepared or
+ *     released: read them under a hold, or from the thread that moves it.
+ *   - The other fields of hoist_loaded_info, and *info from
+ *     hoist_loaded_tensor, never change while l is open. */
+
 /* Device address of a tensor of a resident (or prepared) component; 0 with
  * HOIST_NOT_FOUND when the name is unknown, or HOIST_UNSUPPORTED when the
  * component is offloaded and not prepared.  *info (optional) describes the
- * tensor as it lies on the device: with a dtype option, the target dtype and its
- * byte size (offsets stay the file's); valid while l is open. */
+ * tensor as it lies on the device: with a dtype option, the target dtype
+ * and its byte size (offsets stay the file's); valid while l is open. */
 HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
                                      const char *tensor, uint64_t *device_addr,
                                      const hoist_tensor_info **info);
 
-/* Residency moves.  prepare_for_use makes component i resident on the local
- * device (an offloaded one is uploaded into a fresh arena on stream, which
- * may be NULL for the default stream; a resident one returns at once).
- * release_after_use frees an offloaded component's arena.  For an FSDP
- * component both are no-ops that return HOIST_OK and set *moved to 0 (its
- * owner places it).  *moved (optional) says whether bytes moved. */
-HOIST_EXPORT int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved);
-HOIST_EXPORT int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved);
+/* Holds the device memory of the component at position: while a hold is
+ * outstanding, hoist_release_after_use of that component refuses with
+ * HOIST_BUSY, so addresses read from hoist_loaded_tensor stay valid (a
+ * binding holds a component while it exports its tensors).  Holds count:
+ * each hoist_loaded_hold needs its hoist_loaded_unhold.  A resident or FSDP
+ * component may be held (nothing releases it anyway); an offloaded one only
+ * while prepared, else HOIST_UNSUPPORTED.  A position past the end is
+ * HOIST_INVALID_ARGUMENT.  hoist_loaded_unhold of a component not held, and
+ * hoist_loaded_close with holds outstanding, are API misuse (they assert). */
+HOIST_EXPORT int hoist_loaded_hold(hoist_loaded *l, size_t position);
+HOIST_EXPORT void hoist_loaded_unhold(hoist_loaded *l, size_t position);
+
+/* Residency moves.  prepare_for_use makes the component at position
+ * resident on the local device (an offloaded one is uploaded into a fresh
+ * arena on stream, which may be NULL for the default stream; a resident or
+ * already prepared one returns at once).  release_after_use frees an
+ * offloaded component's arena; HOIST_BUSY (nothing freed) while the
+ * component is held.  For a resident or FSDP component both are no-ops
+ * that return HOIST_OK and set *moved to 0 (an FSDP component's owner
+ * places it).  *moved (optional) says whether bytes moved. */
+HOIST_EXPORT int hoist_prepare_for_use(hoist_loaded *l, size_t position, void *stream,
+                                       int *moved);
+HOIST_EXPORT int hoist_release_after_use(hoist_loaded *l, size_t position, int *moved);
 
 #ifdef __cplusplus
 }

@@ -63,25 +63,6 @@ typedef struct load_run {
   uint64_t ring_addr, hashes_addr, transient_addr;
 } load_run;
 
-static void release_memory(hoist_runtime *rt, loaded_component *c) {
-  comp_free_arenas(rt, &c->arenas);
-  if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
-  c->host_copy = NULL;
-  c->pub.device_bytes = 0;
-  c->pub.device_begin = c->pub.device_end = 0;
-}
-
-static void loaded_free(hoist_loaded *l) {
-  if (l == NULL) return;
-  for (size_t i = 0; i < l->count; i++) {
-    release_memory(l->rt, &l->components[i]);
-    free(l->components[i].tensors);
-    free(l->components[i].by_name);
-  }
-  free(l->components);
-  free(l);
-}
-
 /* Checks that order[0..n) is a permutation of the slots 0..n-1. */
 static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
   unsigned char *seen = calloc(n > 0 ? n : 1, 1);
@@ -105,15 +86,10 @@ static int run_open(load_run *r) {
   uv_mutex_lock(&r->rt->load_lock);
   hoist_sigbus_guard_acquire();
   const size_t n = r->n = hoist_pipeline_component_count(r->p), m = n > 0 ? n : 1;
-  hoist_loaded *l = r->l = calloc(1, sizeof *l);
-  if (l == NULL || (l->components = calloc(m, sizeof *l->components)) == NULL ||
-      (r->offload = calloc(m, 1)) == NULL || (r->fsdp = calloc(m, 1)) == NULL ||
-      (r->target = calloc(m, sizeof *r->target)) == NULL ||
+  if ((r->l = loaded_create(r->rt, r->p)) == NULL || (r->offload = calloc(m, 1)) == NULL ||
+      (r->fsdp = calloc(m, 1)) == NULL || (r->target = calloc(m, sizeof *r->target)) == NULL ||
       (r->infos = calloc(m, sizeof *r->infos)) == NULL)
     return hoist_fail(r->rt, HOIST_NO_MEMORY, "out of memory starting a load");
-  l->rt = r->rt;
-  l->p = r->p;
-  l->count = n;
   if (r->ext != NULL && r->ext->order != NULL) return check_order(r->rt, r->ext->order, n);
   return HOIST_OK;
 }
@@ -125,7 +101,7 @@ static void run_close(load_run *r, bool ok) {
   if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   if (r->ring_addr != 0) d->ops->free(d, r->ring_addr);
-  if (!ok) loaded_free(r->l);
+  if (!ok) loaded_destroy(r->l);
   free(r->offload);
   free(r->fsdp);
   free(r->target);
@@ -518,41 +494,4 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   }
   run_close(&r, rc == HOIST_OK);
   return rc;
-}
-
-void hoist_loaded_close(hoist_loaded *l) {
-  if (l == NULL) return;
-  hoist_runtime *rt = l->rt;
-  uv_mutex_lock(&rt->load_lock);
-  loaded_free(l);
-  uv_mutex_unlock(&rt->load_lock);
-}
-
-size_t hoist_loaded_component_count(const hoist_loaded *l) { return l->count; }
-
-const hoist_loaded_info *hoist_loaded_component(const hoist_loaded *l, size_t i) {
-  return i < l->count ? &l->components[i].pub : NULL;
-}
-
-double hoist_loaded_seconds(const hoist_loaded *l) { return l->seconds; }
-uint64_t hoist_loaded_total_bytes(const hoist_loaded *l) { return l->total_bytes; }
-const char *hoist_loaded_device(const hoist_loaded *l) { return l->rt->device_name; }
-
-int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char *tensor,
-                        uint64_t *device_addr, const hoist_tensor_info **info) {
-  *device_addr = 0;
-  for (size_t i = 0; i < l->count; i++) {
-    const loaded_component *c = &l->components[i];
-    if (strcmp(c->info->name, component) != 0) continue;
-    const placed_tensor *pt = comp_find_tensor(c, tensor);
-    if (pt == NULL)
-      return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
-    if (info != NULL) *info = &pt->dev;
-    if (c->arenas.n == 0)
-      return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
-                        component);
-    *device_addr = comp_tensor_addr(&c->arenas, pt);
-    return HOIST_OK;
-  }
-  return hoist_fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
 }

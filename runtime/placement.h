@@ -59,6 +59,7 @@ typedef struct loaded_component {
                                    span, the scratch ring */
   arena_set arenas;             /* where the span lives on the device */
   void *host_copy;              /* offload: pinned host copy of the span */
+  uint64_t holds;               /* hoist_loaded_hold count (under l->lock) */
 } loaded_component;
 
 /* Device address of a placed tensor in arenas a (a->n > 0). */

@@ -1,8 +1,8 @@
-/* test_residency.c — admission control and residency on the host backend
- * (issue 5): exact capacity thresholds, preflight refusal before any
- * allocation, --offload and --fsdp, --on-oom offload, injected allocation
- * failures and a capacity drop between components, prepare/release moves,
- * and the CLI's exit code 4 with its JSON. */
+/* test_residency.c — admission control and residency on the host backend:
+ * exact capacity thresholds, preflight refusal before any allocation,
+ * offload and fsdp, on-oom offload, injected allocation failures and a
+ * capacity drop between components, prepare/release moves and holds, and
+ * the CLI's exit code 4 with its JSON and its flag names. */
 #include "testutil.h"
 
 #include "admission.h"
@@ -160,6 +160,81 @@ START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
   ck_assert_uint_eq(hoist_device_host_allocated(w.rt), w.need_total - w.need_te2);
   hoist_loaded_close(l);
   world_close(&w);
+}
+END_TEST
+
+/* Holds pin a prepared component: release refuses with HOIST_BUSY, saying
+ * how many holds are out, until every hold is given back; an unprepared
+ * offloaded component cannot be held; resident and FSDP ones can. */
+static hoist_loaded *load_marked(world *w, const char *offload, const char *fsdp) {
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.offload = offload;
+  o.fsdp = fsdp;
+  hoist_loaded *l = NULL;
+  ck_assert_msg(hoist_load_pipeline(w->rt, w->p, &o, &l) == HOIST_OK, "%s",
+                hoist_last_error(w->rt));
+  return l;
+}
+
+START_TEST(holds_keep_a_prepared_component) {
+  world w;
+  world_open(&w, "res_holds", 0);
+  hoist_loaded *l = load_marked(&w, "text_encoder_2", "vae");
+  size_t te2 = 0, dit = 0, vae = 0;
+  comp(l, "text_encoder_2", &te2);
+  comp(l, "transformer", &dit);
+  comp(l, "vae", &vae);
+  const uint64_t resident = w.need_total - w.need_te2;
+
+  ck_assert_int_eq(hoist_loaded_hold(l, hoist_loaded_component_count(l)), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist_loaded_hold(l, te2), HOIST_UNSUPPORTED);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "call hoist_prepare_for_use first"));
+
+  int moved = -1;
+  ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 1);
+  uint64_t before = 0, after = 0;
+  ck_assert_int_eq(hoist_loaded_tensor(l, "text_encoder_2", "encoder.3", &before, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist_loaded_hold(l, te2), HOIST_OK);
+  ck_assert_int_eq(hoist_loaded_hold(l, te2), HOIST_OK);
+  ck_assert_int_eq(hoist_release_after_use(l, te2, &moved), HOIST_BUSY);
+  ck_assert_int_eq(moved, 0);
+  ck_assert_str_eq(hoist_last_error(w.rt), "release_after_use: text_encoder_2 is held (2 holds "
+                                           "outstanding); release it after hoist_loaded_unhold");
+  /* Nothing moved: the same address, the same memory in use. */
+  ck_assert_int_eq(hoist_loaded_tensor(l, "text_encoder_2", "encoder.3", &after, NULL), HOIST_OK);
+  ck_assert_uint_eq(after, before);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt), w.need_total);
+  ck_assert_uint_eq(comp(l, "text_encoder_2", NULL)->device_bytes, w.need_te2);
+  hoist_loaded_unhold(l, te2);
+  ck_assert_int_eq(hoist_release_after_use(l, te2, &moved), HOIST_BUSY);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "(1 hold outstanding)"));
+  hoist_loaded_unhold(l, te2);
+  ck_assert_int_eq(hoist_release_after_use(l, te2, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 1);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt), resident);
+  ck_assert_int_eq(hoist_loaded_hold(l, te2), HOIST_UNSUPPORTED);
+
+  /* Resident and FSDP components may be held; releasing them stays a
+   * no-op, held or not. */
+  ck_assert_int_eq(hoist_loaded_hold(l, dit), HOIST_OK);
+  ck_assert_int_eq(hoist_loaded_hold(l, vae), HOIST_OK);
+  ck_assert_int_eq(hoist_release_after_use(l, dit, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 0);
+  ck_assert_int_eq(hoist_release_after_use(l, vae, &moved), HOIST_OK);
+  ck_assert_int_eq(moved, 0);
+  hoist_loaded_unhold(l, dit);
+  hoist_loaded_unhold(l, vae);
+  ck_assert_uint_eq(hoist_device_host_allocated(w.rt), resident);
+  hoist_loaded_close(l);
+  world_close(&w);
+}
+END_TEST
+
+START_TEST(busy_status_has_a_name) {
+  ck_assert_int_eq(HOIST_BUSY, -7);
+  ck_assert_str_eq(hoist_status_name(HOIST_BUSY), "BUSY");
+  ck_assert_str_eq(hoist_strerror(HOIST_BUSY), "resource in use");
 }
 END_TEST
 
@@ -419,6 +494,8 @@ int main(void) {
   tcase_add_test(tc, admission_rule_is_exact_without_overflow);
   tcase_add_test(tc, exact_capacity_loads_one_byte_less_refuses);
   tcase_add_test(tc, offload_biggest_text_encoder_fits_same_capacity);
+  tcase_add_test(tc, holds_keep_a_prepared_component);
+  tcase_add_test(tc, busy_status_has_a_name);
   tcase_add_test(tc, fsdp_component_is_never_moved);
   tcase_add_test(tc, on_oom_offload_degrades);
   tcase_add_test(tc, groups_and_bad_names);
