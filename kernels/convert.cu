@@ -22,6 +22,7 @@
 
 extern "C" {
 #include "checks.h"
+#include "dtype.h"
 }
 #include "convert_kernels.cuh"
 #include "cuda_device.cuh"

@@ -5,7 +5,7 @@
  * A plain C header: no CUDA types (a stream is a cudaStream_t passed as
  * void *, NULL meaning the legacy default stream), callable from the C
  * runtime.  The launchers exist only in builds with CUDA (HOIST_HAVE_CUDA);
- * hoist_convert_supported() and hoist_checksum_host() exist in every build.
+ * hoist_checksum_host() exists in every build.
  *
  * Errors: launchers return a hoist status and record a detail message for
  * the calling thread (hoist_last_error(NULL)); they take no runtime.
@@ -26,12 +26,8 @@
 extern "C" {
 #endif
 
-/* ---- Conversion.
- * Supported pairs (definition in runtime/convert_ref.h): F32->BF16,
- * F32->F16, F16->BF16, BF16->F16, BF16->F32, F16->F32,
- * F8_E4M3->{BF16,F16,F32}, F8_E5M2->{BF16,F16,F32}; and from == to for any
- * valid dtype (a copy).  Pure; available without CUDA. */
-bool hoist_convert_supported(hoist_dtype from, hoist_dtype to);
+/* ---- Conversion: the pairs hoist_convert_supported (runtime/dtype.h)
+ * accepts, each defined in runtime/convert_ref.h. */
 
 #if defined(HOIST_HAVE_CUDA)
 /* Enqueues on stream the conversion of n_elements elements of src_type at

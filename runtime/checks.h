@@ -10,6 +10,7 @@
 #include "internal.h"
 
 #include <cuda_runtime_api.h>
+#include <string.h>
 
 /* Maps a CUDA error to a hoist status. */
 static inline int hoist_cuda_status(cudaError_t e) {
@@ -29,8 +30,17 @@ static inline int hoist_cuda_status(cudaError_t e) {
   }
 }
 
-int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
-                    int line);
+/* Records the failing statement what at file:line for rt (NULL: the calling
+ * thread), clears CUDA's sticky last error so the runtime stays usable, and
+ * returns the status.  In this header, not in a unit, so that the kernels
+ * and the CUDA backend share it without depending on each other. */
+static inline int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what,
+                                  const char *file, int line) {
+  const char *base = strrchr(file, '/');
+  (void)cudaGetLastError();
+  return hoist_fail(rt, hoist_cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
+                    cudaGetErrorString(e), cudaGetErrorName(e), base ? base + 1 : file, line);
+}
 
 #define CHECK_CUDA(rt, call)                                                  \
   do {                                                                        \

@@ -1,18 +1,18 @@
 /* convert_ref.c — the CPU reference of the dtype conversions: the element
- * functions of convert_ref.h applied to whole buffers, and the table of
- * supported pairs.  Plain C; built with or without CUDA.  The GPU kernels
+ * functions of convert_ref.h applied to whole buffers.  Which pairs convert
+ * is the dtype rule hoist_convert_supported (dtype.c); this file has a
+ * function for each.  Plain C; built with or without CUDA.  The GPU kernels
  * (kernels/convert.cu) must agree with this file bit for bit. */
 #include "convert_ref.h"
 
-#include "internal.h"
-#include "kernels.h"
+#include "dtype.h"
 
 #include <string.h>
 
 typedef uint32_t (*hoist_cvt_elem_fn)(uint32_t);
 
-/* The element function for a pair, or NULL when the pair is not a
- * conversion hoist does (from == to is handled by the callers). */
+/* The element function of a supported pair with from != to; NULL for any
+ * other pair. */
 static hoist_cvt_elem_fn hoist_cvt_lookup(hoist_dtype from, hoist_dtype to) {
   switch (from) {
   case HOIST_DTYPE_F32:
@@ -40,12 +40,6 @@ static hoist_cvt_elem_fn hoist_cvt_lookup(hoist_dtype from, hoist_dtype to) {
   default:
     return NULL;
   }
-}
-
-bool hoist_convert_supported(hoist_dtype from, hoist_dtype to) {
-  if ((unsigned)from >= (unsigned)HOIST_DTYPE_COUNT_ || (unsigned)to >= (unsigned)HOIST_DTYPE_COUNT_)
-    return false;
-  return from == to || hoist_cvt_lookup(from, to) != NULL;
 }
 
 /* Reads element i of a buffer of size-byte little-endian elements. */
@@ -92,6 +86,7 @@ int hoist_convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dt
     return HOIST_OK;
   }
   hoist_cvt_elem_fn fn = hoist_cvt_lookup(src_type, dst_type);
+  if (fn == NULL) return HOIST_UNSUPPORTED; /* the pair list and this file disagree */
   unsigned ss = hoist_dtype_bits(src_type) / 8, ds = hoist_dtype_bits(dst_type) / 8;
   const unsigned char *s = src;
   unsigned char *d = dst;

@@ -152,7 +152,7 @@ extern "C" {
  * element by element with the functions above (a memcpy when the types are
  * equal).  The buffers must not overlap and need no alignment.  Returns
  * HOIST_OK, HOIST_UNSUPPORTED for a pair hoist_convert_supported()
- * (kernels/kernels.h) refuses,
+ * (dtype.h) refuses,
  * or HOIST_INVALID_ARGUMENT for a NULL buffer with n > 0 or a byte size that
  * overflows.  Records nothing; thread-safe. */
 int hoist_convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,

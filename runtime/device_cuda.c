@@ -12,14 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
-                    int line) {
-  const char *base = strrchr(file, '/');
-  (void)cudaGetLastError(); /* clear the sticky error so the runtime stays usable */
-  return hoist_fail(rt, hoist_cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
-                    cudaGetErrorString(e), cudaGetErrorName(e), base ? base + 1 : file, line);
-}
-
 #define CUDA_RT(d) ((d)->rt)
 #define SET_DEVICE(d) CHECK_CUDA(CUDA_RT(d), cudaSetDevice((d)->ordinal))
 

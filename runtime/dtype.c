@@ -3,8 +3,6 @@
  * floating dtypes, conversion targets, a tensor's dtype on the device. */
 #include "dtype.h"
 
-#include "kernels.h"
-
 #include <string.h>
 
 static const struct {
@@ -44,6 +42,23 @@ bool hoist_dtype_is_float(hoist_dtype d) {
   case HOIST_DTYPE_F8_E8M0: case HOIST_DTYPE_F8_E4M3FNUZ: case HOIST_DTYPE_F8_E5M2FNUZ:
   case HOIST_DTYPE_F4: case HOIST_DTYPE_F6_E2M3: case HOIST_DTYPE_F6_E3M2:
     return true;
+  default:
+    return false;
+  }
+}
+
+bool hoist_convert_supported(hoist_dtype from, hoist_dtype to) {
+  if ((unsigned)from >= HOIST_DTYPE_COUNT_ || (unsigned)to >= HOIST_DTYPE_COUNT_) return false;
+  if (from == to) return true;
+  const bool to_16 = to == HOIST_DTYPE_F16 || to == HOIST_DTYPE_BF16;
+  switch (from) {
+  case HOIST_DTYPE_F32: /* narrowing, rounded once */
+    return to_16;
+  case HOIST_DTYPE_F16: /* widening exactly, or to the other 16-bit format through F32 */
+  case HOIST_DTYPE_BF16:
+  case HOIST_DTYPE_F8_E4M3: /* the OCP FP8 formats widen */
+  case HOIST_DTYPE_F8_E5M2:
+    return to_16 || to == HOIST_DTYPE_F32;
   default:
     return false;
   }

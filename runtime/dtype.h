@@ -14,6 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* The conversions hoist does (element by element in convert_ref.h, on the
+ * device in kernels/convert.cu): F32->BF16, F32->F16, F16->BF16,
+ * BF16->F16, BF16->F32, F16->F32, F8_E4M3->{BF16,F16,F32},
+ * F8_E5M2->{BF16,F16,F32}; and from == to for any valid dtype (a copy).
+ * Pure; in every build. */
+bool hoist_convert_supported(hoist_dtype from, hoist_dtype to);
+
 /* F16, BF16, F32, F64, C64 and the F8, F6 and F4 formats. */
 bool hoist_dtype_is_float(hoist_dtype d);
 

@@ -9,6 +9,7 @@
 
 #include "checksum_host.h"
 #include "convert_ref.h"
+#include "dtype.h"
 #include "kernels.h"
 
 #include <math.h>
