@@ -1,6 +1,34 @@
 /* internal.h — what every runtime module shares: hoist_tools.h (error
  * recording, checked size arithmetic, the internals the CLI uses) and
- * logging.  Not installed; nothing here is exported. */
+ * logging.  Not installed; nothing here is exported.
+ *
+ * Dependency order.  Each unit calls only units above it in this list, as
+ * libuv's units build on uv-common.c, so no unit imports one that imports
+ * it back (a header of plain types, like runtime.h's struct, may be read
+ * from anywhere):
+ *   status.c          status names, error details, logging
+ *   dtype.c           the dtype table and its rules: names, floating dtypes,
+ *                     conversion pairs, targets, a tensor's device dtype
+ *   convert_ref.c,    the CPU definitions of conversion and of the block
+ *   checksum_host.c   checksum (kernels/: the same on the device)
+ *   json_lexer.c,     the strict safetensors reader
+ *   safetensors.c
+ *   order.c           component names: classifiers, load order, selection
+ *   discover.c        pipelines: components, files, sizes, order
+ *   device_host.c,    the device backends, and the one that picks them
+ *   device_cuda.c,
+ *   device.c
+ *   sigbus_guard.c,   how bytes leave a file
+ *   file_read.c
+ *   engine.c          the upload engine: readers, pinned ring, streams
+ *   placement.c       a component's tensors in its span, and its arenas
+ *   admission.c       need + headroom <= free, and the preflight
+ *   job.c             a component's upload as a chunk list
+ *   verify.c          checking an upload against what was read
+ *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
+ *   load.c            a load, phase by phase
+ *   residency.c       moves after a load: prepare, release
+ *   runtime.c         a runtime: its device and its engine */
 #ifndef HOIST_INTERNAL_H
 #define HOIST_INTERNAL_H
 
