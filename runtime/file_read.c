@@ -153,7 +153,8 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
       } else {
         /* Page-lock the mapping so the DMA engine reads the page cache
          * directly; a backend without registration falls back to copies. */
-        rc = rt->dev->ops->host_register(rt->dev, (void *)u->map, (size_t)hoist_file_size(files[i]), 1);
+        rc = rt->dev->ops->host_register(rt->dev, (void *)u->map,
+                                         (size_t)hoist_file_size(files[i]), 1);
         if (rc == HOIST_OK) {
           u->registered = 1;
         } else if (rc == HOIST_UNSUPPORTED) {
