@@ -20,6 +20,9 @@
  *   - The library never prints and never exits: it logs through the
  *     callback set in hoist_config or with hoist_log_set().
  *   - No CUDA type appears here; device addresses are plain integers.
+ *   - Public names start with hoist_ or HOIST_.  The library's internal
+ *     functions and types start with hoist__ (as libuv's uv__), and none
+ *     of them is exported.
  *
  * Threading
  *   - A hoist_runtime may be shared by threads; calls that load or unload

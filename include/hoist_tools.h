@@ -1,10 +1,10 @@
 /* hoist_tools.h — the part of libhoist's internals that the hoist CLI, its
  * benchmarks and its tests use beyond hoist.h.
  *
- * Not installed and not part of the public API: every function here is
- * internal (prefix hoist__ once renamed), may change with any release, is
- * not exported by the shared library, and is reached by linking the static
- * archive hoist_internal.  Anything a program needs to load a pipeline is
+ * Not installed and not part of the public API: every name here is
+ * internal, carries the internal prefix hoist__ (public names have hoist_),
+ * may change with any release, is not exported by the shared library, and
+ * is reached by linking the static archive hoist_internal.  Anything a program needs to load a pipeline is
  * in hoist.h; what is here serves measuring and testing the library: a load
  * in a chosen order with a model of another framework's transient memory,
  * the rules the OOM simulator shares with the loader, the device behind a

@@ -1,5 +1,5 @@
-/* verify.h — checking an uploaded job against what was read (hoist_load_
- * options.verify).  Not installed; nothing here is exported. */
+/* verify.h — checking an uploaded job against what was read
+ * (hoist_load_options.verify).  Not installed; nothing here is exported. */
 #ifndef HOIST_VERIFY_H
 #define HOIST_VERIFY_H
 
