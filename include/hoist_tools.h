@@ -42,23 +42,23 @@ extern "C" {
 
 /* Records a detail message for rt (or, for rt == NULL, the calling thread:
  * hoist_last_error(NULL)) and returns status, so that call sites read
- * `return hoist_fail(...)`.  Thread-safe. */
-int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
+ * `return hoist__fail(...)`.  Thread-safe. */
+int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
 
 /* Duplicates a string with malloc; NULL on NULL or allocation failure. */
-char *hoist_strdup(const char *s);
+char *hoist__strdup(const char *s);
 
 /* Checked arithmetic: false on overflow, *out untouched then. */
-static inline bool hoist_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+static inline bool hoist__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_add_overflow(a, b, out);
 }
-static inline bool hoist_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+static inline bool hoist__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_mul_overflow(a, b, out);
 }
 /* Round x up to a multiple of align (a power of two); false on overflow. */
-static inline bool hoist_round_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
+static inline bool hoist__round_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
   uint64_t t;
-  if (!hoist_add_u64(x, align - 1, &t)) return false;
+  if (!hoist__add_u64(x, align - 1, &t)) return false;
   *out = t & ~(align - 1);
   return true;
 }
@@ -66,7 +66,7 @@ static inline bool hoist_round_up_u64(uint64_t x, uint64_t align, uint64_t *out)
 /* ------------------------------------------------------------------------ */
 /* A load in a chosen order, with a transient model (`hoist bench oom`) */
 
-typedef struct hoist_load_ext {
+typedef struct hoist__load_ext {
   /* n index-order slots (as hoist_pipeline_component takes them) in load
    * order, a permutation of 0..n-1; NULL: the planned order. */
   const size_t *order;
@@ -82,12 +82,12 @@ typedef struct hoist_load_ext {
    * device bytes the way a fault would).  NULL: none. */
   void (*after_upload)(void *user, hoist_loaded *l, size_t position);
   void *after_upload_user;
-} hoist_load_ext;
+} hoist__load_ext;
 
 /* hoist_load_pipeline with an order and a transient model; ext NULL is
  * exactly hoist_load_pipeline.  A bad order is HOIST_INVALID_ARGUMENT. */
-int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
-                            const hoist_load_options *opts, const hoist_load_ext *ext,
+int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist__load_ext *ext,
                             hoist_loaded **out);
 
 /* ------------------------------------------------------------------------ */
@@ -96,7 +96,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
 
 /* Admission: need bytes may be taken from free_bytes when headroom bytes
  * stay free afterwards.  Exact for every value. */
-bool hoist_admits(uint64_t need, uint64_t headroom, uint64_t free_bytes);
+bool hoist__admits(uint64_t need, uint64_t headroom, uint64_t free_bytes);
 
 /* Placement: every tensor starts at a multiple of this in its component's
  * span, and the span is a multiple of it. */
@@ -106,45 +106,45 @@ bool hoist_admits(uint64_t need, uint64_t headroom, uint64_t free_bytes);
  * picks the component named name, whose classifiers see load_name: the item
  * is its name, or a group (dit, text_encoder, image_encoder, vae, all) it
  * belongs to. */
-bool hoist_component_selected_by(const char *item, const char *name, const char *load_name);
+bool hoist__component_selected_by(const char *item, const char *name, const char *load_name);
 
 /* Order: sorts infos[0..n) into load order in place (a stable sort), as
  * hoist_pipeline_open orders a pipeline's components. */
-void hoist_component_sort(const hoist_component_info **infos, size_t n);
+void hoist__component_sort(const hoist_component_info **infos, size_t n);
 
 /* The opened safetensors files of p's component at slot (0-based place in
  * index order, as hoist_pipeline_component takes it); returns their count
  * and points *files at an array owned by p (valid until
  * hoist_pipeline_close).  0 with *files NULL for a component without
  * safetensors. */
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t slot,
+size_t hoist__pipeline_safetensors(const hoist_pipeline *p, size_t slot,
                                   hoist_file *const **files);
 
 /* Conversion targets: "bf16", "f16", "f32" or "keep" in any case (len
  * bytes), looked up in the dtype table as hoist_dtype_from_name does;
  * *out is the dtype, or HOIST_DTYPE_KEEP.  False for any other name. */
 #define HOIST_DTYPE_KEEP HOIST_DTYPE_COUNT_
-bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out);
+bool hoist__dtype_target_lookup(const char *s, size_t len, hoist_dtype *out);
 
 /* ------------------------------------------------------------------------ */
 /* The device behind a runtime.  Thread-safe. */
 
 /* "host" or "cuda". */
-const char *hoist_device_kind(const hoist_runtime *rt);
+const char *hoist__device_kind(const hoist_runtime *rt);
 /* "host" or the GPU's name ("NVIDIA H100 80GB HBM3"). */
-const char *hoist_device_name(const hoist_runtime *rt);
+const char *hoist__device_name(const hoist_runtime *rt);
 /* Bytes an allocation may be rounded up to (cuda: 2 MiB, host: 256). */
-uint64_t hoist_device_granularity(const hoist_runtime *rt);
+uint64_t hoist__device_granularity(const hoist_runtime *rt);
 /* Free and total device memory as the device sees it now. */
-int hoist_device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes);
+int hoist__device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes);
 /* Raw device memory outside any load (a ballast, another tenant); free
- * with hoist_device_free before the runtime closes. */
-int hoist_device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr);
-void hoist_device_free(hoist_runtime *rt, uint64_t addr);
+ * with hoist__device_free before the runtime closes. */
+int hoist__device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr);
+void hoist__device_free(hoist_runtime *rt, uint64_t addr);
 /* The pinned host-to-device copy rate: the median GB/s of `reps` copies of
  * `bytes` of random contents after two warm-up copies.  Allocates and
  * frees its buffers; the device must be idle for a fair figure. */
-int hoist_device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbps);
+int hoist__device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbps);
 
 /* ------------------------------------------------------------------------ */
 /* The host backend's hooks (rt's device must be "host"; another asserts).
@@ -153,26 +153,26 @@ int hoist_device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbp
 /* Makes `count` allocations fail (HOIST_DEVICE_OOM, "injected") starting
  * with the k-th from now (1: the next; k = 0 disables; count = UINT64_MAX:
  * every one from then on). */
-void hoist_device_host_fail_alloc_at(hoist_runtime *rt, uint64_t k, uint64_t count);
+void hoist__device_host_fail_alloc_at(hoist_runtime *rt, uint64_t k, uint64_t count);
 /* Changes the capacity at once, as another tenant would. */
-void hoist_device_host_set_capacity(hoist_runtime *rt, uint64_t capacity);
+void hoist__device_host_set_capacity(hoist_runtime *rt, uint64_t capacity);
 /* Device bytes allocated now, and pinned (staging) bytes. */
-uint64_t hoist_device_host_allocated(hoist_runtime *rt);
-uint64_t hoist_device_host_pinned(hoist_runtime *rt);
+uint64_t hoist__device_host_allocated(hoist_runtime *rt);
+uint64_t hoist__device_host_pinned(hoist_runtime *rt);
 /* Host-to-device copies, conversions and successful device allocations
  * since the device opened (tests count transfers with them). */
-void hoist_device_host_counts(hoist_runtime *rt, uint64_t *copies, uint64_t *converts,
+void hoist__device_host_counts(hoist_runtime *rt, uint64_t *copies, uint64_t *converts,
                               uint64_t *allocs);
 
 /* ------------------------------------------------------------------------ */
 /* The upload engine */
 
 /* Reader threads used when hoist_config.threads is 0. */
-unsigned hoist_engine_default_threads(void);
+unsigned hoist__engine_default_threads(void);
 /* Makes rt's upload engine now (its streams and pinned ring) rather than
  * at the first load, so device memory read afterwards is what loads see.
  * Serialized with loads. */
-int hoist_engine_prepare(hoist_runtime *rt);
+int hoist__engine_prepare(hoist_runtime *rt);
 
 #ifdef __cplusplus
 }

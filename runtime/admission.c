@@ -5,15 +5,15 @@
 
 #include <stdio.h>
 
-bool hoist_admits(uint64_t need, uint64_t headroom, uint64_t free_bytes) {
+bool hoist__admits(uint64_t need, uint64_t headroom, uint64_t free_bytes) {
   return need <= free_bytes && headroom <= free_bytes - need;
 }
 
-uint64_t hoist_admission_headroom(const hoist_device *d, int64_t option, uint64_t total_bytes) {
+uint64_t hoist__admission_headroom(const hoist__device *d, int64_t option, uint64_t total_bytes) {
   return option >= 0 ? (uint64_t)option : d->ops->default_headroom(d, total_bytes);
 }
 
-void hoist_admission_failure(hoist_load_failure *f, const char *component, uint64_t need,
+void hoist__admission_failure(hoist_load_failure *f, const char *component, uint64_t need,
                              uint64_t free_bytes) {
   if (f == NULL) return;
   snprintf(f->component, sizeof f->component, "%s", component);
@@ -21,7 +21,7 @@ void hoist_admission_failure(hoist_load_failure *f, const char *component, uint6
   f->free_bytes = free_bytes;
 }
 
-int hoist_admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
+int hoist__admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
                               const unsigned char *offload, uint64_t headroom,
                               uint64_t free_bytes, hoist_load_failure *failure) {
   uint64_t sum = 0;
@@ -29,17 +29,17 @@ int hoist_admission_preflight(hoist_runtime *rt, const loaded_component *compone
     const loaded_component *c = &components[i];
     if (offload[i] || c->need == 0) continue;
     uint64_t next = sum + c->need, with_transient = 0;
-    if (hoist_add_u64(next, c->held_bytes, &with_transient) &&
-        hoist_admits(with_transient, headroom, free_bytes)) {
+    if (hoist__add_u64(next, c->held_bytes, &with_transient) &&
+        hoist__admits(with_transient, headroom, free_bytes)) {
       sum = next;
       continue;
     }
     uint64_t total = next;
     for (size_t j = i + 1; j < n; j++)
       if (!offload[j]) total += components[j].need;
-    hoist_admission_failure(failure, c->info->name, c->need + c->held_bytes + headroom,
+    hoist__admission_failure(failure, c->info->name, c->need + c->held_bytes + headroom,
                             free_bytes > sum ? free_bytes - sum : 0);
-    return hoist_fail(rt, HOIST_ADMISSION,
+    return hoist__fail(rt, HOIST_ADMISSION,
                       "preflight: the plan needs %llu bytes on %s plus %llu headroom but %llu "
                       "are free; components before '%s' fit (%llu bytes), '%s' needs %llu "
                       "with %llu left; short by %llu bytes",

@@ -9,15 +9,15 @@
 
 #include "placement.h"
 
-/* The rule itself, hoist_admits, is in hoist_tools.h: the OOM simulator
+/* The rule itself, hoist__admits, is in hoist_tools.h: the OOM simulator
  * uses it too. */
 
 /* The headroom of a load: option (hoist_load_options.headroom) when it is
  * >= 0, else the backend's default for a device of total_bytes. */
-uint64_t hoist_admission_headroom(const hoist_device *d, int64_t option, uint64_t total_bytes);
+uint64_t hoist__admission_headroom(const hoist__device *d, int64_t option, uint64_t total_bytes);
 
 /* Fills *f (when not NULL) with the component refused and the numbers. */
-void hoist_admission_failure(hoist_load_failure *f, const char *component, uint64_t need,
+void hoist__admission_failure(hoist_load_failure *f, const char *component, uint64_t need,
                              uint64_t free_bytes);
 
 /* The preflight: can every component placed on the device (offload[i] 0,
@@ -25,7 +25,7 @@ void hoist_admission_failure(hoist_load_failure *f, const char *component, uint6
  * together with the transient bytes it holds while it uploads
  * (held_bytes)?  HOIST_ADMISSION naming the first that does not (and
  * filling *failure), else HOIST_OK. */
-int hoist_admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
+int hoist__admission_preflight(hoist_runtime *rt, const loaded_component *components, size_t n,
                               const unsigned char *offload, uint64_t headroom,
                               uint64_t free_bytes, hoist_load_failure *failure);
 

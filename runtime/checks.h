@@ -13,7 +13,7 @@
 #include <string.h>
 
 /* Maps a CUDA error to a hoist status. */
-static inline int hoist_cuda_status(cudaError_t e) {
+static inline int hoist__cuda_status(cudaError_t e) {
   switch (e) {
   case cudaSuccess:
     return HOIST_OK;
@@ -34,11 +34,11 @@ static inline int hoist_cuda_status(cudaError_t e) {
  * thread), clears CUDA's sticky last error so the runtime stays usable, and
  * returns the status.  In this header, not in a unit, so that the kernels
  * and the CUDA backend share it without depending on each other. */
-static inline int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what,
+static inline int hoist__cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what,
                                   const char *file, int line) {
   const char *base = strrchr(file, '/');
   (void)cudaGetLastError();
-  return hoist_fail(rt, hoist_cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
+  return hoist__fail(rt, hoist__cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
                     cudaGetErrorString(e), cudaGetErrorName(e), base ? base + 1 : file, line);
 }
 
@@ -46,14 +46,14 @@ static inline int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *
   do {                                                                        \
     cudaError_t hoist_e_ = (call);                                            \
     if (hoist_e_ != cudaSuccess)                                              \
-      return hoist_cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
+      return hoist__cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
   } while (0)
 
 #define CHECK_CUDA_GOTO(rt, call, rc, label)                                  \
   do {                                                                        \
     cudaError_t hoist_e_ = (call);                                            \
     if (hoist_e_ != cudaSuccess) {                                            \
-      (rc) = hoist_cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
+      (rc) = hoist__cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
       goto label;                                                             \
     }                                                                         \
   } while (0)

@@ -1,6 +1,6 @@
 /* convert_ref.c — the CPU reference of the dtype conversions: the element
  * functions of convert_ref.h applied to whole buffers.  Which pairs convert
- * is the dtype rule hoist_convert_supported (dtype.c); this file has a
+ * is the dtype rule hoist__convert_supported (dtype.c); this file has a
  * function for each.  Plain C; built with or without CUDA.  The GPU kernels
  * (kernels/convert.cu) must agree with this file bit for bit. */
 #include "convert_ref.h"
@@ -9,33 +9,33 @@
 
 #include <string.h>
 
-typedef uint32_t (*hoist_cvt_elem_fn)(uint32_t);
+typedef uint32_t (*hoist__cvt_elem_fn)(uint32_t);
 
 /* The element function of a supported pair with from != to; NULL for any
  * other pair. */
-static hoist_cvt_elem_fn hoist_cvt_lookup(hoist_dtype from, hoist_dtype to) {
+static hoist__cvt_elem_fn hoist__cvt_lookup(hoist_dtype from, hoist_dtype to) {
   switch (from) {
   case HOIST_DTYPE_F32:
-    if (to == HOIST_DTYPE_BF16) return hoist_cvt_f32_to_bf16;
-    if (to == HOIST_DTYPE_F16) return hoist_cvt_f32_to_f16;
+    if (to == HOIST_DTYPE_BF16) return hoist__cvt_f32_to_bf16;
+    if (to == HOIST_DTYPE_F16) return hoist__cvt_f32_to_f16;
     return NULL;
   case HOIST_DTYPE_F16:
-    if (to == HOIST_DTYPE_BF16) return hoist_cvt_f16_to_bf16;
-    if (to == HOIST_DTYPE_F32) return hoist_cvt_f16_to_f32;
+    if (to == HOIST_DTYPE_BF16) return hoist__cvt_f16_to_bf16;
+    if (to == HOIST_DTYPE_F32) return hoist__cvt_f16_to_f32;
     return NULL;
   case HOIST_DTYPE_BF16:
-    if (to == HOIST_DTYPE_F16) return hoist_cvt_bf16_to_f16;
-    if (to == HOIST_DTYPE_F32) return hoist_cvt_bf16_to_f32;
+    if (to == HOIST_DTYPE_F16) return hoist__cvt_bf16_to_f16;
+    if (to == HOIST_DTYPE_F32) return hoist__cvt_bf16_to_f32;
     return NULL;
   case HOIST_DTYPE_F8_E4M3:
-    if (to == HOIST_DTYPE_BF16) return hoist_cvt_e4m3_to_bf16;
-    if (to == HOIST_DTYPE_F16) return hoist_cvt_e4m3_to_f16;
-    if (to == HOIST_DTYPE_F32) return hoist_cvt_e4m3_to_f32;
+    if (to == HOIST_DTYPE_BF16) return hoist__cvt_e4m3_to_bf16;
+    if (to == HOIST_DTYPE_F16) return hoist__cvt_e4m3_to_f16;
+    if (to == HOIST_DTYPE_F32) return hoist__cvt_e4m3_to_f32;
     return NULL;
   case HOIST_DTYPE_F8_E5M2:
-    if (to == HOIST_DTYPE_BF16) return hoist_cvt_e5m2_to_bf16;
-    if (to == HOIST_DTYPE_F16) return hoist_cvt_e5m2_to_f16;
-    if (to == HOIST_DTYPE_F32) return hoist_cvt_e5m2_to_f32;
+    if (to == HOIST_DTYPE_BF16) return hoist__cvt_e5m2_to_bf16;
+    if (to == HOIST_DTYPE_F16) return hoist__cvt_e5m2_to_f16;
+    if (to == HOIST_DTYPE_F32) return hoist__cvt_e5m2_to_f32;
     return NULL;
   default:
     return NULL;
@@ -43,7 +43,7 @@ static hoist_cvt_elem_fn hoist_cvt_lookup(hoist_dtype from, hoist_dtype to) {
 }
 
 /* Reads element i of a buffer of size-byte little-endian elements. */
-static uint32_t hoist_cvt_load(const unsigned char *p, unsigned size, uint64_t i) {
+static uint32_t hoist__cvt_load(const unsigned char *p, unsigned size, uint64_t i) {
   switch (size) {
   case 1:
     return p[i];
@@ -60,7 +60,7 @@ static uint32_t hoist_cvt_load(const unsigned char *p, unsigned size, uint64_t i
   }
 }
 
-static void hoist_cvt_store(unsigned char *p, unsigned size, uint64_t i, uint32_t v) {
+static void hoist__cvt_store(unsigned char *p, unsigned size, uint64_t i, uint32_t v) {
   if (size == 2) {
     uint16_t h = (uint16_t)v;
     memcpy(p + i * 2, &h, 2);
@@ -69,12 +69,12 @@ static void hoist_cvt_store(unsigned char *p, unsigned size, uint64_t i, uint32_
   }
 }
 
-int hoist_convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
+int hoist__convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
                       uint64_t n) {
-  if (!hoist_convert_supported(src_type, dst_type)) return HOIST_UNSUPPORTED;
+  if (!hoist__convert_supported(src_type, dst_type)) return HOIST_UNSUPPORTED;
   uint64_t src_bits, dst_bits;
-  if (!hoist_mul_u64(n, hoist_dtype_bits(src_type), &src_bits) ||
-      !hoist_mul_u64(n, hoist_dtype_bits(dst_type), &dst_bits) || src_bits / 8 > SIZE_MAX ||
+  if (!hoist__mul_u64(n, hoist_dtype_bits(src_type), &src_bits) ||
+      !hoist__mul_u64(n, hoist_dtype_bits(dst_type), &dst_bits) || src_bits / 8 > SIZE_MAX ||
       dst_bits / 8 > SIZE_MAX)
     return HOIST_INVALID_ARGUMENT;
   if (n == 0) return HOIST_OK;
@@ -85,11 +85,11 @@ int hoist_convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dt
     memcpy(dst, src, (size_t)(src_bits / 8));
     return HOIST_OK;
   }
-  hoist_cvt_elem_fn fn = hoist_cvt_lookup(src_type, dst_type);
+  hoist__cvt_elem_fn fn = hoist__cvt_lookup(src_type, dst_type);
   if (fn == NULL) return HOIST_UNSUPPORTED; /* the pair list and this file disagree */
   unsigned ss = hoist_dtype_bits(src_type) / 8, ds = hoist_dtype_bits(dst_type) / 8;
   const unsigned char *s = src;
   unsigned char *d = dst;
-  for (uint64_t i = 0; i < n; i++) hoist_cvt_store(d, ds, i, fn(hoist_cvt_load(s, ss, i)));
+  for (uint64_t i = 0; i < n; i++) hoist__cvt_store(d, ds, i, fn(hoist__cvt_load(s, ss, i)));
   return HOIST_OK;
 }

@@ -8,52 +8,52 @@
 #include <string.h>
 #include <time.h>
 
-int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
-                      hoist_device **out) {
+int hoist__device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
+                      hoist__device **out) {
   *out = NULL;
-  if (spec == NULL || strcmp(spec, "host") == 0) return hoist_device_host_open(rt, capacity, out);
+  if (spec == NULL || strcmp(spec, "host") == 0) return hoist__device_host_open(rt, capacity, out);
   int ordinal = 0;
   if (strcmp(spec, "cuda") != 0) {
     if (strncmp(spec, "cuda:", 5) != 0 || spec[5] < '0' || spec[5] > '9')
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                         "device '%s': expected host, cuda or cuda:N", spec);
     char *end = NULL;
     errno = 0;
     long v = strtol(spec + 5, &end, 10);
     if (errno != 0 || *end != '\0' || v < 0 || v > 1024)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "device '%s': bad ordinal", spec);
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "device '%s': bad ordinal", spec);
     ordinal = (int)v;
   }
 #if defined(HOIST_HAVE_CUDA)
-  return hoist_device_cuda_open(rt, ordinal, out);
+  return hoist__device_cuda_open(rt, ordinal, out);
 #else
   (void)ordinal;
-  return hoist_fail(rt, HOIST_NO_DEVICE,
+  return hoist__fail(rt, HOIST_NO_DEVICE,
                     "device '%s': this build of hoist has no CUDA backend "
                     "(configure with the CUDA toolkit installed)",
                     spec);
 #endif
 }
 
-void hoist_device_close(hoist_device *d) {
+void hoist__device_close(hoist__device *d) {
   if (d != NULL) d->ops->destroy(d);
 }
 
-const char *hoist_device_kind(const hoist_runtime *rt) { return rt->dev->kind; }
-const char *hoist_device_name(const hoist_runtime *rt) { return rt->dev->name; }
-uint64_t hoist_device_granularity(const hoist_runtime *rt) {
+const char *hoist__device_kind(const hoist_runtime *rt) { return rt->dev->kind; }
+const char *hoist__device_name(const hoist_runtime *rt) { return rt->dev->name; }
+uint64_t hoist__device_granularity(const hoist_runtime *rt) {
   return rt->dev->ops->alloc_granularity;
 }
 
-int hoist_device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes) {
+int hoist__device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes) {
   return rt->dev->ops->mem_info(rt->dev, free_bytes, total_bytes);
 }
 
-int hoist_device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr) {
+int hoist__device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr) {
   return rt->dev->ops->alloc(rt->dev, bytes, addr);
 }
 
-void hoist_device_free(hoist_runtime *rt, uint64_t addr) { rt->dev->ops->free(rt->dev, addr); }
+void hoist__device_free(hoist_runtime *rt, uint64_t addr) { rt->dev->ops->free(rt->dev, addr); }
 
 static double now_seconds(void) {
   struct timespec ts;
@@ -66,14 +66,14 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int hoist_device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbps) {
-  hoist_device *d = rt->dev;
+int hoist__device_h2d_rate(hoist_runtime *rt, size_t bytes, int reps, double *gbps) {
+  hoist__device *d = rt->dev;
   void *host = NULL, *stream = NULL;
   uint64_t dev = 0;
   double times[64];
   *gbps = 0;
   if (reps < 1 || reps > 64 || bytes == 0)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "h2d rate: %d copies of %zu bytes", reps, bytes);
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "h2d rate: %d copies of %zu bytes", reps, bytes);
   int rc = d->ops->pinned_alloc(d, bytes, &host);
   if (rc == HOIST_OK) rc = d->ops->alloc(d, bytes, &dev);
   if (rc == HOIST_OK) rc = d->ops->stream_create(d, &stream);

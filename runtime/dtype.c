@@ -35,7 +35,7 @@ int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out) {
   return HOIST_BAD_DTYPE;
 }
 
-bool hoist_dtype_is_float(hoist_dtype d) {
+bool hoist__dtype_is_float(hoist_dtype d) {
   switch (d) {
   case HOIST_DTYPE_F16: case HOIST_DTYPE_BF16: case HOIST_DTYPE_F32: case HOIST_DTYPE_F64:
   case HOIST_DTYPE_C64: case HOIST_DTYPE_F8_E4M3: case HOIST_DTYPE_F8_E5M2:
@@ -47,7 +47,7 @@ bool hoist_dtype_is_float(hoist_dtype d) {
   }
 }
 
-bool hoist_convert_supported(hoist_dtype from, hoist_dtype to) {
+bool hoist__convert_supported(hoist_dtype from, hoist_dtype to) {
   if ((unsigned)from >= HOIST_DTYPE_COUNT_ || (unsigned)to >= HOIST_DTYPE_COUNT_) return false;
   if (from == to) return true;
   const bool to_16 = to == HOIST_DTYPE_F16 || to == HOIST_DTYPE_BF16;
@@ -64,7 +64,7 @@ bool hoist_convert_supported(hoist_dtype from, hoist_dtype to) {
   }
 }
 
-bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out) {
+bool hoist__dtype_target_lookup(const char *s, size_t len, hoist_dtype *out) {
   char upper[16];
   if (s == NULL || len >= sizeof upper) return false;
   for (size_t i = 0; i < len; i++)
@@ -81,27 +81,27 @@ bool hoist_dtype_target_lookup(const char *s, size_t len, hoist_dtype *out) {
   return true;
 }
 
-int hoist_dtype_target_parse(hoist_runtime *rt, const char *field, const char *s, size_t len,
+int hoist__dtype_target_parse(hoist_runtime *rt, const char *field, const char *s, size_t len,
                              hoist_dtype *out) {
-  if (hoist_dtype_target_lookup(s, len, out)) return HOIST_OK;
-  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: '%.*s' is not bf16, f16, f32 or keep",
+  if (hoist__dtype_target_lookup(s, len, out)) return HOIST_OK;
+  return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: '%.*s' is not bf16, f16, f32 or keep",
                     field, (int)(len > 64 ? 64 : len), s);
 }
 
-int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
+int hoist__tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
                         hoist_dtype target, hoist_dtype *to, uint64_t *bytes) {
   *to = t->dtype;
   *bytes = t->nbytes;
-  if (target == HOIST_DTYPE_KEEP || !hoist_dtype_is_float(t->dtype) || t->dtype == target)
+  if (target == HOIST_DTYPE_KEEP || !hoist__dtype_is_float(t->dtype) || t->dtype == target)
     return HOIST_OK;
-  if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
-    return hoist_fail(rt, HOIST_UNSUPPORTED,
+  if (!hoist__convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
+    return hoist__fail(rt, HOIST_UNSUPPORTED,
                       "%s: tensor '%s': no conversion from %s to %s (`dtype`); keep this "
                       "component's dtype with `dtype_for` %s=keep",
                       component, t->name, hoist_dtype_name(t->dtype), hoist_dtype_name(target),
                       component);
-  if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
+  if (!hoist__mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
                       t->name);
   *to = target;
   return HOIST_OK;

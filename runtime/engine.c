@@ -45,7 +45,7 @@
 #define NO_CHUNK SIZE_MAX
 
 typedef struct engine_worker {
-  struct hoist_engine *engine;
+  struct hoist__engine *engine;
   unsigned id;
   void *stream;                   /* copies (and waits for conversions) */
   void *events[SLOTS_PER_THREAD]; /* after slot k's last copy */
@@ -65,9 +65,9 @@ typedef struct engine_worker {
   int status;
 } engine_worker;
 
-struct hoist_engine {
+struct hoist__engine {
   hoist_runtime *rt;
-  hoist_device *dev;
+  hoist__device *dev;
   unsigned threads;
   uint64_t chunk;
   uint64_t slot_bytes; /* chunk + O_DIRECT slack */
@@ -98,14 +98,14 @@ struct hoist_engine {
 /* About three reader threads for every four cores, at most 12: more
  * readers keep more copies in flight until the link is full, and past that
  * they only contend for the cores (bench/RESULTS.md). */
-unsigned hoist_engine_default_threads(void) {
+unsigned hoist__engine_default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 2) return 1;
   unsigned t = (unsigned)(n * 3 / 4);
   return t > 12 ? 12 : t;
 }
 
-void hoist_engine_destroy(hoist_engine *e) {
+void hoist__engine_destroy(hoist__engine *e) {
   if (e == NULL) return;
   for (unsigned i = 0; i < e->threads; i++) {
     engine_worker *w = &e->workers[i];
@@ -124,32 +124,32 @@ void hoist_engine_destroy(hoist_engine *e) {
   free(e);
 }
 
-int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
+int hoist__engine_get(hoist_runtime *rt, hoist__engine **out) {
   if (rt->engine != NULL) {
     *out = rt->engine;
     return HOIST_OK;
   }
-  hoist_device *dev = rt->dev;
-  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : hoist_engine_default_threads();
+  hoist__device *dev = rt->dev;
+  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : hoist__engine_default_threads();
   uint64_t chunk = rt->cfg.chunk_bytes != 0 ? rt->cfg.chunk_bytes : DEFAULT_CHUNK;
   uint64_t ring_max = rt->cfg.ring_bytes != 0 ? rt->cfg.ring_bytes : (256u << 20);
   if (threads > MAX_THREADS)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "threads %u: at most %d", threads, MAX_THREADS);
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "threads %u: at most %d", threads, MAX_THREADS);
   if (chunk < 4096 || chunk > (1u << 30) || (chunk & 4095) != 0)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "chunk %llu bytes: must be a multiple of 4096 in [4 KiB, 1 GiB]",
                       (unsigned long long)chunk);
   uint64_t slot_bytes = chunk + 2 * HOIST_DIRECT_ALIGN;
   uint64_t ring = slot_bytes * SLOTS_PER_THREAD * threads;
   uint64_t slack = 2ull * HOIST_DIRECT_ALIGN * SLOTS_PER_THREAD * threads;
   if (ring - slack > ring_max)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "%u threads x %d slots x %llu-byte chunks need %llu bytes of pinned "
                       "ring, above the %llu-byte limit",
                       threads, SLOTS_PER_THREAD, (unsigned long long)chunk,
                       (unsigned long long)ring, (unsigned long long)ring_max);
-  hoist_engine *e = calloc(1, sizeof *e);
-  if (e == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory for the upload engine");
+  hoist__engine *e = calloc(1, sizeof *e);
+  if (e == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory for the upload engine");
   e->rt = rt;
   e->dev = dev;
   e->threads = threads;
@@ -157,14 +157,14 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
   e->slot_bytes = slot_bytes;
   e->ring_bytes = ring;
   int rc = HOIST_OK;
-  /* The locks before anything hoist_engine_destroy frees (it destroys them). */
+  /* The locks before anything hoist__engine_destroy frees (it destroys them). */
   const bool progress_ok = uv_mutex_init(&e->progress_lock) == 0;
   const bool pool_ok = progress_ok && uv_mutex_init(&e->pool_lock) == 0;
   if (!pool_ok || uv_cond_init(&e->pool_cond) != 0) {
     if (pool_ok) uv_mutex_destroy(&e->pool_lock);
     if (progress_ok) uv_mutex_destroy(&e->progress_lock);
     free(e);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create the upload engine's locks");
+    return hoist__fail(rt, HOIST_NO_MEMORY, "cannot create the upload engine's locks");
   }
   rc = dev->ops->pinned_alloc(dev, (size_t)ring, (void **)&e->ring);
   if (rc != HOIST_OK) goto fail;
@@ -184,28 +184,28 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
   }
   rt->engine = e;
   *out = e;
-  hoist_log(rt, HOIST_LOG_INFO, "upload engine: %u threads, %llu-byte chunks, %llu bytes pinned",
+  hoist__log(rt, HOIST_LOG_INFO, "upload engine: %u threads, %llu-byte chunks, %llu bytes pinned",
             threads, (unsigned long long)chunk, (unsigned long long)ring);
   return HOIST_OK;
 fail:
-  hoist_engine_destroy(e);
+  hoist__engine_destroy(e);
   return rc;
 }
 
-int hoist_engine_prepare(hoist_runtime *rt) {
-  hoist_engine *e = NULL;
+int hoist__engine_prepare(hoist_runtime *rt) {
+  hoist__engine *e = NULL;
   uv_mutex_lock(&rt->load_lock);
-  int rc = hoist_engine_get(rt, &e);
+  int rc = hoist__engine_get(rt, &e);
   uv_mutex_unlock(&rt->load_lock);
   return rc;
 }
 
-uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
-uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
+uint64_t hoist__engine_chunk_bytes(const hoist__engine *e) { return e->chunk; }
+uint64_t hoist__engine_pinned_bytes(const hoist__engine *e) { return e->ring_bytes; }
 
 /* ---- workers */
 
-static void report_progress(hoist_engine *e, uint64_t add) {
+static void report_progress(hoist__engine *e, uint64_t add) {
   upload_job *job = e->job;
   uint64_t before = atomic_fetch_add(&e->done, add);
   if (job->progress == NULL || job->total_bytes == 0) return;
@@ -227,13 +227,13 @@ static void report_progress(hoist_engine *e, uint64_t add) {
 /* Reads every segment of chunk c into slot at its slot offset and zeroes
  * the gaps between them, so the span copied (and hashed, and converted) is
  * the same bytes on every run. */
-static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *slot) {
+static int gather_chunk(hoist__engine *e, const upload_chunk *c, unsigned char *slot) {
   upload_job *job = e->job;
   const upload_segment *seg = &job->segs[c->first_seg];
   uint64_t end = 0;
   for (uint32_t k = 0; k < c->nseg; k++) {
     if (seg[k].slot_off > end) memset(slot + end, 0, (size_t)(seg[k].slot_off - end));
-    int rc = upload_read(e->rt, &job->files[seg[k].file], seg[k].file_off, slot + seg[k].slot_off,
+    int rc = hoist__upload_read(e->rt, &job->files[seg[k].file], seg[k].file_off, slot + seg[k].slot_off,
                          (size_t)seg[k].len);
     if (rc != HOIST_OK) return rc;
     end = seg[k].slot_off + seg[k].len;
@@ -244,9 +244,9 @@ static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *s
 /* Fills slot with chunk c (or points *src at its bytes elsewhere).  When
  * hash is not NULL (hoist_load_options.verify) and the chunk is one segment copied from a
  * file mapping, the copy also hashes it in the same pass and *hash is set
- * to upload_chunk_hash of the chunk; *hashed says whether that happened
+ * to hoist__upload_chunk_hash of the chunk; *hashed says whether that happened
  * (otherwise the caller hashes *src). */
-static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
+static int fill_chunk(hoist__engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
                       const unsigned char **src, uint64_t *hash, int *hashed) {
   upload_job *job = e->job;
   const upload_segment *seg = &job->segs[c->first_seg];
@@ -264,7 +264,7 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
     }
     if (uf->mode == HOIST_READ_DIRECT && !job->to_host) {
       unsigned char *data = NULL;
-      int rc = upload_read_direct(e->rt, uf, seg->file_off, (size_t)seg->len, slot, &data);
+      int rc = hoist__upload_read_direct(e->rt, uf, seg->file_off, (size_t)seg->len, slot, &data);
       *src = data;
       return rc;
     }
@@ -274,9 +274,9 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
      * blocks start where the segment does). */
     if (hash != NULL && (uf->mode == HOIST_READ_MMAP || uf->mode == HOIST_READ_REGISTER) &&
         uf->map != NULL && seg->len == c->len) {
-      int rc = hoist_guarded_copy(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
+      int rc = hoist__guarded_copy(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
       if (rc != HOIST_OK)
-        return hoist_fail(e->rt, rc,
+        return hoist__fail(e->rt, rc,
                           "%s: file shrank under its mapping at offset %llu during the load",
                           hoist_file_path(uf->file), (unsigned long long)seg->file_off);
       *hashed = 1;
@@ -291,14 +291,14 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
 /* The readers' hash: the add-only block sums in their fastest SIMD form
  * for this CPU (checksum_host.c), so hashing a chunk costs about as much as
  * reading it once more from the core's caches. */
-uint64_t upload_chunk_hash(const void *bytes, uint64_t n) {
-  return hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
+uint64_t hoist__upload_chunk_hash(const void *bytes, uint64_t n) {
+  return hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
 }
 
 /* A chunk of a host job (offload copy): read straight into the pinned host
  * copy, or, when it converts, into the worker's slot and converted from
  * there with the CPU reference. */
-static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
+static int host_chunk(hoist__engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
   upload_job *job = e->job;
   unsigned char *dst = (unsigned char *)(uintptr_t)c->dst;
   int rc = HOIST_OK;
@@ -307,14 +307,14 @@ static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsign
   } else {
     rc = gather_chunk(e, c, w->slots[k]);
     if (rc == HOIST_OK)
-      rc = hoist_convert_ref(dst, c->to, w->slots[k], c->from,
+      rc = hoist__convert_ref(dst, c->to, w->slots[k], c->from,
                              c->len / (hoist_dtype_bits(c->from) / 8));
     if (rc != HOIST_OK && rc != HOIST_FILE_CHANGED && rc != HOIST_IO)
-      rc = hoist_fail(e->rt, rc, "%s: converting a chunk %s -> %s on the host failed",
+      rc = hoist__fail(e->rt, rc, "%s: converting a chunk %s -> %s on the host failed",
                       job->component, hoist_dtype_name(c->from), hoist_dtype_name(c->to));
   }
   /* Host copies are checked where they lie: the hash of what was written. */
-  if (rc == HOIST_OK && job->verify) c->host_hash = upload_chunk_hash(dst, c->dst_len);
+  if (rc == HOIST_OK && job->verify) c->host_hash = hoist__upload_chunk_hash(dst, c->dst_len);
   return rc;
 }
 
@@ -324,7 +324,7 @@ static uint64_t scratch_addr(const upload_job *job, unsigned slot) {
 }
 
 /* Gives a scratch slot back to the pool. */
-static void scratch_release(hoist_engine *e, unsigned slot) {
+static void scratch_release(hoist__engine *e, unsigned slot) {
   uv_mutex_lock(&e->pool_lock);
   e->pool_free[e->pool_nfree++] = slot;
   uv_cond_signal(&e->pool_cond);
@@ -335,8 +335,8 @@ static void scratch_release(hoist_engine *e, unsigned slot) {
  * work that reads or writes the slot) is behind the slot's event, which the
  * next copy into it waits for; if the event cannot be recorded, waits for
  * the stream instead.  Returns the record's status. */
-static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
-  hoist_device *dev = e->dev;
+static int scratch_release_after(hoist__engine *e, unsigned slot, void *stream) {
+  hoist__device *dev = e->dev;
   int rc = dev->ops->event_record(dev, e->pool_events[slot], stream);
   if (rc != HOIST_OK) (void)dev->ops->stream_sync(dev, stream);
   scratch_release(e, slot);
@@ -349,8 +349,8 @@ static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
  * the bytes the host hashed), convert into the arena, hash the output.
  * Then gives the scratch slot back behind the slot's event (also when a
  * launch failed: the kernels already queued may still read it). */
-static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
-  hoist_device *dev = e->dev;
+static int convert_held(hoist__engine *e, engine_worker *w, unsigned k) {
+  hoist__device *dev = e->dev;
   upload_job *job = e->job;
   const size_t i = w->held[k];
   const unsigned slot = w->held_slot[k];
@@ -373,7 +373,7 @@ static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
 
 /* Waits for the copy from pinned slot k, then converts the chunk it brought
  * (convert_held). */
-static int convert_when_copied(hoist_engine *e, engine_worker *w, unsigned k) {
+static int convert_when_copied(hoist__engine *e, engine_worker *w, unsigned k) {
   int rc = e->dev->ops->event_sync(e->dev, w->events[k]);
   return rc == HOIST_OK ? convert_held(e, w, k) : rc;
 }
@@ -384,8 +384,8 @@ static int convert_when_copied(hoist_engine *e, engine_worker *w, unsigned k) {
  * (waiting for that copy), so no waiting reader holds a slot; then it
  * waits for one to come back.  HOIST_CANCELLED when the run failed
  * meanwhile (the first failure keeps its own status). */
-static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsigned *slot) {
-  hoist_device *dev = e->dev;
+static int scratch_acquire(hoist__engine *e, engine_worker *w, unsigned k, unsigned *slot) {
+  hoist__device *dev = e->dev;
   const unsigned other = (k + 1) % SLOTS_PER_THREAD;
   uint64_t t0 = 0;
   bool got = false;
@@ -414,15 +414,15 @@ static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsign
 
 static void worker_main(void *arg) {
   engine_worker *w = arg;
-  hoist_engine *e = w->engine;
-  hoist_device *dev = e->dev;
+  hoist__engine *e = w->engine;
+  hoist__device *dev = e->dev;
   upload_job *job = e->job;
   unsigned k = 0;
   int rc = HOIST_OK;
   for (;;) {
     if (atomic_load(&e->failed)) break;
     if (job->cancel != NULL && *job->cancel) {
-      rc = hoist_fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
+      rc = hoist__fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
       break;
     }
     size_t i = atomic_fetch_add(&e->next, 1);
@@ -450,7 +450,7 @@ static void worker_main(void *arg) {
     if (rc != HOIST_OK) break;
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
-    if (job->verify && !hashed) c->host_hash = upload_chunk_hash(src, c->len);
+    if (job->verify && !hashed) c->host_hash = hoist__upload_chunk_hash(src, c->len);
     /* A converted chunk goes into a scratch slot of the pool and is
      * converted when the reader is back at pinned slot k (convert_held). */
     const bool converts = c->from != c->to;
@@ -484,7 +484,7 @@ static void worker_main(void *arg) {
     uv_mutex_lock(&e->progress_lock);
     if (e->first_status == HOIST_OK) {
       e->first_status = rc;
-      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist_thread_last_error());
+      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist__thread_last_error());
     }
     uv_mutex_unlock(&e->progress_lock);
     atomic_store(&e->failed, 1);
@@ -504,9 +504,9 @@ static void worker_main(void *arg) {
 /* The conversion streams and the scratch pool's events, made by the first
  * job that converts on the device (a stream holds device memory: plain
  * loads do not pay for them).  Idempotent; on failure, what was made stays
- * for hoist_engine_destroy and the next call makes the rest. */
-static int engine_prepare_conversion(hoist_engine *e) {
-  hoist_device *dev = e->dev;
+ * for hoist__engine_destroy and the next call makes the rest. */
+static int engine_prepare_conversion(hoist__engine *e) {
+  hoist__device *dev = e->dev;
   for (unsigned i = 0; i < e->threads; i++) {
     engine_worker *w = &e->workers[i];
     int rc = HOIST_OK;
@@ -521,7 +521,7 @@ static int engine_prepare_conversion(hoist_engine *e) {
   return HOIST_OK;
 }
 
-int hoist_engine_run(hoist_engine *e, upload_job *job) {
+int hoist__engine_run(hoist__engine *e, upload_job *job) {
   job->copy_wait_ns = 0;
   job->scratch_waits = 0;
   job->scratch_wait_ns = 0;
@@ -532,10 +532,10 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     dev_converts = job->chunks[i].from != job->chunks[i].to;
   if (dev_converts) {
     if (job->scratch == 0 || job->scratch_slots == 0)
-      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
+      return hoist__fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
                         job->component);
     if (job->scratch_slots > e->threads * SLOTS_PER_THREAD)
-      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %u",
+      return hoist__fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %u",
                         job->component, job->scratch_slots, e->threads * SLOTS_PER_THREAD);
     if ((rc = engine_prepare_conversion(e)) != HOIST_OK) return rc;
   }
@@ -558,7 +558,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     e->workers[started].scratch_waits = 0;
     e->workers[started].scratch_wait_ns = 0;
     if (uv_thread_create(&e->workers[started].thread, worker_main, &e->workers[started]) != 0) {
-      rc = hoist_fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
+      rc = hoist__fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
       atomic_store(&e->failed, 1);
       break;
     }
@@ -572,12 +572,12 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     job->scratch_wait_ns += e->workers[i].scratch_wait_ns;
   }
   if (job->scratch_waits > 0)
-    hoist_log(e->rt, HOIST_LOG_DEBUG,
+    hoist__log(e->rt, HOIST_LOG_DEBUG,
               "%s: readers found the %u-slot scratch pool empty %llu times and waited %.3f ms "
               "in all for a slot",
               job->component, job->scratch_slots, (unsigned long long)job->scratch_waits,
               job->scratch_wait_ns / 1e6);
-  if (e->first_status != HOIST_OK) rc = hoist_fail(e->rt, e->first_status, "%s", e->first_msg);
+  if (e->first_status != HOIST_OK) rc = hoist__fail(e->rt, e->first_status, "%s", e->first_msg);
   e->job = NULL;
   return rc;
 }
@@ -586,17 +586,17 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
 
 /* Pool slots: one chunk each when two chunks fit, up to two per reader
  * (no reader holds more); else two halves of the scratch, or one slot. */
-unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes) {
+unsigned hoist__engine_scratch_slots(const hoist__engine *e, uint64_t scratch_bytes) {
   const uint64_t most = (uint64_t)SLOTS_PER_THREAD * e->threads;
   uint64_t n = scratch_bytes / e->chunk;
   if (n >= 2) return (unsigned)(n < most ? n : most);
   return scratch_bytes / 2 >= 4096 ? 2 : 1;
 }
 
-uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
-  uint64_t slot = scratch_bytes / hoist_engine_scratch_slots(e, scratch_bytes);
+uint64_t hoist__engine_scratch_slot(const hoist__engine *e, uint64_t scratch_bytes) {
+  uint64_t slot = scratch_bytes / hoist__engine_scratch_slots(e, scratch_bytes);
   if (slot > e->chunk) slot = e->chunk;
   return slot & ~(uint64_t)4095;
 }
 
-void *hoist_engine_stream(const hoist_engine *e) { return e->workers[0].stream; }
+void *hoist__engine_stream(const hoist__engine *e) { return e->workers[0].stream; }

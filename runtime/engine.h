@@ -3,7 +3,7 @@
  * reader threads and per-thread streams.
  *
  * The engine (threads' streams, events and ring slots) is created once per
- * runtime, on its first load, and reused; hoist_engine_destroy frees it at
+ * runtime, on its first load, and reused; hoist__engine_destroy frees it at
  * runtime close.  One job runs at a time per runtime (load.c serializes). */
 #ifndef HOIST_ENGINE_H
 #define HOIST_ENGINE_H
@@ -91,18 +91,18 @@ typedef struct upload_job {
  * and the batch checksum's table (upload_job.dev_hashes). */
 #define UPLOAD_VERIFY_BYTES_PER_CHUNK (24u + HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN)
 
-typedef struct hoist_engine hoist_engine;
+typedef struct hoist__engine hoist__engine;
 
 /* Creates the runtime's engine if needed (threads x 2 slots of chunk bytes,
  * within cfg.ring_bytes). */
-int hoist_engine_get(hoist_runtime *rt, hoist_engine **out);
-void hoist_engine_destroy(hoist_engine *e);
-uint64_t hoist_engine_chunk_bytes(const hoist_engine *e);
-uint64_t hoist_engine_pinned_bytes(const hoist_engine *e);
+int hoist__engine_get(hoist_runtime *rt, hoist__engine **out);
+void hoist__engine_destroy(hoist__engine *e);
+uint64_t hoist__engine_chunk_bytes(const hoist__engine *e);
+uint64_t hoist__engine_pinned_bytes(const hoist__engine *e);
 
 /* Runs a job to completion: every chunk copied and every stream
  * synchronized, or the first error (the others stop at the next chunk). */
-int hoist_engine_run(hoist_engine *e, upload_job *job);
+int hoist__engine_run(hoist__engine *e, upload_job *job);
 
 /* The scratch ring of a converting job within scratch_bytes: a pool of
  * slots the readers share, each holding one chunk in flight (a reader holds
@@ -110,16 +110,16 @@ int hoist_engine_run(hoist_engine *e, upload_job *job);
  * thread), else two halves, else one.  Bytes per slot: a multiple of 4096,
  * at most the chunk; 0 when scratch_bytes is below 4 KiB.  The ring is
  * slots x slot bytes. */
-unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes);
-uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
+unsigned hoist__engine_scratch_slots(const hoist__engine *e, uint64_t scratch_bytes);
+uint64_t hoist__engine_scratch_slot(const hoist__engine *e, uint64_t scratch_bytes);
 
 /* A stream of the engine's for work between runs (verification's batch
- * checksum); valid until hoist_engine_destroy. */
-void *hoist_engine_stream(const hoist_engine *e);
+ * checksum); valid until hoist__engine_destroy. */
+void *hoist__engine_stream(const hoist__engine *e);
 
-/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
+/* hoist__checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
  * block sums on the calling thread: what the reader threads take of every
  * chunk for verification that they did not hash while copying it. */
-uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
+uint64_t hoist__upload_chunk_hash(const void *bytes, uint64_t n);
 
 #endif /* HOIST_ENGINE_H */

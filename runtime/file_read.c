@@ -18,10 +18,10 @@ static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t
     ssize_t n = pread(fd, p, len, (off_t)off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
+      return hoist__fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
                         (unsigned long long)off, strerror(errno));
     if (n == 0)
-      return hoist_fail(rt, HOIST_FILE_CHANGED,
+      return hoist__fail(rt, HOIST_FILE_CHANGED,
                         "%s: file ended at offset %llu during the load (truncated or replaced)",
                         hoist_file_path(uf->file), (unsigned long long)off);
     p += n;
@@ -31,11 +31,11 @@ static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t
   return HOIST_OK;
 }
 
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
+int hoist__upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
   if (uf->mode == HOIST_READ_MMAP && uf->map != NULL) {
-    int rc = hoist_guarded_copy(dst, uf->map + off, len, NULL);
+    int rc = hoist__guarded_copy(dst, uf->map + off, len, NULL);
     if (rc != HOIST_OK)
-      return hoist_fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
+      return hoist__fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
                         hoist_file_path(uf->file), (unsigned long long)off);
     return HOIST_OK;
   }
@@ -44,7 +44,7 @@ int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *ds
 
 /* Reads the aligned superset of the wanted range and points at where the
  * wanted bytes start. */
-int upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
+int hoist__upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
                        unsigned char *slot, unsigned char **data) {
   uint64_t a = off & ~(uint64_t)(HOIST_DIRECT_ALIGN - 1);
   uint64_t end = off + len;
@@ -56,7 +56,7 @@ int upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, s
     ssize_t n = pread(uf->fd_direct, slot + got, want - got, (off_t)(a + got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
+      return hoist__fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
                         (unsigned long long)(a + got), strerror(errno));
     if (n == 0) break;
     got += (size_t)n;
@@ -64,7 +64,7 @@ int upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, s
   /* The aligned tail may run past the end of the file; only the wanted
    * bytes must be there, and the file must still be as long as it was. */
   if (a + got < end || (a + got < b && a + got < fsize))
-    return hoist_fail(rt, HOIST_FILE_CHANGED,
+    return hoist__fail(rt, HOIST_FILE_CHANGED,
                       "%s: file ended at offset %llu during the load (truncated or replaced)",
                       hoist_file_path(uf->file), (unsigned long long)(a + got));
   *data = slot + (off - a);
@@ -90,7 +90,7 @@ static double cached_fraction(const upload_file *uf) {
   return tried == 0 ? 1.0 : (double)hits / (double)tried;
 }
 
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
+void hoist__upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
   if (files == NULL) return;
   for (size_t i = 0; i < n; i++) {
     if (files[i].registered) rt->dev->ops->host_unregister(rt->dev, (void *)files[i].map);
@@ -100,10 +100,10 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
   free(files);
 }
 
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
                       hoist_read_mode mode, upload_file **out) {
   upload_file *uf = calloc(n > 0 ? n : 1, sizeof *uf);
-  if (uf == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (uf == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < n; i++) uf[i].fd = uf[i].fd_direct = -1;
   int rc = HOIST_OK;
   for (size_t i = 0; i < n; i++) {
@@ -113,7 +113,7 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
     const char *path = hoist_file_path(files[i]);
     u->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (u->fd < 0) {
-      rc = hoist_fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
+      rc = hoist__fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
                       strerror(errno));
       goto fail;
     }
@@ -121,13 +121,13 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
      * inode (not a same-size file moved over the path, as a cache update
      * does) and the same size. */
     struct stat st, orig;
-    if (fstat(u->fd, &st) != 0 || fstat(hoist_file_fd(files[i]), &orig) != 0 ||
+    if (fstat(u->fd, &st) != 0 || fstat(hoist__file_fd(files[i]), &orig) != 0 ||
         st.st_dev != orig.st_dev || st.st_ino != orig.st_ino) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
+      rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
       goto fail;
     }
     if ((uint64_t)st.st_size != hoist_file_size(files[i])) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
+      rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
       goto fail;
     }
     hoist_read_mode m = mode;
@@ -140,7 +140,7 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
     if (m == HOIST_READ_DIRECT) {
       u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
       if (u->fd_direct < 0) {
-        hoist_log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
+        hoist__log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
                   strerror(errno));
         m = HOIST_READ_PREAD;
       }
@@ -170,6 +170,6 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
   *out = uf;
   return HOIST_OK;
 fail:
-  upload_files_close(rt, uf, n);
+  hoist__upload_files_close(rt, uf, n);
   return rc;
 }

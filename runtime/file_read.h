@@ -25,28 +25,28 @@ typedef struct upload_file {
 
 /* Opens descriptors and picks each file's read mode (AUTO: a file whose
  * pages are mostly cached is copied from its mapping, others are read with
- * O_DIRECT).  Close with upload_files_close. */
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+ * O_DIRECT).  Close with hoist__upload_files_close. */
+int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
                       hoist_read_mode mode, upload_file **out);
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
+void hoist__upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
 
 /* Copies len bytes of f at absolute offset off into dst; truncation of the
  * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
+int hoist__upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
 
 /* O_DIRECT read of [off, off + len) into slot (HOIST_DIRECT_ALIGN-aligned,
  * with room for the aligned superset: len + 2 * HOIST_DIRECT_ALIGN); *data
  * points at the wanted bytes inside it. */
-int upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
+int hoist__upload_read_direct(hoist_runtime *rt, const upload_file *uf, uint64_t off, size_t len,
                        unsigned char *slot, unsigned char **data);
 
 /* SIGBUS-guarded copy from a file mapping (sigbus_guard.c): HOIST_OK, or
  * HOIST_FILE_CHANGED when the mapping lost pages under it (the file was
  * truncated).  With hash non-NULL the bytes are hashed in the same pass and
- * *hash is upload_chunk_hash(src, n).  A load holds the guard (acquire,
+ * *hash is hoist__upload_chunk_hash(src, n).  A load holds the guard (acquire,
  * release) while it copies from mappings. */
-int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
-void hoist_sigbus_guard_acquire(void);
-void hoist_sigbus_guard_release(void);
+int hoist__guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
+void hoist__sigbus_guard_acquire(void);
+void hoist__sigbus_guard_release(void);
 
 #endif /* HOIST_FILE_READ_H */

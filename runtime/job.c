@@ -12,7 +12,7 @@
 
 #include <stdlib.h>
 
-void upload_job_free(upload_job *job) {
+void hoist__upload_job_free(upload_job *job) {
   free(job->chunks);
   free(job->segs);
   job->chunks = NULL;
@@ -37,7 +37,7 @@ static int cut_tensor(hoist_runtime *rt, const upload_job *job, const placed_ten
   cut->step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
   if (cut->sb == 0 || cut->db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 ||
       cut->step < cut->sb || t->nbytes % cut->sb != 0)
-    return hoist_fail(rt, HOIST_UNSUPPORTED,
+    return hoist__fail(rt, HOIST_UNSUPPORTED,
                       "%s: tensor '%s': %s cannot be converted in chunks of %llu bytes",
                       job->component, t->name, hoist_dtype_name(t->dtype),
                       (unsigned long long)cut->step);
@@ -73,8 +73,8 @@ static uint64_t tensor_dst(const upload_job *job, const loaded_component *c,
     *arena = 0;
     return (uint64_t)(uintptr_t)c->host_copy + pt->off;
   }
-  *arena = comp_tensor_arena(&c->arenas, pt);
-  return comp_tensor_addr(&c->arenas, pt);
+  *arena = hoist__tensor_arena(&c->arenas, pt);
+  return hoist__tensor_addr(&c->arenas, pt);
 }
 
 /* The chunk being filled with small tensors, and the arena it lies in. */
@@ -138,21 +138,21 @@ static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt,
   job->segs[job->nsegs++] = (upload_segment){pt->file, 0, src, t->nbytes, i, 0};
 }
 
-int upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
+int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk) {
   uint64_t nsegs = 0;
   job->total_bytes = 0;
   if (c->ntensors > UINT32_MAX)
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
   int rc = count_segments(rt, job, c, chunk_bytes, convert_chunk, &nsegs);
   if (rc != HOIST_OK) return rc;
   if (nsegs > UINT32_MAX)
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
   job->chunks = malloc((nsegs > 0 ? nsegs : 1) * sizeof *job->chunks);
   job->segs = malloc((nsegs > 0 ? nsegs : 1) * sizeof *job->segs);
   if (job->chunks == NULL || job->segs == NULL) {
-    upload_job_free(job);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+    hoist__upload_job_free(job);
+    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
   }
   open_chunk cur = {false, 0, {0}};
   for (size_t i = 0; i < c->ntensors; i++) {

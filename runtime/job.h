@@ -18,8 +18,8 @@
  * before it in the same arena; tensors of different arenas never share a
  * chunk, even when the arenas happen to be adjacent.  On failure the job
  * holds no chunk list. */
-int upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
+int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk);
-void upload_job_free(upload_job *job);
+void hoist__upload_job_free(upload_job *job);
 
 #endif /* HOIST_JOB_H */

@@ -1,4 +1,4 @@
-/* load.c — hoist_load_pipeline, as named phases (hoist_load_pipeline_ext
+/* load.c — hoist_load_pipeline, as named phases (hoist__load_pipeline_ext
  * reads like a table of contents): plan (the components in load order,
  * their target dtypes, placement and residency marks, and the transient
  * memory each upload needs), preflight (the whole plan against the free
@@ -40,16 +40,16 @@ static double now_seconds(void) {
 /* One load in progress: what its phases share. */
 typedef struct load_run {
   hoist_runtime *rt;
-  hoist_device *d;
+  hoist__device *d;
   const hoist_pipeline *p;
   const hoist_load_options *o;
-  const hoist_load_ext *ext;
+  const hoist__load_ext *ext;
   hoist_loaded *l;
   size_t n;
   const hoist_component_info **infos; /* load order */
   hoist_dtype *target;                /* each component's target dtype */
   unsigned char *offload, *fsdp;      /* residency marks */
-  hoist_engine *e;
+  hoist__engine *e;
   /* The conversion scratch: a pool of scratch_slots slots of scratch_slot
    * bytes.  One ring serves the load (each allocation and free costs a
    * device synchronization), held from the first converting component placed
@@ -59,18 +59,18 @@ typedef struct load_run {
   size_t ring_last;
   uint64_t headroom;
   /* Device memory held besides the arenas: the ring while held, and the
-   * current component's verify hashes and hoist_load_ext transient. */
+   * current component's verify hashes and hoist__load_ext transient. */
   uint64_t ring_addr, hashes_addr, transient_addr;
 } load_run;
 
 /* Checks that order[0..n) is a permutation of the slots 0..n-1. */
 static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
   unsigned char *seen = calloc(n > 0 ? n : 1, 1);
-  if (seen == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
+  if (seen == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
   int rc = HOIST_OK;
   for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
     if (order[i] >= n || seen[order[i]])
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "load order: entry %zu is slot %zu, not a permutation of 0..%zu", i, order[i],
                       n > 0 ? n - 1 : 0);
     else
@@ -84,12 +84,12 @@ static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
  * truncation into FILE_CHANGED) and the load's tables. */
 static int run_open(load_run *r) {
   uv_mutex_lock(&r->rt->load_lock);
-  hoist_sigbus_guard_acquire();
+  hoist__sigbus_guard_acquire();
   const size_t n = r->n = hoist_pipeline_component_count(r->p), m = n > 0 ? n : 1;
-  if ((r->l = loaded_create(r->rt, r->p)) == NULL || (r->offload = calloc(m, 1)) == NULL ||
+  if ((r->l = hoist__loaded_create(r->rt, r->p)) == NULL || (r->offload = calloc(m, 1)) == NULL ||
       (r->fsdp = calloc(m, 1)) == NULL || (r->target = calloc(m, sizeof *r->target)) == NULL ||
       (r->infos = calloc(m, sizeof *r->infos)) == NULL)
-    return hoist_fail(r->rt, HOIST_NO_MEMORY, "out of memory starting a load");
+    return hoist__fail(r->rt, HOIST_NO_MEMORY, "out of memory starting a load");
   if (r->ext != NULL && r->ext->order != NULL) return check_order(r->rt, r->ext->order, n);
   return HOIST_OK;
 }
@@ -97,16 +97,16 @@ static int run_open(load_run *r) {
 /* Gives back what the run holds; on failure (ok false) the loaded pipeline
  * too, so a failed load leaves the device as it found it. */
 static void run_close(load_run *r, bool ok) {
-  hoist_device *d = r->d;
+  hoist__device *d = r->d;
   if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   if (r->ring_addr != 0) d->ops->free(d, r->ring_addr);
-  if (!ok) loaded_destroy(r->l);
+  if (!ok) hoist__loaded_destroy(r->l);
   free(r->offload);
   free(r->fsdp);
   free(r->target);
   free(r->infos);
-  hoist_sigbus_guard_release();
+  hoist__sigbus_guard_release();
   uv_mutex_unlock(&r->rt->load_lock);
 }
 
@@ -118,12 +118,12 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
   hoist_dtype all = HOIST_DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
-      (rc = hoist_dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
+      (rc = hoist__dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
     return rc;
   for (size_t i = 0; i < n; i++) target[i] = all;
   if (o->dtype_for == NULL || o->dtype_for[0] == '\0') return HOIST_OK;
   unsigned char *mark = malloc(n > 0 ? n : 1);
-  if (mark == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (mark == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   const char *p = o->dtype_for;
   while (*p != '\0' && rc == HOIST_OK) {
     const char *comma = strchr(p, ',');
@@ -132,16 +132,16 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
     char name[128];
     hoist_dtype d = HOIST_DTYPE_KEEP;
     if (eq == NULL || eq == p || (size_t)(eq - p) >= sizeof name) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`dtype_for`: '%.*s' is not NAME=DTYPE",
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT, "`dtype_for`: '%.*s' is not NAME=DTYPE",
                       (int)(len > 128 ? 128 : len), p);
       break;
     }
     memcpy(name, p, (size_t)(eq - p));
     name[eq - p] = '\0';
-    rc = hoist_dtype_target_parse(rt, "dtype_for", eq + 1, len - (size_t)(eq - p) - 1, &d);
+    rc = hoist__dtype_target_parse(rt, "dtype_for", eq + 1, len - (size_t)(eq - p) - 1, &d);
     if (rc != HOIST_OK) break;
     memset(mark, 0, n > 0 ? n : 1);
-    if ((rc = hoist_component_select(rt, "dtype_for", name, infos, n, mark)) != HOIST_OK) break;
+    if ((rc = hoist__component_select(rt, "dtype_for", name, infos, n, mark)) != HOIST_OK) break;
     for (size_t i = 0; i < n; i++)
       if (mark[i]) target[i] = d;
     p += len;
@@ -154,11 +154,11 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o,
 /* Residency marks from hoist_load_options.offload and fsdp. */
 static int plan_residency(load_run *r) {
   const hoist_load_options *o = r->o;
-  int rc = hoist_component_select(r->rt, "offload", o->offload, r->infos, r->n, r->offload);
-  if (rc == HOIST_OK) rc = hoist_component_select(r->rt, "fsdp", o->fsdp, r->infos, r->n, r->fsdp);
+  int rc = hoist__component_select(r->rt, "offload", o->offload, r->infos, r->n, r->offload);
+  if (rc == HOIST_OK) rc = hoist__component_select(r->rt, "fsdp", o->fsdp, r->infos, r->n, r->fsdp);
   for (size_t i = 0; i < r->n && rc == HOIST_OK; i++) {
     if (r->offload[i] && r->fsdp[i])
-      return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(r->rt, HOIST_INVALID_ARGUMENT,
                         "%s: marked both `offload` and `fsdp`; an FSDP component is placed by "
                         "its owner",
                         r->l->components[i].info->name);
@@ -171,24 +171,24 @@ static int plan_residency(load_run *r) {
  * dtypes, placement in target bytes (an impossible conversion fails here,
  * before anything is allocated) and residency marks. */
 static int plan(load_run *r) {
-  const hoist_load_ext *ext = r->ext;
+  const hoist__load_ext *ext = r->ext;
   for (size_t position = 0; position < r->n; position++) {
     loaded_component *c = &r->l->components[position];
     c->info = ext != NULL && ext->order != NULL
                   ? hoist_pipeline_component(r->p, ext->order[position])
                   : hoist_pipeline_ordered(r->p, position);
     r->infos[position] = c->info;
-    c->slot = hoist_pipeline_slot(r->p, c->info);
-    c->nfiles = hoist_pipeline_safetensors(r->p, c->slot, &c->files);
+    c->slot = hoist__pipeline_slot(r->p, c->info);
+    c->nfiles = hoist__pipeline_safetensors(r->p, c->slot, &c->files);
     c->pub.name = c->info->name;
     c->pub.residency = HOIST_RESIDENT;
     if (c->nfiles == 0 && c->info->file_count > 0)
-      hoist_log(r->rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded",
+      hoist__log(r->rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded",
                 c->info->name);
   }
   int rc = resolve_targets(r->rt, r->o, r->infos, r->n, r->target);
   for (size_t position = 0; position < r->n && rc == HOIST_OK; position++)
-    rc = comp_place(r->rt, &r->l->components[position], r->d->ops->alloc_granularity,
+    rc = hoist__place(r->rt, &r->l->components[position], r->d->ops->alloc_granularity,
                     r->target[position]);
   return rc == HOIST_OK ? plan_residency(r) : rc;
 }
@@ -196,9 +196,9 @@ static int plan(load_run *r) {
 /* Bytes of the transient device memory a component's upload uses: the
  * scratch ring when it converts, UPLOAD_VERIFY_BYTES_PER_CHUNK per chunk for
  * verification; each rounded to the backend's granularity. */
-static int size_own_transients(hoist_runtime *rt, hoist_engine *e, loaded_component *c, int verify,
+static int size_own_transients(hoist_runtime *rt, hoist__engine *e, loaded_component *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
-  uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
+  uint64_t chunk = hoist__engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
   for (size_t i = 0; i < c->ntensors; i++) {
     const placed_tensor *pt = &c->tensors[i];
     uint64_t step = pt->dev.dtype != pt->t->dtype ? convert_step : chunk;
@@ -206,11 +206,11 @@ static int size_own_transients(hoist_runtime *rt, hoist_engine *e, loaded_compon
   }
   c->chunk_bound = bound;
   uint64_t scratch = 0, hashes = 0, total = 0;
-  if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
+  if ((c->converts && !hoist__round_up_u64(scratch_ring, g, &scratch)) ||
       (verify && (bound > UINT64_MAX / UPLOAD_VERIFY_BYTES_PER_CHUNK ||
-                  !hoist_round_up_u64(bound * UPLOAD_VERIFY_BYTES_PER_CHUNK, g, &hashes))) ||
-      !hoist_add_u64(scratch, hashes, &total))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
+                  !hoist__round_up_u64(bound * UPLOAD_VERIFY_BYTES_PER_CHUNK, g, &hashes))) ||
+      !hoist__add_u64(scratch, hashes, &total))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
   c->ring_bytes = scratch;
   c->hash_bytes = hashes;
   return HOIST_OK;
@@ -221,20 +221,20 @@ static int size_own_transients(hoist_runtime *rt, hoist_engine *e, loaded_compon
  * chunk size allow, each component's own transient bytes, and the ring's
  * span, which gives what the preflight counts for each component. */
 static int plan_transients(load_run *r) {
-  int rc = hoist_engine_get(r->rt, &r->e);
+  int rc = hoist__engine_get(r->rt, &r->e);
   if (rc != HOIST_OK) return rc;
   r->scratch_want = r->o->scratch_bytes != 0 ? r->o->scratch_bytes : DEFAULT_SCRATCH;
-  r->scratch_slot = hoist_engine_scratch_slot(r->e, r->scratch_want);
-  r->scratch_slots = hoist_engine_scratch_slots(r->e, r->scratch_want);
+  r->scratch_slot = hoist__engine_scratch_slot(r->e, r->scratch_want);
+  r->scratch_slots = hoist__engine_scratch_slots(r->e, r->scratch_want);
   const uint64_t ring_bytes = r->scratch_slot * r->scratch_slots;
-  const uint64_t step = r->scratch_slot != 0 ? r->scratch_slot : hoist_engine_chunk_bytes(r->e);
+  const uint64_t step = r->scratch_slot != 0 ? r->scratch_slot : hoist__engine_chunk_bytes(r->e);
   size_t first = SIZE_MAX;
   uint64_t ring_held = 0;
   r->ring_last = 0;
   for (size_t position = 0; position < r->n; position++) {
     loaded_component *c = &r->l->components[position];
     if (c->converts && r->scratch_slot == 0 && !r->offload[position])
-      return hoist_fail(r->rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(r->rt, HOIST_INVALID_ARGUMENT,
                         "%s: a scratch of %llu bytes is below one 4096-byte slot", c->info->name,
                         (unsigned long long)r->scratch_want);
     if ((rc = size_own_transients(r->rt, r->e, c, r->o->verify, ring_bytes, step)) != HOIST_OK)
@@ -257,36 +257,36 @@ static int preflight(load_run *r) {
   uint64_t free_b = 0, total_b = 0;
   int rc = r->d->ops->mem_info(r->d, &free_b, &total_b);
   if (rc != HOIST_OK) return rc;
-  r->headroom = hoist_admission_headroom(r->d, r->o->headroom, total_b);
+  r->headroom = hoist__admission_headroom(r->d, r->o->headroom, total_b);
   if (r->o->on_oom != HOIST_ON_OOM_FAIL) return HOIST_OK;
-  return hoist_admission_preflight(r->rt, r->l->components, r->n, r->offload, r->headroom, free_b,
+  return hoist__admission_preflight(r->rt, r->l->components, r->n, r->offload, r->headroom, free_b,
                                    r->o->failure);
 }
 
 /* What c needs on the device to load: its arenas, its verify hashes, the
  * scratch ring when it converts and the ring is not held yet (new_ring),
- * and hoist_load_ext's transient (*transient, rounded; 0 for hoist's own
+ * and hoist__load_ext's transient (*transient, rounded; 0 for hoist's own
  * loader). */
 static int component_need(load_run *r, const loaded_component *c, bool new_ring, uint64_t *need,
                           uint64_t *transient) {
-  const hoist_load_ext *ext = r->ext;
+  const hoist__load_ext *ext = r->ext;
   *transient = 0;
   *need = c->need;
-  if (!hoist_add_u64(*need, c->hash_bytes, need) ||
-      (new_ring && !hoist_add_u64(*need, c->ring_bytes, need)) ||
+  if (!hoist__add_u64(*need, c->hash_bytes, need) ||
+      (new_ring && !hoist__add_u64(*need, c->ring_bytes, need)) ||
       (ext != NULL && ext->transient != NULL &&
-       (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
+       (!hoist__round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
                             r->d->ops->alloc_granularity, transient) ||
-        !hoist_add_u64(*need, *transient, need))))
-    return hoist_fail(r->rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
+        !hoist__add_u64(*need, *transient, need))))
+    return hoist__fail(r->rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
   return HOIST_OK;
 }
 
 /* Phase "place" on the device: c's arenas, then the transient memory of
  * its upload.  On failure what this component took is given back. */
 static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint64_t transient) {
-  hoist_device *d = r->d;
-  int rc = comp_alloc_arenas(r->rt, c, &c->arenas);
+  hoist__device *d = r->d;
+  int rc = hoist__arenas_alloc(r->rt, c, &c->arenas);
   if (rc == HOIST_OK && new_ring &&
       (rc = d->ops->alloc(d, c->ring_bytes, &r->ring_addr)) != HOIST_OK)
     r->ring_addr = 0;
@@ -306,7 +306,7 @@ static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint
   r->hashes_addr = 0;
   if (new_ring && r->ring_addr != 0) d->ops->free(d, r->ring_addr);
   if (new_ring) r->ring_addr = 0;
-  comp_free_arenas(r->rt, &c->arenas);
+  hoist__arenas_free(r->rt, &c->arenas);
   return rc;
 }
 
@@ -317,25 +317,25 @@ static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint
  * places it in host memory instead (*to_host), else the load is refused. */
 static int admit_and_place(load_run *r, size_t position, bool *to_host) {
   loaded_component *c = &r->l->components[position];
-  hoist_device *d = r->d;
+  hoist__device *d = r->d;
   const bool new_ring = c->converts && r->ring_addr == 0;
   uint64_t need = 0, transient = 0, free_b = 0, total_b = 0;
   int rc = component_need(r, c, new_ring, &need, &transient);
   if (rc == HOIST_OK) rc = d->ops->mem_info(d, &free_b, &total_b);
   if (rc != HOIST_OK) return rc;
-  if (hoist_admits(need, r->headroom, free_b)) {
+  if (hoist__admits(need, r->headroom, free_b)) {
     rc = place_on_device(r, c, new_ring, transient);
     if (rc != HOIST_DEVICE_OOM) return rc;
   }
   if (r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[position]) {
-    hoist_admission_failure(r->o->failure, c->info->name, need + r->headroom, free_b);
-    return hoist_fail(r->rt, HOIST_ADMISSION,
+    hoist__admission_failure(r->o->failure, c->info->name, need + r->headroom, free_b);
+    return hoist__fail(r->rt, HOIST_ADMISSION,
                       "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
                       c->info->name, (unsigned long long)need, (unsigned long long)r->headroom,
                       d->name, (unsigned long long)free_b,
                       rc == HOIST_DEVICE_OOM ? " (allocation failed despite admission)" : "");
   }
-  hoist_log(r->rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
+  hoist__log(r->rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
             c->info->name, (unsigned long long)c->need, (unsigned long long)free_b);
   *to_host = true;
   return HOIST_OK;
@@ -347,12 +347,12 @@ static void log_upload(hoist_runtime *rt, const loaded_component *c, const uploa
   size_t converting = 0;
   for (size_t i = 0; i < job->nchunks; i++) converting += job->chunks[i].from != job->chunks[i].to;
   if (job->to_host)
-    hoist_log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
+    hoist__log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
               "copy in %.3f ms",
               c->info->name, (unsigned long long)job->total_bytes, job->nchunks, converting,
               seconds * 1e3);
   else
-    hoist_log(rt, HOIST_LOG_DEBUG,
+    hoist__log(rt, HOIST_LOG_DEBUG,
               "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
               "reader%s; they waited %.3f ms in all for their earlier transfers (a copy, and "
               "the conversion it waited for)",
@@ -382,51 +382,51 @@ static int job_open(load_run *r, size_t position, bool to_host, upload_job *job)
                       .hash_stride = c->chunk_bound};
   hoist_read_mode mode = o->read_mode;
   if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
-  int rc = upload_files_open(r->rt, (const hoist_file *const *)c->files, c->nfiles, mode,
+  int rc = hoist__upload_files_open(r->rt, (const hoist_file *const *)c->files, c->nfiles, mode,
                              &job->files);
   if (rc != HOIST_OK) return rc;
   job->nfiles = c->nfiles;
   /* Host copies convert through the reader's pinned slot (a chunk). */
-  const uint64_t chunk = hoist_engine_chunk_bytes(r->e);
+  const uint64_t chunk = hoist__engine_chunk_bytes(r->e);
   const uint64_t convert_chunk = to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot;
-  rc = upload_job_build(r->rt, job, c, chunk, convert_chunk);
+  rc = hoist__upload_job_build(r->rt, job, c, chunk, convert_chunk);
   if (rc == HOIST_OK && job->verify && !to_host && job->nchunks > c->chunk_bound)
-    rc = hoist_fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
+    rc = hoist__fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job->nchunks, (unsigned long long)c->chunk_bound);
   return rc;
 }
 
 /* Phases "upload" and "verify" of component position: the engine fills its
  * arenas (or its host copy); with hoist_load_options.verify every chunk is
- * then checked, after hoist_load_ext's after_upload hook. */
+ * then checked, after hoist__load_ext's after_upload hook. */
 static int upload(load_run *r, size_t position, bool to_host) {
   const loaded_component *c = &r->l->components[position];
   upload_job job;
   int rc = job_open(r, position, to_host, &job);
   if (rc == HOIST_OK) {
     const double t0 = now_seconds();
-    rc = hoist_engine_run(r->e, &job);
+    rc = hoist__engine_run(r->e, &job);
     if (rc == HOIST_OK) log_upload(r->rt, c, &job, now_seconds() - t0);
   }
-  const hoist_load_ext *ext = r->ext;
+  const hoist__load_ext *ext = r->ext;
   if (rc == HOIST_OK && ext != NULL && ext->after_upload != NULL)
     ext->after_upload(ext->after_upload_user, r->l, position);
   if (rc == HOIST_OK && job.verify) {
     const double t0 = now_seconds();
-    rc = upload_job_verify(r->rt, r->e, c, &job);
+    rc = hoist__upload_job_verify(r->rt, r->e, c, &job);
     if (rc == HOIST_OK)
-      hoist_log(r->rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
+      hoist__log(r->rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
                 (now_seconds() - t0) * 1e3);
   }
-  upload_job_free(&job);
-  upload_files_close(r->rt, job.files, job.nfiles);
+  hoist__upload_job_free(&job);
+  hoist__upload_files_close(r->rt, job.files, job.nfiles);
   return rc;
 }
 
 /* Gives back the transient memory of the upload at position; the ring goes
  * after the last component that converts. */
 static void release_transients(load_run *r, size_t position) {
-  hoist_device *d = r->d;
+  hoist__device *d = r->d;
   if (r->transient_addr != 0) d->ops->free(d, r->transient_addr);
   r->transient_addr = 0;
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
@@ -441,7 +441,7 @@ static void release_transients(load_run *r, size_t position) {
 static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
   if (r->o->cancel != NULL && *r->o->cancel)
-    return hoist_fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
+    return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   if (c->ntensors == 0) return HOIST_OK;
   const double c0 = now_seconds();
   bool to_host = r->offload[position];
@@ -456,7 +456,7 @@ static int load_component(load_run *r, size_t position) {
   const double u1 = now_seconds();
   release_transients(r, position);
   if (rc != HOIST_OK) return rc;
-  hoist_log(r->rt, HOIST_LOG_DEBUG,
+  hoist__log(r->rt, HOIST_LOG_DEBUG,
             "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
             "memory freed in %.3f ms",
             c->info->name, (a1 - c0) * 1e3, (u1 - a1) * 1e3, (now_seconds() - u1) * 1e3);
@@ -467,17 +467,17 @@ static int load_component(load_run *r, size_t position) {
 
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
-  return hoist_load_pipeline_ext(rt, p, opts, NULL, out);
+  return hoist__load_pipeline_ext(rt, p, opts, NULL, out);
 }
 
-int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
-                            const hoist_load_options *opts, const hoist_load_ext *ext,
+int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist__load_ext *ext,
                             hoist_loaded **out) {
   hoist_load_options defaults = HOIST_LOAD_OPTIONS_INIT;
   const hoist_load_options *o = opts != NULL ? opts : &defaults;
   *out = NULL;
   if (o->struct_size != sizeof(hoist_load_options))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "hoist_load_options.struct_size mismatch (use HOIST_LOAD_OPTIONS_INIT)");
   if (o->failure != NULL) memset(o->failure, 0, sizeof *o->failure);
   load_run r = {.rt = rt, .d = rt->dev, .p = p, .o = o, .ext = ext};

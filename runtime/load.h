@@ -25,9 +25,9 @@ struct hoist_loaded {
 
 /* A loaded pipeline of p's count components (zeroed, in load order), for
  * the loader to fill.  NULL when out of memory (nothing recorded). */
-hoist_loaded *loaded_create(hoist_runtime *rt, const hoist_pipeline *p);
+hoist_loaded *hoist__loaded_create(hoist_runtime *rt, const hoist_pipeline *p);
 /* Frees l and everything its components hold (arenas, host copies);
  * NULL is a no-op.  The caller holds rt->load_lock. */
-void loaded_destroy(hoist_loaded *l);
+void hoist__loaded_destroy(hoist_loaded *l);
 
 #endif /* HOIST_LOAD_H */

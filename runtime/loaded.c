@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-hoist_loaded *loaded_create(hoist_runtime *rt, const hoist_pipeline *p) {
+hoist_loaded *hoist__loaded_create(hoist_runtime *rt, const hoist_pipeline *p) {
   const size_t n = hoist_pipeline_component_count(p);
   hoist_loaded *l = calloc(1, sizeof *l);
   if (l == NULL) return NULL;
@@ -29,12 +29,12 @@ hoist_loaded *loaded_create(hoist_runtime *rt, const hoist_pipeline *p) {
   return l;
 }
 
-void loaded_destroy(hoist_loaded *l) {
+void hoist__loaded_destroy(hoist_loaded *l) {
   if (l == NULL) return;
-  hoist_device *d = l->rt->dev;
+  hoist__device *d = l->rt->dev;
   for (size_t i = 0; i < l->count; i++) {
     loaded_component *c = &l->components[i];
-    comp_free_arenas(l->rt, &c->arenas);
+    hoist__arenas_free(l->rt, &c->arenas);
     if (c->host_copy != NULL) d->ops->pinned_free(d, c->host_copy);
     free(c->tensors);
     free(c->by_name);
@@ -52,7 +52,7 @@ void hoist_loaded_close(hoist_loaded *l) {
     assert(l->components[i].holds == 0 && "hoist_loaded_close with holds outstanding");
   uv_mutex_unlock(&l->lock);
   uv_mutex_lock(&rt->load_lock);
-  loaded_destroy(l);
+  hoist__loaded_destroy(l);
   uv_mutex_unlock(&rt->load_lock);
 }
 
@@ -76,32 +76,32 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
   for (size_t i = 0; i < l->count; i++) {
     const loaded_component *c = &l->components[i];
     if (strcmp(c->info->name, component) != 0) continue;
-    const placed_tensor *pt = comp_find_tensor(c, tensor);
+    const placed_tensor *pt = hoist__find_tensor(c, tensor);
     if (pt == NULL)
-      return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
+      return hoist__fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
     if (info != NULL) *info = &pt->dev;
     uv_mutex_lock(lock_of(l));
     const bool placed = c->arenas.n > 0;
-    if (placed) *device_addr = comp_tensor_addr(&c->arenas, pt);
+    if (placed) *device_addr = hoist__tensor_addr(&c->arenas, pt);
     uv_mutex_unlock(lock_of(l));
     if (!placed)
-      return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
+      return hoist__fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
                         component);
     return HOIST_OK;
   }
-  return hoist_fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
+  return hoist__fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
 }
 
 int hoist_loaded_hold(hoist_loaded *l, size_t position) {
   if (position >= l->count)
-    return hoist_fail(l->rt, HOIST_INVALID_ARGUMENT, "hold: no component %zu", position);
+    return hoist__fail(l->rt, HOIST_INVALID_ARGUMENT, "hold: no component %zu", position);
   loaded_component *c = &l->components[position];
   uv_mutex_lock(&l->lock);
   const bool unprepared = c->pub.residency == HOIST_OFFLOAD && c->arenas.n == 0;
   if (!unprepared) c->holds++;
   uv_mutex_unlock(&l->lock);
   if (unprepared)
-    return hoist_fail(l->rt, HOIST_UNSUPPORTED,
+    return hoist__fail(l->rt, HOIST_UNSUPPORTED,
                       "hold: %s is offloaded and not prepared; call hoist_prepare_for_use first",
                       c->info->name);
   return HOIST_OK;

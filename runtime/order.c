@@ -36,7 +36,7 @@ static size_t numeric_suffix(const char *name, const char **digits) {
   return strlen(p);
 }
 
-size_t hoist_component_base_len(const char *name) {
+size_t hoist__component_base_len(const char *name) {
   const char *digits;
   if (numeric_suffix(name, &digits) > 0) return (size_t)(digits - 1 - name);
   return strlen(name);
@@ -74,24 +74,24 @@ static bool is_text_encoder_n(const char *s, size_t len) {
 /* The reference checks (name, base name) with any() per class. */
 typedef bool (*class_fn)(const char *s, size_t len);
 static bool name_or_base(const char *name, class_fn fn) {
-  size_t len = strlen(name), base = hoist_component_base_len(name);
+  size_t len = strlen(name), base = hoist__component_base_len(name);
   return fn(name, len) || (base != len && fn(name, base));
 }
 
-bool hoist_component_is_dit(const char *name) { return name_or_base(name, is_dit_n); }
-bool hoist_component_is_text_encoder(const char *name) {
+bool hoist__component_is_dit(const char *name) { return name_or_base(name, is_dit_n); }
+bool hoist__component_is_text_encoder(const char *name) {
   return name_or_base(name, is_text_encoder_n);
 }
-bool hoist_component_is_image_encoder(const char *name) {
+bool hoist__component_is_image_encoder(const char *name) {
   return name_or_base(name, is_image_encoder_n);
 }
-bool hoist_component_is_vae(const char *name) { return name_or_base(name, is_vae_n); }
+bool hoist__component_is_vae(const char *name) { return name_or_base(name, is_vae_n); }
 
-int hoist_component_risk_rank(const char *name) {
-  if (hoist_component_is_dit(name)) return 0;
-  if (hoist_component_is_text_encoder(name)) return 1;
-  if (hoist_component_is_image_encoder(name)) return 2;
-  if (hoist_component_is_vae(name)) return 3;
+int hoist__component_risk_rank(const char *name) {
+  if (hoist__component_is_dit(name)) return 0;
+  if (hoist__component_is_text_encoder(name)) return 1;
+  if (hoist__component_is_image_encoder(name)) return 2;
+  if (hoist__component_is_vae(name)) return 3;
   return 10;
 }
 
@@ -99,20 +99,20 @@ int hoist_component_risk_rank(const char *name) {
 
 static bool in_group(const char *group, const char *name) {
   if (strcmp(group, "all") == 0) return true;
-  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
-  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
-  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
-  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
+  if (strcmp(group, "dit") == 0) return hoist__component_is_dit(name);
+  if (strcmp(group, "text_encoder") == 0) return hoist__component_is_text_encoder(name);
+  if (strcmp(group, "image_encoder") == 0) return hoist__component_is_image_encoder(name);
+  if (strcmp(group, "vae") == 0) return hoist__component_is_vae(name);
   return false;
 }
 
-bool hoist_component_selected_by(const char *item, const char *name, const char *load_name) {
+bool hoist__component_selected_by(const char *item, const char *name, const char *load_name) {
   /* An item selects the component of that name and, when it is also a
    * group name (text_encoder, vae), every component of the group. */
   return strcmp(name, item) == 0 || in_group(item, load_name);
 }
 
-int hoist_component_select(hoist_runtime *rt, const char *what, const char *list,
+int hoist__component_select(hoist_runtime *rt, const char *what, const char *list,
                            const hoist_component_info *const *infos, size_t n,
                            unsigned char *mark) {
   if (list == NULL || list[0] == '\0') return HOIST_OK;
@@ -122,19 +122,19 @@ int hoist_component_select(hoist_runtime *rt, const char *what, const char *list
     size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
     char item[128];
     if (len == 0 || len >= sizeof item)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: empty or overlong entry in '%s'", what,
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "`%s`: empty or overlong entry in '%s'", what,
                         list);
     memcpy(item, p, len);
     item[len] = '\0';
     bool matched = false;
     for (size_t i = 0; i < n; i++) {
-      if (hoist_component_selected_by(item, infos[i]->name, infos[i]->load_name)) {
+      if (hoist__component_selected_by(item, infos[i]->name, infos[i]->load_name)) {
         mark[i] = 1;
         matched = true;
       }
     }
     if (!matched)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                         "`%s` %s: no component or group of that name (groups: dit, "
                         "text_encoder, image_encoder, vae, all)",
                         what, item);
@@ -157,7 +157,7 @@ static size_t suffix_number(const char *name, const char **digits) {
   return n;
 }
 
-void hoist_component_variant_priority(const char *name, int64_t *value, char *text,
+void hoist__component_variant_priority(const char *name, int64_t *value, char *text,
                                       size_t text_size) {
   const char *d;
   size_t n = suffix_number(name, &d);
@@ -190,11 +190,11 @@ static int cmp_variant(const char *a, const char *b) {
   return c > 0 ? -1 : (c < 0 ? 1 : 0);
 }
 
-int hoist_component_order_cmp(const hoist_component_info *a, const hoist_component_info *b) {
+int hoist__component_order_cmp(const hoist_component_info *a, const hoist_component_info *b) {
   uint64_t sa = a->has_size ? a->inferred_bytes : 0;
   uint64_t sb = b->has_size ? b->inferred_bytes : 0;
   if (sa != sb) return sa > sb ? -1 : 1; /* heavy first */
-  int ra = hoist_component_risk_rank(a->load_name), rb = hoist_component_risk_rank(b->load_name);
+  int ra = hoist__component_risk_rank(a->load_name), rb = hoist__component_risk_rank(b->load_name);
   if (ra != rb) return ra < rb ? -1 : 1;
   int v = cmp_variant(a->load_name, b->load_name);
   if (v != 0) return v;
@@ -209,7 +209,7 @@ static void insertion_sort(const hoist_component_info **v, size_t n) {
   for (size_t i = 1; i < n; i++) {
     const hoist_component_info *x = v[i];
     size_t j = i;
-    while (j > 0 && hoist_component_order_cmp(v[j - 1], x) > 0) {
+    while (j > 0 && hoist__component_order_cmp(v[j - 1], x) > 0) {
       v[j] = v[j - 1];
       j--;
     }
@@ -217,7 +217,7 @@ static void insertion_sort(const hoist_component_info **v, size_t n) {
   }
 }
 
-void hoist_component_sort(const hoist_component_info **infos, size_t n) {
+void hoist__component_sort(const hoist_component_info **infos, size_t n) {
   if (n < 2) return;
   const hoist_component_info **tmp = malloc(n * sizeof *tmp);
   if (tmp == NULL) {
@@ -230,7 +230,7 @@ void hoist_component_sort(const hoist_component_info **infos, size_t n) {
       size_t mid = lo + width < n ? lo + width : n;
       size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
       size_t i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) dst[k++] = hoist_component_order_cmp(src[j], src[i]) < 0 ? src[j++] : src[i++];
+      while (i < mid && j < hi) dst[k++] = hoist__component_order_cmp(src[j], src[i]) < 0 ? src[j++] : src[i++];
       while (i < mid) dst[k++] = src[i++];
       while (j < hi) dst[k++] = src[j++];
     }

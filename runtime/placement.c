@@ -13,18 +13,18 @@
 #include <stdlib.h>
 #include <string.h>
 
-int comp_tensor_arena(const arena_set *a, const placed_tensor *pt) {
+int hoist__tensor_arena(const arena_set *a, const placed_tensor *pt) {
   int k = a->n - 1;
   while (k > 0 && pt->off < a->begin[k]) k--;
   return k;
 }
 
-uint64_t comp_tensor_addr(const arena_set *a, const placed_tensor *pt) {
-  int k = comp_tensor_arena(a, pt);
+uint64_t hoist__tensor_addr(const arena_set *a, const placed_tensor *pt) {
+  int k = hoist__tensor_arena(a, pt);
   return a->addr[k] + (pt->off - a->begin[k]);
 }
 
-void comp_free_arenas(hoist_runtime *rt, arena_set *a) {
+void hoist__arenas_free(hoist_runtime *rt, arena_set *a) {
   for (int k = 0; k < a->n; k++) rt->dev->ops->free(rt->dev, a->addr[k]);
   a->n = 0;
 }
@@ -44,7 +44,7 @@ static int alloc_split(hoist_runtime *rt, const loaded_component *c, int k, aren
     uint64_t addr = 0;
     int rc = rt->dev->ops->alloc(rt->dev, bytes, &addr);
     if (rc != HOIST_OK) {
-      comp_free_arenas(rt, a);
+      hoist__arenas_free(rt, a);
       return rc;
     }
     a->addr[a->n] = addr;
@@ -56,7 +56,7 @@ static int alloc_split(hoist_runtime *rt, const loaded_component *c, int k, aren
   return HOIST_OK;
 }
 
-int comp_alloc_arenas(hoist_runtime *rt, const loaded_component *c, arena_set *out) {
+int hoist__arenas_alloc(hoist_runtime *rt, const loaded_component *c, arena_set *out) {
   out->n = 0;
   if (c->span == 0) return HOIST_OK;
   int rc = HOIST_OK;
@@ -64,7 +64,7 @@ int comp_alloc_arenas(hoist_runtime *rt, const loaded_component *c, arena_set *o
   for (int k = 1; k <= HOIST_MAX_ARENAS; k *= 2) {
     rc = alloc_split(rt, c, k, out);
     if (rc != HOIST_DEVICE_OOM || (size_t)k >= c->ntensors) break;
-    hoist_log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
+    hoist__log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
               (unsigned long long)c->span, k * 2);
   }
   return rc;
@@ -83,14 +83,14 @@ static int cmp_by_name(const void *pa, const void *pb) {
   return strcmp(a->t->name, b->t->name);
 }
 
-int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target) {
+int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target) {
   size_t n = 0;
   for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
   c->ntensors = n;
   c->tensors = calloc(n > 0 ? n : 1, sizeof *c->tensors);
   c->by_name = calloc(n > 0 ? n : 1, sizeof *c->by_name);
   if (c->tensors == NULL || c->by_name == NULL)
-    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name,
+    return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name,
                       n);
   size_t k = 0;
   for (size_t f = 0; f < c->nfiles; f++)
@@ -98,31 +98,31 @@ int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoi
       const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
       placed_tensor *pt = &c->tensors[k++];
       *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
-      int rc = hoist_tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
+      int rc = hoist__tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
       if (rc != HOIST_OK) return rc;
       if (pt->dev.dtype != t->dtype) c->converts = 1;
     }
   qsort(c->tensors, n, sizeof *c->tensors, cmp_placement);
   uint64_t off = 0, bytes = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &off) ||
-        !hoist_add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
-      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    if (!hoist__round_up_u64(off, HOIST_TENSOR_ALIGN, &off) ||
+        !hoist__add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
+      return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->tensors[i].off = off;
-    if (!hoist_add_u64(off, c->tensors[i].dev.nbytes, &off))
-      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    if (!hoist__add_u64(off, c->tensors[i].dev.nbytes, &off))
+      return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->by_name[i] = &c->tensors[i];
   }
   qsort(c->by_name, n, sizeof *c->by_name, cmp_by_name);
-  if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &c->span) ||
-      !hoist_round_up_u64(c->span, granularity, &c->need))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+  if (!hoist__round_up_u64(off, HOIST_TENSOR_ALIGN, &c->span) ||
+      !hoist__round_up_u64(c->span, granularity, &c->need))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
   c->pub.bytes = bytes;
   c->pub.tensor_count = n;
   return HOIST_OK;
 }
 
-const placed_tensor *comp_find_tensor(const loaded_component *c, const char *name) {
+const placed_tensor *hoist__find_tensor(const loaded_component *c, const char *name) {
   size_t lo = 0, hi = c->ntensors;
   while (lo < hi) {
     size_t mid = (lo + hi) / 2;

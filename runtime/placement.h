@@ -63,23 +63,23 @@ typedef struct loaded_component {
 } loaded_component;
 
 /* Device address of a placed tensor in arenas a (a->n > 0). */
-uint64_t comp_tensor_addr(const arena_set *a, const placed_tensor *pt);
+uint64_t hoist__tensor_addr(const arena_set *a, const placed_tensor *pt);
 /* Index of the arena of a that a placed tensor lies in. */
-int comp_tensor_arena(const arena_set *a, const placed_tensor *pt);
+int hoist__tensor_arena(const arena_set *a, const placed_tensor *pt);
 /* Places c's tensors (c->files, c->info set): each with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
  * span rounded to granularity), converts, by_name, pub.bytes and
  * pub.tensor_count.  A floating tensor with no conversion to target is
  * HOIST_UNSUPPORTED.  The tables stay for the caller to free on failure. */
-int comp_place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target);
+int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target);
 /* The placed tensor of c named name; NULL when there is none. */
-const placed_tensor *comp_find_tensor(const loaded_component *c, const char *name);
+const placed_tensor *hoist__find_tensor(const loaded_component *c, const char *name);
 /* Allocates arenas for c's span into *out (one, or up to HOIST_MAX_ARENAS
  * when one cannot be had); on failure nothing stays allocated and out->n
  * is 0.  c is only read. */
-int comp_alloc_arenas(hoist_runtime *rt, const loaded_component *c, arena_set *out);
+int hoist__arenas_alloc(hoist_runtime *rt, const loaded_component *c, arena_set *out);
 /* Frees a's arenas; a->n becomes 0. */
-void comp_free_arenas(hoist_runtime *rt, arena_set *a);
+void hoist__arenas_free(hoist_runtime *rt, arena_set *a);
 
 #endif /* HOIST_PLACEMENT_H */

@@ -27,14 +27,14 @@ const char *hoist_residency_name(hoist_residency r) {
  * failure nothing stays allocated. */
 static int upload_host_copy(hoist_runtime *rt, const loaded_component *c, void *stream,
                             arena_set *out) {
-  hoist_device *d = rt->dev;
-  int rc = comp_alloc_arenas(rt, c, out);
+  hoist__device *d = rt->dev;
+  int rc = hoist__arenas_alloc(rt, c, out);
   for (int a = 0; a < out->n && rc == HOIST_OK; a++)
     rc = d->ops->copy_h2d_async(d, out->addr[a], (unsigned char *)c->host_copy + out->begin[a],
                                 (size_t)out->bytes[a], stream);
   if (rc != HOIST_OK) {
     if (stream != NULL) d->ops->stream_sync(d, stream);
-    comp_free_arenas(rt, out);
+    hoist__arenas_free(rt, out);
   }
   return rc;
 }
@@ -42,7 +42,7 @@ static int upload_host_copy(hoist_runtime *rt, const loaded_component *c, void *
 int hoist_prepare_for_use(hoist_loaded *l, size_t position, void *stream, int *moved) {
   if (moved != NULL) *moved = 0;
   if (l == NULL || position >= l->count)
-    return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "prepare_for_use: no component %zu", position);
   hoist_runtime *rt = l->rt;
   loaded_component *c = &l->components[position];
@@ -72,7 +72,7 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t position, void *stream, int *m
 int hoist_release_after_use(hoist_loaded *l, size_t position, int *moved) {
   if (moved != NULL) *moved = 0;
   if (l == NULL || position >= l->count)
-    return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "release_after_use: no component %zu", position);
   hoist_runtime *rt = l->rt;
   loaded_component *c = &l->components[position];
@@ -91,10 +91,10 @@ int hoist_release_after_use(hoist_loaded *l, size_t position, int *moved) {
   }
   uv_mutex_unlock(&l->lock);
   const bool freed = gone.n > 0;
-  comp_free_arenas(rt, &gone);
+  hoist__arenas_free(rt, &gone);
   uv_mutex_unlock(&rt->load_lock);
   if (holds > 0)
-    return hoist_fail(rt, HOIST_BUSY,
+    return hoist__fail(rt, HOIST_BUSY,
                       "release_after_use: %s is held (%llu hold%s outstanding); release it "
                       "after hoist_loaded_unhold",
                       c->info->name, (unsigned long long)holds, holds == 1 ? "" : "s");

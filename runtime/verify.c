@@ -20,9 +20,9 @@
  * have had: the readers' hash, or (*after_convert set) for a converted
  * chunk whose output changed after its conversion, the output's hash at
  * that time. */
-static int find_bad_chunk(hoist_runtime *rt, hoist_engine *e, const upload_job *job, size_t *bad,
+static int find_bad_chunk(hoist_runtime *rt, hoist__engine *e, const upload_job *job, size_t *bad,
                           uint64_t *dev_hash, uint64_t *want, int *after_convert) {
-  hoist_device *dev = rt->dev;
+  hoist__device *dev = rt->dev;
   int rc = HOIST_OK;
   uint64_t *hashes = NULL;
   *bad = SIZE_MAX;
@@ -33,7 +33,7 @@ static int find_bad_chunk(hoist_runtime *rt, hoist_engine *e, const upload_job *
     /* Host copies: hash them again where they lie. */
     for (size_t i = 0; i < job->nchunks; i++) {
       const upload_chunk *c = &job->chunks[i];
-      uint64_t h = upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
+      uint64_t h = hoist__upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
       if (h != c->host_hash) {
         *bad = i;
         *dev_hash = h;
@@ -44,21 +44,21 @@ static int find_bad_chunk(hoist_runtime *rt, hoist_engine *e, const upload_job *
     return HOIST_OK;
   }
   if (job->hash_stride < job->nchunks)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
                       job->component, (unsigned long long)job->hash_stride, job->nchunks);
   /* Plain chunks are hashed where they landed and converted outputs again
    * (converted sources were hashed in the scratch during the run), all in
    * one batch: thousands of chunks as four operations on one stream. */
   size_t stride = (size_t)job->hash_stride;
-  hoist_checksum_span *spans = malloc(job->nchunks * sizeof *spans);
-  if (spans == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+  hoist__checksum_span *spans = malloc(job->nchunks * sizeof *spans);
+  if (spans == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
   for (size_t i = 0; i < job->nchunks; i++) {
     const upload_chunk *c = &job->chunks[i];
     uint64_t row = c->from == c->to ? 0 : 2;
-    spans[i] = (hoist_checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
+    spans[i] = (hoist__checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
                                      job->dev_hashes + 8 * (row * stride + i)};
   }
-  void *stream = hoist_engine_stream(e);
+  void *stream = hoist__engine_stream(e);
   rc = dev->ops->checksum_batch(dev, spans, job->nchunks, job->dev_hashes + 24 * (uint64_t)stride,
                                 stream);
   free(spans);
@@ -66,7 +66,7 @@ static int find_bad_chunk(hoist_runtime *rt, hoist_engine *e, const upload_job *
   if (rc == HOIST_OK) rc = sync;
   if (rc != HOIST_OK) return rc;
   hashes = malloc(3 * stride * sizeof *hashes);
-  if (hashes == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+  if (hashes == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
   rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, 3 * stride * sizeof *hashes);
   for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
     const upload_chunk *c = &job->chunks[i];
@@ -118,11 +118,11 @@ static int locate_difference(hoist_runtime *rt, const upload_job *job, const upl
     unsigned char *file = malloc(sg->len + 1), *back = malloc(out + 1);
     unsigned char *want = converts ? malloc(out + 1) : file;
     if (file == NULL || back == NULL || want == NULL)
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
     if (rc == HOIST_OK)
       rc = fetch_landed(rt, job, ch->dst + sg->slot_off / sb * db, back, out);
-    if (rc == HOIST_OK) rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
-    if (rc == HOIST_OK && converts) rc = hoist_convert_ref(want, ch->to, file, ch->from, n);
+    if (rc == HOIST_OK) rc = hoist__upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
+    if (rc == HOIST_OK && converts) rc = hoist__convert_ref(want, ch->to, file, ch->from, n);
     if (rc == HOIST_OK && memcmp(back, want, out) != 0) {
       uint64_t j = 0;
       while (memcmp(back + j * db, want + j * db, db) == 0) j++;
@@ -170,7 +170,7 @@ static int report_mismatch(hoist_runtime *rt, const loaded_component *c, const u
       snprintf(range, sizeof range, " in source bytes [%llu, %llu)",
                (unsigned long long)seg[0].tensor_off,
                (unsigned long long)(seg[0].tensor_off + seg[0].len));
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+    return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                       "verify: %s: %s differs from the file%s before the %s -> %s conversion: "
                       "device hash %#018llx, host hash %#018llx",
                       c->info->name, what, range, from, to, (unsigned long long)dev_hash,
@@ -184,13 +184,13 @@ static int report_mismatch(hoist_runtime *rt, const loaded_component *c, const u
   if (rc == HOIST_OK && found) {
     const placed_tensor *t = &c->tensors[sg->tensor];
     if (converts)
-      return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+      return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                         "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
                         "element %llu: %s %#018llx, %s %#018llx",
                         c->info->name, t->t->name, where, from, to, (unsigned long long)at,
                         dev_name, (unsigned long long)dev_hash, want_name,
                         (unsigned long long)want);
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+    return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                       "verify: %s: tensor '%s' differs from %s at byte %llu (%s %#04x, file "
                       "%#04x): %s %#018llx, host hash %#018llx",
                       c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
@@ -205,14 +205,14 @@ static int report_mismatch(hoist_runtime *rt, const loaded_component *c, const u
   if (rc != HOIST_OK)
     snprintf(why, sizeof why, " (could not read it back to name the byte: %s)",
              hoist_status_name(rc));
-  return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+  return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                     "verify: %s: %s %s %s%s: %s %#018llx, %s %#018llx%s", c->info->name, what,
                     converts ? "or the padding next to it changed" : "differs", where,
                     converts ? " after the conversion" : "", dev_name,
                     (unsigned long long)dev_hash, want_name, (unsigned long long)want, why);
 }
 
-int upload_job_verify(hoist_runtime *rt, hoist_engine *e, const loaded_component *c,
+int hoist__upload_job_verify(hoist_runtime *rt, hoist__engine *e, const loaded_component *c,
                       const upload_job *job) {
   size_t bad = SIZE_MAX;
   uint64_t dev_hash = 0, want = 0;

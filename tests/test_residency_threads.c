@@ -108,12 +108,12 @@ static void world_open(world *w, const char *name) {
     expect_component(w, i);
   }
   ck_assert_uint_eq(w->noffloaded, 2);
-  w->resident_bytes = hoist_device_host_allocated(w->rt);
+  w->resident_bytes = hoist__device_host_allocated(w->rt);
 }
 
 static void world_close(world *w) {
   hoist_loaded_close(w->l);
-  ck_assert_uint_eq(hoist_device_host_allocated(w->rt), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(w->rt), 0);
   for (size_t i = 0; i < w->ntensors; i++) free(w->tensors[i].bytes);
   hoist_pipeline_close(w->p);
   hoist_runtime_close(w->rt);
@@ -205,7 +205,7 @@ START_TEST(lookups_and_holds_race_prepare_and_release) {
   /* No hold is left: every offloaded component releases now. */
   for (size_t k = 0; k < w.noffloaded; k++)
     ck_assert_int_eq(hoist_release_after_use(w.l, w.offloaded[k], NULL), HOIST_OK);
-  ck_assert_uint_eq(hoist_device_host_allocated(w.rt), w.resident_bytes);
+  ck_assert_uint_eq(hoist__device_host_allocated(w.rt), w.resident_bytes);
   world_close(&w);
 }
 END_TEST
@@ -253,7 +253,7 @@ START_TEST(release_of_a_held_component_is_busy_across_threads) {
     if (w.tensors[i].position == w.offloaded[0]) e = &w.tensors[i];
   ck_assert_ptr_nonnull(e);
   ck_assert_int_eq(hoist_prepare_for_use(w.l, e->position, NULL, NULL), HOIST_OK);
-  const uint64_t prepared = hoist_device_host_allocated(w.rt);
+  const uint64_t prepared = hoist__device_host_allocated(w.rt);
   handoff h = {&w, e, {{0}}, {0, 0}};
   pthread_barrier_init(&h.step, NULL, 2);
   pthread_t a, b;
@@ -266,8 +266,8 @@ START_TEST(release_of_a_held_component_is_busy_across_threads) {
   ck_assert_int_eq(h.release_rc[0], HOIST_BUSY);
   ck_assert_int_eq(h.release_rc[1], HOIST_OK);
   ck_assert_uint_eq(atomic_load(&w.held_reads), 1);
-  ck_assert_uint_lt(hoist_device_host_allocated(w.rt), prepared);
-  ck_assert_uint_eq(hoist_device_host_allocated(w.rt), w.resident_bytes);
+  ck_assert_uint_lt(hoist__device_host_allocated(w.rt), prepared);
+  ck_assert_uint_eq(hoist__device_host_allocated(w.rt), w.resident_bytes);
   world_close(&w);
 }
 END_TEST

@@ -49,15 +49,15 @@ START_TEST(dtype_targets_fold_case_into_the_table) {
                {"f8_e4m3fnuz_and_more", 0, HOIST_DTYPE_BOOL}};
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     hoist_dtype d = HOIST_DTYPE_COUNT_;
-    bool ok = hoist_dtype_target_lookup(cases[i].name, strlen(cases[i].name), &d);
+    bool ok = hoist__dtype_target_lookup(cases[i].name, strlen(cases[i].name), &d);
     ck_assert_msg(ok == (cases[i].ok != 0), "'%s'", cases[i].name);
     if (ok) ck_assert_int_eq(d, cases[i].want);
   }
   /* Length-bounded: "f16" inside a longer string. */
   hoist_dtype d;
-  ck_assert(hoist_dtype_target_lookup("f16x", 3, &d));
+  ck_assert(hoist__dtype_target_lookup("f16x", 3, &d));
   ck_assert_int_eq(d, HOIST_DTYPE_F16);
-  ck_assert_int_eq(hoist_dtype_target_parse(NULL, "dtype", "f8", 2, &d), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__dtype_target_parse(NULL, "dtype", "f8", 2, &d), HOIST_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "'f8' is not bf16, f16, f32 or keep"));
 }
 END_TEST
@@ -83,12 +83,12 @@ START_TEST(runtime_errors_and_log) {
   rt = tu_host_runtime(1 << 20);
   hoist_log_set(rt, count_log, NULL, HOIST_LOG_DEBUG);
   log_calls = 0;
-  hoist_log(rt, HOIST_LOG_INFO, "hello %d", 1);
+  hoist__log(rt, HOIST_LOG_INFO, "hello %d", 1);
   ck_assert_int_eq(log_calls, 1);
   hoist_log_set(rt, count_log, NULL, HOIST_LOG_ERROR);
-  hoist_log(rt, HOIST_LOG_INFO, "dropped");
+  hoist__log(rt, HOIST_LOG_INFO, "dropped");
   ck_assert_int_eq(log_calls, 1);
-  ck_assert_int_eq(hoist_fail(rt, HOIST_IO, "x %s", "y"), HOIST_IO);
+  ck_assert_int_eq(hoist__fail(rt, HOIST_IO, "x %s", "y"), HOIST_IO);
   ck_assert_str_eq(hoist_last_error(rt), "x y");
   hoist_runtime_close(rt);
   hoist_runtime_close(NULL);
@@ -97,30 +97,30 @@ END_TEST
 
 START_TEST(host_backend_capacity) {
   hoist_runtime *rt = tu_host_runtime(4096);
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   uint64_t free_b, total_b, a = 0, b = 0;
   ck_assert_int_eq(d->ops->mem_info(d, &free_b, &total_b), HOIST_OK);
   ck_assert_uint_eq(total_b, 4096);
   ck_assert_uint_eq(free_b, 4096);
   ck_assert_int_eq(d->ops->alloc(d, 3000, &a), HOIST_OK);
   ck_assert_uint_eq(a % 256, 0);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt), 3072);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt), 3072);
   ck_assert_int_eq(d->ops->alloc(d, 1025, &b), HOIST_DEVICE_OOM);
   ck_assert_int_eq(d->ops->alloc(d, 1024, &b), HOIST_OK);
   d->ops->free(d, a);
   d->ops->free(d, b);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
-  hoist_device_host_fail_alloc_at(rt, 2, 1);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt), 0);
+  hoist__device_host_fail_alloc_at(rt, 2, 1);
   ck_assert_int_eq(d->ops->alloc(d, 10, &a), HOIST_OK);
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "injected"));
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_OK); /* only one failed */
   d->ops->free(d, b);
-  hoist_device_host_fail_alloc_at(rt, 1, UINT64_MAX);
+  hoist__device_host_fail_alloc_at(rt, 1, UINT64_MAX);
   for (int i = 0; i < 3; i++) ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
-  hoist_device_host_fail_alloc_at(rt, 0, 0);
+  hoist__device_host_fail_alloc_at(rt, 0, 0);
   d->ops->free(d, a);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt), 0);
   hoist_runtime_close(rt);
 }
 END_TEST

@@ -1,7 +1,7 @@
 /* bench_limits.c — the storage limits every hoist benchmark reports next to
  * its own figure (docs/design.md, "Measuring"): the raw parallel read rate
  * of the same files, buffered and O_DIRECT, after evicting their pages.
- * The pinned H2D limit is hoist_device_h2d_rate (hoist_tools.h). */
+ * The pinned H2D limit is hoist__device_h2d_rate (hoist_tools.h). */
 #include "bench_limits.h"
 #include "cli.h"
 

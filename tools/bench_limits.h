@@ -1,6 +1,6 @@
 /* bench_limits.h — storage limits measured in the same run as a benchmark:
  * the files' raw read rates, and page-cache eviction for cold runs.  The
- * pinned host-to-device limit is hoist_device_h2d_rate (hoist_tools.h). */
+ * pinned host-to-device limit is hoist__device_h2d_rate (hoist_tools.h). */
 #ifndef HOIST_BENCH_LIMITS_H
 #define HOIST_BENCH_LIMITS_H
 

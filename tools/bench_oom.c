@@ -22,16 +22,16 @@
 /* ------------------------------------------------------------------------ */
 /* Measured trials */
 
-static int is_cuda(const hoist_runtime *rt) { return strcmp(hoist_device_kind(rt), "cuda") == 0; }
+static int is_cuda(const hoist_runtime *rt) { return strcmp(hoist__device_kind(rt), "cuda") == 0; }
 
 static void sample_peak(oom_measure *x) {
   hoist_runtime *rt = x->rt;
   uint64_t used = 0;
   if (!is_cuda(rt)) {
-    used = hoist_device_host_allocated(rt);
+    used = hoist__device_host_allocated(rt);
   } else {
     uint64_t f = 0, t = 0;
-    if (hoist_device_mem_info(rt, &f, &t) != HOIST_OK) return;
+    if (hoist__device_mem_info(rt, &f, &t) != HOIST_OK) return;
     uint64_t other = x->cotenant_addr != 0 ? x->s->cotenant.bytes : 0;
     used = x->free0 > f + other ? x->free0 - f - other : 0;
   }
@@ -46,8 +46,8 @@ static void strike(oom_measure *x) {
   x->struck = 1;
   uint64_t b = x->s->cotenant.bytes;
   if (!is_cuda(rt)) {
-    hoist_device_host_set_capacity(rt, x->capacity > b ? x->capacity - b : 0);
-  } else if (hoist_device_alloc(rt, b, &x->cotenant_addr) != HOIST_OK) {
+    hoist__device_host_set_capacity(rt, x->capacity > b ? x->capacity - b : 0);
+  } else if (hoist__device_alloc(rt, b, &x->cotenant_addr) != HOIST_OK) {
     x->cotenant_addr = 0;
     x->cotenant_failed = 1;
   }
@@ -84,36 +84,36 @@ typedef struct ballast {
 } ballast;
 
 static void ballast_free(hoist_runtime *rt, ballast *b) {
-  while (b->n > 0) hoist_device_free(rt, b->addr[--b->n]);
+  while (b->n > 0) hoist__device_free(rt, b->addr[--b->n]);
 }
 
 static int ballast_take(hoist_runtime *rt, uint64_t capacity, ballast *b, uint64_t *actual) {
-  const uint64_t gran = hoist_device_granularity(rt), piece = 1ull << 30;
+  const uint64_t gran = hoist__device_granularity(rt), piece = 1ull << 30;
   uint64_t f = 0, t = 0;
   b->n = 0;
-  int rc = hoist_device_mem_info(rt, &f, &t);
+  int rc = hoist__device_mem_info(rt, &f, &t);
   if (rc != HOIST_OK) return rc;
   /* The search's top may sit a little above today's free memory (the
    * context grew since it was read): that trial runs with what is free. */
   if (capacity > f + gran)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "bench oom: trial capacity %llu bytes is above the %llu bytes free on %s",
-                      (unsigned long long)capacity, (unsigned long long)f, hoist_device_name(rt));
+                      (unsigned long long)capacity, (unsigned long long)f, hoist__device_name(rt));
   while (f > capacity + piece + gran && b->n < BALLAST_PIECES - 8) {
-    if ((rc = hoist_device_alloc(rt, piece, &b->addr[b->n])) != HOIST_OK) break;
+    if ((rc = hoist__device_alloc(rt, piece, &b->addr[b->n])) != HOIST_OK) break;
     b->n++;
-    if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
+    if ((rc = hoist__device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
   }
   /* Corrections: what is still above the capacity, halved when the device
    * will not give it in one piece. */
   uint64_t want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
   while (want >= gran && b->n < BALLAST_PIECES) {
-    if (hoist_device_alloc(rt, want, &b->addr[b->n]) != HOIST_OK) {
+    if (hoist__device_alloc(rt, want, &b->addr[b->n]) != HOIST_OK) {
       want = (want / 2) & ~(gran - 1);
       continue;
     }
     b->n++;
-    if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
+    if ((rc = hoist__device_mem_info(rt, &f, &t)) != HOIST_OK) goto fail;
     want = f > capacity ? (f - capacity) & ~(gran - 1) : 0;
   }
   *actual = f;
@@ -130,7 +130,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   memset(r, 0, sizeof *r);
   r->capacity = capacity;
   if (x->cancel != NULL && *x->cancel)
-    return hoist_fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
+    return hoist__fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
   x->total_bytes = 0;
   for (size_t i = 0; i < s->m->n; i++) x->total_bytes += s->m->comps[i].bytes;
   x->cur = NULL;
@@ -144,13 +144,13 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   uint64_t before_free = 0, t = 0;
   int rc = HOIST_OK;
   if (!is_cuda(rt)) {
-    if (hoist_device_host_allocated(rt) != 0)
-      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
-                        (unsigned long long)hoist_device_host_allocated(rt));
-    hoist_device_host_set_capacity(rt, capacity);
+    if (hoist__device_host_allocated(rt) != 0)
+      return hoist__fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
+                        (unsigned long long)hoist__device_host_allocated(rt));
+    hoist__device_host_set_capacity(rt, capacity);
     x->free0 = capacity;
   } else {
-    if ((rc = hoist_device_mem_info(rt, &before_free, &t)) != HOIST_OK) return rc;
+    if ((rc = hoist__device_mem_info(rt, &before_free, &t)) != HOIST_OK) return rc;
     if ((rc = ballast_take(rt, capacity, &bl, &x->free0)) != HOIST_OK) return rc;
   }
   if (s->cotenant.enabled && s->cotenant.fraction == 0.0) strike(x);
@@ -164,9 +164,9 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   o.progress = measure_progress;
   o.progress_user = x;
   o.failure = &f;
-  hoist_load_ext ext = {s->order, measure_transient, x, NULL, NULL};
+  hoist__load_ext ext = {s->order, measure_transient, x, NULL, NULL};
   hoist_loaded *l = NULL;
-  int st = hoist_load_pipeline_ext(rt, x->p, &o, &ext, &l);
+  int st = hoist__load_pipeline_ext(rt, x->p, &o, &ext, &l);
   r->status = st;
   if (st == HOIST_OK) {
     sample_peak(x);
@@ -187,30 +187,30 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
     snprintf(r->failed, sizeof r->failed, "%s", f.component);
   }
   hoist_loaded_close(l);
-  if (x->cotenant_addr != 0) hoist_device_free(rt, x->cotenant_addr);
+  if (x->cotenant_addr != 0) hoist__device_free(rt, x->cotenant_addr);
   x->cotenant_addr = 0;
   ballast_free(rt, &bl);
 
   /* Nothing may stay behind, whatever the outcome. */
   if (!is_cuda(rt)) {
-    uint64_t left = hoist_device_host_allocated(rt);
-    hoist_device_host_set_capacity(rt, capacity);
+    uint64_t left = hoist__device_host_allocated(rt);
+    hoist__device_host_set_capacity(rt, capacity);
     if (left != 0)
-      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
+      return hoist__fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
                         (unsigned long long)left);
   } else {
     /* The first trial may grow the context (streams, the upload engine):
      * only later ones must give back all they took. */
     uint64_t after = 0;
-    if ((rc = hoist_device_mem_info(rt, &after, &t)) != HOIST_OK) return rc;
-    if (x->trials++ > 0 && after + hoist_device_granularity(rt) < before_free)
-      return hoist_fail(rt, HOIST_DEVICE,
+    if ((rc = hoist__device_mem_info(rt, &after, &t)) != HOIST_OK) return rc;
+    if (x->trials++ > 0 && after + hoist__device_granularity(rt) < before_free)
+      return hoist__fail(rt, HOIST_DEVICE,
                         "bench oom: %llu bytes free after a trial, %llu before: a leak",
                         (unsigned long long)after, (unsigned long long)before_free);
   }
   if (st == HOIST_CANCELLED) return st;
   if (x->cotenant_failed)
-    return hoist_fail(rt, HOIST_DEVICE, "bench oom: the co-tenant could not take its %llu bytes",
+    return hoist__fail(rt, HOIST_DEVICE, "bench oom: the co-tenant could not take its %llu bytes",
                       (unsigned long long)s->cotenant.bytes);
   /* A refusal, or an allocation the device denied, is a failed trial; any
    * other failure (bad file, device error) stops the search. */
@@ -427,7 +427,7 @@ int bench_oom(int argc, char **argv) {
     } else if (strcmp(a, "--scale") == 0) {
       char *end = NULL;
       scale = strtod(argv[++i], &end);
-      if (end == argv[i] || *end != '\0' || !hoist_preset_scale_valid(scale))
+      if (end == argv[i] || *end != '\0' || !hoist__preset_scale_valid(scale))
         return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
     } else if (a[0] == '-') {
       return cli_usage_error(cmd, "unknown option %s", a);
@@ -470,7 +470,7 @@ int bench_oom(int argc, char **argv) {
 
   cli_install_cancel(&cancel_flag);
   if (preset_name != NULL) {
-    const hoist_preset *ps = hoist_preset_find(preset_name);
+    const hoist__preset *ps = hoist__preset_find(preset_name);
     if (ps == NULL) {
       code = cli_usage_error(cmd, "unknown preset '%s' (flux1-dev, wan2.2-t2v-a14b, qwen-image, "
                                   "sd3.5-large)", preset_name);
@@ -524,12 +524,12 @@ int bench_oom(int argc, char **argv) {
     if (cuda) {
       /* Warm-up: the upload engine (its streams, the pinned ring) is made
        * now, so the free memory read next is what the trials see. */
-      if ((rc = hoist_engine_prepare(rt)) != HOIST_OK) {
+      if ((rc = hoist__engine_prepare(rt)) != HOIST_OK) {
         code = cli_report(cmd, rt, rc);
         goto done;
       }
       uint64_t f = 0, t = 0;
-      if ((rc = hoist_device_mem_info(rt, &f, &t)) != HOIST_OK) {
+      if ((rc = hoist__device_mem_info(rt, &f, &t)) != HOIST_OK) {
         code = cli_report(cmd, rt, rc);
         goto done;
       }
@@ -579,7 +579,7 @@ int bench_oom(int argc, char **argv) {
         x.pol = &pols[k];
         x.cancel = &cancel_flag;
         rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
-        if (!cuda) hoist_device_host_set_capacity(rt, hi);
+        if (!cuda) hoist__device_host_set_capacity(rt, hi);
         if (rc != HOIST_OK) {
           code = cli_report(cmd, rt, rc);
           goto done;

@@ -70,7 +70,7 @@ const char *cli_flag_message(const char *message, char *buf, size_t size) {
 
 bool cli_dtype_target(const char *name) {
   hoist_dtype d;
-  return hoist_dtype_target_lookup(name, strlen(name), &d) && d != HOIST_DTYPE_KEEP;
+  return hoist__dtype_target_lookup(name, strlen(name), &d) && d != HOIST_DTYPE_KEEP;
 }
 
 int cli_load_report(const char *cmd, hoist_runtime *rt, int status) {
@@ -222,7 +222,7 @@ void cli_progress_done(void) {
 
 static uint64_t device_used(hoist_runtime *rt) {
   uint64_t free_b = 0, total_b = 0;
-  if (hoist_device_mem_info(rt, &free_b, &total_b) != HOIST_OK) return 0;
+  if (hoist__device_mem_info(rt, &free_b, &total_b) != HOIST_OK) return 0;
   return total_b > free_b ? total_b - free_b : 0;
 }
 

@@ -161,11 +161,11 @@ static int bench_load(int argc, char **argv) {
   size_t nfiles = pipeline_files(p, files, 4096);
   const char *device = o.cfg.device != NULL ? o.cfg.device : "host";
   int is_cuda = strncmp(device, "cuda", 4) == 0;
-  unsigned threads = o.cfg.threads != 0 ? o.cfg.threads : hoist_engine_default_threads();
+  unsigned threads = o.cfg.threads != 0 ? o.cfg.threads : hoist__engine_default_threads();
 
   /* Limits first, in the same process and run. */
   double h2d = 0; /* shown as 0 when it cannot be measured */
-  if (is_cuda) (void)hoist_device_h2d_rate(rt, 1u << 30, 10, &h2d);
+  if (is_cuda) (void)hoist__device_h2d_rate(rt, 1u << 30, 10, &h2d);
   double read_buffered = 0, read_direct = 0;
   if (cold) {
     bench_evict(files, nfiles);

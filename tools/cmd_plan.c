@@ -146,11 +146,11 @@ static int print_human(const hoist_pipeline *p, const char *variant, hoist_runti
   printf("\n");
   if (rt != NULL) {
     uint64_t free_b = 0, total_b = 0;
-    int rc = hoist_device_mem_info(rt, &free_b, &total_b);
+    int rc = hoist__device_mem_info(rt, &free_b, &total_b);
     if (rc != HOIST_OK) return cli_load_report("plan", rt, rc);
     char fb[32], tb[32];
     printf("device %s (%s): %s free of %s; the plan needs %s: %s\n", device,
-           hoist_device_name(rt), cli_human_bytes(free_b, fb), cli_human_bytes(total_b, tb),
+           hoist__device_name(rt), cli_human_bytes(free_b, fb), cli_human_bytes(total_b, tb),
            cli_human_bytes(total, hb),
            total <= free_b ? "fits" : "does not fit all resident (hoist load decides per component)");
   }

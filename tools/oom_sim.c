@@ -1,7 +1,7 @@
 /* oom_sim.c — the OOM-threshold model and its header-only simulation (see
  * oom_sim.h for the rules).  Built from an opened pipeline (its parsed
  * headers) or from a preset table; the planned order comes from the same
- * ordering code the loader uses (hoist_component_sort). */
+ * ordering code the loader uses (hoist__component_sort). */
 #include "oom_sim.h"
 
 #include "cli.h"
@@ -25,8 +25,8 @@ static int err_set(char *err, size_t errsz, int status, const char *fmt, ...) {
 
 static int add_tensor(oom_comp *c, uint64_t nbytes) {
   uint64_t r;
-  if (!hoist_round_up_u64(nbytes, HOIST_TENSOR_ALIGN, &r) || !hoist_add_u64(c->span, r, &c->span) ||
-      !hoist_add_u64(c->bytes, nbytes, &c->bytes))
+  if (!hoist__round_up_u64(nbytes, HOIST_TENSOR_ALIGN, &r) || !hoist__add_u64(c->span, r, &c->span) ||
+      !hoist__add_u64(c->bytes, nbytes, &c->bytes))
     return HOIST_OVERFLOW;
   c->tensors++;
   return HOIST_OK;
@@ -59,7 +59,7 @@ int oom_model_from_pipeline(const hoist_pipeline *p, oom_model *m, char *err, si
     oom_comp *c = &m->comps[i];
     snprintf(c->name, sizeof c->name, "%s", info->name);
     hoist_file *const *files = NULL;
-    size_t nf = hoist_pipeline_safetensors(p, i, &files);
+    size_t nf = hoist__pipeline_safetensors(p, i, &files);
     for (size_t f = 0; f < nf && rc == HOIST_OK; f++)
       for (size_t t = 0; t < hoist_file_tensor_count(files[f]) && rc == HOIST_OK; t++)
         rc = add_tensor(c, hoist_file_tensor(files[f], t)->nbytes);
@@ -82,18 +82,18 @@ typedef struct preset_acc {
   int rc;
 } preset_acc;
 
-static int preset_tensor(void *user, const hoist_preset_tensor *t) {
+static int preset_tensor(void *user, const hoist__preset_tensor *t) {
   preset_acc *a = user;
   a->rc = add_tensor(a->c, t->nbytes);
   return a->rc != HOIST_OK ? 1 : 0;
 }
 
-int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, char *err,
+int oom_model_from_preset(const hoist__preset *ps, double scale, oom_model *m, char *err,
                           size_t errsz) {
   memset(m, 0, sizeof *m);
   hoist_component_info *infos = NULL;
   const hoist_component_info **sorted = NULL;
-  if (!hoist_preset_scale_valid(scale))
+  if (!hoist__preset_scale_valid(scale))
     return err_set(err, errsz, HOIST_INVALID_ARGUMENT, "scale %g is not in (0, 1]", scale);
   if (scale == 1.0)
     snprintf(m->source, sizeof m->source, "%s", ps->name);
@@ -108,12 +108,12 @@ int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, ch
     goto fail;
   }
   for (size_t i = 0; i < n; i++) {
-    const hoist_preset_component *pc = &ps->components[i];
+    const hoist__preset_component *pc = &ps->components[i];
     oom_comp *c = &m->comps[i];
     snprintf(c->name, sizeof c->name, "%s", pc->name);
     if (pc->kind == HOIST_PRESET_WEIGHTS) {
       preset_acc a = {c, HOIST_OK};
-      int r = hoist_preset_tensors(pc, scale, preset_tensor, &a);
+      int r = hoist__preset_tensors(pc, scale, preset_tensor, &a);
       if (r != 0 || a.rc != HOIST_OK) {
         rc = err_set(err, errsz, a.rc != HOIST_OK ? a.rc : HOIST_INVALID_ARGUMENT,
                      "%s: cannot enumerate tensors", pc->name);
@@ -128,7 +128,7 @@ int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, ch
     infos[i].inferred_bytes = c->bytes;
     sorted[i] = &infos[i];
   }
-  hoist_component_sort(sorted, n);
+  hoist__component_sort(sorted, n);
   for (size_t pos = 0; pos < n; pos++) m->planned[pos] = (size_t)(sorted[pos] - infos);
   free(infos);
   free(sorted);
@@ -142,7 +142,7 @@ fail:
 
 uint64_t oom_comp_need(const oom_comp *c, uint64_t granularity) {
   uint64_t need = 0;
-  if (!hoist_round_up_u64(c->span, granularity, &need)) return UINT64_MAX;
+  if (!hoist__round_up_u64(c->span, granularity, &need)) return UINT64_MAX;
   return need;
 }
 
@@ -259,7 +259,7 @@ int oom_policy_marks(const oom_policy *pol, const oom_model *m, unsigned char *m
     item[len] = '\0';
     int matched = 0;
     for (size_t i = 0; i < m->n; i++)
-      if (hoist_component_selected_by(item, m->comps[i].name, m->comps[i].name)) {
+      if (hoist__component_selected_by(item, m->comps[i].name, m->comps[i].name)) {
         mark[i] = 1;
         matched = 1;
       }
@@ -395,7 +395,7 @@ uint64_t oom_device_bytes(const oom_setup *s) {
 
 static uint64_t trans_need(const oom_setup *s, const oom_comp *c) {
   uint64_t t = 0;
-  if (!hoist_round_up_u64(oom_transient_bytes(&s->transient, c->bytes), s->granularity, &t))
+  if (!hoist__round_up_u64(oom_transient_bytes(&s->transient, c->bytes), s->granularity, &t))
     return UINT64_MAX / 4;
   return t;
 }
@@ -428,13 +428,13 @@ void oom_sim_trial(const oom_setup *s, uint64_t capacity, oom_result *r) {
   if (!s->on_oom_offload) {
     /* Preflight against the free memory at the start. */
     uint64_t sum = oom_device_bytes(s);
-    if (!hoist_admits(sum, s->headroom, cap)) {
+    if (!hoist__admits(sum, s->headroom, cap)) {
       uint64_t acc = 0;
       for (size_t pos = 0; pos < m->n; pos++) {
         const oom_comp *c = &m->comps[s->order[pos]];
         uint64_t need = oom_comp_need(c, s->granularity);
         if (s->offload[s->order[pos]] || need == 0) continue;
-        if (!hoist_admits(acc + need, s->headroom, cap)) {
+        if (!hoist__admits(acc + need, s->headroom, cap)) {
           snprintf(r->failed, sizeof r->failed, "%s", c->name);
           break;
         }
@@ -455,7 +455,7 @@ void oom_sim_trial(const oom_setup *s, uint64_t capacity, oom_result *r) {
     if (!s->offload[slot]) {
       uint64_t need = oom_comp_need(c, s->granularity), t = trans_need(s, c);
       uint64_t free_b = cap > used ? cap - used : 0;
-      if (hoist_admits(need + t, s->headroom, free_b)) {
+      if (hoist__admits(need + t, s->headroom, free_b)) {
         if (used + need + t > r->peak) r->peak = used + need + t;
         used += need;
       } else if (s->on_oom_offload) {
