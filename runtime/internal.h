@@ -17,13 +17,16 @@
 
 #define HOIST_ERROR_MAX 1024
 
-/* Records a detail message for rt (or, for rt == NULL, the calling thread)
- * and returns status, so that call sites read `return hoist_fail(...)`. */
+/* Records a detail message as the calling thread's last error (what
+ * hoist_last_error returns on this thread) and returns status, so that call
+ * sites read `return hoist_fail(...)`.  rt, when given, only routes the
+ * message to its debug log. */
 int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
 int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
 
 /* The calling thread's most recent hoist_fail message, whatever runtime it
- * went to ("" when none). */
+ * went to ("" when none).  A worker thread that fails for a caller copies it
+ * out before it ends: the slot is the thread's own and dies with it. */
 const char *hoist_thread_last_error(void);
 
 /* Logs through rt's callback when level is enabled; rt may be NULL. */

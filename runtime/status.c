@@ -67,20 +67,15 @@ int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out) {
 }
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];
-/* Every failure recorded by this thread, with or without a runtime: lets a
- * worker hand its own message on when another thread fails after it. */
-static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
 int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
+  /* Formatted aside first: the arguments may be this thread's slot itself
+   * (a detail recorded again, with a prefix or for another runtime). */
   char msg[HOIST_ERROR_MAX];
   vsnprintf(msg, sizeof msg, fmt, ap);
-  memcpy(thread_last, msg, sizeof msg);
-  if (rt == NULL) {
-    memcpy(thread_error, msg, sizeof msg);
-    return status;
-  }
+  memcpy(thread_error, msg, sizeof msg);
+  if (rt == NULL) return status;
   uv_mutex_lock(&rt->lock);
-  memcpy(rt->error, msg, sizeof msg);
   hoist_log_fn fn = rt->log_fn;
   void *user = rt->log_user;
   bool debug = rt->log_level >= HOIST_LOG_DEBUG;
@@ -99,10 +94,12 @@ int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   return rc;
 }
 
-const char *hoist_thread_last_error(void) { return thread_last; }
+const char *hoist_thread_last_error(void) { return thread_error; }
 
+/* rt is not read: the detail is the calling thread's (see the top). */
 const char *hoist_last_error(const hoist_runtime *rt) {
-  return rt == NULL ? thread_error : rt->error;
+  (void)rt;
+  return thread_error;
 }
 
 void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
