@@ -29,6 +29,14 @@ int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
  * out before it ends: the slot is the thread's own and dies with it. */
 const char *hoist_thread_last_error(void);
 
+/* Room for hoist_show's copy: 150 characters, "..." and the NUL. */
+#define HOIST_SHOW_MAX 160
+
+/* Copies s (a name or path that came from a file or a command line) for a
+ * one-line message: control characters become '?', long names are cut with
+ * "...".  Returns buf. */
+const char *hoist_show(const char *s, char buf[HOIST_SHOW_MAX]);
+
 /* Logs through rt's callback when level is enabled; rt may be NULL. */
 void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)
     HOIST_PRINTF(3, 4);

@@ -1,4 +1,5 @@
-/* status.c — status codes, dtype table, error details and logging.
+/* status.c — status codes, dtype table, error details, the one-line
+ * quoting of names in them, and logging.
  *
  * The status and dtype tables are generated from the X-macro lists in
  * hoist.h so that the enum, the names and the sentences never drift apart.
@@ -100,6 +101,20 @@ const char *hoist_thread_last_error(void) { return thread_error; }
 const char *hoist_last_error(const hoist_runtime *rt) {
   (void)rt;
   return thread_error;
+}
+
+const char *hoist_show(const char *s, char buf[HOIST_SHOW_MAX]) {
+  size_t i = 0, o = 0;
+  for (; s[i] != '\0' && o < HOIST_SHOW_MAX - 10; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  if (s[i] != '\0') {
+    memcpy(buf + o, "...", 3);
+    o += 3;
+  }
+  buf[o] = '\0';
+  return buf;
 }
 
 void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
