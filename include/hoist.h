@@ -172,7 +172,11 @@ typedef struct hoist_config {
 HOIST_EXPORT int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out);
 HOIST_EXPORT void hoist_runtime_close(hoist_runtime *rt);
 
-/* Replaces the log callback (NULL disables logging).  Thread-safe. */
+/* Replaces the log callback (NULL disables logging).  Thread-safe: every
+ * message goes to one (callback, user) pair as set together, but a message
+ * that another thread was already delivering may still reach the previous
+ * callback after this returns, so keep its user data valid until
+ * hoist_runtime_close(). */
 HOIST_EXPORT void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user,
                                 hoist_log_level level);
 
