@@ -18,7 +18,9 @@
  *     names: the rename gives the name a new file;
  *   - a failed run (a full disk, a read-only folder) removes its
  *     temporaries, the files it added and the folders it created, and
- *     leaves every file that was there before with its old bytes.
+ *     leaves every file that was there before with its old bytes (only a
+ *     failure of one of the final renames themselves, which do not write
+ *     data, leaves the files renamed before it in their new state).
  * Only the root's own path is resolved by name: the links among its
  * parents are followed (that path is the caller's choice), a root whose
  * last component is a link is refused ("DIR/" or "DIR/." names the folder
