@@ -69,7 +69,7 @@ int hoist_dtype_from_name(const char *name, size_t len, hoist_dtype *out) {
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];
 
-int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
+int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   /* Formatted aside first: the arguments may be this thread's slot itself
    * (a detail recorded again, with a prefix or for another runtime). */
   char msg[HOIST_ERROR_MAX];
@@ -87,15 +87,15 @@ int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   return status;
 }
 
-int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) {
+int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int rc = hoist_failv(rt, status, fmt, ap);
+  int rc = hoist__failv(rt, status, fmt, ap);
   va_end(ap);
   return rc;
 }
 
-const char *hoist_thread_last_error(void) { return thread_error; }
+const char *hoist__thread_last_error(void) { return thread_error; }
 
 /* rt is not read: the detail is the calling thread's (see the top). */
 const char *hoist_last_error(const hoist_runtime *rt) {
@@ -103,7 +103,7 @@ const char *hoist_last_error(const hoist_runtime *rt) {
   return thread_error;
 }
 
-const char *hoist_show(const char *s, char buf[HOIST_SHOW_MAX]) {
+const char *hoist__show(const char *s, char buf[HOIST_SHOW_MAX]) {
   size_t i = 0, o = 0;
   for (; s[i] != '\0' && o < HOIST_SHOW_MAX - 10; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -117,7 +117,7 @@ const char *hoist_show(const char *s, char buf[HOIST_SHOW_MAX]) {
   return buf;
 }
 
-void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
+void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
   if (rt == NULL) return;
   uv_mutex_lock(&rt->lock);
   hoist_log_fn fn = rt->log_fn;
@@ -142,7 +142,7 @@ void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user, hoist_log_lev
   uv_mutex_unlock(&rt->lock);
 }
 
-char *hoist_strdup(const char *s) {
+char *hoist__strdup(const char *s) {
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 1;
   char *d = malloc(n);

@@ -37,7 +37,7 @@ typedef struct dw_file {
   int state;
 } dw_file;
 
-struct hoist_dirw {
+struct hoist__dirw {
   char *path;
   char shown[HOIST_SHOW_MAX];
   int root_created;
@@ -52,7 +52,7 @@ struct hoist_dirw {
 /* Temporaries of concurrent writers in one process never share a name. */
 static atomic_uint temp_counter;
 
-int hoist_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
+int hoist__pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
   const uint8_t *p = buf;
   while (len > 0) {
     ssize_t k = pwrite(fd, p, len, (off_t)off);
@@ -72,28 +72,28 @@ int hoist_pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
 /* Refusals */
 
 /* rel (relative to the root, reached from dirfd as at) is a link. */
-static int refuse_link(const hoist_dirw *dw, int dirfd, const char *at, const char *rel) {
+static int refuse_link(const hoist__dirw *dw, int dirfd, const char *at, const char *rel) {
   char target[PATH_MAX], rb[HOIST_SHOW_MAX], tb[HOIST_SHOW_MAX], to[HOIST_SHOW_MAX + 8] = "";
   ssize_t n = readlinkat(dirfd, at, target, sizeof target - 1);
   if (n >= 0) {
     target[n] = '\0';
-    snprintf(to, sizeof to, " (to %s)", hoist_show(target, tb));
+    snprintf(to, sizeof to, " (to %s)", hoist__show(target, tb));
   }
-  return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+  return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                     "%s: %s is a symbolic link%s; hoist never writes through links: remove it "
                     "or choose another folder",
-                    dw->shown, hoist_show(rel, rb), to);
+                    dw->shown, hoist__show(rel, rb), to);
 }
 
-static int refuse_kind(const hoist_dirw *dw, const char *rel, const char *what) {
+static int refuse_kind(const hoist__dirw *dw, const char *rel, const char *what) {
   char rb[HOIST_SHOW_MAX];
-  return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s %s", dw->shown, hoist_show(rel, rb), what);
+  return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s %s", dw->shown, hoist__show(rel, rb), what);
 }
 
 /* ------------------------------------------------------------------------ */
 /* The root */
 
-static int remember_parent(hoist_dirw *dw, char *path) {
+static int remember_parent(hoist__dirw *dw, char *path) {
   char **p = realloc(dw->parents, (dw->nparents + 1) * sizeof *p);
   if (p == NULL) return -1;
   dw->parents = p;
@@ -103,12 +103,12 @@ static int remember_parent(hoist_dirw *dw, char *path) {
 
 /* mkdir -p of path's missing ancestors, by name: they are above the root,
  * where the caller's path is followed as given. */
-static int make_parents(hoist_dirw *dw, const char *path) {
+static int make_parents(hoist__dirw *dw, const char *path) {
   const char *slash = strrchr(path, '/');
   while (slash != NULL && slash > path && slash[-1] == '/') slash--;
   if (slash == NULL || slash == path) return HOIST_OK;
   char *parent = strndup(path, (size_t)(slash - path));
-  if (parent == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (parent == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   struct stat st;
   int rc = HOIST_OK;
   if (stat(parent, &st) == 0 || errno != ENOENT) goto done;
@@ -116,10 +116,10 @@ static int make_parents(hoist_dirw *dw, const char *path) {
   if (mkdir(parent, 0755) == 0) {
     if (remember_parent(dw, parent) == 0) return HOIST_OK; /* owned by dw now */
     rmdir(parent);
-    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   } else if (errno != EEXIST) {
     char pb[HOIST_SHOW_MAX];
-    rc = hoist_fail(NULL, HOIST_IO, "%s: cannot create folder: %s", hoist_show(parent, pb),
+    rc = hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s", hoist__show(parent, pb),
                     strerror(errno));
   }
 done:
@@ -127,23 +127,23 @@ done:
   return rc;
 }
 
-static int refuse_root(hoist_dirw *dw, int err) {
+static int refuse_root(hoist__dirw *dw, int err) {
   struct stat st;
   if (lstat(dw->path, &st) == 0 && S_ISLNK(st.st_mode)) {
     char target[PATH_MAX], tb[HOIST_SHOW_MAX];
     ssize_t n = readlink(dw->path, target, sizeof target - 1);
     target[n >= 0 ? n : 0] = '\0';
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: is a symbolic link (to %s); hoist never writes through links: name "
                       "the folder it points to (a trailing '/' does)",
-                      dw->shown, n >= 0 ? hoist_show(target, tb) : "?");
+                      dw->shown, n >= 0 ? hoist__show(target, tb) : "?");
   }
   if (err == ENOTDIR && lstat(dw->path, &st) == 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", dw->shown);
-  return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", dw->shown, strerror(err));
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", dw->shown);
+  return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", dw->shown, strerror(err));
 }
 
-static int open_root(hoist_dirw *dw) {
+static int open_root(hoist__dirw *dw) {
   const int flags = O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC;
   int fd = open(dw->path, flags);
   if (fd < 0 && errno == ENOENT) {
@@ -152,7 +152,7 @@ static int open_root(hoist_dirw *dw) {
     if (mkdir(dw->path, 0755) == 0)
       dw->root_created = 1;
     else if (errno != EEXIST)
-      return hoist_fail(NULL, HOIST_IO, "%s: cannot create folder: %s", dw->shown, strerror(errno));
+      return hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s", dw->shown, strerror(errno));
     fd = open(dw->path, flags);
   }
   if (fd < 0) return refuse_root(dw, errno);
@@ -161,33 +161,33 @@ static int open_root(hoist_dirw *dw) {
   return HOIST_OK;
 }
 
-int hoist_dirw_open(const char *path, hoist_dirw **out) {
+int hoist__dirw_open(const char *path, hoist__dirw **out) {
   *out = NULL;
-  hoist_dirw *dw = calloc(1, sizeof *dw);
+  hoist__dirw *dw = calloc(1, sizeof *dw);
   if (dw != NULL) {
-    dw->path = hoist_strdup(path);
+    dw->path = hoist__strdup(path);
     dw->folders = calloc(1, sizeof *dw->folders);
   }
   if (dw == NULL || dw->path == NULL || dw->folders == NULL) {
-    hoist_dirw_free(dw);
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    hoist__dirw_free(dw);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   }
-  hoist_show(path, dw->shown);
+  hoist__show(path, dw->shown);
   int rc = open_root(dw);
   if (rc != HOIST_OK) {
-    hoist_dirw_abort(dw);
-    hoist_dirw_free(dw);
+    hoist__dirw_abort(dw);
+    hoist__dirw_free(dw);
     return rc;
   }
   *out = dw;
   return HOIST_OK;
 }
 
-int hoist_dirw_root_fd(const hoist_dirw *dw) { return dw->folders[0].fd; }
+int hoist__dirw_root_fd(const hoist__dirw *dw) { return dw->folders[0].fd; }
 
-const char *hoist_dirw_shown_root(const hoist_dirw *dw) { return dw->shown; }
+const char *hoist__dirw_shown_root(const hoist__dirw *dw) { return dw->shown; }
 
-int hoist_dirw_is_empty(hoist_dirw *dw, int *empty) {
+int hoist__dirw_is_empty(hoist__dirw *dw, int *empty) {
   /* A fresh description of the root, so that reading it moves no offset
    * of the one the writes are relative to. */
   int fd = openat(dw->folders[0].fd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -195,7 +195,7 @@ int hoist_dirw_is_empty(hoist_dirw *dw, int *empty) {
   if (d == NULL) {
     int e = errno;
     if (fd >= 0) close(fd);
-    return hoist_fail(NULL, HOIST_IO, "%s: cannot list: %s", dw->shown, strerror(e));
+    return hoist__fail(NULL, HOIST_IO, "%s: cannot list: %s", dw->shown, strerror(e));
   }
   *empty = 1;
   struct dirent *e;
@@ -208,9 +208,9 @@ int hoist_dirw_is_empty(hoist_dirw *dw, int *empty) {
 /* ------------------------------------------------------------------------ */
 /* Checks and folders */
 
-int hoist_dirw_check(hoist_dirw *dw, const char *rel, int want_folder) {
-  char *at = hoist_strdup(rel);
-  if (at == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+int hoist__dirw_check(hoist__dirw *dw, const char *rel, int want_folder) {
+  char *at = hoist__strdup(rel);
+  if (at == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   int rc = HOIST_OK;
   /* Each prefix of rel in turn, so that a link is named where it is. */
   for (char *p = at;;) {
@@ -220,7 +220,7 @@ int hoist_dirw_check(hoist_dirw *dw, const char *rel, int want_folder) {
     if (fstatat(dw->folders[0].fd, at, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno != ENOENT) {
         char rb[HOIST_SHOW_MAX];
-        rc = hoist_fail(NULL, HOIST_IO, "%s: %s: %s", dw->shown, hoist_show(at, rb), strerror(errno));
+        rc = hoist__fail(NULL, HOIST_IO, "%s: %s: %s", dw->shown, hoist__show(at, rb), strerror(errno));
       }
       break; /* nothing there yet: nothing to go through */
     }
@@ -243,20 +243,20 @@ int hoist_dirw_check(hoist_dirw *dw, const char *rel, int want_folder) {
   return rc;
 }
 
-int hoist_dirw_folder(hoist_dirw *dw, const char *name, int *folder) {
+int hoist__dirw_folder(hoist__dirw *dw, const char *name, int *folder) {
   assert(strchr(name, '/') == NULL);
   int root = dw->folders[0].fd;
   dw_folder *grown = realloc(dw->folders, (dw->nfolders + 1) * sizeof *grown);
-  if (grown == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (grown == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   dw->folders = grown;
-  char *copy = hoist_strdup(name);
-  if (copy == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  char *copy = hoist__strdup(name);
+  if (copy == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   char nb[HOIST_SHOW_MAX];
   int created = mkdirat(root, name, 0755) == 0;
   if (!created && errno != EEXIST) {
     free(copy);
-    return hoist_fail(NULL, HOIST_IO, "%s: %s: cannot create folder: %s", dw->shown,
-                      hoist_show(name, nb), strerror(errno));
+    return hoist__fail(NULL, HOIST_IO, "%s: %s: cannot create folder: %s", dw->shown,
+                      hoist__show(name, nb), strerror(errno));
   }
   int fd = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -264,10 +264,10 @@ int hoist_dirw_folder(hoist_dirw *dw, const char *name, int *folder) {
     free(copy);
     if (created) unlinkat(root, name, AT_REMOVEDIR);
     /* A link or a file there (perhaps put there since the check). */
-    int rc = hoist_dirw_check(dw, name, 1);
+    int rc = hoist__dirw_check(dw, name, 1);
     if (rc != HOIST_OK) return rc;
-    return hoist_fail(NULL, HOIST_IO, "%s: %s: cannot open folder: %s", dw->shown,
-                      hoist_show(name, nb), strerror(e));
+    return hoist__fail(NULL, HOIST_IO, "%s: %s: cannot open folder: %s", dw->shown,
+                      hoist__show(name, nb), strerror(e));
   }
   dw->folders[dw->nfolders] = (dw_folder){fd, copy, created};
   *folder = (int)dw->nfolders++;
@@ -299,22 +299,22 @@ static int open_temp(dw_file *f, int dirfd) {
   return EEXIST;
 }
 
-int hoist_dirw_create(hoist_dirw *dw, int folder, const char *name, size_t *file, int *fd) {
+int hoist__dirw_create(hoist__dirw *dw, int folder, const char *name, size_t *file, int *fd) {
   assert(folder >= 0 && (size_t)folder < dw->nfolders && strchr(name, '/') == NULL);
   const dw_folder *d = &dw->folders[folder];
   dw_file *grown = realloc(dw->files, (dw->nfiles + 1) * sizeof *grown);
-  if (grown == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (grown == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   dw->files = grown;
-  dw_file f = {folder, hoist_strdup(name), NULL, NULL, -1, 0, FILE_GONE};
+  dw_file f = {folder, hoist__strdup(name), NULL, NULL, -1, 0, FILE_GONE};
   char *rel = file_rel(d, name);
   char rb[HOIST_SHOW_MAX];
   if (rel != NULL && f.name != NULL) {
     size_t n = strlen(dw->shown) + HOIST_SHOW_MAX + 2;
-    if ((f.shown = malloc(n)) != NULL) snprintf(f.shown, n, "%s/%s", dw->shown, hoist_show(rel, rb));
+    if ((f.shown = malloc(n)) != NULL) snprintf(f.shown, n, "%s/%s", dw->shown, hoist__show(rel, rb));
   }
   int rc = HOIST_OK;
   if (rel == NULL || f.name == NULL || f.shown == NULL) {
-    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   struct stat st;
@@ -325,7 +325,7 @@ int hoist_dirw_create(hoist_dirw *dw, int folder, const char *name, size_t *file
   }
   int e = open_temp(&f, d->fd);
   if (e != 0) {
-    rc = hoist_fail(NULL, e == ENOMEM ? HOIST_NO_MEMORY : HOIST_IO, "%s: cannot create: %s",
+    rc = hoist__fail(NULL, e == ENOMEM ? HOIST_NO_MEMORY : HOIST_IO, "%s: cannot create: %s",
                     f.shown, strerror(e));
     goto fail;
   }
@@ -344,28 +344,28 @@ fail:
 }
 
 /* Closes file i; a failed close is a failed write (NFS reports there). */
-static int close_file(hoist_dirw *dw, size_t i) {
+static int close_file(hoist__dirw *dw, size_t i) {
   dw_file *f = &dw->files[i];
   if (f->fd < 0) return HOIST_OK;
   int rc = close(f->fd) == 0 ? HOIST_OK
-                             : hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", f->shown, strerror(errno));
+                             : hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", f->shown, strerror(errno));
   f->fd = -1;
   return rc;
 }
 
-int hoist_dirw_write(hoist_dirw *dw, int folder, const char *name, const void *data, size_t len) {
+int hoist__dirw_write(hoist__dirw *dw, int folder, const char *name, const void *data, size_t len) {
   size_t i;
   int fd;
-  int rc = hoist_dirw_create(dw, folder, name, &i, &fd);
+  int rc = hoist__dirw_create(dw, folder, name, &i, &fd);
   if (rc != HOIST_OK) return rc;
-  int e = hoist_pwrite_all(fd, data, len, 0);
-  if (e != 0) return hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", dw->files[i].shown, strerror(e));
+  int e = hoist__pwrite_all(fd, data, len, 0);
+  if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", dw->files[i].shown, strerror(e));
   return close_file(dw, i);
 }
 
-const char *hoist_dirw_shown(const hoist_dirw *dw, size_t file) { return dw->files[file].shown; }
+const char *hoist__dirw_shown(const hoist__dirw *dw, size_t file) { return dw->files[file].shown; }
 
-int hoist_dirw_commit(hoist_dirw *dw) {
+int hoist__dirw_commit(hoist__dirw *dw) {
   for (size_t i = 0; i < dw->nfiles; i++) {
     int rc = close_file(dw, i);
     if (rc != HOIST_OK) return rc;
@@ -377,13 +377,13 @@ int hoist_dirw_commit(hoist_dirw *dw) {
     if (f->state != FILE_TEMP) continue;
     int dirfd = dw->folders[f->folder].fd;
     if (renameat(dirfd, f->tmp, dirfd, f->name) != 0)
-      return hoist_fail(NULL, HOIST_IO, "%s: cannot rename into place: %s", f->shown, strerror(errno));
+      return hoist__fail(NULL, HOIST_IO, "%s: cannot rename into place: %s", f->shown, strerror(errno));
     f->state = FILE_PLACED;
   }
   return HOIST_OK;
 }
 
-void hoist_dirw_abort(hoist_dirw *dw) {
+void hoist__dirw_abort(hoist__dirw *dw) {
   if (dw == NULL) return;
   for (size_t i = dw->nfiles; i-- > 0;) {
     dw_file *f = &dw->files[i];
@@ -405,7 +405,7 @@ void hoist_dirw_abort(hoist_dirw *dw) {
   }
 }
 
-void hoist_dirw_free(hoist_dirw *dw) {
+void hoist__dirw_free(hoist__dirw *dw) {
   if (dw == NULL) return;
   for (size_t i = 0; i < dw->nfiles; i++) {
     if (dw->files[i].fd >= 0) close(dw->files[i].fd);

@@ -4,12 +4,12 @@
  * The folder (the root) is opened once with O_DIRECTORY|O_NOFOLLOW; its
  * subfolders are made and opened with mkdirat/openat relative to it, also
  * O_NOFOLLOW; every file is written as a temporary beside its final name
- * (O_CREAT|O_EXCL|O_NOFOLLOW) and renamed into place by hoist_dirw_commit
+ * (O_CREAT|O_EXCL|O_NOFOLLOW) and renamed into place by hoist__dirw_commit
  * once every file is complete.  So:
  *   - a link that is already there where a file or folder is to be written
  *     is refused (HOIST_INVALID_ARGUMENT, one line naming it), before
  *     anything is written when the caller checks every name first with
- *     hoist_dirw_check;
+ *     hoist__dirw_check;
  *   - a link planted while the files are written cannot redirect a write:
  *     folders are reached through their open descriptors, a temporary is
  *     never a link, and a rename replaces the directory entry of the final
@@ -28,7 +28,7 @@
  * loss a renamed file may lack its last bytes; temporaries of a killed run
  * stay behind as hidden ".NAME.hoist-*" files.
  *
- * Errors are recorded with hoist_fail(NULL, ...): HOIST_INVALID_ARGUMENT for
+ * Errors are recorded with hoist__fail(NULL, ...): HOIST_INVALID_ARGUMENT for
  * a refusal (a link, something that is not a folder, a root that cannot be
  * opened), HOIST_IO for a failed create, write, close or rename (naming the
  * file), HOIST_NO_MEMORY.  One writer is used by one thread at a time,
@@ -39,22 +39,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct hoist_dirw hoist_dirw;
+typedef struct hoist__dirw hoist__dirw;
 
-/* The root folder's index for hoist_dirw_create and friends. */
+/* The root folder's index for hoist__dirw_create and friends. */
 #define HOIST_DIRW_ROOT 0
 
 /* Opens path as the root (creating it and its missing parents, as mkdir
  * -p, when absent).  On failure *out is NULL and what this call created is
  * removed again. */
-int hoist_dirw_open(const char *path, hoist_dirw **out);
+int hoist__dirw_open(const char *path, hoist__dirw **out);
 
 /* The root's descriptor (for fstatvfs and the like); owned by dw. */
-int hoist_dirw_root_fd(const hoist_dirw *dw);
-/* The root path as given, quoted for a one-line message (hoist_show). */
-const char *hoist_dirw_shown_root(const hoist_dirw *dw);
+int hoist__dirw_root_fd(const hoist__dirw *dw);
+/* The root path as given, quoted for a one-line message (hoist__show). */
+const char *hoist__dirw_shown_root(const hoist__dirw *dw);
 /* Whether the root holds no entry.  HOIST_OK or HOIST_IO. */
-int hoist_dirw_is_empty(hoist_dirw *dw, int *empty);
+int hoist__dirw_is_empty(hoist__dirw *dw, int *empty);
 
 /* Refuses (HOIST_INVALID_ARGUMENT) when writing rel (relative to the root,
  * components joined by '/') would have to go through something that is
@@ -62,32 +62,32 @@ int hoist_dirw_is_empty(hoist_dirw *dw, int *empty);
  * or a folder), a component before the last that is not a folder, a last
  * component that is a folder when want_folder is 0 or is not one when it
  * is 1.  Names that do not exist yet are fine. */
-int hoist_dirw_check(hoist_dirw *dw, const char *rel, int want_folder);
+int hoist__dirw_check(hoist__dirw *dw, const char *rel, int want_folder);
 
 /* Makes (when absent) and opens the subfolder name of the root; *folder is
- * its index.  A link or a non-folder there is refused as hoist_dirw_check
+ * its index.  A link or a non-folder there is refused as hoist__dirw_check
  * does. */
-int hoist_dirw_folder(hoist_dirw *dw, const char *name, int *folder);
+int hoist__dirw_folder(hoist__dirw *dw, const char *name, int *folder);
 
 /* Creates a temporary for name in folder and returns its descriptor in *fd
- * (owned by dw: closed by hoist_dirw_commit or hoist_dirw_abort) and its
+ * (owned by dw: closed by hoist__dirw_commit or hoist__dirw_abort) and its
  * index in *file.  A link at name is refused. */
-int hoist_dirw_create(hoist_dirw *dw, int folder, const char *name, size_t *file, int *fd);
-/* hoist_dirw_create, then len bytes of data written and the file closed. */
-int hoist_dirw_write(hoist_dirw *dw, int folder, const char *name, const void *data, size_t len);
+int hoist__dirw_create(hoist__dirw *dw, int folder, const char *name, size_t *file, int *fd);
+/* hoist__dirw_create, then len bytes of data written and the file closed. */
+int hoist__dirw_write(hoist__dirw *dw, int folder, const char *name, const void *data, size_t len);
 /* "ROOT/folder/name" of a file, quoted, for messages. */
-const char *hoist_dirw_shown(const hoist_dirw *dw, size_t file);
+const char *hoist__dirw_shown(const hoist__dirw *dw, size_t file);
 
 /* Closes every file (a failed close is a failed write) and renames each
  * into place, the last created first.  On failure the caller aborts. */
-int hoist_dirw_commit(hoist_dirw *dw);
+int hoist__dirw_commit(hoist__dirw *dw);
 /* Undoes the run: removes the temporaries, the files renamed into place
  * where nothing was before, and the folders (and root) it created. */
-void hoist_dirw_abort(hoist_dirw *dw);
+void hoist__dirw_abort(hoist__dirw *dw);
 /* Closes and frees; NULL is fine.  Without a commit, call abort first. */
-void hoist_dirw_free(hoist_dirw *dw);
+void hoist__dirw_free(hoist__dirw *dw);
 
 /* pwrite until len bytes are written; 0 or the errno of the failure. */
-int hoist_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
+int hoist__pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 
 #endif /* HOIST_DIR_WRITER_H */
