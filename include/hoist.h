@@ -26,10 +26,17 @@
  *
  * Threading
  *   - A hoist_runtime may be shared by threads; calls that load or unload
- *     on the same runtime serialize internally.  hoist_last_error(rt) holds
- *     the most recent failure recorded on rt by any thread; with rt == NULL
- *     it is the calling thread's most recent failure of a call that had no
- *     runtime.
+ *     on the same runtime serialize internally.
+ *   - Error details are per thread, as errno is.  Every failing call records
+ *     its detail in the calling thread's own slot, whether it was given a
+ *     runtime, another one or none, and hoist_last_error() returns that slot
+ *     whatever its argument: right after a call returned an error on this
+ *     thread, it is that call's detail, even while other threads fail on
+ *     the same runtime.  A load whose reader thread fails hands the reader's
+ *     detail to the thread that called it.  A detail is never visible on
+ *     another thread: read it on the thread that made the call.  A later
+ *     failing call on the thread replaces it, and so may a call that
+ *     succeeds (some recover from an inner failure), as with errno.
  *   - An open hoist_file and a hoist_pipeline are immutable: every accessor
  *     may be called from several threads at once.
  *   - A hoist_loaded may be shared by threads too: see "Threading of a
@@ -173,13 +180,22 @@ typedef struct hoist_config {
 HOIST_EXPORT int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out);
 HOIST_EXPORT void hoist_runtime_close(hoist_runtime *rt);
 
-/* Replaces the log callback (NULL disables logging).  Thread-safe. */
+/* Replaces the log callback (NULL disables logging).  Thread-safe: every
+ * message goes to one (callback, user) pair as set together, but a message
+ * that another thread was already delivering may still reach the previous
+ * callback after this returns, so keep its user data valid until
+ * hoist_runtime_close(). */
 HOIST_EXPORT void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user,
                                 hoist_log_level level);
 
-/* Detail of the last failure (see "Threading" above); "" when none.  The
- * string is owned by the library and valid until the next failing call on
- * the same runtime (or thread, for rt == NULL). */
+/* The detail of the calling thread's most recent failure (see "Threading"
+ * above), "" when it has none.  rt is not read: NULL, a runtime or one
+ * already closed all give the same string, so the detail of a failed
+ * hoist_runtime_create() or of a call made before hoist_runtime_close() is
+ * still there.  The string is owned by the library; it stays unchanged
+ * until the calling thread's next hoist call that records a failure, and
+ * is valid until that thread exits.  Thread-safe: no other thread writes
+ * it. */
 HOIST_EXPORT const char *hoist_last_error(const hoist_runtime *rt);
 
 /* ------------------------------------------------------------------------ */

@@ -40,10 +40,19 @@ extern "C" {
 /* The longest detail message, with its NUL. */
 #define HOIST_ERROR_MAX 1024
 
-/* Records a detail message for rt (or, for rt == NULL, the calling thread:
- * hoist_last_error(NULL)) and returns status, so that call sites read
- * `return hoist__fail(...)`.  Thread-safe. */
+/* Records a detail message as the calling thread's last error (what
+ * hoist_last_error returns on this thread) and returns status, so that call
+ * sites read `return hoist__fail(...)`.  rt, when given, only routes the
+ * message to its debug log.  Thread-safe. */
 int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
+
+/* Room for hoist__show's copy: 150 characters, "..." and the NUL. */
+#define HOIST_SHOW_MAX 160
+
+/* Copies s (a name or path that came from a file or a command line) for a
+ * one-line message: control characters become '?', long names are cut with
+ * "...".  Returns buf. */
+const char *hoist__show(const char *s, char buf[HOIST_SHOW_MAX]);
 
 /* Duplicates a string with malloc; NULL on NULL or allocation failure. */
 char *hoist__strdup(const char *s);

@@ -412,6 +412,19 @@ static int scratch_acquire(hoist__engine *e, engine_worker *w, unsigned k, unsig
   return rc;
 }
 
+/* The first failure wins: its status and the failing reader's own message,
+ * even if readers stopping after it record theirs later.  The message is
+ * copied now because it lives in this thread's error slot, which the
+ * loading thread cannot read. */
+static void engine_note_failure(hoist__engine *e, int rc) {
+  uv_mutex_lock(&e->progress_lock);
+  if (e->first_status == HOIST_OK) {
+    e->first_status = rc;
+    snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist__thread_last_error());
+  }
+  uv_mutex_unlock(&e->progress_lock);
+}
+
 static void worker_main(void *arg) {
   engine_worker *w = arg;
   hoist__engine *e = w->engine;
@@ -479,14 +492,7 @@ static void worker_main(void *arg) {
     }
   }
   if (rc != HOIST_OK) {
-    /* The first failure wins: its status and its own message, even if
-     * workers stopping after it record theirs later. */
-    uv_mutex_lock(&e->progress_lock);
-    if (e->first_status == HOIST_OK) {
-      e->first_status = rc;
-      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist__thread_last_error());
-    }
-    uv_mutex_unlock(&e->progress_lock);
+    engine_note_failure(e, rc);
     atomic_store(&e->failed, 1);
     /* Readers waiting for a scratch slot stop. */
     uv_mutex_lock(&e->pool_lock);
@@ -496,7 +502,7 @@ static void worker_main(void *arg) {
   /* Always drain the streams: the slots are reused by the next job. */
   int src = dev->ops->stream_sync(dev, w->stream);
   int crc = w->convert_stream != NULL ? dev->ops->stream_sync(dev, w->convert_stream) : HOIST_OK;
-  if (rc == HOIST_OK) rc = src != HOIST_OK ? src : crc;
+  if (rc == HOIST_OK && (rc = src != HOIST_OK ? src : crc) != HOIST_OK) engine_note_failure(e, rc);
   for (int s = 0; s < SLOTS_PER_THREAD; s++) w->pending[s] = 0;
   w->status = rc;
 }

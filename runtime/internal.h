@@ -43,7 +43,8 @@
 int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
 
 /* The calling thread's most recent hoist__fail message, whatever runtime it
- * went to ("" when none). */
+ * went to ("" when none).  A worker thread that fails for a caller copies it
+ * out before it ends: the slot is the thread's own and dies with it. */
 const char *hoist__thread_last_error(void);
 
 /* Logs through rt's callback when level is enabled; rt may be NULL. */

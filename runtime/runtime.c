@@ -37,11 +37,7 @@ int hoist_runtime_create(const hoist_config *cfg, hoist_runtime **out) {
   }
   rt->cfg.device = rt->device_name;
   rc = hoist__device_open(rt, rt->device_name, cfg->capacity, &rt->dev);
-  if (rc != HOIST_OK) {
-    /* The detail went to rt; hand it to the thread before rt goes away. */
-    hoist__fail(NULL, rc, "%s", rt->error);
-    goto fail;
-  }
+  if (rc != HOIST_OK) goto fail; /* the detail is already the thread's */
   *out = rt;
   return HOIST_OK;
 fail:

@@ -1,5 +1,5 @@
 /* runtime.h — the definition of struct hoist_runtime, shared by the modules
- * that need its backend, its lock or its error slot. */
+ * that need its backend or its lock. */
 #ifndef HOIST_RUNTIME_H
 #define HOIST_RUNTIME_H
 
@@ -10,8 +10,7 @@
 struct hoist__device;
 
 struct hoist_runtime {
-  uv_mutex_t lock;                /* guards error[] and the log fields */
-  char error[HOIST_ERROR_MAX];    /* last failure detail */
+  uv_mutex_t lock;                /* guards the log fields */
   hoist_log_fn log_fn;
   void *log_user;
   hoist_log_level log_level;

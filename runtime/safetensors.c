@@ -95,22 +95,6 @@ typedef struct st_ctx {
 /* ------------------------------------------------------------------------ */
 /* Small helpers */
 
-/* Copies s for a one-line message: control characters become '?', long
- * names are cut with "...". */
-static const char *show(const char *s, char buf[160]) {
-  size_t i = 0, o = 0;
-  for (; s[i] != '\0' && o < 150; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-  }
-  if (s[i] != '\0') {
-    memcpy(buf + o, "...", 3);
-    o += 3;
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 /* A string hash for the lookup index and duplicate checks: eight bytes
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
  * then a final mix so that linear probing on the low bits spreads names
@@ -243,9 +227,9 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
     char b[160], tb[160];
     if (tensor == NULL)
       return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
-                        c->path, show(dup, b));
+                        c->path, hoist__show(dup, b));
     return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
-                      show(tensor, tb), show(dup, b));
+                      hoist__show(tensor, tb), hoist__show(dup, b));
   }
   return HOIST_OK;
 }
@@ -273,7 +257,7 @@ static int skip_value(st_ctx *c, const cJSON *v, const char *tensor) {
         return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                           "%s: tensor '%s': an object key contains U+0000, which hoist does "
                           "not support",
-                          c->path, show(tensor, b));
+                          c->path, hoist__show(tensor, b));
       int rc = skip_value(c, m, tensor);
       if (rc != HOIST_OK) return rc;
     }
@@ -302,17 +286,17 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ key '%s' contains U+0000, which hoist does not support",
-                        c->path, show(m->string, b));
+                        c->path, hoist__show(m->string, b));
     if (!cJSON_IsString(m))
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' is not a string", c->path,
-                        show(m->string, b));
+                        hoist__show(m->string, b));
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' contains U+0000, which hoist does not "
                         "support",
-                        c->path, show(m->string, b));
+                        c->path, hoist__show(m->string, b));
     size_t *o = c->meta_offs + 2 * c->meta_count;
     if (!arena_add(c, m->string, &o[0]) || !arena_add(c, m->valuestring, &o[1])) return oom(c);
     c->meta_count++;
@@ -337,7 +321,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   char b[160], nb[72];
   uint8_t flags;
   /* Names are rendered for messages only when a rule fails. */
-#define shown show(name, b)
+#define shown hoist__show(name, b)
   if (!cJSON_IsObject(v))
     return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
                       c->path, shown);
@@ -358,7 +342,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
           hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
               HOIST_OK)
         return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
-                          shown, show(m->valuestring, db));
+                          shown, hoist__show(m->valuestring, db));
       have_dtype = true;
     } else if (strcmp(m->string, "shape") == 0) {
       if (!cJSON_IsArray(m))
@@ -504,7 +488,7 @@ static int parse_header(st_ctx *c, const char *header) {
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': its name contains U+0000, which hoist does not support",
-                        c->path, show(name, b));
+                        c->path, hoist__show(name, b));
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(header + m->value_begin, m->value_end - m->value_begin,
                                          &end, 0);
@@ -543,7 +527,7 @@ static int build_index(st_ctx *c, uint32_t **out, size_t *mask) {
         char b[160];
         free(index);
         return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
-                          show(e->info.name, b));
+                          hoist__show(e->info.name, b));
       }
     }
     index[h] = (uint32_t)(i + 1);
@@ -577,11 +561,11 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
         return hoist__fail(c->rt, HOIST_LAYOUT,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] but the first tensor must start at 0",
-                          c->path, show(t->name, b), t->begin, t->end);
+                          c->path, hoist__show(t->name, b), t->begin, t->end);
       return hoist__fail(c->rt, HOIST_LAYOUT,
                         "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                         "] leave a %s of %" PRIu64 " bytes after the previous tensor's end %" PRIu64,
-                        c->path, show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
+                        c->path, hoist__show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
                         t->begin > at ? t->begin - at : at - t->begin, at);
     }
     at = t->end;

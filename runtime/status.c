@@ -1,4 +1,5 @@
-/* status.c — status codes, error details and logging.
+/* status.c — status codes, error details, the one-line quoting of names
+ * in them, and logging.
  *
  * The status table is generated from the X-macro list in hoist.h so that
  * the enum, the names and the sentences never drift apart.
@@ -37,20 +38,15 @@ const char *hoist_status_name(int status) {
 }
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];
-/* Every failure recorded by this thread, with or without a runtime: lets a
- * worker hand its own message on when another thread fails after it. */
-static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
 int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
+  /* Formatted aside first: the arguments may be this thread's slot itself
+   * (a detail recorded again, with a prefix or for another runtime). */
   char msg[HOIST_ERROR_MAX];
   vsnprintf(msg, sizeof msg, fmt, ap);
-  memcpy(thread_last, msg, sizeof msg);
-  if (rt == NULL) {
-    memcpy(thread_error, msg, sizeof msg);
-    return status;
-  }
+  memcpy(thread_error, msg, sizeof msg);
+  if (rt == NULL) return status;
   uv_mutex_lock(&rt->lock);
-  memcpy(rt->error, msg, sizeof msg);
   hoist_log_fn fn = rt->log_fn;
   void *user = rt->log_user;
   bool debug = rt->log_level >= HOIST_LOG_DEBUG;
@@ -69,10 +65,26 @@ int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   return rc;
 }
 
-const char *hoist__thread_last_error(void) { return thread_last; }
+const char *hoist__thread_last_error(void) { return thread_error; }
 
+/* rt is not read: the detail is the calling thread's (see the top). */
 const char *hoist_last_error(const hoist_runtime *rt) {
-  return rt == NULL ? thread_error : rt->error;
+  (void)rt;
+  return thread_error;
+}
+
+const char *hoist__show(const char *s, char buf[HOIST_SHOW_MAX]) {
+  size_t i = 0, o = 0;
+  for (; s[i] != '\0' && o < HOIST_SHOW_MAX - 10; i++) {
+    unsigned char c = (unsigned char)s[i];
+    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+  }
+  if (s[i] != '\0') {
+    memcpy(buf + o, "...", 3);
+    o += 3;
+  }
+  buf[o] = '\0';
+  return buf;
 }
 
 void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {

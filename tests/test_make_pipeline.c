@@ -3,8 +3,12 @@
  * writing), the scaling rule, shard layout at every scale, every preset
  * written at a tiny scale and read back with the strict reader
  * (hoist_file_open), index files, contents (non-zero, reproducible from
- * the seed), determinism, and the error paths (non-empty dir, write
- * failure with cleanup). */
+ * the seed), determinism, the error paths (non-empty dir, write failure
+ * with cleanup), and links: --force never writes through a symbolic link
+ * of any kind, anywhere (refused, with the tree and what the links point
+ * to byte-identical afterwards), a link planted during the write is
+ * harmless, a hard link keeps its old bytes, and a failed or refused
+ * --force run leaves the old pipeline as it was. */
 #include "pipeline_writer.h"
 #include "presets.h"
 #include "testutil.h"
@@ -14,12 +18,15 @@
 #include <ftw.h>
 #include <errno.h>
 #include <math.h>
+#include <grp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #define TINY 0.001
 
@@ -572,6 +579,517 @@ START_TEST(write_failure_names_file_and_cleans_up) {
 }
 END_TEST
 
+/* ------------------------------------------------------------------------ */
+/* Links */
+
+#define LINK_SCALE 0.0005 /* flux1-dev in ~18 MB */
+
+static int write_flux(const char *dir, int force, uint64_t seed) {
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = LINK_SCALE;
+  o.seed = seed;
+  o.threads = 2;
+  o.force = force;
+  hoist__write_result r;
+  int rc = hoist__pipeline_write(hoist__preset_find("flux1-dev"), dir, &o, &r);
+  if (rc == HOIST_OK) hoist__write_result_free(&r);
+  return rc;
+}
+
+/* A listing of a tree that changes when anything in it does: every
+ * entry's path, type, and size and content hash (a link: its target),
+ * sorted.  nftw has no user pointer, hence the statics. */
+static size_t snap_root_len;
+static char **snap_lines;
+static size_t snap_n, snap_cap;
+
+static int snap_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)flag;
+  (void)ftw;
+  char what[4200];
+  if (S_ISLNK(st->st_mode)) {
+    char target[4096];
+    ssize_t n = readlink(path, target, sizeof target - 1);
+    ck_assert(n >= 0);
+    target[n] = '\0';
+    snprintf(what, sizeof what, "link -> %s", target);
+  } else if (S_ISREG(st->st_mode)) {
+    size_t len;
+    unsigned char *b = tu_read_file(path, &len);
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < len; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    free(b);
+    snprintf(what, sizeof what, "file %zu %016llx", len, (unsigned long long)h);
+  } else {
+    snprintf(what, sizeof what, "%s", S_ISDIR(st->st_mode) ? "folder" : "other");
+  }
+  if (snap_n == snap_cap) {
+    snap_cap = snap_cap ? 2 * snap_cap : 64;
+    snap_lines = realloc(snap_lines, snap_cap * sizeof *snap_lines);
+    ck_assert_ptr_nonnull(snap_lines);
+  }
+  size_t n = strlen(path) + strlen(what) + 3;
+  snap_lines[snap_n] = malloc(n);
+  snprintf(snap_lines[snap_n++], n, "%s %s\n", path + snap_root_len, what);
+  return 0;
+}
+
+static char *snapshot(const char *dir) {
+  snap_root_len = strlen(dir);
+  snap_n = 0;
+  ck_assert_int_eq(nftw(dir, snap_entry, 16, FTW_PHYS), 0);
+  qsort(snap_lines, snap_n, sizeof *snap_lines, cmp_str);
+  size_t total = 1;
+  for (size_t i = 0; i < snap_n; i++) total += strlen(snap_lines[i]);
+  char *all = malloc(total), *o = all;
+  for (size_t i = 0; i < snap_n; i++) {
+    size_t k = strlen(snap_lines[i]);
+    memcpy(o, snap_lines[i], k);
+    o += k;
+    free(snap_lines[i]);
+  }
+  *o = '\0';
+  return all;
+}
+
+static void expect_same_tree(const char *dir, const char *before) {
+  char *after = snapshot(dir);
+  ck_assert_msg(strcmp(after, before) == 0, "%s changed:\n--- before\n%s--- after\n%s", dir, before, after);
+  free(after);
+}
+
+static int no_hidden_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  ck_assert_msg(path[ftw->base] != '.' || ftw->level == 0, "left behind: %s", path);
+  return 0;
+}
+
+/* No temporary (".NAME.hoist-*") is left anywhere under dir. */
+static void expect_no_temporaries(const char *dir) { ck_assert_int_eq(nftw(dir, no_hidden_entry, 16, FTW_PHYS), 0); }
+
+/* Every tensor of the file at path is the stream of seed for component. */
+static void expect_seeded(const char *path, const char *component, uint64_t seed) {
+  struct stat st;
+  ck_assert_int_eq(lstat(path, &st), 0);
+  ck_assert_msg(S_ISREG(st.st_mode), "%s is not a regular file", path);
+  hoist_file *f = NULL;
+  ck_assert_msg(hoist_file_open(NULL, path, &f) == HOIST_OK, "%s: %s", path, hoist_last_error(NULL));
+  ck_assert_uint_gt(hoist_file_tensor_count(f), 0);
+  for (size_t t = 0; t < hoist_file_tensor_count(f); t++) {
+    const hoist_tensor_info *ti = hoist_file_tensor(f, t);
+    uint8_t *got = malloc(ti->nbytes + 1), *want = malloc(ti->nbytes + 1);
+    ck_assert_int_eq(hoist_file_read(f, hoist_file_data_offset(f) + ti->begin, got, ti->nbytes), HOIST_OK);
+    hoist__writer_fill(hoist__writer_tensor_key(seed, component, ti->name), 0, want, ti->nbytes);
+    ck_assert_msg(memcmp(got, want, ti->nbytes) == 0, "%s: %s is not seed %llu's", path, ti->name,
+                  (unsigned long long)seed);
+    free(got);
+    free(want);
+  }
+  hoist_file_close(f);
+}
+
+/* scratch/outside/file.bin (random bytes) and scratch/outside/dir/keep.txt:
+ * what the links point to. */
+static char *make_outside(const char *scratch) {
+  char *out = path2(scratch, "outside");
+  ck_assert_int_eq(mkdir(out, 0755), 0);
+  char *file = path2(out, "file.bin"), *dir = path2(out, "dir");
+  uint8_t bytes[4096];
+  hoist__writer_fill(99, 0, bytes, sizeof bytes);
+  tu_write_file(file, bytes, sizeof bytes);
+  ck_assert_int_eq(mkdir(dir, 0755), 0);
+  char *keep = path2(dir, "keep.txt");
+  tu_write_file(keep, "keep\n", 5);
+  free(keep);
+  free(file);
+  free(dir);
+  return out;
+}
+
+/* Descriptors open in this process: a failed run must close all it made. */
+static size_t open_fds(void) { return count_entries("/proc/self/fd"); }
+
+enum { TO_FILE, TO_FOLDER, DANGLING, LOOP };
+
+/* Every kind of name the writer writes, each made every kind of link. */
+static const struct {
+  const char *at;
+  int kind;
+} link_cases[] = {
+    {"text_encoder/model.safetensors", TO_FILE},
+    {"transformer/diffusion_pytorch_model-00002-of-00003.safetensors", TO_FILE},
+    {"transformer/diffusion_pytorch_model.safetensors.index.json", TO_FILE},
+    {"vae/config.json", TO_FILE},
+    {"tokenizer/tokenizer_config.json", TO_FILE},
+    {"model_index.json", TO_FILE},
+    {"text_encoder_2", TO_FOLDER},
+    {"scheduler", TO_FOLDER},
+    {"text_encoder/config.json", TO_FOLDER},
+    {"vae/diffusion_pytorch_model.safetensors", DANGLING},
+    {"transformer", DANGLING},
+    {"model_index.json", DANGLING},
+    {"tokenizer_2", LOOP},
+    {"text_encoder_2/model-00001-of-00002.safetensors", LOOP},
+};
+
+START_TEST(force_never_writes_through_links) {
+  const char *at = link_cases[_i].at;
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_links", buf, sizeof buf);
+  char *pipe = path2(scratch, "pipe"), *out = make_outside(scratch);
+  ck_assert_int_eq(write_flux(pipe, 0, 1), HOIST_OK);
+  char *victim = path2(pipe, at);
+  rm_tree(victim);
+  const char *slash = strrchr(at, '/');
+  const char *self = slash ? slash + 1 : at;
+  char *target = link_cases[_i].kind == TO_FILE     ? path2(out, "file.bin")
+                 : link_cases[_i].kind == TO_FOLDER ? path2(out, "dir")
+                 : link_cases[_i].kind == DANGLING  ? path2(out, "missing")
+                                                    : strdup(self);
+  ck_assert_int_eq(symlink(target, victim), 0);
+  char *before = snapshot(scratch);
+  size_t fds = open_fds();
+  ck_assert_int_eq(write_flux(pipe, 1, 2), HOIST_INVALID_ARGUMENT);
+  ck_assert_uint_eq(open_fds(), fds);
+  const char *msg = hoist_last_error(NULL);
+  char want[512];
+  snprintf(want, sizeof want, "%s is a symbolic link (to %s)", at, target);
+  ck_assert_msg(strstr(msg, want) != NULL, "'%s' does not say '%s'", msg, want);
+  ck_assert_msg(strchr(msg, '\n') == NULL, "two lines: %s", msg);
+  /* Nothing changed: not the pipeline (no temporary left, the link still
+   * there), not what the link points to, and a dangling one still dangles. */
+  expect_same_tree(scratch, before);
+  free(before);
+  free(target);
+  free(victim);
+  free(out);
+  free(pipe);
+  rm_tree(scratch);
+}
+END_TEST
+
+/* The reproducer: a Hugging Face cache snapshot, whose files are links to
+ * ../../blobs, must never have its blobs overwritten. */
+START_TEST(force_refuses_a_hugging_face_snapshot) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_hf", buf, sizeof buf);
+  char *staging = path2(scratch, "staging"), *repo = path2(scratch, "models--org--flux");
+  char *blobs = path2(repo, "blobs"), *snaps = path2(repo, "snapshots");
+  char *snap = path2(snaps, "0123abcd");
+  ck_assert_int_eq(mkdir(repo, 0755), 0);
+  ck_assert_int_eq(mkdir(blobs, 0755), 0);
+  ck_assert_int_eq(mkdir(snaps, 0755), 0);
+  ck_assert_int_eq(mkdir(snap, 0755), 0);
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = LINK_SCALE;
+  o.seed = 1;
+  hoist__write_result r;
+  ck_assert_int_eq(hoist__pipeline_write(hoist__preset_find("flux1-dev"), staging, &o, &r), HOIST_OK);
+  unsigned blob = 0;
+  char rel[32], link[64];
+  for (size_t i = 0; i <= r.count; i++) {
+    size_t nf = i < r.count ? r.components[i].file_count : 1;
+    for (size_t k = 0; k < nf; k++) {
+      const char *name = i < r.count ? r.components[i].files[k] : "model_index.json";
+      char *from = path2(staging, name), *to = path2(snap, name);
+      snprintf(rel, sizeof rel, "blob%03u", blob++);
+      char *blob_path = path2(blobs, rel);
+      ck_assert_int_eq(rename(from, blob_path), 0);
+      if (i < r.count) {
+        char *folder = path2(snap, r.components[i].name);
+        mkdir(folder, 0755);
+        free(folder);
+      }
+      snprintf(link, sizeof link, "%s../../blobs/%s", i < r.count ? "../" : "", rel);
+      ck_assert_int_eq(symlink(link, to), 0);
+      free(from);
+      free(to);
+      free(blob_path);
+    }
+  }
+  hoist__write_result_free(&r);
+  char *before = snapshot(repo);
+  ck_assert_int_eq(write_flux(snap, 0, 2), HOIST_INVALID_ARGUMENT); /* not empty */
+  ck_assert_int_eq(write_flux(snap, 1, 2), HOIST_INVALID_ARGUMENT);
+  const char *msg = hoist_last_error(NULL);
+  ck_assert_msg(strstr(msg, "model_index.json is a symbolic link (to ../../blobs/") != NULL, "%s", msg);
+  expect_same_tree(repo, before);
+  free(before);
+  free(snap);
+  free(snaps);
+  free(blobs);
+  free(repo);
+  free(staging);
+  rm_tree(scratch);
+}
+END_TEST
+
+/* DIR itself: a link as its last component is refused (the folder it
+ * points to stays as it was; a dangling one creates nothing), named on one
+ * line whatever its name; "DIR/" names the folder it points to, and links
+ * among DIR's parents are the caller's path. */
+START_TEST(folder_given_as_a_link) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_root_link", buf, sizeof buf);
+  char *real = path2(scratch, "real"), *lnk = path2(scratch, "lnk"), *dang = path2(scratch, "dang");
+  char *odd = path2(scratch, "l\nnk\x1b[2J");
+  ck_assert_int_eq(mkdir(real, 0755), 0);
+  ck_assert_int_eq(symlink("real", lnk), 0);
+  ck_assert_int_eq(symlink("nowhere", dang), 0);
+  ck_assert_int_eq(symlink("real", odd), 0);
+  char *before = snapshot(scratch);
+  for (int force = 0; force < 2; force++) {
+    ck_assert_int_eq(write_flux(lnk, force, 1), HOIST_INVALID_ARGUMENT);
+    ck_assert_msg(strstr(hoist_last_error(NULL), "lnk: is a symbolic link (to real)") != NULL, "%s",
+                  hoist_last_error(NULL));
+    ck_assert_int_eq(write_flux(dang, force, 1), HOIST_INVALID_ARGUMENT);
+    ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "dang: is a symbolic link (to nowhere)"));
+    ck_assert_int_eq(write_flux(odd, force, 1), HOIST_INVALID_ARGUMENT);
+    const char *msg = hoist_last_error(NULL);
+    ck_assert_msg(strpbrk(msg, "\n\x1b") == NULL, "not one plain line: %s", msg);
+    ck_assert_ptr_nonnull(strstr(msg, "l?nk?[2J: is a symbolic link"));
+  }
+  expect_same_tree(scratch, before);
+  free(before);
+  /* The link's folder, named with a trailing '/'. */
+  char *slashed = path2(lnk, "");
+  ck_assert_int_eq(write_flux(slashed, 0, 1), HOIST_OK);
+  char *mi = path2(real, "model_index.json");
+  struct stat st;
+  ck_assert_int_eq(lstat(mi, &st), 0);
+  ck_assert(S_ISREG(st.st_mode));
+  /* A link among the parents: the pipeline goes where the path leads. */
+  char *real2 = path2(scratch, "real2"), *plink = path2(scratch, "plink");
+  ck_assert_int_eq(mkdir(real2, 0755), 0);
+  ck_assert_int_eq(symlink("real2", plink), 0);
+  char *nested = path2(plink, "sub/pipe");
+  ck_assert_int_eq(write_flux(nested, 0, 1), HOIST_OK);
+  char *landed = path2(real2, "sub/pipe/vae/diffusion_pytorch_model.safetensors");
+  expect_seeded(landed, "vae", 1);
+  free(landed);
+  free(nested);
+  free(plink);
+  free(real2);
+  free(mi);
+  free(slashed);
+  free(odd);
+  free(dang);
+  free(lnk);
+  free(real);
+  rm_tree(scratch);
+}
+END_TEST
+
+START_TEST(force_replaces_a_hard_link_without_writing_its_other_name) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_hard_link", buf, sizeof buf);
+  char *pipe = path2(scratch, "pipe"), *out = make_outside(scratch);
+  char *other = path2(out, "file.bin");
+  ck_assert_int_eq(write_flux(pipe, 0, 1), HOIST_OK);
+  char *victim = path2(pipe, "vae/diffusion_pytorch_model.safetensors");
+  ck_assert_int_eq(unlink(victim), 0);
+  ck_assert_int_eq(link(other, victim), 0);
+  char *before = snapshot(out);
+  ck_assert_msg(write_flux(pipe, 1, 2) == HOIST_OK, "%s", hoist_last_error(NULL));
+  expect_same_tree(out, before);
+  struct stat st;
+  ck_assert_int_eq(stat(other, &st), 0);
+  ck_assert_uint_eq(st.st_nlink, 1); /* the pipeline's name is a new file */
+  expect_seeded(victim, "vae", 2);
+  expect_no_temporaries(pipe);
+  free(before);
+  free(victim);
+  free(other);
+  free(out);
+  free(pipe);
+  rm_tree(scratch);
+}
+END_TEST
+
+/* Between the checks and the renames (the progress callback runs on the
+ * writing thread while the weights are written): a link where a file will
+ * be renamed, and a component folder swapped for a link to another
+ * folder.  Folders are written through their descriptors and a rename
+ * replaces the link itself, so nothing outside changes. */
+typedef struct planter {
+  const char *pipe, *out;
+  int calls;
+} planter;
+
+static void plant_links(void *user, uint64_t done, uint64_t total) {
+  (void)done;
+  (void)total;
+  planter *p = user;
+  if (p->calls++ > 0) return;
+  char *file = path2(p->pipe, "text_encoder/model.safetensors"), *target = path2(p->out, "file.bin");
+  unlink(file);
+  ck_assert_int_eq(symlink(target, file), 0);
+  char *vae = path2(p->pipe, "vae"), *moved = path2(p->pipe, "vae.moved"), *dir = path2(p->out, "dir");
+  ck_assert_int_eq(rename(vae, moved), 0);
+  ck_assert_int_eq(symlink(dir, vae), 0);
+  free(file);
+  free(target);
+  free(vae);
+  free(moved);
+  free(dir);
+}
+
+START_TEST(links_planted_during_the_write_are_harmless) {
+  int force = _i;
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_toctou", buf, sizeof buf);
+  char *pipe = path2(scratch, "pipe"), *out = make_outside(scratch);
+  if (force) ck_assert_int_eq(write_flux(pipe, 0, 1), HOIST_OK);
+  char *before = snapshot(out);
+  planter pl = {pipe, out, 0};
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  o.scale = LINK_SCALE;
+  o.seed = 2;
+  o.threads = 2;
+  o.force = force;
+  o.progress = plant_links;
+  o.progress_user = &pl;
+  hoist__write_result r;
+  ck_assert_msg(hoist__pipeline_write(hoist__preset_find("flux1-dev"), pipe, &o, &r) == HOIST_OK, "%s",
+                hoist_last_error(NULL));
+  hoist__write_result_free(&r);
+  ck_assert_int_gt(pl.calls, 0);
+  expect_same_tree(out, before);
+  char *te = path2(pipe, "text_encoder/model.safetensors");
+  char *moved = path2(pipe, "vae.moved/diffusion_pytorch_model.safetensors");
+  expect_seeded(te, "text_encoder", 2);
+  expect_seeded(moved, "vae", 2);
+  expect_no_temporaries(pipe);
+  free(moved);
+  free(te);
+  free(before);
+  free(out);
+  free(pipe);
+  rm_tree(scratch);
+}
+END_TEST
+
+/* A full disk (the file-size limit stands in: the same failed pwrite)
+ * during --force: the old pipeline stays byte for byte, no temporary. */
+START_TEST(failed_force_write_keeps_the_old_files) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_force_enospc", buf, sizeof buf);
+  char *pipe = path2(scratch, "pipe");
+  ck_assert_int_eq(write_flux(pipe, 0, 1), HOIST_OK);
+  char *before = snapshot(scratch);
+  signal(SIGXFSZ, SIG_IGN);
+  struct rlimit rl = {1u << 20, 1u << 20};
+  ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+  size_t fds = open_fds();
+  ck_assert_int_eq(write_flux(pipe, 1, 2), HOIST_IO);
+  ck_assert_uint_eq(open_fds(), fds);
+  const char *msg = hoist_last_error(NULL);
+  ck_assert_msg(strstr(msg, ".safetensors") != NULL && strstr(msg, "large") != NULL, "%s", msg);
+  expect_same_tree(scratch, before);
+  free(before);
+  free(pipe);
+}
+END_TEST
+
+static int give_to_nobody(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st;
+  (void)flag;
+  (void)ftw;
+  return lchown(path, 65534, 65534);
+}
+
+/* A read-only DIR (0) or component folder (1): the run fails with the
+ * cause, naming the file, and removes every temporary it made elsewhere.
+ * Run in a child without privileges (root writes through modes), the tree
+ * then given to that user so that only the locked folder is read-only. */
+START_TEST(read_only_folder_fails_cleanly) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_read_only", buf, sizeof buf);
+  char *dir = path2(scratch, "pipe"), *locked = _i ? path2(dir, "transformer") : strdup(dir);
+  ck_assert_int_eq(write_flux(dir, 0, 1), HOIST_OK);
+  if (geteuid() == 0) ck_assert_int_eq(nftw(scratch, give_to_nobody, 16, FTW_PHYS), 0);
+  ck_assert_int_eq(chmod(locked, 0555), 0);
+  char *before = snapshot(scratch);
+  int fds[2];
+  ck_assert_int_eq(pipe(fds), 0);
+  pid_t pid = fork();
+  ck_assert_int_ne(pid, -1);
+  if (pid == 0) {
+    close(fds[0]);
+    if (geteuid() == 0 && (setgroups(0, NULL) != 0 || setgid(65534) != 0 || setuid(65534) != 0)) _exit(3);
+    char line[1100];
+    int rc = write_flux(dir, 1, 2);
+    int n = snprintf(line, sizeof line, "%d %s", rc, hoist_last_error(NULL));
+    _exit(write(fds[1], line, (size_t)n) == n ? 0 : 4);
+  }
+  close(fds[1]);
+  char line[1100] = "";
+  size_t got = 0;
+  ssize_t k;
+  while ((k = read(fds[0], line + got, sizeof line - 1 - got)) > 0) got += (size_t)k;
+  line[got] = '\0';
+  close(fds[0]);
+  int status;
+  ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+  ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: %d", status);
+  int rc = atoi(line);
+  ck_assert_msg(rc == HOIST_IO, "%s", line);
+  ck_assert_msg(strstr(line, "Permission denied") != NULL, "%s", line);
+  const char *first = _i ? "pipe/transformer/config.json: cannot create" : "pipe/model_index.json: cannot create";
+  ck_assert_msg(strstr(line, first) != NULL, "%s", line);
+  expect_same_tree(scratch, before);
+  chmod(locked, 0755);
+  free(before);
+  free(locked);
+  free(dir);
+  rm_tree(scratch);
+}
+END_TEST
+
+/* The CLI: a refusal is exit 2 with one line on stderr. */
+START_TEST(cli_refuses_links_with_exit_2) {
+  char buf[512];
+  const char *scratch = tu_scratch_dir("make_pipeline_cli_links", buf, sizeof buf);
+  char *pipe = path2(scratch, "pipe"), *out = make_outside(scratch), *err = path2(scratch, "err.txt");
+  char *lnk = path2(scratch, "lnk");
+  ck_assert_int_eq(write_flux(pipe, 0, 1), HOIST_OK);
+  char *victim = path2(pipe, "text_encoder/model.safetensors"), *target = path2(out, "file.bin");
+  ck_assert_int_eq(unlink(victim), 0);
+  ck_assert_int_eq(symlink(target, victim), 0);
+  ck_assert_int_eq(symlink("pipe", lnk), 0);
+  static const struct {
+    const char *dir, *says;
+  } runs[] = {{"pipe", "text_encoder/model.safetensors is a symbolic link"},
+              {"lnk", "lnk: is a symbolic link (to pipe)"}};
+  for (size_t i = 0; i < 2; i++) {
+    char *dir = path2(scratch, runs[i].dir);
+    char *before = snapshot(out);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "%s make-pipeline --preset flux1-dev --scale %g --force '%s' >/dev/null 2>'%s'",
+             HOIST_CLI_PATH, LINK_SCALE, dir, err);
+    int status = system(cmd);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 2, "%s: status %d", cmd, status);
+    size_t len;
+    char *text = tu_read_file(err, &len);
+    ck_assert_msg(len > 0 && text[len - 1] == '\n' && strchr(text, '\n') == text + len - 1,
+                  "not one line: %s", text);
+    ck_assert_msg(strstr(text, runs[i].says) != NULL, "%s", text);
+    expect_same_tree(out, before);
+    free(text);
+    free(before);
+    free(dir);
+  }
+  free(target);
+  free(victim);
+  free(lnk);
+  free(err);
+  free(out);
+  free(pipe);
+  rm_tree(scratch);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("make_pipeline");
   TCase *t = tcase_create("tables");
@@ -587,6 +1105,18 @@ static Suite *suite(void) {
   tcase_add_test(w, refuses_non_empty_dir_and_bad_options);
   tcase_add_test(w, write_failure_names_file_and_cleans_up);
   suite_add_tcase(s, w);
+  TCase *l = tcase_create("links");
+  tcase_set_timeout(l, 300);
+  tcase_add_loop_test(l, force_never_writes_through_links, 0,
+                      (int)(sizeof link_cases / sizeof link_cases[0]));
+  tcase_add_test(l, force_refuses_a_hugging_face_snapshot);
+  tcase_add_test(l, folder_given_as_a_link);
+  tcase_add_test(l, force_replaces_a_hard_link_without_writing_its_other_name);
+  tcase_add_loop_test(l, links_planted_during_the_write_are_harmless, 0, 2);
+  tcase_add_test(l, failed_force_write_keeps_the_old_files);
+  tcase_add_loop_test(l, read_only_folder_fails_cleanly, 0, 2);
+  tcase_add_test(l, cli_refuses_links_with_exit_2);
+  suite_add_tcase(s, l);
   return s;
 }
 

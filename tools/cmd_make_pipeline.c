@@ -8,9 +8,16 @@
  * shapes): an F32 pipeline to benchmark `hoist load --dtype bf16` against a
  * plain load of the same files.
  *
+ * Nothing is ever written through a symbolic link: a DIR that is a link,
+ * and with --force a link where a file or folder is to be written (a
+ * Hugging Face cache snapshot links every file to its blobs), are refused
+ * before anything is written.  Files are written as temporaries and
+ * renamed into place when all are complete (pipeline_writer.h).
+ *
  * Exit codes: 0 written; 2 usage (unknown preset, bad scale, DIR not
- * empty without --force); 1 a write failed (the files this run created are
- * removed again). */
+ * empty without --force, a link refused); 1 a write failed (the files this
+ * run created are removed again, those it was replacing keep their
+ * bytes). */
 #include "cli.h"
 #include "pipeline_writer.h"
 #include "presets.h"
@@ -32,6 +39,12 @@ static void usage(FILE *out) {
           "(same names and shapes; f32 doubles a bf16 model's bytes), e.g. an F32\n"
           "pipeline for `hoist bench load --dtype bf16`.  config.json files keep the\n"
           "model's torch_dtype.\n\n"
+          "A non-empty DIR is refused unless --force.  Nothing is written through a\n"
+          "symbolic link: a DIR that is one (DIR/ names its folder), or with --force a\n"
+          "link where a file or folder is to be written (as in a Hugging Face cache\n"
+          "snapshot), is refused with exit 2.  Files are written beside their final\n"
+          "names and renamed into place when all are complete: a failed run leaves\n"
+          "the files it would have replaced as they were.\n\n"
           "presets:\n");
   for (size_t i = 0; i < hoist__preset_count(); i++) {
     const hoist__preset *p = hoist__preset_at(i);

@@ -1,8 +1,10 @@
 /* pipeline_writer.c — writes a preset as a diffusers pipeline folder (see
  * pipeline_writer.h): plans every file's layout on the calling thread,
- * writes the small JSON files, then lets uv_thread workers generate and
- * pwrite the tensor data in 8 MiB pieces.  On any failure every file and
- * folder it created is removed again.
+ * checks that no name it will write is a link (dir_writer.h), writes the
+ * small JSON files, then lets uv_thread workers generate and pwrite the
+ * tensor data in 8 MiB pieces into temporaries that are renamed into place
+ * when all are complete.  On any failure every temporary, file and folder
+ * it created is removed again and files that were there keep their bytes.
  *
  * safetensors layout written (as the official writer does):
  *   [8 bytes: N, little-endian u64]
@@ -15,18 +17,16 @@
  */
 #include "pipeline_writer.h"
 
+#include "dir_writer.h"
 #include "hoist_tools.h"
 
 #include <cjson/cJSON.h>
-#include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -101,14 +101,15 @@ typedef struct wtensor {
 } wtensor;
 
 typedef struct wfile {
-  char *path;       /* absolute-ish (dir/component/name) */
   char *rel;        /* component/name */
+  const char *name; /* name, within rel */
+  const char *shown; /* DIR/component/name for messages (owned by the dir writer) */
   char *header;     /* padded JSON */
   uint64_t header_len;
   uint64_t data_bytes;
   uint64_t size;
   size_t first, count; /* its tensors: order[first .. first+count) */
-  int fd;
+  int fd;           /* its temporary (owned by the dir writer) */
 } wfile;
 
 typedef struct wcomp {
@@ -119,6 +120,7 @@ typedef struct wcomp {
   wfile *files;     /* shards */
   uint32_t nfiles;
   uint64_t bytes;
+  int folder;       /* its folder in the dir writer */
 } wcomp;
 
 typedef struct job {
@@ -133,11 +135,7 @@ typedef struct writer {
   hoist__writer_options o;
   wcomp *comps;
   size_t ncomps;
-  /* what this run created, to remove on failure (files, then dirs) */
-  char **created;
-  size_t ncreated, capcreated;
-  char **dirs;
-  size_t ndirs, capdirs;
+  hoist__dirw *dw;   /* the folder, opened without following links */
   /* work */
   job *jobs;
   size_t njobs, capjobs;
@@ -158,14 +156,6 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   if (p == NULL) return -1;
   *arr = p;
   *cap = n;
-  return 0;
-}
-
-static int remember(char ***list, size_t *n, size_t *cap, const char *path) {
-  if (grow((void **)list, cap, *n + 1, sizeof(char *)) != 0) return -1;
-  char *s = hoist__strdup(path);
-  if (s == NULL) return -1;
-  (*list)[(*n)++] = s;
   return 0;
 }
 
@@ -314,8 +304,8 @@ static int plan_component(writer *w, wcomp *wc) {
     char name[128];
     hoist__preset_shard_name(c, k, name, sizeof name);
     f->rel = join3(c->name, name, NULL);
-    f->path = join3(w->dir, c->name, name);
-    if (f->rel == NULL || f->path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    if (f->rel == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    f->name = f->rel + strlen(c->name) + 1;
     rc = build_header(wc, f);
     if (rc != HOIST_OK) return rc;
   }
@@ -325,86 +315,30 @@ static int plan_component(writer *w, wcomp *wc) {
 /* ------------------------------------------------------------------------ */
 /* Files */
 
-static int make_dir(writer *w, const char *path) {
-  /* Missing parents are created too (as mkdir -p), and remembered so a
-   * failed run removes them again. */
-  char parent[4096];
-  const char *slash = strrchr(path, '/');
-  if (slash != NULL && slash != path && (size_t)(slash - path) < sizeof parent) {
-    memcpy(parent, path, (size_t)(slash - path));
-    parent[slash - path] = '\0';
-    struct stat pst;
-    if (stat(parent, &pst) != 0 && errno == ENOENT) {
-      int rc = make_dir(w, parent);
-      if (rc != HOIST_OK) return rc;
-    }
-  }
-  if (mkdir(path, 0755) == 0) {
-    if (remember(&w->dirs, &w->ndirs, &w->capdirs, path) != 0)
-      return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-    return HOIST_OK;
-  }
-  struct stat st;
-  if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return HOIST_OK;
-  return hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s", path, strerror(errno));
-}
-
-/* Opens path for writing, remembering it for cleanup. */
-static int open_out(writer *w, const char *path, int *fd) {
-  *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (*fd < 0) return hoist__fail(NULL, HOIST_IO, "%s: cannot create: %s", path, strerror(errno));
-  if (remember(&w->created, &w->ncreated, &w->capcreated, path) != 0) {
-    close(*fd);
-    *fd = -1;
-    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-  }
-  return HOIST_OK;
-}
-
-static int pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
-  const uint8_t *p = buf;
-  while (len > 0) {
-    ssize_t k = pwrite(fd, p, len, (off_t)off);
-    if (k < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    if (k == 0) return EIO;
-    p += k;
-    len -= (size_t)k;
-    off += (uint64_t)k;
-  }
-  return 0;
-}
-
-static int write_text(writer *w, const char *path, const char *text) {
-  int fd;
-  int rc = open_out(w, path, &fd);
-  if (rc != HOIST_OK) return rc;
-  size_t len = strlen(text);
-  int e = pwrite_all(fd, text, len, 0);
-  if (close(fd) != 0 && e == 0) e = errno;
-  if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", path, strerror(e));
-  w->file_bytes += len;
-  return HOIST_OK;
-}
-
-static int write_json(writer *w, const char *path, cJSON *root) {
+static int write_json(writer *w, int folder, const char *name, cJSON *root) {
   char *text = root ? cJSON_Print(root) : NULL;
   cJSON_Delete(root);
-  if (text == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+  if (text == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", name);
   size_t n = strlen(text);
   char *t2 = malloc(n + 2);
   if (t2 == NULL) {
     cJSON_free(text);
-    return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", name);
   }
   memcpy(t2, text, n);
   t2[n] = '\n';
   t2[n + 1] = '\0';
   cJSON_free(text);
-  int rc = write_text(w, path, t2);
+  int rc = hoist__dirw_write(w->dw, folder, name, t2, n + 1);
+  if (rc == HOIST_OK) w->file_bytes += n + 1;
   free(t2);
+  return rc;
+}
+
+static int write_text(writer *w, int folder, const char *name, const char *text) {
+  size_t len = strlen(text);
+  int rc = hoist__dirw_write(w->dw, folder, name, text, len);
+  if (rc == HOIST_OK) w->file_bytes += len;
   return rc;
 }
 
@@ -429,26 +363,18 @@ static int write_model_index(writer *w) {
     const char *pair[2] = {c->library, c->class_name};
     cJSON_AddItemToObject(root, c->name, cJSON_CreateStringArray(pair, 2));
   }
-  char *path = join3(w->dir, "model_index.json", NULL);
-  if (path == NULL) {
-    cJSON_Delete(root);
-    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-  }
-  int rc = write_json(w, path, root);
-  free(path);
-  return rc;
+  return write_json(w, HOIST_DIRW_ROOT, "model_index.json", root);
 }
 
 static int write_index(writer *w, wcomp *wc) {
   char name[128];
   hoist__preset_index_name(wc->c, name, sizeof name);
-  char *path = join3(w->dir, wc->c->name, name);
   wtensor **byname = malloc(wc->n * sizeof *byname);
   cJSON *root = cJSON_CreateObject();
   cJSON *meta = root ? cJSON_AddObjectToObject(root, "metadata") : NULL;
   cJSON *map = root ? cJSON_AddObjectToObject(root, "weight_map") : NULL;
   int rc = HOIST_OK;
-  if (path == NULL || byname == NULL || meta == NULL || map == NULL) {
+  if (byname == NULL || meta == NULL || map == NULL) {
     rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
@@ -463,12 +389,11 @@ static int write_index(writer *w, wcomp *wc) {
       goto fail;
     }
   }
-  rc = write_json(w, path, root);
+  rc = write_json(w, wc->folder, name, root);
   root = NULL;
 fail:
   cJSON_Delete(root);
   free(byname);
-  free(path);
   return rc;
 }
 
@@ -478,23 +403,14 @@ static int write_small_files(writer *w) {
   for (size_t i = 0; i < w->ncomps; i++) {
     wcomp *wc = &w->comps[i];
     const hoist__preset_component *c = wc->c;
-    char *sub = join3(w->dir, c->name, NULL);
-    if (sub == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-    rc = make_dir(w, sub);
-    free(sub);
+    rc = hoist__dirw_folder(w->dw, c->name, &wc->folder);
     if (rc != HOIST_OK) return rc;
     if (c->config_json) {
-      char *path = join3(w->dir, c->name, "config.json");
-      if (path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-      rc = write_text(w, path, c->config_json);
-      free(path);
+      rc = write_text(w, wc->folder, "config.json", c->config_json);
       if (rc != HOIST_OK) return rc;
     }
     for (size_t k = 0; k < c->file_count; k++) {
-      char *path = join3(w->dir, c->name, c->files[k].name);
-      if (path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-      rc = write_text(w, path, c->files[k].text);
-      free(path);
+      rc = write_text(w, wc->folder, c->files[k].name, c->files[k].text);
       if (rc != HOIST_OK) return rc;
     }
     if (c->kind == HOIST_PRESET_WEIGHTS && c->shards > 1) {
@@ -505,7 +421,8 @@ static int write_small_files(writer *w) {
   return HOIST_OK;
 }
 
-/* Creates every weight file and writes its 8-byte length and header.  No
+/* Creates every weight file's temporary and writes its 8-byte length and
+ * header.  No
  * fallocate: on tmpfs it doubles the cost of the write, and a full disk is
  * caught by the free-space check before and by every pwrite during. */
 static int open_weight_files(writer *w) {
@@ -513,13 +430,15 @@ static int open_weight_files(writer *w) {
     wcomp *wc = &w->comps[i];
     for (uint32_t k = 0; k < wc->nfiles && wc->c->kind == HOIST_PRESET_WEIGHTS; k++) {
       wfile *f = &wc->files[k];
-      int rc = open_out(w, f->path, &f->fd);
+      size_t id;
+      int rc = hoist__dirw_create(w->dw, wc->folder, f->name, &id, &f->fd);
       if (rc != HOIST_OK) return rc;
+      f->shown = hoist__dirw_shown(w->dw, id);
       uint8_t len8[8];
       for (int b = 0; b < 8; b++) len8[b] = (uint8_t)(f->header_len >> (8 * b));
-      int e = pwrite_all(f->fd, len8, 8, 0);
-      if (e == 0) e = pwrite_all(f->fd, f->header, f->header_len, 8);
-      if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", f->path, strerror(e));
+      int e = hoist__pwrite_all(f->fd, len8, 8, 0);
+      if (e == 0) e = hoist__pwrite_all(f->fd, f->header, f->header_len, 8);
+      if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", f->shown, strerror(e));
       w->file_bytes += f->size;
       /* Jobs: PIECE_BYTES pieces of the data section. */
       for (uint64_t b = 0; b < f->data_bytes; b += PIECE_BYTES) {
@@ -557,11 +476,11 @@ static void run_job(writer *w, const job *j, uint8_t *buf) {
     hoist__writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
     pos = segend;
   }
-  int e = pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
+  int e = hoist__pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
   if (e != 0) {
     uv_mutex_lock(&w->lock);
     if (!atomic_load(&w->failed))
-      snprintf(w->error, sizeof w->error, "%s: write failed at offset %llu: %s", f->path,
+      snprintf(w->error, sizeof w->error, "%s: write failed at offset %llu: %s", f->shown,
                (unsigned long long)(8 + f->header_len + j->begin), strerror(e));
     atomic_store(&w->failed, 1);
     uv_mutex_unlock(&w->lock);
@@ -611,64 +530,81 @@ static int run_workers(writer *w) {
   return HOIST_OK;
 }
 
-static int close_weight_files(writer *w) {
-  int rc = HOIST_OK;
-  for (size_t i = 0; i < w->ncomps; i++)
-    for (uint32_t k = 0; k < w->comps[i].nfiles; k++) {
-      wfile *f = &w->comps[i].files[k];
-      if (f->fd >= 0) {
-        if (close(f->fd) != 0 && rc == HOIST_OK)
-          rc = hoist__fail(NULL, HOIST_IO, "%s: close failed: %s", f->path, strerror(errno));
-        f->fd = -1;
-      }
-    }
-  return rc;
-}
-
 /* ------------------------------------------------------------------------ */
 /* Entry */
 
-static int check_dir(writer *w) {
-  struct stat st;
-  if (stat(w->dir, &st) != 0) {
-    if (errno != ENOENT)
-      return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
-    return make_dir(w, w->dir);
-  }
-  if (!S_ISDIR(st.st_mode))
-    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", w->dir);
-  DIR *d = opendir(w->dir);
-  if (d == NULL) return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
-  int empty = 1;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
-      empty = 0;
-      break;
-    }
-  closedir(d);
-  if (!empty && !w->o.force)
-    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
-                      "%s: exists and is not empty (use --force to write into it)", w->dir);
-  return HOIST_OK;
+static int check_empty(writer *w) {
+  int empty;
+  int rc = hoist__dirw_is_empty(w->dw, &empty);
+  if (rc == HOIST_OK && !empty && !w->o.force)
+    rc = hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not empty (use --force to write into it)",
+                    hoist__dirw_shown_root(w->dw));
+  return rc;
 }
 
-/* Refuses early when the file system cannot hold the tensor data (files
- * being overwritten with --force count as free, so this errs on the side of
- * trying). */
+/* Refuses early when the file system cannot hold the tensor data.  Files
+ * being replaced with --force do not count as free: their new bytes are
+ * written beside them before the renames. */
 static int check_space(writer *w) {
   struct statvfs sv;
-  if (statvfs(w->dir, &sv) != 0) return HOIST_OK;
+  if (fstatvfs(hoist__dirw_root_fd(w->dw), &sv) != 0) return HOIST_OK;
   uint64_t avail;
   if (!hoist__mul_u64((uint64_t)sv.f_bavail, (uint64_t)sv.f_frsize, &avail)) return HOIST_OK;
-  if (w->o.force || avail >= w->total_bytes) return HOIST_OK;
-  return hoist__fail(NULL, HOIST_IO, "%s: %s: need %llu bytes of tensor data, %llu available", w->dir,
-                    strerror(ENOSPC), (unsigned long long)w->total_bytes, (unsigned long long)avail);
+  if (avail >= w->total_bytes) return HOIST_OK;
+  return hoist__fail(NULL, HOIST_IO, "%s: %s: need %llu bytes of tensor data, %llu available",
+                    hoist__dirw_shown_root(w->dw), strerror(ENOSPC), (unsigned long long)w->total_bytes,
+                    (unsigned long long)avail);
 }
 
-static void cleanup_created(writer *w) {
-  for (size_t i = w->ncreated; i-- > 0;) unlink(w->created[i]);
-  for (size_t i = w->ndirs; i-- > 0;) rmdir(w->dirs[i]);
+/* Calls fn with the component-relative name of every file of wc, in the
+ * order the result lists them: config.json, the weightless files, the
+ * index, the shards.  Stops at the first status that is not HOIST_OK. */
+typedef int (*file_fn)(void *user, const char *component, const char *name);
+
+static int each_file(const wcomp *wc, file_fn fn, void *user) {
+  const hoist__preset_component *c = wc->c;
+  char name[128];
+  int rc = c->config_json ? fn(user, c->name, "config.json") : HOIST_OK;
+  for (size_t k = 0; rc == HOIST_OK && k < c->file_count; k++) rc = fn(user, c->name, c->files[k].name);
+  if (c->kind != HOIST_PRESET_WEIGHTS) return rc;
+  if (rc == HOIST_OK && c->shards > 1) {
+    hoist__preset_index_name(c, name, sizeof name);
+    rc = fn(user, c->name, name);
+  }
+  for (uint32_t k = 0; rc == HOIST_OK && k < wc->nfiles; k++) {
+    hoist__preset_shard_name(c, k, name, sizeof name);
+    rc = fn(user, c->name, name);
+  }
+  return rc;
+}
+
+static int check_file(void *user, const char *component, const char *name) {
+  writer *w = user;
+  char *rel = join3(component, name, NULL);
+  if (rel == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  int rc = hoist__dirw_check(w->dw, rel, 0);
+  free(rel);
+  return rc;
+}
+
+/* Before anything is written: no name this run writes may be a link (a
+ * Hugging Face snapshot links every file to ../../blobs) or go through one
+ * (a linked component folder), nor be a folder where a file goes. */
+static int check_targets(writer *w) {
+  int rc = hoist__dirw_check(w->dw, "model_index.json", 0);
+  for (size_t i = 0; rc == HOIST_OK && i < w->ncomps; i++) {
+    rc = hoist__dirw_check(w->dw, w->comps[i].c->name, 1);
+    if (rc == HOIST_OK) rc = each_file(&w->comps[i], check_file, w);
+  }
+  return rc;
+}
+
+static int add_file(void *user, const char *component, const char *name) {
+  hoist__written_component *rc = user;
+  if ((rc->files[rc->file_count] = join3(component, name, NULL)) == NULL)
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  rc->file_count++;
+  return HOIST_OK;
 }
 
 static int fill_result(writer *w, hoist__write_result *out) {
@@ -688,26 +624,8 @@ static int fill_result(writer *w, hoist__write_result *out) {
                 (c->kind == HOIST_PRESET_WEIGHTS ? wc->nfiles + (c->shards > 1) : 0);
     rc->files = calloc(nf ? nf : 1, sizeof(char *));
     if (rc->name == NULL || rc->files == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-    char name[128];
-#define ADD_FILE(n)                                                                  \
-  do {                                                                               \
-    if ((rc->files[rc->file_count] = join3(c->name, (n), NULL)) == NULL)             \
-      return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");                     \
-    rc->file_count++;                                                                \
-  } while (0)
-    if (c->config_json) ADD_FILE("config.json");
-    for (size_t k = 0; k < c->file_count; k++) ADD_FILE(c->files[k].name);
-    if (c->kind == HOIST_PRESET_WEIGHTS) {
-      if (c->shards > 1) {
-        hoist__preset_index_name(c, name, sizeof name);
-        ADD_FILE(name);
-      }
-      for (uint32_t k = 0; k < wc->nfiles; k++) {
-        hoist__preset_shard_name(c, k, name, sizeof name);
-        ADD_FILE(name);
-      }
-    }
-#undef ADD_FILE
+    int status = each_file(wc, add_file, rc);
+    if (status != HOIST_OK) return status;
   }
   return HOIST_OK;
 }
@@ -719,18 +637,13 @@ static void free_writer(writer *w) {
     free(wc->t);
     free(wc->order);
     for (uint32_t k = 0; wc->files && k < wc->nfiles; k++) {
-      if (wc->files[k].fd >= 0) close(wc->files[k].fd);
-      free(wc->files[k].path);
       free(wc->files[k].rel);
       free(wc->files[k].header);
     }
     free(wc->files);
   }
   free(w->comps);
-  for (size_t i = 0; i < w->ncreated; i++) free(w->created[i]);
-  free(w->created);
-  for (size_t i = 0; i < w->ndirs; i++) free(w->dirs[i]);
-  free(w->dirs);
+  hoist__dirw_free(w->dw);
   free(w->jobs);
 }
 
@@ -773,24 +686,19 @@ int hoist__pipeline_write(const hoist__preset *p, const char *dir,
       goto fail;
     }
   }
-  rc = check_dir(&w);
+  rc = hoist__dirw_open(dir, &w.dw);
+  if (rc != HOIST_OK) goto fail;
+  rc = check_empty(&w);
   if (rc == HOIST_OK) rc = check_space(&w);
-  if (rc != HOIST_OK) {
-    cleanup_created(&w);
-    goto fail;
-  }
-  rc = write_small_files(&w);
+  if (rc == HOIST_OK) rc = check_targets(&w);
+  if (rc == HOIST_OK) rc = write_small_files(&w);
   if (rc == HOIST_OK) rc = open_weight_files(&w);
   if (rc == HOIST_OK) rc = run_workers(&w);
-  int crc = close_weight_files(&w);
-  if (rc == HOIST_OK) rc = crc;
-  if (rc != HOIST_OK) {
-    cleanup_created(&w);
-    goto fail;
-  }
-  rc = fill_result(&w, out);
+  if (rc == HOIST_OK) rc = fill_result(&w, out);
+  if (rc == HOIST_OK) rc = hoist__dirw_commit(w.dw);
   if (rc != HOIST_OK) {
     hoist__write_result_free(out);
+    hoist__dirw_abort(w.dw);
     goto fail;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);

@@ -50,16 +50,30 @@ typedef struct hoist__write_result {
   hoist__written_component *components; /* in model_index order */
 } hoist__write_result;
 
-/* Writes preset p into dir (created when absent; its parent must exist).
+/* Writes preset p into dir (created, with its missing parents, when
+ * absent).  Nothing is ever written through a symbolic link (dir_writer.h):
+ * dir itself must not be a link (the links among its parents are followed;
+ * "dir/" names the folder a link dir points to), and with force, a link
+ * anywhere this run would write (a component folder, a weight, config,
+ * index, tokenizer or model_index.json file, dangling or not) is refused
+ * before anything is written.  Every file is written as a temporary and
+ * renamed over its final name once all are complete, so a file replaced
+ * with force that is a hard link keeps its old bytes under its other
+ * names, and a failed run leaves every file that was there unchanged.
  * Returns HOIST_OK and fills *out (free with hoist__write_result_free), or:
- *   HOIST_INVALID_ARGUMENT  bad options, or dir exists and is not empty
- *                           without force, or dir is not a directory;
- *   HOIST_IO                a write failed (ENOSPC, EFBIG, ...): the
- *                           message names the file; every file and folder
- *                           this call created is removed again;
+ *   HOIST_INVALID_ARGUMENT  bad options, dir exists and is not empty
+ *                           without force, dir is not a folder or is a
+ *                           link, or a name to write is a link or in the
+ *                           way (one line naming it);
+ *   HOIST_IO                a write failed (ENOSPC, EFBIG, EACCES, ...):
+ *                           the message names the file; every temporary,
+ *                           file and folder this call created is removed
+ *                           again;
  *   HOIST_NO_MEMORY.
- * The detail is in hoist_last_error(NULL).  Not reentrant per dir; several
- * calls on different dirs may run at once. */
+ * The free space must hold all tensor data even with force: the old files
+ * go only when the new ones are complete.  The detail is in
+ * hoist_last_error(NULL).  Not reentrant per dir; several calls on
+ * different dirs may run at once. */
 int hoist__pipeline_write(const hoist__preset *p, const char *dir,
                          const hoist__writer_options *opts, hoist__write_result *out);
 

@@ -1,16 +1,45 @@
 #!/usr/bin/env bash
 # test.sh — the README's test command (and CI's, through .ci/run): installs
-# what is missing, then builds and runs the whole suite three ways:
+# what is missing, then builds and runs the whole suite four ways:
 #   1. build/        warnings as errors, every Check suite and differential
 #                    test (GPU suites print a SKIP line where no GPU exists);
 #   2. build-asan/   the same under AddressSanitizer + UBSan;
-#   3. build-fuzz/   clang + libFuzzer on the header parser for 60 s.
+#   3. build-tsan/   the concurrency suites (ctest label `threads`) under
+#                    ThreadSanitizer, which must report nothing;
+#   4. build-fuzz/   clang + libFuzzer on the header parser for 60 s.
+# `tools/test.sh --tsan` runs step 3 alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+only_tsan=0
+case "${1:-}" in
+  "") ;;
+  --tsan) only_tsan=1 ;;
+  *) echo "usage: tools/test.sh [--tsan]" >&2; exit 2 ;;
+esac
+
 tools/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
 fuzz_seconds=${HOIST_FUZZ_SECONDS:-60}
+
+# ThreadSanitizer: a report fails the test (exit 66 from the forked test),
+# and no report is suppressed.  The concurrency suites build their own
+# inputs, so this step needs nothing beside the checkout.
+tsan_step() {
+  echo "== build-tsan (ThreadSanitizer, ctest -L threads)"
+  local start=$SECONDS
+  cmake -S . -B build-tsan -DHOIST_TSAN=ON -DHOIST_CUDA=OFF -DHOIST_WERROR=ON >/dev/null
+  cmake --build build-tsan -j"$jobs" --target thread_suites
+  (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1" \
+     ctest --output-on-failure -j"$jobs" -L threads)
+  echo "tsan: clean in $((SECONDS - start)) s"
+}
+
+if [ "$only_tsan" = 1 ]; then
+  tsan_step
+  exit 0
+fi
 
 echo "== build (warnings as errors)"
 cmake -S . -B build -DHOIST_WERROR=ON >/dev/null
@@ -21,6 +50,8 @@ echo "== build-asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake -S . -B build-asan -DHOIST_SANITIZE=ON -DHOIST_CUDA=OFF -DHOIST_WERROR=ON >/dev/null
 cmake --build build-asan -j"$jobs"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j"$jobs" -LE gpu)
+
+tsan_step
 
 echo "== fuzz (libFuzzer, ${fuzz_seconds}s)"
 CC=clang cmake -S . -B build-fuzz -DHOIST_FUZZ=ON -DHOIST_CUDA=OFF >/dev/null
