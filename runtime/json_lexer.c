@@ -271,8 +271,19 @@ enum lex_state {
   ST_END             /* after the top-level value */
 };
 
-int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err) {
-  memset(tok, 0, sizeof *tok);
+/* What one run of the grammar does beyond validating: record tokens (tok;
+ * NULL in check mode), limit the nesting, refuse strings that decode to
+ * U+0000, count values. */
+typedef struct lex_opts {
+  hoist_json_tokens *tok;
+  size_t max_depth;
+  bool refuse_nul;
+  size_t values;
+} lex_opts;
+
+static int lex(const char *text, size_t len, lex_opts *o, hoist_json_error *err) {
+  hoist_json_tokens *tok = o->tok;
+  if (tok != NULL) memset(tok, 0, sizeof *tok);
   memset(err, 0, sizeof *err);
   size_t bad = hoist_utf8_invalid_offset((const unsigned char *)text, len);
   if (bad != len) {
@@ -301,7 +312,7 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
     case ST_END:
       err->offset = p;
       err->byte = (unsigned char)c;
-      err->what = "trailing characters after the JSON value";
+      err->what = "extra data after the JSON value";
       goto fail;
     case ST_COLON:
       if (c != ':') {
@@ -330,8 +341,12 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
       }
       size_t key_begin = p;
       if (!lex_string(text, len, &p, &flags, err)) goto fail;
-      if (!push_string(tok, flags)) goto oom;
-      if (depth == 1 && !push_member(tok, key_begin, p)) goto oom;
+      if (o->refuse_nul && (flags & HOIST_JSON_STR_HAS_NUL)) {
+        p = key_begin;
+        goto nul;
+      }
+      if (tok != NULL && !push_string(tok, flags)) goto oom;
+      if (tok != NULL && depth == 1 && !push_member(tok, key_begin, p)) goto oom;
       st = ST_COLON;
       continue;
     }
@@ -363,12 +378,17 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
       }
       /* fall through */
     case ST_VALUE:
-      if (depth == 0) tok->top = c;
-      else if (depth == 1 && stack[0] == '{') tok->members[tok->member_count - 1].value_begin = p;
+      o->values++;
+      if (tok != NULL && depth == 0)
+        tok->top = c;
+      else if (tok != NULL && depth == 1 && stack[0] == '{')
+        tok->members[tok->member_count - 1].value_begin = p;
       if (c == '{' || c == '[') {
-        if (depth == HOIST_JSON_MAX_DEPTH) {
+        if (depth == o->max_depth) {
           err->offset = p;
-          err->what = "nesting deeper than 127 levels";
+          err->depth_limit = o->max_depth;
+          err->what = o->max_depth == HOIST_JSON_MAX_DEPTH ? "nesting deeper than 127 levels"
+                                                           : "nesting deeper than the limit";
           goto fail;
         }
         stack[depth++] = c;
@@ -378,12 +398,17 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
       }
       if (c == '"') {
         uint8_t flags;
+        size_t begin = p;
         if (!lex_string(text, len, &p, &flags, err)) goto fail;
-        if (!push_string(tok, flags)) goto oom;
+        if (o->refuse_nul && (flags & HOIST_JSON_STR_HAS_NUL)) {
+          p = begin;
+          goto nul;
+        }
+        if (tok != NULL && !push_string(tok, flags)) goto oom;
       } else if (c == '-' || is_digit(c)) {
         uint64_t v;
         if (!lex_number(text, len, &p, &v, err)) goto fail;
-        if (!push_number(tok, v)) goto oom;
+        if (tok != NULL && !push_number(tok, v)) goto oom;
       } else if (len - p >= 4 && memcmp(text + p, "true", 4) == 0) {
         p += 4;
       } else if (len - p >= 5 && memcmp(text + p, "false", 5) == 0) {
@@ -400,15 +425,33 @@ int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_j
       break;
     }
     if (value_done) {
-      if (depth == 1 && stack[0] == '{') tok->members[tok->member_count - 1].value_end = p;
+      if (tok != NULL && depth == 1 && stack[0] == '{')
+        tok->members[tok->member_count - 1].value_end = p;
       st = depth == 0 ? ST_END : ST_COMMA_OR_CLOSE;
     }
   }
 
+nul:
+  err->offset = p;
+  err->what = "a string decodes to U+0000";
+  goto fail;
 oom:
   rc = HOIST_NO_MEMORY;
   err->what = "out of memory";
 fail:
-  hoist_json_tokens_free(tok);
+  if (tok != NULL) hoist_json_tokens_free(tok);
+  return rc;
+}
+
+int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err) {
+  lex_opts o = {tok, HOIST_JSON_MAX_DEPTH, false, 0};
+  return lex(text, len, &o, err);
+}
+
+int hoist_json_check(const char *text, size_t len, size_t max_depth, size_t *values,
+                     hoist_json_error *err) {
+  lex_opts o = {NULL, max_depth < HOIST_JSON_MAX_DEPTH ? max_depth : HOIST_JSON_MAX_DEPTH, true, 0};
+  int rc = lex(text, len, &o, err);
+  *values = o.values;
   return rc;
 }

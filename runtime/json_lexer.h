@@ -24,8 +24,10 @@
  * million cJSON nodes at once.
  *
  * It is a validator, not a parser: it builds no tree and allocates only the
- * two token arrays.  It never recurses; nesting is tracked in a fixed
- * array bounded by HOIST_JSON_MAX_DEPTH. */
+ * token arrays (none at all in check mode, hoist_json_check, which
+ * discovery runs over its JSON side files before cJSON parses them).  It
+ * never recurses; nesting is tracked in a fixed array bounded by
+ * HOIST_JSON_MAX_DEPTH. */
 #ifndef HOIST_JSON_LEXER_H
 #define HOIST_JSON_LEXER_H
 
@@ -74,6 +76,7 @@ typedef struct hoist_json_error {
   size_t offset;        /* byte offset in the text */
   const char *what;     /* static sentence, e.g. "raw control character in a string" */
   unsigned byte;        /* the offending byte, when meaningful */
+  size_t depth_limit;   /* the nesting limit, when that is what was exceeded; else 0 */
 } hoist_json_error;
 
 /* Returns the offset of the first byte that is not part of valid UTF-8
@@ -87,6 +90,17 @@ size_t hoist_utf8_invalid_offset(const unsigned char *text, size_t len);
  * HOIST_HEADER_UTF8 / HOIST_HEADER_JSON with *err filled and *tok empty, or
  * HOIST_NO_MEMORY.  Thread-safe (no shared state). */
 int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err);
+
+/* Validates text as hoist_json_lex does, with nesting limited to
+ * max_depth (at most HOIST_JSON_MAX_DEPTH) and strings that decode to
+ * U+0000 refused (cJSON would cut them short), recording nothing: it
+ * allocates nothing, so once it passed, a cJSON parse of the same text can
+ * only fail for memory.  *values gets the number of JSON values (scalars,
+ * arrays and objects; keys not counted), which bounds the cJSON nodes a
+ * parse builds.  Returns HOIST_OK, or HOIST_HEADER_UTF8 / HOIST_HEADER_JSON
+ * with *err filled.  Thread-safe. */
+int hoist_json_check(const char *text, size_t len, size_t max_depth, size_t *values,
+                     hoist_json_error *err);
 
 /* Frees the arrays and zeroes *tok; tok may be zeroed already. */
 void hoist_json_tokens_free(hoist_json_tokens *tok);
