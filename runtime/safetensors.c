@@ -95,20 +95,50 @@ typedef struct st_ctx {
 /* ------------------------------------------------------------------------ */
 /* Small helpers */
 
-/* Copies s for a one-line message: control characters become '?', long
- * names are cut with "...". */
-static const char *show(const char *s, char buf[160]) {
-  size_t i = 0, o = 0;
-  for (; s[i] != '\0' && o < 150; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+/* The length of the UTF-8 sequence a lead byte announces (1 for anything
+ * that cannot lead one: it is then escaped alone). */
+static size_t utf8_seq_len(unsigned char c) {
+  return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
+}
+
+const char *hoist_show(const char *s, char *buf, size_t size) {
+  static const char hex[] = "0123456789abcdef";
+  size_t i = 0, o = 0, slen = strlen(s);
+  /* Room for the longest piece (4 bytes), then "..." and the NUL. */
+  while (i < slen && o + 4 + 4 <= size) {
+    const unsigned char *c = (const unsigned char *)s + i;
+    size_t n = utf8_seq_len(c[0]);
+    bool valid = n <= slen - i && hoist_utf8_invalid_offset(c, n) == n;
+    /* C0 controls, DEL and the C1 controls U+0080..U+009F (a terminal may
+     * take U+009B as CSI) are escaped like the bytes of broken UTF-8. */
+    bool control = c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xC2 && n == 2 && c[1] < 0xA0);
+    if (valid && !control) {
+      memcpy(buf + o, c, n);
+      o += n;
+      i += n;
+      continue;
+    }
+    size_t k = valid ? n : 1;
+    if (o + 4 * k + 4 > size) break;
+    for (size_t j = 0; j < k; j++) {
+      buf[o++] = '\\';
+      buf[o++] = 'x';
+      buf[o++] = hex[c[j] >> 4];
+      buf[o++] = hex[c[j] & 15];
+    }
+    i += k;
   }
-  if (s[i] != '\0') {
+  if (i < slen) {
     memcpy(buf + o, "...", 3);
     o += 3;
   }
   buf[o] = '\0';
   return buf;
+}
+
+/* A tensor name in a message. */
+static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
+  return hoist_show(s, buf, HOIST_SHOW_NAME);
 }
 
 /* A string hash for the lookup index and duplicate checks: eight bytes
@@ -595,35 +625,96 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
 }
 
 
+/* ------------------------------------------------------------------------ */
+/* Opening files */
+
+int hoist_path_status(int err) {
+  switch (err) {
+  case ENOENT:
+  case ENOTDIR:
+    return HOIST_NOT_FOUND;
+  case ELOOP:
+  case ENAMETOOLONG:
+  case EACCES:
+  case EPERM:
+  case ENXIO:
+  case ENODEV:
+  case EISDIR:
+    return HOIST_BAD_PATH;
+  case ENOMEM:
+    return HOIST_NO_MEMORY;
+  default:
+    return HOIST_IO;
+  }
+}
+
+const char *hoist_file_type_name(mode_t mode) {
+  return S_ISREG(mode)    ? "a regular file"
+         : S_ISDIR(mode)  ? "a folder"
+         : S_ISFIFO(mode) ? "a FIFO"
+         : S_ISSOCK(mode) ? "a socket"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+                          : "not a regular file";
+}
+
+int hoist_open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd_out,
+                       struct stat *st) {
+  char pb[HOIST_SHOW_PATH];
+  *fd_out = -1;
+  /* stat first, so that a device is never opened at all (opening some has
+   * effects); fstat again after the open for the file really opened. */
+  if (stat(path, st) != 0) {
+    int e = errno;
+    return hoist_fail(rt, hoist_path_status(e), "%s: cannot open: %s", hoist_show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (!S_ISREG(st->st_mode))
+    return hoist_fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist_show(path, pb, sizeof pb), hoist_file_type_name(st->st_mode));
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    return hoist_fail(rt, hoist_path_status(e), "%s: cannot open: %s", hoist_show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    return hoist_fail(rt, HOIST_IO, "%s: cannot stat: %s", hoist_show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (!S_ISREG(st->st_mode)) {
+    close(fd);
+    return hoist_fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist_show(path, pb, sizeof pb), hoist_file_type_name(st->st_mode));
+  }
+  *fd_out = fd;
+  return HOIST_OK;
+}
+
 int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   assert(out != NULL);
   *out = NULL;
   if (path == NULL) return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
 
+  /* Messages name the file as it can be shown on one line; the handle
+   * keeps the path as given. */
+  char shown_path[HOIST_SHOW_PATH];
   st_ctx c;
   memset(&c, 0, sizeof c);
   c.rt = rt;
-  c.path = path;
+  c.path = hoist_show(path, shown_path, sizeof shown_path);
+  const char *const raw_path = path;
+  path = c.path;
   hoist_file *f = NULL;
   char *header = NULL;
   int rc = HOIST_OK, err = 0;
 
-  /* O_NONBLOCK keeps a FIFO from blocking the open; regular files ignore it. */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    rc = hoist_fail(rt, errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO,
-                    "%s: cannot open: %s", path, strerror(errno));
-    goto fail;
-  }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: cannot stat: %s", path, strerror(errno));
-    goto fail;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: not a regular file", path);
-    goto fail;
-  }
+  int fd = -1;
+  rc = hoist_open_regular(rt, raw_path, HOIST_BAD_PATH, &fd, &st);
+  if (rc != HOIST_OK) goto fail;
   uint64_t size = (uint64_t)st.st_size;
   if (size < 8) {
     rc = hoist_fail(rt, HOIST_HEADER_TOO_SMALL,
@@ -692,7 +783,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
 
   f = calloc(1, sizeof *f);
   if (f != NULL) f->fd = -1;
-  if (f == NULL || (f->path = hoist_strdup(path)) == NULL) {
+  if (f == NULL || (f->path = hoist_strdup(raw_path)) == NULL) {
     rc = oom(&c);
     goto fail;
   }
@@ -799,21 +890,22 @@ const char *hoist_file_metadata_value(const hoist_file *f, size_t i) {
 }
 
 int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len) {
+  char pb[HOIST_SHOW_PATH];
   uint64_t stop;
   if (!hoist_add_u64(off, len, &stop) || stop > f->size)
     return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: read of %zu bytes at %" PRIu64 " runs past the file's %" PRIu64
                       " bytes",
-                      f->path, len, off, f->size);
+                      hoist_show(f->path, pb, sizeof pb), len, off, f->size);
   int err = 0;
   if (!read_full(f->fd, off, dst, len, &err)) {
     if (err == 0)
       return hoist_fail(NULL, HOIST_FILE_CHANGED,
                         "%s: short read of %zu bytes at %" PRIu64 ": the file shrank since it "
                         "was opened",
-                        f->path, len, off);
-    return hoist_fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s", f->path,
-                      len, off, strerror(err));
+                        hoist_show(f->path, pb, sizeof pb), len, off);
+    return hoist_fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s",
+                      hoist_show(f->path, pb, sizeof pb), len, off, strerror(err));
   }
   return HOIST_OK;
 }
