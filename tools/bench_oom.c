@@ -13,6 +13,7 @@
 #include "load.h"
 #include "upload.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -430,8 +431,9 @@ int bench_oom(int argc, char **argv) {
         return cli_usage_error(cmd, "bad --max-capacity '%s'", argv[i]);
     } else if (strcmp(a, "--scale") == 0) {
       char *end = NULL;
+      errno = 0;
       scale = strtod(argv[++i], &end);
-      if (end == argv[i] || *end != '\0' || !hoist_preset_scale_valid(scale))
+      if (errno != 0 || end == argv[i] || *end != '\0' || !hoist_preset_scale_valid(scale))
         return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
     } else if (a[0] == '-') {
       return cli_usage_error(cmd, "unknown option %s", a);
