@@ -94,6 +94,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,46 @@ static bool has_control(const char *s) {
   return false;
 }
 
+/* ---- A set of names, for the duplicate and agreement checks: open
+ * addressing over pointers to the name field of the caller's items (so
+ * that a name found leads back to its item), hashed as the reader hashes
+ * tensor names.  Linear in the names, where sorting them took a second on
+ * an index of half a million long, alike tensor names. */
+
+typedef struct name_set {
+  const char *const **slot;
+  size_t mask;
+} name_set;
+
+/* Room for n names. */
+static bool set_init(name_set *s, size_t n) {
+  size_t cap = 16;
+  while (cap / 2 < n) cap *= 2;
+  s->slot = calloc(cap, sizeof *s->slot);
+  s->mask = cap - 1;
+  return s->slot != NULL;
+}
+
+static void set_free(name_set *s) {
+  free(s->slot);
+  memset(s, 0, sizeof *s);
+}
+
+/* The item already holding *name's name, or NULL after adding name. */
+static const char *const *set_add(name_set *s, const char *const *name) {
+  size_t h = hoist_hash_str(*name) & s->mask;
+  for (; s->slot[h] != NULL; h = (h + 1) & s->mask)
+    if (strcmp(*s->slot[h], *name) == 0) return s->slot[h];
+  s->slot[h] = name;
+  return NULL;
+}
+
+static const char *const *set_find(const name_set *s, const char *name) {
+  for (size_t h = hoist_hash_str(name) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
+    if (strcmp(*s->slot[h], name) == 0) return s->slot[h];
+  return NULL;
+}
+
 /* ---- JSON side files */
 
 /* A kind of side file: its name in messages, its size cap, and the status
@@ -245,12 +286,13 @@ fail:
   return rc;
 }
 
-static int cmp_member_key(const void *a, const void *b) {
-  return strcmp((*(const cJSON *const *)a)->string, (*(const cJSON *const *)b)->string);
+/* The cJSON member whose key field is *key. */
+static const cJSON *member_of(const char *const *key) {
+  return (const cJSON *)(const void *)((const char *)key - offsetof(cJSON, string));
 }
 
 /* Refuses duplicate keys in every object of the tree (where: the key of
- * the member holding obj, NULL at the top): Python's json keeps the last of
+ * the member holding v, NULL at the top): Python's json keeps the last of
  * them, cJSON every one, so such a file means nothing certain.  The tree is
  * at most HOIST_SIDE_JSON_MAX_DEPTH deep, which bounds the recursion. */
 static int check_unique_keys(hoist_runtime *rt, const char *shown_path, int status,
@@ -260,25 +302,24 @@ static int check_unique_keys(hoist_runtime *rt, const char *shown_path, int stat
   if (cJSON_IsObject(v) && v->child != NULL && v->child->next != NULL) {
     size_t n = 0;
     for (const cJSON *m = v->child; m != NULL; m = m->next) n++;
-    const cJSON **keys = malloc(n * sizeof *keys);
-    if (keys == NULL)
+    name_set set;
+    if (!set_init(&set, n))
       return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory checking keys", shown_path);
-    n = 0;
-    for (const cJSON *m = v->child; m != NULL; m = m->next) keys[n++] = m;
-    qsort(keys, n, sizeof *keys, cmp_member_key);
-    for (size_t i = 1; i < n && rc == HOIST_OK; i++) {
-      if (strcmp(keys[i - 1]->string, keys[i]->string) != 0) continue;
+    for (const cJSON *m = v->child; m != NULL && rc == HOIST_OK; m = m->next) {
+      const char *const *had = set_add(&set, (const char *const *)&m->string);
+      if (had == NULL) continue;
+      const cJSON *first = member_of(had);
       char kb[HOIST_SHOW_NAME], wb[HOIST_SHOW_NAME], ab[HOIST_SHOW_NAME], bb[HOIST_SHOW_NAME];
       char in[HOIST_SHOW_NAME + 16] = "", values[2 * HOIST_SHOW_NAME + 24] = "";
       if (where != NULL) snprintf(in, sizeof in, " in \"%s\"", hoist_show(where, wb, sizeof wb));
-      if (cJSON_IsString(keys[i - 1]) && cJSON_IsString(keys[i]))
+      if (cJSON_IsString(first) && cJSON_IsString(m))
         snprintf(values, sizeof values, " (values '%s' and '%s')",
-                 hoist_show(keys[i - 1]->valuestring, ab, sizeof ab),
-                 hoist_show(keys[i]->valuestring, bb, sizeof bb));
+                 hoist_show(first->valuestring, ab, sizeof ab),
+                 hoist_show(m->valuestring, bb, sizeof bb));
       rc = hoist_fail(rt, status, "%s: duplicate key '%s'%s%s", shown_path,
-                      hoist_show(keys[i]->string, kb, sizeof kb), in, values);
+                      hoist_show(m->string, kb, sizeof kb), in, values);
     }
-    free(keys);
+    set_free(&set);
   }
   for (const cJSON *m = v->child; m != NULL && rc == HOIST_OK; m = m->next)
     rc = check_unique_keys(rt, shown_path, status, m, cJSON_IsObject(v) ? m->string : where);
@@ -493,7 +534,8 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
 /* ---- Shard indexes and the files they name */
 
 /* One weight_map entry: a tensor and its shard (strings owned by the
- * index's cJSON tree) and the slot of the index that holds it. */
+ * index's cJSON tree) and the slot of the index that holds it.  tensor
+ * comes first: the name set of a shard_map points at it. */
 typedef struct map_entry {
   const char *tensor;
   const char *shard;
@@ -504,8 +546,9 @@ typedef struct map_entry {
 typedef struct shard_map {
   const str_list *indexes; /* the index files, by slot */
   cJSON **roots;           /* their parsed trees, by slot */
-  map_entry *v;
+  map_entry *v;            /* every entry, in file order */
   size_t n, cap;
+  name_set by_tensor;      /* each tensor once: its first entry */
 } shard_map;
 
 static void shard_map_free(shard_map *m) {
@@ -513,6 +556,7 @@ static void shard_map_free(shard_map *m) {
     for (size_t i = 0; i < m->indexes->n; i++) cJSON_Delete(m->roots[i]);
   free(m->roots);
   free(m->v);
+  set_free(&m->by_tensor);
   memset(m, 0, sizeof *m);
 }
 
@@ -528,22 +572,11 @@ static bool map_push(shard_map *m, const char *tensor, const char *shard, size_t
   return true;
 }
 
-static int cmp_entry_tensor(const void *a, const void *b) {
-  const map_entry *x = a, *y = b;
-  int c = strcmp(x->tensor, y->tensor);
-  if (c != 0) return c;
-  return x->index < y->index ? -1 : x->index > y->index;
-}
-
-/* Reads the index at slot i of m->indexes: its weight_map entries join m,
- * the shards it names join shards (full paths; each checked to be a plain
- * name of a regular file in folder). */
-static int read_index(hoist_runtime *rt, const char *folder, shard_map *m, size_t i,
-                      str_list *shards) {
+/* Adds the entries of the index at slot i of m->indexes to m. */
+static int read_index(hoist_runtime *rt, shard_map *m, size_t i) {
   const char *index_path = m->indexes->v[i];
-  char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME], fb[HOIST_SHOW_PATH];
+  char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME];
   const char *shown = hoist_show(index_path, pb, sizeof pb);
-  const char **names = NULL;
   int rc = read_json(rt, index_path, &SIDE_SHARD_INDEX, &m->roots[i], NULL);
   if (rc != HOIST_OK) return rc;
   const cJSON *root = m->roots[i];
@@ -552,7 +585,6 @@ static int read_index(hoist_runtime *rt, const char *folder, shard_map *m, size_
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
   if (!cJSON_IsObject(map))
     return hoist_fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object", shown);
-  size_t first = m->n;
   for (const cJSON *e = map->child; e != NULL; e = e->next) {
     if (!cJSON_IsString(e))
       return hoist_fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string", shown,
@@ -560,116 +592,113 @@ static int read_index(hoist_runtime *rt, const char *folder, shard_map *m, size_
     if (!map_push(m, e->string, e->valuestring, i))
       return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
   }
-  /* Each shard once, in name order. */
-  size_t k = m->n - first;
-  names = malloc((k ? k : 1) * sizeof *names);
-  if (names == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-  for (size_t j = 0; j < k; j++) names[j] = m->v[first + j].shard;
-  qsort(names, k, sizeof *names, cmp_strp);
-  for (size_t j = 0; j < k && rc == HOIST_OK; j++) {
-    const char *shard = names[j];
-    if (j > 0 && strcmp(shard, names[j - 1]) == 0) continue;
-    if (!shard_name_ok(shard)) {
-      rc = hoist_fail(rt, HOIST_BAD_INDEX,
-                      "%s: shard '%s' is not a plain file name in the component folder "
-                      "(path separators and '..' are not allowed)",
-                      shown, hoist_show(shard, nb, sizeof nb));
-      break;
-    }
-    char *full = path_join(folder, shard);
-    struct stat st;
-    int err = full == NULL ? ENOMEM : stat(full, &st) == 0 ? 0 : errno;
-    if (full == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-    } else if (err != 0 || !S_ISREG(st.st_mode)) {
-      rc = hoist_fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", shown,
-                      hoist_show(shard, nb, sizeof nb), hoist_show(full, fb, sizeof fb),
-                      err != 0 ? strerror(err) : hoist_file_type_name(st.st_mode));
-      free(full);
-    } else if (!list_push(shards, full)) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-    }
-  }
-  free(names);
-  return rc;
+  return HOIST_OK;
 }
 
-/* Reads every index of a component; afterwards m->v is sorted by tensor,
- * each tensor once. */
+/* Adds to shards (full paths) the shard of entry e when it is the first
+ * entry naming it: a plain name of a regular file in folder. */
+static int add_shard(hoist_runtime *rt, const char *folder, const shard_map *m,
+                     const map_entry *e, str_list *shards) {
+  char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME], fb[HOIST_SHOW_PATH];
+  const char *shown = hoist_show(m->indexes->v[e->index], pb, sizeof pb);
+  if (!shard_name_ok(e->shard))
+    return hoist_fail(rt, HOIST_BAD_INDEX,
+                      "%s: shard '%s' is not a plain file name in the component folder "
+                      "(path separators and '..' are not allowed)",
+                      shown, hoist_show(e->shard, nb, sizeof nb));
+  char *full = path_join(folder, e->shard);
+  if (full == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+  struct stat st;
+  int err = stat(full, &st) == 0 ? 0 : errno;
+  if (err != 0 || !S_ISREG(st.st_mode)) {
+    int rc = hoist_fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", shown,
+                        hoist_show(e->shard, nb, sizeof nb), hoist_show(full, fb, sizeof fb),
+                        err != 0 ? strerror(err) : hoist_file_type_name(st.st_mode));
+    free(full);
+    return rc;
+  }
+  return list_push(shards, full) ? HOIST_OK
+                                 : hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+}
+
+/* Reads every index of a component into m, and the shards they name into
+ * shards (full paths, sorted).  Duplicate keys within one weight_map were
+ * refused with its file; two indexes may repeat an entry, but not map one
+ * tensor to two shards. */
 static int read_indexes(hoist_runtime *rt, const char *folder, const str_list *indexes,
                         shard_map *m, str_list *shards) {
   m->indexes = indexes;
   m->roots = calloc(indexes->n ? indexes->n : 1, sizeof *m->roots);
   if (m->roots == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < indexes->n; i++) {
-    int rc = read_index(rt, folder, m, i, shards);
+    int rc = read_index(rt, m, i);
     if (rc != HOIST_OK) return rc;
   }
-  list_sort_unique(shards);
-  if (m->n > 1) qsort(m->v, m->n, sizeof *m->v, cmp_entry_tensor);
-  /* Duplicate keys within one weight_map were refused with the file; two
-   * indexes may repeat an entry, but not map one tensor to two shards. */
-  size_t k = 0;
-  for (size_t i = 0; i < m->n; i++) {
-    if (k > 0 && strcmp(m->v[i].tensor, m->v[k - 1].tensor) == 0) {
-      const map_entry *a = &m->v[k - 1], *b = &m->v[i];
-      if (strcmp(a->shard, b->shard) == 0) continue;
-      char ia[HOIST_SHOW_PATH], ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sa[HOIST_SHOW_NAME],
-          sb[HOIST_SHOW_NAME];
-      return hoist_fail(rt, HOIST_BAD_INDEX,
-                        "%s: tensor '%s' is mapped to '%s', but to '%s' by %s",
-                        hoist_show(indexes->v[a->index], ia, sizeof ia),
-                        hoist_show(a->tensor, tb, sizeof tb), hoist_show(a->shard, sa, sizeof sa),
-                        hoist_show(b->shard, sb, sizeof sb),
-                        hoist_show(indexes->v[b->index], ib, sizeof ib));
-    }
-    m->v[k++] = m->v[i];
+  name_set shard_names = {0};
+  if (!set_init(&m->by_tensor, m->n) || !set_init(&shard_names, m->n)) {
+    set_free(&shard_names);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory reading shard indexes");
   }
-  m->n = k;
-  return HOIST_OK;
+  int rc = HOIST_OK;
+  for (size_t i = 0; i < m->n && rc == HOIST_OK; i++) {
+    const map_entry *e = &m->v[i];
+    /* Entries of one shard mostly come together: skip the set for them. */
+    bool same = i > 0 && strcmp(e->shard, m->v[i - 1].shard) == 0;
+    if (!same && set_add(&shard_names, &e->shard) == NULL) rc = add_shard(rt, folder, m, e, shards);
+    const map_entry *had = (const map_entry *)(const void *)set_add(&m->by_tensor, &e->tensor);
+    if (rc != HOIST_OK || had == NULL || strcmp(had->shard, e->shard) == 0) continue;
+    char ia[HOIST_SHOW_PATH], ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sa[HOIST_SHOW_NAME],
+        sb[HOIST_SHOW_NAME];
+    rc = hoist_fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' is mapped to '%s', but to '%s' by %s",
+                    hoist_show(indexes->v[had->index], ia, sizeof ia),
+                    hoist_show(e->tensor, tb, sizeof tb), hoist_show(had->shard, sa, sizeof sa),
+                    hoist_show(e->shard, sb, sizeof sb), hoist_show(indexes->v[e->index], ib, sizeof ib));
+  }
+  set_free(&shard_names);
+  list_sort_unique(shards);
+  return rc;
 }
 
-/* One tensor of one of the component's files, for the uniqueness check. */
+/* One tensor of one of the component's files, for the uniqueness check
+ * (name first: the name set points at it). */
 typedef struct tensor_claim {
   const char *name;
   size_t file;
 } tensor_claim;
 
-static int cmp_claim(const void *a, const void *b) {
-  const tensor_claim *x = a, *y = b;
-  int c = strcmp(x->name, y->name);
-  if (c != 0) return c;
-  return x->file < y->file ? -1 : x->file > y->file;
-}
-
 /* Within a component every tensor name is held by one file: otherwise
- * which bytes a lookup returns would depend on the file order. */
-static int check_unique_tensors(hoist_runtime *rt, const hoist_component *c, int status) {
+ * which bytes a lookup returns would depend on the file order.  (For the
+ * shards of an index, check_index_agreement implies it.) */
+static int check_unique_tensors(hoist_runtime *rt, const hoist_component *c) {
   size_t n = 0;
   for (size_t i = 0; i < c->st_count; i++) n += hoist_file_tensor_count(c->st[i]);
   if (c->st_count < 2 || n < 2) return HOIST_OK;
   tensor_claim *v = malloc(n * sizeof *v);
-  if (v == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking tensor names");
+  name_set set = {0};
+  if (v == NULL || !set_init(&set, n)) {
+    free(v);
+    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking tensor names");
+  }
   n = 0;
   for (size_t i = 0; i < c->st_count; i++)
     for (size_t t = 0; t < hoist_file_tensor_count(c->st[i]); t++)
       v[n++] = (tensor_claim){hoist_file_tensor(c->st[i], t)->name, i};
-  qsort(v, n, sizeof *v, cmp_claim);
   int rc = HOIST_OK;
-  for (size_t i = 1; i < n; i++) {
-    if (strcmp(v[i - 1].name, v[i].name) != 0) continue;
+  for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
+    const tensor_claim *had = (const tensor_claim *)(const void *)set_add(&set, &v[i].name);
+    if (had == NULL) continue;
     char nb[HOIST_SHOW_NAME], tb[HOIST_SHOW_NAME], ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
-    rc = hoist_fail(rt, status, "%s: tensor '%s' is in two files, %s and %s",
+    rc = hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: tensor '%s' is in two files, %s and %s",
                     hoist_show(c->name, nb, sizeof nb), hoist_show(v[i].name, tb, sizeof tb),
-                    hoist_show(hoist_file_path(c->st[v[i - 1].file]), ab, sizeof ab),
+                    hoist_show(hoist_file_path(c->st[had->file]), ab, sizeof ab),
                     hoist_show(hoist_file_path(c->st[v[i].file]), bb, sizeof bb));
-    break;
   }
+  set_free(&set);
   free(v);
   return rc;
 }
 
-/* The length of path_join(dir, "") : where a shard's name starts in its
+/* The length of path_join(dir, ""): where a shard's name starts in its
  * full path. */
 static size_t joined_prefix_len(const char *dir) {
   size_t a = strlen(dir);
@@ -690,22 +719,11 @@ static size_t find_shard(const hoist_component *c, size_t prefix, const char *sh
   return SIZE_MAX;
 }
 
-static const map_entry *find_entry(const shard_map *m, const char *tensor) {
-  size_t lo = 0, hi = m->n;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int cmp = strcmp(m->v[mid].tensor, tensor);
-    if (cmp == 0) return &m->v[mid];
-    if (cmp < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return NULL;
-}
-
 /* An index agrees with its shards' headers both ways: every weight_map
  * entry's shard holds that tensor, and every tensor of a named shard is
- * mapped to that shard.  (With tensor names unique across the shards,
- * this makes weight_map exactly the shards' tensors.) */
+ * mapped to that shard.  As weight_map maps a tensor to one shard, this
+ * also makes tensor names unique across the shards: a tensor in two of
+ * them is refused naming both. */
 static int check_index_agreement(hoist_runtime *rt, const hoist_component *c, const shard_map *m) {
   char ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sb[HOIST_SHOW_NAME];
   size_t prefix = joined_prefix_len(c->path);
@@ -722,8 +740,20 @@ static int check_index_agreement(hoist_runtime *rt, const hoist_component *c, co
     const char *shard = hoist_file_path(c->st[f]) + prefix;
     for (size_t t = 0; t < hoist_file_tensor_count(c->st[f]); t++) {
       const char *name = hoist_file_tensor(c->st[f], t)->name;
-      const map_entry *e = find_entry(m, name);
+      const map_entry *e = (const map_entry *)(const void *)set_find(&m->by_tensor, name);
       if (e != NULL && strcmp(e->shard, shard) == 0) continue;
+      if (e != NULL) {
+        /* Mapped elsewhere, and that shard holds it too (checked above). */
+        char ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
+        return hoist_fail(rt, HOIST_BAD_INDEX,
+                          "%s: tensor '%s' is in two files, %s and %s (weight_map names '%s')",
+                          hoist_show(m->indexes->v[e->index], ib, sizeof ib),
+                          hoist_show(name, tb, sizeof tb),
+                          hoist_show(hoist_file_path(c->st[find_shard(c, prefix, e->shard)]), ab,
+                                     sizeof ab),
+                          hoist_show(hoist_file_path(c->st[f]), bb, sizeof bb),
+                          hoist_show(e->shard, sb, sizeof sb));
+      }
       /* Name the index when there is one, else the folder. */
       const char *where = m->indexes->n == 1 ? m->indexes->v[0] : c->path;
       return hoist_fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' of shard '%s' is not in weight_map",
@@ -819,8 +849,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
       }
       c->st_count++;
     }
-    rc = check_unique_tensors(rt, c, indexed ? HOIST_BAD_INDEX : HOIST_BAD_PIPELINE);
-    if (rc == HOIST_OK && indexed) rc = check_index_agreement(rt, c, &map);
+    rc = indexed ? check_index_agreement(rt, c, &map) : check_unique_tensors(rt, c);
     if (rc != HOIST_OK) goto fail;
     rc = count_bytes(rt, target, c);
     if (rc != HOIST_OK) goto fail;

@@ -145,7 +145,7 @@ static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
  * then a final mix so that linear probing on the low bits spreads names
  * that differ only in their last characters. */
-static size_t hash_str(const char *s) {
+size_t hoist_hash_str(const char *s) {
   size_t len = strlen(s);
   uint64_t h = UINT64_C(0xcbf29ce484222325) ^ len;
   for (; len >= 8; s += 8, len -= 8) {
@@ -257,7 +257,7 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
     const cJSON **table = calloc(cap, sizeof *table);
     if (table == NULL) return oom(c);
     for (const cJSON *m = obj->child; m != NULL && dup == NULL; m = m->next) {
-      size_t h = hash_str(m->string) & (cap - 1);
+      size_t h = hoist_hash_str(m->string) & (cap - 1);
       while (table[h] != NULL) {
         if (strcmp(table[h]->string, m->string) == 0) {
           dup = m->string;
@@ -480,7 +480,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
                       e->info.nbytes);
   e->info.nelements = count;
-  e->hash = hash_str(name);
+  e->hash = hoist_hash_str(name);
   return HOIST_OK;
 #undef shown
 }
@@ -872,7 +872,7 @@ const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
 
 const hoist_tensor_info *hoist_file_find(const hoist_file *f, const char *name) {
   if (name == NULL) return NULL;
-  size_t hash = hash_str(name);
+  size_t hash = hoist_hash_str(name);
   for (size_t h = hash & f->index_mask; f->index[h] != 0; h = (h + 1) & f->index_mask) {
     const st_entry *e = &f->tensors[f->index[h] - 1];
     if (e->hash == hash && strcmp(e->info.name, name) == 0) return &e->info;

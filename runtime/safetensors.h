@@ -30,6 +30,10 @@ int hoist_file_fd(const hoist_file *f);
  * ends in "...".  Returns buf.  Thread-safe. */
 const char *hoist_show(const char *s, char *buf, size_t size);
 
+/* The hash of a name the reader's lookup index uses (well spread in its
+ * low bits, so good for open addressing with a power-of-two table). */
+size_t hoist_hash_str(const char *s);
+
 /* ---- Opening files.  Every file hoist reads (safetensors files and the
  * JSON side files of discovery) is opened through hoist_open_regular. */
 
