@@ -5,6 +5,7 @@
  * Error details live in the runtime (guarded by its mutex) or, for calls made
  * without a runtime, in a thread-local buffer. */
 #include "runtime.h"
+#include "safetensors.h" /* hoist_show */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,9 +72,20 @@ static _Thread_local char thread_error[HOIST_ERROR_MAX];
  * worker hand its own message on when another thread fails after it. */
 static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
+/* Formats a message and shows it through hoist_show: the last guard of the
+ * one-line rule.  Names and paths from files are escaped where they are
+ * formatted; any that were not still cannot break a line or drive a
+ * terminal. */
+static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) HOIST_PRINTF(2, 0);
+static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) {
+  char raw[HOIST_ERROR_MAX];
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  hoist_show(raw, msg, HOIST_ERROR_MAX);
+}
+
 int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   char msg[HOIST_ERROR_MAX];
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  format_line(msg, fmt, ap);
   memcpy(thread_last, msg, sizeof msg);
   if (rt == NULL) {
     memcpy(thread_error, msg, sizeof msg);
@@ -116,7 +128,7 @@ void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
   char msg[HOIST_ERROR_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  format_line(msg, fmt, ap);
   va_end(ap);
   fn(user, level, msg);
 }
