@@ -15,8 +15,7 @@
  *         true, lists of another shape, strings, objects) is pipeline
  *         configuration, not a component.
  *     A component's index is its 0-based position in the file's key order,
- *     counting every key (_class_name included), as issue 3 and hoist.h
- *     define it.  Only the relative order of indexes matters to the sort,
+ *     counting every key (_class_name included), as hoist.h defines it.  Only the relative order of indexes matters to the sort,
  *     so this gives the reference's order whichever way its caller numbers
  *     them.  Components are kept in index order; their array slot is not
  *     their index.
@@ -56,10 +55,13 @@
  *     strings that decode to U+0000 and duplicate keys in any object.
  *     Each file is validated by json_lexer.c before cJSON parses it, so a
  *     failed parse can only be out of memory, reported as such; the value
- *     cap bounds the tree cJSON builds (about 80 bytes a value).
+ *     cap bounds the tree cJSON builds (about 80 bytes a value): a plan of
+ *     an index at the cap peaks near 230 MB.  (A config.json whose text is
+ *     broken only loses its labels, logged; over a cap it is refused.)
  *   - anything but a regular file (symbolic links followed) where a file
- *     is read, and anything but a folder where a folder is listed: a FIFO
- *     never blocks discovery, a device is never opened;
+ *     is read: a FIFO never blocks discovery, a device is never opened (a
+ *     component "folder" that is not a folder counts as missing, as in the
+ *     reference, and a special file in a folder is not a weight);
  *   - a tensor name held by two files of one component (within the files
  *     it loads: an index's shards, or the folder's safetensors);
  *   - an index that disagrees with its shards' headers: a weight_map
