@@ -554,7 +554,7 @@ START_TEST(plan_memory_at_the_cap) {
   run_cli(&r, 120, NEEDLES("plan", root));
   ck_assert_msg(r.code == 0, "exit %d: %s", r.code, r.err);
 #if defined(__SANITIZE_ADDRESS__)
-  const long bound_kb = 2L << 20; /* shadow memory and quarantine */
+  const long bound_kb = 1L << 20; /* shadow memory and quarantine */
 #else
   const long bound_kb = 512L << 10;
 #endif
