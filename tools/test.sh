@@ -38,7 +38,7 @@ if ((header_seconds > 0)); then
 fi
 if ((discover_seconds > 0)); then
   build-fuzz/tests/fuzz/fuzz_discover -max_total_time="$discover_seconds" -max_len=16384 \
-    -timeout=10 -rss_limit_mb=2048 build-fuzz/corpus-discover tests/fuzz/seeds-discover 2>&1 |
-    tail -n 5
+    -timeout=10 -rss_limit_mb=2048 -dict=tests/fuzz/discover.dict \
+    build-fuzz/corpus-discover tests/fuzz/seeds-discover 2>&1 | tail -n 5
 fi
 echo "fuzz: ${header_seconds}s (header parser) + ${discover_seconds}s (discovery) without a crash"
