@@ -72,7 +72,7 @@
  *     characters, or longer than NAME_MAX.
  *   A path that is a symbolic link loop, a name too long or without
  *   permission is HOIST_BAD_PATH.  Every name and path that comes from a
- *   file is shown through hoist_show in messages (one line, no terminal
+ *   file is shown through hoist__show in messages (one line, no terminal
  *   control).
  *
  * Inferred bytes: for safetensors, the data section of each file (which
@@ -87,9 +87,9 @@
  * every path and every opened file; hoist_pipeline_close frees them.  An
  * open pipeline is immutable and may be read from several threads. */
 #include "json_lexer.h"
-#include "load.h" /* target dtypes (hoist_tensor_target) */
+#include "load.h" /* target dtypes (hoist__tensor_target) */
 #include "pipeline.h"
-#include "safetensors.h" /* hoist_show, hoist_open_regular */
+#include "safetensors.h" /* hoist__show, hoist__open_regular */
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
@@ -211,7 +211,7 @@ static void set_free(name_set *s) {
 
 /* The item already holding *name's name, or NULL after adding name. */
 static const char *const *set_add(name_set *s, const char *const *name) {
-  size_t h = hoist_hash_str(*name) & s->mask;
+  size_t h = hoist__hash_str(*name) & s->mask;
   for (; s->slot[h] != NULL; h = (h + 1) & s->mask)
     if (strcmp(*s->slot[h], *name) == 0) return s->slot[h];
   s->slot[h] = name;
@@ -219,7 +219,7 @@ static const char *const *set_add(name_set *s, const char *const *name) {
 }
 
 static const char *const *set_find(const name_set *s, const char *name) {
-  for (size_t h = hoist_hash_str(name) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
+  for (size_t h = hoist__hash_str(name) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
     if (strcmp(*s->slot[h], name) == 0) return s->slot[h];
   return NULL;
 }
@@ -249,20 +249,20 @@ static int read_side_file(hoist_runtime *rt, const char *path, const side_kind *
   *len = 0;
   int fd;
   struct stat st;
-  int rc = hoist_open_regular(rt, path, kind->status, &fd, &st);
+  int rc = hoist__open_regular(rt, path, kind->status, &fd, &st);
   if (rc != HOIST_OK) return rc;
   if ((uint64_t)st.st_size > kind->max_bytes) {
-    rc = hoist_fail(rt, kind->status,
+    rc = hoist__fail(rt, kind->status,
                     "%s: %llu bytes, above the %llu MiB cap for %s (refused before parsing)",
-                    hoist_show(path, pb, sizeof pb), (unsigned long long)st.st_size,
+                    hoist__show(path, pb, sizeof pb), (unsigned long long)st.st_size,
                     (unsigned long long)(kind->max_bytes >> 20), kind->name);
     goto fail;
   }
   size_t n = (size_t)st.st_size;
   char *b = malloc(n + 1);
   if (b == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory reading %zu bytes",
-                    hoist_show(path, pb, sizeof pb), n);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory reading %zu bytes",
+                    hoist__show(path, pb, sizeof pb), n);
     goto fail;
   }
   size_t got = 0;
@@ -271,10 +271,10 @@ static int read_side_file(hoist_runtime *rt, const char *path, const side_kind *
     if (r < 0 && errno == EINTR) continue;
     if (r <= 0) {
       if (r < 0)
-        rc = hoist_fail(rt, HOIST_IO, "%s: %s", hoist_show(path, pb, sizeof pb), strerror(errno));
+        rc = hoist__fail(rt, HOIST_IO, "%s: %s", hoist__show(path, pb, sizeof pb), strerror(errno));
       else
-        rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: shrank while it was read (%zu of %zu bytes)",
-                        hoist_show(path, pb, sizeof pb), got, n);
+        rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: shrank while it was read (%zu of %zu bytes)",
+                        hoist__show(path, pb, sizeof pb), got, n);
       free(b);
       goto fail;
     }
@@ -306,20 +306,20 @@ static int check_unique_keys(hoist_runtime *rt, const char *shown_path, int stat
     for (const cJSON *m = v->child; m != NULL; m = m->next) n++;
     name_set set;
     if (!set_init(&set, n))
-      return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory checking keys", shown_path);
+      return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory checking keys", shown_path);
     for (const cJSON *m = v->child; m != NULL && rc == HOIST_OK; m = m->next) {
       const char *const *had = set_add(&set, (const char *const *)&m->string);
       if (had == NULL) continue;
       const cJSON *first = member_of(had);
       char kb[HOIST_SHOW_NAME], wb[HOIST_SHOW_NAME], ab[HOIST_SHOW_NAME], bb[HOIST_SHOW_NAME];
       char in[HOIST_SHOW_NAME + 16] = "", values[2 * HOIST_SHOW_NAME + 24] = "";
-      if (where != NULL) snprintf(in, sizeof in, " in \"%s\"", hoist_show(where, wb, sizeof wb));
+      if (where != NULL) snprintf(in, sizeof in, " in \"%s\"", hoist__show(where, wb, sizeof wb));
       if (cJSON_IsString(first) && cJSON_IsString(m))
         snprintf(values, sizeof values, " (values '%s' and '%s')",
-                 hoist_show(first->valuestring, ab, sizeof ab),
-                 hoist_show(m->valuestring, bb, sizeof bb));
-      rc = hoist_fail(rt, status, "%s: duplicate key '%s'%s%s", shown_path,
-                      hoist_show(m->string, kb, sizeof kb), in, values);
+                 hoist__show(first->valuestring, ab, sizeof ab),
+                 hoist__show(m->valuestring, bb, sizeof bb));
+      rc = hoist__fail(rt, status, "%s: duplicate key '%s'%s%s", shown_path,
+                      hoist__show(m->string, kb, sizeof kb), in, values);
     }
     set_free(&set);
   }
@@ -338,7 +338,7 @@ static int check_unique_keys(hoist_runtime *rt, const char *shown_path, int stat
 static int read_json(hoist_runtime *rt, const char *path, const side_kind *kind, cJSON **out,
                      bool *content_error) {
   char pb[HOIST_SHOW_PATH];
-  const char *shown = hoist_show(path, pb, sizeof pb);
+  const char *shown = hoist__show(path, pb, sizeof pb);
   *out = NULL;
   if (content_error != NULL) *content_error = false;
   char *buf = NULL;
@@ -346,22 +346,22 @@ static int read_json(hoist_runtime *rt, const char *path, const side_kind *kind,
   int rc = read_side_file(rt, path, kind, &buf, &len);
   if (rc != HOIST_OK) return rc;
   size_t values = 0;
-  hoist_json_error jerr;
-  int lrc = hoist_json_check(buf, len, HOIST_SIDE_JSON_MAX_DEPTH, &values, &jerr);
+  hoist__json_error jerr;
+  int lrc = hoist__json_check(buf, len, HOIST_SIDE_JSON_MAX_DEPTH, &values, &jerr);
   bool bad_text = false;
   if (lrc == HOIST_HEADER_UTF8) {
     bad_text = true;
-    rc = hoist_fail(rt, kind->status, "%s: not valid UTF-8 at byte %zu", shown, jerr.offset);
+    rc = hoist__fail(rt, kind->status, "%s: not valid UTF-8 at byte %zu", shown, jerr.offset);
   } else if (lrc != HOIST_OK && jerr.depth_limit != 0) {
-    rc = hoist_fail(rt, kind->status,
+    rc = hoist__fail(rt, kind->status,
                     "%s: nesting deeper than %zu levels at byte %zu, the cap for JSON side files",
                     shown, jerr.depth_limit, jerr.offset);
   } else if (lrc != HOIST_OK) {
     bad_text = true;
-    rc = hoist_fail(rt, kind->status, "%s: not valid JSON: %s at byte %zu", shown, jerr.what,
+    rc = hoist__fail(rt, kind->status, "%s: not valid JSON: %s at byte %zu", shown, jerr.what,
                     jerr.offset);
   } else if (values > HOIST_SIDE_JSON_MAX_VALUES) {
-    rc = hoist_fail(rt, kind->status, "%s: %zu JSON values, above the cap of %zu for %s", shown,
+    rc = hoist__fail(rt, kind->status, "%s: %zu JSON values, above the cap of %zu for %s", shown,
                     values, HOIST_SIDE_JSON_MAX_VALUES, kind->name);
   }
   if (rc != HOIST_OK) goto fail;
@@ -369,7 +369,7 @@ static int read_json(hoist_runtime *rt, const char *path, const side_kind *kind,
    * refuses: a NULL here can only be an allocation that failed. */
   cJSON *root = cJSON_ParseWithLengthOpts(buf, len, NULL, 0);
   if (root == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory parsing %zu bytes of JSON", shown, len);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory parsing %zu bytes of JSON", shown, len);
     goto fail;
   }
   rc = check_unique_keys(rt, shown, kind->status, root, NULL);
@@ -473,8 +473,8 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
   DIR *d = opendir(folder);
   if (d == NULL) {
     int e = errno;
-    return hoist_fail(rt, hoist_path_status(e), "%s: cannot list: %s",
-                      hoist_show(folder, pb, sizeof pb), strerror(e));
+    return hoist__fail(rt, hoist__path_status(e), "%s: cannot list: %s",
+                      hoist__show(folder, pb, sizeof pb), strerror(e));
   }
   int rc = HOIST_OK;
   size_t var_len = variant != NULL ? strlen(variant) : 0;
@@ -483,7 +483,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
     struct dirent *de = readdir(d);
     if (de == NULL) {
       if (errno != 0)
-        rc = hoist_fail(rt, HOIST_IO, "%s: %s", hoist_show(folder, pb, sizeof pb), strerror(errno));
+        rc = hoist__fail(rt, HOIST_IO, "%s: %s", hoist__show(folder, pb, sizeof pb), strerror(errno));
       break;
     }
     if (de->d_name[0] == '.') continue;
@@ -496,7 +496,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
       continue;
     char *full = path_join(folder, de->d_name);
     if (full == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist_show(folder, pb, sizeof pb));
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist__show(folder, pb, sizeof pb));
       break;
     }
     struct stat st;
@@ -511,15 +511,15 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
                    : k == KIND_ST            ? &s->st
                    : k == KIND_ST_VARIANT    ? &s->st_v
                                              : &s->fallback;
-    if (k == KIND_FALLBACK && !hoist_add_u64(s->fallback_bytes, (uint64_t)st.st_size,
+    if (k == KIND_FALLBACK && !hoist__add_u64(s->fallback_bytes, (uint64_t)st.st_size,
                                             &s->fallback_bytes)) {
       free(full);
-      rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: weight file sizes overflow 64 bits",
-                      hoist_show(folder, pb, sizeof pb));
+      rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: weight file sizes overflow 64 bits",
+                      hoist__show(folder, pb, sizeof pb));
       break;
     }
     if (!list_push(to, full)) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist_show(folder, pb, sizeof pb));
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist__show(folder, pb, sizeof pb));
       break;
     }
   }
@@ -578,21 +578,21 @@ static bool map_push(shard_map *m, const char *tensor, const char *shard, size_t
 static int read_index(hoist_runtime *rt, shard_map *m, size_t i) {
   const char *index_path = m->indexes->v[i];
   char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME];
-  const char *shown = hoist_show(index_path, pb, sizeof pb);
+  const char *shown = hoist__show(index_path, pb, sizeof pb);
   int rc = read_json(rt, index_path, &SIDE_SHARD_INDEX, &m->roots[i], NULL);
   if (rc != HOIST_OK) return rc;
   const cJSON *root = m->roots[i];
   if (!cJSON_IsObject(root))
-    return hoist_fail(rt, HOIST_BAD_INDEX, "%s: not a JSON object", shown);
+    return hoist__fail(rt, HOIST_BAD_INDEX, "%s: not a JSON object", shown);
   const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
   if (!cJSON_IsObject(map))
-    return hoist_fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object", shown);
+    return hoist__fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object", shown);
   for (const cJSON *e = map->child; e != NULL; e = e->next) {
     if (!cJSON_IsString(e))
-      return hoist_fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string", shown,
-                        hoist_show(e->string, nb, sizeof nb));
+      return hoist__fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string", shown,
+                        hoist__show(e->string, nb, sizeof nb));
     if (!map_push(m, e->string, e->valuestring, i))
-      return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+      return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
   }
   return HOIST_OK;
 }
@@ -602,25 +602,25 @@ static int read_index(hoist_runtime *rt, shard_map *m, size_t i) {
 static int add_shard(hoist_runtime *rt, const char *folder, const shard_map *m,
                      const map_entry *e, str_list *shards) {
   char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME], fb[HOIST_SHOW_PATH];
-  const char *shown = hoist_show(m->indexes->v[e->index], pb, sizeof pb);
+  const char *shown = hoist__show(m->indexes->v[e->index], pb, sizeof pb);
   if (!shard_name_ok(e->shard))
-    return hoist_fail(rt, HOIST_BAD_INDEX,
+    return hoist__fail(rt, HOIST_BAD_INDEX,
                       "%s: shard '%s' is not a plain file name in the component folder "
                       "(path separators and '..' are not allowed)",
-                      shown, hoist_show(e->shard, nb, sizeof nb));
+                      shown, hoist__show(e->shard, nb, sizeof nb));
   char *full = path_join(folder, e->shard);
-  if (full == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+  if (full == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
   struct stat st;
   int err = stat(full, &st) == 0 ? 0 : errno;
   if (err != 0 || !S_ISREG(st.st_mode)) {
-    int rc = hoist_fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", shown,
-                        hoist_show(e->shard, nb, sizeof nb), hoist_show(full, fb, sizeof fb),
-                        err != 0 ? strerror(err) : hoist_file_type_name(st.st_mode));
+    int rc = hoist__fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", shown,
+                        hoist__show(e->shard, nb, sizeof nb), hoist__show(full, fb, sizeof fb),
+                        err != 0 ? strerror(err) : hoist__file_type_name(st.st_mode));
     free(full);
     return rc;
   }
   return list_push(shards, full) ? HOIST_OK
-                                 : hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+                                 : hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
 }
 
 /* Reads every index of a component into m, and the shards they name into
@@ -631,7 +631,7 @@ static int read_indexes(hoist_runtime *rt, const char *folder, const str_list *i
                         shard_map *m, str_list *shards) {
   m->indexes = indexes;
   m->roots = calloc(indexes->n ? indexes->n : 1, sizeof *m->roots);
-  if (m->roots == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (m->roots == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < indexes->n; i++) {
     int rc = read_index(rt, m, i);
     if (rc != HOIST_OK) return rc;
@@ -639,7 +639,7 @@ static int read_indexes(hoist_runtime *rt, const char *folder, const str_list *i
   name_set shard_names = {0};
   if (!set_init(&m->by_tensor, m->n) || !set_init(&shard_names, m->n)) {
     set_free(&shard_names);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory reading shard indexes");
+    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory reading shard indexes");
   }
   int rc = HOIST_OK;
   for (size_t i = 0; i < m->n && rc == HOIST_OK; i++) {
@@ -651,10 +651,10 @@ static int read_indexes(hoist_runtime *rt, const char *folder, const str_list *i
     if (rc != HOIST_OK || had == NULL || strcmp(had->shard, e->shard) == 0) continue;
     char ia[HOIST_SHOW_PATH], ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sa[HOIST_SHOW_NAME],
         sb[HOIST_SHOW_NAME];
-    rc = hoist_fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' is mapped to '%s', but to '%s' by %s",
-                    hoist_show(indexes->v[had->index], ia, sizeof ia),
-                    hoist_show(e->tensor, tb, sizeof tb), hoist_show(had->shard, sa, sizeof sa),
-                    hoist_show(e->shard, sb, sizeof sb), hoist_show(indexes->v[e->index], ib, sizeof ib));
+    rc = hoist__fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' is mapped to '%s', but to '%s' by %s",
+                    hoist__show(indexes->v[had->index], ia, sizeof ia),
+                    hoist__show(e->tensor, tb, sizeof tb), hoist__show(had->shard, sa, sizeof sa),
+                    hoist__show(e->shard, sb, sizeof sb), hoist__show(indexes->v[e->index], ib, sizeof ib));
   }
   set_free(&shard_names);
   list_sort_unique(shards);
@@ -671,7 +671,7 @@ typedef struct tensor_claim {
 /* Within a component every tensor name is held by one file: otherwise
  * which bytes a lookup returns would depend on the file order.  (For the
  * shards of an index, check_index_agreement implies it.) */
-static int check_unique_tensors(hoist_runtime *rt, const hoist_component *c) {
+static int check_unique_tensors(hoist_runtime *rt, const hoist__component *c) {
   size_t n = 0;
   for (size_t i = 0; i < c->st_count; i++) n += hoist_file_tensor_count(c->st[i]);
   if (c->st_count < 2 || n < 2) return HOIST_OK;
@@ -679,7 +679,7 @@ static int check_unique_tensors(hoist_runtime *rt, const hoist_component *c) {
   name_set set = {0};
   if (v == NULL || !set_init(&set, n)) {
     free(v);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking tensor names");
+    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory checking tensor names");
   }
   n = 0;
   for (size_t i = 0; i < c->st_count; i++)
@@ -690,10 +690,10 @@ static int check_unique_tensors(hoist_runtime *rt, const hoist_component *c) {
     const tensor_claim *had = (const tensor_claim *)(const void *)set_add(&set, &v[i].name);
     if (had == NULL) continue;
     char nb[HOIST_SHOW_NAME], tb[HOIST_SHOW_NAME], ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: tensor '%s' is in two files, %s and %s",
-                    hoist_show(c->name, nb, sizeof nb), hoist_show(v[i].name, tb, sizeof tb),
-                    hoist_show(hoist_file_path(c->st[had->file]), ab, sizeof ab),
-                    hoist_show(hoist_file_path(c->st[v[i].file]), bb, sizeof bb));
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: tensor '%s' is in two files, %s and %s",
+                    hoist__show(c->name, nb, sizeof nb), hoist__show(v[i].name, tb, sizeof tb),
+                    hoist__show(hoist_file_path(c->st[had->file]), ab, sizeof ab),
+                    hoist__show(hoist_file_path(c->st[v[i].file]), bb, sizeof bb));
   }
   set_free(&set);
   free(v);
@@ -709,7 +709,7 @@ static size_t joined_prefix_len(const char *dir) {
 
 /* The slot of c's file named shard (c->st is sorted by path, and every
  * path is the folder joined with a shard name); SIZE_MAX when none. */
-static size_t find_shard(const hoist_component *c, size_t prefix, const char *shard) {
+static size_t find_shard(const hoist__component *c, size_t prefix, const char *shard) {
   size_t lo = 0, hi = c->st_count;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -726,17 +726,17 @@ static size_t find_shard(const hoist_component *c, size_t prefix, const char *sh
  * mapped to that shard.  As weight_map maps a tensor to one shard, this
  * also makes tensor names unique across the shards: a tensor in two of
  * them is refused naming both. */
-static int check_index_agreement(hoist_runtime *rt, const hoist_component *c, const shard_map *m) {
+static int check_index_agreement(hoist_runtime *rt, const hoist__component *c, const shard_map *m) {
   char ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sb[HOIST_SHOW_NAME];
   size_t prefix = joined_prefix_len(c->path);
   for (size_t i = 0; i < m->n; i++) {
     const map_entry *e = &m->v[i];
     size_t f = find_shard(c, prefix, e->shard);
     if (f != SIZE_MAX && hoist_file_find(c->st[f], e->tensor) != NULL) continue;
-    return hoist_fail(rt, HOIST_BAD_INDEX,
+    return hoist__fail(rt, HOIST_BAD_INDEX,
                       "%s: weight_map maps tensor '%s' to '%s', which does not hold it",
-                      hoist_show(m->indexes->v[e->index], ib, sizeof ib),
-                      hoist_show(e->tensor, tb, sizeof tb), hoist_show(e->shard, sb, sizeof sb));
+                      hoist__show(m->indexes->v[e->index], ib, sizeof ib),
+                      hoist__show(e->tensor, tb, sizeof tb), hoist__show(e->shard, sb, sizeof sb));
   }
   for (size_t f = 0; f < c->st_count; f++) {
     const char *shard = hoist_file_path(c->st[f]) + prefix;
@@ -747,20 +747,20 @@ static int check_index_agreement(hoist_runtime *rt, const hoist_component *c, co
       if (e != NULL) {
         /* Mapped elsewhere, and that shard holds it too (checked above). */
         char ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
-        return hoist_fail(rt, HOIST_BAD_INDEX,
+        return hoist__fail(rt, HOIST_BAD_INDEX,
                           "%s: tensor '%s' is in two files, %s and %s (weight_map names '%s')",
-                          hoist_show(m->indexes->v[e->index], ib, sizeof ib),
-                          hoist_show(name, tb, sizeof tb),
-                          hoist_show(hoist_file_path(c->st[find_shard(c, prefix, e->shard)]), ab,
+                          hoist__show(m->indexes->v[e->index], ib, sizeof ib),
+                          hoist__show(name, tb, sizeof tb),
+                          hoist__show(hoist_file_path(c->st[find_shard(c, prefix, e->shard)]), ab,
                                      sizeof ab),
-                          hoist_show(hoist_file_path(c->st[f]), bb, sizeof bb),
-                          hoist_show(e->shard, sb, sizeof sb));
+                          hoist__show(hoist_file_path(c->st[f]), bb, sizeof bb),
+                          hoist__show(e->shard, sb, sizeof sb));
       }
       /* Name the index when there is one, else the folder. */
       const char *where = m->indexes->n == 1 ? m->indexes->v[0] : c->path;
-      return hoist_fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' of shard '%s' is not in weight_map",
-                        hoist_show(where, ib, sizeof ib), hoist_show(name, tb, sizeof tb),
-                        hoist_show(shard, sb, sizeof sb));
+      return hoist__fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' of shard '%s' is not in weight_map",
+                        hoist__show(where, ib, sizeof ib), hoist__show(name, tb, sizeof tb),
+                        hoist__show(shard, sb, sizeof sb));
     }
   }
   return HOIST_OK;
@@ -768,7 +768,7 @@ static int check_index_agreement(hoist_runtime *rt, const hoist_component *c, co
 
 /* Sums the device bytes of c's opened safetensors (in the target dtype,
  * tensor by tensor, when there is one) and its tensor count. */
-static int count_bytes(hoist_runtime *rt, hoist_dtype target, hoist_component *c) {
+static int count_bytes(hoist_runtime *rt, hoist_dtype target, hoist__component *c) {
   char pb[HOIST_SHOW_PATH];
   uint64_t total = 0;
   size_t tensors = 0;
@@ -779,16 +779,16 @@ static int count_bytes(hoist_runtime *rt, hoist_dtype target, hoist_component *c
       for (size_t t = 0; t < hoist_file_tensor_count(c->st[i]); t++) {
         hoist_dtype to;
         uint64_t tb = 0;
-        int rc = hoist_tensor_target(rt, c->name, hoist_file_tensor(c->st[i], t), target, &to, &tb);
+        int rc = hoist__tensor_target(rt, c->name, hoist_file_tensor(c->st[i], t), target, &to, &tb);
         if (rc != HOIST_OK) return rc;
-        if (!hoist_add_u64(bytes, tb, &bytes))
-          return hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits",
-                            hoist_show(c->path, pb, sizeof pb));
+        if (!hoist__add_u64(bytes, tb, &bytes))
+          return hoist__fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits",
+                            hoist__show(c->path, pb, sizeof pb));
       }
     }
-    if (!hoist_add_u64(total, bytes, &total))
-      return hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits",
-                        hoist_show(c->path, pb, sizeof pb));
+    if (!hoist__add_u64(total, bytes, &total))
+      return hoist__fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits",
+                        hoist__show(c->path, pb, sizeof pb));
     tensors += hoist_file_tensor_count(c->st[i]);
   }
   c->info.has_size = 1;
@@ -802,14 +802,14 @@ static int count_bytes(hoist_runtime *rt, hoist_dtype target, hoist_component *c
  * folder that is not there leaves the size unknown.  target:
  * HOIST_DTYPE_KEEP, or the dtype floating tensors are counted in. */
 static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtype target,
-                              hoist_component *c) {
+                              hoist__component *c) {
   char pb[HOIST_SHOW_PATH];
   struct stat st;
   if (stat(c->path, &st) != 0) {
     int e = errno;
     if (e != ENOENT && e != ENOTDIR)
-      return hoist_fail(rt, hoist_path_status(e), "%s: component folder: %s",
-                        hoist_show(c->path, pb, sizeof pb), strerror(e));
+      return hoist__fail(rt, hoist__path_status(e), "%s: component folder: %s",
+                        hoist__show(c->path, pb, sizeof pb), strerror(e));
     c->info.folder_missing = 1; /* unknown size, as in the reference */
     return HOIST_OK;
   }
@@ -835,7 +835,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
   if (files.n > 0) {
     c->st = calloc(files.n, sizeof *c->st);
     if (c->st == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist_show(c->path, pb, sizeof pb));
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist__show(c->path, pb, sizeof pb));
       goto fail;
     }
     for (size_t i = 0; i < files.n; i++) {
@@ -844,9 +844,9 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
         /* The reader names the file in its detail; make sure of it. */
         char detail[HOIST_ERROR_MAX];
         snprintf(detail, sizeof detail, "%s", hoist_last_error(rt));
-        hoist_show(files.v[i], pb, sizeof pb);
+        hoist__show(files.v[i], pb, sizeof pb);
         if (strstr(detail, pb) == NULL)
-          hoist_fail(rt, rc, "%s: %s", pb, detail[0] ? detail : hoist_strerror(rc));
+          hoist__fail(rt, rc, "%s: %s", pb, detail[0] ? detail : hoist_strerror(rc));
         goto fail;
       }
       c->st_count++;
@@ -873,7 +873,7 @@ fail:
 
 /* ---- Pipeline */
 
-static void component_free(hoist_component *c) {
+static void component_free(hoist__component *c) {
   for (size_t i = 0; i < c->st_count; i++) hoist_file_close(c->st[i]);
   free(c->st);
   for (size_t i = 0; i < c->file_count; i++) free(c->files[i]);
@@ -921,8 +921,8 @@ static entry_kind classify_entry(const cJSON *e) {
 static int strdup_or_fail(hoist_runtime *rt, const char *s, char **out) {
   *out = NULL;
   if (s == NULL) return HOIST_OK;
-  *out = hoist_strdup(s);
-  return *out != NULL ? HOIST_OK : hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  *out = hoist__strdup(s);
+  return *out != NULL ? HOIST_OK : hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
 }
 
 /* Checks one component entry of model_index.json (e: its key and
@@ -931,49 +931,49 @@ static int check_component_entry(hoist_runtime *rt, const char *shown_path, cons
   char nb[HOIST_SHOW_NAME], vb[HOIST_SHOW_NAME];
   const char *why = component_name_problem(e->string);
   if (why != NULL)
-    return hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: component name '%s' %s", shown_path,
-                      hoist_show(e->string, nb, sizeof nb), why);
+    return hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: component name '%s' %s", shown_path,
+                      hoist__show(e->string, nb, sizeof nb), why);
   const cJSON *lib = e->child, *cls = lib->next;
   const char *label = has_control(lib->valuestring) ? lib->valuestring
                       : cJSON_IsString(cls) && has_control(cls->valuestring) ? cls->valuestring
                                                                              : NULL;
   if (label != NULL)
-    return hoist_fail(rt, HOIST_BAD_PIPELINE,
+    return hoist__fail(rt, HOIST_BAD_PIPELINE,
                       "%s: component '%s': library or class name '%s' contains control characters",
-                      shown_path, hoist_show(e->string, nb, sizeof nb),
-                      hoist_show(label, vb, sizeof vb));
+                      shown_path, hoist__show(e->string, nb, sizeof nb),
+                      hoist__show(label, vb, sizeof vb));
   return HOIST_OK;
 }
 
 static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *index_path) {
   char pb[HOIST_SHOW_PATH];
-  const char *shown = hoist_show(index_path, pb, sizeof pb);
+  const char *shown = hoist__show(index_path, pb, sizeof pb);
   cJSON *root = NULL;
   /* Duplicate keys are refused by read_json, here as in every side file. */
   int rc = read_json(rt, index_path, &SIDE_MODEL_INDEX, &root, NULL);
   if (rc != HOIST_OK) return rc;
   if (!cJSON_IsObject(root)) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: not a JSON object", shown);
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: not a JSON object", shown);
     goto fail;
   }
   size_t ncomp = 0;
   for (const cJSON *e = root->child; e != NULL; e = e->next)
     if (classify_entry(e) == ENTRY_COMPONENT) ncomp++;
   if (ncomp == 0) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
                     "%s: names no component (no key maps to [library, class])", shown);
     goto fail;
   }
   p->components = calloc(ncomp, sizeof *p->components);
   if (p->components == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
     goto fail;
   }
   uint32_t key_pos = 0;
   for (const cJSON *e = root->child; e != NULL; e = e->next, key_pos++) {
     if (classify_entry(e) != ENTRY_COMPONENT) continue;
     if ((rc = check_component_entry(rt, shown, e)) != HOIST_OK) goto fail;
-    hoist_component *c = &p->components[p->count++];
+    hoist__component *c = &p->components[p->count++];
     c->info.index = key_pos;
     const cJSON *cls = e->child->next;
     if ((rc = strdup_or_fail(rt, e->string, &c->name)) != HOIST_OK ||
@@ -983,7 +983,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
       goto fail;
     c->path = path_join(p->path, c->name);
     if (c->path == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
       goto fail;
     }
   }
@@ -996,9 +996,9 @@ fail:
  * config leaves them NULL (they only label the plan), and so does one
  * whose text is broken (logged).  A config.json that is not a regular
  * file or breaks a cap is refused like every side file. */
-static int plain_model_labels(hoist_runtime *rt, hoist_component *c) {
+static int plain_model_labels(hoist_runtime *rt, hoist__component *c) {
   char *cfg_path = path_join(c->path, "config.json");
-  if (cfg_path == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (cfg_path == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   struct stat st;
   int rc = HOIST_OK;
   cJSON *root = NULL;
@@ -1006,7 +1006,7 @@ static int plain_model_labels(hoist_runtime *rt, hoist_component *c) {
   bool broken = false;
   rc = read_json(rt, cfg_path, &SIDE_CONFIG, &root, &broken);
   if (broken) {
-    hoist_log(rt, HOIST_LOG_WARN, "%s", hoist_last_error(rt));
+    hoist__log(rt, HOIST_LOG_WARN, "%s", hoist_last_error(rt));
     rc = HOIST_OK;
   }
   if (rc != HOIST_OK || !cJSON_IsObject(root)) goto fail;
@@ -1023,8 +1023,8 @@ static int plain_model_labels(hoist_runtime *rt, hoist_component *c) {
   }
   if (class_name != NULL && has_control(class_name)) {
     char pb[HOIST_SHOW_PATH];
-    hoist_log(rt, HOIST_LOG_WARN, "%s: class name with control characters; not used",
-              hoist_show(cfg_path, pb, sizeof pb));
+    hoist__log(rt, HOIST_LOG_WARN, "%s: class name with control characters; not used",
+              hoist__show(cfg_path, pb, sizeof pb));
     library = class_name = NULL;
   }
   if ((rc = strdup_or_fail(rt, library, &c->library)) != HOIST_OK ||
@@ -1049,7 +1049,7 @@ static char *folder_name(const char *path) {
     char *real = realpath(path, NULL);
     if (real == NULL) return NULL;
     const char *b = strrchr(real, '/');
-    char *out = hoist_strdup(b != NULL && b[1] != '\0' ? b + 1 : real);
+    char *out = hoist__strdup(b != NULL && b[1] != '\0' ? b + 1 : real);
     free(real);
     return out;
   }
@@ -1062,15 +1062,15 @@ static char *folder_name(const char *path) {
 
 static int plain_model(hoist_runtime *rt, hoist_pipeline *p) {
   p->components = calloc(1, sizeof *p->components);
-  if (p->components == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (p->components == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   p->count = 1;
-  hoist_component *c = &p->components[0];
+  hoist__component *c = &p->components[0];
   c->name = folder_name(p->path);
-  c->path = hoist_strdup(p->path);
+  c->path = hoist__strdup(p->path);
   if (c->name == NULL || c->path == NULL) {
     char pb[HOIST_SHOW_PATH];
-    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory (or no real path)",
-                      hoist_show(p->path, pb, sizeof pb));
+    return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory (or no real path)",
+                      hoist__show(p->path, pb, sizeof pb));
   }
   return plain_model_labels(rt, c);
 }
@@ -1078,48 +1078,48 @@ static int plain_model(hoist_runtime *rt, hoist_pipeline *p) {
 int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipeline_options *opts,
                         hoist_pipeline **out) {
   if (out == NULL || path == NULL)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_pipeline_open: NULL path or out");
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "hoist_pipeline_open: NULL path or out");
   *out = NULL;
   hoist_pipeline_options defaults = HOIST_PIPELINE_OPTIONS_INIT;
   if (opts == NULL) opts = &defaults;
   if (opts->struct_size != sizeof(hoist_pipeline_options))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "hoist_pipeline_options.struct_size is %u, expected %zu "
                       "(use HOIST_PIPELINE_OPTIONS_INIT)",
                       opts->struct_size, sizeof(hoist_pipeline_options));
   char pb[HOIST_SHOW_PATH];
   const char *variant = opts->variant;
   if (variant != NULL && (variant[0] == '\0' || strpbrk(variant, "./\\") != NULL))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "variant '%s' is not a plain name (like fp16 or bf16)",
-                      hoist_show(variant, pb, sizeof pb));
+                      hoist__show(variant, pb, sizeof pb));
 
   hoist_dtype target = HOIST_DTYPE_KEEP;
   if (opts->dtype != NULL && opts->dtype[0] != '\0') {
-    int prc = hoist_dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
+    int prc = hoist__dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
     if (prc != HOIST_OK) return prc;
   }
 
   struct stat st;
   if (stat(path, &st) != 0) {
     int e = errno;
-    return hoist_fail(rt, hoist_path_status(e), "%s: %s", hoist_show(path, pb, sizeof pb),
+    return hoist__fail(rt, hoist__path_status(e), "%s: %s", hoist__show(path, pb, sizeof pb),
                       strerror(e));
   }
   if (!S_ISDIR(st.st_mode))
-    return hoist_fail(rt, HOIST_BAD_PIPELINE,
+    return hoist__fail(rt, HOIST_BAD_PIPELINE,
                       "%s: not a folder (a pipeline is a folder with model_index.json, "
                       "or a folder of weights)",
-                      hoist_show(path, pb, sizeof pb));
+                      hoist__show(path, pb, sizeof pb));
 
   int rc = HOIST_OK;
   char *index_path = NULL;
   hoist_pipeline *p = calloc(1, sizeof *p);
-  if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
-  p->path = hoist_strdup(path);
+  if (p == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
+  p->path = hoist__strdup(path);
   index_path = path_join(path, "model_index.json");
   if (p->path == NULL || index_path == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   bool has_index = lstat(index_path, &st) == 0 || errno != ENOENT;
@@ -1131,7 +1131,7 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   if (rc != HOIST_OK) goto fail;
 
   for (size_t i = 0; i < p->count; i++) {
-    hoist_component *c = &p->components[i];
+    hoist__component *c = &p->components[i];
     c->info.name = c->name;
     c->info.load_name = c->name;
     rc = discover_component(rt, variant, target, c);
@@ -1141,38 +1141,38 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     c->info.path = c->path;
     c->info.file_count = c->file_count;
     c->info.files = (const char *const *)c->files;
-    c->info.risk_rank = hoist_component_risk_rank(c->name);
+    c->info.risk_rank = hoist__component_risk_rank(c->name);
     size_t tsize = strlen(c->name) + 2;
     c->vp_text = malloc(tsize);
     if (c->vp_text == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
       goto fail;
     }
-    hoist_component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
+    hoist__component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
     c->info.variant_priority_text = c->vp_text;
     if (c->info.folder_missing) {
       char nb[HOIST_SHOW_NAME];
-      hoist_log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
-                hoist_show(c->name, nb, sizeof nb), hoist_show(c->path, pb, sizeof pb));
+      hoist__log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
+                hoist__show(c->name, nb, sizeof nb), hoist__show(c->path, pb, sizeof pb));
     }
   }
   if (!has_index && p->components[0].file_count == 0) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
                     "%s: no model_index.json and no weight files (*.safetensors, "
                     "*.safetensors.index.json, .bin, .pt, .pth, .ckpt, .gguf)",
-                    hoist_show(path, pb, sizeof pb));
+                    hoist__show(path, pb, sizeof pb));
     goto fail;
   }
 
   p->ordered = malloc(p->count * sizeof *p->ordered);
   if (p->ordered == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   for (size_t i = 0; i < p->count; i++) p->ordered[i] = &p->components[i].info;
-  hoist_component_sort(p->ordered, p->count);
+  hoist__component_sort(p->ordered, p->count);
   for (size_t i = 0; i < p->count; i++)
-    p->components[hoist_pipeline_slot(p, p->ordered[i])].info.position = i;
+    p->components[hoist__pipeline_slot(p, p->ordered[i])].info.position = i;
 
   free(index_path);
   *out = p;
@@ -1194,13 +1194,13 @@ const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p, size
   return position < p->count ? p->ordered[position] : NULL;
 }
 
-size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info) {
+size_t hoist__pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info) {
   for (size_t i = 0; i < p->count; i++)
     if (&p->components[i].info == info) return i;
   return SIZE_MAX;
 }
 
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
+size_t hoist__pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
                                   hoist_file *const **files) {
   if (index_order_i >= p->count || p->components[index_order_i].st_count == 0) {
     *files = NULL;

@@ -77,7 +77,7 @@ typedef struct st_ctx {
   const char *path;
   const char *header;      /* the header text while it is parsed */
   size_t header_len;
-  hoist_json_tokens tok;
+  hoist__json_tokens tok;
   size_t si, ni;           /* next string / number token */
   char *arena;
   size_t arena_len, arena_cap;
@@ -101,14 +101,14 @@ static size_t utf8_seq_len(unsigned char c) {
   return c >= 0xF0 ? 4 : c >= 0xE0 ? 3 : c >= 0xC0 ? 2 : 1;
 }
 
-const char *hoist_show(const char *s, char *buf, size_t size) {
+const char *hoist__show(const char *s, char *buf, size_t size) {
   static const char hex[] = "0123456789abcdef";
   size_t i = 0, o = 0, slen = strlen(s);
   /* Room for the longest piece (4 bytes), then "..." and the NUL. */
   while (i < slen && o + 4 + 4 <= size) {
     const unsigned char *c = (const unsigned char *)s + i;
     size_t n = utf8_seq_len(c[0]);
-    bool valid = n <= slen - i && hoist_utf8_invalid_offset(c, n) == n;
+    bool valid = n <= slen - i && hoist__utf8_invalid_offset(c, n) == n;
     /* C0 controls, DEL and the C1 controls U+0080..U+009F (a terminal may
      * take U+009B as CSI) are escaped like the bytes of broken UTF-8. */
     bool control = c[0] < 0x20 || c[0] == 0x7f || (c[0] == 0xC2 && n == 2 && c[1] < 0xA0);
@@ -138,14 +138,14 @@ const char *hoist_show(const char *s, char *buf, size_t size) {
 
 /* A tensor name in a message. */
 static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
-  return hoist_show(s, buf, HOIST_SHOW_NAME);
+  return hoist__show(s, buf, HOIST_SHOW_NAME);
 }
 
 /* A string hash for the lookup index and duplicate checks: eight bytes
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
  * then a final mix so that linear probing on the low bits spreads names
  * that differ only in their last characters. */
-size_t hoist_hash_str(const char *s) {
+size_t hoist__hash_str(const char *s) {
   size_t len = strlen(s);
   uint64_t h = UINT64_C(0xcbf29ce484222325) ^ len;
   for (; len >= 8; s += 8, len -= 8) {
@@ -214,7 +214,7 @@ static bool arena_add(st_ctx *c, const char *s, size_t *off) {
   return arena_add_n(c, s, strlen(s), off);
 }
 
-static int oom(st_ctx *c) { return hoist_fail(c->rt, HOIST_NO_MEMORY, "%s: out of memory", c->path); }
+static int oom(st_ctx *c) { return hoist__fail(c->rt, HOIST_NO_MEMORY, "%s: out of memory", c->path); }
 
 /* Takes the next string token's flags.  The lexer and cJSON saw the same
  * document, so running out means a bug, reported rather than trusted. */
@@ -231,7 +231,7 @@ static bool next_number(st_ctx *c, uint64_t *v) {
 }
 
 static int desync(st_ctx *c) {
-  return hoist_fail(c->rt, HOIST_HEADER_JSON,
+  return hoist__fail(c->rt, HOIST_HEADER_JSON,
                     "%s: header tokens disagree between the validator and cJSON", c->path);
 }
 
@@ -257,7 +257,7 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
     const cJSON **table = calloc(cap, sizeof *table);
     if (table == NULL) return oom(c);
     for (const cJSON *m = obj->child; m != NULL && dup == NULL; m = m->next) {
-      size_t h = hoist_hash_str(m->string) & (cap - 1);
+      size_t h = hoist__hash_str(m->string) & (cap - 1);
       while (table[h] != NULL) {
         if (strcmp(table[h]->string, m->string) == 0) {
           dup = m->string;
@@ -272,9 +272,9 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
   if (dup != NULL) {
     char b[160], tb[160];
     if (tensor == NULL)
-      return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
+      return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
                         c->path, show(dup, b));
-    return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
+    return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
                       show(tensor, tb), show(dup, b));
   }
   return HOIST_OK;
@@ -300,7 +300,7 @@ static int skip_value(st_ctx *c, const cJSON *v, const char *tensor) {
     for (const cJSON *m = v->child; m != NULL; m = m->next) {
       if (!next_string(c, &flags)) return desync(c);
       if (flags & HOIST_JSON_STR_HAS_NUL)
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                           "%s: tensor '%s': an object key contains U+0000, which hoist does "
                           "not support",
                           c->path, show(tensor, b));
@@ -320,7 +320,7 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
   char b[160];
   if (cJSON_IsNull(v)) return HOIST_OK;
   if (!cJSON_IsObject(v))
-    return hoist_fail(c->rt, HOIST_BAD_METADATA, "%s: __metadata__ is neither null nor an object",
+    return hoist__fail(c->rt, HOIST_BAD_METADATA, "%s: __metadata__ is neither null nor an object",
                       c->path);
   size_t k = 0;
   for (const cJSON *m = v->child; m != NULL; m = m->next) k++;
@@ -330,16 +330,16 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
   for (const cJSON *m = v->child; m != NULL; m = m->next) {
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ key '%s' contains U+0000, which hoist does not support",
                         c->path, show(m->string, b));
     if (!cJSON_IsString(m))
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' is not a string", c->path,
                         show(m->string, b));
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' contains U+0000, which hoist does not "
                         "support",
                         c->path, show(m->string, b));
@@ -369,42 +369,42 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   /* Names are rendered for messages only when a rule fails. */
 #define shown show(name, b)
   if (!cJSON_IsObject(v))
-    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
                       c->path, shown);
   bool have_dtype = false, have_shape = false, have_offsets = false;
   for (const cJSON *m = v->child; m != NULL; m = m->next) {
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+      return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': a key contains U+0000, which hoist does not support",
                         c->path, shown);
     if (strcmp(m->string, "dtype") == 0) {
       if (!cJSON_IsString(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
                           c->path, shown);
       if (!next_string(c, &flags)) return desync(c);
       char db[160];
       if ((flags & HOIST_JSON_STR_HAS_NUL) ||
           hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
               HOIST_OK)
-        return hoist_fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
+        return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
                           shown, show(m->valuestring, db));
       have_dtype = true;
     } else if (strcmp(m->string, "shape") == 0) {
       if (!cJSON_IsArray(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
                           c->path, shown);
       e->dim_off = c->dim_count;
       uint32_t nd = 0;
       for (const cJSON *d = m->child; d != NULL; d = d->next, nd++) {
         uint64_t val;
         if (!cJSON_IsNumber(d))
-          return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+          return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                             "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path, shown,
                             nd);
         if (!next_number(c, &val)) return desync(c);
         if (!HOIST_JSON_IS_PLAIN(val))
-          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': shape[%" PRIu32
                             "] is %s, not a plain integer in [0, 2^53]",
                             c->path, shown, nd, number_text(c, val, nb));
@@ -414,28 +414,28 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
       have_shape = true;
     } else if (strcmp(m->string, "data_offsets") == 0) {
       if (!cJSON_IsArray(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
                           c->path, shown);
       int n = cJSON_GetArraySize(m);
       if (n != 2)
-        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                           "%s: tensor '%s': data_offsets has %d entries, not 2", c->path, shown, n);
       uint64_t be[2];
       const cJSON *d = m->child;
       for (int i = 0; i < 2; i++, d = d->next) {
         if (!cJSON_IsNumber(d))
-          return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+          return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                             "%s: tensor '%s': data_offsets[%d] is not a number", c->path, shown,
                             i);
         if (!next_number(c, &be[i])) return desync(c);
         if (!HOIST_JSON_IS_PLAIN(be[i]))
-          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
                             "[0, 2^53]",
                             c->path, shown, i, number_text(c, be[i], nb));
       }
       if (be[0] > be[1])
-        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] begin after their end",
                           c->path, shown, be[0], be[1]);
@@ -451,36 +451,36 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   int rc = check_unique_keys(c, v, name);
   if (rc != HOIST_OK) return rc;
   if (!have_dtype || !have_shape || !have_offsets)
-    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
                       shown, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
 
   /* Element count and byte size, folded left to right like the reference
    * so that overflow is reported for the same shapes. */
   uint64_t count = 1;
   for (uint32_t i = 0; i < e->info.ndim; i++)
-    if (!hoist_mul_u64(count, c->dims[e->dim_off + i], &count))
-      return hoist_fail(c->rt, HOIST_OVERFLOW,
+    if (!hoist__mul_u64(count, c->dims[e->dim_off + i], &count))
+      return hoist__fail(c->rt, HOIST_OVERFLOW,
                         "%s: tensor '%s': element count of its shape overflows 64 bits", c->path,
                         shown);
   unsigned bits = hoist_dtype_bits(e->info.dtype);
   uint64_t nbits;
-  if (!hoist_mul_u64(count, bits, &nbits))
-    return hoist_fail(c->rt, HOIST_OVERFLOW,
+  if (!hoist__mul_u64(count, bits, &nbits))
+    return hoist__fail(c->rt, HOIST_OVERFLOW,
                       "%s: tensor '%s': %" PRIu64 " elements of %s overflow 64 bits", c->path,
                       shown, count, hoist_dtype_name(e->info.dtype));
   if (nbits % 8 != 0)
-    return hoist_fail(c->rt, HOIST_MISALIGNED,
+    return hoist__fail(c->rt, HOIST_MISALIGNED,
                       "%s: tensor '%s': %" PRIu64 " elements of %s are %" PRIu64
                       " bits, not a whole number of bytes",
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits);
   if (nbits / 8 != e->info.nbytes)
-    return hoist_fail(c->rt, HOIST_SIZE_MISMATCH,
+    return hoist__fail(c->rt, HOIST_SIZE_MISMATCH,
                       "%s: tensor '%s': %" PRIu64 " elements of %s need %" PRIu64
                       " bytes but data_offsets span %" PRIu64,
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
                       e->info.nbytes);
   e->info.nelements = count;
-  e->hash = hoist_hash_str(name);
+  e->hash = hoist__hash_str(name);
   return HOIST_OK;
 #undef shown
 }
@@ -497,7 +497,7 @@ static int cmp_entry(const void *a, const void *b) {
 
 /* Decodes the key of a top-level member into the arena: copied as is when
  * it has no escape, else decoded by cJSON. */
-static int member_key(st_ctx *c, const char *header, const hoist_json_member *m, size_t *off) {
+static int member_key(st_ctx *c, const char *header, const hoist__json_member *m, size_t *off) {
   const char *k = header + m->key_begin + 1;
   size_t klen = m->key_end - m->key_begin - 2;
   if (memchr(k, '\\', klen) == NULL)
@@ -518,21 +518,21 @@ static int parse_header(st_ctx *c, const char *header) {
   char b[160];
   uint8_t flags;
   if (c->tok.top != '{')
-    return hoist_fail(c->rt, HOIST_HEADER_NOT_OBJECT, "%s: header is JSON but not an object",
+    return hoist__fail(c->rt, HOIST_HEADER_NOT_OBJECT, "%s: header is JSON but not an object",
                       c->path);
   size_t k = c->tok.member_count;
   c->entries = calloc(k != 0 ? k : 1, sizeof *c->entries);
   if (c->entries == NULL) return oom(c);
   int seen_metadata = 0;
   for (size_t i = 0; i < k; i++) {
-    const hoist_json_member *m = &c->tok.members[i];
+    const hoist__json_member *m = &c->tok.members[i];
     if (!next_string(c, &flags)) return desync(c);
     size_t name_off;
     int rc = member_key(c, header, m, &name_off);
     if (rc != HOIST_OK) return rc;
     const char *name = c->arena + name_off;
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+      return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': its name contains U+0000, which hoist does not support",
                         c->path, show(name, b));
     const char *end = NULL;
@@ -541,7 +541,7 @@ static int parse_header(st_ctx *c, const char *header) {
     if (v == NULL) return oom(c); /* the validator accepted it: only memory can fail */
     if (strcmp(name, "__metadata__") == 0) {
       if (seen_metadata++)
-        rc = hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate key '__metadata__'", c->path);
+        rc = hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate key '__metadata__'", c->path);
       else
         rc = parse_metadata(c, v);
     } else {
@@ -572,7 +572,7 @@ static int build_index(st_ctx *c, uint32_t **out, size_t *mask) {
       if (o->hash == e->hash && strcmp(o->info.name, e->info.name) == 0) {
         char b[160];
         free(index);
-        return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
+        return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
                           show(e->info.name, b));
       }
     }
@@ -604,11 +604,11 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
     const hoist_tensor_info *t = &c->entries[i].info;
     if (t->begin != at) {
       if (i == 0)
-        return hoist_fail(c->rt, HOIST_LAYOUT,
+        return hoist__fail(c->rt, HOIST_LAYOUT,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] but the first tensor must start at 0",
                           c->path, show(t->name, b), t->begin, t->end);
-      return hoist_fail(c->rt, HOIST_LAYOUT,
+      return hoist__fail(c->rt, HOIST_LAYOUT,
                         "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                         "] leave a %s of %" PRIu64 " bytes after the previous tensor's end %" PRIu64,
                         c->path, show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
@@ -617,7 +617,7 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
     at = t->end;
   }
   if (at != data_bytes)
-    return hoist_fail(c->rt, HOIST_DATA_LENGTH,
+    return hoist__fail(c->rt, HOIST_DATA_LENGTH,
                       "%s: tensors end at %" PRIu64 " but the data section holds %" PRIu64
                       " bytes (%s)",
                       c->path, at, data_bytes, at < data_bytes ? "trailing bytes" : "truncated");
@@ -628,7 +628,7 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
 /* ------------------------------------------------------------------------ */
 /* Opening files */
 
-int hoist_path_status(int err) {
+int hoist__path_status(int err) {
   switch (err) {
   case ENOENT:
   case ENOTDIR:
@@ -648,7 +648,7 @@ int hoist_path_status(int err) {
   }
 }
 
-const char *hoist_file_type_name(mode_t mode) {
+const char *hoist__file_type_name(mode_t mode) {
   return S_ISREG(mode)    ? "a regular file"
          : S_ISDIR(mode)  ? "a folder"
          : S_ISFIFO(mode) ? "a FIFO"
@@ -658,7 +658,7 @@ const char *hoist_file_type_name(mode_t mode) {
                           : "not a regular file";
 }
 
-int hoist_open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd_out,
+int hoist__open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd_out,
                        struct stat *st) {
   char pb[HOIST_SHOW_PATH];
   *fd_out = -1;
@@ -666,28 +666,28 @@ int hoist_open_regular(hoist_runtime *rt, const char *path, int type_status, int
    * effects); fstat again after the open for the file really opened. */
   if (stat(path, st) != 0) {
     int e = errno;
-    return hoist_fail(rt, hoist_path_status(e), "%s: cannot open: %s", hoist_show(path, pb, sizeof pb),
+    return hoist__fail(rt, hoist__path_status(e), "%s: cannot open: %s", hoist__show(path, pb, sizeof pb),
                       strerror(e));
   }
   if (!S_ISREG(st->st_mode))
-    return hoist_fail(rt, type_status, "%s: %s, not a regular file",
-                      hoist_show(path, pb, sizeof pb), hoist_file_type_name(st->st_mode));
+    return hoist__fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist__show(path, pb, sizeof pb), hoist__file_type_name(st->st_mode));
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd < 0) {
     int e = errno;
-    return hoist_fail(rt, hoist_path_status(e), "%s: cannot open: %s", hoist_show(path, pb, sizeof pb),
+    return hoist__fail(rt, hoist__path_status(e), "%s: cannot open: %s", hoist__show(path, pb, sizeof pb),
                       strerror(e));
   }
   if (fstat(fd, st) != 0) {
     int e = errno;
     close(fd);
-    return hoist_fail(rt, HOIST_IO, "%s: cannot stat: %s", hoist_show(path, pb, sizeof pb),
+    return hoist__fail(rt, HOIST_IO, "%s: cannot stat: %s", hoist__show(path, pb, sizeof pb),
                       strerror(e));
   }
   if (!S_ISREG(st->st_mode)) {
     close(fd);
-    return hoist_fail(rt, type_status, "%s: %s, not a regular file",
-                      hoist_show(path, pb, sizeof pb), hoist_file_type_name(st->st_mode));
+    return hoist__fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist__show(path, pb, sizeof pb), hoist__file_type_name(st->st_mode));
   }
   *fd_out = fd;
   return HOIST_OK;
@@ -696,7 +696,7 @@ int hoist_open_regular(hoist_runtime *rt, const char *path, int type_status, int
 int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   assert(out != NULL);
   *out = NULL;
-  if (path == NULL) return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
+  if (path == NULL) return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
 
   /* Messages name the file as it can be shown on one line; the handle
    * keeps the path as given. */
@@ -704,7 +704,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   st_ctx c;
   memset(&c, 0, sizeof c);
   c.rt = rt;
-  c.path = hoist_show(path, shown_path, sizeof shown_path);
+  c.path = hoist__show(path, shown_path, sizeof shown_path);
   const char *const raw_path = path;
   path = c.path;
   hoist_file *f = NULL;
@@ -713,11 +713,11 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
 
   struct stat st;
   int fd = -1;
-  rc = hoist_open_regular(rt, raw_path, HOIST_BAD_PATH, &fd, &st);
+  rc = hoist__open_regular(rt, raw_path, HOIST_BAD_PATH, &fd, &st);
   if (rc != HOIST_OK) goto fail;
   uint64_t size = (uint64_t)st.st_size;
   if (size < 8) {
-    rc = hoist_fail(rt, HOIST_HEADER_TOO_SMALL,
+    rc = hoist__fail(rt, HOIST_HEADER_TOO_SMALL,
                     "%s: file of %" PRIu64 " bytes is smaller than the 8-byte header length",
                     path, size);
     goto fail;
@@ -727,12 +727,12 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
   if (n > HOIST_MAX_HEADER_BYTES) {
-    rc = hoist_fail(rt, HOIST_HEADER_TOO_LARGE,
+    rc = hoist__fail(rt, HOIST_HEADER_TOO_LARGE,
                     "%s: header length %" PRIu64 " exceeds the limit of 100000000 bytes", path, n);
     goto fail;
   }
   if (n > size - 8) {
-    rc = hoist_fail(rt, HOIST_HEADER_LENGTH,
+    rc = hoist__fail(rt, HOIST_HEADER_LENGTH,
                     "%s: header length %" PRIu64 " runs past the end of the file (8 + %" PRIu64
                     " > %" PRIu64 " bytes)",
                     path, n, n, size);
@@ -745,19 +745,19 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   }
   if (!read_full(fd, 8, header, (size_t)n, &err)) goto read_fail;
 
-  hoist_json_error jerr;
-  rc = hoist_json_lex(header, (size_t)n, &c.tok, &jerr);
+  hoist__json_error jerr;
+  rc = hoist__json_lex(header, (size_t)n, &c.tok, &jerr);
   if (rc == HOIST_HEADER_UTF8) {
-    rc = hoist_fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
+    rc = hoist__fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
                     path, jerr.byte, jerr.offset);
     goto fail;
   }
   if (rc == HOIST_HEADER_JSON) {
     if (jerr.byte != 0 || jerr.what == NULL)
-      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
+      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
                       path, jerr.what, jerr.byte, jerr.offset);
     else
-      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
+      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
                       jerr.what, jerr.offset);
     goto fail;
   }
@@ -776,14 +776,14 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   free(header);
   header = NULL;
   c.header = NULL;
-  hoist_json_tokens_free(&c.tok);
+  hoist__json_tokens_free(&c.tok);
 
   rc = check_layout(&c, size - 8 - n);
   if (rc != HOIST_OK) goto fail;
 
   f = calloc(1, sizeof *f);
   if (f != NULL) f->fd = -1;
-  if (f == NULL || (f->path = hoist_strdup(raw_path)) == NULL) {
+  if (f == NULL || (f->path = hoist__strdup(raw_path)) == NULL) {
     rc = oom(&c);
     goto fail;
   }
@@ -815,7 +815,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
   if (f->map == MAP_FAILED) {
     f->map = NULL;
-    rc = hoist_fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
+    rc = hoist__fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
                     strerror(errno));
     goto fail;
   }
@@ -825,14 +825,14 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
 
 read_fail:
   if (err == 0)
-    rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
+    rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
   else
-    rc = hoist_fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
+    rc = hoist__fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
 fail:
   hoist_file_close(f);
   if (fd >= 0) close(fd);
   free(header);
-  hoist_json_tokens_free(&c.tok);
+  hoist__json_tokens_free(&c.tok);
   free(c.arena);
   free(c.dims);
   free(c.entries);
@@ -863,7 +863,7 @@ uint64_t hoist_file_header_bytes(const hoist_file *f) { return f->header_bytes; 
 uint64_t hoist_file_data_offset(const hoist_file *f) { return 8 + f->header_bytes; }
 uint64_t hoist_file_data_bytes(const hoist_file *f) { return f->size - 8 - f->header_bytes; }
 size_t hoist_file_tensor_count(const hoist_file *f) { return f->tensor_count; }
-int hoist_file_fd(const hoist_file *f) { return f->fd; }
+int hoist__file_fd(const hoist_file *f) { return f->fd; }
 const void *hoist_file_mapping(const hoist_file *f) { return f->map; }
 
 const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
@@ -872,7 +872,7 @@ const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
 
 const hoist_tensor_info *hoist_file_find(const hoist_file *f, const char *name) {
   if (name == NULL) return NULL;
-  size_t hash = hoist_hash_str(name);
+  size_t hash = hoist__hash_str(name);
   for (size_t h = hash & f->index_mask; f->index[h] != 0; h = (h + 1) & f->index_mask) {
     const st_entry *e = &f->tensors[f->index[h] - 1];
     if (e->hash == hash && strcmp(e->info.name, name) == 0) return &e->info;
@@ -892,20 +892,20 @@ const char *hoist_file_metadata_value(const hoist_file *f, size_t i) {
 int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len) {
   char pb[HOIST_SHOW_PATH];
   uint64_t stop;
-  if (!hoist_add_u64(off, len, &stop) || stop > f->size)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+  if (!hoist__add_u64(off, len, &stop) || stop > f->size)
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: read of %zu bytes at %" PRIu64 " runs past the file's %" PRIu64
                       " bytes",
-                      hoist_show(f->path, pb, sizeof pb), len, off, f->size);
+                      hoist__show(f->path, pb, sizeof pb), len, off, f->size);
   int err = 0;
   if (!read_full(f->fd, off, dst, len, &err)) {
     if (err == 0)
-      return hoist_fail(NULL, HOIST_FILE_CHANGED,
+      return hoist__fail(NULL, HOIST_FILE_CHANGED,
                         "%s: short read of %zu bytes at %" PRIu64 ": the file shrank since it "
                         "was opened",
-                        hoist_show(f->path, pb, sizeof pb), len, off);
-    return hoist_fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s",
-                      hoist_show(f->path, pb, sizeof pb), len, off, strerror(err));
+                        hoist__show(f->path, pb, sizeof pb), len, off);
+    return hoist__fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s",
+                      hoist__show(f->path, pb, sizeof pb), len, off, strerror(err));
   }
   return HOIST_OK;
 }

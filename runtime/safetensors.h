@@ -13,11 +13,11 @@
 /* The read-only descriptor of an open file (O_RDONLY|O_CLOEXEC|O_NONBLOCK,
  * a regular file), owned by f: do not close it.  Usable for pread/O_DIRECT
  * reopen decisions from any thread while f is open. */
-int hoist_file_fd(const hoist_file *f);
+int hoist__file_fd(const hoist_file *f);
 
 /* ---- Names and paths in messages.  Every string that comes from a file
  * (tensor and component names, index entries, file names from a folder
- * listing, paths built from them) goes through hoist_show before it is
+ * listing, paths built from them) goes through hoist__show before it is
  * put in a message, so that a message is always one harmless line. */
 
 /* Buffer sizes for a name and for a path. */
@@ -28,24 +28,24 @@ int hoist_file_fd(const hoist_file *f);
  * and C1 control characters, DEL and bytes that are not valid UTF-8
  * become \xHH; what does not fit is cut at a character boundary and
  * ends in "...".  Returns buf.  Thread-safe. */
-const char *hoist_show(const char *s, char *buf, size_t size);
+const char *hoist__show(const char *s, char *buf, size_t size);
 
 /* The hash of a name the reader's lookup index uses (well spread in its
  * low bits, so good for open addressing with a power-of-two table). */
-size_t hoist_hash_str(const char *s);
+size_t hoist__hash_str(const char *s);
 
 /* ---- Opening files.  Every file hoist reads (safetensors files and the
- * JSON side files of discovery) is opened through hoist_open_regular. */
+ * JSON side files of discovery) is opened through hoist__open_regular. */
 
 /* The status for an errno of open, stat or opendir on a path given as
  * input: HOIST_NOT_FOUND (ENOENT, ENOTDIR), HOIST_BAD_PATH (a symbolic
  * link loop, a name too long, no permission, a special file), else
  * HOIST_IO (HOIST_NO_MEMORY for ENOMEM). */
-int hoist_path_status(int err);
+int hoist__path_status(int err);
 
 /* "a FIFO", "a socket", "a character device", "a folder", ... for
  * messages. */
-const char *hoist_file_type_name(mode_t mode);
+const char *hoist__file_type_name(mode_t mode);
 
 /* Opens path read-only (O_CLOEXEC | O_NONBLOCK | O_NOCTTY: a FIFO cannot
  * block the open, nor a terminal become the controlling one) after
@@ -54,8 +54,8 @@ const char *hoist_file_type_name(mode_t mode);
  * (the caller closes it) and *st its fstat; on failure *fd is -1 and the
  * message names the path (shown) and why: type_status for a FIFO,
  * socket, device or folder (HOIST_BAD_PATH, or the caller's "bad input"
- * status), else hoist_path_status of the errno. */
-int hoist_open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd,
+ * status), else hoist__path_status of the errno. */
+int hoist__open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd,
                        struct stat *st);
 
 #endif /* HOIST_SAFETENSORS_H */

@@ -5,7 +5,7 @@
  * Error details live in the runtime (guarded by its mutex) or, for calls made
  * without a runtime, in a thread-local buffer. */
 #include "runtime.h"
-#include "safetensors.h" /* hoist_show */
+#include "safetensors.h" /* hoist__show */
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,7 +72,7 @@ static _Thread_local char thread_error[HOIST_ERROR_MAX];
  * worker hand its own message on when another thread fails after it. */
 static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
-/* Formats a message and shows it through hoist_show: the last guard of the
+/* Formats a message and shows it through hoist__show: the last guard of the
  * one-line rule.  Names and paths from files are escaped where they are
  * formatted; any that were not still cannot break a line or drive a
  * terminal. */
@@ -80,10 +80,10 @@ static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) 
 static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) {
   char raw[HOIST_ERROR_MAX];
   vsnprintf(raw, sizeof raw, fmt, ap);
-  hoist_show(raw, msg, HOIST_ERROR_MAX);
+  hoist__show(raw, msg, HOIST_ERROR_MAX);
 }
 
-int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
+int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   char msg[HOIST_ERROR_MAX];
   format_line(msg, fmt, ap);
   memcpy(thread_last, msg, sizeof msg);
@@ -103,21 +103,21 @@ int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   return status;
 }
 
-int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) {
+int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int rc = hoist_failv(rt, status, fmt, ap);
+  int rc = hoist__failv(rt, status, fmt, ap);
   va_end(ap);
   return rc;
 }
 
-const char *hoist_thread_last_error(void) { return thread_last; }
+const char *hoist__thread_last_error(void) { return thread_last; }
 
 const char *hoist_last_error(const hoist_runtime *rt) {
   return rt == NULL ? thread_error : rt->error;
 }
 
-void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
+void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
   if (rt == NULL) return;
   uv_mutex_lock(&rt->lock);
   hoist_log_fn fn = rt->log_fn;
@@ -142,7 +142,7 @@ void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user, hoist_log_lev
   uv_mutex_unlock(&rt->lock);
 }
 
-char *hoist_strdup(const char *s) {
+char *hoist__strdup(const char *s) {
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 1;
   char *d = malloc(n);

@@ -92,7 +92,7 @@ static void build(const char *name, const node *nodes, size_t n) {
  * DEL, so one harmless line. */
 static void assert_safe_line(const char *msg) {
   size_t len = strlen(msg);
-  ck_assert_msg(hoist_utf8_invalid_offset((const unsigned char *)msg, len) == len,
+  ck_assert_msg(hoist__utf8_invalid_offset((const unsigned char *)msg, len) == len,
                 "message is not valid UTF-8: %s", msg);
   for (const unsigned char *c = (const unsigned char *)msg; *c != '\0'; c++)
     ck_assert_msg(*c >= 0x20 && *c != 0x7f && !(c[0] == 0xC2 && c[1] >= 0x80 && c[1] < 0xA0),
@@ -230,7 +230,7 @@ START_TEST(tensor_in_two_shards) {
   const hoist_tensor_info *ti = NULL;
   ck_assert_int_eq(hoist_loaded_tensor(l, "text_encoder", "w.0", &addr, &ti), HOIST_OK);
   hoist_file *const *files = NULL;
-  ck_assert_uint_eq(hoist_pipeline_safetensors(p, 0, &files), 1);
+  ck_assert_uint_eq(hoist__pipeline_safetensors(p, 0, &files), 1);
   unsigned char want[16];
   ck_assert_uint_eq(ti->nbytes, 4);
   ck_assert_int_eq(hoist_file_read(files[0], hoist_file_data_offset(files[0]) + ti->begin, want,
@@ -679,20 +679,20 @@ END_TEST
 
 START_TEST(show_escapes) {
   char b[64];
-  ck_assert_str_eq(hoist_show("plain.name", b, sizeof b), "plain.name");
-  ck_assert_str_eq(hoist_show("caf\xc3\xa9 \xe6\x97\xa5", b, sizeof b), "caf\xc3\xa9 \xe6\x97\xa5");
-  ck_assert_str_eq(hoist_show("a\nb\x1b[2J\x7f", b, sizeof b), "a\\x0ab\\x1b[2J\\x7f");
-  ck_assert_str_eq(hoist_show("\xc2\x9b" "31m", b, sizeof b), "\\xc2\\x9b31m");
-  ck_assert_str_eq(hoist_show("bad\xff\xe6\x97", b, sizeof b), "bad\\xff\\xe6\\x97");
+  ck_assert_str_eq(hoist__show("plain.name", b, sizeof b), "plain.name");
+  ck_assert_str_eq(hoist__show("caf\xc3\xa9 \xe6\x97\xa5", b, sizeof b), "caf\xc3\xa9 \xe6\x97\xa5");
+  ck_assert_str_eq(hoist__show("a\nb\x1b[2J\x7f", b, sizeof b), "a\\x0ab\\x1b[2J\\x7f");
+  ck_assert_str_eq(hoist__show("\xc2\x9b" "31m", b, sizeof b), "\\xc2\\x9b31m");
+  ck_assert_str_eq(hoist__show("bad\xff\xe6\x97", b, sizeof b), "bad\\xff\\xe6\\x97");
   /* Cut at a character boundary, with "...", within the buffer. */
   char long_name[200];
   for (size_t i = 0; i + 2 < sizeof long_name; i += 2) memcpy(long_name + i, "\xc3\xa9", 2);
   long_name[sizeof long_name - 2] = '\0';
-  hoist_show(long_name, b, 16);
+  hoist__show(long_name, b, 16);
   ck_assert_uint_le(strlen(b), 15);
   ck_assert_str_eq(b + strlen(b) - 3, "...");
   assert_safe_line(b);
-  hoist_show("\n\n\n\n\n\n\n\n", b, 16);
+  hoist__show("\n\n\n\n\n\n\n\n", b, 16);
   ck_assert_str_eq(b, "\\x0a\\x0a\\x0a...");
 }
 END_TEST
@@ -761,13 +761,13 @@ END_TEST
 /* ==== 5. Exit codes: bad paths are bad input (3), bad numbers usage (2) */
 
 START_TEST(path_errors_are_bad_input) {
-  ck_assert_int_eq(hoist_path_status(ENOENT), HOIST_NOT_FOUND);
-  ck_assert_int_eq(hoist_path_status(ENOTDIR), HOIST_NOT_FOUND);
-  ck_assert_int_eq(hoist_path_status(ELOOP), HOIST_BAD_PATH);
-  ck_assert_int_eq(hoist_path_status(ENAMETOOLONG), HOIST_BAD_PATH);
-  ck_assert_int_eq(hoist_path_status(EACCES), HOIST_BAD_PATH);
-  ck_assert_int_eq(hoist_path_status(EIO), HOIST_IO);
-  ck_assert_int_eq(hoist_path_status(ENOMEM), HOIST_NO_MEMORY);
+  ck_assert_int_eq(hoist__path_status(ENOENT), HOIST_NOT_FOUND);
+  ck_assert_int_eq(hoist__path_status(ENOTDIR), HOIST_NOT_FOUND);
+  ck_assert_int_eq(hoist__path_status(ELOOP), HOIST_BAD_PATH);
+  ck_assert_int_eq(hoist__path_status(ENAMETOOLONG), HOIST_BAD_PATH);
+  ck_assert_int_eq(hoist__path_status(EACCES), HOIST_BAD_PATH);
+  ck_assert_int_eq(hoist__path_status(EIO), HOIST_IO);
+  ck_assert_int_eq(hoist__path_status(ENOMEM), HOIST_NO_MEMORY);
 
   BUILD("rules_paths", {"p/model_index.json", "{\"vae\":[\"diffusers\",\"V\"]}", NULL, 0},
         {"q/w.safetensors", NULL, "w", 1});

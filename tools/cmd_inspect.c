@@ -8,12 +8,12 @@
  * A pipeline folder is read by the library's discovery (the files hoist
  * would load, under its rules and caps); a folder without model_index.json
  * is listed as it is.  Names and paths from files are escaped in the human
- * output and in messages (hoist_show), so nothing in a file can drive the
+ * output and in messages (hoist__show), so nothing in a file can drive the
  * terminal. */
 #include "cli.h"
 
-#include "pipeline.h"    /* hoist_pipeline_safetensors: the files discovery opened */
-#include "safetensors.h" /* hoist_show, hoist_path_status */
+#include "pipeline.h"    /* hoist__pipeline_safetensors: the files discovery opened */
+#include "safetensors.h" /* hoist__show, hoist__path_status */
 
 #include <dirent.h>
 #include <errno.h>
@@ -89,7 +89,7 @@ static int cmp_str(const void *a, const void *b) {
  * code of status. */
 static int fail_path(const char *path, int status, const char *why) {
   char pb[HOIST_SHOW_PATH];
-  fprintf(stderr, "hoist %s: %s: %s\n", cmd, hoist_show(path, pb, sizeof pb), why);
+  fprintf(stderr, "hoist %s: %s: %s\n", cmd, hoist__show(path, pb, sizeof pb), why);
   return cli_exit_code(status);
 }
 
@@ -105,7 +105,7 @@ static int add_component(const char *dir, path_list *out) {
     int e = errno;
     char why[160];
     snprintf(why, sizeof why, "cannot list: %s", strerror(e));
-    return fail_path(dir, hoist_path_status(e), why);
+    return fail_path(dir, hoist__path_status(e), why);
   }
   path_list names = {0};
   struct dirent *de;
@@ -195,21 +195,21 @@ static cJSON *file_json(const hoist_file *f) {
 
 static void print_human(const hoist_file *f) {
   char hb[32], db[32], pb[HOIST_SHOW_PATH], kb[HOIST_SHOW_PATH], vb[HOIST_SHOW_PATH];
-  printf("%s\n  header %s, data %s, %zu tensor%s\n", hoist_show(hoist_file_path(f), pb, sizeof pb),
+  printf("%s\n  header %s, data %s, %zu tensor%s\n", hoist__show(hoist_file_path(f), pb, sizeof pb),
          cli_human_bytes(hoist_file_header_bytes(f), hb), cli_human_bytes(hoist_file_data_bytes(f), db),
          hoist_file_tensor_count(f), hoist_file_tensor_count(f) == 1 ? "" : "s");
   if (hoist_file_has_metadata(f)) {
     printf("  metadata:");
     if (hoist_file_metadata_count(f) == 0) printf(" {}");
     for (size_t i = 0; i < hoist_file_metadata_count(f); i++)
-      printf("%s %s=%s", i ? "," : "", hoist_show(hoist_file_metadata_key(f, i), kb, sizeof kb),
-             hoist_show(hoist_file_metadata_value(f, i), vb, sizeof vb));
+      printf("%s %s=%s", i ? "," : "", hoist__show(hoist_file_metadata_key(f, i), kb, sizeof kb),
+             hoist__show(hoist_file_metadata_value(f, i), vb, sizeof vb));
     printf("\n");
   }
   if (hoist_file_tensor_count(f) == 0) return;
   int w = 4;
   for (size_t i = 0; i < hoist_file_tensor_count(f); i++) {
-    size_t l = strlen(hoist_show(hoist_file_tensor(f, i)->name, kb, sizeof kb));
+    size_t l = strlen(hoist__show(hoist_file_tensor(f, i)->name, kb, sizeof kb));
     if (l > (size_t)w) w = l > 60 ? 60 : (int)l;
   }
   printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, "name", "dtype", "shape", "data_offsets", "size");
@@ -221,7 +221,7 @@ static void print_human(const hoist_file *f) {
       o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%" PRIu64, d ? ", " : "", t->shape[d]);
     snprintf(shape + o, sizeof shape - o, "%s]", o >= sizeof shape - 32 ? ", ..." : "");
     snprintf(offs, sizeof offs, "[%" PRIu64 ", %" PRIu64 "]", t->begin, t->end);
-    printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, hoist_show(t->name, kb, sizeof kb),
+    printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, hoist__show(t->name, kb, sizeof kb),
            hoist_dtype_name(t->dtype), shape, offs, cli_human_bytes(t->nbytes, sz));
   }
 }
@@ -267,7 +267,7 @@ static int inspect_pipeline(listing *o, const char *path) {
   int rc = HOIST_EXIT_OK;
   for (size_t i = 0; i < hoist_pipeline_component_count(p) && rc == HOIST_EXIT_OK; i++) {
     hoist_file *const *files = NULL;
-    size_t n = hoist_pipeline_safetensors(p, i, &files);
+    size_t n = hoist__pipeline_safetensors(p, i, &files);
     for (size_t k = 0; k < n && rc == HOIST_EXIT_OK; k++)
       if (!emit(o, files[k])) rc = out_of_memory();
   }
@@ -301,7 +301,7 @@ int cmd_inspect(int argc, char **argv) {
   struct stat st;
   if (stat(path, &st) != 0) {
     int e = errno;
-    return fail_path(path, hoist_path_status(e), strerror(e));
+    return fail_path(path, hoist__path_status(e), strerror(e));
   }
   listing o = {0};
   cJSON *root = NULL;

@@ -28,8 +28,8 @@
  * and every tensor it placed reads back as the file's bytes.  ASan's leak
  * checker covers every failure path. */
 #include "hoist.h"
-#include "json_lexer.h" /* hoist_utf8_invalid_offset */
-#include "pipeline.h"   /* hoist_pipeline_safetensors */
+#include "json_lexer.h" /* hoist__utf8_invalid_offset */
+#include "pipeline.h"   /* hoist__pipeline_safetensors */
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -58,7 +58,7 @@ static void check_result(int rc, const void *handle, const char *msg) {
   size_t len = strlen(msg);
   check(rc != HOIST_NO_MEMORY, "no out of memory on a tiny input", msg);
   check(rc != HOIST_VERIFY_MISMATCH, "a verified load of unchanged files", msg);
-  check(hoist_utf8_invalid_offset((const unsigned char *)msg, len) == len, "message is UTF-8", msg);
+  check(hoist__utf8_invalid_offset((const unsigned char *)msg, len) == len, "message is UTF-8", msg);
   for (const unsigned char *c = (const unsigned char *)msg; *c != '\0'; c++)
     check(*c >= 0x20 && *c != 0x7f && !(c[0] == 0xC2 && c[1] >= 0x80 && c[1] < 0xA0),
           "message without control characters", msg);
@@ -166,7 +166,7 @@ static void check_pipeline(const hoist_pipeline *p, int converts) {
     check(c != NULL && c->position < n && hoist_pipeline_ordered(p, c->position) == c, "order",
           c != NULL ? c->name : "");
     hoist_file *const *files = NULL;
-    size_t nf = hoist_pipeline_safetensors(p, i, &files);
+    size_t nf = hoist__pipeline_safetensors(p, i, &files);
     uint64_t bytes = 0;
     size_t tensors = 0;
     for (size_t f = 0; f < nf; f++) {
@@ -189,7 +189,7 @@ static void check_pipeline(const hoist_pipeline *p, int converts) {
 static void check_tensors(const hoist_pipeline *p, hoist_loaded *l, size_t slot) {
   const hoist_component_info *c = hoist_pipeline_component(p, slot);
   hoist_file *const *files = NULL;
-  size_t nf = hoist_pipeline_safetensors(p, slot, &files);
+  size_t nf = hoist__pipeline_safetensors(p, slot, &files);
   for (size_t f = 0; f < nf; f++)
     for (size_t t = 0; t < hoist_file_tensor_count(files[f]); t++) {
       const hoist_tensor_info *ti = hoist_file_tensor(files[f], t);
