@@ -76,6 +76,7 @@ HOIST_EXPORT const char *hoist_version(void);
   X(CANCELLED, -5, "operation cancelled")                                          \
   X(UNSUPPORTED, -6, "operation not supported")                                    \
   X(BUSY, -7, "resource in use")                                                   \
+  X(BAD_PATH, -8, "not a readable regular file or folder")                         \
   X(HEADER_TOO_SMALL, -20, "file too small to hold a safetensors header")          \
   X(HEADER_TOO_LARGE, -21, "header length above 100,000,000 bytes")                \
   X(HEADER_LENGTH, -22, "header length runs past the end of the file")            \
@@ -214,6 +215,9 @@ typedef struct hoist_tensor_info {
 } hoist_tensor_info;
 
 /* Opens path read-only, reads and validates its header and maps the file.
+ * Only a regular file is opened (symbolic links followed): a FIFO, socket,
+ * device or folder, a link loop, a name too long or a file without read
+ * permission is HOIST_BAD_PATH, a missing one HOIST_NOT_FOUND.
  * rt may be NULL (errors then go to hoist_last_error(NULL)).  On success
  * *out owns the mapping and the tensor table; free with hoist_file_close().
  * Nothing is ever written to the file. */
@@ -293,6 +297,10 @@ typedef struct hoist_pipeline_options {
 /* Discovers the pipeline at path (a dir with model_index.json, or a dir of
  * weights that is a one-component pipeline), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
+ * What it refuses (README, "What discovery refuses"): JSON side files
+ * above their size cap or nesting cap, non-regular files, ambiguous or
+ * disagreeing shards (HOIST_BAD_INDEX / HOIST_BAD_PIPELINE naming the
+ * tensor and both files); out of memory is always HOIST_NO_MEMORY.
  * Free with hoist_pipeline_close(). */
 HOIST_EXPORT int hoist_pipeline_open(hoist_runtime *rt, const char *path,
                                      const hoist_pipeline_options *opts,

@@ -46,13 +46,25 @@ extern "C" {
  * message to its debug log.  Thread-safe. */
 int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
 
-/* Room for hoist__show's copy: 150 characters, "..." and the NUL. */
-#define HOIST_SHOW_MAX 160
+/* Names and paths in messages.  Every string that comes from a file or a
+ * command line (tensor and component names, index entries, file names from
+ * a folder listing, paths built from them) goes through hoist__show before
+ * it is put in a message, so that a message is always one harmless line.
+ * Buffer sizes for a name and for a path: */
+#define HOIST_SHOW_NAME 160
+#define HOIST_SHOW_PATH 512
 
-/* Copies s (a name or path that came from a file or a command line) for a
- * one-line message: control characters become '?', long names are cut with
- * "...".  Returns buf. */
-const char *hoist__show(const char *s, char buf[HOIST_SHOW_MAX]);
+/* Renders s into buf (size >= 8) for a message: valid UTF-8 is kept, C0
+ * and C1 control characters, DEL and bytes that are not valid UTF-8
+ * become \xHH; what does not fit is cut at a character boundary and
+ * ends in "...".  Returns buf.  Thread-safe. */
+const char *hoist__show(const char *s, char *buf, size_t size);
+
+/* The status for an errno of open, stat or opendir on a path given as
+ * input: HOIST_NOT_FOUND (ENOENT, ENOTDIR), HOIST_BAD_PATH (a symbolic
+ * link loop, a name too long, no permission, a special file), else
+ * HOIST_IO (HOIST_NO_MEMORY for ENOMEM). */
+int hoist__path_status(int err);
 
 /* Duplicates a string with malloc; NULL on NULL or allocation failure. */
 char *hoist__strdup(const char *s);

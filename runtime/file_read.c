@@ -111,7 +111,9 @@ int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, 
     u->file = files[i];
     u->map = hoist_file_mapping(files[i]);
     const char *path = hoist_file_path(files[i]);
-    u->fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO swapped in for the file cannot block the reopen
+     * (the inode check below then refuses it). */
+    u->fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (u->fd < 0) {
       rc = hoist__fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
                       strerror(errno));
@@ -138,7 +140,7 @@ int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, 
     if (m == HOIST_READ_AUTO) m = cached_fraction(u) >= 0.5 ? HOIST_READ_MMAP : HOIST_READ_DIRECT;
     if (m == HOIST_READ_MMAP && u->map == NULL) m = HOIST_READ_PREAD;
     if (m == HOIST_READ_DIRECT) {
-      u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
+      u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_DIRECT);
       if (u->fd_direct < 0) {
         hoist__log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
                   strerror(errno));

@@ -8,52 +8,11 @@
 #include "json_lexer.h"
 
 #include "hoist.h"
+#include "text.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-
-size_t hoist__utf8_invalid_offset(const unsigned char *s, size_t len) {
-  size_t i = 0;
-  while (i < len) {
-    /* ASCII fast path, eight bytes at a time. */
-    if (len - i >= 8) {
-      uint64_t w;
-      memcpy(&w, s + i, 8);
-      if ((w & UINT64_C(0x8080808080808080)) == 0) {
-        i += 8;
-        continue;
-      }
-    }
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
-    if (c >= 0xC2 && c <= 0xDF) {
-      need = 1;
-    } else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;      /* overlong three-byte forms */
-      else if (c == 0xED) hi = 0x9F; /* UTF-16 surrogates D800..DFFF */
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;      /* overlong four-byte forms */
-      else if (c == 0xF4) hi = 0x8F; /* above U+10FFFF */
-    } else {
-      return i; /* continuation byte, C0/C1 overlong lead, or F5..FF */
-    }
-    if (len - i <= need) return i;
-    unsigned c1 = s[i + 1];
-    if (c1 < lo || c1 > hi) return i;
-    for (size_t k = 2; k <= need; k++)
-      if ((s[i + k] & 0xC0) != 0x80) return i;
-    i += need + 1;
-  }
-  return len;
-}
 
 void hoist__json_tokens_free(hoist__json_tokens *tok) {
   free(tok->members);
@@ -277,12 +236,23 @@ typedef struct lexer {
   size_t len, p, depth;
   char stack[HOIST_JSON_MAX_DEPTH];
   enum lex_state st;
-  hoist__json_tokens *tok;
+  hoist__json_tokens *tok; /* NULL in check mode: validate, record nothing */
   hoist__json_error *err;
+  size_t max_depth;        /* nesting limit, at most HOIST_JSON_MAX_DEPTH */
+  bool refuse_nul;         /* strings that decode to U+0000 are an error */
+  size_t values;           /* JSON values seen (keys not counted) */
 } lexer;
 
 /* What one step did. */
 enum step { STEP_NEXT, STEP_VALUE_DONE, STEP_FAIL, STEP_OOM };
+
+/* A string that decodes to U+0000 (cJSON would cut it short) starting at
+ * begin, in check mode. */
+static enum step fail_nul(lexer *lx, size_t begin) {
+  lx->err->offset = begin;
+  lx->err->what = "a string decodes to U+0000";
+  return STEP_FAIL;
+}
 
 /* Records the offending character at the current offset. */
 static enum step fail_at(lexer *lx, const char *what) {
@@ -303,8 +273,10 @@ static enum step step_key(lexer *lx, char c) {
   uint8_t flags;
   size_t key_begin = lx->p;
   if (!lex_string(lx->text, lx->len, &lx->p, &flags, lx->err)) return STEP_FAIL;
-  if (!push_string(lx->tok, flags)) return STEP_OOM;
-  if (lx->depth == 1 && !push_member(lx->tok, key_begin, lx->p)) return STEP_OOM;
+  if (lx->refuse_nul && (flags & HOIST_JSON_STR_HAS_NUL)) return fail_nul(lx, key_begin);
+  if (lx->tok != NULL && !push_string(lx->tok, flags)) return STEP_OOM;
+  if (lx->tok != NULL && lx->depth == 1 && !push_member(lx->tok, key_begin, lx->p))
+    return STEP_OOM;
   lx->st = ST_COLON;
   return STEP_NEXT;
 }
@@ -331,13 +303,17 @@ static enum step step_value(lexer *lx, char c) {
   hoist__json_tokens *tok = lx->tok;
   const char *text = lx->text;
   const size_t len = lx->len, p = lx->p;
-  if (lx->depth == 0) tok->top = c;
-  else if (lx->depth == 1 && lx->stack[0] == '{')
+  lx->values++;
+  if (tok != NULL && lx->depth == 0)
+    tok->top = c;
+  else if (tok != NULL && lx->depth == 1 && lx->stack[0] == '{')
     tok->members[tok->member_count - 1].value_begin = p;
   if (c == '{' || c == '[') {
-    if (lx->depth == HOIST_JSON_MAX_DEPTH) {
+    if (lx->depth == lx->max_depth) {
       lx->err->offset = p;
-      lx->err->what = "nesting deeper than 127 levels";
+      lx->err->depth_limit = lx->max_depth;
+      lx->err->what = lx->max_depth == HOIST_JSON_MAX_DEPTH ? "nesting deeper than 127 levels"
+                                                            : "nesting deeper than the limit";
       return STEP_FAIL;
     }
     lx->stack[lx->depth++] = c;
@@ -348,11 +324,12 @@ static enum step step_value(lexer *lx, char c) {
   if (c == '"') {
     uint8_t flags;
     if (!lex_string(text, len, &lx->p, &flags, lx->err)) return STEP_FAIL;
-    if (!push_string(tok, flags)) return STEP_OOM;
+    if (lx->refuse_nul && (flags & HOIST_JSON_STR_HAS_NUL)) return fail_nul(lx, p);
+    if (tok != NULL && !push_string(tok, flags)) return STEP_OOM;
   } else if (c == '-' || is_digit(c)) {
     uint64_t v;
     if (!lex_number(text, len, &lx->p, &v, lx->err)) return STEP_FAIL;
-    if (!push_number(tok, v)) return STEP_OOM;
+    if (tok != NULL && !push_number(tok, v)) return STEP_OOM;
   } else if (len - p >= 4 && memcmp(text + p, "true", 4) == 0) {
     lx->p += 4;
   } else if (len - p >= 5 && memcmp(text + p, "false", 5) == 0) {
@@ -369,7 +346,7 @@ static enum step step_value(lexer *lx, char c) {
 static enum step step(lexer *lx, char c) {
   switch (lx->st) {
   case ST_END:
-    return fail_at(lx, "trailing characters after the JSON value");
+    return fail_at(lx, "extra data after the JSON value");
   case ST_COLON:
     if (c != ':') return fail_at(lx, "expected ':' after an object key");
     lx->p++;
@@ -393,8 +370,12 @@ static enum step step(lexer *lx, char c) {
   return fail_at(lx, "expected a JSON value");
 }
 
-int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist__json_error *err) {
-  memset(tok, 0, sizeof *tok);
+/* Walks the grammar over text with lx's options (tokens recorded when
+ * lx->tok is set). */
+static int lex(lexer *lx) {
+  const char *text = lx->text;
+  const size_t len = lx->len;
+  hoist__json_error *err = lx->err;
   memset(err, 0, sizeof *err);
   size_t bad = hoist__utf8_invalid_offset((const unsigned char *)text, len);
   if (bad != len) {
@@ -403,27 +384,43 @@ int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist
     err->what = "invalid UTF-8 sequence";
     return HOIST_HEADER_UTF8;
   }
-  lexer lx = {.text = text, .len = len, .st = ST_VALUE, .tok = tok, .err = err};
   enum step r = STEP_NEXT;
   for (;;) {
-    while (lx.p < len && (text[lx.p] == ' ' || text[lx.p] == '\t' || text[lx.p] == '\n' ||
-                          text[lx.p] == '\r'))
-      lx.p++;
-    if (lx.p >= len) {
-      if (lx.st == ST_END) return HOIST_OK;
+    while (lx->p < len && (text[lx->p] == ' ' || text[lx->p] == '\t' || text[lx->p] == '\n' ||
+                           text[lx->p] == '\r'))
+      lx->p++;
+    if (lx->p >= len) {
+      if (lx->st == ST_END) return HOIST_OK;
       err->offset = len;
       err->what = "unexpected end of the header";
       r = STEP_FAIL;
       break;
     }
-    r = step(&lx, text[lx.p]);
+    r = step(lx, text[lx->p]);
     if (r == STEP_FAIL || r == STEP_OOM) break;
     if (r == STEP_VALUE_DONE) {
-      if (lx.depth == 1 && lx.stack[0] == '{') tok->members[tok->member_count - 1].value_end = lx.p;
-      lx.st = lx.depth == 0 ? ST_END : ST_COMMA_OR_CLOSE;
+      if (lx->tok != NULL && lx->depth == 1 && lx->stack[0] == '{')
+        lx->tok->members[lx->tok->member_count - 1].value_end = lx->p;
+      lx->st = lx->depth == 0 ? ST_END : ST_COMMA_OR_CLOSE;
     }
   }
   if (r == STEP_OOM) err->what = "out of memory";
-  hoist__json_tokens_free(tok);
+  if (lx->tok != NULL) hoist__json_tokens_free(lx->tok);
   return r == STEP_OOM ? HOIST_NO_MEMORY : HOIST_HEADER_JSON;
+}
+
+int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist__json_error *err) {
+  memset(tok, 0, sizeof *tok);
+  lexer lx = {.text = text, .len = len, .st = ST_VALUE, .tok = tok, .err = err,
+              .max_depth = HOIST_JSON_MAX_DEPTH};
+  return lex(&lx);
+}
+
+int hoist__json_check(const char *text, size_t len, size_t max_depth, size_t *values,
+                      hoist__json_error *err) {
+  lexer lx = {.text = text, .len = len, .st = ST_VALUE, .err = err, .refuse_nul = true,
+              .max_depth = max_depth < HOIST_JSON_MAX_DEPTH ? max_depth : HOIST_JSON_MAX_DEPTH};
+  int rc = lex(&lx);
+  *values = lx.values;
+  return rc;
 }

@@ -24,8 +24,10 @@
  * million cJSON nodes at once.
  *
  * It is a validator, not a parser: it builds no tree and allocates only the
- * two token arrays.  It never recurses; nesting is tracked in a fixed
- * array bounded by HOIST_JSON_MAX_DEPTH. */
+ * token arrays (none at all in check mode, hoist__json_check, which
+ * discovery runs over its JSON side files before cJSON parses them).  It
+ * never recurses; nesting is tracked in a fixed array bounded by
+ * HOIST_JSON_MAX_DEPTH. */
 #ifndef HOIST_JSON_LEXER_H
 #define HOIST_JSON_LEXER_H
 
@@ -74,12 +76,8 @@ typedef struct hoist__json_error {
   size_t offset;        /* byte offset in the text */
   const char *what;     /* static sentence, e.g. "raw control character in a string" */
   unsigned byte;        /* the offending byte, when meaningful */
+  size_t depth_limit;   /* the nesting limit, when that is what was exceeded; else 0 */
 } hoist__json_error;
-
-/* Returns the offset of the first byte that is not part of valid UTF-8
- * (overlong forms, UTF-16 surrogates and code points above U+10FFFF are
- * invalid), or len when all of text is valid. */
-size_t hoist__utf8_invalid_offset(const unsigned char *text, size_t len);
 
 /* Validates text[0..len) (not NUL-terminated) as exactly one JSON value with
  * optional space/tab/CR/LF around it, after checking its UTF-8.  Returns
@@ -87,6 +85,17 @@ size_t hoist__utf8_invalid_offset(const unsigned char *text, size_t len);
  * HOIST_HEADER_UTF8 / HOIST_HEADER_JSON with *err filled and *tok empty, or
  * HOIST_NO_MEMORY.  Thread-safe (no shared state). */
 int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist__json_error *err);
+
+/* Validates text as hoist__json_lex does, with nesting limited to
+ * max_depth (at most HOIST_JSON_MAX_DEPTH) and strings that decode to
+ * U+0000 refused (cJSON would cut them short), recording nothing: it
+ * allocates nothing, so once it passed, a cJSON parse of the same text can
+ * only fail for memory.  *values gets the number of JSON values (scalars,
+ * arrays and objects; keys not counted), which bounds the cJSON nodes a
+ * parse builds.  Returns HOIST_OK, or HOIST_HEADER_UTF8 / HOIST_HEADER_JSON
+ * with *err filled.  Thread-safe. */
+int hoist__json_check(const char *text, size_t len, size_t max_depth, size_t *values,
+                     hoist__json_error *err);
 
 /* Frees the arrays and zeroes *tok; tok may be zeroed already. */
 void hoist__json_tokens_free(hoist__json_tokens *tok);

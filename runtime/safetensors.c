@@ -31,6 +31,7 @@
 #include "safetensors.h"
 
 #include "json_lexer.h"
+#include "text.h"
 
 #include <assert.h>
 #include <cjson/cJSON.h>
@@ -95,11 +96,16 @@ typedef struct st_ctx {
 /* ------------------------------------------------------------------------ */
 /* Small helpers */
 
+/* A tensor name in a message. */
+static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
+  return hoist__show(s, buf, HOIST_SHOW_NAME);
+}
+
 /* A string hash for the lookup index and duplicate checks: eight bytes
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
  * then a final mix so that linear probing on the low bits spreads names
  * that differ only in their last characters. */
-static size_t hash_str(const char *s) {
+size_t hoist__hash_str(const char *s) {
   size_t len = strlen(s);
   uint64_t h = UINT64_C(0xcbf29ce484222325) ^ len;
   for (; len >= 8; s += 8, len -= 8) {
@@ -211,7 +217,7 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
     const cJSON **table = calloc(cap, sizeof *table);
     if (table == NULL) return oom(c);
     for (const cJSON *m = obj->child; m != NULL && dup == NULL; m = m->next) {
-      size_t h = hash_str(m->string) & (cap - 1);
+      size_t h = hoist__hash_str(m->string) & (cap - 1);
       while (table[h] != NULL) {
         if (strcmp(table[h]->string, m->string) == 0) {
           dup = m->string;
@@ -227,9 +233,9 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
     char b[160], tb[160];
     if (tensor == NULL)
       return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
-                        c->path, hoist__show(dup, b));
+                        c->path, show(dup, b));
     return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
-                      hoist__show(tensor, tb), hoist__show(dup, b));
+                      show(tensor, tb), show(dup, b));
   }
   return HOIST_OK;
 }
@@ -257,7 +263,7 @@ static int skip_value(st_ctx *c, const cJSON *v, const char *tensor) {
         return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                           "%s: tensor '%s': an object key contains U+0000, which hoist does "
                           "not support",
-                          c->path, hoist__show(tensor, b));
+                          c->path, show(tensor, b));
       int rc = skip_value(c, m, tensor);
       if (rc != HOIST_OK) return rc;
     }
@@ -286,17 +292,17 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ key '%s' contains U+0000, which hoist does not support",
-                        c->path, hoist__show(m->string, b));
+                        c->path, show(m->string, b));
     if (!cJSON_IsString(m))
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' is not a string", c->path,
-                        hoist__show(m->string, b));
+                        show(m->string, b));
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' contains U+0000, which hoist does not "
                         "support",
-                        c->path, hoist__show(m->string, b));
+                        c->path, show(m->string, b));
     size_t *o = c->meta_offs + 2 * c->meta_count;
     if (!arena_add(c, m->string, &o[0]) || !arena_add(c, m->valuestring, &o[1])) return oom(c);
     c->meta_count++;
@@ -321,7 +327,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   char b[160], nb[72];
   uint8_t flags;
   /* Names are rendered for messages only when a rule fails. */
-#define shown hoist__show(name, b)
+#define shown show(name, b)
   if (!cJSON_IsObject(v))
     return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
                       c->path, shown);
@@ -342,7 +348,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
           hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
               HOIST_OK)
         return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
-                          shown, hoist__show(m->valuestring, db));
+                          shown, show(m->valuestring, db));
       have_dtype = true;
     } else if (strcmp(m->string, "shape") == 0) {
       if (!cJSON_IsArray(m))
@@ -434,7 +440,7 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
                       e->info.nbytes);
   e->info.nelements = count;
-  e->hash = hash_str(name);
+  e->hash = hoist__hash_str(name);
   return HOIST_OK;
 #undef shown
 }
@@ -488,7 +494,7 @@ static int parse_header(st_ctx *c, const char *header) {
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': its name contains U+0000, which hoist does not support",
-                        c->path, hoist__show(name, b));
+                        c->path, show(name, b));
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(header + m->value_begin, m->value_end - m->value_begin,
                                          &end, 0);
@@ -527,7 +533,7 @@ static int build_index(st_ctx *c, uint32_t **out, size_t *mask) {
         char b[160];
         free(index);
         return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
-                          hoist__show(e->info.name, b));
+                          show(e->info.name, b));
       }
     }
     index[h] = (uint32_t)(i + 1);
@@ -561,11 +567,11 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
         return hoist__fail(c->rt, HOIST_LAYOUT,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] but the first tensor must start at 0",
-                          c->path, hoist__show(t->name, b), t->begin, t->end);
+                          c->path, show(t->name, b), t->begin, t->end);
       return hoist__fail(c->rt, HOIST_LAYOUT,
                         "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                         "] leave a %s of %" PRIu64 " bytes after the previous tensor's end %" PRIu64,
-                        c->path, hoist__show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
+                        c->path, show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
                         t->begin > at ? t->begin - at : at - t->begin, at);
     }
     at = t->end;
@@ -579,35 +585,96 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
 }
 
 
+/* ------------------------------------------------------------------------ */
+/* Opening files */
+
+int hoist__path_status(int err) {
+  switch (err) {
+  case ENOENT:
+  case ENOTDIR:
+    return HOIST_NOT_FOUND;
+  case ELOOP:
+  case ENAMETOOLONG:
+  case EACCES:
+  case EPERM:
+  case ENXIO:
+  case ENODEV:
+  case EISDIR:
+    return HOIST_BAD_PATH;
+  case ENOMEM:
+    return HOIST_NO_MEMORY;
+  default:
+    return HOIST_IO;
+  }
+}
+
+const char *hoist__file_type_name(mode_t mode) {
+  return S_ISREG(mode)    ? "a regular file"
+         : S_ISDIR(mode)  ? "a folder"
+         : S_ISFIFO(mode) ? "a FIFO"
+         : S_ISSOCK(mode) ? "a socket"
+         : S_ISCHR(mode)  ? "a character device"
+         : S_ISBLK(mode)  ? "a block device"
+                          : "not a regular file";
+}
+
+int hoist__open_regular(hoist_runtime *rt, const char *path, int type_status, int *fd_out,
+                       struct stat *st) {
+  char pb[HOIST_SHOW_PATH];
+  *fd_out = -1;
+  /* stat first, so that a device is never opened at all (opening some has
+   * effects); fstat again after the open for the file really opened. */
+  if (stat(path, st) != 0) {
+    int e = errno;
+    return hoist__fail(rt, hoist__path_status(e), "%s: cannot open: %s", hoist__show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (!S_ISREG(st->st_mode))
+    return hoist__fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist__show(path, pb, sizeof pb), hoist__file_type_name(st->st_mode));
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (fd < 0) {
+    int e = errno;
+    return hoist__fail(rt, hoist__path_status(e), "%s: cannot open: %s", hoist__show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (fstat(fd, st) != 0) {
+    int e = errno;
+    close(fd);
+    return hoist__fail(rt, HOIST_IO, "%s: cannot stat: %s", hoist__show(path, pb, sizeof pb),
+                      strerror(e));
+  }
+  if (!S_ISREG(st->st_mode)) {
+    close(fd);
+    return hoist__fail(rt, type_status, "%s: %s, not a regular file",
+                      hoist__show(path, pb, sizeof pb), hoist__file_type_name(st->st_mode));
+  }
+  *fd_out = fd;
+  return HOIST_OK;
+}
+
 int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   assert(out != NULL);
   *out = NULL;
   if (path == NULL) return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
 
+  /* Messages name the file as it can be shown on one line; the handle
+   * keeps the path as given. */
+  char shown_path[HOIST_SHOW_PATH];
   st_ctx c;
   memset(&c, 0, sizeof c);
   c.rt = rt;
-  c.path = path;
+  c.path = hoist__show(path, shown_path, sizeof shown_path);
+  const char *const raw_path = path;
+  path = c.path;
   hoist_file *f = NULL;
   char *header = NULL;
   int rc = HOIST_OK, err = 0;
 
-  /* O_NONBLOCK keeps a FIFO from blocking the open; regular files ignore it. */
-  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-  if (fd < 0) {
-    rc = hoist__fail(rt, errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO,
-                    "%s: cannot open: %s", path, strerror(errno));
-    goto fail;
-  }
   struct stat st;
-  if (fstat(fd, &st) != 0) {
-    rc = hoist__fail(rt, HOIST_IO, "%s: cannot stat: %s", path, strerror(errno));
-    goto fail;
-  }
-  if (!S_ISREG(st.st_mode)) {
-    rc = hoist__fail(rt, HOIST_IO, "%s: not a regular file", path);
-    goto fail;
-  }
+  int fd = -1;
+  rc = hoist__open_regular(rt, raw_path, HOIST_BAD_PATH, &fd, &st);
+  if (rc != HOIST_OK) goto fail;
   uint64_t size = (uint64_t)st.st_size;
   if (size < 8) {
     rc = hoist__fail(rt, HOIST_HEADER_TOO_SMALL,
@@ -676,7 +743,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
 
   f = calloc(1, sizeof *f);
   if (f != NULL) f->fd = -1;
-  if (f == NULL || (f->path = hoist__strdup(path)) == NULL) {
+  if (f == NULL || (f->path = hoist__strdup(raw_path)) == NULL) {
     rc = oom(&c);
     goto fail;
   }
@@ -765,7 +832,7 @@ const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
 
 const hoist_tensor_info *hoist_file_find(const hoist_file *f, const char *name) {
   if (name == NULL) return NULL;
-  size_t hash = hash_str(name);
+  size_t hash = hoist__hash_str(name);
   for (size_t h = hash & f->index_mask; f->index[h] != 0; h = (h + 1) & f->index_mask) {
     const st_entry *e = &f->tensors[f->index[h] - 1];
     if (e->hash == hash && strcmp(e->info.name, name) == 0) return &e->info;
@@ -783,21 +850,22 @@ const char *hoist_file_metadata_value(const hoist_file *f, size_t i) {
 }
 
 int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len) {
+  char pb[HOIST_SHOW_PATH];
   uint64_t stop;
   if (!hoist__add_u64(off, len, &stop) || stop > f->size)
     return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: read of %zu bytes at %" PRIu64 " runs past the file's %" PRIu64
                       " bytes",
-                      f->path, len, off, f->size);
+                      hoist__show(f->path, pb, sizeof pb), len, off, f->size);
   int err = 0;
   if (!read_full(f->fd, off, dst, len, &err)) {
     if (err == 0)
       return hoist__fail(NULL, HOIST_FILE_CHANGED,
                         "%s: short read of %zu bytes at %" PRIu64 ": the file shrank since it "
                         "was opened",
-                        f->path, len, off);
-    return hoist__fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s", f->path,
-                      len, off, strerror(err));
+                        hoist__show(f->path, pb, sizeof pb), len, off);
+    return hoist__fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s",
+                      hoist__show(f->path, pb, sizeof pb), len, off, strerror(err));
   }
   return HOIST_OK;
 }

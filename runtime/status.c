@@ -6,6 +6,7 @@
  * Error details live in the runtime (guarded by its mutex) or, for calls made
  * without a runtime, in a thread-local buffer. */
 #include "runtime.h"
+#include "text.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,11 +40,21 @@ const char *hoist_status_name(int status) {
 
 static _Thread_local char thread_error[HOIST_ERROR_MAX];
 
+/* Formats a message and shows it through hoist__show: the last guard of the
+ * one-line rule.  Names and paths from files are escaped where they are
+ * formatted; any that were not still cannot break a line or drive a
+ * terminal.  Formatted aside first: the arguments may be this thread's slot
+ * itself (a detail recorded again, with a prefix or for another runtime). */
+static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) HOIST_PRINTF(2, 0);
+static void format_line(char msg[HOIST_ERROR_MAX], const char *fmt, va_list ap) {
+  char raw[HOIST_ERROR_MAX];
+  vsnprintf(raw, sizeof raw, fmt, ap);
+  hoist__show(raw, msg, HOIST_ERROR_MAX);
+}
+
 int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
-  /* Formatted aside first: the arguments may be this thread's slot itself
-   * (a detail recorded again, with a prefix or for another runtime). */
   char msg[HOIST_ERROR_MAX];
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  format_line(msg, fmt, ap);
   memcpy(thread_error, msg, sizeof msg);
   if (rt == NULL) return status;
   uv_mutex_lock(&rt->lock);
@@ -73,20 +84,6 @@ const char *hoist_last_error(const hoist_runtime *rt) {
   return thread_error;
 }
 
-const char *hoist__show(const char *s, char buf[HOIST_SHOW_MAX]) {
-  size_t i = 0, o = 0;
-  for (; s[i] != '\0' && o < HOIST_SHOW_MAX - 10; i++) {
-    unsigned char c = (unsigned char)s[i];
-    buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
-  }
-  if (s[i] != '\0') {
-    memcpy(buf + o, "...", 3);
-    o += 3;
-  }
-  buf[o] = '\0';
-  return buf;
-}
-
 void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
   if (rt == NULL) return;
   uv_mutex_lock(&rt->lock);
@@ -98,7 +95,7 @@ void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) 
   char msg[HOIST_ERROR_MAX];
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
+  format_line(msg, fmt, ap);
   va_end(ap);
   fn(user, level, msg);
 }

@@ -848,7 +848,7 @@ START_TEST(folder_given_as_a_link) {
     ck_assert_int_eq(write_flux(odd, force, 1), HOIST_INVALID_ARGUMENT);
     const char *msg = hoist_last_error(NULL);
     ck_assert_msg(strpbrk(msg, "\n\x1b") == NULL, "not one plain line: %s", msg);
-    ck_assert_ptr_nonnull(strstr(msg, "l?nk?[2J: is a symbolic link"));
+    ck_assert_ptr_nonnull(strstr(msg, "l\\x0ank\\x1b[2J: is a symbolic link"));
   }
   expect_same_tree(scratch, before);
   free(before);

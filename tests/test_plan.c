@@ -47,14 +47,17 @@ static void write_text(const char *rel, const char *text) {
   tu_write_file(pth(rel), text, strlen(text));
 }
 
-/* A safetensors file with one U8 tensor of `payload` bytes. */
-static void write_st(const char *rel, uint64_t payload) {
+/* A safetensors file with one U8 tensor of `payload` bytes, named tensor
+ * (tensor names are unique across a component's files). */
+static void write_st_as(const char *rel, const char *tensor, uint64_t payload) {
   char header[256];
   snprintf(header, sizeof header,
-           "{\"w\":{\"dtype\":\"U8\",\"shape\":[%" PRIu64 "],\"data_offsets\":[0,%" PRIu64 "]}}",
-           payload, payload);
+           "{\"%s\":{\"dtype\":\"U8\",\"shape\":[%" PRIu64 "],\"data_offsets\":[0,%" PRIu64 "]}}",
+           tensor, payload, payload);
   tu_write_safetensors(pth(rel), header, NULL, (size_t)payload);
 }
+
+static void write_st(const char *rel, uint64_t payload) { write_st_as(rel, "w", payload); }
 
 static void write_bytes(const char *rel, size_t n) {
   char *b = calloc(1, n ? n : 1);
@@ -280,15 +283,14 @@ START_TEST(sharded_index) {
   tu_scratch_dir("plan_sharded", scratch, sizeof scratch);
   write_text("model_index.json", "{\"text_encoder_2\":[\"transformers\",\"T5EncoderModel\"]}");
   mkdir_p("text_encoder_2");
-  write_st("text_encoder_2/model-00001-of-00002.safetensors", 100);
-  write_st("text_encoder_2/model-00002-of-00002.safetensors", 50);
+  write_st_as("text_encoder_2/model-00001-of-00002.safetensors", "b", 100);
+  write_st_as("text_encoder_2/model-00002-of-00002.safetensors", "a", 50);
   /* Not named by the index: must not count. */
   write_st("text_encoder_2/stray.safetensors", 1000);
   write_text("text_encoder_2/model.safetensors.index.json",
              "{\"metadata\":{\"total_size\":150},\"weight_map\":{"
              "\"a\":\"model-00002-of-00002.safetensors\","
-             "\"b\":\"model-00001-of-00002.safetensors\","
-             "\"c\":\"model-00001-of-00002.safetensors\"}}");
+             "\"b\":\"model-00001-of-00002.safetensors\"}}");
   hoist_pipeline *p = open_ok(scratch, NULL);
   const hoist_component_info *c = hoist_pipeline_component(p, 0);
   ck_assert_int_eq(c->has_size, 1);
@@ -365,8 +367,8 @@ START_TEST(hf_cache_symlinks) {
   write_text("blobs/aaa", "{\"_class_name\":\"FluxPipeline\",\"transformer\":[\"diffusers\",\"D\"],"
                           "\"text_encoder\":[\"transformers\",\"E\"],\"vae\":[\"diffusers\",\"V\"]}");
   write_st("blobs/bbb", 300);
-  write_st("blobs/ccc", 200);
-  write_st("blobs/ddd", 250);
+  write_st_as("blobs/ccc", "x", 200);
+  write_st_as("blobs/ddd", "y", 250);
   write_text("blobs/eee", "{\"weight_map\":{\"x\":\"model-00001-of-00002.safetensors\","
                           "\"y\":\"model-00002-of-00002.safetensors\"}}");
   write_st("other/vae_real/diffusion_pytorch_model.safetensors", 10);
@@ -410,13 +412,13 @@ START_TEST(variants) {
   write_st("transformer/diffusion_pytorch_model.safetensors", 400);
   write_st("transformer/diffusion_pytorch_model.fp16.safetensors", 200);
   write_st("transformer/diffusion_pytorch_model.bf16.safetensors", 201);
-  write_st("text_encoder/model-00001-of-00002.safetensors", 300);
-  write_st("text_encoder/model-00002-of-00002.safetensors", 300);
+  write_st_as("text_encoder/model-00001-of-00002.safetensors", "a", 300);
+  write_st_as("text_encoder/model-00002-of-00002.safetensors", "b", 300);
   write_text("text_encoder/model.safetensors.index.json",
              "{\"weight_map\":{\"a\":\"model-00001-of-00002.safetensors\","
              "\"b\":\"model-00002-of-00002.safetensors\"}}");
-  write_st("text_encoder/model.fp16-00001-of-00002.safetensors", 150);
-  write_st("text_encoder/model.fp16-00002-of-00002.safetensors", 140);
+  write_st_as("text_encoder/model.fp16-00001-of-00002.safetensors", "a", 150);
+  write_st_as("text_encoder/model.fp16-00002-of-00002.safetensors", "b", 140);
   write_text("text_encoder/model.safetensors.index.fp16.json",
              "{\"weight_map\":{\"a\":\"model.fp16-00001-of-00002.safetensors\","
              "\"b\":\"model.fp16-00002-of-00002.safetensors\"}}");

@@ -462,7 +462,7 @@ START_TEST(test_raw_sizes) {
   snprintf(path, sizeof path, "%s/missing.safetensors", dir);
   hoist_file *f = NULL;
   ck_assert_int_eq(hoist_file_open(NULL, path, &f), HOIST_NOT_FOUND);
-  ck_assert_int_eq(hoist_file_open(NULL, dir, &f), HOIST_IO); /* a directory */
+  ck_assert_int_eq(hoist_file_open(NULL, dir, &f), HOIST_BAD_PATH); /* a directory */
   ck_assert_ptr_null(f);
 }
 END_TEST

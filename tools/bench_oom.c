@@ -11,6 +11,7 @@
 #include "cli_load_opts.h"
 #include "hoist_tools.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -426,8 +427,9 @@ int bench_oom(int argc, char **argv) {
         return cli_usage_error(cmd, "bad --max-capacity '%s'", argv[i]);
     } else if (strcmp(a, "--scale") == 0) {
       char *end = NULL;
+      errno = 0;
       scale = strtod(argv[++i], &end);
-      if (end == argv[i] || *end != '\0' || !hoist__preset_scale_valid(scale))
+      if (errno != 0 || end == argv[i] || *end != '\0' || !hoist__preset_scale_valid(scale))
         return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
     } else if (a[0] == '-') {
       return cli_usage_error(cmd, "unknown option %s", a);

@@ -6,6 +6,7 @@
 #include "hoist.h"
 
 #include <cjson/cJSON.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,12 +22,18 @@ enum {
   HOIST_EXIT_CANCELLED = 130
 };
 
-/* Maps a library status to the CLI's exit code. */
+/* Set by the SIGINT/SIGTERM handler (cli_install_cancel).  Once set, any
+ * failure is reported as a cancellation: exit 130, never "Interrupted
+ * system call". */
+extern volatile sig_atomic_t cli_cancel_requested;
+
+/* Maps a library status to the CLI's exit code (HOIST_EXIT_CANCELLED for
+ * any failure after a cancel signal). */
 int cli_exit_code(int status);
 
 /* Prints "hoist CMD: message" on stderr and returns the exit code for
  * status; the message is hoist_last_error(rt) when set, else the status
- * sentence. */
+ * sentence, or "cancelled" for a failure after a cancel signal. */
 int cli_report(const char *cmd, hoist_runtime *rt, int status);
 
 /* Prints a usage error on stderr and returns HOIST_EXIT_USAGE. */
@@ -36,9 +43,15 @@ int cli_usage_error(const char *cmd, const char *fmt, ...)
 #endif
     ;
 
+/* The largest byte count an option takes: 1 PiB, far above any memory or
+ * file, and low enough that sums and products of a few such counts in the
+ * tools cannot overflow 64 bits. */
+#define CLI_MAX_BYTES (UINT64_C(1) << 50)
+
 /* Parses a byte count: a plain integer or one with a K/M/G/T (powers of
  * 1024) or KB/MB/GB/TB (powers of 1000) suffix, e.g. "24G", "1.5GiB" is
- * rejected, "24GiB" accepted.  Returns false on junk or overflow. */
+ * rejected, "24GiB" accepted.  Returns false on junk, overflow or a count
+ * above CLI_MAX_BYTES (callers make that a usage error, exit 2). */
 bool cli_parse_bytes(const char *text, uint64_t *out);
 /* Parses a non-negative integer within [min, max]. */
 bool cli_parse_uint(const char *text, uint64_t min, uint64_t max, uint64_t *out);

@@ -9,11 +9,15 @@
 #include <string.h>
 #include <time.h>
 
+volatile sig_atomic_t cli_cancel_requested;
+
 int cli_exit_code(int status) {
   if (status == HOIST_OK) return HOIST_EXIT_OK;
-  if (status == HOIST_CANCELLED) return HOIST_EXIT_CANCELLED;
+  /* After Ctrl-C, whatever failed failed because of it (an interrupted
+   * system call, a load stopped between chunks): that is a cancellation. */
+  if (status == HOIST_CANCELLED || cli_cancel_requested) return HOIST_EXIT_CANCELLED;
   if (status == HOIST_INVALID_ARGUMENT) return HOIST_EXIT_USAGE;
-  if (status == HOIST_NOT_FOUND) return HOIST_EXIT_INVALID_INPUT;
+  if (status == HOIST_NOT_FOUND || status == HOIST_BAD_PATH) return HOIST_EXIT_INVALID_INPUT;
   if (status <= -20 && status > -70) return HOIST_EXIT_INVALID_INPUT; /* format, pipeline */
   if (status == HOIST_DEVICE_OOM || status == HOIST_ADMISSION) return HOIST_EXIT_NO_FIT;
   if (status == HOIST_NO_DEVICE || status == HOIST_DEVICE) return HOIST_EXIT_DEVICE;
@@ -23,7 +27,10 @@ int cli_exit_code(int status) {
 int cli_report(const char *cmd, hoist_runtime *rt, int status) {
   const char *detail = hoist_last_error(rt);
   if (detail == NULL || detail[0] == '\0') detail = hoist_strerror(status);
-  fprintf(stderr, "hoist %s: %s\n", cmd, detail);
+  if (status != HOIST_CANCELLED && cli_cancel_requested)
+    fprintf(stderr, "hoist %s: cancelled\n", cmd);
+  else
+    fprintf(stderr, "hoist %s: %s\n", cmd, detail);
   return cli_exit_code(status);
 }
 
@@ -75,7 +82,7 @@ bool cli_parse_bytes(const char *text, uint64_t *out) {
   for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
     if (strcmp(end, units[i].suffix) == 0) {
       uint64_t r;
-      if (__builtin_mul_overflow((uint64_t)v, units[i].mult, &r)) return false;
+      if (__builtin_mul_overflow((uint64_t)v, units[i].mult, &r) || r > CLI_MAX_BYTES) return false;
       *out = r;
       return true;
     }

@@ -246,6 +246,7 @@ uint64_t cli_device_peak_bytes(const cli_device_peak *pk) {
 static volatile int *cancel_flag;
 static void on_signal(int sig) {
   if (cancel_flag != NULL) *cancel_flag = 1;
+  cli_cancel_requested = 1;
 }
 
 void cli_install_cancel(volatile int *flag) {
@@ -253,6 +254,9 @@ void cli_install_cancel(volatile int *flag) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_handler = on_signal;
+  /* Restarted, system calls never fail with EINTR; the loader sees the
+   * flag between chunks (and any failure after it exits 130). */
+  sa.sa_flags = SA_RESTART;
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);

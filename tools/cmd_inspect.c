@@ -5,9 +5,14 @@
  *   {"files":[{"path","header_bytes","data_bytes","metadata":{..}|null,
  *              "tensors":[{"name","dtype","shape":[..],"data_offsets":[b,e]}]}]}
  * with tensors in file-offset order and every integer printed exactly.
- * Pipeline discovery here is deliberately minimal and self-contained (the
- * library's discovery lives in runtime/discover.c). */
+ * A pipeline folder is read by the library's discovery (the files hoist
+ * would load, under its rules and caps); a folder without model_index.json
+ * is listed as it is.  Names and paths from files are escaped in the human
+ * output and in messages (hoist__show), so nothing in a file can drive the
+ * terminal. */
 #include "cli.h"
+
+#include "hoist_tools.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -23,15 +28,16 @@ static void help(void) {
          "\n"
          "Lists the tensors of safetensors files after validating them strictly.\n"
          "PATH is a .safetensors file, a component folder (every *.safetensors in it,\n"
-         "sorted, not recursive) or a pipeline folder (model_index.json: each\n"
-         "component's folder in the index's order).\n"
+         "sorted, not recursive) or a pipeline folder (model_index.json: the files\n"
+         "hoist plan and hoist load use, component by component in the index's order).\n"
          "\n"
          "  --json   machine-readable output:\n"
          "           {\"files\":[{\"path\",\"header_bytes\",\"data_bytes\",\"metadata\",\n"
          "                      \"tensors\":[{\"name\",\"dtype\",\"shape\",\"data_offsets\"}]}]}\n"
          "  --help   this text\n"
          "\n"
-         "exit codes: 0 ok, 2 usage, 3 invalid input (bad file or pipeline, missing path)\n");
+         "exit codes: 0 ok, 1 other failure, 2 usage, 3 invalid input (bad file or\n"
+         "            pipeline, missing or unreadable path, not a regular file)\n");
 }
 
 /* A growable list of malloc'd paths. */
@@ -78,21 +84,31 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static bool is_dir(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+/* Prints "hoist inspect: <path>: <why>" (path shown) and returns the exit
+ * code of status. */
+static int fail_path(const char *path, int status, const char *why) {
+  char pb[HOIST_SHOW_PATH];
+  fprintf(stderr, "hoist %s: %s: %s\n", cmd, hoist__show(path, pb, sizeof pb), why);
+  return cli_exit_code(status);
+}
+
+static int out_of_memory(void) {
+  fprintf(stderr, "hoist %s: out of memory\n", cmd);
+  return HOIST_EXIT_FAILURE;
 }
 
 /* Appends dir's *.safetensors (not dotfiles, not recursive), sorted. */
 static int add_component(const char *dir, path_list *out) {
   DIR *d = opendir(dir);
   if (d == NULL) {
-    fprintf(stderr, "hoist %s: %s: cannot list: %s\n", cmd, dir, strerror(errno));
-    return HOIST_EXIT_INVALID_INPUT;
+    int e = errno;
+    char why[160];
+    snprintf(why, sizeof why, "cannot list: %s", strerror(e));
+    return fail_path(dir, hoist__path_status(e), why);
   }
   path_list names = {0};
   struct dirent *de;
-  int rc = HOIST_EXIT_OK;
+  bool oom = false;
   while ((de = readdir(d)) != NULL) {
     size_t len = strlen(de->d_name);
     if (de->d_name[0] == '.' || len <= 12 || strcmp(de->d_name + len - 12, ".safetensors") != 0)
@@ -104,76 +120,18 @@ static int add_component(const char *dir, path_list *out) {
       continue;
     }
     if (!list_push(&names, full)) {
-      rc = HOIST_EXIT_FAILURE;
+      oom = true;
       break;
     }
   }
   closedir(d);
-  if (rc == HOIST_EXIT_OK) {
-    if (names.count > 1) qsort(names.items, names.count, sizeof *names.items, cmp_str);
-    for (size_t i = 0; i < names.count && rc == HOIST_EXIT_OK; i++) {
-      if (!list_push(out, names.items[i])) rc = HOIST_EXIT_FAILURE;
-      names.items[i] = NULL;
-    }
+  if (!oom && names.count > 1) qsort(names.items, names.count, sizeof *names.items, cmp_str);
+  for (size_t i = 0; i < names.count && !oom; i++) {
+    oom = !list_push(out, names.items[i]);
+    names.items[i] = NULL;
   }
   list_free(&names);
-  if (rc != HOIST_EXIT_OK) fprintf(stderr, "hoist %s: out of memory\n", cmd);
-  return rc;
-}
-
-/* Pipeline folder: every component named by model_index.json (keys not
- * starting with '_' whose value is a [library, class] pair that is not
- * [null, null]) whose folder exists, in the index's order. */
-static int add_pipeline(const char *dir, const char *index_path, path_list *out) {
-  FILE *fp = fopen(index_path, "rb");
-  if (fp == NULL) {
-    fprintf(stderr, "hoist %s: %s: cannot open: %s\n", cmd, index_path, strerror(errno));
-    return HOIST_EXIT_INVALID_INPUT;
-  }
-  char *text = NULL;
-  size_t len = 0, cap = 0;
-  for (;;) {
-    if (cap - len < 4096) {
-      cap = cap != 0 ? cap * 2 : 8192;
-      char *n = realloc(text, cap);
-      if (n == NULL) {
-        free(text);
-        fclose(fp);
-        fprintf(stderr, "hoist %s: out of memory\n", cmd);
-        return HOIST_EXIT_FAILURE;
-      }
-      text = n;
-    }
-    size_t got = fread(text + len, 1, cap - len, fp);
-    len += got;
-    if (got == 0) break;
-  }
-  fclose(fp);
-  cJSON *root = cJSON_ParseWithLength(text, len);
-  free(text);
-  if (root == NULL || !cJSON_IsObject(root)) {
-    cJSON_Delete(root);
-    fprintf(stderr, "hoist %s: %s: not a JSON object (%s)\n", cmd, index_path,
-            hoist_strerror(HOIST_BAD_PIPELINE));
-    return HOIST_EXIT_INVALID_INPUT;
-  }
-  int rc = HOIST_EXIT_OK;
-  const cJSON *m;
-  cJSON_ArrayForEach(m, root) {
-    if (m->string[0] == '_' || !cJSON_IsArray(m) || cJSON_GetArraySize(m) != 2) continue;
-    if (cJSON_IsNull(cJSON_GetArrayItem(m, 0)) && cJSON_IsNull(cJSON_GetArrayItem(m, 1))) continue;
-    if (strchr(m->string, '/') != NULL || strcmp(m->string, "..") == 0) continue;
-    char *sub = join(dir, m->string);
-    if (sub == NULL) {
-      rc = HOIST_EXIT_FAILURE;
-      break;
-    }
-    if (is_dir(sub)) rc = add_component(sub, out);
-    free(sub);
-    if (rc != HOIST_EXIT_OK) break;
-  }
-  cJSON_Delete(root);
-  return rc;
+  return oom ? out_of_memory() : HOIST_EXIT_OK;
 }
 
 static cJSON *json_u64(uint64_t v) {
@@ -235,21 +193,22 @@ static cJSON *file_json(const hoist_file *f) {
 }
 
 static void print_human(const hoist_file *f) {
-  char hb[32], db[32];
-  printf("%s\n  header %s, data %s, %zu tensor%s\n", hoist_file_path(f),
+  char hb[32], db[32], pb[HOIST_SHOW_PATH], kb[HOIST_SHOW_PATH], vb[HOIST_SHOW_PATH];
+  printf("%s\n  header %s, data %s, %zu tensor%s\n", hoist__show(hoist_file_path(f), pb, sizeof pb),
          cli_human_bytes(hoist_file_header_bytes(f), hb), cli_human_bytes(hoist_file_data_bytes(f), db),
          hoist_file_tensor_count(f), hoist_file_tensor_count(f) == 1 ? "" : "s");
   if (hoist_file_has_metadata(f)) {
     printf("  metadata:");
     if (hoist_file_metadata_count(f) == 0) printf(" {}");
     for (size_t i = 0; i < hoist_file_metadata_count(f); i++)
-      printf("%s %s=%s", i ? "," : "", hoist_file_metadata_key(f, i), hoist_file_metadata_value(f, i));
+      printf("%s %s=%s", i ? "," : "", hoist__show(hoist_file_metadata_key(f, i), kb, sizeof kb),
+             hoist__show(hoist_file_metadata_value(f, i), vb, sizeof vb));
     printf("\n");
   }
   if (hoist_file_tensor_count(f) == 0) return;
   int w = 4;
   for (size_t i = 0; i < hoist_file_tensor_count(f); i++) {
-    size_t l = strlen(hoist_file_tensor(f, i)->name);
+    size_t l = strlen(hoist__show(hoist_file_tensor(f, i)->name, kb, sizeof kb));
     if (l > (size_t)w) w = l > 60 ? 60 : (int)l;
   }
   printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, "name", "dtype", "shape", "data_offsets", "size");
@@ -261,9 +220,58 @@ static void print_human(const hoist_file *f) {
       o += (size_t)snprintf(shape + o, sizeof shape - o, "%s%" PRIu64, d ? ", " : "", t->shape[d]);
     snprintf(shape + o, sizeof shape - o, "%s]", o >= sizeof shape - 32 ? ", ..." : "");
     snprintf(offs, sizeof offs, "[%" PRIu64 ", %" PRIu64 "]", t->begin, t->end);
-    printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, t->name, hoist_dtype_name(t->dtype), shape, offs,
-           cli_human_bytes(t->nbytes, sz));
+    printf("  %-*s  %-11s  %-20s  %-25s  %s\n", w, hoist__show(t->name, kb, sizeof kb),
+           hoist_dtype_name(t->dtype), shape, offs, cli_human_bytes(t->nbytes, sz));
   }
+}
+
+/* What has been listed so far. */
+typedef struct listing {
+  cJSON *files; /* --json: the "files" array; NULL for human output */
+  size_t count;
+  uint64_t bytes, tensors;
+} listing;
+
+/* Adds one opened file to the output; false when out of memory. */
+static bool emit(listing *o, const hoist_file *f) {
+  o->count++;
+  o->bytes += hoist_file_data_bytes(f);
+  o->tensors += hoist_file_tensor_count(f);
+  if (o->files != NULL) return push(o->files, file_json(f));
+  print_human(f);
+  printf("\n");
+  return true;
+}
+
+/* Opens and lists each file in turn; the first bad one ends the listing
+ * with its one-line message. */
+static int inspect_files(listing *o, const path_list *files) {
+  for (size_t i = 0; i < files->count; i++) {
+    hoist_file *f = NULL;
+    int status = hoist_file_open(NULL, files->items[i], &f);
+    if (status != HOIST_OK) return cli_report(cmd, NULL, status);
+    bool ok = emit(o, f);
+    hoist_file_close(f);
+    if (!ok) return out_of_memory();
+  }
+  return HOIST_EXIT_OK;
+}
+
+/* A pipeline folder: its components' safetensors as discovery finds them,
+ * component by component in the index's order. */
+static int inspect_pipeline(listing *o, const char *path) {
+  hoist_pipeline *p = NULL;
+  int status = hoist_pipeline_open(NULL, path, NULL, &p);
+  if (status != HOIST_OK) return cli_report(cmd, NULL, status);
+  int rc = HOIST_EXIT_OK;
+  for (size_t i = 0; i < hoist_pipeline_component_count(p) && rc == HOIST_EXIT_OK; i++) {
+    hoist_file *const *files = NULL;
+    size_t n = hoist__pipeline_safetensors(p, i, &files);
+    for (size_t k = 0; k < n && rc == HOIST_EXIT_OK; k++)
+      if (!emit(o, files[k])) rc = out_of_memory();
+  }
+  hoist_pipeline_close(p);
+  return rc;
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -291,65 +299,43 @@ int cmd_inspect(int argc, char **argv) {
 
   struct stat st;
   if (stat(path, &st) != 0) {
-    fprintf(stderr, "hoist %s: %s: %s\n", cmd, path, strerror(errno));
-    return cli_exit_code(errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO);
+    int e = errno;
+    return fail_path(path, hoist__path_status(e), strerror(e));
+  }
+  listing o = {0};
+  cJSON *root = NULL;
+  if (json && ((root = cJSON_CreateObject()) == NULL ||
+               (o.files = cJSON_AddArrayToObject(root, "files")) == NULL)) {
+    cJSON_Delete(root);
+    return out_of_memory();
   }
   path_list files = {0};
   int rc = HOIST_EXIT_OK;
   if (S_ISDIR(st.st_mode)) {
     char *index = join(path, "model_index.json");
     struct stat ist;
-    if (index == NULL) rc = HOIST_EXIT_FAILURE;
-    else if (stat(index, &ist) == 0 && S_ISREG(ist.st_mode)) rc = add_pipeline(path, index, &files);
-    else rc = add_component(path, &files);
+    if (index == NULL)
+      rc = out_of_memory();
+    else if (lstat(index, &ist) == 0 || errno != ENOENT)
+      rc = inspect_pipeline(&o, path);
+    else if ((rc = add_component(path, &files)) == HOIST_EXIT_OK)
+      rc = inspect_files(&o, &files);
     free(index);
-    if (rc == HOIST_EXIT_OK && files.count == 0) {
-      fprintf(stderr, "hoist %s: %s: no .safetensors files (%s)\n", cmd, path,
-              hoist_strerror(HOIST_NO_WEIGHTS));
-      rc = cli_exit_code(HOIST_NO_WEIGHTS);
-    }
-  } else if (!list_push(&files, strdup(path))) {
-    rc = HOIST_EXIT_FAILURE;
+    if (rc == HOIST_EXIT_OK && o.count == 0)
+      rc = fail_path(path, HOIST_NO_WEIGHTS, "no .safetensors files (no weights found)");
+  } else {
+    rc = list_push(&files, strdup(path)) ? inspect_files(&o, &files) : out_of_memory();
   }
-  if (rc != HOIST_EXIT_OK) {
-    list_free(&files);
-    return rc;
-  }
-
-  cJSON *root = json ? cJSON_CreateObject() : NULL;
-  cJSON *arr = root != NULL ? cJSON_AddArrayToObject(root, "files") : NULL;
-  if (json && arr == NULL) rc = HOIST_EXIT_FAILURE;
-  uint64_t total_bytes = 0, total_tensors = 0;
-  for (size_t i = 0; i < files.count && rc == HOIST_EXIT_OK; i++) {
-    hoist_file *f = NULL;
-    int status = hoist_file_open(NULL, files.items[i], &f);
-    if (status != HOIST_OK) {
-      rc = cli_report(cmd, NULL, status);
-      break;
-    }
-    total_bytes += hoist_file_data_bytes(f);
-    total_tensors += hoist_file_tensor_count(f);
-    if (json) {
-      if (!push(arr, file_json(f))) rc = HOIST_EXIT_FAILURE;
-    } else {
-      print_human(f);
-      printf("\n");
-    }
-    hoist_file_close(f);
-  }
-  if (rc == HOIST_EXIT_FAILURE) fprintf(stderr, "hoist %s: out of memory\n", cmd);
-  if (rc == HOIST_EXIT_OK) {
-    if (json) {
-      if (!cli_print_json(root)) rc = HOIST_EXIT_FAILURE;
-      root = NULL;
-    } else {
-      char tb[32];
-      printf("total: %zu file%s, %" PRIu64 " tensor%s, %s of tensor data\n", files.count,
-             files.count == 1 ? "" : "s", total_tensors, total_tensors == 1 ? "" : "s",
-             cli_human_bytes(total_bytes, tb));
-    }
+  list_free(&files);
+  if (rc == HOIST_EXIT_OK && json) {
+    rc = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
+    root = NULL;
+  } else if (rc == HOIST_EXIT_OK) {
+    char tb[32];
+    printf("total: %zu file%s, %" PRIu64 " tensor%s, %s of tensor data\n", o.count,
+           o.count == 1 ? "" : "s", o.tensors, o.tensors == 1 ? "" : "s",
+           cli_human_bytes(o.bytes, tb));
   }
   cJSON_Delete(root);
-  list_free(&files);
   return rc;
 }

@@ -39,7 +39,7 @@ typedef struct dw_file {
 
 struct hoist__dirw {
   char *path;
-  char shown[HOIST_SHOW_MAX];
+  char shown[HOIST_SHOW_PATH];
   int root_created;
   char **parents;          /* ancestors of the root this run made, outermost first */
   size_t nparents;
@@ -73,21 +73,22 @@ int hoist__pwrite_all(int fd, const void *buf, size_t len, uint64_t off) {
 
 /* rel (relative to the root, reached from dirfd as at) is a link. */
 static int refuse_link(const hoist__dirw *dw, int dirfd, const char *at, const char *rel) {
-  char target[PATH_MAX], rb[HOIST_SHOW_MAX], tb[HOIST_SHOW_MAX], to[HOIST_SHOW_MAX + 8] = "";
+  char target[PATH_MAX], rb[HOIST_SHOW_PATH], tb[HOIST_SHOW_PATH], to[HOIST_SHOW_PATH + 8] = "";
   ssize_t n = readlinkat(dirfd, at, target, sizeof target - 1);
   if (n >= 0) {
     target[n] = '\0';
-    snprintf(to, sizeof to, " (to %s)", hoist__show(target, tb));
+    snprintf(to, sizeof to, " (to %s)", hoist__show(target, tb, sizeof tb));
   }
   return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                     "%s: %s is a symbolic link%s; hoist never writes through links: remove it "
                     "or choose another folder",
-                    dw->shown, hoist__show(rel, rb), to);
+                    dw->shown, hoist__show(rel, rb, sizeof rb), to);
 }
 
 static int refuse_kind(const hoist__dirw *dw, const char *rel, const char *what) {
-  char rb[HOIST_SHOW_MAX];
-  return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s %s", dw->shown, hoist__show(rel, rb), what);
+  char rb[HOIST_SHOW_PATH];
+  return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s %s", dw->shown,
+                     hoist__show(rel, rb, sizeof rb), what);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -118,9 +119,9 @@ static int make_parents(hoist__dirw *dw, const char *path) {
     rmdir(parent);
     rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   } else if (errno != EEXIST) {
-    char pb[HOIST_SHOW_MAX];
-    rc = hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s", hoist__show(parent, pb),
-                    strerror(errno));
+    char pb[HOIST_SHOW_PATH];
+    rc = hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s",
+                     hoist__show(parent, pb, sizeof pb), strerror(errno));
   }
 done:
   free(parent);
@@ -130,13 +131,13 @@ done:
 static int refuse_root(hoist__dirw *dw, int err) {
   struct stat st;
   if (lstat(dw->path, &st) == 0 && S_ISLNK(st.st_mode)) {
-    char target[PATH_MAX], tb[HOIST_SHOW_MAX];
+    char target[PATH_MAX], tb[HOIST_SHOW_PATH];
     ssize_t n = readlink(dw->path, target, sizeof target - 1);
     target[n >= 0 ? n : 0] = '\0';
     return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: is a symbolic link (to %s); hoist never writes through links: name "
                       "the folder it points to (a trailing '/' does)",
-                      dw->shown, n >= 0 ? hoist__show(target, tb) : "?");
+                      dw->shown, n >= 0 ? hoist__show(target, tb, sizeof tb) : "?");
   }
   if (err == ENOTDIR && lstat(dw->path, &st) == 0)
     return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", dw->shown);
@@ -172,7 +173,7 @@ int hoist__dirw_open(const char *path, hoist__dirw **out) {
     hoist__dirw_free(dw);
     return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   }
-  hoist__show(path, dw->shown);
+  hoist__show(path, dw->shown, sizeof dw->shown);
   int rc = open_root(dw);
   if (rc != HOIST_OK) {
     hoist__dirw_abort(dw);
@@ -219,8 +220,9 @@ int hoist__dirw_check(hoist__dirw *dw, const char *rel, int want_folder) {
     struct stat st;
     if (fstatat(dw->folders[0].fd, at, &st, AT_SYMLINK_NOFOLLOW) != 0) {
       if (errno != ENOENT) {
-        char rb[HOIST_SHOW_MAX];
-        rc = hoist__fail(NULL, HOIST_IO, "%s: %s: %s", dw->shown, hoist__show(at, rb), strerror(errno));
+        char rb[HOIST_SHOW_PATH];
+        rc = hoist__fail(NULL, HOIST_IO, "%s: %s: %s", dw->shown, hoist__show(at, rb, sizeof rb),
+                         strerror(errno));
       }
       break; /* nothing there yet: nothing to go through */
     }
@@ -251,12 +253,12 @@ int hoist__dirw_folder(hoist__dirw *dw, const char *name, int *folder) {
   dw->folders = grown;
   char *copy = hoist__strdup(name);
   if (copy == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-  char nb[HOIST_SHOW_MAX];
+  char nb[HOIST_SHOW_PATH];
   int created = mkdirat(root, name, 0755) == 0;
   if (!created && errno != EEXIST) {
     free(copy);
     return hoist__fail(NULL, HOIST_IO, "%s: %s: cannot create folder: %s", dw->shown,
-                      hoist__show(name, nb), strerror(errno));
+                      hoist__show(name, nb, sizeof nb), strerror(errno));
   }
   int fd = openat(root, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd < 0) {
@@ -267,7 +269,7 @@ int hoist__dirw_folder(hoist__dirw *dw, const char *name, int *folder) {
     int rc = hoist__dirw_check(dw, name, 1);
     if (rc != HOIST_OK) return rc;
     return hoist__fail(NULL, HOIST_IO, "%s: %s: cannot open folder: %s", dw->shown,
-                      hoist__show(name, nb), strerror(e));
+                      hoist__show(name, nb, sizeof nb), strerror(e));
   }
   dw->folders[dw->nfolders] = (dw_folder){fd, copy, created};
   *folder = (int)dw->nfolders++;
@@ -307,10 +309,11 @@ int hoist__dirw_create(hoist__dirw *dw, int folder, const char *name, size_t *fi
   dw->files = grown;
   dw_file f = {folder, hoist__strdup(name), NULL, NULL, -1, 0, FILE_GONE};
   char *rel = file_rel(d, name);
-  char rb[HOIST_SHOW_MAX];
+  char rb[HOIST_SHOW_PATH];
   if (rel != NULL && f.name != NULL) {
-    size_t n = strlen(dw->shown) + HOIST_SHOW_MAX + 2;
-    if ((f.shown = malloc(n)) != NULL) snprintf(f.shown, n, "%s/%s", dw->shown, hoist__show(rel, rb));
+    size_t n = strlen(dw->shown) + HOIST_SHOW_PATH + 2;
+    if ((f.shown = malloc(n)) != NULL)
+      snprintf(f.shown, n, "%s/%s", dw->shown, hoist__show(rel, rb, sizeof rb));
   }
   int rc = HOIST_OK;
   if (rel == NULL || f.name == NULL || f.shown == NULL) {

@@ -6,7 +6,9 @@
 #   2. build-asan/   the same under AddressSanitizer + UBSan;
 #   3. build-tsan/   the concurrency suites (ctest label `threads`) under
 #                    ThreadSanitizer, which must report nothing;
-#   4. build-fuzz/   clang + libFuzzer on the header parser for 60 s.
+#   4. build-fuzz/   clang + libFuzzer: the header parser and discovery
+#                    (with a verified host load), sharing HOIST_FUZZ_SECONDS
+#                    (default 120: 60 s each).
 # `tools/test.sh --tsan` runs step 3 alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +23,7 @@ esac
 tools/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
-fuzz_seconds=${HOIST_FUZZ_SECONDS:-60}
+fuzz_seconds=${HOIST_FUZZ_SECONDS:-120}
 
 # ThreadSanitizer: a report fails the test (exit 66 from the forked test),
 # and no report is suppressed.  The concurrency suites build their own
@@ -53,10 +55,21 @@ cmake --build build-asan -j"$jobs"
 
 tsan_step
 
-echo "== fuzz (libFuzzer, ${fuzz_seconds}s)"
+echo "== fuzz (libFuzzer, ${fuzz_seconds}s: header parser, then discovery)"
 CC=clang cmake -S . -B build-fuzz -DHOIST_FUZZ=ON -DHOIST_CUDA=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors
-mkdir -p build-fuzz/corpus
-build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time="$fuzz_seconds" -max_len=65536 \
-  -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/seeds 2>&1 | tail -n 5
-echo "fuzz: ${fuzz_seconds}s without a crash"
+cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors fuzz_discover
+# The two harnesses share the budget; each keeps its corpus between runs.
+header_seconds=$(((fuzz_seconds + 1) / 2))
+discover_seconds=$((fuzz_seconds - header_seconds))
+mkdir -p build-fuzz/corpus build-fuzz/corpus-discover
+# (-max_total_time=0 would mean no limit: a harness with no time is skipped.)
+if ((header_seconds > 0)); then
+  build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time="$header_seconds" -max_len=65536 \
+    -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/seeds 2>&1 | tail -n 5
+fi
+if ((discover_seconds > 0)); then
+  build-fuzz/tests/fuzz/fuzz_discover -max_total_time="$discover_seconds" -max_len=16384 \
+    -timeout=10 -rss_limit_mb=2048 -dict=tests/fuzz/discover.dict \
+    build-fuzz/corpus-discover tests/fuzz/seeds-discover 2>&1 | tail -n 5
+fi
+echo "fuzz: ${header_seconds}s (header parser) + ${discover_seconds}s (discovery) without a crash"

@@ -14,7 +14,11 @@ implements on purpose:
     *.safetensors.index.<V>.json) are not mixed with the default files;
   * only regular files (symlinks followed) count as weights;
   * a component's index is its position among all keys of model_index.json
-    (issue 3: "its position in the file's key order").
+    (issue 3: "its position in the file's key order");
+  * a tensor name held by two files of a component, or an index that
+    disagrees with its shards' headers, is an error (exit 3): the layouts
+    written here name every tensor after its file and derive weight_map
+    from the shards, so they never break that rule.
 
 Every layout is written to --tmp, planned by hoist, and every field of
 every component and the order are compared.  Exit status 1 on any
@@ -232,13 +236,16 @@ CONFIG_VALUES = [0.875, True, False, "x", [1, 2, 3], [1, 2], {"a": 1}, None, 7, 
 SIZES = [0, 2, 16, 64, 64, 100, 1000, 4096, 12345]
 
 
-def write_st(path, rng, size, tensors=None):
-    """A safetensors file whose tensors' bytes sum to size."""
+def write_st(path, rng, size, prefix, tensors=None):
+    """A safetensors file whose tensors' bytes sum to size, its tensors
+    named prefix.tN; returns their names."""
     n = tensors if tensors is not None else rng.randint(1, 3)
     cuts = sorted(rng.randint(0, size) for _ in range(n - 1))
     parts = [b - a for a, b in zip([0] + cuts, cuts + [size])]
-    t = {f"t{i}": np.frombuffer(rng.randbytes(p), dtype=np.uint8).copy() for i, p in enumerate(parts)}
+    t = {f"{prefix}.t{i}": np.frombuffer(rng.randbytes(p), dtype=np.uint8).copy()
+         for i, p in enumerate(parts)}
     save_file(t, path, metadata={"format": "pt"} if rng.random() < 0.5 else None)
+    return list(t)
 
 
 class Layout:
@@ -249,15 +256,17 @@ class Layout:
         self.has_variants = False
 
     def st(self, folder, fname, size=None):
+        """Writes folder/fname; returns its tensor names (unique to the file)."""
         size = self.rng.choice(SIZES) if size is None else size
         path = os.path.join(folder, fname)
         if self.rng.random() < 0.15:  # HF-cache style: a symlink into blobs/
             os.makedirs(self.blobs, exist_ok=True)
             blob = os.path.join(self.blobs, "%016x" % self.rng.getrandbits(64))
-            write_st(blob, self.rng, size)
+            names = write_st(blob, self.rng, size, fname)
             os.symlink(os.path.relpath(blob, folder), path)
         else:
-            write_st(path, self.rng, size)
+            names = write_st(path, self.rng, size, fname)
+        return names
 
     def component(self, folder, error_ok):
         rng = self.rng
@@ -285,13 +294,11 @@ class Layout:
         if kind == "index":
             n = rng.randint(1, 4)
             names = [f"model-{i + 1:05d}-of-{n:05d}.safetensors" for i in range(n)]
+            wm = {}
             for s in names:
-                self.st(folder, s)
+                wm.update((t, s) for t in self.st(folder, s))
             if rng.random() < 0.3:
                 self.st(folder, "stray.safetensors")
-            wm = {f"w{i}": rng.choice(names) for i in range(rng.randint(n, 3 * n))}
-            for i, s in enumerate(names):
-                wm[f"u{i}"] = s
             if error_ok and rng.random() < 0.1:
                 wm["bad"] = rng.choice(["missing-00009-of-00009.safetensors", "../escape.safetensors",
                                         "sub/x.safetensors", "..", "."])
@@ -301,7 +308,7 @@ class Layout:
                 json.dump({"metadata": {"total_size": 1}, "weight_map": dict(items)}, f)
             if rng.random() < 0.2:  # a second index sharing a shard
                 with open(os.path.join(folder, "b.safetensors.index.json"), "w") as f:
-                    json.dump({"weight_map": {"z": names[0]}}, f)
+                    json.dump({"weight_map": {t: s for t, s in wm.items() if s == names[0]}}, f)
         if kind in ("bin", "mixed"):
             for i in range(rng.randint(1, 3)):
                 ext = rng.choice(FALLBACK_SUFFIXES)
@@ -316,10 +323,9 @@ class Layout:
             if rng.random() < 0.5:
                 names = ["model.fp16-00001-of-00002.safetensors",
                          "model.fp16-00002-of-00002.safetensors"]
-                for s in names:
-                    self.st(folder, s)
+                wm = {t: s for s in names for t in self.st(folder, s)}
                 with open(os.path.join(folder, "model.safetensors.index.fp16.json"), "w") as f:
-                    json.dump({"weight_map": {"a": names[0], "b": names[1]}}, f)
+                    json.dump({"weight_map": wm}, f)
         if kind == "bad":
             path = os.path.join(folder, "model.safetensors")
             with open(path, "wb") as f:
