@@ -1,8 +1,9 @@
 /* test_residency.c — admission control and residency on the host backend
- * (issue 5): exact capacity thresholds, preflight refusal before any
- * allocation, --offload and --fsdp, --on-oom offload, injected allocation
- * failures and a capacity drop between components, prepare/release moves,
- * and the CLI's exit code 4 with its JSON. */
+ * (docs/design.md, "Admission", "Residency"): exact capacity thresholds,
+ * preflight refusal before any allocation, --offload and --fsdp, --on-oom
+ * offload, injected allocation failures and a capacity drop between
+ * components, prepare/release moves, and the CLI's exit code 4 with its
+ * JSON. */
 #include "testutil.h"
 
 #include "device.h"

@@ -574,7 +574,7 @@ START_TEST(test_100k_tensors) {
     }
     hoist_file_close(f);
   }
-  /* The issue's bar is 200 ms in an optimized build; the assertion leaves
+  /* The bar is 200 ms in an optimized build; the assertion leaves
    * room for sanitizers and for a machine busy with parallel tests. */
 #if defined(__SANITIZE_ADDRESS__)
   const double limit = 2500.0;

@@ -1,5 +1,5 @@
 /* bench_limits.c — the hardware limits every hoist benchmark reports next to
- * its own figure (DESIGN.md, "Measuring"): pinned H2D bandwidth through the
+ * its own figure (docs/design.md, "Measuring"): pinned H2D bandwidth through the
  * runtime's device backend, and the raw parallel read rate of the same
  * files, buffered and O_DIRECT, after evicting their pages. */
 #include "bench_limits.h"

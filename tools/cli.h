@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes (DESIGN.md, "CLI contract"). */
+/* Exit codes (docs/cli.md, "Conventions"). */
 enum {
   HOIST_EXIT_OK = 0,
   HOIST_EXIT_FAILURE = 1,
