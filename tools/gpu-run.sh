@@ -71,15 +71,15 @@ if has oom; then
   # and 1.38 GB): a ballast per trial, planned vs smallest-first, with and
   # without the cast transient, each next to its simulation.
   for preset in flux1-dev wan2.2-t2v-a14b; do
-    if [ ! -f "$bench/oom-$preset/model_index.json" ]; then
-      "$hoist" make-pipeline --preset "$preset" --scale 0.02 --seed 2 "$bench/oom-$preset" | tail -n 1
+    if [ ! -f "$bench/oom-$preset-0.02/model_index.json" ]; then
+      "$hoist" make-pipeline --preset "$preset" --scale 0.02 --seed 2 "$bench/oom-$preset-0.02" | tail -n 1
     fi
     case $preset in flux1-dev) pol=text_encoder_2 ;; *) pol=text_encoder ;; esac
     for t in none cast; do
       "$hoist" bench oom --device cuda:0 --orders planned,reverse --transient "$t" \
-        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset-0.02"
       "$hoist" bench oom --simulate --device cuda:0 --orders planned,reverse --transient "$t" \
-        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset-0.02"
     done
   done 2>&1 | tee "$out/bench-oom-cuda.log"
 fi
