@@ -1,6 +1,6 @@
 /* bench_kernels.cu — bandwidth of the conversion and checksum kernels
- * against the device's own copy bandwidth (issue 7's target: every
- * conversion >= 80 % of a device-to-device cudaMemcpy), and the tuning
+ * against the device's own copy bandwidth (the target: every conversion
+ * >= 80 % of a device-to-device cudaMemcpy), and the tuning
  * table that picks the conversion variant per pair.
  *
  * Bandwidth is bytes read + bytes written over the time between two CUDA

@@ -1,4 +1,4 @@
-/* test_bench_oom.c — `hoist bench oom` (issue 6) on the host backend: the
+/* test_bench_oom.c — `hoist bench oom` on the host backend: the
  * measured thresholds (bisection over real load + unload trials) agree with
  * the header-only simulation within 2 MiB per component for every order,
  * several policies, every transient model and a co-tenant; the expectations

@@ -61,7 +61,7 @@ START_TEST(presets_listed_and_found) {
 END_TEST
 
 /* Published component sizes, written here independently of the tables'
- * own published_bytes field (bytes; the issue's figures). */
+ * own published_bytes field (bytes; the models' published sizes). */
 static const struct {
   const char *preset, *component;
   double bytes;

@@ -1,7 +1,7 @@
 /* test_plan.c — pipeline discovery and the memory-aware load order: the
  * reference's (SGLang component_loading_order.py) unit scenarios, sharded
  * indexes, HF-cache symlinks, variants, the .bin fallback, config values in
- * model_index.json, bad input, the shared Flux-like pipeline, the `hoist
+ * model_index.json, bad input, the Flux-like vector pipeline, the `hoist
  * plan` CLI, and a planning-time bound. */
 #include "testutil.h"
 
@@ -630,12 +630,13 @@ START_TEST(one_component_dir) {
 }
 END_TEST
 
-/* ---- The shared Flux-like pipeline */
+/* ---- The Flux-like pipeline of the test vectors */
 
-START_TEST(shared_flux_pipe) {
-  char dir[4096], ej[4096];
-  tu_vector_path("pipe", dir, sizeof dir);
-  tu_vector_path("expect.json", ej, sizeof ej);
+/* The pipe/ folder of one vector set, against that set's expect.json. */
+static void check_flux_pipe(const char *vectors) {
+  char dir[4200], ej[4200];
+  snprintf(dir, sizeof dir, "%s/pipe", vectors);
+  snprintf(ej, sizeof ej, "%s/expect.json", vectors);
   size_t len;
   char *text = tu_read_file(ej, &len);
   cJSON *expect = cJSON_ParseWithLength(text, len);
@@ -681,6 +682,13 @@ START_TEST(shared_flux_pipe) {
   ck_assert_uint_eq(find(p, "scheduler")->index, 2);
   ck_assert_uint_eq(find(p, "vae")->index, 8);
   hoist_pipeline_close(p);
+}
+
+/* The generated vectors, and the extra set when present. */
+START_TEST(vector_flux_pipe) {
+  char vectors[4096];
+  for (size_t set = 0; tu_vector_dir(set, vectors, sizeof vectors) != NULL; set++)
+    check_flux_pipe(vectors);
 }
 END_TEST
 
@@ -853,7 +861,7 @@ static Suite *plan_suite(void) {
   tcase_add_test(tc, config_values_in_model_index);
   tcase_add_test(tc, malformed_model_index);
   tcase_add_test(tc, one_component_dir);
-  tcase_add_test(tc, shared_flux_pipe);
+  tcase_add_test(tc, vector_flux_pipe);
   tcase_add_test(tc, cli_json_and_exit_codes);
   tcase_add_test(tc, planning_is_fast);
   suite_add_tcase(s, tc);

@@ -1,4 +1,4 @@
-/* test_safetensors.c — the strict safetensors reader: the shared vectors
+/* test_safetensors.c — the strict safetensors reader: the test vectors
  * against expect.json (sha256 of every tensor's bytes included), a table of
  * corrupt and edge-case files generated here with the status each must get,
  * a 100 MB garbage header, the 100,000-tensor parse time, hoist_file_read on
@@ -33,12 +33,13 @@ static void sha256_hex(const void *data, size_t len, char out[65]) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* (a) shared vectors vs expect.json */
+/* (a) test vectors vs expect.json */
 
-static cJSON *load_expect(void) {
-  char path[4096];
+static cJSON *load_expect(const char *dir) {
+  char path[4200];
   size_t len;
-  char *text = tu_read_file(tu_vector_path("expect.json", path, sizeof path), &len);
+  snprintf(path, sizeof path, "%s/expect.json", dir);
+  char *text = tu_read_file(path, &len);
   cJSON *root = cJSON_ParseWithLength(text, len);
   free(text);
   ck_assert_msg(root != NULL && cJSON_IsObject(root), "expect.json does not parse");
@@ -51,9 +52,9 @@ static uint64_t num_u64(const cJSON *obj, const char *key) {
   return (uint64_t)v->valuedouble;
 }
 
-static void check_vector(const char *rel, const cJSON *exp) {
-  char path[4096];
-  tu_vector_path(rel, path, sizeof path);
+static void check_vector(const char *dir, const char *rel, const cJSON *exp) {
+  char path[4700];
+  snprintf(path, sizeof path, "%s/%s", dir, rel);
   hoist_file *f = NULL;
   int rc = hoist_file_open(NULL, path, &f);
   ck_assert_msg(rc == HOIST_OK, "%s: %s", rel, hoist_last_error(NULL));
@@ -161,22 +162,24 @@ static size_t list_vectors(const char *dir, const char *prefix, char names[][512
   return n;
 }
 
-START_TEST(test_shared_vectors) {
-  cJSON *expect = load_expect();
+/* Every vector set: the generated one, and the extra one when present. */
+START_TEST(test_vectors) {
   char dir[4096];
-  tu_vector_path("", dir, sizeof dir);
-  static char names[256][512];
-  size_t n = list_vectors(dir, "", names, 256, 0);
-  ck_assert_uint_ge(n, 4);
-  for (size_t i = 0; i < n; i++) {
-    const cJSON *exp = cJSON_GetObjectItemCaseSensitive(expect, names[i]);
-    ck_assert_msg(exp != NULL, "vector %s is not in expect.json", names[i]);
-    check_vector(names[i], exp);
+  for (size_t set = 0; tu_vector_dir(set, dir, sizeof dir) != NULL; set++) {
+    cJSON *expect = load_expect(dir);
+    static char names[256][512];
+    size_t n = list_vectors(dir, "", names, 256, 0);
+    ck_assert_uint_ge(n, 4);
+    for (size_t i = 0; i < n; i++) {
+      const cJSON *exp = cJSON_GetObjectItemCaseSensitive(expect, names[i]);
+      ck_assert_msg(exp != NULL, "vector %s is not in %s/expect.json", names[i], dir);
+      check_vector(dir, names[i], exp);
+    }
+    /* And every entry of expect.json names a file that was checked. */
+    ck_assert_uint_eq((size_t)cJSON_GetArraySize(expect), n);
+    printf("vectors %s: %zu files match expect.json\n", dir, n);
+    cJSON_Delete(expect);
   }
-  /* And every entry of expect.json names a file that was checked. */
-  ck_assert_uint_eq((size_t)cJSON_GetArraySize(expect), n);
-  printf("shared vectors: %zu files match expect.json\n", n);
-  cJSON_Delete(expect);
 }
 END_TEST
 
@@ -571,7 +574,7 @@ START_TEST(test_100k_tensors) {
     }
     hoist_file_close(f);
   }
-  /* The issue's bar is 200 ms in an optimized build; the assertion leaves
+  /* The bar is 200 ms in an optimized build; the assertion leaves
    * room for sanitizers and for a machine busy with parallel tests. */
 #if defined(__SANITIZE_ADDRESS__)
   const double limit = 2500.0;
@@ -693,7 +696,7 @@ static Suite *safetensors_suite(void) {
   Suite *s = suite_create("safetensors");
   TCase *tc = tcase_create("reader");
   tcase_set_timeout(tc, 120);
-  tcase_add_test(tc, test_shared_vectors);
+  tcase_add_test(tc, test_vectors);
   tcase_add_loop_test(tc, test_case_table, 0, (int)NCASES);
   tcase_add_test(tc, test_accepted_table_contents);
   tcase_add_test(tc, test_raw_sizes);

@@ -8,9 +8,50 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+/* "<build>/<rel>", the build folder being the parent of the folder that
+ * holds this test binary. */
+static void build_path(const char *rel, char *buf, size_t size) {
+  char exe[4096];
+  ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+  ck_assert_msg(n > 0, "readlink /proc/self/exe: %s", strerror(errno));
+  exe[n] = '\0';
+  for (int up = 0; up < 2; up++) {
+    char *slash = strrchr(exe, '/');
+    ck_assert_msg(slash != NULL && slash != exe, "no build folder above %s", exe);
+    *slash = '\0';
+  }
+  ck_assert_msg((size_t)snprintf(buf, size, "%s/%s", exe, rel) < size, "path too long");
+}
+
+static int is_dir(const char *path) {
+  struct stat st;
+  return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+const char *tu_vector_dir(size_t i, char *buf, size_t size) {
+  const char *env = getenv(i == 0 ? "HOIST_VECTORS_DIR" : "HOIST_SHARED_DIR");
+  if (i == 0) {
+    if (env != NULL)
+      snprintf(buf, size, "%s", env);
+    else
+      build_path("vectors", buf, size);
+    char expect[4200];
+    snprintf(expect, sizeof expect, "%s/expect.json", buf);
+    ck_assert_msg(access(expect, R_OK) == 0,
+                  "%s: no test vectors (ctest's fixture make_vectors writes them: "
+                  "tests/vectors/make_vectors.py DIR)",
+                  buf);
+    return buf;
+  }
+  if (i > 1) return NULL;
+  snprintf(buf, size, "%s/vectors", env != NULL ? env : HOIST_SHARED_DIR);
+  return is_dir(buf) ? buf : NULL;
+}
+
 const char *tu_vector_path(const char *rel, char *buf, size_t size) {
-  const char *shared = getenv("HOIST_SHARED_DIR");
-  snprintf(buf, size, "%s/vectors/%s", shared != NULL ? shared : HOIST_SHARED_DIR, rel);
+  char dir[4096];
+  tu_vector_dir(0, dir, sizeof dir);
+  snprintf(buf, size, "%s/%s", dir, rel);
   return buf;
 }
 
@@ -21,8 +62,14 @@ static void rm_tree(const char *path) {
 }
 
 const char *tu_scratch_dir(const char *name, char *buf, size_t size) {
-  mkdir(HOIST_TEST_TMP, 0755);
-  snprintf(buf, size, "%s/%s.%ld", HOIST_TEST_TMP, name, (long)getpid());
+  char root[4096];
+  const char *env = getenv("HOIST_TEST_TMP");
+  if (env != NULL)
+    snprintf(root, sizeof root, "%s", env);
+  else
+    build_path("test-tmp", root, sizeof root);
+  mkdir(root, 0755);
+  snprintf(buf, size, "%s/%s.%ld", root, name, (long)getpid());
   rm_tree(buf);
   ck_assert_msg(mkdir(buf, 0755) == 0, "mkdir %s: %s", buf, strerror(errno));
   return buf;

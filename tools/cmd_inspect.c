@@ -1,7 +1,7 @@
 /* cmd_inspect.c — `hoist inspect [--json] PATH`: lists the tensors of a
  * .safetensors file, of every *.safetensors in a component folder, or of
  * every component of a pipeline folder (model_index.json order), through the
- * strict reader.  JSON (DESIGN.md's contract):
+ * strict reader.  JSON (docs/cli.md):
  *   {"files":[{"path","header_bytes","data_bytes","metadata":{..}|null,
  *              "tensors":[{"name","dtype","shape":[..],"data_offsets":[b,e]}]}]}
  * with tensors in file-offset order and every integer printed exactly.

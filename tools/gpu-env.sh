@@ -1,21 +1,50 @@
-# gpu-env.sh — sourced by the scripts that run ON the GPU machine
-# (tools/gpu-run.sh, bench/convert_load.sh) from the repository root: makes
-# the build configured here at /work/main (with ../shared beside it) valid
-# there, puts the carried libraries on the loader path, installs carried
-# wheels, records the card in $out/gpu.txt, and defines $hoist, $out and
-# has STEP (is STEP in $steps).
+# gpu-env.sh — sourced from the repository root by the scripts that run on
+# the GPU machine (tools/gpu-run.sh, bench/convert_load.sh).  Defines
+#   $root     the checkout
+#   $build    the build folder made by tools/gpu-prepare.sh (HOIST_BUILD,
+#             default build-gpu); its binaries find their libraries in
+#             $build/lib themselves
+#   $hoist    the CLI in it
+#   $out      where logs and JSON go (OUT, default /tmp/hoist-out)
+#   has STEP  whether STEP is one of $steps
+#   gpu_tests every GPU suite of the build, run directly (ctest's files hold
+#             the paths of the machine that built them)
+# installs the wheels carried in $build/wheels into a private folder on
+# PYTHONPATH, and records the card in $out/gpu.txt.
 root=$PWD
+build=${HOIST_BUILD:-$root/build-gpu}
 out=${OUT:-/tmp/hoist-out}
-mkdir -p "$out" /work
-[ -e /work/main ] || ln -s "$root" /work/main
-[ -e /work/shared ] || ln -s "$root/.gpu/shared" /work/shared
-export LD_LIBRARY_PATH="$root/.gpu/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+hoist=$build/hoist
+mkdir -p "$out"
+if [ ! -x "$hoist" ]; then
+  echo "no $hoist: run tools/gpu-prepare.sh where the CUDA toolkit is, then copy the build here" >&2
+  exit 1
+fi
 export PYTHONUNBUFFERED=1
-if ls "$root"/.whl/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-    --target /tmp/site "$root"/.whl/*.whl && export PYTHONPATH=/tmp/site
+if ls "$build"/wheels/*.whl >/dev/null 2>&1; then
+  site=$(mktemp -d)
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
+    --target "$site" "$build"/wheels/*.whl && export PYTHONPATH=$site${PYTHONPATH:+:$PYTHONPATH}
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version,pcie.link.gen.current,pcie.link.width.current \
   --format=csv | tee "$out/gpu.txt"
-hoist=/work/main/build-gpu/hoist
+
 has() { [[ " $steps " == *" $1 "* ]]; }
+
+# The suites ctest labels gpu (tests/test_gpu_*.c), unforked as there: CUDA
+# does not survive Check's fork.  Returns nonzero when one fails.
+gpu_tests() {
+  local t n=0 failed=0
+  for t in "$build"/tests/test_gpu_*; do
+    [ -x "$t" ] || continue
+    n=$((n + 1))
+    if CK_FORK=no "$t"; then
+      echo "PASS ${t##*/}"
+    else
+      echo "FAIL ${t##*/}"
+      failed=$((failed + 1))
+    fi
+  done
+  echo "gpu suites: $((n - failed)) of $n passed"
+  [ "$n" -gt 0 ] && [ "$failed" -eq 0 ]
+}

@@ -1,30 +1,46 @@
 #!/usr/bin/env bash
-# gpu-prepare.sh — run HERE (no GPU) before a device run: builds build-gpu/
-# for sm_90 with the CUDA toolkit, and fills .gpu/ (ignored by git) with what
-# the bare GPU machine lacks: the shared libraries the binaries link
-# (libcjson, libuv, libsubunit), the peer benchmark script and the shared
-# vectors.  Then call the device with carry [build-gpu, .gpu, .whl] and the
-# command `bash tools/gpu-run.sh` (tools/gpu-run.sh says what it runs).
+# gpu-prepare.sh — makes a build folder that runs on a GPU machine which has
+# only a driver (and, for the peer step, torch and safetensors): run it here,
+# where the CUDA toolkit and the Debian packages are installed.
+#
+#   tools/gpu-prepare.sh [BUILD]          BUILD defaults to build-gpu
+#
+# It configures BUILD with the CUDA backend for HOIST_CUDA_ARCHS (default 90:
+# H100/H200; "80;90" adds A100) and builds it; writes the test vectors into
+# BUILD/vectors; copies into BUILD/lib every shared library the binaries load
+# that is not the C or C++ runtime (cJSON, libuv, subunit, libcrypto, CUPTI),
+# where their $ORIGIN-relative RPATH finds them; and downloads the
+# fastsafetensors wheel into BUILD/wheels for the peer step (HOIST_WHEELS=0
+# skips it; HOIST_WHEEL_PYTHON is the GPU machine's Python, default 3.12).
+# Then copy the checkout with BUILD in it to the GPU machine and run
+# tools/gpu-run.sh or bench/convert_load.sh from its root (bench/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+build=${1:-build-gpu}
 tools/install-deps.sh
-cmake -S . -B build-gpu -DHOIST_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90 -DHOIST_WERROR=ON >/dev/null
-cmake --build build-gpu -j"$(nproc)"
-rm -rf .gpu && mkdir -p .gpu/lib .gpu/shared
-for lib in libcjson.so.1 libuv.so.1 libsubunit.so.0; do
-  cp -L "/usr/lib/x86_64-linux-gnu/$lib" .gpu/lib/
-done
-# bench/trace_load links CUPTI from the toolkit here; the GPU machine may
-# keep it elsewhere or not at all.
-if [ -x build-gpu/trace_load ]; then
-  cupti=$(ldd build-gpu/trace_load | awk '/libcupti/ {print $3}')
-  [ -n "$cupti" ] && cp -L "$cupti" .gpu/lib/
-fi
-cp ../shared/bench/peer_safetensors.py .gpu/
-cp -r ../shared/vectors .gpu/shared/
-if ! ls .whl/fastsafetensors-*.whl >/dev/null 2>&1; then
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+cmake -S . -B "$build" -DHOIST_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES="${HOIST_CUDA_ARCHS:-90}" \
+  -DHOIST_WERROR=ON >/dev/null
+cmake --build "$build" -j"$(nproc)"
+.venv/bin/python tests/vectors/make_vectors.py "$build/vectors"
+
+# The libraries to carry: whatever ldd resolves outside the C/C++ runtime,
+# which every machine with a driver has.
+mkdir -p "$build/lib"
+own=$(cd "$build" && pwd)
+find "$build" -maxdepth 2 -type f -perm -u+x \( -name hoist -o -name 'bench_*' -o -name 'trace_*' \
+  -o -name 'test_*' \) -print0 | xargs -0 ldd 2>/dev/null |
+  awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |
+  grep -vE '/(libc|libm|libdl|librt|libpthread|libutil|libgcc_s|libstdc\+\+|ld-linux[^/]*)\.so' |
+  while read -r lib; do
+    case $lib in "$own"/*) continue ;; esac
+    cp -L "$lib" "$build/lib/"
+  done
+ls "$build/lib"
+
+if [ "${HOIST_WHEELS:-1}" != 0 ] && ! ls "$build"/wheels/fastsafetensors-*.whl >/dev/null 2>&1; then
+  py=${HOIST_WHEEL_PYTHON:-3.12}
+  python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .whl fastsafetensors
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$build/wheels" fastsafetensors
 fi
-du -sh build-gpu .gpu .whl
+du -sh "$build"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# gpu-run.sh — run ON the GPU machine (after tools/gpu-prepare.sh here), in
-# one call: the gpu-labelled tests, then the load benchmark on a
-# FLUX.1-dev-shaped pipeline of >= 8 GB next to the hardware limit and the
-# peer loaders measured in the same run.  Logs and JSON go to $OUT.
-#   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: about 10 GB)
-#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels oom")
+# gpu-run.sh — runs on the GPU machine, from the root of a checkout that
+# holds a build folder made by tools/gpu-prepare.sh (bench/README.md): the
+# GPU suites, then the load benchmark on a FLUX.1-dev-shaped pipeline of
+# about 10 GB next to the hardware limit and the peer loaders measured in
+# the same run, the kernel bandwidths and the OOM thresholds on the card.
+# Logs and JSON go to $OUT (default /tmp/hoist-out).
+#   HOIST_GPU_STEPS    steps to run (default "tests warm cold peer verify kernels oom")
+#   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: 10.12 GB)
+#   HOIST_BENCH_DIR    where the pipelines are written (default /tmp/hoist-bench)
 #   HOIST_VARIANTS     0: only the default configuration in warm and cold
+#   HOIST_BUILD        the build folder (default build-gpu)
 set -uo pipefail
 steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom"}
 scale=${HOIST_BENCH_SCALE:-0.3}
@@ -14,30 +18,30 @@ bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 source tools/gpu-env.sh
 
 if has tests; then
-  (cd /work/main/build-gpu && ctest -L gpu --output-on-failure) 2>&1 | tee "$out/gpu-tests.log"
+  gpu_tests 2>&1 | tee "$out/gpu-tests.log"
   # The CLI's device contract on a real card.
-  "$hoist" load --json --device cuda:0 --verify /work/shared/vectors/pipe >"$out/load-vectors.json" 2>&1
+  "$hoist" load --json --device cuda:0 --verify "$build/vectors/pipe" >"$out/load-vectors.json" 2>&1
   echo "load vectors: exit $?"
 fi
 
 if has warm || has cold || has peer || has verify; then
-  if [ ! -f "$bench/flux/model_index.json" ]; then
-    rm -rf "$bench/flux"
+  if [ ! -f "$bench/flux-$scale/model_index.json" ]; then
+    rm -rf "$bench/flux-$scale"
     mkdir -p "$bench"
     /usr/bin/time -f "make-pipeline: %e s" "$hoist" make-pipeline --preset flux1-dev --scale "$scale" \
-      --seed 1 "$bench/flux" 2>&1 | tail -n 3
+      --seed 1 "$bench/flux-$scale" 2>&1 | tail -n 3
   fi
-  "$hoist" plan "$bench/flux" | tee "$out/plan.txt"
+  "$hoist" plan "$bench/flux-$scale" | tee "$out/plan.txt"
 fi
 
 if has warm; then
   {
-    "$hoist" bench load --json --device cuda:0 --repeat 5 "$bench/flux"
+    "$hoist" bench load --json --device cuda:0 --repeat 5 "$bench/flux-$scale"
     [ "${HOIST_VARIANTS:-1}" = 0 ] || for mode in mmap pread register; do
-      "$hoist" bench load --json --device cuda:0 --repeat 3 --read "$mode" "$bench/flux" | sed "s/^{/{\"variant\":\"read=$mode\",/"
+      "$hoist" bench load --json --device cuda:0 --repeat 3 --read "$mode" "$bench/flux-$scale" | sed "s/^{/{\"variant\":\"read=$mode\",/"
     done
     [ "${HOIST_VARIANTS:-1}" = 0 ] || for cfg in "--threads 10" "--chunk 2M" "--chunk 8M"; do
-      "$hoist" bench load --json --device cuda:0 --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
+      "$hoist" bench load --json --device cuda:0 --repeat 3 $cfg "$bench/flux-$scale" | sed "s/^{/{\"variant\":\"$cfg\",/"
     done
   } 2>&1 | tee "$out/bench-warm.jsonl"
 fi
@@ -46,37 +50,36 @@ if has cold; then
   cfgs=("" "--read pread" "--chunk 8M")
   [ "${HOIST_VARIANTS:-1}" = 0 ] && cfgs=("")
   for cfg in "${cfgs[@]}"; do
-    "$hoist" bench load --json --device cuda:0 --cold --repeat 3 $cfg "$bench/flux" | sed "s/^{/{\"variant\":\"$cfg\",/"
+    "$hoist" bench load --json --device cuda:0 --cold --repeat 3 $cfg "$bench/flux-$scale" | sed "s/^{/{\"variant\":\"$cfg\",/"
   done 2>&1 | tee "$out/bench-cold.jsonl"
 fi
 
 if has peer; then
-  timeout 300 python3 "$root/.gpu/peer_safetensors.py" "$bench/flux" --repeat 3 2>&1 | tee "$out/peer.json"
+  timeout 300 python3 "$root/bench/peer_loaders.py" "$bench/flux-$scale" --repeat 3 2>&1 | tee "$out/peer.json"
 fi
 
 if has verify; then
-  /usr/bin/time -f "load --verify: %e s wall" "$hoist" load --json --device cuda:0 --verify "$bench/flux" \
+  /usr/bin/time -f "load --verify: %e s wall" "$hoist" load --json --device cuda:0 --verify "$bench/flux-$scale" \
     2>&1 | tee "$out/load-verify.json"
 fi
 
 if has kernels; then
-  kb=$(find /work/main/build-gpu -name bench_kernels -type f -perm -u+x | head -n 1)
-  [ -n "$kb" ] && "$kb" --runs 30 --no-variants 2>&1 | tee "$out/bench-kernels.log"
+  "$build/bench_kernels" --runs 30 --no-variants 2>&1 | tee "$out/bench-kernels.log"
 fi
 if has oom; then
   # OOM thresholds on the card itself for two presets at scale 0.02 (674 MB
   # and 1.38 GB): a ballast per trial, planned vs smallest-first, with and
   # without the cast transient, each next to its simulation.
   for preset in flux1-dev wan2.2-t2v-a14b; do
-    if [ ! -f "$bench/oom-$preset/model_index.json" ]; then
-      "$hoist" make-pipeline --preset "$preset" --scale 0.02 --seed 2 "$bench/oom-$preset" | tail -n 1
+    if [ ! -f "$bench/oom-$preset-0.02/model_index.json" ]; then
+      "$hoist" make-pipeline --preset "$preset" --scale 0.02 --seed 2 "$bench/oom-$preset-0.02" | tail -n 1
     fi
     case $preset in flux1-dev) pol=text_encoder_2 ;; *) pol=text_encoder ;; esac
     for t in none cast; do
       "$hoist" bench oom --device cuda:0 --orders planned,reverse --transient "$t" \
-        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset-0.02"
       "$hoist" bench oom --simulate --device cuda:0 --orders planned,reverse --transient "$t" \
-        --policy resident --policy "offload:$pol" "$bench/oom-$preset"
+        --policy resident --policy "offload:$pol" "$bench/oom-$preset-0.02"
     done
   done 2>&1 | tee "$out/bench-oom-cuda.log"
 fi

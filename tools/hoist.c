@@ -1,5 +1,5 @@
 /* hoist.c — the hoist command line: dispatches to one file per subcommand
- * (cmd_*.c).  Exit codes follow DESIGN.md's CLI contract (cli.h). */
+ * (cmd_*.c).  Exit codes follow docs/cli.md (cli.h). */
 #include "cli.h"
 
 #include <stdio.h>

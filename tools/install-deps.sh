@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # install-deps.sh — installs what hoist needs on a Debian 12 machine, only
-# what is missing: the Debian packages of DESIGN.md (non-interactive
-# apt-get) and a local virtual environment (.venv) with the official
-# safetensors + numpy from PyPI, the reference reader of the differential
-# tests.  The CUDA toolkit is optional and never installed here.
+# what is missing: the Debian packages below (non-interactive apt-get) and a
+# local virtual environment (.venv) with the official safetensors + numpy
+# from PyPI, which write the test vectors and are the reference reader of
+# the differential tests.  The CUDA toolkit is optional and never installed
+# here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # test.sh — the README's test command (and CI's, through .ci/run): installs
-# what is missing, then builds and runs the whole suite four ways:
+# what is missing (tools/install-deps.sh: the Debian packages, and .venv with
+# the official safetensors and numpy, which write the test vectors and are
+# the differential tests' reference), then builds and runs the whole suite
+# four ways:
 #   1. build/        warnings as errors, every Check suite and differential
 #                    test (GPU suites print a SKIP line where no GPU exists);
 #   2. build-asan/   the same under AddressSanitizer + UBSan;
@@ -9,7 +12,10 @@
 #   4. build-fuzz/   clang + libFuzzer: the header parser and discovery
 #                    (with a verified host load), sharing HOIST_FUZZ_SECONDS
 #                    (default 120: 60 s each).
-# `tools/test.sh --tsan` runs step 3 alone.
+# `tools/test.sh --tsan` runs step 3 alone.  Each build writes its own
+# vectors (<build>/vectors, the ctest fixture make_vectors); nothing outside
+# the checkout is needed.  ../shared/vectors, when present, is checked as
+# well.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

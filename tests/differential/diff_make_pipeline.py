@@ -147,7 +147,6 @@ def check_pipeline(hoist, preset, scale, seed, d):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hoist", required=True)
-    ap.add_argument("--shared", required=True)
     ap.add_argument("--tmp", required=True)
     a = ap.parse_args()
     shutil.rmtree(a.tmp, ignore_errors=True)

@@ -3,8 +3,7 @@
 load order (SGLang's component_loading_order.py) on generated layouts.
 
 The port below is written from the reference's rules with Python's own
-unbounded ints, glob and json, plus the amendments of issue 3 that hoist
-implements on purpose:
+unbounded ints, glob and json, plus the amendments hoist makes on purpose:
   * only ASCII digits make a numeric suffix (Python's str.isdigit() accepts
     "²", on which the reference's int() raises);
   * .ckpt and .gguf join the .bin/.pt/.pth fallback;
@@ -14,16 +13,17 @@ implements on purpose:
     *.safetensors.index.<V>.json) are not mixed with the default files;
   * only regular files (symlinks followed) count as weights;
   * a component's index is its position among all keys of model_index.json
-    (issue 3: "its position in the file's key order");
+    (its position in the file's key order, as hoist.h states);
   * a tensor name held by two files of a component, or an index that
     disagrees with its shards' headers, is an error (exit 3): the layouts
     written here name every tensor after its file and derive weight_map
     from the shards, so they never break that rule.
 
 Every layout is written to --tmp, planned by hoist, and every field of
-every component and the order are compared.  Exit status 1 on any
-disagreement.  Usage:
-  python diff_plan.py --hoist build/hoist --shared ../shared --tmp /tmp/x
+every component and the order are compared; so is the pipe/ folder of the
+test vectors (--vectors, and --shared DIR/vectors when that folder exists).
+Exit status 1 on any disagreement.  Usage:
+  python diff_plan.py --hoist build/hoist --vectors build/vectors --tmp /tmp/x
 """
 import argparse
 import glob
@@ -37,6 +37,8 @@ import sys
 
 import numpy as np
 from safetensors.numpy import save_file
+
+import vector_sets
 
 # ---------------------------------------------------------------- the port
 
@@ -430,7 +432,7 @@ def check(hoist, path, variant, bad_files, label):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--hoist", required=True)
-    ap.add_argument("--shared", required=True)
+    vector_sets.add_arguments(ap)
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--seed", type=int, default=20240603)
     ap.add_argument("--layouts", type=int, default=240)
@@ -448,8 +450,9 @@ def main():
             failed += 1
             print("FAIL", msg)
 
-    # The shared Flux-like pipeline.
-    record(check(args.hoist, os.path.join(args.shared, "vectors", "pipe"), None, set(), "pipe"))
+    # The Flux-like pipeline of the vectors, and of the extra set.
+    for root in vector_sets.roots(args):
+        record(check(args.hoist, os.path.join(root, "pipe"), None, set(), f"{root}/pipe"))
 
     for i in range(args.layouts):
         root = os.path.join(args.tmp, f"p{i:04d}")

@@ -8,7 +8,8 @@ dtypes and shapes, scalars and zero-size tensors, metadata, a file of 2,000
 tensors; `serialize` for the dtypes numpy lacks), malformed variants (one
 per format rule, truncations at every byte, trailing bytes, header-length
 edits, seeded random byte flips in headers), and takes every file under the
-shared vectors.  For each file it runs `hoist inspect --json` and the
+test vectors (--vectors, and --shared DIR/vectors as extra cases when that
+folder exists).  For each file it runs `hoist inspect --json` and the
 reference and requires:
   - the same verdict: hoist exits 0 with JSON, or 3 with a one-line message
     naming the file; any other exit (a crash, 1) fails;
@@ -33,6 +34,8 @@ import sys
 import numpy as np
 import safetensors
 from safetensors.numpy import load_file, save_file
+
+import vector_sets
 
 # Fragments of hoist's messages for the rules where it is stricter than the
 # reference; a reject with one of these while the reference accepts is the
@@ -400,8 +403,7 @@ def byte_flips(r, rng, bases, count):
         r.check(f"flip {i}", r.write(bytes(raw)))
 
 
-def shared_vectors(r, shared):
-    root = os.path.join(shared, "vectors")
+def vectors(r, root):
     found = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames.sort()
@@ -437,7 +439,7 @@ def shared_vectors(r, shared):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hoist", required=True)
-    ap.add_argument("--shared", required=True)
+    vector_sets.add_arguments(ap)
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--flips", type=int, default=600)
     ap.add_argument("--seed", type=int, default=20240601)
@@ -449,7 +451,8 @@ def main():
     rng = np.random.default_rng(args.seed)
     r = Runner(args.hoist, args.tmp)
 
-    shared_vectors(r, args.shared)
+    for root in vector_sets.roots(args):
+        vectors(r, root)
     bases = [open(p, "rb").read() for p in valid_numpy_files(r, rng)][1:12]
     bases += [open(p, "rb").read() for p in valid_spec_files(r, rng)]
     hand_files(r)
