@@ -4,7 +4,8 @@
 #   1. build/        warnings as errors, every Check suite and differential
 #                    test (GPU suites print a SKIP line where no GPU exists);
 #   2. build-asan/   the same under AddressSanitizer + UBSan;
-#   3. build-fuzz/   clang + libFuzzer on the header parser for 60 s.
+#   3. build-fuzz/   clang + libFuzzer on the header parser for 60 s;
+# and the Python package's tests (pytest from .venv) against build/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -16,6 +17,12 @@ echo "== build (warnings as errors)"
 cmake -S . -B build -DHOIST_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== python (the hoist package built into build/python, pytest from .venv)"
+cmake -S . -B build -DHOIST_PYTHON=ON -DPython3_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
+cmake --build build -j"$jobs" --target hoist_python hoist_cli
+HOIST_CLI="$PWD/build/hoist" PYTHONPATH="$PWD/build/python" .venv/bin/python -m pytest -q -rs \
+  python/tests
 
 echo "== build-asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake -S . -B build-asan -DHOIST_SANITIZE=ON -DHOIST_CUDA=OFF -DHOIST_WERROR=ON >/dev/null
