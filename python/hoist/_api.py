@@ -304,7 +304,7 @@ class Runtime:
         )
         reporter = resolve_progress(progress)
         try:
-            core = self._core.load(*args, reporter if reporter is not None else None)
+            core = self._core.load(*args, reporter)
         finally:
             if reporter is not None and hasattr(reporter, "close"):
                 reporter.close()
