@@ -11,6 +11,6 @@
 /* The read-only descriptor of an open file (O_RDONLY|O_CLOEXEC), owned by
  * f: do not close it.  Usable for pread/O_DIRECT reopen decisions from any
  * thread while f is open. */
-int hoist_file_fd(const hoist_file *f);
+int hoist__file_fd(const hoist_file *f);
 
 #endif /* HOIST_SAFETENSORS_H */
