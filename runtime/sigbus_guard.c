@@ -7,8 +7,8 @@
  * buffer armed; the handler jumps back there and the copy reports
  * HOIST_FILE_CHANGED.  A SIGBUS on any other thread or outside a guarded
  * copy goes to the handler that was installed before (or the default
- * action), so the program's own behaviour is unchanged.  The previous handler is restored when the last
- * load releases the guard. */
+ * action), so the program's own behaviour is unchanged.  The previous
+ * handler is restored when the last load releases the guard. */
 #include "file_read.h"
 
 #include "checksum_host.h"
@@ -21,9 +21,14 @@
 static pthread_mutex_t guard_lock = PTHREAD_MUTEX_INITIALIZER;
 static unsigned guard_users;
 static struct sigaction previous;
-/* initial-exec: the handler must not reach __tls_get_addr, which may
- * allocate, when libhoist was dlopen'ed. */
-static _Thread_local sigjmp_buf *volatile armed __attribute__((tls_model("initial-exec")));
+/* The default TLS model, not initial-exec: initial-exec marks the whole
+ * library STATIC_TLS, and glibc then refuses to dlopen it ("cannot allocate
+ * memory in static TLS block": it keeps ~512 bytes for that, and the
+ * library's TLS, the CUDA runtime's included, is larger), which is how
+ * Python, or any plugin host, loads it.  The handler still never allocates
+ * for a guarded copy: the copying thread writes `armed` before it reads the
+ * mapping, so its TLS block exists when the handler reads it. */
+static _Thread_local sigjmp_buf *volatile armed;
 
 static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
   sigjmp_buf *jb = armed;

@@ -3,13 +3,13 @@
 # what is missing: the Debian packages below (non-interactive apt-get) and a
 # local virtual environment (.venv) with the official safetensors + numpy
 # from PyPI, which write the test vectors and are the reference reader of
-# the differential tests.  The CUDA toolkit is optional and never installed
-# here.
+# the differential tests, and pytest for the Python package's tests.  The
+# CUDA toolkit is optional and never installed here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(build-essential cmake pkg-config libcjson-dev libuv1-dev check libsubunit-dev
-          libssl-dev clang libclang-rt-dev python3 python3-venv)
+          libssl-dev clang libclang-rt-dev python3 python3-venv python3-dev libdlpack-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -24,9 +24,10 @@ if ((${#missing[@]})); then
 fi
 
 if [ "${HOIST_NO_VENV:-0}" != 1 ]; then
-  if ! .venv/bin/python -c 'import safetensors, numpy' >/dev/null 2>&1; then
-    echo "install-deps: creating .venv with safetensors and numpy"
+  if ! .venv/bin/python -c 'import safetensors, numpy, pytest' >/dev/null 2>&1; then
+    echo "install-deps: creating .venv with safetensors, numpy and pytest"
     python3 -m venv .venv
-    .venv/bin/python -m pip install -q --disable-pip-version-check 'safetensors==0.8.0' numpy
+    .venv/bin/python -m pip install -q --disable-pip-version-check 'safetensors==0.8.0' numpy \
+      pytest
   fi
 fi

@@ -12,6 +12,7 @@
 #   4. build-fuzz/   clang + libFuzzer: the header parser and discovery
 #                    (with a verified host load), sharing HOIST_FUZZ_SECONDS
 #                    (default 120: 60 s each).
+#   and the Python package's tests (pytest from .venv) against build/.
 # `tools/test.sh --tsan` runs step 3 alone.  Each build writes its own
 # vectors (<build>/vectors, the ctest fixture make_vectors); nothing outside
 # the checkout is needed.  ../shared/vectors, when present, is checked as
@@ -53,6 +54,12 @@ echo "== build (warnings as errors)"
 cmake -S . -B build -DHOIST_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure -j"$jobs")
+
+echo "== python (the hoist package built into build/python, pytest from .venv)"
+cmake -S . -B build -DHOIST_PYTHON=ON -DPython3_EXECUTABLE="$PWD/.venv/bin/python" >/dev/null
+cmake --build build -j"$jobs" --target hoist_python hoist_cli
+HOIST_CLI="$PWD/build/hoist" PYTHONPATH="$PWD/build/python" .venv/bin/python -m pytest -q -rs \
+  python/tests
 
 echo "== build-asan (AddressSanitizer + UndefinedBehaviorSanitizer)"
 cmake -S . -B build-asan -DHOIST_SANITIZE=ON -DHOIST_CUDA=OFF -DHOIST_WERROR=ON >/dev/null

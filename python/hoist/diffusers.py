@@ -1,0 +1,199 @@
+"""diffusers adapter: a working DiffusionPipeline whose model weights are
+hoist's tensors.
+
+    import hoist.diffusers
+    pipe = hoist.diffusers.from_pretrained("/models/FLUX.1-dev", "cuda:0")
+    image = pipe("a cat", num_inference_steps=28).images[0]
+
+Each model component (diffusers or transformers class in model_index.json)
+is built on the meta device from its config.json and filled by assignment
+with hoist's tensors (``load_state_dict(..., assign=True)``): the
+parameters are hoist's memory, never a second copy on the device.
+Everything else (tokenizers, scheduler, feature extractors) is loaded by
+diffusers as usual, with the built models passed in.
+
+Offloaded components (``offload=...`` or ``on_oom="offload"``) stay in
+pinned host memory: a hook uploads one before each call (Loaded.prepare on
+torch's current stream), assigns the fresh tensors, and after the call
+puts the parameters back on meta and frees the device copy
+(Loaded.release).  Needs torch, diffusers, accelerate and, for
+transformers components, transformers.
+"""
+
+import importlib
+import json
+import os
+import re
+
+import torch
+
+from ._api import Runtime, split_options
+from .torch import _runtime_device, to_torch
+
+__all__ = ["from_pretrained", "load_components"]
+
+
+def _model_class(library, class_name):
+    if library not in ("diffusers", "transformers"):
+        return None
+    module = importlib.import_module(library)
+    return getattr(module, class_name, None)
+
+
+def _empty_model(library, cls, folder):
+    """The model of folder's config.json with its parameters on meta (and
+    its buffers real: non-persistent ones such as position ids are not in
+    the checkpoint)."""
+    from accelerate import init_empty_weights
+
+    with init_empty_weights(include_buffers=False):
+        if library == "diffusers":
+            model = cls.from_config(cls.load_config(folder))
+        else:
+            config = cls.config_class.from_pretrained(folder)
+            model = cls(config)
+    return model.eval().requires_grad_(False)
+
+
+def _ignored(patterns, key):
+    return any(re.search(p, key) for p in (patterns or ()))
+
+
+def _assign(model, state_dict, name, device):
+    """Makes state_dict (torch tensors on device) the model's parameters
+    without a copy; ties shared weights; moves the real buffers to device."""
+    result = model.load_state_dict(state_dict, strict=False, assign=True)
+    unexpected = [k for k in result.unexpected_keys
+                  if not _ignored(getattr(model, "_keys_to_ignore_on_load_unexpected", None), k)]
+    if unexpected:
+        raise ValueError(f"{name}: the checkpoint has tensors the model does not: "
+                         f"{', '.join(unexpected[:5])}{' ..' if len(unexpected) > 5 else ''}")
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    missing = [n for n, p in model.named_parameters() if p.is_meta]
+    if missing:
+        raise ValueError(f"{name}: the checkpoint lacks {', '.join(missing[:5])}"
+                         f"{' ..' if len(missing) > 5 else ''}")
+    for module in model.modules():
+        for key, buf in list(module._buffers.items()):
+            if buf is not None and not buf.is_meta and buf.device != device:
+                module._buffers[key] = buf.to(device)
+
+
+def _to_meta(model):
+    """Puts every parameter back on meta, dropping the exported tensors."""
+    for module in model.modules():
+        for key, param in list(module._parameters.items()):
+            if param is not None and not param.is_meta:
+                module._parameters[key] = torch.nn.Parameter(
+                    torch.empty_like(param, device="meta"), requires_grad=False)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+
+
+def _offload_hook(loaded, name, device):
+    """An accelerate hook that uploads component `name` for each call and
+    frees it after; its execution_device tells diffusers where to run."""
+    from accelerate.hooks import ModelHook
+
+    class HoistOffloadHook(ModelHook):
+        def __init__(self):
+            super().__init__()
+            self.execution_device = device
+
+        def pre_forward(self, module, *args, **kwargs):
+            stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+            loaded.prepare(name, stream=stream)
+            sd = {k: to_torch(t) for k, t in loaded[name].items()}
+            _assign(module, sd, name, device)
+            return args, kwargs
+
+        def post_forward(self, module, output):
+            _to_meta(module)
+            loaded.release(name)
+            return output
+
+    return HoistOffloadHook()
+
+
+def load_components(path, device="cuda:0", **load_options):
+    """Loads the pipeline at path with hoist and builds its model
+    components: returns ``(models, loaded)`` where models maps component
+    name -> torch.nn.Module (diffusers/transformers classes of
+    model_index.json) and loaded is the hoist.Loaded that backs them
+    (offloaded components are wired to it through hooks; keep it
+    referenced as long as the models are used).  Components of other
+    libraries, or with a class these libraries do not have, are left to
+    the caller."""
+    runtime_kw, load_kw, rest = split_options(load_options)
+    if rest:
+        raise TypeError(f"load_components() got unexpected keyword arguments: "
+                        f"{', '.join(sorted(rest))}")
+    load_kw.setdefault("progress", True)
+    torch_device = torch.device("cpu" if _runtime_device(device) == "host"
+                                else _runtime_device(device))
+    rt = Runtime(_runtime_device(device), **runtime_kw)
+    try:
+        plan = {c["name"]: c for c in rt.plan(path, load_kw.get("variant"),
+                                              load_kw.get("dtype")).components}
+        loaded = rt.load(path, **load_kw)
+    finally:
+        rt.close()  # the load keeps what it needs
+    models = {}
+    try:
+        for info in loaded.components:
+            name = info["name"]
+            comp = plan.get(name)
+            if comp is None or info["tensor_count"] == 0:
+                continue
+            cls = _model_class(comp["library"], comp["class"])
+            if cls is None:
+                continue
+            model = _empty_model(comp["library"], cls, comp["path"])
+            if info["residency"] == "offload":
+                from accelerate.hooks import add_hook_to_module
+
+                add_hook_to_module(model, _offload_hook(loaded, name, torch_device))
+            else:
+                _assign(model, {k: to_torch(t) for k, t in loaded[name].items()}, name,
+                        torch_device)
+            models[name] = model
+    except BaseException:
+        models.clear()
+        loaded.close()
+        raise
+    return models, loaded
+
+
+def from_pretrained(path, device="cuda:0", **load_options):
+    """A ``diffusers.DiffusionPipeline`` for the pipeline folder at path, its
+    model weights loaded by hoist on device (zero-copy), the rest by
+    diffusers.  ``load_options``: Runtime's and Runtime.load's keywords
+    (offload, dtype, on_oom, verify, ...); any other keyword goes to
+    ``DiffusionPipeline.from_pretrained``.  The pipeline keeps the load
+    alive as ``pipe._hoist_loaded``."""
+    import diffusers
+
+    runtime_kw, load_kw, passthrough = split_options(load_options)
+    models, loaded = load_components(path, device, **runtime_kw, **load_kw)
+    with open(os.path.join(os.fspath(path), "model_index.json"), encoding="utf-8") as f:
+        index = json.load(f)
+    passthrough.setdefault("torch_dtype", _common_dtype(models))
+    pipe_class = getattr(diffusers, index.get("_class_name", ""), None) or \
+        diffusers.DiffusionPipeline
+    try:
+        pipe = pipe_class.from_pretrained(os.fspath(path), **models, **passthrough)
+    except BaseException:
+        models.clear()
+        loaded.close()
+        raise
+    pipe._hoist_loaded = loaded
+    return pipe
+
+
+def _common_dtype(models):
+    """The floating dtype of the built models' parameters, for the
+    components diffusers loads itself (None when mixed or none)."""
+    dtypes = {p.dtype for m in models.values() for p in m.parameters()
+              if p.is_floating_point() and not p.is_meta}
+    return dtypes.pop() if len(dtypes) == 1 else None

@@ -1,0 +1,279 @@
+/* loaded_obj.c — hoist._core.Loaded: one load as Python sees it.  It holds
+ * one reference to the load's core until close(); exported tensors hold
+ * their own (dlpack.c), so close() frees the arenas only when no export
+ * is alive.  The Python class hoist.Loaded builds the mappings over it. */
+#include "hoist_py.h"
+
+#include <string.h>
+
+PyObject *hp_loaded_type;
+
+typedef struct loaded_obj {
+  PyObject_HEAD
+  hp_loaded *core; /* NULL once closed */
+} loaded_obj;
+
+static loaded_obj *self_of(PyObject *o) { return (loaded_obj *)o; }
+
+static hp_loaded *open_core(PyObject *self) {
+  hp_loaded *h = self_of(self)->core;
+  if (h == NULL) PyErr_SetString(PyExc_ValueError, "hoist: the Loaded is closed");
+  return h;
+}
+
+/* Component i, checked. */
+static hp_loaded *core_at(PyObject *self, Py_ssize_t i) {
+  hp_loaded *h = open_core(self);
+  if (h != NULL && (i < 0 || (size_t)i >= h->ncomps)) {
+    PyErr_Format(PyExc_IndexError, "hoist: no component %zd", i);
+    return NULL;
+  }
+  return h;
+}
+
+PyObject *hp_loaded_wrap(hp_loaded *h) {
+  PyObject *o = PyType_GenericAlloc((PyTypeObject *)hp_loaded_type, 0);
+  if (o == NULL) {
+    hp_loaded_unref(h);
+    return NULL;
+  }
+  self_of(o)->core = h;
+  return o;
+}
+
+static void loaded_dealloc(PyObject *self) {
+  PyTypeObject *tp = Py_TYPE(self);
+  hp_loaded_unref(self_of(self)->core);
+  freefunc tp_free = (freefunc)PyType_GetSlot(tp, Py_tp_free);
+  tp_free(self);
+  Py_DECREF(tp);
+}
+
+static PyObject *loaded_close(PyObject *self, PyObject *unused) {
+  hp_loaded *h = self_of(self)->core;
+  self_of(self)->core = NULL;
+  hp_loaded_unref(h);
+  Py_RETURN_NONE;
+}
+
+static PyObject *loaded_closed(PyObject *self, void *unused) {
+  return PyBool_FromLong(self_of(self)->core == NULL);
+}
+
+static PyObject *text(const char *s) {
+  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
+}
+
+/* components() -> [dict] in load order */
+static PyObject *loaded_components(PyObject *self, PyObject *unused) {
+  hp_loaded *h = open_core(self);
+  if (h == NULL) return NULL;
+  PyObject *list = PyList_New((Py_ssize_t)h->ncomps);
+  if (list == NULL) return NULL;
+  for (size_t i = 0; i < h->ncomps; i++) {
+    const hoist_loaded_info *c = hoist_loaded_component(h->l, i);
+    PyObject *d = Py_BuildValue(
+        "{s:N,s:s,s:K,s:K,s:(KK),s:d,s:n,s:n}", "name", text(c->name), "residency",
+        hoist_residency_name(c->residency), "bytes", (unsigned long long)c->bytes,
+        "device_bytes", (unsigned long long)c->device_bytes, "device_range",
+        (unsigned long long)c->device_begin, (unsigned long long)c->device_end, "seconds",
+        c->seconds, "tensor_count", (Py_ssize_t)c->tensor_count, "exported",
+        (Py_ssize_t)hp_holds(h, i));
+    if (d == NULL) {
+      Py_DECREF(list);
+      return NULL;
+    }
+    PyList_SetItem(list, (Py_ssize_t)i, d);
+  }
+  return list;
+}
+
+/* summary() -> (device, seconds, total_bytes) */
+static PyObject *loaded_summary(PyObject *self, PyObject *unused) {
+  hp_loaded *h = open_core(self);
+  if (h == NULL) return NULL;
+  return Py_BuildValue("(sdK)", hoist_loaded_device(h->l), hoist_loaded_seconds(h->l),
+                       (unsigned long long)hoist_loaded_total_bytes(h->l));
+}
+
+static int ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+/* tensor_names(i) -> [name] in file order (files sorted, then offsets).
+ * The loaded handle answers lookups by name but does not list them, so the
+ * names come from the component's safetensors headers. */
+static PyObject *loaded_tensor_names(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  if (!PyArg_ParseTuple(args, "n", &i)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  const char *name = hoist_loaded_component(h->l, (size_t)i)->name;
+  const hoist_component_info *ci = NULL;
+  for (size_t k = 0; k < hoist_pipeline_component_count(h->p) && ci == NULL; k++)
+    if (strcmp(hoist_pipeline_component(h->p, k)->name, name) == 0)
+      ci = hoist_pipeline_component(h->p, k);
+  PyObject *list = PyList_New(0);
+  if (list == NULL || ci == NULL || ci->tensor_count == 0) return list;
+  for (size_t k = 0; k < ci->file_count; k++) {
+    if (!ends_with(ci->files[k], ".safetensors")) continue;
+    hoist_file *f = NULL;
+    int rc;
+    Py_BEGIN_ALLOW_THREADS
+    rc = hoist_file_open(h->owner->rt, ci->files[k], &f);
+    Py_END_ALLOW_THREADS
+    if (rc != HOIST_OK) {
+      Py_DECREF(list);
+      return hp_raise_last(rc, h->owner->rt, NULL);
+    }
+    for (size_t t = 0; t < hoist_file_tensor_count(f) && list != NULL; t++) {
+      PyObject *s = text(hoist_file_tensor(f, t)->name);
+      if (s == NULL || PyList_Append(list, s) < 0) Py_CLEAR(list);
+      Py_XDECREF(s);
+    }
+    hoist_file_close(f);
+    if (list == NULL) return NULL;
+  }
+  return list;
+}
+
+static PyObject *shape_tuple(const int64_t *dims, int n) {
+  PyObject *t = PyTuple_New(n);
+  for (int k = 0; t != NULL && k < n; k++) {
+    PyObject *v = PyLong_FromLongLong(dims[k]);
+    if (v == NULL) Py_CLEAR(t);
+    else PyTuple_SetItem(t, k, v);
+  }
+  return t;
+}
+
+/* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
+ * carrier_shape).  device_ptr is None while the component is offloaded and
+ * not prepared. */
+static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  const hoist_loaded_info *c = hoist_loaded_component(h->l, (size_t)i);
+  uint64_t addr = 0;
+  const hoist_tensor_info *t = NULL;
+  int rc = hoist_loaded_tensor(h->l, c->name, name, &addr, &t);
+  if (rc == HOIST_NOT_FOUND) {
+    PyErr_Format(PyExc_KeyError, "%s", name);
+    return NULL;
+  }
+  if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) return hp_raise_last(rc, h->owner->rt, NULL);
+  int64_t dims[64], carrier_dims[64];
+  if (t->ndim > 64) {
+    PyErr_Format(PyExc_ValueError, "hoist: %s has %u dimensions", name, t->ndim);
+    return NULL;
+  }
+  for (uint32_t k = 0; k < t->ndim; k++) dims[k] = (int64_t)t->shape[k];
+  int cn = hp_carrier_shape(t, carrier_dims);
+  hp_carrier carrier = hp_dlpack_carrier(t->dtype);
+  PyObject *ptr = rc == HOIST_OK ? PyLong_FromUnsignedLongLong(addr) : (Py_INCREF(Py_None), Py_None);
+  return Py_BuildValue("(sNKNsN)", hoist_dtype_name(t->dtype), shape_tuple(dims, (int)t->ndim),
+                       (unsigned long long)t->nbytes, ptr, carrier.name,
+                       shape_tuple(carrier_dims, cn));
+}
+
+/* export(i, name) -> "dltensor" capsule */
+static PyObject *loaded_export(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  return hp_dlpack_export(h, (size_t)i, name);
+}
+
+/* dlpack_device() -> (device_type, device_id) */
+static PyObject *loaded_dlpack_device(PyObject *self, PyObject *unused) {
+  hp_loaded *h = open_core(self);
+  if (h == NULL) return NULL;
+  int type, id;
+  if (hp_dlpack_device(hoist_loaded_device(h->l), &type, &id) < 0) return NULL;
+  return Py_BuildValue("(ii)", type, id);
+}
+
+/* prepare(i, stream) -> moved.  stream: a cudaStream_t as an integer, 0 for
+ * the default stream. */
+static PyObject *loaded_prepare(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  unsigned long long stream;
+  if (!PyArg_ParseTuple(args, "nK", &i, &stream)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  int moved = 0, rc;
+  hp_loaded_ref(h); /* close() from another thread meanwhile */
+  Py_BEGIN_ALLOW_THREADS
+  rc = hoist_prepare_for_use(h->l, (size_t)i, (void *)(uintptr_t)stream, &moved);
+  Py_END_ALLOW_THREADS
+  PyObject *r = rc == HOIST_OK ? PyBool_FromLong(moved) : hp_raise_last(rc, h->owner->rt, NULL);
+  hp_loaded_unref(h);
+  return r;
+}
+
+/* release(i) -> moved; refused (BUSY) while tensors of it are exported. */
+static PyObject *loaded_release(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  if (!PyArg_ParseTuple(args, "n", &i)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  int moved = 0;
+  int rc = hp_release(h, (size_t)i, &moved);
+  if (rc == HP_STATUS_BUSY) {
+    const char *name = hoist_loaded_component(h->l, (size_t)i)->name;
+    char msg[256];
+    snprintf(msg, sizeof msg,
+             "%s: %zu exported tensor%s still alive; drop them before releasing the component",
+             name, hp_holds(h, (size_t)i), hp_holds(h, (size_t)i) == 1 ? " is" : "s are");
+    return hp_raise(rc, msg, NULL);
+  }
+  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
+  return PyBool_FromLong(moved);
+}
+
+static PyMethodDef loaded_methods[] = {
+    {"close", loaded_close, METH_NOARGS, "Drops this object's hold on the load."},
+    {"components", loaded_components, METH_NOARGS, "components() -> [dict], load order"},
+    {"summary", loaded_summary, METH_NOARGS, "summary() -> (device, seconds, total_bytes)"},
+    {"tensor_names", loaded_tensor_names, METH_VARARGS, "tensor_names(i) -> [str]"},
+    {"tensor", loaded_tensor, METH_VARARGS, "tensor(i, name) -> (dtype, shape, nbytes, ptr, "
+                                            "carrier, carrier_shape)"},
+    {"export", loaded_export, METH_VARARGS, "export(i, name) -> DLPack capsule"},
+    {"dlpack_device", loaded_dlpack_device, METH_NOARGS, "(device_type, device_id)"},
+    {"prepare", loaded_prepare, METH_VARARGS, "prepare(i, stream) -> moved"},
+    {"release", loaded_release, METH_VARARGS, "release(i) -> moved"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef loaded_getset[] = {
+    {"closed", loaded_closed, NULL, "True once close() ran", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyType_Slot loaded_slots[] = {
+    {Py_tp_dealloc, (void *)loaded_dealloc},
+    {Py_tp_methods, loaded_methods},
+    {Py_tp_getset, loaded_getset},
+    {Py_tp_doc, (void *)"A load made by Runtime.load (see hoist.Loaded)."},
+    {0, NULL},
+};
+
+static PyType_Spec loaded_spec = {"hoist._core.Loaded", sizeof(loaded_obj), 0,
+                                  Py_TPFLAGS_DEFAULT, loaded_slots};
+
+int hp_loaded_type_init(PyObject *module) {
+  hp_loaded_type = PyType_FromSpec(&loaded_spec);
+  if (hp_loaded_type == NULL) return -1;
+  Py_INCREF(hp_loaded_type);
+  if (PyModule_AddObject(module, "Loaded", hp_loaded_type) < 0) {
+    Py_DECREF(hp_loaded_type);
+    return -1;
+  }
+  return 0;
+}
