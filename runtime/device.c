@@ -2,6 +2,7 @@
 #include "device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -34,4 +35,23 @@ int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
 
 void hoist_device_close(hoist_device *d) {
   if (d != NULL) d->ops->destroy(d);
+}
+
+int hoist_device_spec_for(const char *kind, const char *locator, char *spec, size_t size) {
+  if (strcmp(kind, "host") == 0) {
+    snprintf(spec, size, "host");
+    return HOIST_OK;
+  }
+  if (strcmp(kind, "cuda") != 0)
+    return hoist_fail(NULL, HOIST_NO_DEVICE, "device kind '%.32s' is not host or cuda", kind);
+#if defined(HOIST_HAVE_CUDA)
+  int ordinal = 0;
+  int rc = hoist_device_cuda_ordinal(locator, &ordinal);
+  if (rc == HOIST_OK) snprintf(spec, size, "cuda:%d", ordinal);
+  return rc;
+#else
+  return hoist_fail(NULL, HOIST_NO_DEVICE,
+                    "the server's device is the CUDA card %.32s but this build of hoist has no "
+                    "CUDA backend", locator);
+#endif
 }

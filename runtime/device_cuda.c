@@ -171,6 +171,40 @@ static int cuda_checksum_batch(hoist_device *d, const hoist_checksum_span *spans
   return HOIST_OK;
 }
 
+/* Sharing: one CUDA IPC handle per allocation (an arena), never per
+ * tensor: opening a handle costs a fraction of a millisecond. */
+static int cuda_share_export(hoist_device *d, uint64_t addr, hoist_share_handle *out) {
+  cudaIpcMemHandle_t h;
+  _Static_assert(sizeof h <= HOIST_SHARE_BLOB_BYTES, "cudaIpcMemHandle_t fits the blob");
+  memset(out, 0, sizeof *out);
+  out->fd = -1;
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaIpcGetMemHandle(&h, (void *)(uintptr_t)addr));
+  memcpy(out->blob, &h, sizeof h);
+  return HOIST_OK;
+}
+
+static int cuda_share_open(hoist_device *d, const hoist_share_handle *hd, uint64_t bytes,
+                           uint64_t *addr) {
+  cudaIpcMemHandle_t h;
+  void *p = NULL;
+  memcpy(&h, hd->blob, sizeof h);
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess));
+  *addr = (uint64_t)(uintptr_t)p;
+  return HOIST_OK;
+}
+
+static void cuda_share_close(hoist_device *d, uint64_t addr, uint64_t bytes) {
+  if (addr == 0) return;
+  if (cudaSetDevice(d->ordinal) != cudaSuccess ||
+      cudaIpcCloseMemHandle((void *)(uintptr_t)addr) != cudaSuccess) {
+    (void)cudaGetLastError();
+    hoist_log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaIpcCloseMemHandle(%#llx) failed",
+              d->ordinal, (unsigned long long)addr);
+  }
+}
+
 static const hoist_device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -194,7 +228,20 @@ static const hoist_device_ops cuda_ops = {
     .checksum = cuda_checksum,
     .checksum_batch = cuda_checksum_batch,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
+    .share_export = cuda_share_export,
+    .share_open = cuda_share_open,
+    .share_close = cuda_share_close,
 };
+
+int hoist_device_cuda_ordinal(const char *locator, int *ordinal) {
+  cudaError_t e = cudaDeviceGetByPCIBusId(ordinal, locator);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return hoist_fail(NULL, HOIST_NO_DEVICE, "no CUDA device with PCI bus id %.32s here (%s)",
+                      locator, cudaGetErrorString(e));
+  }
+  return HOIST_OK;
+}
 
 int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out) {
   int count = 0;
@@ -218,6 +265,10 @@ int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out) {
   d->kind = "cuda";
   d->ordinal = ordinal;
   snprintf(d->name, sizeof d->name, "%s", prop.name);
+  if (cudaDeviceGetPCIBusId(d->locator, (int)sizeof d->locator, ordinal) != cudaSuccess) {
+    (void)cudaGetLastError();
+    d->locator[0] = '\0';
+  }
   *out = d;
   return HOIST_OK;
 }
