@@ -97,9 +97,9 @@ typedef struct st_ctx {
 
 /* Copies s for a one-line message: control characters become '?', long
  * names are cut with "...". */
-static const char *show(const char *s, char buf[160]) {
+const char *hoist_show_text(const char *s, char *buf, size_t size) {
   size_t i = 0, o = 0;
-  for (; s[i] != '\0' && o < 150; i++) {
+  for (; s[i] != '\0' && o + 4 < size; i++) {
     unsigned char c = (unsigned char)s[i];
     buf[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
   }
@@ -110,6 +110,8 @@ static const char *show(const char *s, char buf[160]) {
   buf[o] = '\0';
   return buf;
 }
+
+static const char *show(const char *s, char buf[160]) { return hoist_show_text(s, buf, 154); }
 
 /* A string hash for the lookup index and duplicate checks: eight bytes
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
