@@ -208,20 +208,22 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
   double deadline = timeout > 0 ? now_seconds() + timeout : -1;
   while (rc == HOIST_OK) {
     if ((rc = next_message(a, deadline, h)) != HOIST_OK) break;
-    if (h->id == 0) {
+    if (h->id == 0 && h->type != HOIST_WIRE_ERROR) {
       rc = take_notice(a, h);
       continue;
     }
-    if (h->id != id) {
+    if (h->id != id && h->id != 0) {
       a->broken = 1;
       return hoist_fail(NULL, HOIST_PROTOCOL, "attach: a reply to request %u, expected %u", h->id,
                         id);
     }
     if (h->type != HOIST_WIRE_ERROR) return HOIST_OK;
+    /* An ERROR with id 0 is about the connection (a refused uid, a frame
+     * the server could not read): it closes after it. */
     int status = HOIST_PROTOCOL;
     char msg[HOIST_ERROR_MAX];
     if (hoist_wire_error_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h->length, &status, msg,
-                                sizeof msg) != HOIST_OK)
+                                sizeof msg) != HOIST_OK || h->id == 0)
       a->broken = 1;
     consume(a, h);
     return hoist_fail(NULL, status, "%s", msg);
