@@ -206,6 +206,10 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
                                    : hoist_fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
   hoist_wbuf_free(&b);
   double deadline = timeout > 0 ? now_seconds() + timeout : -1;
+  /* A server that refused the connection (another uid) may have closed it
+   * before the request went out: its ERROR is still there to read. */
+  if (rc == HOIST_CLOSED && next_message(a, 0, h) == HOIST_OK && h->type == HOIST_WIRE_ERROR)
+    rc = HOIST_OK;
   while (rc == HOIST_OK) {
     if ((rc = next_message(a, deadline, h)) != HOIST_OK) break;
     if (h->id == 0 && h->type != HOIST_WIRE_ERROR) {

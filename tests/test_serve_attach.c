@@ -104,6 +104,7 @@ START_TEST(attach_is_bit_identical_and_read_only) {
     if (hoist_attach(s.sock, &c) != HOIST_OK ||
         hoist_attached_tensor(c, "transformer", "blocks.a.0", &at, NULL) != HOIST_OK)
       _exit(2);
+    signal(SIGSEGV, SIG_DFL); /* not a sanitizer's report: the fault itself */
     *(volatile unsigned char *)(uintptr_t)at = 1;
     _exit(0);
   }
@@ -369,7 +370,13 @@ START_TEST(thousand_attach_cycles_leave_memory_flat) {
   }
   long rss1 = rss_kib(s.pid);
   printf("serve cycles: server RSS %ld KiB -> %ld KiB over 1000 attach/detach\n", rss0, rss1);
+#if defined(__SANITIZE_ADDRESS__)
+  /* ASan's quarantine keeps freed memory resident; LeakSanitizer checks
+   * the server at its exit instead (the exit code below). */
+  printf("serve cycles: RSS bound not checked under AddressSanitizer\n");
+#else
   ck_assert_msg(rss1 - rss0 < 1024, "server RSS grew by %ld KiB", rss1 - rss0);
+#endif
   ck_assert_double_eq(status_number(s.port, "device_memory.used"), used0);
   ck_assert_double_eq(status_number(s.port, "clients.attaches_total"), 1050);
   ck_assert_double_eq(status_number(s.port, "clients.attached"), 0);

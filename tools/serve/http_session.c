@@ -195,6 +195,10 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 
 static int on_headers_complete(http_parser *p) {
   http_session *s = of(p);
+  if (p->upgrade) { /* no protocol switch here: refuse before routing */
+    s->refuse = 400;
+    return -1;
+  }
   /* ULLONG_MAX: no Content-Length (a chunked body is counted in on_body). */
   if (p->content_length != ULLONG_MAX && p->content_length > HTTP_MAX_BODY) {
     s->refuse = 413;
@@ -309,6 +313,7 @@ static int on_message_complete(http_parser *p) {
 
 /* ---- Feeding */
 
+
 size_t http_session_feed(http_session *s, const char *data, size_t n) {
   if (s->closing) return n;
   if (s->waiting) return 0;
@@ -322,6 +327,7 @@ size_t http_session_feed(http_session *s, const char *data, size_t n) {
     const char *msg = status == 414   ? "request target too long"
                       : status == 431 ? "request headers too large"
                       : status == 413 ? "request body too large"
+                      : s->parser.upgrade ? "protocol upgrades are not supported"
                                       : http_errno_description(err);
     refuse(s, status, msg);
     return n;
