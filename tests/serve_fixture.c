@@ -138,7 +138,7 @@ void srv_kill(srv *s) {
 /* ------------------------------------------------------------------------ */
 /* HTTP */
 
-static int connect_port(int port) {
+int tcp_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   ck_assert(fd >= 0);
   struct sockaddr_in sa = {0};
@@ -150,7 +150,7 @@ static int connect_port(int port) {
 }
 
 int http_raw(int port, const char *raw, size_t len, char **body, double timeout) {
-  int fd = connect_port(port);
+  int fd = tcp_connect(port);
   if (body != NULL) *body = NULL;
   size_t off = 0;
   while (off < len) {

@@ -33,6 +33,8 @@ int srv_wait(srv *s, int sig, double timeout);
 /* Kills and reaps the server when it still runs. */
 void srv_kill(srv *s);
 
+/* A TCP connection to 127.0.0.1:port (fails the test when refused). */
+int tcp_connect(int port);
 /* One HTTP exchange on a fresh connection: sends raw, reads until the peer
  * closes or a whole response (by Content-Length) arrived.  Returns the
  * status (0: none) and the body in *body (malloc'd, may be NULL). */

@@ -45,16 +45,6 @@ static void stop(srv *s) {
   srv_kill(s);
 }
 
-static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in sa = {0};
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s", strerror(errno));
-  return fd;
-}
-
 /* Whether the peer closes fd within timeout seconds (reading what is left). */
 static int closed_within(int fd, double timeout) {
   char buf[4096];
