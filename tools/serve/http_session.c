@@ -88,6 +88,7 @@ static void respond(http_session *s, int status, const char *type, const char *b
                     const char *extra) {
   char head[512];
   size_t blen = body != NULL ? strlen(body) : 0;
+  if (s->closing) return; /* the last response said Connection: close */
   if (!s->keep_alive) s->closing = 1;
   int n = snprintf(head, sizeof head,
                    "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
