@@ -473,6 +473,11 @@ HOIST_EXPORT int hoist_attached_tensor(const hoist_attached *a, const char *comp
                                        const char *tensor, uint64_t *device_addr,
                                        const hoist_tensor_info **info);
 
+/* Tensor j (0 <= j < tensor_count of component i) in name order, as
+ * hoist_attached_tensor would find it: for building a whole state dict. */
+HOIST_EXPORT int hoist_attached_tensor_at(const hoist_attached *a, size_t i, size_t j,
+                                          uint64_t *device_addr, const hoist_tensor_info **info);
+
 /* Asks the server to make offloaded component i resident and maps it
  * (hoist_prepare_for_use on the server; it stays resident while any client
  * holds it prepared).  A resident or FSDP component returns HOIST_OK.

@@ -434,6 +434,28 @@ const char *hoist_attached_device(const hoist_attached *a) { return a->device; }
 uint32_t hoist_attached_generation(const hoist_attached *a) { return a->table->generation; }
 int hoist_attached_fd(const hoist_attached *a) { return a->sock; }
 
+/* The address of t of component i here, or UNSUPPORTED when unmapped. */
+static int locate(const hoist_attached *a, size_t i, const hoist_wire_tensor *t,
+                  uint64_t *device_addr, const hoist_tensor_info **info) {
+  const hoist_wire_component *c = &a->table->comps[i];
+  if (info != NULL) *info = &t->info;
+  if (c->narenas == 0)
+    return hoist_fail(NULL, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_attached_prepare",
+                      c->name);
+  uint32_t k = c->narenas - 1;
+  while (k > 0 && t->span_off < c->arenas[k].span_begin) k--;
+  *device_addr = a->local[i][k] + (t->span_off - c->arenas[k].span_begin);
+  return HOIST_OK;
+}
+
+int hoist_attached_tensor_at(const hoist_attached *a, size_t i, size_t j, uint64_t *device_addr,
+                             const hoist_tensor_info **info) {
+  *device_addr = 0;
+  if (i >= a->table->ncomps || j >= a->table->comps[i].ntensors)
+    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "no tensor %zu of component %zu", j, i);
+  return locate(a, i, a->table->comps[i].by_name[j], device_addr, info);
+}
+
 int hoist_attached_tensor(const hoist_attached *a, const char *component, const char *tensor,
                           uint64_t *device_addr, const hoist_tensor_info **info) {
   *device_addr = 0;
@@ -445,14 +467,7 @@ int hoist_attached_tensor(const hoist_attached *a, const char *component, const 
     if (t == NULL)
       return hoist_fail(NULL, HOIST_NOT_FOUND, "%s: no tensor '%s'", c->name,
                         hoist_show_text(tensor, shown, sizeof shown));
-    if (info != NULL) *info = &t->info;
-    if (c->narenas == 0)
-      return hoist_fail(NULL, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_attached_prepare",
-                        c->name);
-    uint32_t k = c->narenas - 1;
-    while (k > 0 && t->span_off < c->arenas[k].span_begin) k--;
-    *device_addr = a->local[i][k] + (t->span_off - c->arenas[k].span_begin);
-    return HOIST_OK;
+    return locate(a, i, t, device_addr, info);
   }
   return hoist_fail(NULL, HOIST_NOT_FOUND, "no component '%s'",
                     hoist_show_text(component, shown, sizeof shown));

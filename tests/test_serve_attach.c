@@ -92,6 +92,20 @@ START_TEST(attach_is_bit_identical_and_read_only) {
   const hoist_tensor_info *info = NULL;
   ck_assert_int_eq(hoist_attached_tensor(a, "transformer", "blocks.a.0", &addr, &info), HOIST_OK);
   ck_assert_uint_eq(info->nbytes, 2500000);
+  /* Enumeration (for whole state dicts) finds what the lookup does. */
+  size_t listed = 0;
+  for (size_t i = 0; i < hoist_attached_component_count(a); i++)
+    for (size_t j = 0; j < hoist_attached_component(a, i)->tensor_count; j++) {
+      uint64_t at = 0, by_name = 0;
+      const hoist_tensor_info *ti = NULL;
+      ck_assert_int_eq(hoist_attached_tensor_at(a, i, j, &at, &ti), HOIST_OK);
+      ck_assert_int_eq(hoist_attached_tensor(a, hoist_attached_component(a, i)->name, ti->name,
+                                             &by_name, NULL), HOIST_OK);
+      ck_assert_uint_eq(at, by_name);
+      listed++;
+    }
+  ck_assert_uint_eq(listed, n);
+  ck_assert_int_eq(hoist_attached_tensor_at(a, t, 100000, &addr, &info), HOIST_INVALID_ARGUMENT);
   ck_assert_int_eq(hoist_attached_tensor(a, "transformer", "nope", &addr, &info), HOIST_NOT_FOUND);
   ck_assert_int_eq(hoist_attached_tensor(a, "nope", "x", &addr, &info), HOIST_NOT_FOUND);
   ck_assert(status_wait(s.port, "clients.attached", 1, 5));
