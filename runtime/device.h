@@ -82,8 +82,9 @@ typedef struct hoist_device_ops {
    * cudaIpcGetMemHandle.  share_open, in the other process, maps bytes of
    * it read-only (host: mmap PROT_READ of the descriptor, which the caller
    * still closes; a descriptor smaller than bytes is HOIST_INVALID_ARGUMENT;
-   * cuda: cudaIpcOpenMemHandle, where read-only is a contract, not enforced)
-   * and share_close unmaps it.  Ops of a device opened in the receiving
+   * cuda: cudaIpcOpenMemHandle, where read-only is a contract, not enforced;
+   * a handle already open in this process is shared and counted, as CUDA
+   * maps a handle once per process) and share_close unmaps it.  Ops of a device opened in the receiving
    * process. */
   int (*share_export)(hoist_device *d, uint64_t addr, hoist_share_handle *out);
   int (*share_open)(hoist_device *d, const hoist_share_handle *h, uint64_t bytes, uint64_t *addr);

@@ -65,6 +65,17 @@ START_TEST(two_processes_share_bit_identical_tensors) {
   size_t n = compare_with_files(a, pipe_dir, cuda_read, NULL);
   printf("gpu serve: %zu tensors bit-identical through CUDA IPC\n", n);
   ck_assert_uint_gt(n, 100);
+  /* A second attach of this process to the same generation shares the
+   * mappings (CUDA opens a handle once per process) and outlives the
+   * first one's detach. */
+  hoist_attached *a2 = attach_ok(&s);
+  uint64_t p1 = 0, p2 = 0;
+  ck_assert_int_eq(hoist_attached_tensor(a, "vae", "decoder.0", &p1, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist_attached_tensor(a2, "vae", "decoder.0", &p2, NULL), HOIST_OK);
+  ck_assert_uint_eq(p1, p2);
+  hoist_detach(a);
+  ck_assert_uint_eq(compare_with_files(a2, pipe_dir, cuda_read, NULL), n);
+  a = a2;
   char *body = NULL;
   ck_assert_int_eq(http_post(s.port, "/v1/verify", "gpu-token", &body), 200);
   ck_assert_msg(strstr(body, "\"ok\":true") != NULL, "%s", body);
