@@ -257,8 +257,9 @@ int cmd_serve(int argc, char **argv) {
     cJSON_free(pq);
     cJSON_Delete(path);
     if (!o.load.json)
-      fprintf(stderr, "hoist serve: control socket %s, http %s; loading %s\n", o.unix_path, http,
-              o.pipeline);
+      fprintf(stderr, "hoist serve: control socket %s, http %.*s; loading %s\n", o.unix_path,
+              http[0] == '"' ? (int)strlen(http) - 2 : (int)strlen(http),
+              http[0] == '"' ? http + 1 : http, o.pipeline);
     serve_start_load(&sv);
   }
   uv_run(&loop, UV_RUN_DEFAULT);

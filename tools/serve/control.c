@@ -219,6 +219,8 @@ static void refuse(ctl_conn *c, uint32_t id, int status, const char *msg) {
 /* ------------------------------------------------------------------------ */
 /* References */
 
+int control_attached_to(const ctl_conn *c, const gen *g) { return c->g == g; }
+
 int control_holds_prepared(const ctl_conn *c, gen *g, size_t comp) {
   return c->g == g && c->prepared != NULL && c->prepared[comp];
 }

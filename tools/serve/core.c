@@ -461,6 +461,10 @@ static void prepare_done(serve *sv, job *j) {
   gc->arenas = j->arenas;
   for (waiter *w = j->waiters; w != NULL; w = w->next) {
     if (w->ctl == NULL) continue;
+    if (!control_attached_to(w->ctl, j->g)) { /* it detached (and maybe attached anew) */
+      control_reply_error(w->ctl, w->id, HOIST_CLOSED, "detached before the prepare finished");
+      continue;
+    }
     if (!control_holds_prepared(w->ctl, j->g, j->comp)) {
       gc->prep_refs++;
       control_mark_prepared(w->ctl, j->comp);

@@ -194,6 +194,7 @@ void control_reply_u32u64u64(ctl_conn *c, uint16_t type, uint32_t id, uint32_t a
 void control_reply_prepared(ctl_conn *c, uint32_t id, gen *g, size_t comp);
 void control_close_all(serve *sv, int only_unattached);
 int control_holds_prepared(const ctl_conn *c, gen *g, size_t comp);
+int control_attached_to(const ctl_conn *c, const gen *g);
 void control_mark_prepared(ctl_conn *c, size_t comp);
 
 /* http_server.c */
