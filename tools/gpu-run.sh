@@ -4,10 +4,10 @@
 # FLUX.1-dev-shaped pipeline of >= 8 GB next to the hardware limit and the
 # peer loaders measured in the same run.  Logs and JSON go to $OUT.
 #   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: about 10 GB)
-#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels oom")
+#   HOIST_GPU_STEPS    which steps to run (default "tests warm cold peer verify kernels oom attach")
 #   HOIST_VARIANTS     0: only the default configuration in warm and cold
 set -uo pipefail
-steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom"}
+steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom attach"}
 scale=${HOIST_BENCH_SCALE:-0.3}
 bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
@@ -20,7 +20,7 @@ if has tests; then
   echo "load vectors: exit $?"
 fi
 
-if has warm || has cold || has peer || has verify; then
+if has warm || has cold || has peer || has verify || has attach; then
   if [ ! -f "$bench/flux/model_index.json" ]; then
     rm -rf "$bench/flux"
     mkdir -p "$bench"
@@ -79,5 +79,24 @@ if has oom; then
         --policy resident --policy "offload:$pol" "$bench/oom-$preset"
     done
   done 2>&1 | tee "$out/bench-oom-cuda.log"
+fi
+if has attach; then
+  # hoist serve keeps the pipeline on the card; attach latency with the
+  # worker's CUDA context already made, then a worker's restart (process
+  # start to every tensor usable) by attach and by hoist load.
+  sock="$bench/serve.sock"
+  "$hoist" serve --json --device cuda:0 --unix "$sock" --listen none "$bench/flux" \
+    >"$out/serve-events.jsonl" 2>"$out/serve.log" &
+  serve_pid=$!
+  for _ in $(seq 600); do
+    grep -q '"event":"ready"' "$out/serve-events.jsonl" && break
+    sleep 0.5
+  done
+  "$hoist" bench attach --json --device cuda:0 --repeat 50 "$sock" | tee "$out/bench-attach.json"
+  "$hoist" bench attach --restart --json --device cuda:0 --repeat 5 "$sock" "$bench/flux" \
+    | tee "$out/bench-restart.json"
+  kill -TERM "$serve_pid"
+  wait "$serve_pid"
+  echo "serve: exit $?"
 fi
 echo "gpu-run: done"
