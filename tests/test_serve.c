@@ -14,6 +14,7 @@
 #include <arpa/inet.h>
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <regex.h>
@@ -519,6 +520,43 @@ START_TEST(help_usage_and_a_socket_already_served) {
 }
 END_TEST
 
+START_TEST(the_default_socket_lives_under_xdg_runtime_dir) {
+  write_pipe("serve_xdg", 50);
+  char xdg[] = "/tmp/hoist-xdg.XXXXXX";
+  ck_assert(mkdtemp(xdg) != NULL);
+  setenv("XDG_RUNTIME_DIR", xdg, 1);
+  pid_t pid = fork();
+  if (pid == 0) {
+    int null = open("/dev/null", O_WRONLY);
+    dup2(null, 1);
+    execl(HOIST_CLI_PATH, "hoist", "serve", "--listen", "none", pipe_dir, (char *)NULL);
+    _exit(127);
+  }
+  char sock[200], dir[160];
+  snprintf(dir, sizeof dir, "%s/hoist", xdg);
+  snprintf(sock, sizeof sock, "%s/host.sock", dir);
+  hoist_attach_options o = HOIST_ATTACH_OPTIONS_INIT;
+  o.timeout_seconds = 30;
+  hoist_attached *a = NULL;
+  int rc = HOIST_NOT_FOUND;
+  for (double t0 = now_s(); (rc == HOIST_NOT_FOUND || rc == HOIST_CLOSED) && now_s() - t0 < 30;
+       usleep(20000)) /* until it listens */
+    rc = hoist_attach_ex(sock, &o, &a);
+  ck_assert_msg(rc == HOIST_OK, "%s", hoist_last_error(NULL));
+  struct stat st;
+  ck_assert(stat(dir, &st) == 0 && (st.st_mode & 0777) == 0700);
+  ck_assert(stat(sock, &st) == 0 && (st.st_mode & 0777) == 0600);
+  hoist_detach(a);
+  kill(pid, SIGTERM);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  ck_assert(stat(sock, &st) != 0); /* removed at the stop */
+  rmdir(dir);
+  rmdir(xdg);
+}
+END_TEST
+
 int main(void) {
   Suite *s = suite_create("serve");
   TCase *tc = tcase_create("http");
@@ -532,6 +570,7 @@ int main(void) {
   tcase_add_test(tc, two_hundred_clients_poll_during_a_load);
   tcase_add_test(tc, a_failed_load_exits_with_hoist_load_codes);
   tcase_add_test(tc, help_usage_and_a_socket_already_served);
+  tcase_add_test(tc, the_default_socket_lives_under_xdg_runtime_dir);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -595,10 +595,14 @@ static int default_path(serve *sv) {
     fprintf(stderr, "hoist serve: $XDG_RUNTIME_DIR is too long for a socket path; use --unix\n");
     return -1;
   }
-  if (mkdir(dir, o->n_allow > 0 ? 0711 : 0700) != 0 && errno != EEXIST) {
+  mode_t mode = o->n_allow > 0 ? 0711 : 0700; /* other uids must reach the socket */
+  struct stat st;
+  if (mkdir(dir, mode) != 0 && errno != EEXIST) {
     fprintf(stderr, "hoist serve: cannot create %s: %s (use --unix PATH)\n", dir, strerror(errno));
     return -1;
   }
+  if (stat(dir, &st) == 0 && st.st_uid == geteuid() && (st.st_mode & 0777) != mode)
+    chmod(dir, mode); /* ours, made by an earlier run with other rights */
   return 0;
 }
 
