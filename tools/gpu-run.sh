@@ -98,5 +98,8 @@ if has attach; then
   kill -TERM "$serve_pid"
   wait "$serve_pid"
   echo "serve: exit $?"
+  # 200 clients polling /v1/status at 10 Hz during the load, paired with quiet loads.
+  python3 bench/serve_poll.py --hoist "$hoist" --device cuda:0 --pairs 10 "$bench/flux" \
+    2>"$out/serve-poll.log" | tee "$out/serve-poll.json"
 fi
 echo "gpu-run: done"
