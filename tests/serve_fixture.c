@@ -2,6 +2,7 @@
 #include "serve_fixture.h"
 
 #include "pipeline.h"
+#include "pipeline_fixture.h"
 #include "testutil.h"
 
 #include <arpa/inet.h>
@@ -228,6 +229,16 @@ int status_wait(int port, const char *path, double want, double timeout) {
     usleep(10000);
   }
   return status_number(port, path) == want;
+}
+
+void replace_pipeline(const char *dir, uint64_t seed, char *old_dir, size_t size) {
+  char new_dir[1100];
+  snprintf(new_dir, sizeof new_dir, "%s.new", dir);
+  snprintf(old_dir, size, "%s.old", dir);
+  ck_assert(mkdir(new_dir, 0755) == 0);
+  fixture_write_pipeline(new_dir, seed);
+  ck_assert(rename(dir, old_dir) == 0);
+  ck_assert(rename(new_dir, dir) == 0);
 }
 
 long rss_kib(pid_t pid) {

@@ -8,6 +8,7 @@
 #include "hoist.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 typedef struct srv {
@@ -47,6 +48,11 @@ int http_post(int port, const char *path, const char *token, char **body);
 int status_wait(int port, const char *path, double want, double timeout);
 /* The number at a dot path of GET /v1/status. */
 double status_number(int port, const char *path);
+
+/* New weights replace a pipeline folder as a deploy would: a fixture
+ * pipeline of seed is written beside dir, dir becomes old_dir
+ * (DIR.old, returned) and the new folder takes its name. */
+void replace_pipeline(const char *dir, uint64_t seed, char *old_dir, size_t size);
 
 /* Resident set of a process in KiB (/proc/PID/status VmRSS). */
 long rss_kib(pid_t pid);

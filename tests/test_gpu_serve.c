@@ -112,10 +112,8 @@ START_TEST(a_killed_client_is_dropped_and_reload_keeps_old_arenas) {
   tu_scratch_dir("gpu_serve2", pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 62);
   reader = tu_cuda_runtime();
-  char tok[1100], old_dir[1100], new_dir[1100];
+  char tok[1100], old_dir[1100];
   snprintf(tok, sizeof tok, "%s.token", pipe_dir);
-  snprintf(old_dir, sizeof old_dir, "%s.old", pipe_dir);
-  snprintf(new_dir, sizeof new_dir, "%s.new", pipe_dir);
   tu_write_file(tok, "gpu-token\n", 10);
   chmod(tok, 0600);
   srv s;
@@ -130,10 +128,7 @@ START_TEST(a_killed_client_is_dropped_and_reload_keeps_old_arenas) {
   ck_assert_double_eq(status_number(s.port, "clients.lost_total"), 1);
   /* Reload beside an attached client. */
   hoist_attached *a = attach_ok(&s);
-  mkdir(new_dir, 0755);
-  fixture_write_pipeline(new_dir, 63);
-  ck_assert(rename(pipe_dir, old_dir) == 0);
-  ck_assert(rename(new_dir, pipe_dir) == 0);
+  replace_pipeline(pipe_dir, 63, old_dir, sizeof old_dir);
   char *body = NULL;
   ck_assert_int_eq(http_post(s.port, "/v1/reload", "gpu-token", &body), 200);
   free(body);

@@ -207,20 +207,14 @@ static const char *token_in(const srv *s, char *path, size_t size) {
 
 START_TEST(reload_keeps_old_weights_until_detach) {
   write_pipe("serve_reload", 24);
-  char old_dir[1100], new_dir[1100], tok[1200];
-  snprintf(old_dir, sizeof old_dir, "%s.old", pipe_dir);
-  snprintf(new_dir, sizeof new_dir, "%s.new", pipe_dir);
+  char old_dir[1100], tok[1200];
   srv s;
   const char *token = token_in(&s, tok, sizeof tok);
   const char *extra[] = {"--token-file", tok, NULL};
   start_ready(&s, "reload", extra);
   double used1 = status_number(s.port, "device_memory.used");
   hoist_attached *a = attach_ok(&s);
-  /* New weights replace the folder (as a deploy would). */
-  mkdir(new_dir, 0755);
-  fixture_write_pipeline(new_dir, 99);
-  ck_assert(rename(pipe_dir, old_dir) == 0);
-  ck_assert(rename(new_dir, pipe_dir) == 0);
+  replace_pipeline(pipe_dir, 99, old_dir, sizeof old_dir);
   char *body = NULL;
   ck_assert_int_eq(http_post(s.port, "/v1/reload", token, &body), 200);
   ck_assert_msg(strstr(body, "\"generation\":2") != NULL, "%s", body);
