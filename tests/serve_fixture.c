@@ -1,4 +1,4 @@
-/* serve_fixture.c — helpers of the hoist serve suites (serve_fixture.h). */
+/* serve_fixture.c — what the hoist serve suites share (serve_fixture.h). */
 #include "serve_fixture.h"
 
 #include "pipeline.h"

@@ -1,13 +1,13 @@
 /* fuzz_http.c — libFuzzer entry for hoist serve's HTTP request path
- * (tools/serve/http_session.c and the renderers): the input is a byte
+ * (tools/serve/http_proto.c and the renderers): the input is a byte
  * stream from one client, cut into reads at places the input's first
  * bytes choose, with state changes answered either at once or later (as
- * the server does).  Whatever the bytes, the session's output must be a
+ * the server does).  Whatever the bytes, the output must be a
  * sequence of well-formed HTTP/1.1 responses (checked by http_parser in
  * response mode, Content-Length included), nothing may follow a response
  * that closes the connection, and an action must be answered before the
  * next request is read. */
-#include "http_session.h"
+#include "http_proto.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -24,7 +24,7 @@ static void check(int ok, const char *what) {
 }
 
 typedef struct harness {
-  http_session s;
+  http_proto s;
   int sync;             /* answer actions inside the callback */
   int pending;          /* an action waits for its answer */
   unsigned actions;
@@ -60,19 +60,19 @@ static void snapshot(void *user, serve_snapshot *s) {
   snprintf(s->error, sizeof s->error, "none");
 }
 
-static void action(void *user, http_session *session, http_action a) {
+static void action(void *user, http_proto *p, http_action a) {
   harness *h = user;
   check(a == HTTP_ACTION_RELOAD || a == HTTP_ACTION_VERIFY, "known action");
-  check(session->token != NULL, "actions only with a token");
+  check(p->token != NULL, "actions only with a token");
   check(!h->pending, "one action at a time");
   h->actions++;
-  if (h->sync) http_session_complete(session, 503, "{\"error\":\"busy\"}");
+  if (h->sync) http_proto_complete(p, 503, "{\"error\":\"busy\"}");
   else h->pending = 1;
 }
 
 static void refused(void *user) {}
 
-static const http_session_ops ops = {snapshot, action, refused};
+static const http_proto_ops ops = {snapshot, action, refused};
 
 /* ---- Checking the output with http_parser as a client would. */
 
@@ -89,7 +89,7 @@ static int on_complete(http_parser *p) {
   return 0;
 }
 
-/* closing: the session closes; said: it closed by a response (not a quiet
+/* closing: the connection closes; said: it closed by a response (not a quiet
  * timeout of an idle connection). */
 static void check_output(const char *out, size_t n, int closing, int said) {
   http_parser p;
@@ -115,7 +115,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   size_t step = (size_t)data[1] % 64 + 1; /* read sizes */
   data += 2;
   size -= 2;
-  http_session_init(&h.s, &ops, &h, token);
+  http_proto_init(&h.s, &ops, &h, token);
   char *all = NULL; /* everything written, checked at the end */
   size_t all_len = 0;
   char *rest = NULL; /* bytes held back while an action runs */
@@ -134,7 +134,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
       break;
     }
-    size_t used = http_session_feed(&h.s, chunk, n);
+    size_t used = http_proto_feed(&h.s, chunk, n);
     check(used <= n, "consumed at most what was fed");
     if (used < n) {
       check(h.s.waiting && h.pending, "holds bytes back only while an action waits");
@@ -151,7 +151,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (h.pending) {
       h.pending = 0;
-      http_session_complete(&h.s, 200, "{\"ok\":true}\n");
+      http_proto_complete(&h.s, 200, "{\"ok\":true}\n");
     }
     if (h.s.out_len > 0) {
       all = realloc(all, all_len + h.s.out_len);
@@ -163,7 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   }
   int closed_before = h.s.closing;
   int was_reading = h.s.in_request;
-  http_session_timeout(&h.s);
+  http_proto_timeout(&h.s);
   if (h.s.out_len > 0) {
     all = realloc(all, all_len + h.s.out_len);
     check(all != NULL, "memory");
@@ -173,6 +173,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   check_output(all, all_len, h.s.closing, closed_before || was_reading);
   free(all);
   free(rest);
-  http_session_free(&h.s);
+  http_proto_free(&h.s);
   return 0;
 }

@@ -2,14 +2,14 @@
  * (127.0.0.1 by default), a cap on connections (over it: 503 and close),
  * the read timeout that stops a slow client from holding a slot (408), the
  * keep-alive idle timeout, and the writes.  Requests themselves are parsed
- * and answered by http_session.c. */
+ * and answered by http_proto.c. */
 #include "serve.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Bytes a paused session may hold back (a client pipelining behind a
+/* Bytes a paused connection may hold back (a client pipelining behind a
  * reload); past this the client is cut off. */
 #define MAX_PENDING 65536u
 
@@ -18,8 +18,8 @@ struct http_conn {
   uv_tcp_t tcp;
   uv_timer_t timer;
   int handles;
-  http_session s;
-  char *pending;          /* bytes not consumed while the session waits */
+  http_proto s;
+  char *pending;          /* bytes not consumed while the connection waits */
   size_t pending_len;
   int request_timer;      /* the timer runs for a request being read */
   int closed;
@@ -69,7 +69,7 @@ static void arm_timer(http_conn *h) {
   }
 }
 
-/* Sends what the session wrote, then closes when it asked to. */
+/* Sends what the protocol side wrote, then closes when it asked to. */
 static void drain(http_conn *h) {
   if (h->closed) return;
   if (h->s.out_failed) {
@@ -108,7 +108,7 @@ static void drain(http_conn *h) {
 
 static void on_timeout(uv_timer_t *t) {
   http_conn *h = t->data;
-  http_session_timeout(&h->s);
+  http_proto_timeout(&h->s);
   drain(h);
 }
 
@@ -116,7 +116,7 @@ static void on_timeout(uv_timer_t *t) {
 /* Input */
 
 static void feed(http_conn *h, const char *data, size_t n) {
-  size_t used = http_session_feed(&h->s, data, n);
+  size_t used = http_proto_feed(&h->s, data, n);
   if (used < n && !h->s.closing) {
     /* Paused for an action: keep the rest and stop reading meanwhile. */
     size_t rest = n - used;
@@ -149,7 +149,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
 
 void http_answer(http_conn *h, int status, const char *body) {
   if (h->closed) return;
-  http_session_complete(&h->s, status, body);
+  http_proto_complete(&h->s, status, body);
   drain(h);
   if (h->closed || h->s.closing) return;
   /* Resume: first what arrived while paused, then the socket. */
@@ -169,7 +169,7 @@ void http_answer(http_conn *h, int status, const char *body) {
 static void on_closed(uv_handle_t *handle) {
   http_conn *h = handle->data;
   if (--h->handles > 0) return;
-  http_session_free(&h->s);
+  http_proto_free(&h->s);
   free(h->pending);
   free(h);
 }
@@ -195,9 +195,9 @@ static void snapshot_cb(void *user, serve_snapshot *s) { serve_snapshot_take(use
 
 static void refused_cb(void *user) { ((serve *)user)->http_rejected_total++; }
 
-static void action_cb(void *user, http_session *session, http_action a) {
+static void action_cb(void *user, http_proto *p, http_action a) {
   serve *sv = user;
-  http_conn *h = (http_conn *)((char *)session - offsetof(http_conn, s));
+  http_conn *h = (http_conn *)((char *)p - offsetof(http_conn, s));
   waiter w = {NULL, 0, h, NULL};
   if (a == HTTP_ACTION_RELOAD) serve_reload(sv, w);
   else serve_verify(sv, w);
@@ -213,7 +213,7 @@ static void on_connection(uv_stream_t *server, int status) {
   uv_timer_init(sv->loop, &h->timer);
   h->handles = 2;
   h->tcp.data = h->timer.data = h;
-  http_session_init(&h->s, &sv->http_ops, sv, sv->o->token);
+  http_proto_init(&h->s, &sv->http_ops, sv, sv->o->token);
   h->next = sv->https;
   if (h->next != NULL) h->next->pprev = &h->next;
   h->pprev = &sv->https;
@@ -225,7 +225,7 @@ static void on_connection(uv_stream_t *server, int status) {
   }
   uv_tcp_nodelay(&h->tcp, 1);
   if (sv->nhttp > sv->o->max_http) {
-    http_session_refuse_busy(&h->s);
+    http_proto_refuse_busy(&h->s);
     drain(h);
     return;
   }
@@ -238,7 +238,7 @@ static void on_connection(uv_stream_t *server, int status) {
 
 int http_listen(serve *sv) {
   serve_options *o = sv->o;
-  sv->http_ops = (http_session_ops){snapshot_cb, action_cb, refused_cb};
+  sv->http_ops = (http_proto_ops){snapshot_cb, action_cb, refused_cb};
   if (o->listen_host[0] == '\0') return 0;
   struct sockaddr_storage ss;
   int rc = strchr(o->listen_host, ':') != NULL

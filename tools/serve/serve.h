@@ -3,7 +3,7 @@
  * One libuv loop (the main thread) owns every socket: the control socket
  * (control.c: attach, detach, prepare, release, reload, verify over the
  * wire protocol of share_wire.h), the HTTP listener (http_server.c over
- * http_session.c) and the signals (cmd_serve.c).  Work that takes time
+ * http_proto.c) and the signals (cmd_serve.c).  Work that takes time
  * runs on libuv's thread pool in two lanes (core.c): the load lane (the
  * first load, reloads) and the ops lane (prepare, release, verify, freeing
  * an old generation), each one job at a time, in order.  A job touches the
@@ -18,7 +18,7 @@
 #define HOIST_SERVE_H
 
 #include "../cli_load_opts.h"
-#include "http_session.h"
+#include "http_proto.h"
 #include "share_wire.h"
 #include "snapshot.h"
 
@@ -85,7 +85,7 @@ struct gen {
   gen *next;
 };
 
-/* Someone waiting for a job: a control request or an HTTP session. */
+/* Someone waiting for a job: a control request or an HTTP connection. */
 typedef struct waiter {
   ctl_conn *ctl;
   uint32_t id;
@@ -155,7 +155,7 @@ struct serve {
   int http_port;         /* bound port */
   http_conn *https;
   unsigned nhttp;
-  http_session_ops http_ops;
+  http_proto_ops http_ops;
   /* Counters. */
   uint64_t attaches_total, detaches_total, lost_total, reloads_total;
   uint64_t http_requests_total, http_rejected_total, verify_total, verify_failed_total;

@@ -1,4 +1,4 @@
-/* http_session.h — one HTTP/1.1 connection of hoist serve as a pure state
+/* http_proto.h — one HTTP/1.1 connection of hoist serve as a pure state
  * machine: bytes in (parsed by http_parser, Debian's libhttp-parser), a
  * response out, and flags saying when to close.  The libuv transport
  * (http_server.c) moves bytes and runs timers; the fuzzer feeds bytes
@@ -10,10 +10,10 @@
  * Routes: GET /healthz, /readyz, /v1/status, /metrics; POST /v1/reload and
  * /v1/verify with "Authorization: Bearer TOKEN" (401 without or with a
  * wrong one, compared in constant time; 403 when the server has no token).
- * POST routes are asynchronous: the session pauses until the server calls
- * http_session_complete. */
-#ifndef HOIST_SERVE_HTTP_SESSION_H
-#define HOIST_SERVE_HTTP_SESSION_H
+ * POST routes are asynchronous: the connection pauses until the server calls
+ * http_proto_complete. */
+#ifndef HOIST_SERVE_HTTP_PROTO_H
+#define HOIST_SERVE_HTTP_PROTO_H
 
 #include "snapshot.h"
 
@@ -27,23 +27,23 @@
 
 typedef enum http_action { HTTP_ACTION_RELOAD = 1, HTTP_ACTION_VERIFY = 2 } http_action;
 
-typedef struct http_session http_session;
+typedef struct http_proto http_proto;
 
-/* What a session asks of the server. */
-typedef struct http_session_ops {
-  /* Fills *s (freed by the session with serve_snapshot_free). */
+/* What the protocol side asks of the server. */
+typedef struct http_proto_ops {
+  /* Fills *s (freed by it with serve_snapshot_free). */
   void (*snapshot)(void *user, serve_snapshot *s);
-  /* Starts an authorized state change; the server answers later with
-   * http_session_complete(session, ...), or the session is dropped with
-   * the connection. */
-  void (*action)(void *user, http_session *session, http_action a);
+  /* Starts an authorized state change; the server answers with
+   * http_proto_complete(p, ...), at once or later, unless the connection
+   * closes first. */
+  void (*action)(void *user, http_proto *p, http_action a);
   /* Counts a request refused before routing (malformed, too large). */
   void (*refused)(void *user);
-} http_session_ops;
+} http_proto_ops;
 
-struct http_session {
+struct http_proto {
   http_parser parser;
-  const http_session_ops *ops;
+  const http_proto_ops *ops;
   void *user;
   const char *token;       /* NULL: POST routes are forbidden */
   /* The request being read. */
@@ -70,20 +70,20 @@ struct http_session {
   unsigned responses;      /* responses written since the transport last looked */
 };
 
-void http_session_init(http_session *s, const http_session_ops *ops, void *user,
+void http_proto_init(http_proto *s, const http_proto_ops *ops, void *user,
                        const char *token);
-void http_session_free(http_session *s);
+void http_proto_free(http_proto *s);
 /* Parses n bytes.  Returns how many were consumed: fewer than n when an
- * action paused the session (the transport keeps the rest and feeds it
- * again after http_session_complete), all of them otherwise (after a
+ * action paused the connection (the transport keeps the rest and feeds it
+ * again after http_proto_complete), all of them otherwise (after a
  * refusal the rest is ignored). */
-size_t http_session_feed(http_session *s, const char *data, size_t n);
+size_t http_proto_feed(http_proto *s, const char *data, size_t n);
 /* Answers the paused action and resumes. */
-void http_session_complete(http_session *s, int status, const char *body);
+void http_proto_complete(http_proto *s, int status, const char *body);
 /* The read timeout fired: 408 when a request was partly read, else a
  * quiet close. */
-void http_session_timeout(http_session *s);
+void http_proto_timeout(http_proto *s);
 /* Refuses the connection at once (the server is over its cap). */
-void http_session_refuse_busy(http_session *s);
+void http_proto_refuse_busy(http_proto *s);
 
 #endif

@@ -1,7 +1,7 @@
-/* http_session.c — hoist serve's HTTP request path (http_session.h): the
+/* http_proto.c — hoist serve's HTTP request path (http_proto.h): the
  * http_parser callbacks that enforce the limits, the routes, the token
  * check and the response writer.  No sockets here. */
-#include "http_session.h"
+#include "http_proto.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -27,7 +27,7 @@ static const http_parser_settings settings = {
     .on_message_complete = on_message_complete,
 };
 
-void http_session_init(http_session *s, const http_session_ops *ops, void *user,
+void http_proto_init(http_proto *s, const http_proto_ops *ops, void *user,
                        const char *token) {
   memset(s, 0, sizeof *s);
   http_parser_init(&s->parser, HTTP_REQUEST);
@@ -37,7 +37,7 @@ void http_session_init(http_session *s, const http_session_ops *ops, void *user,
   s->token = token;
 }
 
-void http_session_free(http_session *s) {
+void http_proto_free(http_proto *s) {
   free(s->out);
   s->out = NULL;
   s->out_len = s->out_cap = 0;
@@ -45,14 +45,14 @@ void http_session_free(http_session *s) {
 
 /* ---- Responses */
 
-static void out_put(http_session *s, const char *p, size_t n) {
+static void out_put(http_proto *s, const char *p, size_t n) {
   if (s->out_failed) return;
   if (s->out_len + n > s->out_cap) {
     size_t cap = s->out_cap > 0 ? s->out_cap : 1024;
     while (cap < s->out_len + n) cap *= 2;
     char *o = realloc(s->out, cap);
     if (o == NULL) {
-      s->out_failed = 1; /* the transport closes a session that cannot answer */
+      s->out_failed = 1; /* the transport closes a connection that cannot answer */
       s->closing = 1;
       return;
     }
@@ -84,7 +84,7 @@ static const char *reason(int status) {
 }
 
 /* Writes a whole response; a JSON body unless type says otherwise. */
-static void respond(http_session *s, int status, const char *type, const char *body,
+static void respond(http_proto *s, int status, const char *type, const char *body,
                     const char *extra) {
   char head[512];
   size_t blen = body != NULL ? strlen(body) : 0;
@@ -101,7 +101,7 @@ static void respond(http_session *s, int status, const char *type, const char *b
 }
 
 /* An error answer: {"error": msg}, and the connection closes when asked. */
-static void respond_error(http_session *s, int status, const char *msg, int close_after,
+static void respond_error(http_proto *s, int status, const char *msg, int close_after,
                           const char *extra) {
   char body[300];
   snprintf(body, sizeof body, "{\"error\":\"%s\"}\n", msg);
@@ -109,27 +109,27 @@ static void respond_error(http_session *s, int status, const char *msg, int clos
   respond(s, status, NULL, body, extra);
 }
 
-static void refuse(http_session *s, int status, const char *msg) {
+static void refuse(http_proto *s, int status, const char *msg) {
   if (s->ops->refused != NULL) s->ops->refused(s->user);
   s->keep_alive = 0;
   respond_error(s, status, msg, 1, NULL);
 }
 
-void http_session_refuse_busy(http_session *s) {
+void http_proto_refuse_busy(http_proto *s) {
   refuse(s, 503, "too many connections");
 }
 
-void http_session_timeout(http_session *s) {
+void http_proto_timeout(http_proto *s) {
   if (s->in_request && !s->waiting) refuse(s, 408, "request not received in time");
   else s->closing = 1;
 }
 
 /* ---- Parser callbacks: they only collect and enforce limits. */
 
-static http_session *of(http_parser *p) { return p->data; }
+static http_proto *of(http_parser *p) { return p->data; }
 
 static int on_message_begin(http_parser *p) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   s->in_request = 1;
   s->url_len = s->field_len = s->auth_len = 0;
   s->header_bytes = s->body_bytes = 0;
@@ -140,7 +140,7 @@ static int on_message_begin(http_parser *p) {
 }
 
 static int on_url(http_parser *p, const char *at, size_t len) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   if (len > HTTP_MAX_URL - s->url_len) {
     s->refuse = 414;
     return 1;
@@ -151,7 +151,7 @@ static int on_url(http_parser *p, const char *at, size_t len) {
   return 0;
 }
 
-static int count_header(http_session *s, size_t len) {
+static int count_header(http_proto *s, size_t len) {
   s->header_bytes += len;
   if (s->header_bytes > HTTP_MAX_HEADERS) {
     s->refuse = 431;
@@ -161,7 +161,7 @@ static int count_header(http_session *s, size_t len) {
 }
 
 static int on_header_field(http_parser *p, const char *at, size_t len) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   if (count_header(s, len) != 0) return 1;
   if (s->header != -1) { /* a new field begins (the previous callback was a value) */
     s->field_len = 0;
@@ -177,7 +177,7 @@ static int on_header_field(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_header_value(http_parser *p, const char *at, size_t len) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   if (count_header(s, len) != 0) return 1;
   if (s->header == -1) { /* the field's name is complete */
     s->field[s->field_len] = '\0';
@@ -195,7 +195,7 @@ static int on_header_value(http_parser *p, const char *at, size_t len) {
 }
 
 static int on_headers_complete(http_parser *p) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   if (p->upgrade) { /* no protocol switch here: refuse before routing */
     s->refuse = 400;
     return -1;
@@ -209,7 +209,7 @@ static int on_headers_complete(http_parser *p) {
 }
 
 static int on_body(http_parser *p, const char *at, size_t len) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   s->body_bytes += len;
   if (s->body_bytes > HTTP_MAX_BODY) {
     s->refuse = 413;
@@ -222,7 +222,7 @@ static int on_body(http_parser *p, const char *at, size_t len) {
 
 /* Constant-time comparison of the presented token with the configured one:
  * the time depends on the configured token's length only. */
-static int token_ok(const http_session *s) {
+static int token_ok(const http_proto *s) {
   if (s->auth_overlong || s->auth_len < 7 || strncasecmp(s->auth, "Bearer ", 7) != 0) return 0;
   const char *got = s->auth + 7;
   size_t got_len = s->auth_len - 7;
@@ -234,7 +234,7 @@ static int token_ok(const http_session *s) {
   return diff == 0;
 }
 
-static void get_route(http_session *s, const char *path) {
+static void get_route(http_proto *s, const char *path) {
   serve_snapshot snap;
   memset(&snap, 0, sizeof snap);
   int status = 200;
@@ -259,7 +259,7 @@ static void get_route(http_session *s, const char *path) {
   free(body);
 }
 
-static void route(http_session *s) {
+static void route(http_proto *s) {
   struct http_parser_url u;
   http_parser_url_init(&u);
   if (s->url_len == 0 || http_parser_parse_url(s->url, s->url_len, 0, &u) != 0 ||
@@ -305,7 +305,7 @@ static void route(http_session *s) {
 }
 
 static int on_message_complete(http_parser *p) {
-  http_session *s = of(p);
+  http_proto *s = of(p);
   s->in_request = 0;
   s->keep_alive = http_should_keep_alive(p);
   route(s);
@@ -315,7 +315,7 @@ static int on_message_complete(http_parser *p) {
 /* ---- Feeding */
 
 
-size_t http_session_feed(http_session *s, const char *data, size_t n) {
+size_t http_proto_feed(http_proto *s, const char *data, size_t n) {
   if (s->closing) return n;
   if (s->waiting) return 0;
   if (n > 0 && !s->in_request) s->in_request = 1; /* for the timeout, before the parser says so */
@@ -344,7 +344,7 @@ size_t http_session_feed(http_session *s, const char *data, size_t n) {
   return used;
 }
 
-void http_session_complete(http_session *s, int status, const char *body) {
+void http_proto_complete(http_proto *s, int status, const char *body) {
   if (!s->waiting) return;
   s->waiting = 0;
   respond(s, status, NULL, body, NULL);
