@@ -245,9 +245,11 @@ static int open_arenas(hoist_attached *a, size_t i) {
   hoist_device *d = a->rt->dev;
   bool host = strcmp(a->table->device, "host") == 0;
   int rc = HOIST_OK;
+  char shown[160];
+  hoist_show_text(c->name, shown, sizeof shown); /* names from another process */
   if (host && a->nfds < c->narenas) {
     a->broken = 1;
-    return hoist_fail(NULL, HOIST_PROTOCOL, "attach: %s: %u arenas but %zu descriptors", c->name,
+    return hoist_fail(NULL, HOIST_PROTOCOL, "attach: %s: %u arenas but %zu descriptors", shown,
                       c->narenas, a->nfds);
   }
   uint32_t k = 0;
@@ -255,7 +257,7 @@ static int open_arenas(hoist_attached *a, size_t i) {
     hoist_share_handle h = {host ? a->fds[k] : -1, {0}};
     memcpy(h.blob, c->arenas[k].handle, sizeof h.blob);
     rc = d->ops->share_open(d, &h, c->arenas[k].bytes, &a->local[i][k]);
-    if (rc != HOIST_OK) rc = hoist_fail(NULL, rc, "attach: %s: %s", c->name, hoist_last_error(a->rt));
+    if (rc != HOIST_OK) rc = hoist_fail(NULL, rc, "attach: %s: %s", shown, hoist_last_error(a->rt));
   }
   if (host) { /* the mappings keep the memory; the descriptors go */
     for (uint32_t j = 0; j < c->narenas; j++) close(a->fds[j]);
@@ -438,10 +440,11 @@ int hoist_attached_fd(const hoist_attached *a) { return a->sock; }
 static int locate(const hoist_attached *a, size_t i, const hoist_wire_tensor *t,
                   uint64_t *device_addr, const hoist_tensor_info **info) {
   const hoist_wire_component *c = &a->table->comps[i];
+  char shown[160];
   if (info != NULL) *info = &t->info;
   if (c->narenas == 0)
     return hoist_fail(NULL, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_attached_prepare",
-                      c->name);
+                      hoist_show_text(c->name, shown, sizeof shown));
   uint32_t k = c->narenas - 1;
   while (k > 0 && t->span_off < c->arenas[k].span_begin) k--;
   *device_addr = a->local[i][k] + (t->span_off - c->arenas[k].span_begin);
@@ -464,8 +467,10 @@ int hoist_attached_tensor(const hoist_attached *a, const char *component, const 
     const hoist_wire_component *c = &a->table->comps[i];
     if (strcmp(c->name, component) != 0) continue;
     const hoist_wire_tensor *t = hoist_wire_find(c, tensor);
+    char comp[160];
     if (t == NULL)
-      return hoist_fail(NULL, HOIST_NOT_FOUND, "%s: no tensor '%s'", c->name,
+      return hoist_fail(NULL, HOIST_NOT_FOUND, "%s: no tensor '%s'",
+                        hoist_show_text(c->name, comp, sizeof comp),
                         hoist_show_text(tensor, shown, sizeof shown));
     return locate(a, i, t, device_addr, info);
   }

@@ -338,8 +338,9 @@ static int check_placement(const hoist_wire_component *c, char *why, size_t why_
     uint64_t end = 0;
     if (!hoist_add_u64(t->span_off, t->info.nbytes, &end) || t->span_off < a->span_begin ||
         end > a->span_begin + a->bytes) {
-      char shown[160];
-      return why_fail(why, why_size, "%s: tensor '%s' lies outside its arena", c->name,
+      char shown[160], comp[160];
+      return why_fail(why, why_size, "%s: tensor '%s' lies outside its arena",
+                      hoist_show_text(c->name, comp, sizeof comp),
                       hoist_show_text(t->info.name, shown, sizeof shown));
     }
   }
@@ -378,8 +379,9 @@ static int read_component(hoist_rbuf *r, hoist_wire_component *c, char *why, siz
   qsort(c->by_name, n, sizeof *c->by_name, cmp_tensor_name);
   for (uint32_t j = 1; j < n; j++)
     if (strcmp(c->by_name[j - 1]->info.name, c->by_name[j]->info.name) == 0) {
-      char shown[160];
-      return why_fail(why, why_size, "%s: tensor '%s' twice", c->name,
+      char shown[160], comp[160];
+      return why_fail(why, why_size, "%s: tensor '%s' twice",
+                      hoist_show_text(c->name, comp, sizeof comp),
                       hoist_show_text(c->by_name[j]->info.name, shown, sizeof shown));
     }
   return check_placement(c, why, why_size);
@@ -408,12 +410,14 @@ int hoist_wire_table_decode(const unsigned char *payload, size_t len, hoist_wire
   free(device);
   free(locator);
   if (r.bad != NULL) rc = finish(&r, "ATTACHED", why, why_size);
+  char shown[160];
   for (uint32_t i = 0; i < n && rc == HOIST_OK; i++) {
     t->ncomps = i + 1;
     rc = read_component(&r, &t->comps[i], why, why_size);
     for (uint32_t k = 0; k < i && rc == HOIST_OK; k++)
       if (strcmp(t->comps[k].name, t->comps[i].name) == 0)
-        rc = why_fail(why, why_size, "component '%s' twice", t->comps[i].name);
+        rc = why_fail(why, why_size, "component '%s' twice",
+                      hoist_show_text(t->comps[i].name, shown, sizeof shown));
   }
   if (rc == HOIST_OK) rc = finish(&r, "ATTACHED", why, why_size);
   if (rc == HOIST_OK && hoist_wire_table_fds(t) > HOIST_WIRE_MAX_FDS)
