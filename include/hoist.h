@@ -447,8 +447,9 @@ typedef struct hoist_attach_options {
  * until its pipeline is loaded and maps every resident component.  The
  * server's load failure comes back as its status (HOIST_ADMISSION, ...)
  * with its message; a refused uid is HOIST_DENIED; a server that stops is
- * HOIST_CLOSED.  On success free with hoist_detach().  hoist_attach is
- * hoist_attach_ex with the defaults. */
+ * HOIST_CLOSED.  On CUDA the server's card becomes the calling thread's
+ * current device (as hoist_runtime_create makes it).  On success free with
+ * hoist_detach().  hoist_attach is hoist_attach_ex with the defaults. */
 HOIST_EXPORT int hoist_attach(const char *socket_path, hoist_attached **out);
 HOIST_EXPORT int hoist_attach_ex(const char *socket_path, const hoist_attach_options *opts,
                                  hoist_attached **out);
