@@ -15,16 +15,16 @@
  * variants_for() (element function, layout, unroll, store hint) at every
  * grid of --grids, for every pair.  Before a variant is timed its output is
  * checked bit for bit: on the full benchmark input against the CPU
- * reference (hoist_convert_ref on all cores, compared on the device), and
+ * reference (hoist__convert_ref on all cores, compared on the device), and
  * on every 8/16-bit source pattern (F32: 2^20 random patterns rich in
  * specials) at unaligned offsets with guard bytes.  A variant that fails is
- * reported and never chosen.  The launcher (hoist_convert_launch) is
+ * reported and never chosen.  The launcher (hoist__convert_launch) is
  * checked and timed the same way.  At start the branch-free element
  * functions are compared with the reference on every 8/16-bit input and all
  * 2^32 F32 inputs on the CPU (--check-cpu does only that, no GPU needed).
  *
  * Prints the summary table, one table per pair with every variant and
- * grid, the best variant per pair as a line of hoist_convert_launch()'s
+ * grid, the best variant per pair as a line of hoist__convert_launch()'s
  * table, and two JSON lines (summary; variants).  Exit 1 when a check
  * fails.
  *
@@ -91,10 +91,10 @@ __global__ void bench_fill_kernel(void *dst, uint64_t n, int dtype, uint64_t see
       static_cast<uint32_t *>(dst)[i] = f;
       break;
     case HOIST_DTYPE_F16:
-      static_cast<uint16_t *>(dst)[i] = (uint16_t)hoist_cvt_f32_to_f16(f);
+      static_cast<uint16_t *>(dst)[i] = (uint16_t)hoist__cvt_f32_to_f16(f);
       break;
     case HOIST_DTYPE_BF16:
-      static_cast<uint16_t *>(dst)[i] = (uint16_t)hoist_cvt_f32_to_bf16(f);
+      static_cast<uint16_t *>(dst)[i] = (uint16_t)hoist__cvt_f32_to_bf16(f);
       break;
     default:
       static_cast<uint8_t *>(dst)[i] = (uint8_t)((r & 0x83u) | ((2u + (r >> 40) % 12u) << 3));
@@ -171,7 +171,7 @@ typedef bool (*bench_cpu_check_fn)(const bench_pair &, unsigned threads);
 
 struct bench_pair {
   hoist_dtype from, to;
-  const char *from_tok, *to_tok, *tag; /* as written in hoist_convert_launch()'s table */
+  const char *from_tok, *to_tok, *tag; /* as written in hoist__convert_launch()'s table */
   std::vector<bench_variant> variants;
   bench_cpu_check_fn cpu_check;
 };
@@ -233,7 +233,7 @@ template <class C> static bool cpu_check_pair(const bench_pair &p, unsigned thre
   return false;
 }
 
-/* hoist_convert_ref over n elements on `threads` threads. */
+/* hoist__convert_ref over n elements on `threads` threads. */
 static void cpu_reference(void *dst, hoist_dtype to, const void *src, hoist_dtype from, uint64_t n,
                           unsigned threads) {
   const uint64_t ss = hoist_dtype_bits(from) / 8, ds = hoist_dtype_bits(to) / 8;
@@ -242,7 +242,7 @@ static void cpu_reference(void *dst, hoist_dtype to, const void *src, hoist_dtyp
   for (uint64_t lo = 0; lo < n; lo += per) {
     const uint64_t cnt = std::min(per, n - lo);
     pool.emplace_back([=] {
-      BENCH_OK(hoist_convert_ref(static_cast<char *>(dst) + lo * ds, to,
+      BENCH_OK(hoist__convert_ref(static_cast<char *>(dst) + lo * ds, to,
                                  static_cast<const char *>(src) + lo * ss, from, cnt));
     });
   }
@@ -308,7 +308,7 @@ struct pattern_check {
     }
     for (int c = 0; c < kCases; c++) {
       want[c].resize(n * ds);
-      BENCH_OK(hoist_convert_ref(want[c].data(), p.to, &src[soff[c] * ss], p.from, n));
+      BENCH_OK(hoist__convert_ref(want[c].data(), p.to, &src[soff[c] * ss], p.from, n));
     }
     dalloc = 8 * ds + n * ds + kGuard;
     got.resize(dalloc);
@@ -479,7 +479,7 @@ int main(int argc, char **argv) {
 
     /* The launcher, as the library runs it. */
     {
-      auto op = [&] { BENCH_OK(hoist_convert_launch(dst, p.to, src, p.from, n, stream)); };
+      auto op = [&] { BENCH_OK(hoist__convert_launch(dst, p.to, src, p.from, n, stream)); };
       bench_timing t{-1, 0, true, "", 0, 0};
       const unsigned long long bad = full_check(op, dbytes);
       if (bad) {
@@ -517,7 +517,7 @@ int main(int argc, char **argv) {
   const double copy_end_ms = median_ms(copy_op, runs, stream);
   const double copy_end_gbps = 2.0 * bytes / (copy_end_ms * 1e6);
 
-  double ck_ms = median_ms([&] { BENCH_OK(hoist_checksum_launch(src, bytes, dhash, stream)); },
+  double ck_ms = median_ms([&] { BENCH_OK(hoist__checksum_launch(src, bytes, dhash, stream)); },
                            runs, stream);
   const double ck_gbps = bytes / (ck_ms * 1e6);
 
@@ -528,7 +528,7 @@ int main(int argc, char **argv) {
   std::vector<double> ht;
   for (int i = 0; i < 5; i++) {
     auto t0 = std::chrono::steady_clock::now();
-    host_hash = hoist_checksum_host(hsrc, bytes, 0);
+    host_hash = hoist__checksum_host(hsrc, bytes, 0);
     ht.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
                      .count());
   }
@@ -590,7 +590,7 @@ int main(int argc, char **argv) {
         if (!fails.empty()) std::printf("    %s\n", fails.c_str());
       }
     }
-    std::printf("\nbest variant per pair, as lines of hoist_convert_launch()'s table:\n");
+    std::printf("\nbest variant per pair, as lines of hoist__convert_launch()'s table:\n");
     for (size_t pi = 0; pi < pairs.size(); pi++) {
       const bench_pair &p = pairs[pi];
       if (best[pi] < 0) {

@@ -1,6 +1,6 @@
 /* checksum.cu — device side of hoist's block checksum, so `hoist load
  * --verify` can check uploaded bytes without reading them back: the device
- * hashes what it holds and the host compares with hoist_checksum_host()
+ * hashes what it holds and the host compares with hoist__checksum_host()
  * over the file bytes.
  *
  * The definition (runtime/checksum_host.h) is a two-level sum: one thread
@@ -94,7 +94,7 @@ __device__ __forceinline__ uint64_t ck_block_hash(const uint8_t *p, uint32_t len
   }
   sa = ck_block_sum(sa, warp_sums);
   sb = ck_block_sum(sb, warp_sums);
-  return hoist_ck_block_hash(sa, sb, b, len);
+  return hoist__ck_block_hash(sa, sb, b, len);
 }
 
 /* Adds H_b of every hash block b of the n bytes at base to *acc. */
@@ -149,12 +149,12 @@ __global__ void checksum_batch_finalize_kernel(const ck_entry *spans, uint64_t n
                                                const unsigned long long *acc) {
   for (uint64_t s = blockIdx.x * static_cast<uint64_t>(blockDim.x) + threadIdx.x; s < n_spans;
        s += static_cast<uint64_t>(gridDim.x) * blockDim.x)
-    *reinterpret_cast<uint64_t *>(spans[s].out) = hoist_ck_final(acc[s], spans[s].n);
+    *reinterpret_cast<uint64_t *>(spans[s].out) = hoist__ck_final(acc[s], spans[s].n);
 }
 
 /* Replaces the accumulated block sum by the final hash. */
 __global__ void checksum_finalize_kernel(unsigned long long *acc, uint64_t n) {
-  if (blockIdx.x == 0 && threadIdx.x == 0) *acc = hoist_ck_final(*acc, n);
+  if (blockIdx.x == 0 && threadIdx.x == 0) *acc = hoist__ck_final(*acc, n);
 }
 
 } // namespace
@@ -162,19 +162,19 @@ __global__ void checksum_finalize_kernel(unsigned long long *acc, uint64_t n) {
 /* ------------------------------------------------------------------------ */
 /* Launchers */
 
-extern "C" int hoist_checksum_launch(const void *dev_bytes, uint64_t n_bytes,
+extern "C" int hoist__checksum_launch(const void *dev_bytes, uint64_t n_bytes,
                                      uint64_t *dev_out_hash, void *stream_) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   if (!dev_out_hash || reinterpret_cast<uintptr_t>(dev_out_hash) % 8 != 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "checksum: output %p is NULL or not 8-byte aligned",
                       static_cast<void *>(dev_out_hash));
   if (!dev_bytes && n_bytes > 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "checksum: NULL input for %llu bytes",
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "checksum: NULL input for %llu bytes",
                       static_cast<unsigned long long>(n_bytes));
   const uintptr_t a = reinterpret_cast<uintptr_t>(dev_bytes);
   if (n_bytes > UINTPTR_MAX - a)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "checksum: %llu bytes at %#llx wrap around",
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "checksum: %llu bytes at %#llx wrap around",
                       static_cast<unsigned long long>(n_bytes), static_cast<unsigned long long>(a));
   unsigned long long *acc = reinterpret_cast<unsigned long long *>(dev_out_hash);
   const uint64_t n_blocks = n_bytes / HOIST_CHECKSUM_BLOCK + (n_bytes % HOIST_CHECKSUM_BLOCK != 0);
@@ -202,25 +202,25 @@ extern "C" int hoist_checksum_launch(const void *dev_bytes, uint64_t n_bytes,
 static_assert(sizeof(ck_entry) + sizeof(unsigned long long) == HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN,
               "the batch table layout and kernels.h disagree");
 
-extern "C" int hoist_checksum_batch_launch(const hoist_checksum_span *spans, size_t n_spans,
+extern "C" int hoist__checksum_batch_launch(const hoist__checksum_span *spans, size_t n_spans,
                                            void *dev_table, void *stream_) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
   if (n_spans == 0) return HOIST_OK;
   if (!spans || !dev_table || reinterpret_cast<uintptr_t>(dev_table) % 8 != 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "checksum batch: NULL spans or a table that is NULL or not 8-byte aligned");
   if (n_spans > UINT64_MAX / HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "checksum batch: %zu spans overflow", n_spans);
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "checksum batch: %zu spans overflow", n_spans);
   ck_entry *table = static_cast<ck_entry *>(malloc(n_spans * sizeof(ck_entry)));
   if (table == NULL)
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "checksum batch: out of memory for %zu spans", n_spans);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "checksum batch: out of memory for %zu spans", n_spans);
   uint64_t blocks = 0;
   int rc = HOIST_OK;
   for (size_t i = 0; i < n_spans && rc == HOIST_OK; i++) {
-    const hoist_checksum_span *sp = &spans[i];
+    const hoist__checksum_span *sp = &spans[i];
     if (sp->out == 0 || sp->out % 8 != 0 || (sp->addr == 0 && sp->n > 0) ||
         sp->n > UINT64_MAX - sp->addr)
-      rc = hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+      rc = hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "checksum batch: span %zu (%llu bytes at %#llx, out %#llx) has a NULL or "
                       "misaligned pointer or wraps around",
                       i, static_cast<unsigned long long>(sp->n),

@@ -11,7 +11,7 @@
  *
  * The kernel is the template of convert_kernels.cuh (element function,
  * layout, unroll, store hint, grid); this file picks one variant per pair
- * from bench_kernels' measurements (the table in hoist_convert_launch(),
+ * from bench_kernels' measurements (the table in hoist__convert_launch(),
  * numbers in bench/RESULTS.md).  tests/test_gpu_kernels.c checks exactly
  * these variants exhaustively; bench_kernels checks every variant it times
  * against the CPU reference. */
@@ -29,34 +29,34 @@ extern "C" {
 #include "convert_ref.h"
 #include "kernels.h"
 
-extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void *src,
+extern "C" int hoist__convert_launch(void *dst, hoist_dtype dst_type, const void *src,
                                     hoist_dtype src_type, uint64_t n_elements, void *stream_) {
   cudaStream_t stream = static_cast<cudaStream_t>(stream_);
-  if (!hoist_convert_supported(src_type, dst_type))
-    return hoist_fail(NULL, HOIST_UNSUPPORTED, "convert: %s -> %s is not a supported conversion",
+  if (!hoist__convert_supported(src_type, dst_type))
+    return hoist__fail(NULL, HOIST_UNSUPPORTED, "convert: %s -> %s is not a supported conversion",
                       hoist_dtype_name(src_type) ? hoist_dtype_name(src_type) : "?",
                       hoist_dtype_name(dst_type) ? hoist_dtype_name(dst_type) : "?");
   const unsigned sbits = hoist_dtype_bits(src_type), dbits = hoist_dtype_bits(dst_type);
   uint64_t src_bits, dst_bits;
-  if (!hoist_mul_u64(n_elements, sbits, &src_bits) || !hoist_mul_u64(n_elements, dbits, &dst_bits))
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+  if (!hoist__mul_u64(n_elements, sbits, &src_bits) || !hoist__mul_u64(n_elements, dbits, &dst_bits))
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "convert: %llu elements of %s -> %s overflow the byte size",
                       static_cast<unsigned long long>(n_elements), hoist_dtype_name(src_type),
                       hoist_dtype_name(dst_type));
   if (n_elements == 0) return HOIST_OK;
   if (!dst || !src)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "convert: NULL %s pointer for %llu elements",
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "convert: NULL %s pointer for %llu elements",
                       dst ? "source" : "destination", static_cast<unsigned long long>(n_elements));
   if (src_bits % 8 != 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "convert: %llu elements of %s are not a whole number of bytes",
                       static_cast<unsigned long long>(n_elements), hoist_dtype_name(src_type));
   const uint64_t sbytes = src_bits / 8, dbytes = dst_bits / 8;
   const uintptr_t sa = reinterpret_cast<uintptr_t>(src), da = reinterpret_cast<uintptr_t>(dst);
   if (sbytes > UINTPTR_MAX - sa || dbytes > UINTPTR_MAX - da)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "convert: range wraps the address space");
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "convert: range wraps the address space");
   if (sa < da + dbytes && da < sa + sbytes)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "convert: source [%#llx, +%llu) and destination [%#llx, +%llu) overlap",
                       static_cast<unsigned long long>(sa), static_cast<unsigned long long>(sbytes),
                       static_cast<unsigned long long>(da), static_cast<unsigned long long>(dbytes));
@@ -65,7 +65,7 @@ extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void 
     return HOIST_OK;
   }
   if (sa % (sbits / 8) != 0 || da % (dbits / 8) != 0)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "convert: %s source %#llx or %s destination %#llx is not aligned to its "
                       "element size",
                       hoist_dtype_name(src_type), static_cast<unsigned long long>(sa),
@@ -98,7 +98,7 @@ extern "C" int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void 
   HOIST_CVT_CASE(F8_E5M2, F16, e5m2_f16, FAST, COALESCED, 2, true, 0) /* H200 2026-11-27: 97.5 % of D2D copy */
   HOIST_CVT_CASE(F8_E5M2, F32, e5m2_f32, TABLE, COALESCED, 2, true, 0) /* H200 2026-11-27: 96.9 % of D2D copy */
 #undef HOIST_CVT_CASE
-  /* hoist_convert_supported() and the table above disagree: a bug here. */
-  return hoist_fail(NULL, HOIST_UNSUPPORTED, "convert: %s -> %s has no kernel",
+  /* hoist__convert_supported() and the table above disagree: a bug here. */
+  return hoist__fail(NULL, HOIST_UNSUPPORTED, "convert: %s -> %s has no kernel",
                     hoist_dtype_name(src_type), hoist_dtype_name(dst_type));
 }

@@ -30,7 +30,7 @@
 
 /* Bits <-> float, and an IEEE single-precision add (never contracted into an
  * FMA: nvcc's __fadd_rn, and a lone add on the host). */
-HOIST_CVT_FN float hoist_cvtf_as_float(uint32_t u) {
+HOIST_CVT_FN float hoist__cvtf_as_float(uint32_t u) {
 #if defined(__CUDA_ARCH__)
   return __uint_as_float(u);
 #else
@@ -40,7 +40,7 @@ HOIST_CVT_FN float hoist_cvtf_as_float(uint32_t u) {
 #endif
 }
 
-HOIST_CVT_FN uint32_t hoist_cvtf_as_bits(float f) {
+HOIST_CVT_FN uint32_t hoist__cvtf_as_bits(float f) {
 #if defined(__CUDA_ARCH__)
   return __float_as_uint(f);
 #else
@@ -50,7 +50,7 @@ HOIST_CVT_FN uint32_t hoist_cvtf_as_bits(float f) {
 #endif
 }
 
-HOIST_CVT_FN float hoist_cvtf_add(float a, float b) {
+HOIST_CVT_FN float hoist__cvtf_add(float a, float b) {
 #if defined(__CUDA_ARCH__)
   return __fadd_rn(a, b);
 #else
@@ -62,42 +62,42 @@ HOIST_CVT_FN float hoist_cvtf_add(float a, float b) {
 
 /* F16 bits -> F32 bits.  Subnormal m * 2^-24: (1 + m/1024) * 2^-14 - 2^-14,
  * exact; m = 0 gives +0. */
-HOIST_CVT_FN uint32_t hoist_cvtf_f16_to_f32(uint32_t h) {
+HOIST_CVT_FN uint32_t hoist__cvtf_f16_to_f32(uint32_t h) {
   const uint32_t sign = (h & 0x8000u) << 16;
   const uint32_t a = h & 0x7fffu;
   uint32_t r = (a << 13) + (112u << 23);
   if (a >= 0x7c00u) r += 112u << 23;    /* inf / NaN: exponent 255 */
   if (a > 0x7c00u) r |= 0x00400000u;    /* NaN: quiet, payload kept */
   if (a < 0x0400u)
-    r = hoist_cvtf_as_bits(hoist_cvtf_add(hoist_cvtf_as_float((a << 13) | (113u << 23)),
+    r = hoist__cvtf_as_bits(hoist__cvtf_add(hoist__cvtf_as_float((a << 13) | (113u << 23)),
                                           -6.103515625e-05f /* 2^-14 */));
   return sign | r;
 }
 
 /* F8_E4M3 bits -> F32 bits.  Subnormal m * 2^-9: (1 + m/8) * 2^-6 - 2^-6. */
-HOIST_CVT_FN uint32_t hoist_cvtf_e4m3_to_f32(uint32_t v) {
+HOIST_CVT_FN uint32_t hoist__cvtf_e4m3_to_f32(uint32_t v) {
   const uint32_t sign = (v & 0x80u) << 24;
   const uint32_t a = v & 0x7fu;
   uint32_t r = (a << 20) + (120u << 23);
   if (a < 8u)
-    r = hoist_cvtf_as_bits(
-        hoist_cvtf_add(hoist_cvtf_as_float((a << 20) | (121u << 23)), -0.015625f /* 2^-6 */));
+    r = hoist__cvtf_as_bits(
+        hoist__cvtf_add(hoist__cvtf_as_float((a << 20) | (121u << 23)), -0.015625f /* 2^-6 */));
   if (a == 0x7fu) r = 0x7fc00000u;
   return sign | r;
 }
 
 /* F8_E4M3 -> BF16 is exact: the top half of the F32 (NaN: 0x7FC0). */
-HOIST_CVT_FN uint32_t hoist_cvtf_e4m3_to_bf16(uint32_t v) { return hoist_cvtf_e4m3_to_f32(v) >> 16; }
+HOIST_CVT_FN uint32_t hoist__cvtf_e4m3_to_bf16(uint32_t v) { return hoist__cvtf_e4m3_to_f32(v) >> 16; }
 
 /* F8_E4M3 -> F16 is exact (every value, subnormals included, is a normal
  * F16 or zero); NaN gives 0x7E00 with the sign, as the reference. */
-HOIST_CVT_FN uint32_t hoist_cvtf_e4m3_to_f16(uint32_t v) {
+HOIST_CVT_FN uint32_t hoist__cvtf_e4m3_to_f16(uint32_t v) {
   const uint32_t sign = (v & 0x80u) << 8;
   const uint32_t a = v & 0x7fu;
   uint32_t r = (a << 7) + (8u << 10);
   if (a < 8u) /* subnormal: exact F32, rebias 127 -> 15; low bits are zero */
-    r = (hoist_cvtf_as_bits(
-             hoist_cvtf_add(hoist_cvtf_as_float((a << 20) | (121u << 23)), -0.015625f)) -
+    r = (hoist__cvtf_as_bits(
+             hoist__cvtf_add(hoist__cvtf_as_float((a << 20) | (121u << 23)), -0.015625f)) -
          (112u << 23)) >> 13;
   if (a == 0u) r = 0u;
   if (a == 0x7fu) r = 0x7e00u;
@@ -105,18 +105,18 @@ HOIST_CVT_FN uint32_t hoist_cvtf_e4m3_to_f16(uint32_t v) {
 }
 
 /* F8_E5M2 is the top byte of an F16: the F16 with a NaN made quiet. */
-HOIST_CVT_FN uint32_t hoist_cvtf_e5m2_to_f16(uint32_t v) {
+HOIST_CVT_FN uint32_t hoist__cvtf_e5m2_to_f16(uint32_t v) {
   const uint32_t h = (v & 0xffu) << 8;
   return (h & 0x7fffu) > 0x7c00u ? h | 0x0200u : h;
 }
 
-HOIST_CVT_FN uint32_t hoist_cvtf_e5m2_to_f32(uint32_t v) {
-  return hoist_cvtf_f16_to_f32((v & 0xffu) << 8);
+HOIST_CVT_FN uint32_t hoist__cvtf_e5m2_to_f32(uint32_t v) {
+  return hoist__cvtf_f16_to_f32((v & 0xffu) << 8);
 }
 
 /* F8_E5M2 -> BF16 is exact (2 mantissa bits, F32's exponent range): the
  * top half of the F32, whose NaNs already carry the quiet bit. */
-HOIST_CVT_FN uint32_t hoist_cvtf_e5m2_to_bf16(uint32_t v) { return hoist_cvtf_e5m2_to_f32(v) >> 16; }
+HOIST_CVT_FN uint32_t hoist__cvtf_e5m2_to_bf16(uint32_t v) { return hoist__cvtf_e5m2_to_f32(v) >> 16; }
 
 /* ---- Narrowing. */
 
@@ -124,20 +124,20 @@ HOIST_CVT_FN uint32_t hoist_cvtf_e5m2_to_bf16(uint32_t v) { return hoist_cvtf_e5
  * add: |x| + 0.5 lands in [0.5, 1] where the F32 step is 2^-24, the F16
  * subnormal step, so the hardware's round-to-nearest-even does the F16
  * rounding (up to 2^-14 itself, the smallest normal F16 0x0400). */
-HOIST_CVT_FN uint32_t hoist_cvtf_f32_to_f16(uint32_t x) {
+HOIST_CVT_FN uint32_t hoist__cvtf_f32_to_f16(uint32_t x) {
   const uint32_t sign = (x >> 16) & 0x8000u;
   const uint32_t a = x & 0x7fffffffu;
   const uint32_t n = a - 0x38000000u; /* rebias 127 -> 15 */
   uint32_t r = (n + 0x0fffu + ((n >> 13) & 1u)) >> 13;
   if (a < 0x38800000u)
-    r = hoist_cvtf_as_bits(hoist_cvtf_add(hoist_cvtf_as_float(a), 0.5f)) - 0x3f000000u;
+    r = hoist__cvtf_as_bits(hoist__cvtf_add(hoist__cvtf_as_float(a), 0.5f)) - 0x3f000000u;
   if (a >= 0x477ff000u) r = 0x7c00u; /* >= 65520: inf */
   if (a > 0x7f800000u) r = 0x7e00u | ((a >> 13) & 0x3ffu);
   return sign | r;
 }
 
-HOIST_CVT_FN uint32_t hoist_cvtf_bf16_to_f16(uint32_t b) {
-  return hoist_cvtf_f32_to_f16((b & 0xffffu) << 16);
+HOIST_CVT_FN uint32_t hoist__cvtf_bf16_to_f16(uint32_t b) {
+  return hoist__cvtf_f32_to_f16((b & 0xffffu) << 16);
 }
 
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
@@ -146,9 +146,9 @@ HOIST_CVT_FN uint32_t hoist_cvtf_bf16_to_f16(uint32_t b) {
  * agree everywhere but on NaNs (the hardware returns a canonical NaN), which
  * take the reference path.  The composition through integer code was
  * instruction-bound at 79 % of a D2D copy. */
-HOIST_CVT_FN uint32_t hoist_cvtf_f16_to_bf16(uint32_t h) {
+HOIST_CVT_FN uint32_t hoist__cvtf_f16_to_bf16(uint32_t h) {
   if ((h & 0x7c00u) == 0x7c00u && (h & 0x03ffu) != 0u)
-    return hoist_cvt_f32_to_bf16(hoist_cvtf_f16_to_f32(h));
+    return hoist__cvt_f32_to_bf16(hoist__cvtf_f16_to_f32(h));
   unsigned short in = (unsigned short)h, out;
   float f;
   asm("cvt.f32.f16 %0, %1;" : "=f"(f) : "h"(in));
@@ -156,8 +156,8 @@ HOIST_CVT_FN uint32_t hoist_cvtf_f16_to_bf16(uint32_t h) {
   return out;
 }
 #else
-HOIST_CVT_FN uint32_t hoist_cvtf_f16_to_bf16(uint32_t h) {
-  return hoist_cvt_f32_to_bf16(hoist_cvtf_f16_to_f32(h));
+HOIST_CVT_FN uint32_t hoist__cvtf_f16_to_bf16(uint32_t h) {
+  return hoist__cvt_f32_to_bf16(hoist__cvtf_f16_to_f32(h));
 }
 #endif
 

@@ -59,18 +59,18 @@ enum { LAYOUT_WIDE = 0, LAYOUT_COALESCED = 1 };
     static __host__ __device__ __forceinline__ uint32_t ref(uint32_t x) { return ref_fn(x); } \
     static __host__ __device__ __forceinline__ uint32_t fast(uint32_t x) { return fast_fn(x); } \
   };
-HOIST_CVT_PAIR(f32_bf16, 4, 2, hoist_cvt_f32_to_bf16, hoist_cvt_f32_to_bf16)
-HOIST_CVT_PAIR(f32_f16, 4, 2, hoist_cvt_f32_to_f16, hoist_cvtf_f32_to_f16)
-HOIST_CVT_PAIR(f16_bf16, 2, 2, hoist_cvt_f16_to_bf16, hoist_cvtf_f16_to_bf16)
-HOIST_CVT_PAIR(bf16_f16, 2, 2, hoist_cvt_bf16_to_f16, hoist_cvtf_bf16_to_f16)
-HOIST_CVT_PAIR(bf16_f32, 2, 4, hoist_cvt_bf16_to_f32, hoist_cvt_bf16_to_f32)
-HOIST_CVT_PAIR(f16_f32, 2, 4, hoist_cvt_f16_to_f32, hoist_cvtf_f16_to_f32)
-HOIST_CVT_PAIR(e4m3_bf16, 1, 2, hoist_cvt_e4m3_to_bf16, hoist_cvtf_e4m3_to_bf16)
-HOIST_CVT_PAIR(e4m3_f16, 1, 2, hoist_cvt_e4m3_to_f16, hoist_cvtf_e4m3_to_f16)
-HOIST_CVT_PAIR(e4m3_f32, 1, 4, hoist_cvt_e4m3_to_f32, hoist_cvtf_e4m3_to_f32)
-HOIST_CVT_PAIR(e5m2_bf16, 1, 2, hoist_cvt_e5m2_to_bf16, hoist_cvtf_e5m2_to_bf16)
-HOIST_CVT_PAIR(e5m2_f16, 1, 2, hoist_cvt_e5m2_to_f16, hoist_cvtf_e5m2_to_f16)
-HOIST_CVT_PAIR(e5m2_f32, 1, 4, hoist_cvt_e5m2_to_f32, hoist_cvtf_e5m2_to_f32)
+HOIST_CVT_PAIR(f32_bf16, 4, 2, hoist__cvt_f32_to_bf16, hoist__cvt_f32_to_bf16)
+HOIST_CVT_PAIR(f32_f16, 4, 2, hoist__cvt_f32_to_f16, hoist__cvtf_f32_to_f16)
+HOIST_CVT_PAIR(f16_bf16, 2, 2, hoist__cvt_f16_to_bf16, hoist__cvtf_f16_to_bf16)
+HOIST_CVT_PAIR(bf16_f16, 2, 2, hoist__cvt_bf16_to_f16, hoist__cvtf_bf16_to_f16)
+HOIST_CVT_PAIR(bf16_f32, 2, 4, hoist__cvt_bf16_to_f32, hoist__cvt_bf16_to_f32)
+HOIST_CVT_PAIR(f16_f32, 2, 4, hoist__cvt_f16_to_f32, hoist__cvtf_f16_to_f32)
+HOIST_CVT_PAIR(e4m3_bf16, 1, 2, hoist__cvt_e4m3_to_bf16, hoist__cvtf_e4m3_to_bf16)
+HOIST_CVT_PAIR(e4m3_f16, 1, 2, hoist__cvt_e4m3_to_f16, hoist__cvtf_e4m3_to_f16)
+HOIST_CVT_PAIR(e4m3_f32, 1, 4, hoist__cvt_e4m3_to_f32, hoist__cvtf_e4m3_to_f32)
+HOIST_CVT_PAIR(e5m2_bf16, 1, 2, hoist__cvt_e5m2_to_bf16, hoist__cvtf_e5m2_to_bf16)
+HOIST_CVT_PAIR(e5m2_f16, 1, 2, hoist__cvt_e5m2_to_f16, hoist__cvtf_e5m2_to_f16)
+HOIST_CVT_PAIR(e5m2_f32, 1, 4, hoist__cvt_e5m2_to_f32, hoist__cvtf_e5m2_to_f32)
 #undef HOIST_CVT_PAIR
 
 /* Elements per unit: 16 bytes of the narrower side (wide) or of the wider

@@ -5,7 +5,7 @@
  * A plain C header: no CUDA types (a stream is a cudaStream_t passed as
  * void *, NULL meaning the legacy default stream), callable from the C
  * runtime.  The launchers exist only in builds with CUDA (HOIST_HAVE_CUDA);
- * hoist_convert_supported() and hoist_checksum_host() exist in every build.
+ * hoist__convert_supported() and hoist__checksum_host() exist in every build.
  *
  * Errors: launchers return a hoist status and record a detail message for
  * the calling thread (hoist_last_error(NULL)); they take no runtime.
@@ -31,7 +31,7 @@ extern "C" {
  * F32->F16, F16->BF16, BF16->F16, BF16->F32, F16->F32,
  * F8_E4M3->{BF16,F16,F32}, F8_E5M2->{BF16,F16,F32}; and from == to for any
  * valid dtype (a copy).  Pure; available without CUDA. */
-bool hoist_convert_supported(hoist_dtype from, hoist_dtype to);
+bool hoist__convert_supported(hoist_dtype from, hoist_dtype to);
 
 #if defined(HOIST_HAVE_CUDA)
 /* Enqueues on stream the conversion of n_elements elements of src_type at
@@ -45,7 +45,7 @@ bool hoist_convert_supported(hoist_dtype from, hoist_dtype to);
  * size that overflows or overlapping ranges; a device status (HOIST_DEVICE,
  * ...) with the CUDA error in the detail.  Buffers are borrowed: they must
  * stay valid until the stream has passed the work. */
-int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
+int hoist__convert_launch(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
                          uint64_t n_elements, void *stream);
 #endif
 
@@ -61,31 +61,31 @@ int hoist_convert_launch(void *dst, hoist_dtype dst_type, const void *src, hoist
  * with up to threads threads (0: the machine's parallelism).  The result
  * does not depend on threads.  Thread-safe; never fails (if a thread cannot
  * be started its share runs on the calling thread). */
-uint64_t hoist_checksum_host(const void *bytes, uint64_t n, unsigned threads);
+uint64_t hoist__checksum_host(const void *bytes, uint64_t n, unsigned threads);
 
 #if defined(HOIST_HAVE_CUDA)
 /* Enqueues on stream the hash of n_bytes at the device address dev_bytes
  * (any alignment; 16-byte aligned is the fast path) and writes it to the
  * device address dev_out_hash (8-byte aligned device memory, used as the
- * accumulator while the work runs).  Equals hoist_checksum_host() on the
+ * accumulator while the work runs).  Equals hoist__checksum_host() on the
  * same bytes.  Returns HOIST_OK, HOIST_INVALID_ARGUMENT for a NULL or
  * misaligned pointer, or a device status with the CUDA error in the detail.
- * Borrowed buffers, as for hoist_convert_launch(). */
-int hoist_checksum_launch(const void *dev_bytes, uint64_t n_bytes, uint64_t *dev_out_hash,
+ * Borrowed buffers, as for hoist__convert_launch(). */
+int hoist__checksum_launch(const void *dev_bytes, uint64_t n_bytes, uint64_t *dev_out_hash,
                           void *stream);
 #endif
 
 /* One range of a batched checksum: the hash of n bytes at the device
  * address addr goes to the 8-byte aligned device word at out. */
-typedef struct hoist_checksum_span {
+typedef struct hoist__checksum_span {
   uint64_t addr, n, out;
-} hoist_checksum_span;
+} hoist__checksum_span;
 
 /* Device bytes of the table a batch of n_spans spans needs (40 a span). */
 #define HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN 40u
 
 #if defined(HOIST_HAVE_CUDA)
-/* Enqueues on stream the hash of every span (as hoist_checksum_launch
+/* Enqueues on stream the hash of every span (as hoist__checksum_launch
  * would, each into its out) with one table upload, one memset and two
  * kernels.  spans is host memory, read before the call returns; dev_table
  * is 8-byte aligned device memory of n_spans *
@@ -93,7 +93,7 @@ typedef struct hoist_checksum_span {
  * stream passes it.  Outputs must not overlap the table.  Returns HOIST_OK,
  * HOIST_INVALID_ARGUMENT (a NULL or misaligned pointer, a wrapping span),
  * HOIST_NO_MEMORY, or a device status with the CUDA error in the detail. */
-int hoist_checksum_batch_launch(const hoist_checksum_span *spans, size_t n_spans, void *dev_table,
+int hoist__checksum_batch_launch(const hoist__checksum_span *spans, size_t n_spans, void *dev_table,
                                 void *stream);
 #endif
 

@@ -38,7 +38,7 @@ struct hoist_attached {
   uint32_t next_id;
   double timeout;       /* hoist_attach_options.timeout_seconds */
   hoist_runtime *rt;    /* this process's view of the server's device */
-  hoist_wire_table *table;
+  hoist__wire_table *table;
   hoist_loaded_info *infos;
   uint64_t (*local)[HOIST_WIRE_MAX_ARENAS]; /* arena addresses here, per component */
   char device[32];
@@ -70,7 +70,7 @@ static int send_all(hoist_attached *a, const unsigned char *p, size_t n) {
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) {
       a->broken = 1;
-      return hoist_fail(NULL, HOIST_CLOSED, "attach: the server closed the connection (%s)",
+      return hoist__fail(NULL, HOIST_CLOSED, "attach: the server closed the connection (%s)",
                         w < 0 ? strerror(errno) : "EOF");
     }
     p += w;
@@ -87,13 +87,13 @@ static int receive(hoist_attached *a, int wait_ms) {
   do pr = poll(&pfd, 1, wait_ms);
   while (pr < 0 && errno == EINTR);
   if (pr == 0) return HOIST_NOT_READY;
-  if (pr < 0) return hoist_fail(NULL, HOIST_IO, "attach: poll: %s", strerror(errno));
+  if (pr < 0) return hoist__fail(NULL, HOIST_IO, "attach: poll: %s", strerror(errno));
   if (a->rx_cap - a->rx_len < 65536) {
     size_t cap = a->rx_cap > 0 ? a->rx_cap * 2 : 131072;
     if (cap > HOIST_WIRE_MAX_REPLY + 2 * 65536 + HOIST_WIRE_HEADER_BYTES)
-      return hoist_fail(NULL, HOIST_PROTOCOL, "attach: the server sent more than a message holds");
+      return hoist__fail(NULL, HOIST_PROTOCOL, "attach: the server sent more than a message holds");
     unsigned char *rx = realloc(a->rx, cap);
-    if (rx == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
+    if (rx == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
     a->rx = rx;
     a->rx_cap = cap;
   }
@@ -127,12 +127,12 @@ static int receive(hoist_attached *a, int wait_ms) {
   if (rc == HOIST_OK && (m.msg_flags & MSG_CTRUNC)) rc = HOIST_PROTOCOL;
   if (rc != HOIST_OK) {
     a->broken = 1;
-    return hoist_fail(NULL, rc, "attach: the server sent more descriptors than a message carries");
+    return hoist__fail(NULL, rc, "attach: the server sent more descriptors than a message carries");
   }
   if (n <= 0) {
     a->broken = 1;
     a->events |= HOIST_ATTACHED_CLOSED;
-    return hoist_fail(NULL, HOIST_CLOSED, "attach: the server closed the connection%s%s",
+    return hoist__fail(NULL, HOIST_CLOSED, "attach: the server closed the connection%s%s",
                       n < 0 ? ": " : "", n < 0 ? strerror(errno) : "");
   }
   a->rx_len += (size_t)n;
@@ -141,13 +141,13 @@ static int receive(hoist_attached *a, int wait_ms) {
 
 /* The next whole message, read until deadline (< 0: none; 0: only what is
  * there).  Its payload stays in rx until consume(). */
-static int next_message(hoist_attached *a, double deadline, hoist_wire_header *h) {
+static int next_message(hoist_attached *a, double deadline, hoist__wire_header *h) {
   for (;;) {
     if (a->rx_len >= HOIST_WIRE_HEADER_BYTES) {
       char why[200];
-      if (hoist_wire_header_parse(a->rx, 0, h, why, sizeof why) != HOIST_OK) {
+      if (hoist__wire_header_parse(a->rx, 0, h, why, sizeof why) != HOIST_OK) {
         a->broken = 1;
-        return hoist_fail(NULL, HOIST_PROTOCOL, "attach: %s", why);
+        return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %s", why);
       }
       if (a->rx_len - HOIST_WIRE_HEADER_BYTES >= h->length) return HOIST_OK;
     }
@@ -156,7 +156,7 @@ static int next_message(hoist_attached *a, double deadline, hoist_wire_header *h
     else if (deadline > 0) {
       double left = deadline - now_seconds();
       if (left <= 0)
-        return hoist_fail(NULL, HOIST_NOT_READY, "attach: no answer from the server in time");
+        return hoist__fail(NULL, HOIST_NOT_READY, "attach: no answer from the server in time");
       wait_ms = left > 3600 ? 3600000 : (int)(left * 1000) + 1;
     }
     int rc = receive(a, wait_ms);
@@ -168,20 +168,20 @@ static int next_message(hoist_attached *a, double deadline, hoist_wire_header *h
   }
 }
 
-static void consume(hoist_attached *a, const hoist_wire_header *h) {
+static void consume(hoist_attached *a, const hoist__wire_header *h) {
   size_t n = HOIST_WIRE_HEADER_BYTES + h->length;
   memmove(a->rx, a->rx + n, a->rx_len - n);
   a->rx_len -= n;
 }
 
 /* Records a notice; anything else with id 0 breaks the protocol. */
-static int take_notice(hoist_attached *a, const hoist_wire_header *h) {
-  hoist_rbuf r = {a->rx + HOIST_WIRE_HEADER_BYTES, h->length, 0, NULL};
-  (void)hoist_rbuf_u32(&r, "notice");
+static int take_notice(hoist_attached *a, const hoist__wire_header *h) {
+  hoist__rbuf r = {a->rx + HOIST_WIRE_HEADER_BYTES, h->length, 0, NULL};
+  (void)hoist__rbuf_u32(&r, "notice");
   if ((h->type != HOIST_WIRE_SHUTDOWN && h->type != HOIST_WIRE_GENERATION) || r.bad != NULL ||
       r.at != r.len) {
     a->broken = 1;
-    return hoist_fail(NULL, HOIST_PROTOCOL, "attach: unexpected message %u from the server",
+    return hoist__fail(NULL, HOIST_PROTOCOL, "attach: unexpected message %u from the server",
                       h->type);
   }
   a->events |= h->type == HOIST_WIRE_SHUTDOWN ? HOIST_ATTACHED_SHUTDOWN : HOIST_ATTACHED_RELOADED;
@@ -193,18 +193,18 @@ static int take_notice(hoist_attached *a, const hoist_wire_header *h) {
  * its reply, keeping notices.  An ERROR reply becomes its status; the
  * reply's header is in *h and its payload in rx until consume(). */
 static int transact(hoist_attached *a, uint16_t type, const char *component, uint32_t flags,
-                    double timeout, hoist_wire_header *h) {
+                    double timeout, hoist__wire_header *h) {
   if (a->broken)
-    return hoist_fail(NULL, HOIST_CLOSED, "attach: the connection to the server is gone");
+    return hoist__fail(NULL, HOIST_CLOSED, "attach: the connection to the server is gone");
   uint32_t id = ++a->next_id;
   if (id == 0) id = a->next_id = 1;
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, type, id);
-  if (type == HOIST_WIRE_ATTACH) hoist_wbuf_u32(&b, flags);
-  if (component != NULL) hoist_wbuf_str(&b, component);
-  int rc = hoist_wbuf_end(&b) == 0 ? send_all(a, b.data, b.len)
-                                   : hoist_fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
-  hoist_wbuf_free(&b);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, type, id);
+  if (type == HOIST_WIRE_ATTACH) hoist__wbuf_u32(&b, flags);
+  if (component != NULL) hoist__wbuf_str(&b, component);
+  int rc = hoist__wbuf_end(&b) == 0 ? send_all(a, b.data, b.len)
+                                   : hoist__fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
+  hoist__wbuf_free(&b);
   double deadline = timeout > 0 ? now_seconds() + timeout : -1;
   /* A server that refused the connection (another uid) may have closed it
    * before the request went out: its ERROR is still there to read. */
@@ -218,7 +218,7 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
     }
     if (h->id != id && h->id != 0) {
       a->broken = 1;
-      return hoist_fail(NULL, HOIST_PROTOCOL, "attach: a reply to request %u, expected %u", h->id,
+      return hoist__fail(NULL, HOIST_PROTOCOL, "attach: a reply to request %u, expected %u", h->id,
                         id);
     }
     if (h->type != HOIST_WIRE_ERROR) return HOIST_OK;
@@ -226,11 +226,11 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
      * the server could not read): it closes after it. */
     int status = HOIST_PROTOCOL;
     char msg[HOIST_ERROR_MAX];
-    if (hoist_wire_error_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h->length, &status, msg,
+    if (hoist__wire_error_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h->length, &status, msg,
                                 sizeof msg) != HOIST_OK || h->id == 0)
       a->broken = 1;
     consume(a, h);
-    return hoist_fail(NULL, status, "%s", msg);
+    return hoist__fail(NULL, status, "%s", msg);
   }
   return rc;
 }
@@ -241,23 +241,23 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
 /* Opens the arenas of component i described in the table, taking one
  * queued descriptor per arena on the host backend. */
 static int open_arenas(hoist_attached *a, size_t i) {
-  hoist_wire_component *c = &a->table->comps[i];
-  hoist_device *d = a->rt->dev;
+  hoist__wire_component *c = &a->table->comps[i];
+  hoist__device *d = a->rt->dev;
   bool host = strcmp(a->table->device, "host") == 0;
   int rc = HOIST_OK;
   char shown[160];
-  hoist_show_text(c->name, shown, sizeof shown); /* names from another process */
+  hoist__show_text(c->name, shown, sizeof shown); /* names from another process */
   if (host && a->nfds < c->narenas) {
     a->broken = 1;
-    return hoist_fail(NULL, HOIST_PROTOCOL, "attach: %s: %u arenas but %zu descriptors", shown,
+    return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %s: %u arenas but %zu descriptors", shown,
                       c->narenas, a->nfds);
   }
   uint32_t k = 0;
   for (; k < c->narenas && rc == HOIST_OK; k++) {
-    hoist_share_handle h = {host ? a->fds[k] : -1, {0}};
+    hoist__share_handle h = {host ? a->fds[k] : -1, {0}};
     memcpy(h.blob, c->arenas[k].handle, sizeof h.blob);
     rc = d->ops->share_open(d, &h, c->arenas[k].bytes, &a->local[i][k]);
-    if (rc != HOIST_OK) rc = hoist_fail(NULL, rc, "attach: %s: %s", shown, hoist_last_error(a->rt));
+    if (rc != HOIST_OK) rc = hoist__fail(NULL, rc, "attach: %s: %s", shown, hoist_last_error(a->rt));
   }
   if (host) { /* the mappings keep the memory; the descriptors go */
     for (uint32_t j = 0; j < c->narenas; j++) close(a->fds[j]);
@@ -279,7 +279,7 @@ static int open_arenas(hoist_attached *a, size_t i) {
 }
 
 static void close_arenas(hoist_attached *a, size_t i) {
-  hoist_wire_component *c = &a->table->comps[i];
+  hoist__wire_component *c = &a->table->comps[i];
   for (uint32_t k = 0; k < c->narenas; k++)
     a->rt->dev->ops->share_close(a->rt->dev, a->local[i][k], c->arenas[k].bytes);
   memset(a->local[i], 0, sizeof a->local[i]);
@@ -295,11 +295,11 @@ static int connect_to(const char *path, int *out) {
   struct sockaddr_un sa = {0};
   sa.sun_family = AF_UNIX;
   if (strlen(path) >= sizeof sa.sun_path)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "attach: socket path longer than %zu bytes",
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "attach: socket path longer than %zu bytes",
                       sizeof sa.sun_path - 1);
   memcpy(sa.sun_path, path, strlen(path) + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return hoist_fail(NULL, HOIST_IO, "attach: socket: %s", strerror(errno));
+  if (fd < 0) return hoist__fail(NULL, HOIST_IO, "attach: socket: %s", strerror(errno));
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
     int e = errno;
     close(fd);
@@ -308,8 +308,8 @@ static int connect_to(const char *path, int *out) {
              : e == ECONNREFUSED ? HOIST_CLOSED
                                  : HOIST_IO;
     char shown[160];
-    return hoist_fail(NULL, st, "attach: cannot connect to %s: %s",
-                      hoist_show_text(path, shown, sizeof shown), strerror(e));
+    return hoist__fail(NULL, st, "attach: cannot connect to %s: %s",
+                      hoist__show_text(path, shown, sizeof shown), strerror(e));
   }
   *out = fd;
   return HOIST_OK;
@@ -319,7 +319,7 @@ static int connect_to(const char *path, int *out) {
 static void attached_free(hoist_attached *a) {
   if (a->sock >= 0) close(a->sock);
   close_queued_fds(a);
-  hoist_wire_table_free(a->table);
+  hoist__wire_table_free(a->table);
   free(a->infos);
   free(a->local);
   free(a->rx);
@@ -330,37 +330,37 @@ static void attached_free(hoist_attached *a) {
 
 /* Turns an ATTACHED payload into the table, this process's device and the
  * open arenas of every component that has them. */
-static int take_table(hoist_attached *a, const hoist_wire_header *h) {
+static int take_table(hoist_attached *a, const hoist__wire_header *h) {
   char why[300];
-  int rc = hoist_wire_table_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h->length, &a->table, why,
+  int rc = hoist__wire_table_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h->length, &a->table, why,
                                    sizeof why);
   consume(a, h);
   if (rc != HOIST_OK) {
     a->broken = 1;
-    return hoist_fail(NULL, rc, "attach: %s", rc == HOIST_PROTOCOL ? why : "out of memory");
+    return hoist__fail(NULL, rc, "attach: %s", rc == HOIST_PROTOCOL ? why : "out of memory");
   }
   size_t n = a->table->ncomps;
   a->infos = calloc(n > 0 ? n : 1, sizeof *a->infos);
   a->local = calloc(n > 0 ? n : 1, sizeof *a->local);
   if (a->infos == NULL || a->local == NULL)
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
-  if ((rc = hoist_device_spec_for(a->table->device, a->table->locator, a->device,
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
+  if ((rc = hoist__device_spec_for(a->table->device, a->table->locator, a->device,
                                   sizeof a->device)) != HOIST_OK)
     return rc;
   hoist_config cfg = HOIST_CONFIG_INIT;
   cfg.device = a->device;
   if ((rc = hoist_runtime_create(&cfg, &a->rt)) != HOIST_OK) return rc;
   for (size_t i = 0; i < n; i++) {
-    const hoist_wire_component *c = &a->table->comps[i];
+    const hoist__wire_component *c = &a->table->comps[i];
     a->infos[i] = (hoist_loaded_info){c->name, c->residency, c->bytes, 0, 0, 0,
                                       (double)c->micros / 1e6, c->ntensors};
   }
   /* Every arena's descriptor came with the message: check the count before
    * mapping any. */
-  if (strcmp(a->table->device, "host") == 0 && a->nfds != hoist_wire_table_fds(a->table)) {
+  if (strcmp(a->table->device, "host") == 0 && a->nfds != hoist__wire_table_fds(a->table)) {
     a->broken = 1;
-    return hoist_fail(NULL, HOIST_PROTOCOL, "attach: %zu arenas but %zu descriptors",
-                      hoist_wire_table_fds(a->table), a->nfds);
+    return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %zu arenas but %zu descriptors",
+                      hoist__wire_table_fds(a->table), a->nfds);
   }
   size_t i = 0;
   for (; i < n && rc == HOIST_OK; i++) rc = open_arenas(a, i);
@@ -379,25 +379,25 @@ int hoist_attach_ex(const char *socket_path, const hoist_attach_options *opts,
   const hoist_attach_options *o = opts != NULL ? opts : &defaults;
   *out = NULL;
   if (socket_path == NULL || socket_path[0] == '\0')
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "attach: no socket path");
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "attach: no socket path");
   if (o->struct_size != sizeof(hoist_attach_options))
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "hoist_attach_options.struct_size mismatch (use HOIST_ATTACH_OPTIONS_INIT)");
   hoist_attached *a = calloc(1, sizeof *a);
-  if (a == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
+  if (a == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "attach: out of memory");
   a->sock = -1;
   a->timeout = o->timeout_seconds;
   if (uv_mutex_init(&a->lock) != 0) {
     free(a);
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "attach: cannot create a mutex");
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "attach: cannot create a mutex");
   }
-  hoist_wire_header h;
+  hoist__wire_header h;
   int rc = connect_to(socket_path, &a->sock);
   if (rc == HOIST_OK)
     rc = transact(a, HOIST_WIRE_ATTACH, NULL, o->no_wait ? HOIST_WIRE_FLAG_NO_WAIT : 0,
                   o->timeout_seconds, &h);
   if (rc == HOIST_OK && h.type != HOIST_WIRE_ATTACHED) {
-    rc = hoist_fail(NULL, HOIST_PROTOCOL, "attach: the server answered ATTACH with message %u",
+    rc = hoist__fail(NULL, HOIST_PROTOCOL, "attach: the server answered ATTACH with message %u",
                     h.type);
     a->broken = 1;
   }
@@ -416,7 +416,7 @@ void hoist_detach(hoist_attached *a) {
   for (size_t i = 0; i < a->table->ncomps; i++) close_arenas(a, i);
   /* Wait for the acknowledgement, so that when this returns the server has
    * dropped this client's references (a reload's old arenas are freed). */
-  hoist_wire_header h;
+  hoist__wire_header h;
   double wait = a->timeout > 0 && a->timeout < DETACH_WAIT_SECONDS ? a->timeout : DETACH_WAIT_SECONDS;
   if (!a->broken && transact(a, HOIST_WIRE_DETACH, NULL, 0, wait, &h) == HOIST_OK) consume(a, &h);
   uv_mutex_unlock(&a->lock);
@@ -437,14 +437,14 @@ uint32_t hoist_attached_generation(const hoist_attached *a) { return a->table->g
 int hoist_attached_fd(const hoist_attached *a) { return a->sock; }
 
 /* The address of t of component i here, or UNSUPPORTED when unmapped. */
-static int locate(const hoist_attached *a, size_t i, const hoist_wire_tensor *t,
+static int locate(const hoist_attached *a, size_t i, const hoist__wire_tensor *t,
                   uint64_t *device_addr, const hoist_tensor_info **info) {
-  const hoist_wire_component *c = &a->table->comps[i];
+  const hoist__wire_component *c = &a->table->comps[i];
   char shown[160];
   if (info != NULL) *info = &t->info;
   if (c->narenas == 0)
-    return hoist_fail(NULL, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_attached_prepare",
-                      hoist_show_text(c->name, shown, sizeof shown));
+    return hoist__fail(NULL, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_attached_prepare",
+                      hoist__show_text(c->name, shown, sizeof shown));
   uint32_t k = c->narenas - 1;
   while (k > 0 && t->span_off < c->arenas[k].span_begin) k--;
   *device_addr = a->local[i][k] + (t->span_off - c->arenas[k].span_begin);
@@ -455,7 +455,7 @@ int hoist_attached_tensor_at(const hoist_attached *a, size_t i, size_t j, uint64
                              const hoist_tensor_info **info) {
   *device_addr = 0;
   if (i >= a->table->ncomps || j >= a->table->comps[i].ntensors)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "no tensor %zu of component %zu", j, i);
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "no tensor %zu of component %zu", j, i);
   return locate(a, i, a->table->comps[i].by_name[j], device_addr, info);
 }
 
@@ -464,18 +464,18 @@ int hoist_attached_tensor(const hoist_attached *a, const char *component, const 
   *device_addr = 0;
   char shown[160];
   for (size_t i = 0; i < a->table->ncomps; i++) {
-    const hoist_wire_component *c = &a->table->comps[i];
+    const hoist__wire_component *c = &a->table->comps[i];
     if (strcmp(c->name, component) != 0) continue;
-    const hoist_wire_tensor *t = hoist_wire_find(c, tensor);
+    const hoist__wire_tensor *t = hoist__wire_find(c, tensor);
     char comp[160];
     if (t == NULL)
-      return hoist_fail(NULL, HOIST_NOT_FOUND, "%s: no tensor '%s'",
-                        hoist_show_text(c->name, comp, sizeof comp),
-                        hoist_show_text(tensor, shown, sizeof shown));
+      return hoist__fail(NULL, HOIST_NOT_FOUND, "%s: no tensor '%s'",
+                        hoist__show_text(c->name, comp, sizeof comp),
+                        hoist__show_text(tensor, shown, sizeof shown));
     return locate(a, i, t, device_addr, info);
   }
-  return hoist_fail(NULL, HOIST_NOT_FOUND, "no component '%s'",
-                    hoist_show_text(component, shown, sizeof shown));
+  return hoist__fail(NULL, HOIST_NOT_FOUND, "no component '%s'",
+                    hoist__show_text(component, shown, sizeof shown));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -483,23 +483,23 @@ int hoist_attached_tensor(const hoist_attached *a, const char *component, const 
 
 int hoist_attached_prepare(hoist_attached *a, size_t i) {
   if (i >= a->table->ncomps)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "prepare: no component %zu", i);
-  hoist_wire_component *c = &a->table->comps[i];
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "prepare: no component %zu", i);
+  hoist__wire_component *c = &a->table->comps[i];
   if (c->residency != HOIST_OFFLOAD || c->narenas > 0) return HOIST_OK;
   uv_mutex_lock(&a->lock);
-  hoist_wire_header h;
+  hoist__wire_header h;
   int rc = transact(a, HOIST_WIRE_PREPARE, c->name, 0, 0, &h);
   if (rc == HOIST_OK && h.type != HOIST_WIRE_PREPARED) {
     a->broken = 1;
-    rc = hoist_fail(NULL, HOIST_PROTOCOL, "prepare: answered with message %u", h.type);
+    rc = hoist__fail(NULL, HOIST_PROTOCOL, "prepare: answered with message %u", h.type);
   }
   if (rc == HOIST_OK) {
     char why[300];
-    rc = hoist_wire_prepared_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h.length, c, why, sizeof why);
+    rc = hoist__wire_prepared_decode(a->rx + HOIST_WIRE_HEADER_BYTES, h.length, c, why, sizeof why);
     consume(a, &h);
     if (rc != HOIST_OK) {
       a->broken = 1;
-      rc = hoist_fail(NULL, rc, "prepare: %s", why);
+      rc = hoist__fail(NULL, rc, "prepare: %s", why);
     }
   }
   if (rc == HOIST_OK) rc = open_arenas(a, i);
@@ -509,17 +509,17 @@ int hoist_attached_prepare(hoist_attached *a, size_t i) {
 
 int hoist_attached_release(hoist_attached *a, size_t i) {
   if (i >= a->table->ncomps)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "release: no component %zu", i);
-  hoist_wire_component *c = &a->table->comps[i];
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "release: no component %zu", i);
+  hoist__wire_component *c = &a->table->comps[i];
   if (c->residency != HOIST_OFFLOAD || c->narenas == 0) return HOIST_OK;
   uv_mutex_lock(&a->lock);
   close_arenas(a, i); /* before the server may free them */
-  hoist_wire_header h;
+  hoist__wire_header h;
   int rc = transact(a, HOIST_WIRE_RELEASE, c->name, 0, a->timeout, &h);
   if (rc == HOIST_OK) {
     if (h.type != HOIST_WIRE_RELEASED) {
       a->broken = 1;
-      rc = hoist_fail(NULL, HOIST_PROTOCOL, "release: answered with message %u", h.type);
+      rc = hoist__fail(NULL, HOIST_PROTOCOL, "release: answered with message %u", h.type);
     }
     consume(a, &h);
   }
@@ -530,7 +530,7 @@ int hoist_attached_release(hoist_attached *a, size_t i) {
 int hoist_attached_poll(hoist_attached *a, unsigned *events) {
   uv_mutex_lock(&a->lock);
   int rc = HOIST_OK;
-  hoist_wire_header h;
+  hoist__wire_header h;
   while (!a->broken) {
     rc = next_message(a, 0, &h);
     if (rc == HOIST_NOT_READY || rc == HOIST_CLOSED) {

@@ -12,7 +12,7 @@
 #include <cuda_runtime_api.h>
 
 /* Maps a CUDA error to a hoist status. */
-static inline int hoist_cuda_status(cudaError_t e) {
+static inline int hoist__cuda_status(cudaError_t e) {
   switch (e) {
   case cudaSuccess:
     return HOIST_OK;
@@ -29,21 +29,21 @@ static inline int hoist_cuda_status(cudaError_t e) {
   }
 }
 
-int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
+int hoist__cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
                     int line);
 
 #define CHECK_CUDA(rt, call)                                                  \
   do {                                                                        \
     cudaError_t hoist_e_ = (call);                                            \
     if (hoist_e_ != cudaSuccess)                                              \
-      return hoist_cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
+      return hoist__cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
   } while (0)
 
 #define CHECK_CUDA_GOTO(rt, call, rc, label)                                  \
   do {                                                                        \
     cudaError_t hoist_e_ = (call);                                            \
     if (hoist_e_ != cudaSuccess) {                                            \
-      (rc) = hoist_cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
+      (rc) = hoist__cuda_fail((rt), hoist_e_, #call, __FILE__, __LINE__);      \
       goto label;                                                             \
     }                                                                         \
   } while (0)

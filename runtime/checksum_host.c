@@ -132,7 +132,7 @@ __attribute__((target("avx512f"))) static void ck_sums_avx512(unsigned char *dst
 }
 #endif
 
-int hoist_ck_impl_available(hoist_ck_impl impl) {
+int hoist__ck_impl_available(hoist__ck_impl impl) {
   switch (impl) {
   case HOIST_CK_IMPL_SCALAR:
   case HOIST_CK_IMPL_BEST:
@@ -149,16 +149,16 @@ int hoist_ck_impl_available(hoist_ck_impl impl) {
 }
 
 /* impl made concrete: BEST or an unavailable one resolved. */
-static hoist_ck_impl ck_resolve(hoist_ck_impl impl) {
+static hoist__ck_impl ck_resolve(hoist__ck_impl impl) {
   if (impl == HOIST_CK_IMPL_BEST) {
-    if (hoist_ck_impl_available(HOIST_CK_IMPL_AVX512)) return HOIST_CK_IMPL_AVX512;
-    if (hoist_ck_impl_available(HOIST_CK_IMPL_AVX2)) return HOIST_CK_IMPL_AVX2;
+    if (hoist__ck_impl_available(HOIST_CK_IMPL_AVX512)) return HOIST_CK_IMPL_AVX512;
+    if (hoist__ck_impl_available(HOIST_CK_IMPL_AVX2)) return HOIST_CK_IMPL_AVX2;
     return HOIST_CK_IMPL_SCALAR;
   }
-  return hoist_ck_impl_available(impl) ? impl : HOIST_CK_IMPL_SCALAR;
+  return hoist__ck_impl_available(impl) ? impl : HOIST_CK_IMPL_SCALAR;
 }
 
-const char *hoist_ck_impl_name(hoist_ck_impl impl) {
+const char *hoist__ck_impl_name(hoist__ck_impl impl) {
   switch (ck_resolve(impl)) {
   case HOIST_CK_IMPL_AVX2:
     return "avx2";
@@ -172,7 +172,7 @@ const char *hoist_ck_impl_name(hoist_ck_impl impl) {
 typedef void (*ck_sums_fn)(unsigned char *, const unsigned char *, uint64_t, uint64_t *,
                            uint64_t *);
 
-static ck_sums_fn ck_pick(hoist_ck_impl impl) {
+static ck_sums_fn ck_pick(hoist__ck_impl impl) {
   switch (ck_resolve(impl)) {
 #if defined(HOIST_CK_X86)
   case HOIST_CK_IMPL_AVX2:
@@ -195,45 +195,45 @@ static uint64_t ck_blocks(ck_sums_fn fn, unsigned char *dst, const unsigned char
     uint64_t len = n - start < HOIST_CHECKSUM_BLOCK ? n - start : HOIST_CHECKSUM_BLOCK;
     uint64_t sa = 0, sb = 0;
     fn(dst != NULL ? dst + start : NULL, base + start, len, &sa, &sb);
-    acc += hoist_ck_block_hash(sa, sb, b, len);
+    acc += hoist__ck_block_hash(sa, sb, b, len);
   }
   return acc;
 }
 
-uint64_t hoist_ck_blocks(hoist_ck_impl impl, const unsigned char *base, uint64_t n, uint64_t first,
+uint64_t hoist__ck_blocks(hoist__ck_impl impl, const unsigned char *base, uint64_t n, uint64_t first,
                          uint64_t last) {
   return ck_blocks(ck_pick(impl), NULL, base, n, first, last);
 }
 
-uint64_t hoist_ck_copy_hash(hoist_ck_impl impl, void *dst, const void *src, uint64_t n) {
+uint64_t hoist__ck_copy_hash(hoist__ck_impl impl, void *dst, const void *src, uint64_t n) {
   uint64_t n_blocks = n / HOIST_CHECKSUM_BLOCK + (n % HOIST_CHECKSUM_BLOCK != 0);
-  return hoist_ck_final(ck_blocks(ck_pick(impl), dst, src, n, 0, n_blocks), n);
+  return hoist__ck_final(ck_blocks(ck_pick(impl), dst, src, n, 0, n_blocks), n);
 }
 
-typedef struct hoist_ck_job {
+typedef struct hoist__ck_job {
   const unsigned char *base;
   uint64_t n, first, last;
   uint64_t acc; /* written by the worker, read after the join */
   uv_thread_t thread;
   int started;
-} hoist_ck_job;
+} hoist__ck_job;
 
-static void hoist_ck_worker(void *arg) {
-  hoist_ck_job *job = arg;
-  job->acc = hoist_ck_blocks(HOIST_CK_IMPL_BEST, job->base, job->n, job->first, job->last);
+static void hoist__ck_worker(void *arg) {
+  hoist__ck_job *job = arg;
+  job->acc = hoist__ck_blocks(HOIST_CK_IMPL_BEST, job->base, job->n, job->first, job->last);
 }
 
-uint64_t hoist_checksum_host(const void *bytes, uint64_t n, unsigned threads) {
+uint64_t hoist__checksum_host(const void *bytes, uint64_t n, unsigned threads) {
   const unsigned char *base = bytes;
   uint64_t n_blocks = n / HOIST_CHECKSUM_BLOCK + (n % HOIST_CHECKSUM_BLOCK != 0);
   if (threads == 0) threads = uv_available_parallelism();
   if (threads > HOIST_CK_MAX_THREADS) threads = HOIST_CK_MAX_THREADS;
   uint64_t useful = n_blocks / HOIST_CK_MIN_BLOCKS_PER_THREAD;
   if (threads > useful) threads = (unsigned)(useful > 0 ? useful : 1);
-  if (threads <= 1) return hoist_ck_final(hoist_ck_blocks(HOIST_CK_IMPL_BEST, base, n, 0, n_blocks), n);
+  if (threads <= 1) return hoist__ck_final(hoist__ck_blocks(HOIST_CK_IMPL_BEST, base, n, 0, n_blocks), n);
 
-  hoist_ck_job *jobs = calloc(threads, sizeof *jobs);
-  if (!jobs) return hoist_ck_final(hoist_ck_blocks(HOIST_CK_IMPL_BEST, base, n, 0, n_blocks), n);
+  hoist__ck_job *jobs = calloc(threads, sizeof *jobs);
+  if (!jobs) return hoist__ck_final(hoist__ck_blocks(HOIST_CK_IMPL_BEST, base, n, 0, n_blocks), n);
   /* Contiguous runs of blocks; sums commute, so the split cannot change
    * the result.  Job 0 runs on the calling thread. */
   for (unsigned t = 0; t < threads; t++) {
@@ -243,16 +243,16 @@ uint64_t hoist_checksum_host(const void *bytes, uint64_t n, unsigned threads) {
     jobs[t].last = n_blocks * (t + 1) / threads;
   }
   for (unsigned t = 1; t < threads; t++)
-    jobs[t].started = uv_thread_create(&jobs[t].thread, hoist_ck_worker, &jobs[t]) == 0;
-  hoist_ck_worker(&jobs[0]);
+    jobs[t].started = uv_thread_create(&jobs[t].thread, hoist__ck_worker, &jobs[t]) == 0;
+  hoist__ck_worker(&jobs[0]);
   uint64_t acc = jobs[0].acc;
   for (unsigned t = 1; t < threads; t++) {
     if (jobs[t].started)
       uv_thread_join(&jobs[t].thread);
     else
-      hoist_ck_worker(&jobs[t]);
+      hoist__ck_worker(&jobs[t]);
     acc += jobs[t].acc;
   }
   free(jobs);
-  return hoist_ck_final(acc, n);
+  return hoist__ck_final(acc, n);
 }

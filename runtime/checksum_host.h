@@ -48,7 +48,7 @@
 #define HOIST_CK_M2 0x94d049bb133111ebull
 
 /* The finalizer of block hashes and of the whole hash. */
-HOIST_CK_FN uint64_t hoist_ck_fmix(uint64_t x) {
+HOIST_CK_FN uint64_t hoist__ck_fmix(uint64_t x) {
   x ^= x >> 30;
   x *= HOIST_CK_M1;
   x ^= x >> 27;
@@ -58,41 +58,41 @@ HOIST_CK_FN uint64_t hoist_ck_fmix(uint64_t x) {
 }
 
 /* H_b from the block's sums A and B, its index b and its length len. */
-HOIST_CK_FN uint64_t hoist_ck_block_hash(uint64_t a, uint64_t b_sum, uint64_t b, uint64_t len) {
-  return hoist_ck_fmix(hoist_ck_fmix(a + b * HOIST_CK_K_BLOCK + HOIST_CK_K_SEED) + b_sum +
+HOIST_CK_FN uint64_t hoist__ck_block_hash(uint64_t a, uint64_t b_sum, uint64_t b, uint64_t len) {
+  return hoist__ck_fmix(hoist__ck_fmix(a + b * HOIST_CK_K_BLOCK + HOIST_CK_K_SEED) + b_sum +
                        len * HOIST_CK_K_LEN);
 }
 
 /* H from the sum of the block hashes and the total length. */
-HOIST_CK_FN uint64_t hoist_ck_final(uint64_t block_sum, uint64_t n) {
-  return hoist_ck_fmix(block_sum + n * HOIST_CK_K_LEN + HOIST_CK_K_SEED);
+HOIST_CK_FN uint64_t hoist__ck_final(uint64_t block_sum, uint64_t n) {
+  return hoist__ck_fmix(block_sum + n * HOIST_CK_K_LEN + HOIST_CK_K_SEED);
 }
 
 #if !defined(__CUDACC__)
 /* Host implementations of the per-block sums, picked at run time. */
-typedef enum hoist_ck_impl {
+typedef enum hoist__ck_impl {
   HOIST_CK_IMPL_SCALAR = 0,
   HOIST_CK_IMPL_AVX2 = 1,   /* 8 lanes in two 256-bit registers */
   HOIST_CK_IMPL_AVX512 = 2, /* 8 lanes in one 512-bit register */
   HOIST_CK_IMPL_BEST = 3    /* the fastest this CPU runs */
-} hoist_ck_impl;
+} hoist__ck_impl;
 
 /* Whether this build and this CPU can run impl (BEST and SCALAR: always). */
-int hoist_ck_impl_available(hoist_ck_impl impl);
+int hoist__ck_impl_available(hoist__ck_impl impl);
 /* The name of impl ("scalar", "avx2", "avx512"; BEST: the one it picks). */
-const char *hoist_ck_impl_name(hoist_ck_impl impl);
+const char *hoist__ck_impl_name(hoist__ck_impl impl);
 
 /* The whole hash H of the n bytes at src (blocks numbered from 0 at src;
  * any alignment; NULL allowed for n == 0).  When dst is not NULL, the n
  * bytes are also copied to dst in the same pass (the buffers must not
  * overlap): one read of the source feeds both the copy and the hash.  An
  * unavailable impl runs as SCALAR.  Thread-safe, never fails. */
-uint64_t hoist_ck_copy_hash(hoist_ck_impl impl, void *dst, const void *src, uint64_t n);
+uint64_t hoist__ck_copy_hash(hoist__ck_impl impl, void *dst, const void *src, uint64_t n);
 
 /* SUM_b H_b for blocks [first, last) of the n bytes at base (block b at
  * base + b * HOIST_CHECKSUM_BLOCK), without the final mix: the per-thread
- * share of hoist_checksum_host(). */
-uint64_t hoist_ck_blocks(hoist_ck_impl impl, const unsigned char *base, uint64_t n, uint64_t first,
+ * share of hoist__checksum_host(). */
+uint64_t hoist__ck_blocks(hoist__ck_impl impl, const unsigned char *base, uint64_t n, uint64_t first,
                          uint64_t last);
 #endif
 

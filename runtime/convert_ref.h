@@ -42,7 +42,7 @@
 #endif
 
 /* Count of leading zero bits of a nonzero 32-bit value. */
-HOIST_CVT_FN int hoist_cvt_clz32(uint32_t x) {
+HOIST_CVT_FN int hoist__cvt_clz32(uint32_t x) {
 #if defined(__CUDA_ARCH__)
   return __clz((int)x);
 #else
@@ -53,7 +53,7 @@ HOIST_CVT_FN int hoist_cvt_clz32(uint32_t x) {
 /* ---- Widening: exact. */
 
 /* F16 bits -> F32 bits. */
-HOIST_CVT_FN uint32_t hoist_cvt_f16_to_f32(uint32_t h) {
+HOIST_CVT_FN uint32_t hoist__cvt_f16_to_f32(uint32_t h) {
   uint32_t sign = (h & 0x8000u) << 16;
   uint32_t e = (h >> 10) & 0x1fu;
   uint32_t m = h & 0x3ffu;
@@ -62,19 +62,19 @@ HOIST_CVT_FN uint32_t hoist_cvt_f16_to_f32(uint32_t h) {
   if (e != 0) return sign | ((e + 112u) << 23) | (m << 13);
   if (m == 0) return sign;
   /* Subnormal: m * 2^-24 with its leading one at bit p. */
-  uint32_t p = 31u - (uint32_t)hoist_cvt_clz32(m);
+  uint32_t p = 31u - (uint32_t)hoist__cvt_clz32(m);
   return sign | ((p + 103u) << 23) | ((m << (23u - p)) & 0x007fffffu);
 }
 
 /* BF16 bits -> F32 bits (a NaN is made quiet). */
-HOIST_CVT_FN uint32_t hoist_cvt_bf16_to_f32(uint32_t b) {
+HOIST_CVT_FN uint32_t hoist__cvt_bf16_to_f32(uint32_t b) {
   uint32_t x = (b & 0xffffu) << 16;
   if ((x & 0x7fffffffu) > 0x7f800000u) x |= 0x00400000u;
   return x;
 }
 
 /* F8_E4M3 (e4m3fn) bits -> F32 bits. */
-HOIST_CVT_FN uint32_t hoist_cvt_e4m3_to_f32(uint32_t v) {
+HOIST_CVT_FN uint32_t hoist__cvt_e4m3_to_f32(uint32_t v) {
   uint32_t sign = (v & 0x80u) << 24;
   uint32_t e = (v >> 3) & 0xfu;
   uint32_t m = v & 0x7u;
@@ -82,19 +82,19 @@ HOIST_CVT_FN uint32_t hoist_cvt_e4m3_to_f32(uint32_t v) {
   if (e != 0) return sign | ((e + 120u) << 23) | (m << 20);
   if (m == 0) return sign;
   /* Subnormal: m * 2^-9 with its leading one at bit p. */
-  uint32_t p = 31u - (uint32_t)hoist_cvt_clz32(m);
+  uint32_t p = 31u - (uint32_t)hoist__cvt_clz32(m);
   return sign | ((p + 118u) << 23) | ((m << (23u - p)) & 0x007fffffu);
 }
 
 /* F8_E5M2 bits -> F32 bits: E5M2 is the top byte of an F16. */
-HOIST_CVT_FN uint32_t hoist_cvt_e5m2_to_f32(uint32_t v) {
-  return hoist_cvt_f16_to_f32((v & 0xffu) << 8);
+HOIST_CVT_FN uint32_t hoist__cvt_e5m2_to_f32(uint32_t v) {
+  return hoist__cvt_f16_to_f32((v & 0xffu) << 8);
 }
 
 /* ---- Narrowing: round to nearest, ties to even. */
 
 /* F32 bits -> BF16 bits. */
-HOIST_CVT_FN uint32_t hoist_cvt_f32_to_bf16(uint32_t x) {
+HOIST_CVT_FN uint32_t hoist__cvt_f32_to_bf16(uint32_t x) {
   if ((x & 0x7fffffffu) > 0x7f800000u) return (x >> 16) | 0x0040u;
   /* Adding 0x7fff plus the kept lsb rounds ties to even; a carry into the
    * exponent is the correct result (up to inf for the largest values). */
@@ -102,7 +102,7 @@ HOIST_CVT_FN uint32_t hoist_cvt_f32_to_bf16(uint32_t x) {
 }
 
 /* F32 bits -> F16 bits. */
-HOIST_CVT_FN uint32_t hoist_cvt_f32_to_f16(uint32_t x) {
+HOIST_CVT_FN uint32_t hoist__cvt_f32_to_f16(uint32_t x) {
   uint32_t sign = (x >> 16) & 0x8000u;
   uint32_t a = x & 0x7fffffffu;
   if (a > 0x7f800000u) return sign | 0x7e00u | ((a >> 13) & 0x3ffu);
@@ -125,23 +125,23 @@ HOIST_CVT_FN uint32_t hoist_cvt_f32_to_f16(uint32_t x) {
 
 /* ---- Every supported pair, by composition through F32. */
 
-HOIST_CVT_FN uint32_t hoist_cvt_f16_to_bf16(uint32_t h) {
-  return hoist_cvt_f32_to_bf16(hoist_cvt_f16_to_f32(h));
+HOIST_CVT_FN uint32_t hoist__cvt_f16_to_bf16(uint32_t h) {
+  return hoist__cvt_f32_to_bf16(hoist__cvt_f16_to_f32(h));
 }
-HOIST_CVT_FN uint32_t hoist_cvt_bf16_to_f16(uint32_t b) {
-  return hoist_cvt_f32_to_f16(hoist_cvt_bf16_to_f32(b));
+HOIST_CVT_FN uint32_t hoist__cvt_bf16_to_f16(uint32_t b) {
+  return hoist__cvt_f32_to_f16(hoist__cvt_bf16_to_f32(b));
 }
-HOIST_CVT_FN uint32_t hoist_cvt_e4m3_to_bf16(uint32_t v) {
-  return hoist_cvt_f32_to_bf16(hoist_cvt_e4m3_to_f32(v));
+HOIST_CVT_FN uint32_t hoist__cvt_e4m3_to_bf16(uint32_t v) {
+  return hoist__cvt_f32_to_bf16(hoist__cvt_e4m3_to_f32(v));
 }
-HOIST_CVT_FN uint32_t hoist_cvt_e4m3_to_f16(uint32_t v) {
-  return hoist_cvt_f32_to_f16(hoist_cvt_e4m3_to_f32(v));
+HOIST_CVT_FN uint32_t hoist__cvt_e4m3_to_f16(uint32_t v) {
+  return hoist__cvt_f32_to_f16(hoist__cvt_e4m3_to_f32(v));
 }
-HOIST_CVT_FN uint32_t hoist_cvt_e5m2_to_bf16(uint32_t v) {
-  return hoist_cvt_f32_to_bf16(hoist_cvt_e5m2_to_f32(v));
+HOIST_CVT_FN uint32_t hoist__cvt_e5m2_to_bf16(uint32_t v) {
+  return hoist__cvt_f32_to_bf16(hoist__cvt_e5m2_to_f32(v));
 }
-HOIST_CVT_FN uint32_t hoist_cvt_e5m2_to_f16(uint32_t v) {
-  return hoist_cvt_f32_to_f16(hoist_cvt_e5m2_to_f32(v));
+HOIST_CVT_FN uint32_t hoist__cvt_e5m2_to_f16(uint32_t v) {
+  return hoist__cvt_f32_to_f16(hoist__cvt_e5m2_to_f32(v));
 }
 
 #ifdef __cplusplus
@@ -151,11 +151,11 @@ extern "C" {
 /* Converts n elements of src_type at src into dst_type at dst on the CPU,
  * element by element with the functions above (a memcpy when the types are
  * equal).  The buffers must not overlap and need no alignment.  Returns
- * HOIST_OK, HOIST_UNSUPPORTED for a pair hoist_convert_supported()
+ * HOIST_OK, HOIST_UNSUPPORTED for a pair hoist__convert_supported()
  * (kernels/kernels.h) refuses,
  * or HOIST_INVALID_ARGUMENT for a NULL buffer with n > 0 or a byte size that
  * overflows.  Records nothing; thread-safe. */
-int hoist_convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
+int hoist__convert_ref(void *dst, hoist_dtype dst_type, const void *src, hoist_dtype src_type,
                       uint64_t n);
 
 #ifdef __cplusplus

@@ -17,60 +17,60 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef struct hoist_device hoist_device;
+typedef struct hoist__device hoist__device;
 
 /* What another process needs to open one device allocation (share_export,
  * share_open): on cuda the allocation's CUDA IPC handle in blob; on host a
  * memfd of the allocation in fd, which a Unix socket passes on with
  * SCM_RIGHTS (blob unused). */
 #define HOIST_SHARE_BLOB_BYTES 64
-typedef struct hoist_share_handle {
+typedef struct hoist__share_handle {
   int fd;                                 /* host: memfd; -1 on cuda */
   unsigned char blob[HOIST_SHARE_BLOB_BYTES]; /* cuda: cudaIpcMemHandle_t */
-} hoist_share_handle;
+} hoist__share_handle;
 
-typedef struct hoist_device_ops {
-  void (*destroy)(hoist_device *d);
+typedef struct hoist__device_ops {
+  void (*destroy)(hoist__device *d);
   /* Free and total device memory as the device sees it now. */
-  int (*mem_info)(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes);
+  int (*mem_info)(hoist__device *d, uint64_t *free_bytes, uint64_t *total_bytes);
   /* Device memory; *addr is a device address (256-byte aligned at least). */
-  int (*alloc)(hoist_device *d, uint64_t bytes, uint64_t *addr);
-  void (*free)(hoist_device *d, uint64_t addr);
+  int (*alloc)(hoist__device *d, uint64_t bytes, uint64_t *addr);
+  void (*free)(hoist__device *d, uint64_t addr);
   /* Page-locked host memory for staging. */
-  int (*pinned_alloc)(hoist_device *d, size_t bytes, void **out);
-  void (*pinned_free)(hoist_device *d, void *p);
-  int (*stream_create)(hoist_device *d, void **stream);
-  void (*stream_destroy)(hoist_device *d, void *stream);
-  int (*stream_sync)(hoist_device *d, void *stream);
-  int (*event_create)(hoist_device *d, void **event);
-  void (*event_destroy)(hoist_device *d, void *event);
-  int (*event_record)(hoist_device *d, void *event, void *stream);
-  int (*event_sync)(hoist_device *d, void *event);
+  int (*pinned_alloc)(hoist__device *d, size_t bytes, void **out);
+  void (*pinned_free)(hoist__device *d, void *p);
+  int (*stream_create)(hoist__device *d, void **stream);
+  void (*stream_destroy)(hoist__device *d, void *stream);
+  int (*stream_sync)(hoist__device *d, void *stream);
+  int (*event_create)(hoist__device *d, void **event);
+  void (*event_destroy)(hoist__device *d, void *event);
+  int (*event_record)(hoist__device *d, void *event, void *stream);
+  int (*event_sync)(hoist__device *d, void *event);
   /* Work queued on stream after this call waits until event has passed. */
-  int (*stream_wait_event)(hoist_device *d, void *stream, void *event);
+  int (*stream_wait_event)(hoist__device *d, void *stream, void *event);
   /* Asynchronous on the stream; src must stay valid until the stream passes
    * an event recorded after the copy. */
-  int (*copy_h2d_async)(hoist_device *d, uint64_t dst, const void *src, size_t n, void *stream);
+  int (*copy_h2d_async)(hoist__device *d, uint64_t dst, const void *src, size_t n, void *stream);
   /* Synchronous device-to-host copy (verification, tests). */
-  int (*copy_d2h)(hoist_device *d, void *dst, uint64_t src, size_t n);
+  int (*copy_d2h)(hoist__device *d, void *dst, uint64_t src, size_t n);
   /* Page-locks an existing host range for direct copies; UNSUPPORTED where
    * the backend has no such notion. */
-  int (*host_register)(hoist_device *d, void *p, size_t n, int read_only);
-  void (*host_unregister)(hoist_device *d, void *p);
+  int (*host_register)(hoist__device *d, void *p, size_t n, int read_only);
+  void (*host_unregister)(hoist__device *d, void *p);
   /* Enqueues on stream the conversion of n elements of `from` at the device
    * address src into `to` at dst (kernels/convert.cu on cuda, the CPU
-   * reference hoist_convert_ref on host).  Addresses aligned to their
+   * reference hoist__convert_ref on host).  Addresses aligned to their
    * element size, ranges disjoint.  HOIST_UNSUPPORTED for a pair
-   * hoist_convert_supported() refuses. */
-  int (*convert)(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src, hoist_dtype from,
+   * hoist__convert_supported() refuses. */
+  int (*convert)(hoist__device *d, uint64_t dst, hoist_dtype to, uint64_t src, hoist_dtype from,
                  uint64_t n, void *stream);
   /* Enqueues on stream the block checksum (kernels.h) of n bytes at the
    * device address src, written to the 8-byte aligned device address out. */
-  int (*checksum)(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream);
+  int (*checksum)(hoist__device *d, uint64_t src, uint64_t n, uint64_t out, void *stream);
   /* Enqueues on stream the checksums of n spans at once (kernels.h's
    * batch form; spans is host memory read before the call returns) using
    * table, device memory of n * HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN bytes. */
-  int (*checksum_batch)(hoist_device *d, const hoist_checksum_span *spans, size_t n, uint64_t table,
+  int (*checksum_batch)(hoist__device *d, const hoist__checksum_span *spans, size_t n, uint64_t table,
                         void *stream);
   /* Bytes a backend may allocate beyond the request (rounding). */
   uint64_t alloc_granularity;
@@ -86,13 +86,13 @@ typedef struct hoist_device_ops {
    * a handle already open in this process is shared and counted, as CUDA
    * maps a handle once per process) and share_close unmaps it.  Ops of a device opened in the receiving
    * process. */
-  int (*share_export)(hoist_device *d, uint64_t addr, hoist_share_handle *out);
-  int (*share_open)(hoist_device *d, const hoist_share_handle *h, uint64_t bytes, uint64_t *addr);
-  void (*share_close)(hoist_device *d, uint64_t addr, uint64_t bytes);
-} hoist_device_ops;
+  int (*share_export)(hoist__device *d, uint64_t addr, hoist__share_handle *out);
+  int (*share_open)(hoist__device *d, const hoist__share_handle *h, uint64_t bytes, uint64_t *addr);
+  void (*share_close)(hoist__device *d, uint64_t addr, uint64_t bytes);
+} hoist__device_ops;
 
-struct hoist_device {
-  const hoist_device_ops *ops;
+struct hoist__device {
+  const hoist__device_ops *ops;
   hoist_runtime *rt;      /* borrowed: errors are recorded there */
   const char *kind;       /* "host" or "cuda" */
   int ordinal;            /* N of cuda:N; 0 for host */
@@ -104,34 +104,34 @@ struct hoist_device {
 
 /* Parses "host", "cuda" or "cuda:N" and opens that backend.  capacity is the
  * host backend's capacity (0: physical RAM). */
-int hoist_device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
-                      hoist_device **out);
-void hoist_device_close(hoist_device *d);
+int hoist__device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
+                      hoist__device **out);
+void hoist__device_close(hoist__device *d);
 
-int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **out);
+int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out);
 #if defined(HOIST_HAVE_CUDA)
-int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out);
+int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out);
 /* The ordinal of the card with PCI bus id locator in this process. */
-int hoist_device_cuda_ordinal(const char *locator, int *ordinal);
+int hoist__device_cuda_ordinal(const char *locator, int *ordinal);
 #endif
 /* The device spec ("host", "cuda:N") under which this process sees the
- * device another process described by kind and locator (hoist_device.kind
+ * device another process described by kind and locator (hoist__device.kind
  * and .locator): host for "host", the ordinal of the card with that PCI bus
  * id for "cuda".  HOIST_NO_DEVICE when this process cannot see it. */
-int hoist_device_spec_for(const char *kind, const char *locator, char *spec, size_t size);
+int hoist__device_spec_for(const char *kind, const char *locator, char *spec, size_t size);
 
 /* Host backend test hooks (fault injection).  fail_alloc_at(d, k, count)
  * makes `count` allocations fail starting with the k-th from now (1 = the
  * next one; k = 0 disables; count = UINT64_MAX: every one from then on).  set_capacity
  * changes the capacity at once, as another tenant would.  allocated returns
  * the bytes currently allocated (device memory plus pinned memory). */
-void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count);
-void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity);
-uint64_t hoist_device_host_allocated(hoist_device *d);
-uint64_t hoist_device_host_pinned(hoist_device *d);
+void hoist__device_host_fail_alloc_at(hoist__device *d, uint64_t k, uint64_t count);
+void hoist__device_host_set_capacity(hoist__device *d, uint64_t capacity);
+uint64_t hoist__device_host_allocated(hoist__device *d);
+uint64_t hoist__device_host_pinned(hoist__device *d);
 /* Host-to-device copies, conversions and successful device allocations
  * since the device opened (tests count transfers with them). */
-void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
+void hoist__device_host_counts(hoist__device *d, uint64_t *copies, uint64_t *converts,
                               uint64_t *allocs);
 
 #endif /* HOIST_DEVICE_H */

@@ -12,20 +12,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-int hoist_cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
+int hoist__cuda_fail(hoist_runtime *rt, cudaError_t e, const char *what, const char *file,
                     int line) {
   const char *base = strrchr(file, '/');
   (void)cudaGetLastError(); /* clear the sticky error so the runtime stays usable */
-  return hoist_fail(rt, hoist_cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
+  return hoist__fail(rt, hoist__cuda_status(e), "%s failed: %s (%s) at %s:%d", what,
                     cudaGetErrorString(e), cudaGetErrorName(e), base ? base + 1 : file, line);
 }
 
 #define CUDA_RT(d) ((d)->rt)
 #define SET_DEVICE(d) CHECK_CUDA(CUDA_RT(d), cudaSetDevice((d)->ordinal))
 
-static void cuda_destroy(hoist_device *d) { free(d); }
+static void cuda_destroy(hoist__device *d) { free(d); }
 
-static int cuda_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
+static int cuda_mem_info(hoist__device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
   size_t f = 0, t = 0;
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaMemGetInfo(&f, &t));
@@ -34,46 +34,46 @@ static int cuda_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_
   return HOIST_OK;
 }
 
-static int cuda_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
+static int cuda_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
   void *p = NULL;
   SET_DEVICE(d);
   cudaError_t e = cudaMalloc(&p, (size_t)bytes);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    return hoist_fail(d->rt, hoist_cuda_status(e), "cuda:%d: cudaMalloc of %llu bytes failed: %s",
+    return hoist__fail(d->rt, hoist__cuda_status(e), "cuda:%d: cudaMalloc of %llu bytes failed: %s",
                       d->ordinal, (unsigned long long)bytes, cudaGetErrorString(e));
   }
   *addr = (uint64_t)(uintptr_t)p;
   return HOIST_OK;
 }
 
-static void cuda_free(hoist_device *d, uint64_t addr) {
+static void cuda_free(hoist__device *d, uint64_t addr) {
   if (addr == 0) return;
   if (cudaSetDevice(d->ordinal) != cudaSuccess || cudaFree((void *)(uintptr_t)addr) != cudaSuccess) {
     (void)cudaGetLastError();
-    hoist_log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
+    hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
               (unsigned long long)addr);
   }
 }
 
-static int cuda_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
+static int cuda_pinned_alloc(hoist__device *d, size_t bytes, void **out) {
   SET_DEVICE(d);
   cudaError_t e = cudaHostAlloc(out, bytes, cudaHostAllocPortable);
   if (e != cudaSuccess) {
     /* Host RAM, not device memory, ran out: not an admission failure. */
     (void)cudaGetLastError();
-    return hoist_fail(d->rt, e == cudaErrorMemoryAllocation ? HOIST_NO_MEMORY : hoist_cuda_status(e),
+    return hoist__fail(d->rt, e == cudaErrorMemoryAllocation ? HOIST_NO_MEMORY : hoist__cuda_status(e),
                       "cudaHostAlloc of %zu bytes of pinned host memory failed: %s", bytes,
                       cudaGetErrorString(e));
   }
   return HOIST_OK;
 }
 
-static void cuda_pinned_free(hoist_device *d, void *p) {
+static void cuda_pinned_free(hoist__device *d, void *p) {
   if (p != NULL && cudaFreeHost(p) != cudaSuccess) (void)cudaGetLastError();
 }
 
-static int cuda_stream_create(hoist_device *d, void **stream) {
+static int cuda_stream_create(hoist__device *d, void **stream) {
   cudaStream_t s = NULL;
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
@@ -81,17 +81,17 @@ static int cuda_stream_create(hoist_device *d, void **stream) {
   return HOIST_OK;
 }
 
-static void cuda_stream_destroy(hoist_device *d, void *stream) {
+static void cuda_stream_destroy(hoist__device *d, void *stream) {
   if (stream != NULL && cudaStreamDestroy((cudaStream_t)stream) != cudaSuccess)
     (void)cudaGetLastError();
 }
 
-static int cuda_stream_sync(hoist_device *d, void *stream) {
+static int cuda_stream_sync(hoist__device *d, void *stream) {
   CHECK_CUDA(d->rt, cudaStreamSynchronize((cudaStream_t)stream));
   return HOIST_OK;
 }
 
-static int cuda_event_create(hoist_device *d, void **event) {
+static int cuda_event_create(hoist__device *d, void **event) {
   cudaEvent_t e = NULL;
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
@@ -99,27 +99,27 @@ static int cuda_event_create(hoist_device *d, void **event) {
   return HOIST_OK;
 }
 
-static void cuda_event_destroy(hoist_device *d, void *event) {
+static void cuda_event_destroy(hoist__device *d, void *event) {
   if (event != NULL && cudaEventDestroy((cudaEvent_t)event) != cudaSuccess)
     (void)cudaGetLastError();
 }
 
-static int cuda_event_record(hoist_device *d, void *event, void *stream) {
+static int cuda_event_record(hoist__device *d, void *event, void *stream) {
   CHECK_CUDA(d->rt, cudaEventRecord((cudaEvent_t)event, (cudaStream_t)stream));
   return HOIST_OK;
 }
 
-static int cuda_event_sync(hoist_device *d, void *event) {
+static int cuda_event_sync(hoist__device *d, void *event) {
   CHECK_CUDA(d->rt, cudaEventSynchronize((cudaEvent_t)event));
   return HOIST_OK;
 }
 
-static int cuda_stream_wait_event(hoist_device *d, void *stream, void *event) {
+static int cuda_stream_wait_event(hoist__device *d, void *stream, void *event) {
   CHECK_CUDA(d->rt, cudaStreamWaitEvent((cudaStream_t)stream, (cudaEvent_t)event, 0));
   return HOIST_OK;
 }
 
-static int cuda_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
+static int cuda_copy_h2d_async(hoist__device *d, uint64_t dst, const void *src, size_t n,
                                void *stream) {
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaMemcpyAsync((void *)(uintptr_t)dst, src, n, cudaMemcpyHostToDevice,
@@ -127,53 +127,53 @@ static int cuda_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, s
   return HOIST_OK;
 }
 
-static int cuda_copy_d2h(hoist_device *d, void *dst, uint64_t src, size_t n) {
+static int cuda_copy_d2h(hoist__device *d, void *dst, uint64_t src, size_t n) {
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaMemcpy(dst, (const void *)(uintptr_t)src, n, cudaMemcpyDeviceToHost));
   return HOIST_OK;
 }
 
-static int cuda_host_register(hoist_device *d, void *p, size_t n, int read_only) {
+static int cuda_host_register(hoist__device *d, void *p, size_t n, int read_only) {
   SET_DEVICE(d);
   unsigned flags = cudaHostRegisterPortable | (read_only ? cudaHostRegisterReadOnly : 0u);
   CHECK_CUDA(d->rt, cudaHostRegister(p, n, flags));
   return HOIST_OK;
 }
 
-static void cuda_host_unregister(hoist_device *d, void *p) {
+static void cuda_host_unregister(hoist__device *d, void *p) {
   if (cudaHostUnregister(p) != cudaSuccess) (void)cudaGetLastError();
 }
 
 /* The launchers record their detail for the calling thread; it is copied
  * into the runtime so the load reports it. */
-static int cuda_convert(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src,
+static int cuda_convert(hoist__device *d, uint64_t dst, hoist_dtype to, uint64_t src,
                         hoist_dtype from, uint64_t n, void *stream) {
   SET_DEVICE(d);
-  int rc = hoist_convert_launch((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n,
+  int rc = hoist__convert_launch((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n,
                                 stream);
-  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  if (rc != HOIST_OK) return hoist__fail(d->rt, rc, "%s", hoist_last_error(NULL));
   return HOIST_OK;
 }
 
-static int cuda_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
+static int cuda_checksum(hoist__device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
   SET_DEVICE(d);
-  int rc = hoist_checksum_launch((const void *)(uintptr_t)src, n, (uint64_t *)(uintptr_t)out,
+  int rc = hoist__checksum_launch((const void *)(uintptr_t)src, n, (uint64_t *)(uintptr_t)out,
                                  stream);
-  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  if (rc != HOIST_OK) return hoist__fail(d->rt, rc, "%s", hoist_last_error(NULL));
   return HOIST_OK;
 }
 
-static int cuda_checksum_batch(hoist_device *d, const hoist_checksum_span *spans, size_t n,
+static int cuda_checksum_batch(hoist__device *d, const hoist__checksum_span *spans, size_t n,
                                uint64_t table, void *stream) {
   SET_DEVICE(d);
-  int rc = hoist_checksum_batch_launch(spans, n, (void *)(uintptr_t)table, stream);
-  if (rc != HOIST_OK) return hoist_fail(d->rt, rc, "%s", hoist_last_error(NULL));
+  int rc = hoist__checksum_batch_launch(spans, n, (void *)(uintptr_t)table, stream);
+  if (rc != HOIST_OK) return hoist__fail(d->rt, rc, "%s", hoist_last_error(NULL));
   return HOIST_OK;
 }
 
 /* Sharing: one CUDA IPC handle per allocation (an arena), never per
  * tensor: opening a handle costs a fraction of a millisecond. */
-static int cuda_share_export(hoist_device *d, uint64_t addr, hoist_share_handle *out) {
+static int cuda_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
   cudaIpcMemHandle_t h;
   _Static_assert(sizeof h <= HOIST_SHARE_BLOB_BYTES, "cudaIpcMemHandle_t fits the blob");
   memset(out, 0, sizeof *out);
@@ -201,7 +201,7 @@ static uv_mutex_t ipc_lock;
 static uv_once_t ipc_once = UV_ONCE_INIT;
 static void ipc_lock_init(void) { uv_mutex_init(&ipc_lock); }
 
-static int cuda_share_open(hoist_device *d, const hoist_share_handle *hd, uint64_t bytes,
+static int cuda_share_open(hoist__device *d, const hoist__share_handle *hd, uint64_t bytes,
                            uint64_t *addr) {
   uv_once(&ipc_once, ipc_lock_init);
   uv_mutex_lock(&ipc_lock);
@@ -219,12 +219,12 @@ static int cuda_share_open(hoist_device *d, const hoist_share_handle *hd, uint64
   void *p = NULL;
   memcpy(&h, hd->blob, sizeof h);
   m = calloc(1, sizeof *m);
-  if (m == NULL) rc = hoist_fail(d->rt, HOIST_NO_MEMORY, "out of memory");
+  if (m == NULL) rc = hoist__fail(d->rt, HOIST_NO_MEMORY, "out of memory");
   cudaError_t e = cudaSuccess;
   if (rc == HOIST_OK && (e = cudaSetDevice(d->ordinal)) == cudaSuccess)
     e = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
   if (rc == HOIST_OK && e != cudaSuccess)
-    rc = hoist_cuda_fail(d->rt, e, "cudaIpcOpenMemHandle", __FILE__, __LINE__);
+    rc = hoist__cuda_fail(d->rt, e, "cudaIpcOpenMemHandle", __FILE__, __LINE__);
   if (rc == HOIST_OK) {
     memcpy(m->blob, hd->blob, sizeof m->blob);
     m->ordinal = d->ordinal;
@@ -240,7 +240,7 @@ static int cuda_share_open(hoist_device *d, const hoist_share_handle *hd, uint64
   return rc;
 }
 
-static void cuda_share_close(hoist_device *d, uint64_t addr, uint64_t bytes) {
+static void cuda_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
   if (addr == 0) return;
   uv_once(&ipc_once, ipc_lock_init);
   uv_mutex_lock(&ipc_lock);
@@ -254,13 +254,13 @@ static void cuda_share_close(hoist_device *d, uint64_t addr, uint64_t bytes) {
   if (cudaSetDevice(d->ordinal) != cudaSuccess ||
       cudaIpcCloseMemHandle((void *)(uintptr_t)addr) != cudaSuccess) {
     (void)cudaGetLastError();
-    hoist_log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaIpcCloseMemHandle(%#llx) failed",
+    hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaIpcCloseMemHandle(%#llx) failed",
               d->ordinal, (unsigned long long)addr);
   }
   free(m);
 }
 
-static const hoist_device_ops cuda_ops = {
+static const hoist__device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
     .alloc = cuda_alloc,
@@ -288,33 +288,33 @@ static const hoist_device_ops cuda_ops = {
     .share_close = cuda_share_close,
 };
 
-int hoist_device_cuda_ordinal(const char *locator, int *ordinal) {
+int hoist__device_cuda_ordinal(const char *locator, int *ordinal) {
   cudaError_t e = cudaDeviceGetByPCIBusId(ordinal, locator);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    return hoist_fail(NULL, HOIST_NO_DEVICE, "no CUDA device with PCI bus id %.32s here (%s)",
+    return hoist__fail(NULL, HOIST_NO_DEVICE, "no CUDA device with PCI bus id %.32s here (%s)",
                       locator, cudaGetErrorString(e));
   }
   return HOIST_OK;
 }
 
-int hoist_device_cuda_open(hoist_runtime *rt, int ordinal, hoist_device **out) {
+int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
-    return hoist_fail(rt, HOIST_NO_DEVICE, "cuda:%d: no usable CUDA driver or device (%s)",
+    return hoist__fail(rt, HOIST_NO_DEVICE, "cuda:%d: no usable CUDA driver or device (%s)",
                       ordinal, cudaGetErrorString(e));
   }
   if (ordinal >= count)
-    return hoist_fail(rt, HOIST_NO_DEVICE, "cuda:%d: only %d CUDA device(s) present", ordinal,
+    return hoist__fail(rt, HOIST_NO_DEVICE, "cuda:%d: only %d CUDA device(s) present", ordinal,
                       count);
   struct cudaDeviceProp prop;
   CHECK_CUDA(rt, cudaGetDeviceProperties(&prop, ordinal));
   CHECK_CUDA(rt, cudaSetDevice(ordinal));
   CHECK_CUDA(rt, cudaFree(NULL)); /* create the context now, not inside a timed load */
-  hoist_device *d = calloc(1, sizeof *d);
-  if (d == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  hoist__device *d = calloc(1, sizeof *d);
+  if (d == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   d->ops = &cuda_ops;
   d->rt = rt;
   d->kind = "cuda";

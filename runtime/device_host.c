@@ -35,7 +35,7 @@ typedef struct host_block {
 } host_block;
 
 typedef struct host_device {
-  hoist_device base;
+  hoist__device base;
   uv_mutex_t lock;
   uint64_t capacity;
   uint64_t allocated;
@@ -46,15 +46,15 @@ typedef struct host_device {
   atomic_uint_fast64_t copies, converts, allocs; /* operations issued, for tests */
 } host_device;
 
-static host_device *as_host(hoist_device *d) { return (host_device *)d; }
+static host_device *as_host(hoist__device *d) { return (host_device *)d; }
 
-static void host_destroy(hoist_device *d) {
+static void host_destroy(hoist__device *d) {
   host_device *h = as_host(d);
   /* Anything still allocated here is a caller leak; free it so the process
    * does not compound it, and log it so tests notice. */
   for (host_block *b = h->blocks; b != NULL;) {
     host_block *next = b->next;
-    hoist_log(d->rt, HOIST_LOG_WARN, "host device: %llu bytes still allocated at close",
+    hoist__log(d->rt, HOIST_LOG_WARN, "host device: %llu bytes still allocated at close",
               (unsigned long long)b->bytes);
     munmap((void *)(uintptr_t)b->addr, (size_t)b->bytes);
     close(b->fd);
@@ -65,7 +65,7 @@ static void host_destroy(hoist_device *d) {
   free(h);
 }
 
-static int host_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
+static int host_mem_info(hoist__device *d, uint64_t *free_bytes, uint64_t *total_bytes) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   *total_bytes = h->capacity;
@@ -74,12 +74,12 @@ static int host_mem_info(hoist_device *d, uint64_t *free_bytes, uint64_t *total_
   return HOIST_OK;
 }
 
-static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
+static int host_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
   host_device *h = as_host(d);
   uint64_t rounded;
   if (bytes == 0) bytes = 1;
-  if (!hoist_round_up_u64(bytes, HOST_ALIGN, &rounded) || rounded > SIZE_MAX)
-    return hoist_fail(d->rt, HOIST_DEVICE_OOM, "host device: allocation of %llu bytes overflows",
+  if (!hoist__round_up_u64(bytes, HOST_ALIGN, &rounded) || rounded > SIZE_MAX)
+    return hoist__fail(d->rt, HOIST_DEVICE_OOM, "host device: allocation of %llu bytes overflows",
                       (unsigned long long)bytes);
   uv_mutex_lock(&h->lock);
   bool injected = false;
@@ -92,7 +92,7 @@ static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
   uint64_t free_now = h->allocated >= h->capacity ? 0 : h->capacity - h->allocated;
   if (injected || rounded > free_now) {
     uv_mutex_unlock(&h->lock);
-    return hoist_fail(d->rt, HOIST_DEVICE_OOM,
+    return hoist__fail(d->rt, HOIST_DEVICE_OOM,
                       "host device: cannot allocate %llu bytes, %llu free of %llu%s",
                       (unsigned long long)rounded, (unsigned long long)free_now,
                       (unsigned long long)h->capacity, injected ? " (injected failure)" : "");
@@ -112,7 +112,7 @@ static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
     uv_mutex_lock(&h->lock);
     h->allocated -= rounded;
     uv_mutex_unlock(&h->lock);
-    return hoist_fail(d->rt, HOIST_DEVICE_OOM, "host device: out of RAM for %llu bytes (%s)",
+    return hoist__fail(d->rt, HOIST_DEVICE_OOM, "host device: out of RAM for %llu bytes (%s)",
                       (unsigned long long)rounded, strerror(err));
   }
   b->addr = (uint64_t)(uintptr_t)p;
@@ -127,7 +127,7 @@ static int host_alloc(hoist_device *d, uint64_t bytes, uint64_t *addr) {
   return HOIST_OK;
 }
 
-static void host_free(hoist_device *d, uint64_t addr) {
+static void host_free(hoist__device *d, uint64_t addr) {
   host_device *h = as_host(d);
   if (addr == 0) return;
   uv_mutex_lock(&h->lock);
@@ -140,7 +140,7 @@ static void host_free(hoist_device *d, uint64_t addr) {
   }
   uv_mutex_unlock(&h->lock);
   if (b == NULL) {
-    hoist_log(d->rt, HOIST_LOG_ERROR, "host device: free of unknown address %#llx",
+    hoist__log(d->rt, HOIST_LOG_ERROR, "host device: free of unknown address %#llx",
               (unsigned long long)addr);
     return;
   }
@@ -154,15 +154,15 @@ static void host_free(hoist_device *d, uint64_t addr) {
  * page in front of the block lets pinned_free keep the books. */
 #define PINNED_ALIGN 4096u
 
-static int host_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
+static int host_pinned_alloc(hoist__device *d, size_t bytes, void **out) {
   host_device *h = as_host(d);
   size_t total;
   if (__builtin_add_overflow(bytes, (size_t)(2 * PINNED_ALIGN - 1), &total))
-    return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: pinned size overflows");
+    return hoist__fail(d->rt, HOIST_NO_MEMORY, "host device: pinned size overflows");
   total &= ~(size_t)(PINNED_ALIGN - 1);
   unsigned char *p = aligned_alloc(PINNED_ALIGN, total);
   if (p == NULL)
-    return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: cannot allocate %zu bytes of staging",
+    return hoist__fail(d->rt, HOIST_NO_MEMORY, "host device: cannot allocate %zu bytes of staging",
                       bytes);
   memcpy(p, &bytes, sizeof bytes);
   uv_mutex_lock(&h->lock);
@@ -172,7 +172,7 @@ static int host_pinned_alloc(hoist_device *d, size_t bytes, void **out) {
   return HOIST_OK;
 }
 
-static void host_pinned_free(hoist_device *d, void *p) {
+static void host_pinned_free(hoist__device *d, void *p) {
   host_device *h = as_host(d);
   if (p == NULL) return;
   unsigned char *base = (unsigned char *)p - PINNED_ALIGN;
@@ -186,67 +186,67 @@ static void host_pinned_free(hoist_device *d, void *p) {
 
 /* Streams and events: copies complete before copy_h2d_async returns, so a
  * token is enough.  They are still allocated so leaks show under ASan. */
-static int host_token_create(hoist_device *d, void **out) {
+static int host_token_create(hoist__device *d, void **out) {
   *out = malloc(1);
-  return *out != NULL ? HOIST_OK : hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: out of memory");
+  return *out != NULL ? HOIST_OK : hoist__fail(d->rt, HOIST_NO_MEMORY, "host device: out of memory");
 }
-static void host_token_destroy(hoist_device *d, void *token) { free(token); }
-static int host_stream_sync(hoist_device *d, void *stream) { return HOIST_OK; }
-static int host_event_record(hoist_device *d, void *event, void *stream) { return HOIST_OK; }
-static int host_event_sync(hoist_device *d, void *event) { return HOIST_OK; }
-static int host_stream_wait_event(hoist_device *d, void *stream, void *event) { return HOIST_OK; }
+static void host_token_destroy(hoist__device *d, void *token) { free(token); }
+static int host_stream_sync(hoist__device *d, void *stream) { return HOIST_OK; }
+static int host_event_record(hoist__device *d, void *event, void *stream) { return HOIST_OK; }
+static int host_event_sync(hoist__device *d, void *event) { return HOIST_OK; }
+static int host_stream_wait_event(hoist__device *d, void *stream, void *event) { return HOIST_OK; }
 
-static int host_copy_h2d_async(hoist_device *d, uint64_t dst, const void *src, size_t n,
+static int host_copy_h2d_async(hoist__device *d, uint64_t dst, const void *src, size_t n,
                                void *stream) {
   atomic_fetch_add(&as_host(d)->copies, 1);
   if (n > 0) memcpy((void *)(uintptr_t)dst, src, n);
   return HOIST_OK;
 }
 
-static int host_copy_d2h(hoist_device *d, void *dst, uint64_t src, size_t n) {
+static int host_copy_d2h(hoist__device *d, void *dst, uint64_t src, size_t n) {
   if (n > 0) memcpy(dst, (const void *)(uintptr_t)src, n);
   return HOIST_OK;
 }
 
-static int host_register(hoist_device *d, void *p, size_t n, int read_only) {
-  return hoist_fail(d->rt, HOIST_UNSUPPORTED, "host device: registration not supported");
+static int host_register(hoist__device *d, void *p, size_t n, int read_only) {
+  return hoist__fail(d->rt, HOIST_UNSUPPORTED, "host device: registration not supported");
 }
-static void host_unregister(hoist_device *d, void *p) {}
+static void host_unregister(hoist__device *d, void *p) {}
 
 /* Conversion and checksum run on the calling thread, synchronously, with
  * the same definitions the kernels use, so CI exercises the device path. */
-static int host_convert(hoist_device *d, uint64_t dst, hoist_dtype to, uint64_t src,
+static int host_convert(hoist__device *d, uint64_t dst, hoist_dtype to, uint64_t src,
                         hoist_dtype from, uint64_t n, void *stream) {
   atomic_fetch_add(&as_host(d)->converts, 1);
-  int rc = hoist_convert_ref((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n);
+  int rc = hoist__convert_ref((void *)(uintptr_t)dst, to, (const void *)(uintptr_t)src, from, n);
   if (rc != HOIST_OK)
-    return hoist_fail(d->rt, rc, "host device: conversion %s -> %s of %llu elements refused",
+    return hoist__fail(d->rt, rc, "host device: conversion %s -> %s of %llu elements refused",
                       hoist_dtype_name(from) ? hoist_dtype_name(from) : "?",
                       hoist_dtype_name(to) ? hoist_dtype_name(to) : "?", (unsigned long long)n);
   return HOIST_OK;
 }
 
-static int host_checksum(hoist_device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
-  uint64_t h = hoist_checksum_host((const void *)(uintptr_t)src, n, 1);
+static int host_checksum(hoist__device *d, uint64_t src, uint64_t n, uint64_t out, void *stream) {
+  uint64_t h = hoist__checksum_host((const void *)(uintptr_t)src, n, 1);
   memcpy((void *)(uintptr_t)out, &h, sizeof h);
   return HOIST_OK;
 }
 
-static int host_checksum_batch(hoist_device *d, const hoist_checksum_span *spans, size_t n,
+static int host_checksum_batch(hoist__device *d, const hoist__checksum_span *spans, size_t n,
                                uint64_t table, void *stream) {
   if (n == 0) return HOIST_OK;
   if (spans == NULL || table == 0 || table % 8 != 0)
-    return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
                       "host device: checksum batch without spans or a table");
   /* Every span checked before any output is written, as on cuda. */
   for (size_t i = 0; i < n; i++)
     if (spans[i].out == 0 || spans[i].out % 8 != 0 || (spans[i].addr == 0 && spans[i].n > 0) ||
         spans[i].n > UINT64_MAX - spans[i].addr)
-      return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
                         "host device: checksum span %zu has a NULL or misaligned pointer or "
                         "wraps around", i);
   for (size_t i = 0; i < n; i++) {
-    uint64_t h = hoist_checksum_host((const void *)(uintptr_t)spans[i].addr, spans[i].n, 1);
+    uint64_t h = hoist__checksum_host((const void *)(uintptr_t)spans[i].addr, spans[i].n, 1);
     memcpy((void *)(uintptr_t)spans[i].out, &h, sizeof h);
   }
   return HOIST_OK;
@@ -256,7 +256,7 @@ static int host_checksum_batch(hoist_device *d, const hoist_checksum_span *spans
  * neither map it writable (F_SEAL_FUTURE_WRITE; this process's mapping
  * keeps working) nor see it shrink under its mapping.  Kernels before 5.1
  * lack the write seal: there read-only is the receiver's PROT_READ alone. */
-static int host_share_export(hoist_device *d, uint64_t addr, hoist_share_handle *out) {
+static int host_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
   host_device *h = as_host(d);
   memset(out, 0, sizeof *out);
   out->fd = -1;
@@ -266,41 +266,41 @@ static int host_share_export(hoist_device *d, uint64_t addr, hoist_share_handle 
   int fd = b != NULL ? b->fd : -1;
   uv_mutex_unlock(&h->lock);
   if (fd < 0)
-    return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
                       "host device: %#llx is not the start of an allocation",
                       (unsigned long long)addr);
   int seals = F_SEAL_SHRINK | F_SEAL_GROW;
   if (fcntl(fd, F_ADD_SEALS, seals | F_SEAL_FUTURE_WRITE) != 0 &&
       (errno != EINVAL || fcntl(fd, F_ADD_SEALS, seals) != 0))
-    return hoist_fail(d->rt, HOIST_IO, "host device: cannot seal a shared allocation: %s",
+    return hoist__fail(d->rt, HOIST_IO, "host device: cannot seal a shared allocation: %s",
                       strerror(errno));
   out->fd = fd;
   return HOIST_OK;
 }
 
-static int host_share_open(hoist_device *d, const hoist_share_handle *hd, uint64_t bytes,
+static int host_share_open(hoist__device *d, const hoist__share_handle *hd, uint64_t bytes,
                            uint64_t *addr) {
   struct stat st;
   if (hd->fd < 0 || fstat(hd->fd, &st) != 0)
-    return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT, "host device: shared handle without a "
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT, "host device: shared handle without a "
                       "usable descriptor");
   if (bytes == 0 || bytes > SIZE_MAX || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < bytes)
-    return hoist_fail(d->rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
                       "host device: shared allocation of %lld bytes cannot hold %llu",
                       (long long)st.st_size, (unsigned long long)bytes);
   void *p = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, hd->fd, 0);
   if (p == MAP_FAILED)
-    return hoist_fail(d->rt, HOIST_NO_MEMORY, "host device: cannot map %llu shared bytes: %s",
+    return hoist__fail(d->rt, HOIST_NO_MEMORY, "host device: cannot map %llu shared bytes: %s",
                       (unsigned long long)bytes, strerror(errno));
   *addr = (uint64_t)(uintptr_t)p;
   return HOIST_OK;
 }
 
-static void host_share_close(hoist_device *d, uint64_t addr, uint64_t bytes) {
+static void host_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
   if (addr != 0) munmap((void *)(uintptr_t)addr, (size_t)bytes);
 }
 
-static const hoist_device_ops host_ops = {
+static const hoist__device_ops host_ops = {
     .destroy = host_destroy,
     .mem_info = host_mem_info,
     .alloc = host_alloc,
@@ -328,12 +328,12 @@ static const hoist_device_ops host_ops = {
     .share_close = host_share_close,
 };
 
-int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **out) {
+int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out) {
   host_device *h = calloc(1, sizeof *h);
-  if (h == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "host device: out of memory");
+  if (h == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "host device: out of memory");
   if (uv_mutex_init(&h->lock) != 0) {
     free(h);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "host device: cannot create a mutex");
+    return hoist__fail(rt, HOIST_NO_MEMORY, "host device: cannot create a mutex");
   }
   if (capacity == 0) {
     long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
@@ -352,7 +352,7 @@ int hoist_device_host_open(hoist_runtime *rt, uint64_t capacity, hoist_device **
   return HOIST_OK;
 }
 
-void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count) {
+void hoist__device_host_fail_alloc_at(hoist__device *d, uint64_t k, uint64_t count) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   h->fail_countdown = k;
@@ -360,14 +360,14 @@ void hoist_device_host_fail_alloc_at(hoist_device *d, uint64_t k, uint64_t count
   uv_mutex_unlock(&h->lock);
 }
 
-void hoist_device_host_set_capacity(hoist_device *d, uint64_t capacity) {
+void hoist__device_host_set_capacity(hoist__device *d, uint64_t capacity) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   h->capacity = capacity;
   uv_mutex_unlock(&h->lock);
 }
 
-uint64_t hoist_device_host_allocated(hoist_device *d) {
+uint64_t hoist__device_host_allocated(hoist__device *d) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   uint64_t v = h->allocated;
@@ -375,7 +375,7 @@ uint64_t hoist_device_host_allocated(hoist_device *d) {
   return v;
 }
 
-uint64_t hoist_device_host_pinned(hoist_device *d) {
+uint64_t hoist__device_host_pinned(hoist__device *d) {
   host_device *h = as_host(d);
   uv_mutex_lock(&h->lock);
   uint64_t v = h->pinned;
@@ -383,7 +383,7 @@ uint64_t hoist_device_host_pinned(hoist_device *d) {
   return v;
 }
 
-void hoist_device_host_counts(hoist_device *d, uint64_t *copies, uint64_t *converts,
+void hoist__device_host_counts(hoist__device *d, uint64_t *copies, uint64_t *converts,
                               uint64_t *allocs) {
   host_device *h = as_host(d);
   *allocs = atomic_load(&h->allocs);

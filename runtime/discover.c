@@ -58,7 +58,7 @@
  * Ownership: hoist_pipeline_open returns a pipeline that owns every string,
  * every path and every opened file; hoist_pipeline_close frees them.  An
  * open pipeline is immutable and may be read from several threads. */
-#include "load.h" /* target dtypes (hoist_tensor_target) */
+#include "load.h" /* target dtypes (hoist__tensor_target) */
 #include "pipeline.h"
 
 #include <cjson/cJSON.h>
@@ -184,27 +184,27 @@ static int read_json(hoist_runtime *rt, const char *path, int status, cJSON **ou
   int fd = open(path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int e = errno;
-    return hoist_fail(rt, e == ENOENT ? HOIST_NOT_FOUND : HOIST_IO, "%s: %s", path,
+    return hoist__fail(rt, e == ENOENT ? HOIST_NOT_FOUND : HOIST_IO, "%s: %s", path,
                       strerror(e));
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: %s", path, strerror(errno));
+    rc = hoist__fail(rt, HOIST_IO, "%s: %s", path, strerror(errno));
     goto fail;
   }
   if (!S_ISREG(st.st_mode)) {
-    rc = hoist_fail(rt, status, "%s: not a regular file", path);
+    rc = hoist__fail(rt, status, "%s: not a regular file", path);
     goto fail;
   }
   if ((uint64_t)st.st_size > HOIST_JSON_MAX_BYTES) {
-    rc = hoist_fail(rt, status, "%s: %lld bytes, above the %llu-byte limit for a JSON file",
+    rc = hoist__fail(rt, status, "%s: %lld bytes, above the %llu-byte limit for a JSON file",
                     path, (long long)st.st_size, (unsigned long long)HOIST_JSON_MAX_BYTES);
     goto fail;
   }
   size_t len = (size_t)st.st_size;
   buf = malloc(len + 1);
   if (buf == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory reading %zu bytes", path, len);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory reading %zu bytes", path, len);
     goto fail;
   }
   size_t got = 0;
@@ -212,33 +212,33 @@ static int read_json(hoist_runtime *rt, const char *path, int status, cJSON **ou
     ssize_t r = read(fd, buf + got, len - got);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) {
-      rc = hoist_fail(rt, HOIST_IO, "%s: %s", path, strerror(errno));
+      rc = hoist__fail(rt, HOIST_IO, "%s: %s", path, strerror(errno));
       goto fail;
     }
     if (r == 0) break;
     got += (size_t)r;
   }
   if (got != len) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: short read (%zu of %zu bytes)", path, got, len);
+    rc = hoist__fail(rt, HOIST_IO, "%s: short read (%zu of %zu bytes)", path, got, len);
     goto fail;
   }
   buf[len] = '\0';
   size_t bad = utf8_check((const unsigned char *)buf, len);
   if (bad != len) {
-    rc = hoist_fail(rt, status, "%s: not valid UTF-8 at byte %zu", path, bad);
+    rc = hoist__fail(rt, status, "%s: not valid UTF-8 at byte %zu", path, bad);
     goto fail;
   }
   /* A raw NUL would end the C strings cJSON hands back; JSON never has one. */
   const char *nul = memchr(buf, '\0', len);
   if (nul != NULL) {
-    rc = hoist_fail(rt, status, "%s: NUL byte at offset %zu", path, (size_t)(nul - buf));
+    rc = hoist__fail(rt, status, "%s: NUL byte at offset %zu", path, (size_t)(nul - buf));
     goto fail;
   }
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
   if (root == NULL) {
     size_t at = end != NULL && end >= buf && end <= buf + len ? (size_t)(end - buf) : 0;
-    rc = hoist_fail(rt, status, "%s: not valid JSON (near byte %zu)", path, at);
+    rc = hoist__fail(rt, status, "%s: not valid JSON (near byte %zu)", path, at);
     goto fail;
   }
   /* cJSON stops after the first value; Python's json.load rejects trailing
@@ -248,7 +248,7 @@ static int read_json(hoist_runtime *rt, const char *path, int status, cJSON **ou
     at++;
   if (at != len) {
     cJSON_Delete(root);
-    rc = hoist_fail(rt, status, "%s: not valid JSON (extra data at byte %zu)", path, at);
+    rc = hoist__fail(rt, status, "%s: not valid JSON (extra data at byte %zu)", path, at);
     goto fail;
   }
   *out = root;
@@ -345,14 +345,14 @@ static void scan_free(folder_scan *s) {
 static int scan_folder(hoist_runtime *rt, const char *folder, const char *variant,
                        folder_scan *s) {
   DIR *d = opendir(folder);
-  if (d == NULL) return hoist_fail(rt, HOIST_IO, "%s: %s", folder, strerror(errno));
+  if (d == NULL) return hoist__fail(rt, HOIST_IO, "%s: %s", folder, strerror(errno));
   int rc = HOIST_OK;
   size_t var_len = variant != NULL ? strlen(variant) : 0;
   for (;;) {
     errno = 0;
     struct dirent *de = readdir(d);
     if (de == NULL) {
-      if (errno != 0) rc = hoist_fail(rt, HOIST_IO, "%s: %s", folder, strerror(errno));
+      if (errno != 0) rc = hoist__fail(rt, HOIST_IO, "%s: %s", folder, strerror(errno));
       break;
     }
     if (de->d_name[0] == '.') continue;
@@ -365,7 +365,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
       continue;
     char *full = path_join(folder, de->d_name);
     if (full == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", folder);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", folder);
       break;
     }
     struct stat st;
@@ -380,14 +380,14 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
                    : k == KIND_ST            ? &s->st
                    : k == KIND_ST_VARIANT    ? &s->st_v
                                              : &s->fallback;
-    if (k == KIND_FALLBACK && !hoist_add_u64(s->fallback_bytes, (uint64_t)st.st_size,
+    if (k == KIND_FALLBACK && !hoist__add_u64(s->fallback_bytes, (uint64_t)st.st_size,
                                             &s->fallback_bytes)) {
       free(full);
-      rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: weight file sizes overflow 64 bits", folder);
+      rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: weight file sizes overflow 64 bits", folder);
       break;
     }
     if (!list_push(to, full)) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", folder);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", folder);
       break;
     }
   }
@@ -410,11 +410,11 @@ static int read_index(hoist_runtime *rt, const char *folder, const char *index_p
   const cJSON *map = cJSON_IsObject(root) ? cJSON_GetObjectItemCaseSensitive(root, "weight_map")
                                           : NULL;
   if (!cJSON_IsObject(root)) {
-    rc = hoist_fail(rt, HOIST_BAD_INDEX, "%s: not a JSON object", index_path);
+    rc = hoist__fail(rt, HOIST_BAD_INDEX, "%s: not a JSON object", index_path);
     goto fail;
   }
   if (!cJSON_IsObject(map)) {
-    rc = hoist_fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object",
+    rc = hoist__fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object",
                     index_path);
     goto fail;
   }
@@ -422,13 +422,13 @@ static int read_index(hoist_runtime *rt, const char *folder, const char *index_p
   for (const cJSON *e = map->child; e != NULL; e = e->next) {
     if (!cJSON_IsString(e) || e->valuestring == NULL) {
       list_free(&names);
-      rc = hoist_fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string",
+      rc = hoist__fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string",
                       index_path, e->string != NULL ? e->string : "");
       goto fail;
     }
-    if (!list_push(&names, hoist_strdup(e->valuestring))) {
+    if (!list_push(&names, hoist__strdup(e->valuestring))) {
       list_free(&names);
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
       goto fail;
     }
   }
@@ -436,7 +436,7 @@ static int read_index(hoist_runtime *rt, const char *folder, const char *index_p
   for (size_t i = 0; i < names.n && rc == HOIST_OK; i++) {
     const char *shard = names.v[i];
     if (!shard_name_ok(shard)) {
-      rc = hoist_fail(rt, HOIST_BAD_INDEX,
+      rc = hoist__fail(rt, HOIST_BAD_INDEX,
                       "%s: shard '%s' is not a plain file name in the component folder "
                       "(path separators and '..' are not allowed)",
                       index_path, shard);
@@ -447,13 +447,13 @@ static int read_index(hoist_runtime *rt, const char *folder, const char *index_p
     int found = -1;
     if (full != NULL) found = stat(full, &st) == 0 ? 0 : errno;
     if (full == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
     } else if (found != 0 || !S_ISREG(st.st_mode)) {
-      rc = hoist_fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", index_path,
+      rc = hoist__fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", index_path,
                       shard, full, found != 0 ? strerror(found) : "not a regular file");
       free(full);
     } else if (!list_push(shards, full)) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
     }
   }
   list_free(&names);
@@ -467,11 +467,11 @@ fail:
  * unknown. */
 /* target: HOIST_DTYPE_KEEP, or the dtype floating tensors are counted in. */
 static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtype target,
-                              hoist_component *c) {
+                              hoist__component *c) {
   struct stat st;
   if (stat(c->path, &st) != 0) {
     if (errno != ENOENT && errno != ENOTDIR)
-      return hoist_fail(rt, HOIST_IO, "%s: %s", c->path, strerror(errno));
+      return hoist__fail(rt, HOIST_IO, "%s: %s", c->path, strerror(errno));
     c->info.folder_missing = 1; /* unknown size, as in the reference */
     return HOIST_OK;
   }
@@ -498,7 +498,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
   if (files.n > 0) {
     c->st = calloc(files.n, sizeof *c->st);
     if (c->st == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->path);
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->path);
       goto fail;
     }
     uint64_t total = 0;
@@ -510,7 +510,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
         char detail[HOIST_ERROR_MAX];
         snprintf(detail, sizeof detail, "%s", hoist_last_error(rt));
         if (strstr(detail, files.v[i]) == NULL)
-          hoist_fail(rt, rc, "%s: %s", files.v[i], detail[0] ? detail : hoist_strerror(rc));
+          hoist__fail(rt, rc, "%s: %s", files.v[i], detail[0] ? detail : hoist_strerror(rc));
         goto fail;
       }
       c->st_count++;
@@ -521,16 +521,16 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
         for (size_t t = 0; t < hoist_file_tensor_count(c->st[i]); t++) {
           hoist_dtype to;
           uint64_t tb = 0;
-          rc = hoist_tensor_target(rt, c->name, hoist_file_tensor(c->st[i], t), target, &to, &tb);
+          rc = hoist__tensor_target(rt, c->name, hoist_file_tensor(c->st[i], t), target, &to, &tb);
           if (rc != HOIST_OK) goto fail;
-          if (!hoist_add_u64(bytes, tb, &bytes)) {
-            rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
+          if (!hoist__add_u64(bytes, tb, &bytes)) {
+            rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
             goto fail;
           }
         }
       }
-      if (!hoist_add_u64(total, bytes, &total)) {
-        rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
+      if (!hoist__add_u64(total, bytes, &total)) {
+        rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: data sizes overflow 64 bits", c->path);
         goto fail;
       }
       tensors += hoist_file_tensor_count(c->st[i]);
@@ -555,7 +555,7 @@ fail:
 
 /* ---- Pipeline */
 
-static void component_free(hoist_component *c) {
+static void component_free(hoist__component *c) {
   for (size_t i = 0; i < c->st_count; i++) hoist_file_close(c->st[i]);
   free(c->st);
   for (size_t i = 0; i < c->file_count; i++) free(c->files[i]);
@@ -598,8 +598,8 @@ static entry_kind classify_entry(const cJSON *e) {
 static int strdup_or_fail(hoist_runtime *rt, const char *s, char **out) {
   *out = NULL;
   if (s == NULL) return HOIST_OK;
-  *out = hoist_strdup(s);
-  return *out != NULL ? HOIST_OK : hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  *out = hoist__strdup(s);
+  return *out != NULL ? HOIST_OK : hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
 }
 
 static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *index_path) {
@@ -608,7 +608,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
   int rc = read_json(rt, index_path, HOIST_BAD_PIPELINE, &root);
   if (rc != HOIST_OK) return rc;
   if (!cJSON_IsObject(root)) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: not a JSON object", index_path);
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: not a JSON object", index_path);
     goto fail;
   }
   size_t nkeys = 0, ncomp = 0;
@@ -620,7 +620,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
    * file means nothing certain, so refuse it. */
   keys = malloc((nkeys ? nkeys : 1) * sizeof *keys);
   if (keys == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
     goto fail;
   }
   size_t k = 0;
@@ -628,30 +628,30 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
   qsort(keys, nkeys, sizeof *keys, cmp_strp);
   for (size_t i = 1; i < nkeys; i++) {
     if (strcmp(keys[i - 1], keys[i]) == 0) {
-      rc = hoist_fail(rt, HOIST_BAD_PIPELINE, "%s: duplicate key '%s'", index_path, keys[i]);
+      rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: duplicate key '%s'", index_path, keys[i]);
       goto fail;
     }
   }
   if (ncomp == 0) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
                     "%s: names no component (no key maps to [library, class])", index_path);
     goto fail;
   }
   p->components = calloc(ncomp, sizeof *p->components);
   if (p->components == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", index_path);
     goto fail;
   }
   uint32_t key_pos = 0;
   for (const cJSON *e = root->child; e != NULL; e = e->next, key_pos++) {
     if (classify_entry(e) != ENTRY_COMPONENT) continue;
     if (!component_name_ok(e->string)) {
-      rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
+      rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
                       "%s: component name '%s' is not a folder name inside the pipeline",
                       index_path, e->string);
       goto fail;
     }
-    hoist_component *c = &p->components[p->count++];
+    hoist__component *c = &p->components[p->count++];
     c->info.index = key_pos;
     const cJSON *cls = e->child->next;
     if ((rc = strdup_or_fail(rt, e->string, &c->name)) != HOIST_OK ||
@@ -661,7 +661,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
       goto fail;
     c->path = path_join(p->path, c->name);
     if (c->path == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
       goto fail;
     }
   }
@@ -673,16 +673,16 @@ fail:
 
 /* library/class of a plain model folder from its config.json; a missing or
  * unreadable config leaves them NULL (they only label the plan). */
-static int plain_model_labels(hoist_runtime *rt, hoist_component *c) {
+static int plain_model_labels(hoist_runtime *rt, hoist__component *c) {
   char *cfg_path = path_join(c->path, "config.json");
-  if (cfg_path == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (cfg_path == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   struct stat st;
   int rc = HOIST_OK;
   cJSON *root = NULL;
   if (stat(cfg_path, &st) != 0 || !S_ISREG(st.st_mode)) goto fail;
   /* A broken config.json only loses the labels: log it, go on. */
   if (read_json(rt, cfg_path, HOIST_BAD_PIPELINE, &root) != HOIST_OK) {
-    hoist_log(rt, HOIST_LOG_WARN, "%s", hoist_last_error(rt));
+    hoist__log(rt, HOIST_LOG_WARN, "%s", hoist_last_error(rt));
     goto fail;
   }
   if (!cJSON_IsObject(root)) goto fail;
@@ -717,7 +717,7 @@ static char *folder_name(const char *path) {
     char *real = realpath(path, NULL);
     if (real == NULL) return NULL;
     const char *b = strrchr(real, '/');
-    char *out = hoist_strdup(b != NULL && b[1] != '\0' ? b + 1 : real);
+    char *out = hoist__strdup(b != NULL && b[1] != '\0' ? b + 1 : real);
     free(real);
     return out;
   }
@@ -730,47 +730,47 @@ static char *folder_name(const char *path) {
 
 static int plain_model(hoist_runtime *rt, hoist_pipeline *p) {
   p->components = calloc(1, sizeof *p->components);
-  if (p->components == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (p->components == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   p->count = 1;
-  hoist_component *c = &p->components[0];
+  hoist__component *c = &p->components[0];
   c->name = folder_name(p->path);
-  c->path = hoist_strdup(p->path);
+  c->path = hoist__strdup(p->path);
   if (c->name == NULL || c->path == NULL)
-    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory (or no real path)", p->path);
+    return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory (or no real path)", p->path);
   return plain_model_labels(rt, c);
 }
 
 int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipeline_options *opts,
                         hoist_pipeline **out) {
   if (out == NULL || path == NULL)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_pipeline_open: NULL path or out");
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "hoist_pipeline_open: NULL path or out");
   *out = NULL;
   hoist_pipeline_options defaults = HOIST_PIPELINE_OPTIONS_INIT;
   if (opts == NULL) opts = &defaults;
   if (opts->struct_size != sizeof(hoist_pipeline_options))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "hoist_pipeline_options.struct_size is %u, expected %zu "
                       "(use HOIST_PIPELINE_OPTIONS_INIT)",
                       opts->struct_size, sizeof(hoist_pipeline_options));
   const char *variant = opts->variant;
   if (variant != NULL && (variant[0] == '\0' || strpbrk(variant, "./\\") != NULL))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "variant '%s' is not a plain name (like fp16 or bf16)", variant);
 
   hoist_dtype target = HOIST_DTYPE_KEEP;
   if (opts->dtype != NULL && opts->dtype[0] != '\0') {
-    int prc = hoist_dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
+    int prc = hoist__dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
     if (prc != HOIST_OK) return prc;
   }
 
   struct stat st;
   if (stat(path, &st) != 0) {
     int e = errno;
-    return hoist_fail(rt, e == ENOENT || e == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO, "%s: %s", path,
+    return hoist__fail(rt, e == ENOENT || e == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO, "%s: %s", path,
                       strerror(e));
   }
   if (!S_ISDIR(st.st_mode))
-    return hoist_fail(rt, HOIST_BAD_PIPELINE,
+    return hoist__fail(rt, HOIST_BAD_PIPELINE,
                       "%s: not a folder (a pipeline is a folder with model_index.json, "
                       "or a folder of weights)",
                       path);
@@ -778,11 +778,11 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   int rc = HOIST_OK;
   char *index_path = NULL;
   hoist_pipeline *p = calloc(1, sizeof *p);
-  if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
-  p->path = hoist_strdup(path);
+  if (p == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
+  p->path = hoist__strdup(path);
   index_path = path_join(path, "model_index.json");
   if (p->path == NULL || index_path == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   bool has_index = lstat(index_path, &st) == 0 || errno != ENOENT;
@@ -794,7 +794,7 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   if (rc != HOIST_OK) goto fail;
 
   for (size_t i = 0; i < p->count; i++) {
-    hoist_component *c = &p->components[i];
+    hoist__component *c = &p->components[i];
     c->info.name = c->name;
     c->info.load_name = c->name;
     rc = discover_component(rt, variant, target, c);
@@ -804,21 +804,21 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     c->info.path = c->path;
     c->info.file_count = c->file_count;
     c->info.files = (const char *const *)c->files;
-    c->info.risk_rank = hoist_component_risk_rank(c->name);
+    c->info.risk_rank = hoist__component_risk_rank(c->name);
     size_t tsize = strlen(c->name) + 2;
     c->vp_text = malloc(tsize);
     if (c->vp_text == NULL) {
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
       goto fail;
     }
-    hoist_component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
+    hoist__component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
     c->info.variant_priority_text = c->vp_text;
     if (c->info.folder_missing)
-      hoist_log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
+      hoist__log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
                 c->name, c->path);
   }
   if (!has_index && p->components[0].file_count == 0) {
-    rc = hoist_fail(rt, HOIST_BAD_PIPELINE,
+    rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
                     "%s: no model_index.json and no weight files (*.safetensors, "
                     "*.safetensors.index.json, .bin, .pt, .pth, .ckpt, .gguf)",
                     path);
@@ -827,13 +827,13 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
 
   p->ordered = malloc(p->count * sizeof *p->ordered);
   if (p->ordered == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   for (size_t i = 0; i < p->count; i++) p->ordered[i] = &p->components[i].info;
-  hoist_component_sort(p->ordered, p->count);
+  hoist__component_sort(p->ordered, p->count);
   for (size_t i = 0; i < p->count; i++)
-    p->components[hoist_pipeline_slot(p, p->ordered[i])].info.position = i;
+    p->components[hoist__pipeline_slot(p, p->ordered[i])].info.position = i;
 
   free(index_path);
   *out = p;
@@ -855,13 +855,13 @@ const hoist_component_info *hoist_pipeline_ordered(const hoist_pipeline *p, size
   return position < p->count ? p->ordered[position] : NULL;
 }
 
-size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info) {
+size_t hoist__pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info) {
   for (size_t i = 0; i < p->count; i++)
     if (&p->components[i].info == info) return i;
   return SIZE_MAX;
 }
 
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
+size_t hoist__pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
                                   hoist_file *const **files) {
   if (index_order_i >= p->count || p->components[index_order_i].st_count == 0) {
     *files = NULL;

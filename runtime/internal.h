@@ -18,34 +18,34 @@
 #define HOIST_ERROR_MAX 1024
 
 /* Records a detail message for rt (or, for rt == NULL, the calling thread)
- * and returns status, so that call sites read `return hoist_fail(...)`. */
-int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
-int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
+ * and returns status, so that call sites read `return hoist__fail(...)`. */
+int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) HOIST_PRINTF(3, 4);
+int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
 
-/* The calling thread's most recent hoist_fail message, whatever runtime it
+/* The calling thread's most recent hoist__fail message, whatever runtime it
  * went to ("" when none). */
-const char *hoist_thread_last_error(void);
+const char *hoist__thread_last_error(void);
 
 /* Logs through rt's callback when level is enabled; rt may be NULL. */
-void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)
+void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)
     HOIST_PRINTF(3, 4);
 
 /* Checked arithmetic: false on overflow, *out untouched then. */
-static inline bool hoist_add_u64(uint64_t a, uint64_t b, uint64_t *out) {
+static inline bool hoist__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_add_overflow(a, b, out);
 }
-static inline bool hoist_mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
+static inline bool hoist__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_mul_overflow(a, b, out);
 }
 /* Round x up to a multiple of align (a power of two); false on overflow. */
-static inline bool hoist_round_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
+static inline bool hoist__round_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
   uint64_t t;
-  if (!hoist_add_u64(x, align - 1, &t)) return false;
+  if (!hoist__add_u64(x, align - 1, &t)) return false;
   *out = t & ~(align - 1);
   return true;
 }
 
 /* Duplicates a string with malloc; NULL on NULL or allocation failure. */
-char *hoist_strdup(const char *s);
+char *hoist__strdup(const char *s);
 
 #endif /* HOIST_INTERNAL_H */

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-size_t hoist_utf8_invalid_offset(const unsigned char *s, size_t len) {
+size_t hoist__utf8_invalid_offset(const unsigned char *s, size_t len) {
   size_t i = 0;
   while (i < len) {
     /* ASCII fast path, eight bytes at a time. */
@@ -55,14 +55,14 @@ size_t hoist_utf8_invalid_offset(const unsigned char *s, size_t len) {
   return len;
 }
 
-void hoist_json_tokens_free(hoist_json_tokens *tok) {
+void hoist__json_tokens_free(hoist__json_tokens *tok) {
   free(tok->members);
   free(tok->numbers);
   free(tok->strings);
   memset(tok, 0, sizeof *tok);
 }
 
-static bool push_number(hoist_json_tokens *tok, uint64_t v) {
+static bool push_number(hoist__json_tokens *tok, uint64_t v) {
   if (tok->number_count == tok->number_cap) {
     size_t cap = tok->number_cap != 0 ? tok->number_cap * 2 : 256;
     uint64_t *n = realloc(tok->numbers, cap * sizeof *n);
@@ -74,7 +74,7 @@ static bool push_number(hoist_json_tokens *tok, uint64_t v) {
   return true;
 }
 
-static bool push_string(hoist_json_tokens *tok, uint8_t flags) {
+static bool push_string(hoist__json_tokens *tok, uint8_t flags) {
   if (tok->string_count == tok->string_cap) {
     size_t cap = tok->string_cap != 0 ? tok->string_cap * 2 : 256;
     uint8_t *n = realloc(tok->strings, cap);
@@ -86,15 +86,15 @@ static bool push_string(hoist_json_tokens *tok, uint8_t flags) {
   return true;
 }
 
-static bool push_member(hoist_json_tokens *tok, size_t key_begin, size_t key_end) {
+static bool push_member(hoist__json_tokens *tok, size_t key_begin, size_t key_end) {
   if (tok->member_count == tok->member_cap) {
     size_t cap = tok->member_cap != 0 ? tok->member_cap * 2 : 64;
-    hoist_json_member *n = realloc(tok->members, cap * sizeof *n);
+    hoist__json_member *n = realloc(tok->members, cap * sizeof *n);
     if (n == NULL) return false;
     tok->members = n;
     tok->member_cap = cap;
   }
-  hoist_json_member *m = &tok->members[tok->member_count++];
+  hoist__json_member *m = &tok->members[tok->member_count++];
   m->key_begin = key_begin;
   m->key_end = key_end;
   m->value_begin = m->value_end = 0;
@@ -121,7 +121,7 @@ static bool plain_string_byte(unsigned char c) { return c >= 0x20 && c != '"' &&
 /* Lexes the string starting at text[*pos] == '"'.  On success *pos is past
  * the closing quote and *flags says whether it decodes to a U+0000. */
 static bool lex_string(const char *text, size_t len, size_t *pos, uint8_t *flags,
-                       hoist_json_error *err) {
+                       hoist__json_error *err) {
   size_t p = *pos + 1;
   uint8_t f = 0;
   for (;;) {
@@ -199,7 +199,7 @@ static bool is_digit(char c) { return c >= '0' && c <= '9'; }
 /* Lexes a number at text[*pos] (a '-' or a digit) per RFC 8259 and
  * computes its plain value. */
 static bool lex_number(const char *text, size_t len, size_t *pos, uint64_t *value,
-                       hoist_json_error *err) {
+                       hoist__json_error *err) {
   size_t start = *pos, p = start;
   bool plain = true;
   if (text[p] == '-') {
@@ -271,10 +271,10 @@ enum lex_state {
   ST_END             /* after the top-level value */
 };
 
-int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err) {
+int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist__json_error *err) {
   memset(tok, 0, sizeof *tok);
   memset(err, 0, sizeof *err);
-  size_t bad = hoist_utf8_invalid_offset((const unsigned char *)text, len);
+  size_t bad = hoist__utf8_invalid_offset((const unsigned char *)text, len);
   if (bad != len) {
     err->offset = bad;
     err->byte = (unsigned char)text[bad];
@@ -409,6 +409,6 @@ oom:
   rc = HOIST_NO_MEMORY;
   err->what = "out of memory";
 fail:
-  hoist_json_tokens_free(tok);
+  hoist__json_tokens_free(tok);
   return rc;
 }

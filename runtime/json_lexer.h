@@ -51,14 +51,14 @@
 
 /* Byte spans of one member of the top-level object: the key with its
  * quotes and the value, each [begin, end) in the text. */
-typedef struct hoist_json_member {
+typedef struct hoist__json_member {
   size_t key_begin, key_end;
   size_t value_begin, value_end;
-} hoist_json_member;
+} hoist__json_member;
 
-typedef struct hoist_json_tokens {
+typedef struct hoist__json_tokens {
   char top;             /* first byte of the top-level value: '{', '[', '"', ... */
-  hoist_json_member *members; /* when top == '{': its members in order */
+  hoist__json_member *members; /* when top == '{': its members in order */
   size_t member_count;
   size_t member_cap;
   uint64_t *numbers;    /* value, or HOIST_JSON_NOT_PLAIN | offset; document order */
@@ -67,28 +67,28 @@ typedef struct hoist_json_tokens {
   uint8_t *strings;     /* HOIST_JSON_STR_* flags; document order */
   size_t string_count;
   size_t string_cap;
-} hoist_json_tokens;
+} hoist__json_tokens;
 
 /* What went wrong, for the caller's one-line message. */
-typedef struct hoist_json_error {
+typedef struct hoist__json_error {
   size_t offset;        /* byte offset in the text */
   const char *what;     /* static sentence, e.g. "raw control character in a string" */
   unsigned byte;        /* the offending byte, when meaningful */
-} hoist_json_error;
+} hoist__json_error;
 
 /* Returns the offset of the first byte that is not part of valid UTF-8
  * (overlong forms, UTF-16 surrogates and code points above U+10FFFF are
  * invalid), or len when all of text is valid. */
-size_t hoist_utf8_invalid_offset(const unsigned char *text, size_t len);
+size_t hoist__utf8_invalid_offset(const unsigned char *text, size_t len);
 
 /* Validates text[0..len) (not NUL-terminated) as exactly one JSON value with
  * optional space/tab/CR/LF around it, after checking its UTF-8.  Returns
- * HOIST_OK and fills *tok (free with hoist_json_tokens_free), or
+ * HOIST_OK and fills *tok (free with hoist__json_tokens_free), or
  * HOIST_HEADER_UTF8 / HOIST_HEADER_JSON with *err filled and *tok empty, or
  * HOIST_NO_MEMORY.  Thread-safe (no shared state). */
-int hoist_json_lex(const char *text, size_t len, hoist_json_tokens *tok, hoist_json_error *err);
+int hoist__json_lex(const char *text, size_t len, hoist__json_tokens *tok, hoist__json_error *err);
 
 /* Frees the arrays and zeroes *tok; tok may be zeroed already. */
-void hoist_json_tokens_free(hoist_json_tokens *tok);
+void hoist__json_tokens_free(hoist__json_tokens *tok);
 
 #endif /* HOIST_JSON_LEXER_H */

@@ -29,25 +29,25 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-int comp_tensor_arena(const comp_state *c, const placed_tensor *pt) {
+int hoist__tensor_arena(const loaded_component *c, const placed_tensor *pt) {
   int a = c->narenas - 1;
   while (a > 0 && pt->off < c->arena_begin[a]) a--;
   return a;
 }
 
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt) {
-  int a = comp_tensor_arena(c, pt);
+uint64_t hoist__tensor_addr(const loaded_component *c, const placed_tensor *pt) {
+  int a = hoist__tensor_arena(c, pt);
   return c->arena_addr[a] + (pt->off - c->arena_begin[a]);
 }
 
-void comp_free_arenas(hoist_runtime *rt, comp_state *c) {
+void hoist__arenas_free(hoist_runtime *rt, loaded_component *c) {
   for (int a = 0; a < c->narenas; a++) rt->dev->ops->free(rt->dev, c->arena_addr[a]);
   c->narenas = 0;
 }
 
 /* Splits the placement into k arenas at tensor boundaries, close to equal
  * sizes, and allocates them; frees what it took when one fails. */
-static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
+static int alloc_split(hoist_runtime *rt, loaded_component *c, int k) {
   uint64_t target = c->span / (uint64_t)k + 1;
   c->narenas = 0;
   uint64_t begin = 0;
@@ -61,7 +61,7 @@ static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
     uint64_t addr = 0;
     rc = rt->dev->ops->alloc(rt->dev, bytes, &addr);
     if (rc != HOIST_OK) {
-      comp_free_arenas(rt, c);
+      hoist__arenas_free(rt, c);
       return rc;
     }
     c->arena_addr[c->narenas] = addr;
@@ -73,14 +73,14 @@ static int alloc_split(hoist_runtime *rt, comp_state *c, int k) {
   return HOIST_OK;
 }
 
-int comp_alloc_arenas(hoist_runtime *rt, comp_state *c) {
+int hoist__arenas_alloc(hoist_runtime *rt, loaded_component *c) {
   if (c->span == 0) return HOIST_OK;
   int rc = HOIST_OK;
   /* One arena, or a few when fragmentation denies a single one. */
   for (int k = 1; k <= HOIST_MAX_ARENAS; k *= 2) {
     rc = alloc_split(rt, c, k);
     if (rc != HOIST_DEVICE_OOM || (size_t)k >= c->ntensors) break;
-    hoist_log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
+    hoist__log(rt, HOIST_LOG_INFO, "%s: no single arena of %llu bytes; trying %d", c->info->name,
               (unsigned long long)c->span, k * 2);
   }
   return rc;
@@ -101,7 +101,7 @@ static bool dtype_is_float(hoist_dtype d) {
   }
 }
 
-int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
+int hoist__dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
                              hoist_dtype *out) {
   static const struct { const char *name; hoist_dtype d; } names[] = {
       {"bf16", HOIST_DTYPE_BF16}, {"f16", HOIST_DTYPE_F16}, {"f32", HOIST_DTYPE_F32},
@@ -111,23 +111,23 @@ int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s,
       *out = names[i].d;
       return HOIST_OK;
     }
-  return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: '%.*s' is not bf16, f16, f32 or keep", what,
+  return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "--%s: '%.*s' is not bf16, f16, f32 or keep", what,
                     (int)(len > 64 ? 64 : len), s);
 }
 
-int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
+int hoist__tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
                         hoist_dtype target, hoist_dtype *to, uint64_t *bytes) {
   *to = t->dtype;
   *bytes = t->nbytes;
   if (target == DTYPE_KEEP || !dtype_is_float(t->dtype) || t->dtype == target) return HOIST_OK;
-  if (!hoist_convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
-    return hoist_fail(rt, HOIST_UNSUPPORTED,
+  if (!hoist__convert_supported(t->dtype, target) || hoist_dtype_bits(t->dtype) % 8 != 0)
+    return hoist__fail(rt, HOIST_UNSUPPORTED,
                       "%s: tensor '%s': no conversion from %s to %s (--dtype); keep this "
                       "component's dtype with --dtype-for %s=keep",
                       component, t->name, hoist_dtype_name(t->dtype), hoist_dtype_name(target),
                       component);
-  if (!hoist_mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
+  if (!hoist__mul_u64(t->nelements, hoist_dtype_bits(target) / 8, bytes))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: tensor '%s': target size overflows", component,
                       t->name);
   *to = target;
   return HOIST_OK;
@@ -135,17 +135,17 @@ int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_te
 
 /* Each component's target dtype (load order) from --dtype and the
  * --dtype-for entries, later entries winning. */
-static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const comp_state *comps,
+static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const loaded_component *comps,
                            size_t n, hoist_dtype *target) {
   hoist_dtype all = DTYPE_KEEP;
   int rc = HOIST_OK;
   if (o->dtype != NULL && o->dtype[0] != '\0' &&
-      (rc = hoist_dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
+      (rc = hoist__dtype_target_parse(rt, "dtype", o->dtype, strlen(o->dtype), &all)) != HOIST_OK)
     return rc;
   for (size_t i = 0; i < n; i++) target[i] = all;
   if (o->dtype_for == NULL || o->dtype_for[0] == '\0') return HOIST_OK;
   unsigned char *mark = malloc(n > 0 ? n : 1);
-  if (mark == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (mark == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   const char *p = o->dtype_for;
   while (*p != '\0' && rc == HOIST_OK) {
     const char *comma = strchr(p, ',');
@@ -154,16 +154,16 @@ static int resolve_targets(hoist_runtime *rt, const hoist_load_options *o, const
     char name[128];
     hoist_dtype d = DTYPE_KEEP;
     if (eq == NULL || eq == p || (size_t)(eq - p) >= sizeof name) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--dtype-for: '%.*s' is not NAME=DTYPE",
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT, "--dtype-for: '%.*s' is not NAME=DTYPE",
                       (int)(len > 128 ? 128 : len), p);
       break;
     }
     memcpy(name, p, (size_t)(eq - p));
     name[eq - p] = '\0';
-    if ((rc = hoist_dtype_target_parse(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
+    if ((rc = hoist__dtype_target_parse(rt, "dtype-for", eq + 1, len - (size_t)(eq - p) - 1, &d)) != HOIST_OK)
       break;
     memset(mark, 0, n > 0 ? n : 1);
-    if ((rc = hoist_residency_select(rt, "dtype-for", name, comps, n, mark)) != HOIST_OK) break;
+    if ((rc = hoist__component_select(rt, "dtype-for", name, comps, n, mark)) != HOIST_OK) break;
     for (size_t i = 0; i < n; i++)
       if (mark[i]) target[i] = d;
     p += len;
@@ -190,46 +190,46 @@ static int cmp_by_name(const void *pa, const void *pb) {
  * the dtype floating tensors become), placed largest-first in device
  * bytes; span and need.  A floating tensor with no conversion to target is
  * HOIST_UNSUPPORTED. */
-static int comp_place(hoist_runtime *rt, comp_state *c, uint64_t granularity, hoist_dtype target) {
+static int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target) {
   size_t n = 0;
   for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
   c->ntensors = n;
   c->tensors = calloc(n > 0 ? n : 1, sizeof *c->tensors);
   c->by_name = calloc(n > 0 ? n : 1, sizeof *c->by_name);
   if (c->tensors == NULL || c->by_name == NULL)
-    return hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name, n);
+    return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name, n);
   size_t k = 0;
   for (size_t f = 0; f < c->nfiles; f++)
     for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
       const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
       placed_tensor *pt = &c->tensors[k++];
       *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
-      int rc = hoist_tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
+      int rc = hoist__tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
       if (rc != HOIST_OK) return rc;
       if (pt->dev.dtype != t->dtype) c->converts = 1;
     }
   qsort(c->tensors, n, sizeof *c->tensors, cmp_placement);
   uint64_t off = 0, bytes = 0;
   for (size_t i = 0; i < n; i++) {
-    if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &off) ||
-        !hoist_add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
-      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    if (!hoist__round_up_u64(off, HOIST_TENSOR_ALIGN, &off) ||
+        !hoist__add_u64(bytes, c->tensors[i].t->nbytes, &bytes))
+      return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->tensors[i].off = off;
-    if (!hoist_add_u64(off, c->tensors[i].dev.nbytes, &off))
-      return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+    if (!hoist__add_u64(off, c->tensors[i].dev.nbytes, &off))
+      return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
     c->by_name[i] = &c->tensors[i];
   }
   qsort(c->by_name, n, sizeof *c->by_name, cmp_by_name);
-  if (!hoist_round_up_u64(off, HOIST_TENSOR_ALIGN, &c->span) ||
-      !hoist_round_up_u64(c->span, granularity, &c->need))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
+  if (!hoist__round_up_u64(off, HOIST_TENSOR_ALIGN, &c->span) ||
+      !hoist__round_up_u64(c->span, granularity, &c->need))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: placement overflows", c->info->name);
   c->pub.bytes = bytes;
   c->pub.tensor_count = n;
   return HOIST_OK;
 }
 
-static void comp_release(hoist_runtime *rt, comp_state *c) {
-  comp_free_arenas(rt, c);
+static void comp_release(hoist_runtime *rt, loaded_component *c) {
+  hoist__arenas_free(rt, c);
   if (c->host_copy != NULL) rt->dev->ops->pinned_free(rt->dev, c->host_copy);
   c->host_copy = NULL;
   c->pub.device_bytes = 0;
@@ -243,9 +243,9 @@ static void comp_release(hoist_runtime *rt, comp_state *c) {
 /* Bytes of the transient device memory a component's upload uses: the
  * scratch ring when it converts, HASH_BYTES_PER_CHUNK per chunk for
  * --verify; each rounded to the backend's granularity. */
-static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c, int verify,
+static int comp_own_transient(hoist_runtime *rt, hoist__engine *e, loaded_component *c, int verify,
                               uint64_t scratch_ring, uint64_t convert_step) {
-  uint64_t chunk = hoist_engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
+  uint64_t chunk = hoist__engine_chunk_bytes(e), bound = 0, g = rt->dev->ops->alloc_granularity;
   for (size_t i = 0; i < c->ntensors; i++) {
     const placed_tensor *pt = &c->tensors[i];
     uint64_t step = pt->dev.dtype != pt->t->dtype ? convert_step : chunk;
@@ -253,11 +253,11 @@ static int comp_own_transient(hoist_runtime *rt, hoist_engine *e, comp_state *c,
   }
   c->chunk_bound = bound;
   uint64_t scratch = 0, hashes = 0, total = 0;
-  if ((c->converts && !hoist_round_up_u64(scratch_ring, g, &scratch)) ||
+  if ((c->converts && !hoist__round_up_u64(scratch_ring, g, &scratch)) ||
       (verify && (bound > UINT64_MAX / HASH_BYTES_PER_CHUNK ||
-                  !hoist_round_up_u64(bound * HASH_BYTES_PER_CHUNK, g, &hashes))) ||
-      !hoist_add_u64(scratch, hashes, &total))
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
+                  !hoist__round_up_u64(bound * HASH_BYTES_PER_CHUNK, g, &hashes))) ||
+      !hoist__add_u64(scratch, hashes, &total))
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: scratch size overflows", c->info->name);
   c->ring_bytes = scratch;
   c->hash_bytes = hashes;
   return HOIST_OK;
@@ -293,11 +293,11 @@ static int locate_difference(hoist_runtime *rt, const upload_job *job, const upl
     unsigned char *file = malloc(sg->len + 1), *back = malloc(out + 1);
     unsigned char *want = converts ? malloc(out + 1) : file;
     if (file == NULL || back == NULL || want == NULL)
-      rc = hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+      rc = hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
     if (rc == HOIST_OK)
       rc = fetch_landed(rt, job, ch->dst + sg->slot_off / sb * db, back, out);
-    if (rc == HOIST_OK) rc = upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
-    if (rc == HOIST_OK && converts) rc = hoist_convert_ref(want, ch->to, file, ch->from, n);
+    if (rc == HOIST_OK) rc = hoist__upload_read(rt, &job->files[sg->file], sg->file_off, file, sg->len);
+    if (rc == HOIST_OK && converts) rc = hoist__convert_ref(want, ch->to, file, ch->from, n);
     if (rc == HOIST_OK && memcmp(back, want, out) != 0) {
       uint64_t j = 0;
       while (memcmp(back + j * db, want + j * db, db) == 0) j++;
@@ -321,7 +321,7 @@ static int locate_difference(hoist_runtime *rt, const upload_job *job, const upl
  * with the CPU conversion of the file), segment by segment, to name the
  * tensor and the byte or element; when that reading fails, or finds no
  * difference, the message still reports the mismatch from the hashes. */
-static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, size_t bad,
+static int report_mismatch(hoist_runtime *rt, loaded_component *c, upload_job *job, size_t bad,
                            uint64_t dev_hash, uint64_t want, int after_convert) {
   const upload_chunk *ch = &job->chunks[bad];
   const upload_segment *seg = &job->segs[ch->first_seg];
@@ -345,7 +345,7 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
       snprintf(range, sizeof range, " in source bytes [%llu, %llu)",
                (unsigned long long)seg[0].tensor_off,
                (unsigned long long)(seg[0].tensor_off + seg[0].len));
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+    return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                       "verify: %s: %s differs from the file%s before the %s -> %s conversion: "
                       "device hash %#018llx, host hash %#018llx",
                       c->info->name, what, range, from, to, (unsigned long long)dev_hash,
@@ -359,13 +359,13 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
   if (rc == HOIST_OK && found) {
     const placed_tensor *t = &c->tensors[sg->tensor];
     if (converts)
-      return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+      return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                         "verify: %s: tensor '%s' changed %s after its %s -> %s conversion, at "
                         "element %llu: %s %#018llx, %s %#018llx",
                         c->info->name, t->t->name, where, from, to, (unsigned long long)at,
                         dev_name, (unsigned long long)dev_hash, want_name,
                         (unsigned long long)want);
-    return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+    return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                       "verify: %s: tensor '%s' differs from %s at byte %llu (%s %#04x, file "
                       "%#04x): %s %#018llx, host hash %#018llx",
                       c->info->name, t->t->name, hoist_file_path(c->files[t->file]),
@@ -380,7 +380,7 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
   if (rc != HOIST_OK)
     snprintf(why, sizeof why, " (could not read it back to name the byte: %s)",
              hoist_status_name(rc));
-  return hoist_fail(rt, HOIST_VERIFY_MISMATCH,
+  return hoist__fail(rt, HOIST_VERIFY_MISMATCH,
                     "verify: %s: %s %s %s%s: %s %#018llx, %s %#018llx%s", c->info->name, what,
                     converts ? "or the padding next to it changed" : "differs", where,
                     converts ? " after the conversion" : "", dev_name,
@@ -391,11 +391,11 @@ static int report_mismatch(hoist_runtime *rt, comp_state *c, upload_job *job, si
  * scratch (a pool of scratch_slots slots of scratch_slot bytes) and hashes
  * are the device memory of its own transient (0 when unused).  With
  * o->verify it then checks every chunk (after ext's after_upload hook). */
-static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size_t pos,
-                       int to_host, const hoist_load_options *o, const hoist_load_ext *ext,
+static int comp_upload(hoist_runtime *rt, hoist__engine *e, hoist_loaded *l, size_t pos,
+                       int to_host, const hoist_load_options *o, const hoist__load_ext *ext,
                        uint64_t scratch, uint64_t scratch_slot, unsigned scratch_slots,
                        uint64_t hashes) {
-  comp_state *c = &l->comps[pos];
+  loaded_component *c = &l->comps[pos];
   if (c->ntensors == 0) return HOIST_OK;
   upload_job job = {0};
   job.component = c->info->name;
@@ -416,7 +416,7 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   uint8_t *arena = malloc(c->ntensors);
   int rc = HOIST_OK;
   if (ts == NULL || tf == NULL || dst == NULL || to == NULL || arena == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->info->name);
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", c->info->name);
     goto done;
   }
   for (size_t i = 0; i < c->ntensors; i++) {
@@ -424,37 +424,37 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
     tf[i] = c->tensors[i].file;
     to[i] = c->tensors[i].dev.dtype;
     dst[i] = to_host ? (uint64_t)(uintptr_t)c->host_copy + c->tensors[i].off
-                     : comp_tensor_addr(c, &c->tensors[i]);
-    arena[i] = to_host ? 0 : (uint8_t)comp_tensor_arena(c, &c->tensors[i]);
+                     : hoist__tensor_addr(c, &c->tensors[i]);
+    arena[i] = to_host ? 0 : (uint8_t)hoist__tensor_arena(c, &c->tensors[i]);
   }
   hoist_read_mode mode = o->read_mode;
   if (to_host && (mode == HOIST_READ_REGISTER || mode == HOIST_READ_DIRECT)) mode = HOIST_READ_AUTO;
-  rc = upload_files_open(rt, (const hoist_file *const *)c->files, c->nfiles, mode, &job.files);
+  rc = hoist__upload_files_open(rt, (const hoist_file *const *)c->files, c->nfiles, mode, &job.files);
   if (rc != HOIST_OK) goto done;
   job.nfiles = c->nfiles;
   /* Host copies convert through the reader's pinned slot (a chunk). */
-  uint64_t step = to_host || scratch_slot == 0 ? hoist_engine_chunk_bytes(e) : scratch_slot;
-  rc = upload_job_build(rt, &job, hoist_engine_chunk_bytes(e), ts, tf, dst, arena, c->ntensors, to,
+  uint64_t step = to_host || scratch_slot == 0 ? hoist__engine_chunk_bytes(e) : scratch_slot;
+  rc = hoist__upload_job_build(rt, &job, hoist__engine_chunk_bytes(e), ts, tf, dst, arena, c->ntensors, to,
                         step);
   if (rc != HOIST_OK) goto done;
   if (job.verify && !to_host && job.nchunks > c->chunk_bound) {
-    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
+    rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job.nchunks, (unsigned long long)c->chunk_bound);
     goto done;
   }
   double t0 = now_seconds();
-  rc = hoist_engine_run(e, &job);
+  rc = hoist__engine_run(e, &job);
   double t1 = now_seconds();
   if (rc != HOIST_OK) goto done;
   size_t converting = 0;
   for (size_t i = 0; i < job.nchunks; i++) converting += job.chunks[i].from != job.chunks[i].to;
   if (to_host)
-    hoist_log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
+    hoist__log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
               "copy in %.3f ms",
               c->info->name, (unsigned long long)job.total_bytes, job.nchunks, converting,
               (t1 - t0) * 1e3);
   else
-    hoist_log(rt, HOIST_LOG_DEBUG,
+    hoist__log(rt, HOIST_LOG_DEBUG,
               "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
               "reader%s; they waited %.3f ms in all for their earlier transfers (a copy, and "
               "the conversion it waited for)",
@@ -470,11 +470,11 @@ static int comp_upload(hoist_runtime *rt, hoist_engine *e, hoist_loaded *l, size
   if (rc == HOIST_OK && bad != SIZE_MAX)
     rc = report_mismatch(rt, c, &job, bad, dev_hash, want, after_convert);
   if (rc == HOIST_OK)
-    hoist_log(rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
+    hoist__log(rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
               (now_seconds() - t0) * 1e3);
 done:
-  upload_job_free(&job);
-  upload_files_close(rt, job.files, job.nfiles);
+  hoist__upload_job_free(&job);
+  hoist__upload_files_close(rt, job.files, job.nfiles);
   free(ts);
   free(tf);
   free(dst);
@@ -502,7 +502,7 @@ static void loaded_free(hoist_loaded *l) {
   free(l);
 }
 
-static uint64_t default_headroom(const hoist_device *d, uint64_t total) {
+static uint64_t default_headroom(const hoist__device *d, uint64_t total) {
   if (strcmp(d->kind, "host") == 0) return 0;
   uint64_t pct = total / 50;
   return pct > (256ull << 20) ? pct : (256ull << 20);
@@ -522,7 +522,7 @@ static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *of
                      const ring_span *ring) {
   uint64_t sum = 0;
   for (size_t i = 0; i < l->ncomps; i++) {
-    comp_state *c = &l->comps[i];
+    loaded_component *c = &l->comps[i];
     if (offload[i] || c->need == 0) continue;
     uint64_t next = sum + c->need;
     /* Its hashes are held only while it uploads, the scratch ring from the
@@ -534,7 +534,7 @@ static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *of
         if (!offload[j]) total += l->comps[j].need;
       set_failure(o, c->info->name, c->need + transient + headroom,
                   free_b > sum ? free_b - sum : 0);
-      return hoist_fail(rt, HOIST_ADMISSION,
+      return hoist__fail(rt, HOIST_ADMISSION,
                         "preflight: the plan needs %llu bytes on %s plus %llu headroom but %llu "
                         "are free; components before '%s' fit (%llu bytes), '%s' needs %llu "
                         "with %llu left; short by %llu bytes",
@@ -551,17 +551,17 @@ static int preflight(hoist_runtime *rt, hoist_loaded *l, const unsigned char *of
 
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
-  return hoist_load_pipeline_ext(rt, p, opts, NULL, out);
+  return hoist__load_pipeline_ext(rt, p, opts, NULL, out);
 }
 
 /* Checks that order[0..n) is a permutation of the slots 0..n-1. */
 static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
   unsigned char *seen = calloc(n > 0 ? n : 1, 1);
-  if (seen == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
+  if (seen == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory checking a load order");
   int rc = HOIST_OK;
   for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
     if (order[i] >= n || seen[order[i]])
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "load order: entry %zu is slot %zu, not a permutation of 0..%zu", i, order[i],
                       n > 0 ? n - 1 : 0);
     else
@@ -571,20 +571,20 @@ static int check_order(hoist_runtime *rt, const size_t *order, size_t n) {
   return rc;
 }
 
-int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
-                            const hoist_load_options *opts, const hoist_load_ext *ext,
+int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist__load_ext *ext,
                             hoist_loaded **out) {
   hoist_load_options defaults = HOIST_LOAD_OPTIONS_INIT;
   const hoist_load_options *o = opts != NULL ? opts : &defaults;
   *out = NULL;
   if (o->struct_size != sizeof(hoist_load_options))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "hoist_load_options.struct_size mismatch (use HOIST_LOAD_OPTIONS_INIT)");
   if (o->failure != NULL) memset(o->failure, 0, sizeof *o->failure);
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   uv_mutex_lock(&rt->load_lock);
   /* Copies from file mappings turn a truncation into FILE_CHANGED. */
-  hoist_sigbus_guard_acquire();
+  hoist__sigbus_guard_acquire();
   double t0 = now_seconds();
   int rc = HOIST_OK;
   uint64_t transient_addr = 0; /* a transient allocation held during one upload */
@@ -597,7 +597,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   if (l == NULL || (l->comps = calloc(n > 0 ? n : 1, sizeof *l->comps)) == NULL ||
       (offload = calloc(n > 0 ? n : 1, 1)) == NULL || (fsdp = calloc(n > 0 ? n : 1, 1)) == NULL ||
       (target = calloc(n > 0 ? n : 1, sizeof *target)) == NULL) {
-    rc = hoist_fail(rt, HOIST_NO_MEMORY, "out of memory starting a load");
+    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory starting a load");
     goto fail;
   }
   l->rt = rt;
@@ -608,30 +608,30 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
 
   /* Plan: every component's placement, in load order. */
   for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
+    loaded_component *c = &l->comps[pos];
     c->info = ext != NULL && ext->order != NULL ? hoist_pipeline_component(p, ext->order[pos])
                                                 : hoist_pipeline_ordered(p, pos);
     c->index_i = c->info->index;
     for (size_t i = 0; i < n; i++)
       if (hoist_pipeline_component(p, i) == c->info) c->index_i = i;
-    c->nfiles = hoist_pipeline_safetensors(p, c->index_i, &c->files);
+    c->nfiles = hoist__pipeline_safetensors(p, c->index_i, &c->files);
     c->pub.name = c->info->name;
     c->pub.residency = HOIST_RESIDENT;
     if (c->nfiles == 0 && c->info->file_count > 0)
-      hoist_log(rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded", c->info->name);
+      hoist__log(rt, HOIST_LOG_WARN, "%s: only non-safetensors weights; not loaded", c->info->name);
   }
   /* Target dtypes, then placement in target bytes: an impossible
    * conversion fails here, before anything is allocated. */
   if ((rc = resolve_targets(rt, o, l->comps, n, target)) != HOIST_OK) goto fail;
   for (size_t pos = 0; pos < n; pos++)
-    if ((rc = comp_place(rt, &l->comps[pos], d->ops->alloc_granularity, target[pos])) != HOIST_OK)
+    if ((rc = hoist__place(rt, &l->comps[pos], d->ops->alloc_granularity, target[pos])) != HOIST_OK)
       goto fail;
-  rc = hoist_residency_select(rt, "offload", o->offload, l->comps, n, offload);
-  if (rc == HOIST_OK) rc = hoist_residency_select(rt, "fsdp", o->fsdp, l->comps, n, fsdp);
+  rc = hoist__component_select(rt, "offload", o->offload, l->comps, n, offload);
+  if (rc == HOIST_OK) rc = hoist__component_select(rt, "fsdp", o->fsdp, l->comps, n, fsdp);
   if (rc != HOIST_OK) goto fail;
   for (size_t i = 0; i < n; i++) {
     if (offload[i] && fsdp[i]) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "%s: marked both --offload and --fsdp; an FSDP component is placed by its owner",
                       l->comps[i].info->name);
       goto fail;
@@ -641,22 +641,22 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
 
   /* The engine's threads and chunk size the scratch ring (made once per
    * runtime; it holds pinned memory, not device memory). */
-  hoist_engine *e = NULL;
-  if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) goto fail;
+  hoist__engine *e = NULL;
+  if ((rc = hoist__engine_get(rt, &e)) != HOIST_OK) goto fail;
   uint64_t scratch_want = o->scratch_bytes != 0 ? o->scratch_bytes : DEFAULT_SCRATCH;
-  uint64_t scratch_slot = hoist_engine_scratch_slot(e, scratch_want);
-  unsigned scratch_slots = hoist_engine_scratch_slots(e, scratch_want);
+  uint64_t scratch_slot = hoist__engine_scratch_slot(e, scratch_want);
+  unsigned scratch_slots = hoist__engine_scratch_slots(e, scratch_want);
   uint64_t scratch_ring = scratch_slot * scratch_slots;
   for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
+    loaded_component *c = &l->comps[pos];
     if (c->converts && scratch_slot == 0 && !offload[pos]) {
-      rc = hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "%s: a scratch of %llu bytes is below one 4096-byte slot",
                       c->info->name, (unsigned long long)scratch_want);
       goto fail;
     }
     if ((rc = comp_own_transient(rt, e, c, o->verify, scratch_ring,
-                                 scratch_slot != 0 ? scratch_slot : hoist_engine_chunk_bytes(e))) !=
+                                 scratch_slot != 0 ? scratch_slot : hoist__engine_chunk_bytes(e))) !=
         HOIST_OK)
       goto fail;
   }
@@ -664,7 +664,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
    * and free costs a device synchronization). */
   ring_span ring = {0, SIZE_MAX, 0};
   for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
+    loaded_component *c = &l->comps[pos];
     if (!c->converts || offload[pos] || c->ntensors == 0) continue;
     ring.bytes = c->ring_bytes;
     if (ring.first == SIZE_MAX) ring.first = pos;
@@ -679,9 +679,9 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     goto fail;
 
   for (size_t pos = 0; pos < n; pos++) {
-    comp_state *c = &l->comps[pos];
+    loaded_component *c = &l->comps[pos];
     if (o->cancel != NULL && *o->cancel) {
-      rc = hoist_fail(rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
+      rc = hoist__fail(rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
       goto fail;
     }
     if (c->ntensors == 0) continue;
@@ -690,23 +690,23 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     if (!to_host) {
       /* Transient bytes this component's load holds besides its arenas:
        * its verify hashes, the scratch ring if it converts and the ring is
-       * not held yet, and hoist_load_ext's (0 for hoist's own loader). */
+       * not held yet, and hoist__load_ext's (0 for hoist's own loader). */
       bool new_ring = c->converts && ring_addr == 0;
       uint64_t trans = 0, need = c->need;
-      if (!hoist_add_u64(need, c->hash_bytes, &need) ||
-          (new_ring && !hoist_add_u64(need, c->ring_bytes, &need)) ||
+      if (!hoist__add_u64(need, c->hash_bytes, &need) ||
+          (new_ring && !hoist__add_u64(need, c->ring_bytes, &need)) ||
           (ext != NULL && ext->transient != NULL &&
-           (!hoist_round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
+           (!hoist__round_up_u64(ext->transient(ext->transient_user, c->info, c->pub.bytes),
                                 d->ops->alloc_granularity, &trans) ||
-            !hoist_add_u64(need, trans, &need)))) {
-        rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
+            !hoist__add_u64(need, trans, &need)))) {
+        rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: transient bytes overflow", c->info->name);
         goto fail;
       }
       /* Admission: free memory now, not at the start. */
       if ((rc = d->ops->mem_info(d, &free_b, &total_b)) != HOIST_OK) goto fail;
       bool fits = need <= free_b && headroom <= free_b - need;
       if (fits) {
-        rc = comp_alloc_arenas(rt, c);
+        rc = hoist__arenas_alloc(rt, c);
         if (rc == HOIST_OK && new_ring &&
             (rc = d->ops->alloc(d, c->ring_bytes, &ring_addr)) != HOIST_OK)
           ring_addr = 0;
@@ -721,7 +721,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
           hashes_addr = 0;
           if (new_ring && ring_addr != 0) d->ops->free(d, ring_addr);
           if (new_ring) ring_addr = 0;
-          comp_free_arenas(rt, c);
+          hoist__arenas_free(rt, c);
         }
         if (rc == HOIST_DEVICE_OOM) fits = false; /* lost a race with another allocator */
         else if (rc != HOIST_OK) goto fail;
@@ -729,14 +729,14 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       if (!fits) {
         if (o->on_oom != HOIST_ON_OOM_OFFLOAD || fsdp[pos]) {
           set_failure(o, c->info->name, need + headroom, free_b);
-          rc = hoist_fail(rt, HOIST_ADMISSION,
+          rc = hoist__fail(rt, HOIST_ADMISSION,
                           "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
                           c->info->name, (unsigned long long)need,
                           (unsigned long long)headroom, d->name, (unsigned long long)free_b,
                           rc == HOIST_DEVICE_OOM ? " (allocation failed despite admission)" : "");
           goto fail;
         }
-        hoist_log(rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
+        hoist__log(rt, HOIST_LOG_INFO, "%s: %llu bytes do not fit in %llu free; offloading",
                   c->info->name, (unsigned long long)c->need, (unsigned long long)free_b);
         to_host = true;
         rc = HOIST_OK;
@@ -765,7 +765,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
       ring_addr = 0;
     }
     if (rc != HOIST_OK) goto fail;
-    hoist_log(rt, HOIST_LOG_DEBUG,
+    hoist__log(rt, HOIST_LOG_DEBUG,
               "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
               "memory freed in %.3f ms",
               c->info->name, (a1 - c0) * 1e3, (u1 - a1) * 1e3, (now_seconds() - u1) * 1e3);
@@ -776,7 +776,7 @@ int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   free(offload);
   free(fsdp);
   free(target);
-  hoist_sigbus_guard_release();
+  hoist__sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   *out = l;
   return HOIST_OK;
@@ -788,7 +788,7 @@ fail:
   free(offload);
   free(fsdp);
   free(target);
-  hoist_sigbus_guard_release();
+  hoist__sigbus_guard_release();
   uv_mutex_unlock(&rt->load_lock);
   return rc;
 }
@@ -815,7 +815,7 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
                         uint64_t *device_addr, const hoist_tensor_info **info) {
   *device_addr = 0;
   for (size_t i = 0; i < l->ncomps; i++) {
-    const comp_state *c = &l->comps[i];
+    const loaded_component *c = &l->comps[i];
     if (strcmp(c->info->name, component) != 0) continue;
     size_t lo = 0, hi = c->ntensors;
     while (lo < hi) {
@@ -824,15 +824,15 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
       if (cmp == 0) {
         if (info != NULL) *info = &c->by_name[mid]->dev;
         if (c->narenas == 0)
-          return hoist_fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
+          return hoist__fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
                             component);
-        *device_addr = comp_tensor_addr(c, c->by_name[mid]);
+        *device_addr = hoist__tensor_addr(c, c->by_name[mid]);
         return HOIST_OK;
       }
       if (cmp < 0) lo = mid + 1;
       else hi = mid;
     }
-    return hoist_fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
+    return hoist__fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
   }
-  return hoist_fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
+  return hoist__fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
 }

@@ -17,7 +17,7 @@ typedef struct placed_tensor {
                                   and its byte size when converted */
 } placed_tensor;
 
-typedef struct comp_state {
+typedef struct loaded_component {
   hoist_loaded_info pub;
   const hoist_component_info *info;
   size_t index_i;               /* index order position in the pipeline */
@@ -40,12 +40,12 @@ typedef struct comp_state {
   uint64_t arena_begin[HOIST_MAX_ARENAS]; /* first span offset in each arena */
   uint64_t arena_bytes[HOIST_MAX_ARENAS];
   void *host_copy;              /* offload: pinned host copy of the span */
-} comp_state;
+} loaded_component;
 
 struct hoist_loaded {
   hoist_runtime *rt;
   const hoist_pipeline *p;
-  comp_state *comps;            /* load order */
+  loaded_component *comps;            /* load order */
   size_t ncomps;
   double seconds;
   uint64_t total_bytes;
@@ -56,33 +56,33 @@ struct hoist_loaded {
 #define HOIST_DTYPE_KEEP HOIST_DTYPE_COUNT_
 /* Parses "bf16", "f16", "f32" (any case) or "keep" of length len; a bad
  * name is HOIST_INVALID_ARGUMENT naming the option `what`. */
-int hoist_dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
+int hoist__dtype_target_parse(hoist_runtime *rt, const char *what, const char *s, size_t len,
                              hoist_dtype *out);
 /* The dtype t has on the device under target and its byte size there:
  * floating tensors take the target, others (ints, bool) and same-dtype ones
  * keep theirs.  A floating dtype with no conversion to target (F64, C64,
  * F8_E8M0, the FNUZ and sub-byte dtypes) is HOIST_UNSUPPORTED naming
  * component, tensor and pair. */
-int hoist_tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
+int hoist__tensor_target(hoist_runtime *rt, const char *component, const hoist_tensor_info *t,
                         hoist_dtype target, hoist_dtype *to, uint64_t *bytes);
 
 /* Device address of a placed tensor of c (its arenas must exist). */
-uint64_t comp_tensor_addr(const comp_state *c, const placed_tensor *pt);
+uint64_t hoist__tensor_addr(const loaded_component *c, const placed_tensor *pt);
 /* Index of the arena a placed tensor lies in. */
-int comp_tensor_arena(const comp_state *c, const placed_tensor *pt);
+int hoist__tensor_arena(const loaded_component *c, const placed_tensor *pt);
 /* Allocates c's arenas (one, or up to HOIST_MAX_ARENAS when one cannot be
  * had) ; on failure nothing stays allocated. */
-int comp_alloc_arenas(hoist_runtime *rt, comp_state *c);
-void comp_free_arenas(hoist_runtime *rt, comp_state *c);
+int hoist__arenas_alloc(hoist_runtime *rt, loaded_component *c);
+void hoist__arenas_free(hoist_runtime *rt, loaded_component *c);
 
 /* Marks components named by a comma list of names or groups (dit,
  * text_encoder, image_encoder, vae, all) in mark[] (load order).  An entry
  * that matches nothing is HOIST_INVALID_ARGUMENT. */
-int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
-                           const comp_state *comps, size_t n, unsigned char *mark);
+int hoist__component_select(hoist_runtime *rt, const char *what, const char *list,
+                           const loaded_component *comps, size_t n, unsigned char *mark);
 
 /* Internal load variants (not exported; `hoist bench oom` uses them). */
-typedef struct hoist_load_ext {
+typedef struct hoist__load_ext {
   /* n index-order slots (as hoist_pipeline_component takes them) in load
    * order, a permutation of 0..n-1; NULL: the planned order. */
   const size_t *order;
@@ -97,12 +97,12 @@ typedef struct hoist_load_ext {
    * (so a test can damage device bytes the way a fault would).  NULL: none. */
   void (*after_upload)(void *user, hoist_loaded *l, size_t pos);
   void *after_upload_user;
-} hoist_load_ext;
+} hoist__load_ext;
 
 /* hoist_load_pipeline with an order and a transient model; ext NULL is
  * exactly hoist_load_pipeline.  A bad order is HOIST_INVALID_ARGUMENT. */
-int hoist_load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
-                            const hoist_load_options *opts, const hoist_load_ext *ext,
+int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
+                            const hoist_load_options *opts, const hoist__load_ext *ext,
                             hoist_loaded **out);
 
 #endif /* HOIST_LOAD_H */

@@ -7,23 +7,23 @@
 
 #include <assert.h>
 
-hoist_runtime *hoist_loaded_runtime(const hoist_loaded *l) { return l->rt; }
+hoist_runtime *hoist__loaded_runtime(const hoist_loaded *l) { return l->rt; }
 
-size_t hoist_loaded_arena_count(const hoist_loaded *l, size_t i) {
+size_t hoist__loaded_arena_count(const hoist_loaded *l, size_t i) {
   assert(i < l->ncomps);
   return (size_t)l->comps[i].narenas;
 }
 
-void hoist_loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *addr, uint64_t *bytes,
+void hoist__loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *addr, uint64_t *bytes,
                         uint64_t *span_begin) {
   assert(i < l->ncomps && k < (size_t)l->comps[i].narenas);
-  const comp_state *c = &l->comps[i];
+  const loaded_component *c = &l->comps[i];
   *addr = c->arena_addr[k];
   *bytes = c->arena_bytes[k];
   *span_begin = c->arena_begin[k];
 }
 
-const hoist_tensor_info *hoist_loaded_placed(const hoist_loaded *l, size_t i, size_t j,
+const hoist_tensor_info *hoist__loaded_placed(const hoist_loaded *l, size_t i, size_t j,
                                              uint64_t *span_off) {
   assert(i < l->ncomps && j < l->comps[i].ntensors);
   const placed_tensor *pt = &l->comps[i].tensors[j];
@@ -31,7 +31,7 @@ const hoist_tensor_info *hoist_loaded_placed(const hoist_loaded *l, size_t i, si
   return &pt->dev;
 }
 
-const void *hoist_loaded_host_copy(const hoist_loaded *l, size_t i) {
+const void *hoist__loaded_host_copy(const hoist_loaded *l, size_t i) {
   assert(i < l->ncomps);
   return l->comps[i].host_copy;
 }

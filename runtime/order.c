@@ -34,7 +34,7 @@ static size_t numeric_suffix(const char *name, const char **digits) {
   return strlen(p);
 }
 
-size_t hoist_component_base_len(const char *name) {
+size_t hoist__component_base_len(const char *name) {
   const char *digits;
   if (numeric_suffix(name, &digits) > 0) return (size_t)(digits - 1 - name);
   return strlen(name);
@@ -72,24 +72,24 @@ static bool is_text_encoder_n(const char *s, size_t len) {
 /* The reference checks (name, base name) with any() per class. */
 typedef bool (*class_fn)(const char *s, size_t len);
 static bool name_or_base(const char *name, class_fn fn) {
-  size_t len = strlen(name), base = hoist_component_base_len(name);
+  size_t len = strlen(name), base = hoist__component_base_len(name);
   return fn(name, len) || (base != len && fn(name, base));
 }
 
-bool hoist_component_is_dit(const char *name) { return name_or_base(name, is_dit_n); }
-bool hoist_component_is_text_encoder(const char *name) {
+bool hoist__component_is_dit(const char *name) { return name_or_base(name, is_dit_n); }
+bool hoist__component_is_text_encoder(const char *name) {
   return name_or_base(name, is_text_encoder_n);
 }
-bool hoist_component_is_image_encoder(const char *name) {
+bool hoist__component_is_image_encoder(const char *name) {
   return name_or_base(name, is_image_encoder_n);
 }
-bool hoist_component_is_vae(const char *name) { return name_or_base(name, is_vae_n); }
+bool hoist__component_is_vae(const char *name) { return name_or_base(name, is_vae_n); }
 
-int hoist_component_risk_rank(const char *name) {
-  if (hoist_component_is_dit(name)) return 0;
-  if (hoist_component_is_text_encoder(name)) return 1;
-  if (hoist_component_is_image_encoder(name)) return 2;
-  if (hoist_component_is_vae(name)) return 3;
+int hoist__component_risk_rank(const char *name) {
+  if (hoist__component_is_dit(name)) return 0;
+  if (hoist__component_is_text_encoder(name)) return 1;
+  if (hoist__component_is_image_encoder(name)) return 2;
+  if (hoist__component_is_vae(name)) return 3;
   return 10;
 }
 
@@ -104,7 +104,7 @@ static size_t suffix_number(const char *name, const char **digits) {
   return n;
 }
 
-void hoist_component_variant_priority(const char *name, int64_t *value, char *text,
+void hoist__component_variant_priority(const char *name, int64_t *value, char *text,
                                       size_t text_size) {
   const char *d;
   size_t n = suffix_number(name, &d);
@@ -137,11 +137,11 @@ static int cmp_variant(const char *a, const char *b) {
   return c > 0 ? -1 : (c < 0 ? 1 : 0);
 }
 
-int hoist_component_order_cmp(const hoist_component_info *a, const hoist_component_info *b) {
+int hoist__component_order_cmp(const hoist_component_info *a, const hoist_component_info *b) {
   uint64_t sa = a->has_size ? a->inferred_bytes : 0;
   uint64_t sb = b->has_size ? b->inferred_bytes : 0;
   if (sa != sb) return sa > sb ? -1 : 1; /* heavy first */
-  int ra = hoist_component_risk_rank(a->load_name), rb = hoist_component_risk_rank(b->load_name);
+  int ra = hoist__component_risk_rank(a->load_name), rb = hoist__component_risk_rank(b->load_name);
   if (ra != rb) return ra < rb ? -1 : 1;
   int v = cmp_variant(a->load_name, b->load_name);
   if (v != 0) return v;
@@ -156,7 +156,7 @@ static void insertion_sort(const hoist_component_info **v, size_t n) {
   for (size_t i = 1; i < n; i++) {
     const hoist_component_info *x = v[i];
     size_t j = i;
-    while (j > 0 && hoist_component_order_cmp(v[j - 1], x) > 0) {
+    while (j > 0 && hoist__component_order_cmp(v[j - 1], x) > 0) {
       v[j] = v[j - 1];
       j--;
     }
@@ -164,7 +164,7 @@ static void insertion_sort(const hoist_component_info **v, size_t n) {
   }
 }
 
-void hoist_component_sort(const hoist_component_info **infos, size_t n) {
+void hoist__component_sort(const hoist_component_info **infos, size_t n) {
   if (n < 2) return;
   const hoist_component_info **tmp = malloc(n * sizeof *tmp);
   if (tmp == NULL) {
@@ -177,7 +177,7 @@ void hoist_component_sort(const hoist_component_info **infos, size_t n) {
       size_t mid = lo + width < n ? lo + width : n;
       size_t hi = lo + 2 * width < n ? lo + 2 * width : n;
       size_t i = lo, j = mid, k = lo;
-      while (i < mid && j < hi) dst[k++] = hoist_component_order_cmp(src[j], src[i]) < 0 ? src[j++] : src[i++];
+      while (i < mid && j < hi) dst[k++] = hoist__component_order_cmp(src[j], src[i]) < 0 ? src[j++] : src[i++];
       while (i < mid) dst[k++] = src[i++];
       while (j < hi) dst[k++] = src[j++];
     }

@@ -18,7 +18,7 @@
 
 /* One component.  info is the public view; every pointer in it points into
  * memory this struct owns. */
-typedef struct hoist_component {
+typedef struct hoist__component {
   hoist_component_info info;
   char *name;          /* also info.name and info.load_name */
   char *library;       /* NULL when unknown */
@@ -29,25 +29,25 @@ typedef struct hoist_component {
   size_t file_count;
   hoist_file **st;     /* the safetensors among them, opened (st_count) */
   size_t st_count;
-} hoist_component;
+} hoist__component;
 
 struct hoist_pipeline {
   char *path;                   /* as given to hoist_pipeline_open */
   size_t count;
-  hoist_component *components;  /* index order */
+  hoist__component *components;  /* index order */
   const hoist_component_info **ordered; /* load order */
 };
 
 /* The slot (0-based place in index order, as hoist_pipeline_component
  * takes it) of one of p's components; SIZE_MAX for a foreign pointer.  The
  * slot is not info->index, which counts every key of model_index.json. */
-size_t hoist_pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info);
+size_t hoist__pipeline_slot(const hoist_pipeline *p, const hoist_component_info *info);
 
 /* The opened safetensors files of the component at slot i (in the
  * component's file order); returns their count and points *files at an
  * array owned by p (valid until hoist_pipeline_close).  0 with *files NULL
  * for a component without safetensors.  Thread-safe (p is immutable). */
-size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
+size_t hoist__pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
                                   hoist_file *const **files);
 
 /* ---- Classifiers (order.c).  Each checks the name and its base name (a
@@ -56,36 +56,36 @@ size_t hoist_pipeline_safetensors(const hoist_pipeline *p, size_t index_order_i,
 
 /* transformer, transformer_2, video_dit, video_dit_2, audio_dit,
  * dual_tower_bridge. */
-bool hoist_component_is_dit(const char *name);
+bool hoist__component_is_dit(const char *name);
 /* Starts or ends with "text_encoder". */
-bool hoist_component_is_text_encoder(const char *name);
+bool hoist__component_is_text_encoder(const char *name);
 /* Exactly image_encoder. */
-bool hoist_component_is_image_encoder(const char *name);
+bool hoist__component_is_image_encoder(const char *name);
 /* vae, video_vae, audio_vae, vocoder, spatial_upsampler,
  * condition_image_encoder. */
-bool hoist_component_is_vae(const char *name);
+bool hoist__component_is_vae(const char *name);
 /* 0 DiT, 1 text encoder, 2 image encoder, 3 VAE, 10 anything else (the
  * first class that matches, in that order). */
-int hoist_component_risk_rank(const char *name);
+int hoist__component_risk_rank(const char *name);
 
 /* Length of the base name: the part before the last '_' when what follows
  * it is one or more ASCII digits, else strlen(name). */
-size_t hoist_component_base_len(const char *name);
+size_t hoist__component_base_len(const char *name);
 
 /* The variant priority of name: -N for a trailing "_<ASCII digits N>", else
  * 0.  *value saturates at INT64_MIN; text (size >= strlen(name) + 2 is
  * always enough) receives the exact decimal ("-7", "0",
  * "-99999999999999999999999"). */
-void hoist_component_variant_priority(const char *name, int64_t *value, char *text,
+void hoist__component_variant_priority(const char *name, int64_t *value, char *text,
                                       size_t text_size);
 
 /* Compares two components by the reference key: -(inferred bytes, unknown
  * as 0), then risk rank and variant priority of load_name (exactly, with no
  * overflow whatever the digit count), then index.  <0, 0, >0 as strcmp. */
-int hoist_component_order_cmp(const hoist_component_info *a, const hoist_component_info *b);
+int hoist__component_order_cmp(const hoist_component_info *a, const hoist_component_info *b);
 
 /* Sorts infos[0..n) into load order in place (a stable sort; ties are only
  * possible between equal indexes).  Thread-safe on distinct arrays. */
-void hoist_component_sort(const hoist_component_info **infos, size_t n);
+void hoist__component_sort(const hoist_component_info **infos, size_t n);
 
 #endif /* HOIST_PIPELINE_H */

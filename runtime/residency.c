@@ -23,15 +23,15 @@ const char *hoist_residency_name(hoist_residency r) {
 
 static bool in_group(const char *group, const char *name) {
   if (strcmp(group, "all") == 0) return true;
-  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
-  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
-  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
-  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
+  if (strcmp(group, "dit") == 0) return hoist__component_is_dit(name);
+  if (strcmp(group, "text_encoder") == 0) return hoist__component_is_text_encoder(name);
+  if (strcmp(group, "image_encoder") == 0) return hoist__component_is_image_encoder(name);
+  if (strcmp(group, "vae") == 0) return hoist__component_is_vae(name);
   return false;
 }
 
-int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list,
-                           const comp_state *comps, size_t n, unsigned char *mark) {
+int hoist__component_select(hoist_runtime *rt, const char *what, const char *list,
+                           const loaded_component *comps, size_t n, unsigned char *mark) {
   if (list == NULL || list[0] == '\0') return HOIST_OK;
   const char *p = list;
   while (*p != '\0') {
@@ -39,7 +39,7 @@ int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list
     size_t len = comma != NULL ? (size_t)(comma - p) : strlen(p);
     char item[128];
     if (len == 0 || len >= sizeof item)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "--%s: empty or overlong entry in '%s'", what,
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "--%s: empty or overlong entry in '%s'", what,
                         list);
     memcpy(item, p, len);
     item[len] = '\0';
@@ -53,7 +53,7 @@ int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list
       }
     }
     if (!matched)
-      return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                         "--%s %s: no component or group of that name (groups: dit, "
                         "text_encoder, image_encoder, vae, all)",
                         what, item);
@@ -66,10 +66,10 @@ int hoist_residency_select(hoist_runtime *rt, const char *what, const char *list
 int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
   if (moved != NULL) *moved = 0;
   if (l == NULL || i >= l->ncomps)
-    return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "prepare_for_use: no component %zu", i);
   hoist_runtime *rt = l->rt;
-  comp_state *c = &l->comps[i];
+  loaded_component *c = &l->comps[i];
   /* FSDP-owned: never moved here.  Resident, or offloaded but already
    * prepared: nothing to do. */
   if (c->pub.residency == HOIST_FSDP || c->pub.residency == HOIST_RESIDENT) return HOIST_OK;
@@ -79,9 +79,9 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
     uv_mutex_unlock(&rt->load_lock);
     return HOIST_OK;
   }
-  int rc = comp_alloc_arenas(rt, c);
+  int rc = hoist__arenas_alloc(rt, c);
   if (rc == HOIST_OK) {
-    hoist_device *d = rt->dev;
+    hoist__device *d = rt->dev;
     void *s = stream;
     /* One copy per arena from the pinned host copy: the pinned H2D rate. */
     for (int a = 0; a < c->narenas && rc == HOIST_OK; a++)
@@ -89,7 +89,7 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
                                   (size_t)c->arena_bytes[a], s);
     if (rc != HOIST_OK) {
       if (s != NULL) d->ops->stream_sync(d, s);
-      comp_free_arenas(rt, c);
+      hoist__arenas_free(rt, c);
     } else {
       c->pub.device_bytes = c->need;
       c->pub.device_begin = c->arena_addr[0];
@@ -104,16 +104,16 @@ int hoist_prepare_for_use(hoist_loaded *l, size_t i, void *stream, int *moved) {
 int hoist_release_after_use(hoist_loaded *l, size_t i, int *moved) {
   if (moved != NULL) *moved = 0;
   if (l == NULL || i >= l->ncomps)
-    return hoist_fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(l != NULL ? l->rt : NULL, HOIST_INVALID_ARGUMENT,
                       "release_after_use: no component %zu", i);
-  comp_state *c = &l->comps[i];
+  loaded_component *c = &l->comps[i];
   if (c->pub.residency != HOIST_OFFLOAD) return HOIST_OK;
   uv_mutex_lock(&l->rt->load_lock);
   if (c->narenas == 0) {
     uv_mutex_unlock(&l->rt->load_lock);
     return HOIST_OK;
   }
-  comp_free_arenas(l->rt, c);
+  hoist__arenas_free(l->rt, c);
   c->pub.device_bytes = 0;
   c->pub.device_begin = c->pub.device_end = 0;
   uv_mutex_unlock(&l->rt->load_lock);

@@ -7,7 +7,7 @@
 
 #include <uv.h>
 
-struct hoist_device;
+struct hoist__device;
 
 struct hoist_runtime {
   uv_mutex_t lock;                /* guards error[] and the log fields */
@@ -17,8 +17,8 @@ struct hoist_runtime {
   hoist_log_level log_level;
   hoist_config cfg;               /* copy; cfg.device points at device_name */
   char *device_name;              /* owned */
-  struct hoist_device *dev;       /* owned backend; NULL until created */
-  struct hoist_engine *engine;    /* owned upload engine; made on the first load */
+  struct hoist__device *dev;       /* owned backend; NULL until created */
+  struct hoist__engine *engine;    /* owned upload engine; made on the first load */
   uv_mutex_t load_lock;           /* one load or unload at a time */
 };
 

@@ -77,7 +77,7 @@ typedef struct st_ctx {
   const char *path;
   const char *header;      /* the header text while it is parsed */
   size_t header_len;
-  hoist_json_tokens tok;
+  hoist__json_tokens tok;
   size_t si, ni;           /* next string / number token */
   char *arena;
   size_t arena_len, arena_cap;
@@ -97,7 +97,7 @@ typedef struct st_ctx {
 
 /* Copies s for a one-line message: control characters become '?', long
  * names are cut with "...". */
-const char *hoist_show_text(const char *s, char *buf, size_t size) {
+const char *hoist__show_text(const char *s, char *buf, size_t size) {
   size_t i = 0, o = 0;
   for (; s[i] != '\0' && o + 4 < size; i++) {
     unsigned char c = (unsigned char)s[i];
@@ -111,7 +111,7 @@ const char *hoist_show_text(const char *s, char *buf, size_t size) {
   return buf;
 }
 
-static const char *show(const char *s, char buf[160]) { return hoist_show_text(s, buf, 154); }
+static const char *show(const char *s, char buf[160]) { return hoist__show_text(s, buf, 154); }
 
 /* A string hash for the lookup index and duplicate checks: eight bytes
  * per step (names are long: "model.layers.12.self_attn.q_proj.weight"),
@@ -186,7 +186,7 @@ static bool arena_add(st_ctx *c, const char *s, size_t *off) {
   return arena_add_n(c, s, strlen(s), off);
 }
 
-static int oom(st_ctx *c) { return hoist_fail(c->rt, HOIST_NO_MEMORY, "%s: out of memory", c->path); }
+static int oom(st_ctx *c) { return hoist__fail(c->rt, HOIST_NO_MEMORY, "%s: out of memory", c->path); }
 
 /* Takes the next string token's flags.  The lexer and cJSON saw the same
  * document, so running out means a bug, reported rather than trusted. */
@@ -203,7 +203,7 @@ static bool next_number(st_ctx *c, uint64_t *v) {
 }
 
 static int desync(st_ctx *c) {
-  return hoist_fail(c->rt, HOIST_HEADER_JSON,
+  return hoist__fail(c->rt, HOIST_HEADER_JSON,
                     "%s: header tokens disagree between the validator and cJSON", c->path);
 }
 
@@ -244,9 +244,9 @@ static int check_unique_keys(st_ctx *c, const cJSON *obj, const char *tensor) {
   if (dup != NULL) {
     char b[160], tb[160];
     if (tensor == NULL)
-      return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
+      return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: __metadata__: duplicate key '%s'",
                         c->path, show(dup, b));
-    return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
+    return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: tensor '%s': duplicate key '%s'", c->path,
                       show(tensor, tb), show(dup, b));
   }
   return HOIST_OK;
@@ -272,7 +272,7 @@ static int skip_value(st_ctx *c, const cJSON *v, const char *tensor) {
     for (const cJSON *m = v->child; m != NULL; m = m->next) {
       if (!next_string(c, &flags)) return desync(c);
       if (flags & HOIST_JSON_STR_HAS_NUL)
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                           "%s: tensor '%s': an object key contains U+0000, which hoist does "
                           "not support",
                           c->path, show(tensor, b));
@@ -292,7 +292,7 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
   char b[160];
   if (cJSON_IsNull(v)) return HOIST_OK;
   if (!cJSON_IsObject(v))
-    return hoist_fail(c->rt, HOIST_BAD_METADATA, "%s: __metadata__ is neither null nor an object",
+    return hoist__fail(c->rt, HOIST_BAD_METADATA, "%s: __metadata__ is neither null nor an object",
                       c->path);
   size_t k = 0;
   for (const cJSON *m = v->child; m != NULL; m = m->next) k++;
@@ -302,16 +302,16 @@ static int parse_metadata(st_ctx *c, const cJSON *v) {
   for (const cJSON *m = v->child; m != NULL; m = m->next) {
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ key '%s' contains U+0000, which hoist does not support",
                         c->path, show(m->string, b));
     if (!cJSON_IsString(m))
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' is not a string", c->path,
                         show(m->string, b));
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_METADATA,
+      return hoist__fail(c->rt, HOIST_BAD_METADATA,
                         "%s: __metadata__ value of '%s' contains U+0000, which hoist does not "
                         "support",
                         c->path, show(m->string, b));
@@ -341,42 +341,42 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   /* Names are rendered for messages only when a rule fails. */
 #define shown show(name, b)
   if (!cJSON_IsObject(v))
-    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
                       c->path, shown);
   bool have_dtype = false, have_shape = false, have_offsets = false;
   for (const cJSON *m = v->child; m != NULL; m = m->next) {
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+      return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': a key contains U+0000, which hoist does not support",
                         c->path, shown);
     if (strcmp(m->string, "dtype") == 0) {
       if (!cJSON_IsString(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
                           c->path, shown);
       if (!next_string(c, &flags)) return desync(c);
       char db[160];
       if ((flags & HOIST_JSON_STR_HAS_NUL) ||
           hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
               HOIST_OK)
-        return hoist_fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
+        return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
                           shown, show(m->valuestring, db));
       have_dtype = true;
     } else if (strcmp(m->string, "shape") == 0) {
       if (!cJSON_IsArray(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
                           c->path, shown);
       e->dim_off = c->dim_count;
       uint32_t nd = 0;
       for (const cJSON *d = m->child; d != NULL; d = d->next, nd++) {
         uint64_t val;
         if (!cJSON_IsNumber(d))
-          return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+          return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                             "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path, shown,
                             nd);
         if (!next_number(c, &val)) return desync(c);
         if (!HOIST_JSON_IS_PLAIN(val))
-          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': shape[%" PRIu32
                             "] is %s, not a plain integer in [0, 2^53]",
                             c->path, shown, nd, number_text(c, val, nb));
@@ -386,28 +386,28 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
       have_shape = true;
     } else if (strcmp(m->string, "data_offsets") == 0) {
       if (!cJSON_IsArray(m))
-        return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
+        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
                           c->path, shown);
       int n = cJSON_GetArraySize(m);
       if (n != 2)
-        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                           "%s: tensor '%s': data_offsets has %d entries, not 2", c->path, shown, n);
       uint64_t be[2];
       const cJSON *d = m->child;
       for (int i = 0; i < 2; i++, d = d->next) {
         if (!cJSON_IsNumber(d))
-          return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+          return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                             "%s: tensor '%s': data_offsets[%d] is not a number", c->path, shown,
                             i);
         if (!next_number(c, &be[i])) return desync(c);
         if (!HOIST_JSON_IS_PLAIN(be[i]))
-          return hoist_fail(c->rt, HOIST_BAD_NUMBER,
+          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
                             "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
                             "[0, 2^53]",
                             c->path, shown, i, number_text(c, be[i], nb));
       }
       if (be[0] > be[1])
-        return hoist_fail(c->rt, HOIST_BAD_OFFSETS,
+        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] begin after their end",
                           c->path, shown, be[0], be[1]);
@@ -423,30 +423,30 @@ static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e
   int rc = check_unique_keys(c, v, name);
   if (rc != HOIST_OK) return rc;
   if (!have_dtype || !have_shape || !have_offsets)
-    return hoist_fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
                       shown, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
 
   /* Element count and byte size, folded left to right like the reference
    * so that overflow is reported for the same shapes. */
   uint64_t count = 1;
   for (uint32_t i = 0; i < e->info.ndim; i++)
-    if (!hoist_mul_u64(count, c->dims[e->dim_off + i], &count))
-      return hoist_fail(c->rt, HOIST_OVERFLOW,
+    if (!hoist__mul_u64(count, c->dims[e->dim_off + i], &count))
+      return hoist__fail(c->rt, HOIST_OVERFLOW,
                         "%s: tensor '%s': element count of its shape overflows 64 bits", c->path,
                         shown);
   unsigned bits = hoist_dtype_bits(e->info.dtype);
   uint64_t nbits;
-  if (!hoist_mul_u64(count, bits, &nbits))
-    return hoist_fail(c->rt, HOIST_OVERFLOW,
+  if (!hoist__mul_u64(count, bits, &nbits))
+    return hoist__fail(c->rt, HOIST_OVERFLOW,
                       "%s: tensor '%s': %" PRIu64 " elements of %s overflow 64 bits", c->path,
                       shown, count, hoist_dtype_name(e->info.dtype));
   if (nbits % 8 != 0)
-    return hoist_fail(c->rt, HOIST_MISALIGNED,
+    return hoist__fail(c->rt, HOIST_MISALIGNED,
                       "%s: tensor '%s': %" PRIu64 " elements of %s are %" PRIu64
                       " bits, not a whole number of bytes",
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits);
   if (nbits / 8 != e->info.nbytes)
-    return hoist_fail(c->rt, HOIST_SIZE_MISMATCH,
+    return hoist__fail(c->rt, HOIST_SIZE_MISMATCH,
                       "%s: tensor '%s': %" PRIu64 " elements of %s need %" PRIu64
                       " bytes but data_offsets span %" PRIu64,
                       c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
@@ -469,7 +469,7 @@ static int cmp_entry(const void *a, const void *b) {
 
 /* Decodes the key of a top-level member into the arena: copied as is when
  * it has no escape, else decoded by cJSON. */
-static int member_key(st_ctx *c, const char *header, const hoist_json_member *m, size_t *off) {
+static int member_key(st_ctx *c, const char *header, const hoist__json_member *m, size_t *off) {
   const char *k = header + m->key_begin + 1;
   size_t klen = m->key_end - m->key_begin - 2;
   if (memchr(k, '\\', klen) == NULL)
@@ -490,21 +490,21 @@ static int parse_header(st_ctx *c, const char *header) {
   char b[160];
   uint8_t flags;
   if (c->tok.top != '{')
-    return hoist_fail(c->rt, HOIST_HEADER_NOT_OBJECT, "%s: header is JSON but not an object",
+    return hoist__fail(c->rt, HOIST_HEADER_NOT_OBJECT, "%s: header is JSON but not an object",
                       c->path);
   size_t k = c->tok.member_count;
   c->entries = calloc(k != 0 ? k : 1, sizeof *c->entries);
   if (c->entries == NULL) return oom(c);
   int seen_metadata = 0;
   for (size_t i = 0; i < k; i++) {
-    const hoist_json_member *m = &c->tok.members[i];
+    const hoist__json_member *m = &c->tok.members[i];
     if (!next_string(c, &flags)) return desync(c);
     size_t name_off;
     int rc = member_key(c, header, m, &name_off);
     if (rc != HOIST_OK) return rc;
     const char *name = c->arena + name_off;
     if (flags & HOIST_JSON_STR_HAS_NUL)
-      return hoist_fail(c->rt, HOIST_BAD_TENSOR,
+      return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': its name contains U+0000, which hoist does not support",
                         c->path, show(name, b));
     const char *end = NULL;
@@ -513,7 +513,7 @@ static int parse_header(st_ctx *c, const char *header) {
     if (v == NULL) return oom(c); /* the validator accepted it: only memory can fail */
     if (strcmp(name, "__metadata__") == 0) {
       if (seen_metadata++)
-        rc = hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate key '__metadata__'", c->path);
+        rc = hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate key '__metadata__'", c->path);
       else
         rc = parse_metadata(c, v);
     } else {
@@ -544,7 +544,7 @@ static int build_index(st_ctx *c, uint32_t **out, size_t *mask) {
       if (o->hash == e->hash && strcmp(o->info.name, e->info.name) == 0) {
         char b[160];
         free(index);
-        return hoist_fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
+        return hoist__fail(c->rt, HOIST_DUPLICATE_KEY, "%s: duplicate tensor name '%s'", c->path,
                           show(e->info.name, b));
       }
     }
@@ -576,11 +576,11 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
     const hoist_tensor_info *t = &c->entries[i].info;
     if (t->begin != at) {
       if (i == 0)
-        return hoist_fail(c->rt, HOIST_LAYOUT,
+        return hoist__fail(c->rt, HOIST_LAYOUT,
                           "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                           "] but the first tensor must start at 0",
                           c->path, show(t->name, b), t->begin, t->end);
-      return hoist_fail(c->rt, HOIST_LAYOUT,
+      return hoist__fail(c->rt, HOIST_LAYOUT,
                         "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
                         "] leave a %s of %" PRIu64 " bytes after the previous tensor's end %" PRIu64,
                         c->path, show(t->name, b), t->begin, t->end, t->begin > at ? "gap" : "overlap",
@@ -589,7 +589,7 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
     at = t->end;
   }
   if (at != data_bytes)
-    return hoist_fail(c->rt, HOIST_DATA_LENGTH,
+    return hoist__fail(c->rt, HOIST_DATA_LENGTH,
                       "%s: tensors end at %" PRIu64 " but the data section holds %" PRIu64
                       " bytes (%s)",
                       c->path, at, data_bytes, at < data_bytes ? "trailing bytes" : "truncated");
@@ -600,7 +600,7 @@ static int check_layout(st_ctx *c, uint64_t data_bytes) {
 int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   assert(out != NULL);
   *out = NULL;
-  if (path == NULL) return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
+  if (path == NULL) return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "hoist_file_open: path is NULL");
 
   st_ctx c;
   memset(&c, 0, sizeof c);
@@ -613,22 +613,22 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   /* O_NONBLOCK keeps a FIFO from blocking the open; regular files ignore it. */
   int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) {
-    rc = hoist_fail(rt, errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO,
+    rc = hoist__fail(rt, errno == ENOENT || errno == ENOTDIR ? HOIST_NOT_FOUND : HOIST_IO,
                     "%s: cannot open: %s", path, strerror(errno));
     goto fail;
   }
   struct stat st;
   if (fstat(fd, &st) != 0) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: cannot stat: %s", path, strerror(errno));
+    rc = hoist__fail(rt, HOIST_IO, "%s: cannot stat: %s", path, strerror(errno));
     goto fail;
   }
   if (!S_ISREG(st.st_mode)) {
-    rc = hoist_fail(rt, HOIST_IO, "%s: not a regular file", path);
+    rc = hoist__fail(rt, HOIST_IO, "%s: not a regular file", path);
     goto fail;
   }
   uint64_t size = (uint64_t)st.st_size;
   if (size < 8) {
-    rc = hoist_fail(rt, HOIST_HEADER_TOO_SMALL,
+    rc = hoist__fail(rt, HOIST_HEADER_TOO_SMALL,
                     "%s: file of %" PRIu64 " bytes is smaller than the 8-byte header length",
                     path, size);
     goto fail;
@@ -638,12 +638,12 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   uint64_t n = 0;
   for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
   if (n > HOIST_MAX_HEADER_BYTES) {
-    rc = hoist_fail(rt, HOIST_HEADER_TOO_LARGE,
+    rc = hoist__fail(rt, HOIST_HEADER_TOO_LARGE,
                     "%s: header length %" PRIu64 " exceeds the limit of 100000000 bytes", path, n);
     goto fail;
   }
   if (n > size - 8) {
-    rc = hoist_fail(rt, HOIST_HEADER_LENGTH,
+    rc = hoist__fail(rt, HOIST_HEADER_LENGTH,
                     "%s: header length %" PRIu64 " runs past the end of the file (8 + %" PRIu64
                     " > %" PRIu64 " bytes)",
                     path, n, n, size);
@@ -656,19 +656,19 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   }
   if (!read_full(fd, 8, header, (size_t)n, &err)) goto read_fail;
 
-  hoist_json_error jerr;
-  rc = hoist_json_lex(header, (size_t)n, &c.tok, &jerr);
+  hoist__json_error jerr;
+  rc = hoist__json_lex(header, (size_t)n, &c.tok, &jerr);
   if (rc == HOIST_HEADER_UTF8) {
-    rc = hoist_fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
+    rc = hoist__fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
                     path, jerr.byte, jerr.offset);
     goto fail;
   }
   if (rc == HOIST_HEADER_JSON) {
     if (jerr.byte != 0 || jerr.what == NULL)
-      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
+      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
                       path, jerr.what, jerr.byte, jerr.offset);
     else
-      rc = hoist_fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
+      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
                       jerr.what, jerr.offset);
     goto fail;
   }
@@ -687,14 +687,14 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   free(header);
   header = NULL;
   c.header = NULL;
-  hoist_json_tokens_free(&c.tok);
+  hoist__json_tokens_free(&c.tok);
 
   rc = check_layout(&c, size - 8 - n);
   if (rc != HOIST_OK) goto fail;
 
   f = calloc(1, sizeof *f);
   if (f != NULL) f->fd = -1;
-  if (f == NULL || (f->path = hoist_strdup(path)) == NULL) {
+  if (f == NULL || (f->path = hoist__strdup(path)) == NULL) {
     rc = oom(&c);
     goto fail;
   }
@@ -726,7 +726,7 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
   if (f->map == MAP_FAILED) {
     f->map = NULL;
-    rc = hoist_fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
+    rc = hoist__fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
                     strerror(errno));
     goto fail;
   }
@@ -736,14 +736,14 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
 
 read_fail:
   if (err == 0)
-    rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
+    rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
   else
-    rc = hoist_fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
+    rc = hoist__fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
 fail:
   hoist_file_close(f);
   if (fd >= 0) close(fd);
   free(header);
-  hoist_json_tokens_free(&c.tok);
+  hoist__json_tokens_free(&c.tok);
   free(c.arena);
   free(c.dims);
   free(c.entries);
@@ -774,7 +774,7 @@ uint64_t hoist_file_header_bytes(const hoist_file *f) { return f->header_bytes; 
 uint64_t hoist_file_data_offset(const hoist_file *f) { return 8 + f->header_bytes; }
 uint64_t hoist_file_data_bytes(const hoist_file *f) { return f->size - 8 - f->header_bytes; }
 size_t hoist_file_tensor_count(const hoist_file *f) { return f->tensor_count; }
-int hoist_file_fd(const hoist_file *f) { return f->fd; }
+int hoist__file_fd(const hoist_file *f) { return f->fd; }
 const void *hoist_file_mapping(const hoist_file *f) { return f->map; }
 
 const hoist_tensor_info *hoist_file_tensor(const hoist_file *f, size_t i) {
@@ -802,19 +802,19 @@ const char *hoist_file_metadata_value(const hoist_file *f, size_t i) {
 
 int hoist_file_read(const hoist_file *f, uint64_t off, void *dst, size_t len) {
   uint64_t stop;
-  if (!hoist_add_u64(off, len, &stop) || stop > f->size)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+  if (!hoist__add_u64(off, len, &stop) || stop > f->size)
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: read of %zu bytes at %" PRIu64 " runs past the file's %" PRIu64
                       " bytes",
                       f->path, len, off, f->size);
   int err = 0;
   if (!read_full(f->fd, off, dst, len, &err)) {
     if (err == 0)
-      return hoist_fail(NULL, HOIST_FILE_CHANGED,
+      return hoist__fail(NULL, HOIST_FILE_CHANGED,
                         "%s: short read of %zu bytes at %" PRIu64 ": the file shrank since it "
                         "was opened",
                         f->path, len, off);
-    return hoist_fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s", f->path,
+    return hoist__fail(NULL, HOIST_IO, "%s: read of %zu bytes at %" PRIu64 " failed: %s", f->path,
                       len, off, strerror(err));
   }
   return HOIST_OK;

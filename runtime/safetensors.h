@@ -11,12 +11,12 @@
 /* The read-only descriptor of an open file (O_RDONLY|O_CLOEXEC), owned by
  * f: do not close it.  Usable for pread/O_DIRECT reopen decisions from any
  * thread while f is open. */
-int hoist_file_fd(const hoist_file *f);
+int hoist__file_fd(const hoist_file *f);
 
 /* s made fit for a one-line message in buf of size bytes (size >= 4):
  * control characters become '?', a longer text is cut with "...".
  * Returns buf.  For every name or text that comes from a file or from
  * another process. */
-const char *hoist_show_text(const char *s, char *buf, size_t size);
+const char *hoist__show_text(const char *s, char *buf, size_t size);
 
 #endif /* HOIST_SAFETENSORS_H */

@@ -22,14 +22,14 @@
 
 typedef enum { FROM_ARENAS, FROM_HOST_COPY } hash_source;
 
-static int device_is_host(const hoist_device *d) { return strcmp(d->kind, "host") == 0; }
+static int device_is_host(const hoist__device *d) { return strcmp(d->kind, "host") == 0; }
 
 /* Device address of tensor j of component i in its arenas. */
 static uint64_t tensor_addr(const hoist_loaded *l, size_t i, uint64_t span_off) {
-  size_t k = hoist_loaded_arena_count(l, i);
+  size_t k = hoist__loaded_arena_count(l, i);
   uint64_t addr = 0, bytes = 0, begin = 0;
   while (k-- > 0) {
-    hoist_loaded_arena(l, i, k, &addr, &bytes, &begin);
+    hoist__loaded_arena(l, i, k, &addr, &bytes, &begin);
     if (span_off >= begin) break;
   }
   return addr + (span_off - begin);
@@ -37,13 +37,13 @@ static uint64_t tensor_addr(const hoist_loaded *l, size_t i, uint64_t span_off) 
 
 /* Hashes cnt tensors of component i on the device, batch by batch. */
 static int hash_on_device(const hoist_loaded *l, size_t i, size_t cnt, uint64_t *out) {
-  hoist_runtime *rt = hoist_loaded_runtime(l);
-  hoist_device *d = rt->dev;
+  hoist_runtime *rt = hoist__loaded_runtime(l);
+  hoist__device *d = rt->dev;
   size_t per = cnt < BATCH_SPANS ? cnt : BATCH_SPANS;
   uint64_t mem = 0;
   void *stream = NULL;
-  hoist_checksum_span *spans = malloc(per * sizeof *spans);
-  int rc = spans == NULL ? hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory") : HOIST_OK;
+  hoist__checksum_span *spans = malloc(per * sizeof *spans);
+  int rc = spans == NULL ? hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory") : HOIST_OK;
   if (rc == HOIST_OK)
     rc = d->ops->alloc(d, (uint64_t)per * (8 + HOIST_CHECKSUM_BATCH_BYTES_PER_SPAN), &mem);
   if (rc == HOIST_OK) rc = d->ops->stream_create(d, &stream);
@@ -51,8 +51,8 @@ static int hash_on_device(const hoist_loaded *l, size_t i, size_t cnt, uint64_t 
     size_t m = cnt - first < per ? cnt - first : per;
     for (size_t j = 0; j < m; j++) {
       uint64_t off = 0;
-      const hoist_tensor_info *t = hoist_loaded_placed(l, i, first + j, &off);
-      spans[j] = (hoist_checksum_span){tensor_addr(l, i, off), t->nbytes, mem + 8 * j};
+      const hoist_tensor_info *t = hoist__loaded_placed(l, i, first + j, &off);
+      spans[j] = (hoist__checksum_span){tensor_addr(l, i, off), t->nbytes, mem + 8 * j};
     }
     rc = d->ops->checksum_batch(d, spans, m, mem + 8 * (uint64_t)per, stream);
     int sync = d->ops->stream_sync(d, stream); /* the table is in use until then */
@@ -68,15 +68,15 @@ static int hash_on_device(const hoist_loaded *l, size_t i, size_t cnt, uint64_t 
 /* Hashes the tensors of component i where src says into out. */
 static int hash_component(const hoist_loaded *l, size_t i, hash_source src, uint64_t *out) {
   size_t cnt = hoist_loaded_component(l, i)->tensor_count;
-  hoist_device *d = hoist_loaded_runtime(l)->dev;
+  hoist__device *d = hoist__loaded_runtime(l)->dev;
   if (src == FROM_ARENAS && !device_is_host(d)) return hash_on_device(l, i, cnt, out);
-  const unsigned char *host = hoist_loaded_host_copy(l, i);
+  const unsigned char *host = hoist__loaded_host_copy(l, i);
   for (size_t j = 0; j < cnt; j++) {
     uint64_t off = 0;
-    const hoist_tensor_info *t = hoist_loaded_placed(l, i, j, &off);
+    const hoist_tensor_info *t = hoist__loaded_placed(l, i, j, &off);
     const void *p = src == FROM_HOST_COPY ? (const void *)(host + off)
                                           : (const void *)(uintptr_t)tensor_addr(l, i, off);
-    out[j] = hoist_checksum_host(p, t->nbytes, 0);
+    out[j] = hoist__checksum_host(p, t->nbytes, 0);
   }
   return HOIST_OK;
 }
@@ -85,8 +85,8 @@ static int hash_component(const hoist_loaded *l, size_t i, hash_source src, uint
  * else its host copy; -1: nowhere. */
 static int fingerprint_source(const hoist_loaded *l, size_t i) {
   if (hoist_loaded_component(l, i)->tensor_count == 0) return -1;
-  if (hoist_loaded_host_copy(l, i) != NULL) return FROM_HOST_COPY;
-  return hoist_loaded_arena_count(l, i) > 0 ? FROM_ARENAS : -1;
+  if (hoist__loaded_host_copy(l, i) != NULL) return FROM_HOST_COPY;
+  return hoist__loaded_arena_count(l, i) > 0 ? FROM_ARENAS : -1;
 }
 
 static size_t fingerprint_len(const hoist_loaded *l) {
@@ -96,13 +96,13 @@ static size_t fingerprint_len(const hoist_loaded *l) {
   return n;
 }
 
-int hoist_loaded_fingerprint(const hoist_loaded *l, uint64_t **out, size_t *n) {
-  hoist_runtime *rt = hoist_loaded_runtime(l);
+int hoist__loaded_fingerprint(const hoist_loaded *l, uint64_t **out, size_t *n) {
+  hoist_runtime *rt = hoist__loaded_runtime(l);
   size_t total = fingerprint_len(l), at = 0;
   uint64_t *h = malloc((total > 0 ? total : 1) * sizeof *h);
   *out = NULL;
   *n = 0;
-  if (h == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "fingerprint: out of memory");
+  if (h == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "fingerprint: out of memory");
   int rc = HOIST_OK;
   for (size_t i = 0; i < hoist_loaded_component_count(l) && rc == HOIST_OK; i++) {
     int src = fingerprint_source(l, i);
@@ -123,7 +123,7 @@ int hoist_loaded_fingerprint(const hoist_loaded *l, uint64_t **out, size_t *n) {
 static uint64_t tensor_bytes(const hoist_loaded *l, size_t i) {
   uint64_t sum = 0, off = 0;
   for (size_t j = 0; j < hoist_loaded_component(l, i)->tensor_count; j++)
-    sum += hoist_loaded_placed(l, i, j, &off)->nbytes;
+    sum += hoist__loaded_placed(l, i, j, &off)->nbytes;
   return sum;
 }
 
@@ -133,26 +133,26 @@ static int compare(const hoist_loaded *l, size_t i, const uint64_t *now, const u
   for (size_t j = 0; j < cnt; j++) {
     if (now[j] == base[j]) continue;
     uint64_t off = 0;
-    const hoist_tensor_info *t = hoist_loaded_placed(l, i, j, &off);
+    const hoist_tensor_info *t = hoist__loaded_placed(l, i, j, &off);
     char shown[160];
-    return hoist_fail(hoist_loaded_runtime(l), HOIST_VERIFY_MISMATCH,
+    return hoist__fail(hoist__loaded_runtime(l), HOIST_VERIFY_MISMATCH,
                       "verify: %s: tensor '%s' (%llu bytes) changed %s since the load: hash "
                       "now %#018llx, at load %#018llx",
-                      hoist_loaded_component(l, i)->name, hoist_show_text(t->name, shown, sizeof shown),
+                      hoist_loaded_component(l, i)->name, hoist__show_text(t->name, shown, sizeof shown),
                       (unsigned long long)t->nbytes, where, (unsigned long long)now[j],
                       (unsigned long long)base[j]);
   }
   return HOIST_OK;
 }
 
-int hoist_loaded_check(const hoist_loaded *l, const uint64_t *base, size_t n, uint64_t *tensors,
+int hoist__loaded_check(const hoist_loaded *l, const uint64_t *base, size_t n, uint64_t *tensors,
                        uint64_t *bytes) {
-  hoist_runtime *rt = hoist_loaded_runtime(l);
+  hoist_runtime *rt = hoist__loaded_runtime(l);
   uint64_t nt = 0, nb = 0;
   if (tensors != NULL) *tensors = 0;
   if (bytes != NULL) *bytes = 0;
   if (n != fingerprint_len(l))
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "verify: the fingerprint has %zu entries, the pipeline %zu tensors", n,
                       fingerprint_len(l));
   size_t most = 0, at = 0;
@@ -160,20 +160,20 @@ int hoist_loaded_check(const hoist_loaded *l, const uint64_t *base, size_t n, ui
     if (hoist_loaded_component(l, i)->tensor_count > most)
       most = hoist_loaded_component(l, i)->tensor_count;
   uint64_t *now = malloc((most > 0 ? most : 1) * sizeof *now);
-  if (now == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
+  if (now == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "verify: out of memory");
   int rc = HOIST_OK;
   for (size_t i = 0; i < hoist_loaded_component_count(l) && rc == HOIST_OK; i++) {
     size_t cnt = hoist_loaded_component(l, i)->tensor_count;
     if (fingerprint_source(l, i) < 0) continue;
     /* Every copy there is: the arenas (resident, or prepared from the host
      * copy) and the host copy of an offloaded component. */
-    if (hoist_loaded_arena_count(l, i) > 0) {
+    if (hoist__loaded_arena_count(l, i) > 0) {
       rc = hash_component(l, i, FROM_ARENAS, now);
       if (rc == HOIST_OK) rc = compare(l, i, now, base + at, cnt, "on the device");
       nt += cnt;
       nb += tensor_bytes(l, i);
     }
-    if (rc == HOIST_OK && hoist_loaded_host_copy(l, i) != NULL) {
+    if (rc == HOIST_OK && hoist__loaded_host_copy(l, i) != NULL) {
       rc = hash_component(l, i, FROM_HOST_COPY, now);
       if (rc == HOIST_OK) rc = compare(l, i, now, base + at, cnt, "in its host copy");
       nt += cnt;

@@ -104,131 +104,131 @@ enum {
   HOIST_WIRE_GENERATION = 130
 };
 
-typedef struct hoist_wire_header {
+typedef struct hoist__wire_header {
   uint16_t type;
   uint32_t length;
   uint32_t id;
-} hoist_wire_header;
+} hoist__wire_header;
 
 /* Checks a header's magic, version, type (a request when from_client, else
  * a reply or notice) and length limit.  HOIST_OK, or HOIST_PROTOCOL with
  * why filled. */
-int hoist_wire_header_parse(const unsigned char b[HOIST_WIRE_HEADER_BYTES], int from_client,
-                            hoist_wire_header *h, char *why, size_t why_size);
+int hoist__wire_header_parse(const unsigned char b[HOIST_WIRE_HEADER_BYTES], int from_client,
+                            hoist__wire_header *h, char *why, size_t why_size);
 
 /* ---- Writing.  A growable buffer; an allocation failure or a payload over
  * the limit marks it failed and later writes do nothing. */
-typedef struct hoist_wbuf {
+typedef struct hoist__wbuf {
   unsigned char *data;
   size_t len, cap;
   size_t start;   /* where the open message's header begins */
   int failed;
-} hoist_wbuf;
+} hoist__wbuf;
 
-void hoist_wbuf_free(hoist_wbuf *b);
-/* Starts a message (reserves its header); hoist_wbuf_end fills the length
+void hoist__wbuf_free(hoist__wbuf *b);
+/* Starts a message (reserves its header); hoist__wbuf_end fills the length
  * in.  Returns 0 on success, -1 when the buffer failed. */
-void hoist_wbuf_begin(hoist_wbuf *b, uint16_t type, uint32_t id);
-int hoist_wbuf_end(hoist_wbuf *b);
-void hoist_wbuf_u8(hoist_wbuf *b, uint8_t v);
-void hoist_wbuf_u32(hoist_wbuf *b, uint32_t v);
-void hoist_wbuf_u64(hoist_wbuf *b, uint64_t v);
-void hoist_wbuf_str(hoist_wbuf *b, const char *s);
-void hoist_wbuf_bytes(hoist_wbuf *b, const void *p, size_t n);
+void hoist__wbuf_begin(hoist__wbuf *b, uint16_t type, uint32_t id);
+int hoist__wbuf_end(hoist__wbuf *b);
+void hoist__wbuf_u8(hoist__wbuf *b, uint8_t v);
+void hoist__wbuf_u32(hoist__wbuf *b, uint32_t v);
+void hoist__wbuf_u64(hoist__wbuf *b, uint64_t v);
+void hoist__wbuf_str(hoist__wbuf *b, const char *s);
+void hoist__wbuf_bytes(hoist__wbuf *b, const void *p, size_t n);
 
 /* ---- Reading: a cursor over one payload.  Every read checks the bounds;
  * the first failure marks the cursor bad and names the field. */
-typedef struct hoist_rbuf {
+typedef struct hoist__rbuf {
   const unsigned char *p;
   size_t len, at;
   const char *bad; /* the first field that failed, NULL while good */
-} hoist_rbuf;
+} hoist__rbuf;
 
-uint8_t hoist_rbuf_u8(hoist_rbuf *r, const char *field);
-uint32_t hoist_rbuf_u32(hoist_rbuf *r, const char *field);
-uint64_t hoist_rbuf_u64(hoist_rbuf *r, const char *field);
+uint8_t hoist__rbuf_u8(hoist__rbuf *r, const char *field);
+uint32_t hoist__rbuf_u32(hoist__rbuf *r, const char *field);
+uint64_t hoist__rbuf_u64(hoist__rbuf *r, const char *field);
 /* A str of at most max bytes without NUL, copied NUL-terminated into a
  * malloc'd string (*out; NULL on failure). */
-char *hoist_rbuf_str(hoist_rbuf *r, uint32_t max, const char *field);
+char *hoist__rbuf_str(hoist__rbuf *r, uint32_t max, const char *field);
 /* n raw bytes into dst. */
-void hoist_rbuf_bytes(hoist_rbuf *r, void *dst, size_t n, const char *field);
+void hoist__rbuf_bytes(hoist__rbuf *r, void *dst, size_t n, const char *field);
 
 /* ---- Requests, decoded (server side). */
-typedef struct hoist_wire_request {
+typedef struct hoist__wire_request {
   uint16_t type;
   uint32_t id;
   uint32_t flags;      /* ATTACH */
   char component[HOIST_WIRE_MAX_NAME + 1]; /* PREPARE, RELEASE */
-} hoist_wire_request;
+} hoist__wire_request;
 
 /* Decodes a request payload of header h.  HOIST_PROTOCOL with why. */
-int hoist_wire_request_decode(const hoist_wire_header *h, const unsigned char *payload,
-                              hoist_wire_request *out, char *why, size_t why_size);
+int hoist__wire_request_decode(const hoist__wire_header *h, const unsigned char *payload,
+                              hoist__wire_request *out, char *why, size_t why_size);
 
 /* ---- The tensor table (ATTACHED) and arena lists (PREPARED), decoded
  * (client side).  Everything is owned by the table. */
-typedef struct hoist_wire_arena {
+typedef struct hoist__wire_arena {
   uint64_t bytes;
   uint64_t span_begin;  /* computed: the bytes of the arenas before it */
   unsigned char handle[HOIST_WIRE_HANDLE_BYTES];
-} hoist_wire_arena;
+} hoist__wire_arena;
 
-typedef struct hoist_wire_tensor {
+typedef struct hoist__wire_tensor {
   hoist_tensor_info info; /* name and shape owned by the table */
   uint64_t span_off;
-} hoist_wire_tensor;
+} hoist__wire_tensor;
 
-typedef struct hoist_wire_component {
+typedef struct hoist__wire_component {
   char *name;
   hoist_residency residency;
   uint64_t bytes, device_bytes, micros;
   uint32_t narenas;
-  hoist_wire_arena arenas[HOIST_WIRE_MAX_ARENAS];
+  hoist__wire_arena arenas[HOIST_WIRE_MAX_ARENAS];
   size_t ntensors;
-  hoist_wire_tensor *tensors;       /* message order */
-  const hoist_wire_tensor **by_name; /* sorted by name (unique) */
+  hoist__wire_tensor *tensors;       /* message order */
+  const hoist__wire_tensor **by_name; /* sorted by name (unique) */
   uint64_t span_need;               /* the end of the last tensor */
-} hoist_wire_component;
+} hoist__wire_component;
 
-typedef struct hoist_wire_table {
+typedef struct hoist__wire_table {
   uint32_t generation;
   char device[8];      /* "host" or "cuda" */
   char locator[32];
   size_t ncomps;
-  hoist_wire_component *comps;
-} hoist_wire_table;
+  hoist__wire_component *comps;
+} hoist__wire_table;
 
 /* Decodes and validates an ATTACHED payload: limits, unique names, dtype
  * and shape against nbytes, every tensor inside one arena (when the
  * component has arenas).  HOIST_PROTOCOL with why; HOIST_NO_MEMORY. */
-int hoist_wire_table_decode(const unsigned char *payload, size_t len, hoist_wire_table **out,
+int hoist__wire_table_decode(const unsigned char *payload, size_t len, hoist__wire_table **out,
                             char *why, size_t why_size);
-void hoist_wire_table_free(hoist_wire_table *t);
+void hoist__wire_table_free(hoist__wire_table *t);
 /* Descriptors an ATTACHED of this table carried (host: one per arena). */
-size_t hoist_wire_table_fds(const hoist_wire_table *t);
+size_t hoist__wire_table_fds(const hoist__wire_table *t);
 
 /* Decodes a PREPARED payload into the arenas of component c of t (its name
  * must match) and checks every tensor of c against them. */
-int hoist_wire_prepared_decode(const unsigned char *payload, size_t len, hoist_wire_component *c,
+int hoist__wire_prepared_decode(const unsigned char *payload, size_t len, hoist__wire_component *c,
                                char *why, size_t why_size);
 
 /* Decodes an ERROR payload: the status (negative, known to hoist) and the
  * message (made one line) into msg. */
-int hoist_wire_error_decode(const unsigned char *payload, size_t len, int *status, char *msg,
+int hoist__wire_error_decode(const unsigned char *payload, size_t len, int *status, char *msg,
                             size_t msg_size);
 
 /* ---- Encoding the table: ATTACHED is u32 generation, str device, str
- * locator, u32 ncomponents, then per component hoist_wire_put_component,
- * hoist_wire_put_arenas, u32 ntensors and hoist_wire_put_tensor per
+ * locator, u32 ncomponents, then per component hoist__wire_put_component,
+ * hoist__wire_put_arenas, u32 ntensors and hoist__wire_put_tensor per
  * tensor. */
-void hoist_wire_put_component(hoist_wbuf *b, const char *name, hoist_residency residency,
+void hoist__wire_put_component(hoist__wbuf *b, const char *name, hoist_residency residency,
                               uint64_t bytes, uint64_t device_bytes, uint64_t micros);
-void hoist_wire_put_tensor(hoist_wbuf *b, const hoist_tensor_info *t, uint64_t span_off);
+void hoist__wire_put_tensor(hoist__wbuf *b, const hoist_tensor_info *t, uint64_t span_off);
 /* Writes the arenas field (narenas, then bytes and handle of each). */
-void hoist_wire_put_arenas(hoist_wbuf *b, size_t narenas, const uint64_t *bytes,
+void hoist__wire_put_arenas(hoist__wbuf *b, size_t narenas, const uint64_t *bytes,
                            const unsigned char (*handles)[HOIST_WIRE_HANDLE_BYTES]);
 
 /* Finds a tensor of c by exact name; NULL when absent. */
-const hoist_wire_tensor *hoist_wire_find(const hoist_wire_component *c, const char *name);
+const hoist__wire_tensor *hoist__wire_find(const hoist__wire_component *c, const char *name);
 
 #endif /* HOIST_SHARE_WIRE_H */

@@ -2,7 +2,7 @@
  * killing the process when the file is truncated underneath them.
  *
  * While at least one load is copying from mappings, a SIGBUS handler is
- * installed.  A thread inside hoist_guarded_copy (a plain copy, or with
+ * installed.  A thread inside hoist__guarded_copy (a plain copy, or with
  * --verify the readers' fused copy and block checksum) has a jump buffer
  * armed; the handler jumps back there and the copy reports
  * HOIST_FILE_CHANGED.  A SIGBUS on any other thread or outside a guarded copy goes to the handler
@@ -42,7 +42,7 @@ static void on_sigbus(int sig, siginfo_t *info, void *ctx) {
   raise(SIGBUS);
 }
 
-void hoist_sigbus_guard_acquire(void) {
+void hoist__sigbus_guard_acquire(void) {
   pthread_mutex_lock(&guard_lock);
   if (guard_users++ == 0) {
     struct sigaction sa;
@@ -55,13 +55,13 @@ void hoist_sigbus_guard_acquire(void) {
   pthread_mutex_unlock(&guard_lock);
 }
 
-void hoist_sigbus_guard_release(void) {
+void hoist__sigbus_guard_release(void) {
   pthread_mutex_lock(&guard_lock);
   if (guard_users > 0 && --guard_users == 0) sigaction(SIGBUS, &previous, NULL);
   pthread_mutex_unlock(&guard_lock);
 }
 
-int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash) {
+int hoist__guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash) {
   sigjmp_buf jb;
   /* savemask = 1: the handler runs with SIGBUS blocked only under
    * SA_NODEFER's absence; restoring the mask keeps later faults catchable. */
@@ -71,7 +71,7 @@ int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash) {
   }
   armed = &jb;
   if (hash != NULL)
-    *hash = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, dst, src, n);
+    *hash = hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, dst, src, n);
   else
     memcpy(dst, src, n);
   armed = NULL;

@@ -71,7 +71,7 @@ static _Thread_local char thread_error[HOIST_ERROR_MAX];
  * worker hand its own message on when another thread fails after it. */
 static _Thread_local char thread_last[HOIST_ERROR_MAX];
 
-int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
+int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   char msg[HOIST_ERROR_MAX];
   vsnprintf(msg, sizeof msg, fmt, ap);
   memcpy(thread_last, msg, sizeof msg);
@@ -91,21 +91,21 @@ int hoist_failv(hoist_runtime *rt, int status, const char *fmt, va_list ap) {
   return status;
 }
 
-int hoist_fail(hoist_runtime *rt, int status, const char *fmt, ...) {
+int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  int rc = hoist_failv(rt, status, fmt, ap);
+  int rc = hoist__failv(rt, status, fmt, ap);
   va_end(ap);
   return rc;
 }
 
-const char *hoist_thread_last_error(void) { return thread_last; }
+const char *hoist__thread_last_error(void) { return thread_last; }
 
 const char *hoist_last_error(const hoist_runtime *rt) {
   return rt == NULL ? thread_error : rt->error;
 }
 
-void hoist_log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
+void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...) {
   if (rt == NULL) return;
   uv_mutex_lock(&rt->lock);
   hoist_log_fn fn = rt->log_fn;
@@ -130,7 +130,7 @@ void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user, hoist_log_lev
   uv_mutex_unlock(&rt->lock);
 }
 
-char *hoist_strdup(const char *s) {
+char *hoist__strdup(const char *s) {
   if (s == NULL) return NULL;
   size_t n = strlen(s) + 1;
   char *d = malloc(n);

@@ -48,7 +48,7 @@
 #define NO_CHUNK SIZE_MAX
 
 typedef struct engine_worker {
-  struct hoist_engine *engine;
+  struct hoist__engine *engine;
   unsigned id;
   void *stream;                   /* copies (and waits for conversions) */
   void *events[SLOTS_PER_THREAD]; /* after slot k's last copy */
@@ -68,9 +68,9 @@ typedef struct engine_worker {
   int status;
 } engine_worker;
 
-struct hoist_engine {
+struct hoist__engine {
   hoist_runtime *rt;
-  hoist_device *dev;
+  hoist__device *dev;
   unsigned threads;
   uint64_t chunk;
   uint64_t slot_bytes; /* chunk + O_DIRECT slack */
@@ -101,14 +101,14 @@ struct hoist_engine {
 /* About three reader threads for every four cores, at most 12: on a
  * 16-core H200 host 12 threads reached 48.8 GB/s where 8 reached 47.0 and
  * 6 reached 40.9 (bench/RESULTS.md). */
-unsigned hoist_engine_default_threads(void) {
+unsigned hoist__engine_default_threads(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   if (n < 2) return 1;
   unsigned t = (unsigned)(n * 3 / 4);
   return t > 12 ? 12 : t;
 }
 
-void hoist_engine_destroy(hoist_engine *e) {
+void hoist__engine_destroy(hoist__engine *e) {
   if (e == NULL) return;
   for (unsigned i = 0; i < e->threads; i++) {
     engine_worker *w = &e->workers[i];
@@ -127,32 +127,32 @@ void hoist_engine_destroy(hoist_engine *e) {
   free(e);
 }
 
-int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
+int hoist__engine_get(hoist_runtime *rt, hoist__engine **out) {
   if (rt->engine != NULL) {
     *out = rt->engine;
     return HOIST_OK;
   }
-  hoist_device *dev = rt->dev;
-  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : hoist_engine_default_threads();
+  hoist__device *dev = rt->dev;
+  unsigned threads = rt->cfg.threads != 0 ? rt->cfg.threads : hoist__engine_default_threads();
   uint64_t chunk = rt->cfg.chunk_bytes != 0 ? rt->cfg.chunk_bytes : DEFAULT_CHUNK;
   uint64_t ring_max = rt->cfg.ring_bytes != 0 ? rt->cfg.ring_bytes : (256u << 20);
   if (threads > MAX_THREADS)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT, "threads %u: at most %d", threads, MAX_THREADS);
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "threads %u: at most %d", threads, MAX_THREADS);
   if (chunk < 4096 || chunk > (1u << 30) || (chunk & 4095) != 0)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "chunk %llu bytes: must be a multiple of 4096 in [4 KiB, 1 GiB]",
                       (unsigned long long)chunk);
   uint64_t slot_bytes = chunk + 2 * DIRECT_ALIGN;
   uint64_t ring = slot_bytes * SLOTS_PER_THREAD * threads;
   uint64_t slack = 2ull * DIRECT_ALIGN * SLOTS_PER_THREAD * threads;
   if (ring - slack > ring_max)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "%u threads x %d slots x %llu-byte chunks need %llu bytes of pinned "
                       "ring, above the %llu-byte limit",
                       threads, SLOTS_PER_THREAD, (unsigned long long)chunk,
                       (unsigned long long)ring, (unsigned long long)ring_max);
-  hoist_engine *e = calloc(1, sizeof *e);
-  if (e == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory for the upload engine");
+  hoist__engine *e = calloc(1, sizeof *e);
+  if (e == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory for the upload engine");
   e->rt = rt;
   e->dev = dev;
   e->threads = threads;
@@ -160,14 +160,14 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
   e->slot_bytes = slot_bytes;
   e->ring_bytes = ring;
   int rc = HOIST_OK;
-  /* The locks before anything hoist_engine_destroy frees (it destroys them). */
+  /* The locks before anything hoist__engine_destroy frees (it destroys them). */
   const bool progress_ok = uv_mutex_init(&e->progress_lock) == 0;
   const bool pool_ok = progress_ok && uv_mutex_init(&e->pool_lock) == 0;
   if (!pool_ok || uv_cond_init(&e->pool_cond) != 0) {
     if (pool_ok) uv_mutex_destroy(&e->pool_lock);
     if (progress_ok) uv_mutex_destroy(&e->progress_lock);
     free(e);
-    return hoist_fail(rt, HOIST_NO_MEMORY, "cannot create the upload engine's locks");
+    return hoist__fail(rt, HOIST_NO_MEMORY, "cannot create the upload engine's locks");
   }
   rc = dev->ops->pinned_alloc(dev, (size_t)ring, (void **)&e->ring);
   if (rc != HOIST_OK) goto fail;
@@ -187,16 +187,16 @@ int hoist_engine_get(hoist_runtime *rt, hoist_engine **out) {
   }
   rt->engine = e;
   *out = e;
-  hoist_log(rt, HOIST_LOG_INFO, "upload engine: %u threads, %llu-byte chunks, %llu bytes pinned",
+  hoist__log(rt, HOIST_LOG_INFO, "upload engine: %u threads, %llu-byte chunks, %llu bytes pinned",
             threads, (unsigned long long)chunk, (unsigned long long)ring);
   return HOIST_OK;
 fail:
-  hoist_engine_destroy(e);
+  hoist__engine_destroy(e);
   return rc;
 }
 
-uint64_t hoist_engine_chunk_bytes(const hoist_engine *e) { return e->chunk; }
-uint64_t hoist_engine_pinned_bytes(const hoist_engine *e) { return e->ring_bytes; }
+uint64_t hoist__engine_chunk_bytes(const hoist__engine *e) { return e->chunk; }
+uint64_t hoist__engine_pinned_bytes(const hoist__engine *e) { return e->ring_bytes; }
 
 /* ---- reading */
 
@@ -207,10 +207,10 @@ static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t
     ssize_t n = pread(fd, p, len, (off_t)off);
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
+      return hoist__fail(rt, HOIST_IO, "%s: read at offset %llu: %s", hoist_file_path(uf->file),
                         (unsigned long long)off, strerror(errno));
     if (n == 0)
-      return hoist_fail(rt, HOIST_FILE_CHANGED,
+      return hoist__fail(rt, HOIST_FILE_CHANGED,
                         "%s: file ended at offset %llu during the load (truncated or replaced)",
                         hoist_file_path(uf->file), (unsigned long long)off);
     p += n;
@@ -220,11 +220,11 @@ static int pread_full(hoist_runtime *rt, const upload_file *uf, int fd, uint64_t
   return HOIST_OK;
 }
 
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
+int hoist__upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len) {
   if (uf->mode == HOIST_READ_MMAP && uf->map != NULL) {
-    int rc = hoist_guarded_copy(dst, uf->map + off, len, NULL);
+    int rc = hoist__guarded_copy(dst, uf->map + off, len, NULL);
     if (rc != HOIST_OK)
-      return hoist_fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
+      return hoist__fail(rt, rc, "%s: file shrank under its mapping at offset %llu during the load",
                         hoist_file_path(uf->file), (unsigned long long)off);
     return HOIST_OK;
   }
@@ -245,7 +245,7 @@ static int direct_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, s
     ssize_t n = pread(uf->fd_direct, slot + got, want - got, (off_t)(a + got));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0)
-      return hoist_fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
+      return hoist__fail(rt, HOIST_IO, "%s: O_DIRECT read at %llu: %s", hoist_file_path(uf->file),
                         (unsigned long long)(a + got), strerror(errno));
     if (n == 0) break;
     got += (size_t)n;
@@ -253,7 +253,7 @@ static int direct_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, s
   /* The aligned tail may run past the end of the file; only the wanted
    * bytes must be there, and the file must still be as long as it was. */
   if (a + got < end || (a + got < b && a + got < fsize))
-    return hoist_fail(rt, HOIST_FILE_CHANGED,
+    return hoist__fail(rt, HOIST_FILE_CHANGED,
                       "%s: file ended at offset %llu during the load (truncated or replaced)",
                       hoist_file_path(uf->file), (unsigned long long)(a + got));
   *data = slot + (off - a);
@@ -262,7 +262,7 @@ static int direct_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, s
 
 /* ---- workers */
 
-static void report_progress(hoist_engine *e, uint64_t add) {
+static void report_progress(hoist__engine *e, uint64_t add) {
   upload_job *job = e->job;
   uint64_t before = atomic_fetch_add(&e->done, add);
   if (job->progress == NULL || job->total_bytes == 0) return;
@@ -284,13 +284,13 @@ static void report_progress(hoist_engine *e, uint64_t add) {
 /* Reads every segment of chunk c into slot at its slot offset and zeroes
  * the gaps between them, so the span copied (and hashed, and converted) is
  * the same bytes on every run. */
-static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *slot) {
+static int gather_chunk(hoist__engine *e, const upload_chunk *c, unsigned char *slot) {
   upload_job *job = e->job;
   const upload_segment *seg = &job->segs[c->first_seg];
   uint64_t end = 0;
   for (uint32_t k = 0; k < c->nseg; k++) {
     if (seg[k].slot_off > end) memset(slot + end, 0, (size_t)(seg[k].slot_off - end));
-    int rc = upload_read(e->rt, &job->files[seg[k].file], seg[k].file_off, slot + seg[k].slot_off,
+    int rc = hoist__upload_read(e->rt, &job->files[seg[k].file], seg[k].file_off, slot + seg[k].slot_off,
                          (size_t)seg[k].len);
     if (rc != HOIST_OK) return rc;
     end = seg[k].slot_off + seg[k].len;
@@ -301,9 +301,9 @@ static int gather_chunk(hoist_engine *e, const upload_chunk *c, unsigned char *s
 /* Fills slot with chunk c (or points *src at its bytes elsewhere).  When
  * hash is not NULL (--verify) and the chunk is one segment copied from a
  * file mapping, the copy also hashes it in the same pass and *hash is set
- * to upload_chunk_hash of the chunk; *hashed says whether that happened
+ * to hoist__upload_chunk_hash of the chunk; *hashed says whether that happened
  * (otherwise the caller hashes *src). */
-static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
+static int fill_chunk(hoist__engine *e, engine_worker *w, const upload_chunk *c, unsigned char *slot,
                       const unsigned char **src, uint64_t *hash, int *hashed) {
   upload_job *job = e->job;
   const upload_segment *seg = &job->segs[c->first_seg];
@@ -331,9 +331,9 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
      * blocks start where the segment does). */
     if (hash != NULL && (uf->mode == HOIST_READ_MMAP || uf->mode == HOIST_READ_REGISTER) &&
         uf->map != NULL && seg->len == c->len) {
-      int rc = hoist_guarded_copy(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
+      int rc = hoist__guarded_copy(slot, uf->map + seg->file_off, (size_t)seg->len, hash);
       if (rc != HOIST_OK)
-        return hoist_fail(e->rt, rc,
+        return hoist__fail(e->rt, rc,
                           "%s: file shrank under its mapping at offset %llu during the load",
                           hoist_file_path(uf->file), (unsigned long long)seg->file_off);
       *hashed = 1;
@@ -348,14 +348,14 @@ static int fill_chunk(hoist_engine *e, engine_worker *w, const upload_chunk *c, 
 /* The readers' hash: the add-only block sums in their fastest SIMD form
  * for this CPU (checksum_host.c), so hashing a chunk costs about as much as
  * reading it once more from the core's caches. */
-uint64_t upload_chunk_hash(const void *bytes, uint64_t n) {
-  return hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
+uint64_t hoist__upload_chunk_hash(const void *bytes, uint64_t n) {
+  return hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, bytes, n);
 }
 
 /* A chunk of a host job (offload copy): read straight into the pinned host
  * copy, or, when it converts, into the worker's slot and converted from
  * there with the CPU reference. */
-static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
+static int host_chunk(hoist__engine *e, engine_worker *w, upload_chunk *c, unsigned k) {
   upload_job *job = e->job;
   unsigned char *dst = (unsigned char *)(uintptr_t)c->dst;
   int rc = HOIST_OK;
@@ -364,14 +364,14 @@ static int host_chunk(hoist_engine *e, engine_worker *w, upload_chunk *c, unsign
   } else {
     rc = gather_chunk(e, c, w->slots[k]);
     if (rc == HOIST_OK)
-      rc = hoist_convert_ref(dst, c->to, w->slots[k], c->from,
+      rc = hoist__convert_ref(dst, c->to, w->slots[k], c->from,
                              c->len / (hoist_dtype_bits(c->from) / 8));
     if (rc != HOIST_OK && rc != HOIST_FILE_CHANGED && rc != HOIST_IO)
-      rc = hoist_fail(e->rt, rc, "%s: converting a chunk %s -> %s on the host failed",
+      rc = hoist__fail(e->rt, rc, "%s: converting a chunk %s -> %s on the host failed",
                       job->component, hoist_dtype_name(c->from), hoist_dtype_name(c->to));
   }
   /* Host copies are checked where they lie: the hash of what was written. */
-  if (rc == HOIST_OK && job->verify) c->host_hash = upload_chunk_hash(dst, c->dst_len);
+  if (rc == HOIST_OK && job->verify) c->host_hash = hoist__upload_chunk_hash(dst, c->dst_len);
   return rc;
 }
 
@@ -381,7 +381,7 @@ static uint64_t scratch_addr(const upload_job *job, unsigned slot) {
 }
 
 /* Gives a scratch slot back to the pool. */
-static void scratch_release(hoist_engine *e, unsigned slot) {
+static void scratch_release(hoist__engine *e, unsigned slot) {
   uv_mutex_lock(&e->pool_lock);
   e->pool_free[e->pool_nfree++] = slot;
   uv_cond_signal(&e->pool_cond);
@@ -392,8 +392,8 @@ static void scratch_release(hoist_engine *e, unsigned slot) {
  * work that reads or writes the slot) is behind the slot's event, which the
  * next copy into it waits for; if the event cannot be recorded, waits for
  * the stream instead.  Returns the record's status. */
-static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
-  hoist_device *dev = e->dev;
+static int scratch_release_after(hoist__engine *e, unsigned slot, void *stream) {
+  hoist__device *dev = e->dev;
   int rc = dev->ops->event_record(dev, e->pool_events[slot], stream);
   if (rc != HOIST_OK) (void)dev->ops->stream_sync(dev, stream);
   scratch_release(e, slot);
@@ -406,8 +406,8 @@ static int scratch_release_after(hoist_engine *e, unsigned slot, void *stream) {
  * the bytes the host hashed), convert into the arena, hash the output.
  * Then gives the scratch slot back behind the slot's event (also when a
  * launch failed: the kernels already queued may still read it). */
-static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
-  hoist_device *dev = e->dev;
+static int convert_held(hoist__engine *e, engine_worker *w, unsigned k) {
+  hoist__device *dev = e->dev;
   upload_job *job = e->job;
   const size_t i = w->held[k];
   const unsigned slot = w->held_slot[k];
@@ -430,7 +430,7 @@ static int convert_held(hoist_engine *e, engine_worker *w, unsigned k) {
 
 /* Waits for the copy from pinned slot k, then converts the chunk it brought
  * (convert_held). */
-static int convert_when_copied(hoist_engine *e, engine_worker *w, unsigned k) {
+static int convert_when_copied(hoist__engine *e, engine_worker *w, unsigned k) {
   int rc = e->dev->ops->event_sync(e->dev, w->events[k]);
   return rc == HOIST_OK ? convert_held(e, w, k) : rc;
 }
@@ -441,8 +441,8 @@ static int convert_when_copied(hoist_engine *e, engine_worker *w, unsigned k) {
  * (waiting for that copy), so no waiting reader holds a slot; then it
  * waits for one to come back.  HOIST_CANCELLED when the run failed
  * meanwhile (the first failure keeps its own status). */
-static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsigned *slot) {
-  hoist_device *dev = e->dev;
+static int scratch_acquire(hoist__engine *e, engine_worker *w, unsigned k, unsigned *slot) {
+  hoist__device *dev = e->dev;
   const unsigned other = (k + 1) % SLOTS_PER_THREAD;
   uint64_t t0 = 0;
   bool got = false;
@@ -471,15 +471,15 @@ static int scratch_acquire(hoist_engine *e, engine_worker *w, unsigned k, unsign
 
 static void worker_main(void *arg) {
   engine_worker *w = arg;
-  hoist_engine *e = w->engine;
-  hoist_device *dev = e->dev;
+  hoist__engine *e = w->engine;
+  hoist__device *dev = e->dev;
   upload_job *job = e->job;
   unsigned k = 0;
   int rc = HOIST_OK;
   for (;;) {
     if (atomic_load(&e->failed)) break;
     if (job->cancel != NULL && *job->cancel) {
-      rc = hoist_fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
+      rc = hoist__fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
       break;
     }
     size_t i = atomic_fetch_add(&e->next, 1);
@@ -507,7 +507,7 @@ static void worker_main(void *arg) {
     if (rc != HOIST_OK) break;
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
-    if (job->verify && !hashed) c->host_hash = upload_chunk_hash(src, c->len);
+    if (job->verify && !hashed) c->host_hash = hoist__upload_chunk_hash(src, c->len);
     /* A converted chunk goes into a scratch slot of the pool and is
      * converted when the reader is back at pinned slot k (convert_held). */
     const bool converts = c->from != c->to;
@@ -541,7 +541,7 @@ static void worker_main(void *arg) {
     uv_mutex_lock(&e->progress_lock);
     if (e->first_status == HOIST_OK) {
       e->first_status = rc;
-      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist_thread_last_error());
+      snprintf(e->first_msg, sizeof e->first_msg, "%s", hoist__thread_last_error());
     }
     uv_mutex_unlock(&e->progress_lock);
     atomic_store(&e->failed, 1);
@@ -561,9 +561,9 @@ static void worker_main(void *arg) {
 /* The conversion streams and the scratch pool's events, made by the first
  * job that converts on the device (a stream holds device memory: plain
  * loads do not pay for them).  Idempotent; on failure, what was made stays
- * for hoist_engine_destroy and the next call makes the rest. */
-static int engine_prepare_conversion(hoist_engine *e) {
-  hoist_device *dev = e->dev;
+ * for hoist__engine_destroy and the next call makes the rest. */
+static int engine_prepare_conversion(hoist__engine *e) {
+  hoist__device *dev = e->dev;
   for (unsigned i = 0; i < e->threads; i++) {
     engine_worker *w = &e->workers[i];
     int rc = HOIST_OK;
@@ -578,7 +578,7 @@ static int engine_prepare_conversion(hoist_engine *e) {
   return HOIST_OK;
 }
 
-int hoist_engine_run(hoist_engine *e, upload_job *job) {
+int hoist__engine_run(hoist__engine *e, upload_job *job) {
   job->copy_wait_ns = 0;
   job->scratch_waits = 0;
   job->scratch_wait_ns = 0;
@@ -589,10 +589,10 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     dev_converts = job->chunks[i].from != job->chunks[i].to;
   if (dev_converts) {
     if (job->scratch == 0 || job->scratch_slots == 0)
-      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
+      return hoist__fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: converts but has no scratch",
                         job->component);
     if (job->scratch_slots > e->threads * SLOTS_PER_THREAD)
-      return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %u",
+      return hoist__fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: %u scratch slots: at most %u",
                         job->component, job->scratch_slots, e->threads * SLOTS_PER_THREAD);
     if ((rc = engine_prepare_conversion(e)) != HOIST_OK) return rc;
   }
@@ -615,7 +615,7 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     e->workers[started].scratch_waits = 0;
     e->workers[started].scratch_wait_ns = 0;
     if (uv_thread_create(&e->workers[started].thread, worker_main, &e->workers[started]) != 0) {
-      rc = hoist_fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
+      rc = hoist__fail(e->rt, HOIST_NO_MEMORY, "cannot start upload thread %u", started);
       atomic_store(&e->failed, 1);
       break;
     }
@@ -629,12 +629,12 @@ int hoist_engine_run(hoist_engine *e, upload_job *job) {
     job->scratch_wait_ns += e->workers[i].scratch_wait_ns;
   }
   if (job->scratch_waits > 0)
-    hoist_log(e->rt, HOIST_LOG_DEBUG,
+    hoist__log(e->rt, HOIST_LOG_DEBUG,
               "%s: readers found the %u-slot scratch pool empty %llu times and waited %.3f ms "
               "in all for a slot",
               job->component, job->scratch_slots, (unsigned long long)job->scratch_waits,
               job->scratch_wait_ns / 1e6);
-  if (e->first_status != HOIST_OK) rc = hoist_fail(e->rt, e->first_status, "%s", e->first_msg);
+  if (e->first_status != HOIST_OK) rc = hoist__fail(e->rt, e->first_status, "%s", e->first_msg);
   e->job = NULL;
   return rc;
 }
@@ -660,7 +660,7 @@ static double cached_fraction(const upload_file *uf) {
   return tried == 0 ? 1.0 : (double)hits / (double)tried;
 }
 
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
+void hoist__upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
   if (files == NULL) return;
   for (size_t i = 0; i < n; i++) {
     if (files[i].registered) rt->dev->ops->host_unregister(rt->dev, (void *)files[i].map);
@@ -670,10 +670,10 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n) {
   free(files);
 }
 
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
                       hoist_read_mode mode, upload_file **out) {
   upload_file *uf = calloc(n > 0 ? n : 1, sizeof *uf);
-  if (uf == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
+  if (uf == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < n; i++) uf[i].fd = uf[i].fd_direct = -1;
   int rc = HOIST_OK;
   for (size_t i = 0; i < n; i++) {
@@ -683,7 +683,7 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
     const char *path = hoist_file_path(files[i]);
     u->fd = open(path, O_RDONLY | O_CLOEXEC);
     if (u->fd < 0) {
-      rc = hoist_fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
+      rc = hoist__fail(rt, errno == ENOENT ? HOIST_FILE_CHANGED : HOIST_IO, "%s: reopen: %s", path,
                       strerror(errno));
       goto fail;
     }
@@ -691,13 +691,13 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
      * inode (not a same-size file moved over the path, as a cache update
      * does) and the same size. */
     struct stat st, orig;
-    if (fstat(u->fd, &st) != 0 || fstat(hoist_file_fd(files[i]), &orig) != 0 ||
+    if (fstat(u->fd, &st) != 0 || fstat(hoist__file_fd(files[i]), &orig) != 0 ||
         st.st_dev != orig.st_dev || st.st_ino != orig.st_ino) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
+      rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: replaced since its header was read", path);
       goto fail;
     }
     if ((uint64_t)st.st_size != hoist_file_size(files[i])) {
-      rc = hoist_fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
+      rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: size changed since its header was read", path);
       goto fail;
     }
     hoist_read_mode m = mode;
@@ -710,7 +710,7 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
     if (m == HOIST_READ_DIRECT) {
       u->fd_direct = open(path, O_RDONLY | O_CLOEXEC | O_DIRECT);
       if (u->fd_direct < 0) {
-        hoist_log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
+        hoist__log(rt, HOIST_LOG_WARN, "%s: O_DIRECT unavailable (%s); using pread", path,
                   strerror(errno));
         m = HOIST_READ_PREAD;
       }
@@ -739,13 +739,13 @@ int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t 
   *out = uf;
   return HOIST_OK;
 fail:
-  upload_files_close(rt, uf, n);
+  hoist__upload_files_close(rt, uf, n);
   return rc;
 }
 
 /* ---- jobs */
 
-void upload_job_free(upload_job *job) {
+void hoist__upload_job_free(upload_job *job) {
   free(job->chunks);
   free(job->segs);
   job->chunks = NULL;
@@ -757,7 +757,7 @@ static int push_chunk(hoist_runtime *rt, upload_job *job, size_t *cap, upload_ch
   if (job->nchunks == *cap) {
     size_t ncap = *cap ? *cap * 2 : 256;
     upload_chunk *p = realloc(job->chunks, ncap * sizeof *p);
-    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+    if (p == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
     job->chunks = p;
     *cap = ncap;
   }
@@ -769,7 +769,7 @@ static int push_seg(hoist_runtime *rt, upload_job *job, size_t *cap, upload_segm
   if (job->nsegs == *cap) {
     size_t ncap = *cap ? *cap * 2 : 256;
     upload_segment *p = realloc(job->segs, ncap * sizeof *p);
-    if (p == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
+    if (p == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory building chunks");
     job->segs = p;
     *cap = ncap;
   }
@@ -785,7 +785,7 @@ static int close_chunk(hoist_runtime *rt, upload_job *job, size_t *ccap, int *op
   return push_chunk(rt, job, ccap, cur);
 }
 
-int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
+int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
                      const uint64_t *dst, const uint8_t *arena, size_t ntensors,
                      const hoist_dtype *to, uint64_t convert_chunk) {
@@ -796,7 +796,7 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
   upload_chunk cur = {0};
   job->total_bytes = 0;
   if (ntensors > UINT32_MAX)
-    return hoist_fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
+    return hoist__fail(rt, HOIST_OVERFLOW, "%s: too many tensors", job->component);
   for (size_t i = 0; i < ntensors; i++) {
     const hoist_tensor_info *t = tensors[i];
     uint64_t base = hoist_file_data_offset(job->files[tensor_file[i]].file);
@@ -813,7 +813,7 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
       step = convert_chunk < chunk_bytes ? convert_chunk : chunk_bytes;
       if (sb == 0 || db == 0 || hoist_dtype_bits(t->dtype) % 8 != 0 || step < sb ||
           t->nbytes % sb != 0) {
-        rc = hoist_fail(rt, HOIST_UNSUPPORTED,
+        rc = hoist__fail(rt, HOIST_UNSUPPORTED,
                         "%s: tensor '%s': %s cannot be converted in chunks of %llu bytes",
                         job->component, t->name, hoist_dtype_name(t->dtype),
                         (unsigned long long)step);
@@ -868,12 +868,12 @@ int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
   }
   if ((rc = close_chunk(rt, job, &ccap, &open_chunk, cur)) != HOIST_OK) goto fail;
   if (job->nsegs > UINT32_MAX) {
-    rc = hoist_fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
+    rc = hoist__fail(rt, HOIST_OVERFLOW, "%s: too many pieces", job->component);
     goto fail;
   }
   return HOIST_OK;
 fail:
-  upload_job_free(job);
+  hoist__upload_job_free(job);
   return rc;
 }
 
@@ -881,22 +881,22 @@ fail:
 
 /* Pool slots: one chunk each when two chunks fit, up to two per reader
  * (no reader holds more); else two halves of the scratch, or one slot. */
-unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes) {
+unsigned hoist__engine_scratch_slots(const hoist__engine *e, uint64_t scratch_bytes) {
   const uint64_t most = (uint64_t)SLOTS_PER_THREAD * e->threads;
   uint64_t n = scratch_bytes / e->chunk;
   if (n >= 2) return (unsigned)(n < most ? n : most);
   return scratch_bytes / 2 >= 4096 ? 2 : 1;
 }
 
-uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes) {
-  uint64_t slot = scratch_bytes / hoist_engine_scratch_slots(e, scratch_bytes);
+uint64_t hoist__engine_scratch_slot(const hoist__engine *e, uint64_t scratch_bytes) {
+  uint64_t slot = scratch_bytes / hoist__engine_scratch_slots(e, scratch_bytes);
   if (slot > e->chunk) slot = e->chunk;
   return slot & ~(uint64_t)4095;
 }
 
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
+int hoist_engine_verify(hoist__engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
                         uint64_t *want, int *after_convert) {
-  hoist_device *dev = e->dev;
+  hoist__device *dev = e->dev;
   int rc = HOIST_OK;
   uint64_t *hashes = NULL;
   *bad = SIZE_MAX;
@@ -907,7 +907,7 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
     /* Host copies: hash them again where they lie. */
     for (size_t i = 0; i < job->nchunks; i++) {
       const upload_chunk *c = &job->chunks[i];
-      uint64_t h = upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
+      uint64_t h = hoist__upload_chunk_hash((const void *)(uintptr_t)c->dst, c->dst_len);
       if (h != c->host_hash) {
         *bad = i;
         *dev_hash = h;
@@ -918,18 +918,18 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
     return HOIST_OK;
   }
   if (job->hash_stride < job->nchunks)
-    return hoist_fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
+    return hoist__fail(e->rt, HOIST_INVALID_ARGUMENT, "%s: verify hashes for %llu chunks, job has %zu",
                       job->component, (unsigned long long)job->hash_stride, job->nchunks);
   /* Plain chunks are hashed where they landed and converted outputs again
    * (converted sources were hashed in the scratch during the run), all in
    * one batch: thousands of chunks as four operations on one stream. */
   size_t stride = (size_t)job->hash_stride;
-  hoist_checksum_span *spans = malloc(job->nchunks * sizeof *spans);
-  if (spans == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
+  hoist__checksum_span *spans = malloc(job->nchunks * sizeof *spans);
+  if (spans == NULL) return hoist__fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
   for (size_t i = 0; i < job->nchunks; i++) {
     const upload_chunk *c = &job->chunks[i];
     uint64_t row = c->from == c->to ? 0 : 2;
-    spans[i] = (hoist_checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
+    spans[i] = (hoist__checksum_span){c->dst, c->from == c->to ? c->len : c->dst_len,
                                      job->dev_hashes + 8 * (row * stride + i)};
   }
   void *stream = e->workers[0].stream;
@@ -940,7 +940,7 @@ int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t 
   if (rc == HOIST_OK) rc = sync;
   if (rc != HOIST_OK) return rc;
   hashes = malloc(3 * stride * sizeof *hashes);
-  if (hashes == NULL) return hoist_fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
+  if (hashes == NULL) return hoist__fail(e->rt, HOIST_NO_MEMORY, "verify: out of memory");
   rc = dev->ops->copy_d2h(dev, hashes, job->dev_hashes, 3 * stride * sizeof *hashes);
   for (size_t i = 0; i < job->nchunks && rc == HOIST_OK; i++) {
     const upload_chunk *c = &job->chunks[i];

@@ -3,7 +3,7 @@
  * ring, reader threads and per-thread streams.
  *
  * The engine (threads' streams, events and ring slots) is created once per
- * runtime, on its first load, and reused; hoist_engine_destroy frees it at
+ * runtime, on its first load, and reused; hoist__engine_destroy frees it at
  * runtime close.  One job runs at a time per runtime (load.c serializes). */
 #ifndef HOIST_UPLOAD_H
 #define HOIST_UPLOAD_H
@@ -28,7 +28,7 @@ typedef struct upload_segment {
   uint32_t slot_off;
   uint64_t file_off; /* absolute offset in the file */
   uint64_t len;
-  uint32_t tensor;   /* index into the tensors given to upload_job_build */
+  uint32_t tensor;   /* index into the tensors given to hoist__upload_job_build */
   uint64_t tensor_off; /* offset of the piece inside its tensor (source bytes) */
 } upload_segment;
 
@@ -97,20 +97,20 @@ typedef struct upload_job {
   unsigned readers;
 } upload_job;
 
-typedef struct hoist_engine hoist_engine;
+typedef struct hoist__engine hoist__engine;
 
 /* Creates the runtime's engine if needed (threads x 2 slots of chunk bytes,
  * within cfg.ring_bytes). */
-int hoist_engine_get(hoist_runtime *rt, hoist_engine **out);
-void hoist_engine_destroy(hoist_engine *e);
-uint64_t hoist_engine_chunk_bytes(const hoist_engine *e);
-uint64_t hoist_engine_pinned_bytes(const hoist_engine *e);
+int hoist__engine_get(hoist_runtime *rt, hoist__engine **out);
+void hoist__engine_destroy(hoist__engine *e);
+uint64_t hoist__engine_chunk_bytes(const hoist__engine *e);
+uint64_t hoist__engine_pinned_bytes(const hoist__engine *e);
 /* Reader threads used when hoist_config.threads is 0. */
-unsigned hoist_engine_default_threads(void);
+unsigned hoist__engine_default_threads(void);
 
 /* Runs a job to completion: every chunk copied and every stream
  * synchronized, or the first error (the others stop at the next chunk). */
-int hoist_engine_run(hoist_engine *e, upload_job *job);
+int hoist__engine_run(hoist__engine *e, upload_job *job);
 
 /* The scratch ring of a converting job within scratch_bytes: a pool of
  * slots the readers share, each holding one chunk in flight (a reader holds
@@ -118,10 +118,10 @@ int hoist_engine_run(hoist_engine *e, upload_job *job);
  * thread), else two halves, else one.  Bytes per slot: a multiple of 4096,
  * at most the chunk; 0 when scratch_bytes is below 4 KiB.  The ring is
  * slots x slot bytes. */
-unsigned hoist_engine_scratch_slots(const hoist_engine *e, uint64_t scratch_bytes);
-uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes);
+unsigned hoist__engine_scratch_slots(const hoist__engine *e, uint64_t scratch_bytes);
+uint64_t hoist__engine_scratch_slot(const hoist__engine *e, uint64_t scratch_bytes);
 
-/* After hoist_engine_run of a job with verify set: hashes every chunk where
+/* After hoist__engine_run of a job with verify set: hashes every chunk where
  * it now lies (device: one batch checksum on an engine stream into
  * dev_hashes; host jobs: on the CPU), fetches the device hashes with one
  * copy, and compares them with the hashes the readers took.  *bad is the
@@ -129,15 +129,15 @@ uint64_t hoist_engine_scratch_slot(const hoist_engine *e, uint64_t scratch_bytes
  * device hash goes to *dev_hash and *want the value it should have had:
  * the readers' hash, or (*after_convert set) for a converted chunk whose
  * output changed after its conversion, the output's hash at that time. */
-int hoist_engine_verify(hoist_engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
+int hoist_engine_verify(hoist__engine *e, upload_job *job, size_t *bad, uint64_t *dev_hash,
                         uint64_t *want, int *after_convert);
 
 /* Opens descriptors and picks each file's read mode (AUTO: a file whose
  * pages are mostly cached is copied from its mapping, others are read with
- * pread).  Close with upload_files_close. */
-int upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
+ * pread).  Close with hoist__upload_files_close. */
+int hoist__upload_files_open(hoist_runtime *rt, const hoist_file *const *files, size_t n,
                       hoist_read_mode mode, upload_file **out);
-void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
+void hoist__upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
 
 /* Builds the chunk list of a job from tensors already placed at dst
  * addresses.  tensors[i] is in file tensor_file[i] and lands at dst[i];
@@ -148,27 +148,27 @@ void upload_files_close(hoist_runtime *rt, upload_file *files, size_t n);
  * the same conversion placed right before it.  arena (NULL: one) is each
  * tensor's allocation: tensors of different allocations never share a
  * chunk, even when the allocations happen to be adjacent. */
-int upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
+int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, uint64_t chunk_bytes,
                      const hoist_tensor_info *const *tensors, const uint32_t *tensor_file,
                      const uint64_t *dst, const uint8_t *arena, size_t ntensors,
                      const hoist_dtype *to, uint64_t convert_chunk);
-void upload_job_free(upload_job *job);
+void hoist__upload_job_free(upload_job *job);
 
 /* Copies len bytes of f at absolute offset off into dst; truncation of the
  * file is HOIST_FILE_CHANGED (a SIGBUS on the mapping is caught). */
-int upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
+int hoist__upload_read(hoist_runtime *rt, const upload_file *uf, uint64_t off, void *dst, size_t len);
 
-/* hoist_checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
+/* hoist__checksum_host(bytes, n, 1) (kernels.h), computed with the SIMD
  * block sums on the calling thread: what the reader threads take of every
  * chunk for --verify that they did not hash while copying it. */
-uint64_t upload_chunk_hash(const void *bytes, uint64_t n);
+uint64_t hoist__upload_chunk_hash(const void *bytes, uint64_t n);
 
 /* SIGBUS-guarded copy from a file mapping (sigbus_guard.c): HOIST_OK, or
  * HOIST_FILE_CHANGED when the mapping lost pages under it (the file was
  * truncated).  With hash non-NULL the bytes are hashed in the same pass and
- * *hash is upload_chunk_hash(src, n). */
-int hoist_guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
-void hoist_sigbus_guard_acquire(void);
-void hoist_sigbus_guard_release(void);
+ * *hash is hoist__upload_chunk_hash(src, n). */
+int hoist__guarded_copy(void *dst, const void *src, size_t n, uint64_t *hash);
+void hoist__sigbus_guard_acquire(void);
+void hoist__sigbus_guard_release(void);
 
 #endif /* HOIST_UPLOAD_H */

@@ -184,7 +184,7 @@ static int cf_is_float(hoist_dtype d) {
 }
 
 /* Checks every tensor of component `name` of l against the file: floating
- * ones equal hoist_convert_ref(file bytes) in target (target ==
+ * ones equal hoist__convert_ref(file bytes) in target (target ==
  * HOIST_DTYPE_COUNT_: unchanged), others the file bytes.  Device bytes are
  * fetched with the backend's copy_d2h (offloaded components must be
  * prepared).  Returns the count of tensors checked and adds their device
@@ -216,7 +216,7 @@ static size_t cf_check_component(hoist_runtime *rt, const hoist_pipeline *p, con
         ck_assert_int_eq(hoist_file_read(file, hoist_file_data_offset(file) + ti->begin, src,
                                          (size_t)ti->nbytes),
                          HOIST_OK);
-        ck_assert_int_eq(hoist_convert_ref(want, to, src, ti->dtype, ti->nelements), HOIST_OK);
+        ck_assert_int_eq(hoist__convert_ref(want, to, src, ti->dtype, ti->nelements), HOIST_OK);
         if (want_bytes > 0)
           ck_assert_int_eq(rt->dev->ops->copy_d2h(rt->dev, got, addr, (size_t)want_bytes), HOIST_OK);
         ck_assert_msg(memcmp(got, want, (size_t)want_bytes) == 0, "%s/%s (%s -> %s) differs", name,

@@ -263,7 +263,7 @@ size_t compare_with_files(hoist_attached *a, const char *pipeline, dev_read_fn r
   for (size_t slot = 0; slot < hoist_pipeline_component_count(p); slot++) {
     const char *comp = hoist_pipeline_component(p, slot)->name;
     hoist_file *const *files = NULL;
-    size_t nf = hoist_pipeline_safetensors(p, slot, &files);
+    size_t nf = hoist__pipeline_safetensors(p, slot, &files);
     for (size_t f = 0; f < nf; f++)
       for (size_t t = 0; t < hoist_file_tensor_count(files[f]); t++) {
         const hoist_tensor_info *ft = hoist_file_tensor(files[f], t);

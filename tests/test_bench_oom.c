@@ -30,13 +30,13 @@ static char pipe_dir[1024];
 static void write_flux(const char *name) {
   tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
   strcat(pipe_dir, "/flux");
-  hoist_writer_options wo = HOIST_WRITER_OPTIONS_INIT;
+  hoist__writer_options wo = HOIST_WRITER_OPTIONS_INIT;
   wo.scale = SCALE;
   wo.seed = 3;
-  hoist_write_result wr;
-  ck_assert_msg(hoist_pipeline_write(hoist_preset_find("flux1-dev"), pipe_dir, &wo, &wr) == HOIST_OK,
+  hoist__write_result wr;
+  ck_assert_msg(hoist__pipeline_write(hoist__preset_find("flux1-dev"), pipe_dir, &wo, &wr) == HOIST_OK,
                 "%s", hoist_last_error(NULL));
-  hoist_write_result_free(&wr);
+  hoist__write_result_free(&wr);
 }
 
 static size_t weighted(const oom_model *m) {
@@ -122,7 +122,7 @@ START_TEST(measured_matches_simulated_on_host) {
       x.pol = &pol;
       int rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &mf, &mt, &mat, &mbelow);
       ck_assert_msg(rc == HOIST_OK, "%s", hoist_last_error(rt));
-      ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+      ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
       ck_assert(sf && mf);
       ck_assert_msg(absdiff(st, mt) <= tol, "%s × %s × %s%s%s: measured %llu, simulated %llu",
                     orders[o].label, c->policy, c->transient, c->cotenant ? " × " : "",
@@ -165,7 +165,7 @@ END_TEST
 
 static void open_preset(const char *name, oom_model *m) {
   char err[512];
-  ck_assert_msg(oom_model_from_preset(hoist_preset_find(name), 1.0, m, err, sizeof err) == HOIST_OK,
+  ck_assert_msg(oom_model_from_preset(hoist__preset_find(name), 1.0, m, err, sizeof err) == HOIST_OK,
                 "%s", err);
 }
 
@@ -198,9 +198,9 @@ START_TEST(cast_planned_never_worse_smallest_first_strictly_worse) {
 END_TEST
 
 START_TEST(none_within_one_percent_and_offload_lowers_by_size) {
-  for (size_t k = 0; k < hoist_preset_count(); k++) {
+  for (size_t k = 0; k < hoist__preset_count(); k++) {
     oom_model m;
-    open_preset(hoist_preset_at(k)->name, &m);
+    open_preset(hoist__preset_at(k)->name, &m);
     oom_order *orders = NULL;
     size_t n = 0;
     char err[256];
@@ -274,11 +274,11 @@ START_TEST(cancel_between_and_during_trials_leaves_nothing) {
   oom_result r;
   for (int i = 0; i < 100000 && rc == HOIST_OK; i++) {
     rc = oom_measure_trial(&x, oom_upper_bound(&s), &r);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   }
   uv_thread_join(&th);
   ck_assert_int_eq(rc, HOIST_CANCELLED);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   free(mark);
   oom_model_free(&m);
   hoist_pipeline_close(p);

@@ -53,7 +53,7 @@ typedef struct peak_probe {
 
 static void on_progress(void *user, const char *component, uint64_t done, uint64_t total) {
   peak_probe *pp = user;
-  uint64_t a = hoist_device_host_allocated(pp->rt->dev);
+  uint64_t a = hoist__device_host_allocated(pp->rt->dev);
   if (a > pp->peak) pp->peak = a;
   pp->calls++;
 }
@@ -93,7 +93,7 @@ START_TEST(bf16_equals_reference_every_mode) {
     /* bytes stays the file's. */
     ck_assert_uint_eq(find(l, "vae", NULL)->bytes, (64 * 513 + 64) * 4);
     hoist_loaded_close(l);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     hoist_pipeline_close(p);
     hoist_runtime_close(rt);
   }
@@ -163,8 +163,8 @@ START_TEST(unsupported_pair_fails_before_allocation) {
   ck_assert_ptr_nonnull(strstr(msg, "'enc.f64'"));
   ck_assert_ptr_nonnull(strstr(msg, "F64 to BF16"));
   /* Nothing was allocated: no arena, not even the pinned ring. */
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
-  ck_assert_uint_eq(hoist_device_host_pinned(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_pinned(rt->dev), 0);
   /* Keeping that component's dtype loads the rest converted. */
   o.dtype_for = "text_encoder=keep";
   ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
@@ -221,8 +221,8 @@ START_TEST(verify_catches_flip_with_and_without_conversion) {
     o.dtype = cases[k].dtype;
     o.verify = 1;
     flip f = {cases[k].component, cases[k].tensor, 0};
-    hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
-    int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+    hoist__load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+    int rc = hoist__load_pipeline_ext(rt, p, &o, &ext, &l);
     ck_assert_int_eq(f.fired, 1);
     ck_assert_ptr_null(l);
     const char *msg = hoist_last_error(rt);
@@ -232,7 +232,7 @@ START_TEST(verify_catches_flip_with_and_without_conversion) {
     ck_assert_msg(strstr(msg, want) != NULL, "case %zu: %s", k, msg);
     ck_assert_msg(strstr(msg, cases[k].expect) != NULL, "case %zu: %s", k, msg);
     ck_assert_msg(strstr(msg, "device hash 0x") != NULL, "case %zu: %s", k, msg);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     /* Without the flip the same load verifies. */
     ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
     hoist_loaded_close(l);
@@ -277,10 +277,10 @@ START_TEST(small_tensors_share_converted_transfers) {
     o.verify = cases[k].verify;
     o.offload = cases[k].offload ? "all" : NULL;
     uint64_t copies0 = 0, converts0 = 0, copies = 0, converts = 0, allocs = 0;
-    hoist_device_host_counts(rt->dev, &copies0, &converts0, &allocs);
+    hoist__device_host_counts(rt->dev, &copies0, &converts0, &allocs);
     ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "case %zu: %s", k,
                   hoist_last_error(rt));
-    hoist_device_host_counts(rt->dev, &copies, &converts, &allocs);
+    hoist__device_host_counts(rt->dev, &copies, &converts, &allocs);
     copies -= copies0;
     converts -= converts0;
     if (cases[k].offload) {
@@ -301,7 +301,7 @@ START_TEST(small_tensors_share_converted_transfers) {
     ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", cases[k].target, &placed), n);
     ck_assert_uint_eq(find(l, "transformer", NULL)->device_bytes, placed);
     hoist_loaded_close(l);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     hoist_pipeline_close(p);
     hoist_runtime_close(rt);
   }
@@ -313,14 +313,14 @@ START_TEST(small_tensors_share_converted_transfers) {
   o.dtype = "bf16";
   o.verify = 1;
   flip f = {"transformer", "blk.100.F32", 0};
-  hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
-  ck_assert_int_eq(hoist_load_pipeline_ext(rt, p, &o, &ext, &l), HOIST_VERIFY_MISMATCH);
+  hoist__load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+  ck_assert_int_eq(hoist__load_pipeline_ext(rt, p, &o, &ext, &l), HOIST_VERIFY_MISMATCH);
   ck_assert_int_eq(f.fired, 1);
   const char *msg = hoist_last_error(rt);
   ck_assert_msg(strstr(msg, "tensor 'blk.100.F32' changed on the device after its F32 -> BF16 "
                             "conversion, at element 5:") != NULL,
                 "%s", msg);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   /* The file shrinks before the report can re-read it: still a mismatch,
    * named from the hashes, with the reason it could not say more. */
   for (int conv = 0; conv <= 1; conv++) {
@@ -328,15 +328,15 @@ START_TEST(small_tensors_share_converted_transfers) {
     flip g = {"transformer", "blk.100.F32", 0};
     snprintf(truncate_path, sizeof truncate_path, "%s/transformer/diffusion_pytorch_model.safetensors",
              pipe_dir);
-    hoist_load_ext ext2 = {NULL, NULL, NULL, flip_and_truncate, &g};
-    ck_assert_int_eq(hoist_load_pipeline_ext(rt, p, &o, &ext2, &l), HOIST_VERIFY_MISMATCH);
+    hoist__load_ext ext2 = {NULL, NULL, NULL, flip_and_truncate, &g};
+    ck_assert_int_eq(hoist__load_pipeline_ext(rt, p, &o, &ext2, &l), HOIST_VERIFY_MISMATCH);
     msg = hoist_last_error(rt);
     ck_assert_msg(strstr(msg, "could not read it back to name the byte: FILE_CHANGED") != NULL,
                   "%s", msg);
     ck_assert_msg(strstr(msg, conv ? "after the conversion: device hash 0x"
                                    : "differs on the device: device hash 0x") != NULL,
                   "%s", msg);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     hoist_pipeline_close(p);
     size_t converted2 = 0;
     cf_write_small_pipeline(pipe_dir, 11, &converted2); /* whole again */
@@ -381,7 +381,7 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
       job.component = "m";
       job.files = &uf;
       job.nfiles = 1;
-      ck_assert_int_eq(upload_job_build(rt, &job, 1u << 20, tensors, tf,
+      ck_assert_int_eq(hoist__upload_job_build(rt, &job, 1u << 20, tensors, tf,
                                         conv ? dst_bf16 : dst_plain, split ? arenas : NULL, 8,
                                         conv ? to : NULL, 1u << 20),
                        HOIST_OK);
@@ -398,7 +398,7 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
         ck_assert_int_eq(c->from, HOIST_DTYPE_F32);
         ck_assert_int_eq(c->to, conv ? HOIST_DTYPE_BF16 : HOIST_DTYPE_F32);
       }
-      upload_job_free(&job);
+      hoist__upload_job_free(&job);
     }
   }
   hoist_file_close(f);
@@ -432,17 +432,17 @@ START_TEST(admission_counts_scratch) {
   /* Both components convert and share one ring: one allocation more than
    * the plain load's arenas. */
   uint64_t c0, v0, a0, c1, v1, a1, a2;
-  hoist_device_host_counts(rt->dev, &c0, &v0, &a0);
+  hoist__device_host_counts(rt->dev, &c0, &v0, &a0);
   o.dtype = NULL;
   ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
   hoist_loaded_close(l);
-  hoist_device_host_counts(rt->dev, &c1, &v1, &a1);
+  hoist__device_host_counts(rt->dev, &c1, &v1, &a1);
   o.dtype = "bf16";
   ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
   hoist_loaded_close(l);
-  hoist_device_host_counts(rt->dev, &c1, &v1, &a2);
+  hoist__device_host_counts(rt->dev, &c1, &v1, &a2);
   ck_assert_uint_eq(a2 - a1, a1 - a0 + 1);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 
@@ -463,7 +463,7 @@ START_TEST(admission_counts_scratch) {
       ck_assert_msg(rc == HOIST_ADMISSION, "%s: %s", hoist_status_name(rc), hoist_last_error(rt));
       ck_assert_str_eq(fail.component, "vae");
       ck_assert_uint_eq(fail.need_bytes, (64 * 513 * 2 + 255) / 256 * 256 + 256 + ring);
-      ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+      ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     }
     hoist_pipeline_close(p);
     hoist_runtime_close(rt);
@@ -481,7 +481,7 @@ START_TEST(offload_converts_on_host) {
   o.offload = "all";
   o.verify = 1;
   ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   const char *names[] = {"transformer", "vae"};
   for (int k = 0; k < 2; k++) {
     size_t pos = 0;
@@ -511,10 +511,10 @@ START_TEST(failed_allocations_leave_nothing) {
   o.verify = 1;
   int failed = 0;
   for (uint64_t k = 1; k <= 6; k++) {
-    hoist_device_host_fail_alloc_at(rt->dev, k, 1);
+    hoist__device_host_fail_alloc_at(rt->dev, k, 1);
     hoist_loaded *l = NULL;
     int rc = hoist_load_pipeline(rt, p, &o, &l);
-    hoist_device_host_fail_alloc_at(rt->dev, 0, 0);
+    hoist__device_host_fail_alloc_at(rt->dev, 0, 0);
     if (rc == HOIST_OK) {
       hoist_loaded_close(l);
     } else {
@@ -523,7 +523,7 @@ START_TEST(failed_allocations_leave_nothing) {
                     (unsigned long long)k, hoist_status_name(rc), hoist_last_error(rt));
       ck_assert_ptr_null(l);
     }
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   }
   /* An arena that fails is retried split in two; a failed scratch (one
    * per component) refuses the load. */
@@ -593,7 +593,7 @@ START_TEST(failure_wakes_readers_waiting_for_scratch) {
                   action, hoist_status_name(rc), hoist_last_error(rt));
     ck_assert_ptr_null(l);
     ck_assert_int_eq(m.fired, 1);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     ck_assert_msg(waits > 0, "action %d: no reader waited for the scratch pool", action);
     hoist_pipeline_close(p);
     /* The engine (its pool) serves the next load. */
@@ -665,9 +665,9 @@ START_TEST(chunk_hash_is_the_block_checksum) {
   for (size_t i = 0; i < n; i++) buf[i] = (unsigned char)(cf_next(&x) >> 11);
   for (size_t len = 0; len < 300000; len += len < 70 ? 1 : 777)
     for (size_t shift = 0; shift < 3; shift++)
-      ck_assert_msg(upload_chunk_hash(buf + shift * 5, len) == hoist_checksum_host(buf + shift * 5, len, 1),
+      ck_assert_msg(hoist__upload_chunk_hash(buf + shift * 5, len) == hoist__checksum_host(buf + shift * 5, len, 1),
                     "len %zu shift %zu", len, shift);
-  ck_assert_uint_eq(upload_chunk_hash(buf, n), hoist_checksum_host(buf, n, 3));
+  ck_assert_uint_eq(hoist__upload_chunk_hash(buf, n), hoist__checksum_host(buf, n, 3));
   free(buf);
 }
 END_TEST

@@ -65,7 +65,7 @@ START_TEST(f32_to_bf16_values) {
       {0x7f800001u, 0x7fc0u}, /* signalling NaN: quiet, never inf */
       {0xffa00000u, 0xffe0u}, /* sign and top payload bits kept */
   };
-  CHECK_TABLE(hoist_cvt_f32_to_bf16, t);
+  CHECK_TABLE(hoist__cvt_f32_to_bf16, t);
 }
 END_TEST
 
@@ -88,11 +88,11 @@ START_TEST(f32_to_f16_values) {
       {0x7f800001u, 0x7e00u}, /* signalling NaN: quiet */
       {0xff802000u, 0xfe01u}, /* sign and top 10 payload bits kept */
   };
-  CHECK_TABLE(hoist_cvt_f32_to_f16, t);
-  ck_assert_uint_eq(hoist_cvt_f32_to_f16(f32_bits(65519.99f)), 0x7bffu);
-  ck_assert_uint_eq(hoist_cvt_f32_to_f16(f32_bits(65520.0f)), 0x7c00u);
-  ck_assert_uint_eq(hoist_cvt_f32_to_f16(f32_bits(ldexpf(1.0f, -24))), 0x0001u);
-  ck_assert_uint_eq(hoist_cvt_f32_to_f16(f32_bits(ldexpf(1.0f, -25))), 0x0000u);
+  CHECK_TABLE(hoist__cvt_f32_to_f16, t);
+  ck_assert_uint_eq(hoist__cvt_f32_to_f16(f32_bits(65519.99f)), 0x7bffu);
+  ck_assert_uint_eq(hoist__cvt_f32_to_f16(f32_bits(65520.0f)), 0x7c00u);
+  ck_assert_uint_eq(hoist__cvt_f32_to_f16(f32_bits(ldexpf(1.0f, -24))), 0x0001u);
+  ck_assert_uint_eq(hoist__cvt_f32_to_f16(f32_bits(ldexpf(1.0f, -25))), 0x0000u);
 }
 END_TEST
 
@@ -105,13 +105,13 @@ START_TEST(widening_values) {
       {0x7c01u, 0x7fc02000u}, /* signalling NaN: quiet, payload kept */
       {0xfd00u, 0xffe00000u},
   };
-  CHECK_TABLE(hoist_cvt_f16_to_f32, f16);
+  CHECK_TABLE(hoist__cvt_f16_to_f32, f16);
   static const cvt_case bf16[] = {
       {0x3f80u, 0x3f800000u}, {0xc020u, 0xc0200000u}, {0x7f80u, 0x7f800000u},
       {0xff80u, 0xff800000u}, {0x7f81u, 0x7fc10000u}, {0x0001u, 0x00010000u},
       {0x0000u, 0x00000000u}, {0x8000u, 0x80000000u},
   };
-  CHECK_TABLE(hoist_cvt_bf16_to_f32, bf16);
+  CHECK_TABLE(hoist__cvt_bf16_to_f32, bf16);
 }
 END_TEST
 
@@ -125,7 +125,7 @@ START_TEST(f16_bf16_values) {
       {0x7c00u, 0x7f80u}, {0xfc00u, 0xff80u}, {0x7e00u, 0x7fc0u},
       {0x7c01u, 0x7fc0u}, /* NaN stays NaN */
   };
-  CHECK_TABLE(hoist_cvt_f16_to_bf16, to_bf16);
+  CHECK_TABLE(hoist__cvt_f16_to_bf16, to_bf16);
   static const cvt_case to_f16[] = {
       {0x3f80u, 0x3c00u}, {0xc020u, 0xc100u}, {0x4780u, 0x7c00u}, /* 65536: inf */
       {0x477fu, 0x7bf8u},                                         /* 65280 exactly */
@@ -133,7 +133,7 @@ START_TEST(f16_bf16_values) {
       {0x3340u, 0x0001u}, {0x0001u, 0x0000u}, {0x8000u, 0x8000u},
       {0x7f80u, 0x7c00u}, {0xff80u, 0xfc00u}, {0x7fc1u, 0x7e08u},
   };
-  CHECK_TABLE(hoist_cvt_bf16_to_f16, to_f16);
+  CHECK_TABLE(hoist__cvt_bf16_to_f16, to_f16);
 }
 END_TEST
 
@@ -149,17 +149,17 @@ START_TEST(fp8_values) {
       {0x78u, 0x43800000u},                       /* 256: e4m3fn has no inf */
       {0x00u, 0x00000000u}, {0x80u, 0x80000000u},
   };
-  CHECK_TABLE(hoist_cvt_e4m3_to_f32, e4m3_f32);
+  CHECK_TABLE(hoist__cvt_e4m3_to_f32, e4m3_f32);
   static const cvt_case e4m3_f16[] = {
       {0x38u, 0x3c00u}, {0xc2u, 0xc100u}, {0x7eu, 0x5f00u}, {0x01u, 0x1800u},
       {0x7fu, 0x7e00u}, {0xffu, 0xfe00u}, {0x80u, 0x8000u},
   };
-  CHECK_TABLE(hoist_cvt_e4m3_to_f16, e4m3_f16);
+  CHECK_TABLE(hoist__cvt_e4m3_to_f16, e4m3_f16);
   static const cvt_case e4m3_bf16[] = {
       {0x38u, 0x3f80u}, {0xc2u, 0xc020u}, {0x7eu, 0x43e0u}, {0x01u, 0x3b00u},
       {0x7fu, 0x7fc0u}, {0xffu, 0xffc0u},
   };
-  CHECK_TABLE(hoist_cvt_e4m3_to_bf16, e4m3_bf16);
+  CHECK_TABLE(hoist__cvt_e4m3_to_bf16, e4m3_bf16);
   static const cvt_case e5m2_f32[] = {
       {0x3cu, 0x3f800000u}, {0xc1u, 0xc0200000u}, {0x7cu, 0x7f800000u}, /* inf */
       {0xfcu, 0xff800000u}, {0x01u, 0x37800000u},                       /* 2^-16 */
@@ -167,15 +167,15 @@ START_TEST(fp8_values) {
       {0x7du, 0x7fe00000u}, {0x7eu, 0x7fc00000u}, {0x00u, 0x00000000u},
       {0x80u, 0x80000000u},
   };
-  CHECK_TABLE(hoist_cvt_e5m2_to_f32, e5m2_f32);
+  CHECK_TABLE(hoist__cvt_e5m2_to_f32, e5m2_f32);
   static const cvt_case e5m2_f16[] = {
       {0x7cu, 0x7c00u}, {0x01u, 0x0100u}, {0x7du, 0x7f00u}, {0xc1u, 0xc100u},
   };
-  CHECK_TABLE(hoist_cvt_e5m2_to_f16, e5m2_f16);
+  CHECK_TABLE(hoist__cvt_e5m2_to_f16, e5m2_f16);
   static const cvt_case e5m2_bf16[] = {
       {0x7cu, 0x7f80u}, {0x01u, 0x3780u}, {0x7bu, 0x4760u}, {0x7du, 0x7fe0u},
   };
-  CHECK_TABLE(hoist_cvt_e5m2_to_bf16, e5m2_bf16);
+  CHECK_TABLE(hoist__cvt_e5m2_to_bf16, e5m2_bf16);
 }
 END_TEST
 
@@ -184,16 +184,16 @@ END_TEST
  * (NaNs: a NaN). */
 START_TEST(exhaustive_round_trips) {
   for (uint32_t h = 0; h < 0x10000u; h++) {
-    uint32_t f = hoist_cvt_f16_to_f32(h);
+    uint32_t f = hoist__cvt_f16_to_f32(h);
     ck_assert_int_eq(is_nan16(h), is_nan32(f));
-    uint32_t back = hoist_cvt_f32_to_f16(f);
+    uint32_t back = hoist__cvt_f32_to_f16(f);
     if (is_nan16(h))
       ck_assert_msg(is_nan16(back) && (back & 0x8000u) == (h & 0x8000u), "f16 %04x", h);
     else
       ck_assert_msg(back == h, "f16 %04x -> %08x -> %04x", h, f, back);
-    uint32_t bf = hoist_cvt_bf16_to_f32(h);
+    uint32_t bf = hoist__cvt_bf16_to_f32(h);
     ck_assert_int_eq(is_nanbf(h), is_nan32(bf));
-    uint32_t bback = hoist_cvt_f32_to_bf16(bf);
+    uint32_t bback = hoist__cvt_f32_to_bf16(bf);
     if (is_nanbf(h))
       ck_assert_msg(bback == (h | 0x40u), "bf16 %04x -> %04x", h, bback);
     else
@@ -208,7 +208,7 @@ START_TEST(exhaustive_round_trips) {
 #endif
   }
   for (uint32_t v = 0; v < 0x100u; v++) {
-    uint32_t f = hoist_cvt_e4m3_to_f32(v);
+    uint32_t f = hoist__cvt_e4m3_to_f32(v);
     ck_assert_int_eq((v & 0x7fu) == 0x7fu, is_nan32(f));
     ck_assert_int_eq(f >> 31, v >> 7);
     if (!is_nan32(f)) {
@@ -216,11 +216,11 @@ START_TEST(exhaustive_round_trips) {
       unsigned e = (v >> 3) & 0xf, m = v & 7;
       double want = e ? ldexp(1.0 + m / 8.0, (int)e - 7) : ldexp(m / 8.0, -6);
       ck_assert_msg(fabs((double)bits_f32(f)) == want, "e4m3 %02x", v);
-      ck_assert_uint_eq(hoist_cvt_e4m3_to_f16(v), hoist_cvt_f32_to_f16(f));
-      ck_assert_uint_eq(hoist_cvt_f16_to_f32(hoist_cvt_e4m3_to_f16(v)), f); /* exact */
+      ck_assert_uint_eq(hoist__cvt_e4m3_to_f16(v), hoist__cvt_f32_to_f16(f));
+      ck_assert_uint_eq(hoist__cvt_f16_to_f32(hoist__cvt_e4m3_to_f16(v)), f); /* exact */
     }
-    uint32_t g = hoist_cvt_e5m2_to_f32(v);
-    ck_assert_uint_eq(g, hoist_cvt_f16_to_f32(v << 8));
+    uint32_t g = hoist__cvt_e5m2_to_f32(v);
+    ck_assert_uint_eq(g, hoist__cvt_f16_to_f32(v << 8));
     ck_assert_int_eq(is_nan32(g), (v & 0x7fu) > 0x7cu);
   }
 }
@@ -258,14 +258,14 @@ static uint64_t rng_next(void) { /* xorshift64* */
 }
 
 static void check_f32(uint32_t xb) {
-  uint32_t h = hoist_cvt_f32_to_f16(xb), b = hoist_cvt_f32_to_bf16(xb);
+  uint32_t h = hoist__cvt_f32_to_f16(xb), b = hoist__cvt_f32_to_bf16(xb);
   if (is_nan32(xb)) {
     ck_assert(is_nan16(h) && (h & 0x200u) && (h >> 15) == (xb >> 31));
     ck_assert(is_nanbf(b) && (b & 0x40u) && (b >> 15) == (xb >> 31));
     return;
   }
-  check_nearest("f16", xb, h, hoist_cvt_f16_to_f32, 0x7c00u, 65520.0);
-  check_nearest("bf16", xb, b, hoist_cvt_bf16_to_f32, 0x7f80u, ldexp(2.0 - ldexp(1.0, -8), 127));
+  check_nearest("f16", xb, h, hoist__cvt_f16_to_f32, 0x7c00u, 65520.0);
+  check_nearest("bf16", xb, b, hoist__cvt_bf16_to_f32, 0x7f80u, ldexp(2.0 - ldexp(1.0, -8), 127));
 #ifdef __FLT16_MAX__
   _Float16 hv = (_Float16)bits_f32(xb); /* the compiler's round-to-nearest-even */
   uint16_t want;
@@ -305,45 +305,45 @@ START_TEST(bulk_and_supported) {
       bool listed = a == b;
       for (size_t i = 0; i < sizeof ok_pairs / sizeof ok_pairs[0]; i++)
         listed |= ok_pairs[i][0] == (hoist_dtype)a && ok_pairs[i][1] == (hoist_dtype)b;
-      ck_assert_int_eq(hoist_convert_supported((hoist_dtype)a, (hoist_dtype)b), listed);
+      ck_assert_int_eq(hoist__convert_supported((hoist_dtype)a, (hoist_dtype)b), listed);
       count += listed && a != b;
     }
   ck_assert_int_eq(count, 12);
-  ck_assert(!hoist_convert_supported(HOIST_DTYPE_COUNT_, HOIST_DTYPE_COUNT_));
-  ck_assert(!hoist_convert_supported(HOIST_DTYPE_F32, HOIST_DTYPE_F8_E4M3));
+  ck_assert(!hoist__convert_supported(HOIST_DTYPE_COUNT_, HOIST_DTYPE_COUNT_));
+  ck_assert(!hoist__convert_supported(HOIST_DTYPE_F32, HOIST_DTYPE_F8_E4M3));
 
   /* Unaligned buffers, element by element like the table functions. */
   unsigned char src[4 * 33 + 1], dst[2 * 33 + 1];
   for (size_t i = 0; i < sizeof src; i++) src[i] = (unsigned char)rng_next();
-  ck_assert_int_eq(hoist_convert_ref(dst + 1, HOIST_DTYPE_F16, src + 1, HOIST_DTYPE_F32, 33),
+  ck_assert_int_eq(hoist__convert_ref(dst + 1, HOIST_DTYPE_F16, src + 1, HOIST_DTYPE_F32, 33),
                    HOIST_OK);
   for (int i = 0; i < 33; i++) {
     uint32_t x;
     uint16_t y;
     memcpy(&x, src + 1 + 4 * i, 4);
     memcpy(&y, dst + 1 + 2 * i, 2);
-    ck_assert_uint_eq(y, hoist_cvt_f32_to_f16(x));
+    ck_assert_uint_eq(y, hoist__cvt_f32_to_f16(x));
   }
   unsigned char wide[4 * 16];
-  ck_assert_int_eq(hoist_convert_ref(wide, HOIST_DTYPE_F32, src, HOIST_DTYPE_F8_E4M3, 16), HOIST_OK);
+  ck_assert_int_eq(hoist__convert_ref(wide, HOIST_DTYPE_F32, src, HOIST_DTYPE_F8_E4M3, 16), HOIST_OK);
   for (int i = 0; i < 16; i++) {
     uint32_t y;
     memcpy(&y, wide + 4 * i, 4);
-    ck_assert_uint_eq(y, hoist_cvt_e4m3_to_f32(src[i]));
+    ck_assert_uint_eq(y, hoist__cvt_e4m3_to_f32(src[i]));
   }
   /* Same type: a copy, for any dtype with whole bytes. */
-  ck_assert_int_eq(hoist_convert_ref(dst, HOIST_DTYPE_I64, src, HOIST_DTYPE_I64, 8), HOIST_OK);
+  ck_assert_int_eq(hoist__convert_ref(dst, HOIST_DTYPE_I64, src, HOIST_DTYPE_I64, 8), HOIST_OK);
   ck_assert_int_eq(memcmp(dst, src, 64 < sizeof dst ? 64 : sizeof dst), 0);
-  ck_assert_int_eq(hoist_convert_ref(dst, HOIST_DTYPE_F4, src, HOIST_DTYPE_F4, 4), HOIST_OK);
-  ck_assert_int_eq(hoist_convert_ref(dst, HOIST_DTYPE_F4, src, HOIST_DTYPE_F4, 3),
+  ck_assert_int_eq(hoist__convert_ref(dst, HOIST_DTYPE_F4, src, HOIST_DTYPE_F4, 4), HOIST_OK);
+  ck_assert_int_eq(hoist__convert_ref(dst, HOIST_DTYPE_F4, src, HOIST_DTYPE_F4, 3),
                    HOIST_INVALID_ARGUMENT);
   /* Refusals. */
-  ck_assert_int_eq(hoist_convert_ref(dst, HOIST_DTYPE_F8_E4M3, src, HOIST_DTYPE_F32, 1),
+  ck_assert_int_eq(hoist__convert_ref(dst, HOIST_DTYPE_F8_E4M3, src, HOIST_DTYPE_F32, 1),
                    HOIST_UNSUPPORTED);
-  ck_assert_int_eq(hoist_convert_ref(NULL, HOIST_DTYPE_F16, src, HOIST_DTYPE_F32, 1),
+  ck_assert_int_eq(hoist__convert_ref(NULL, HOIST_DTYPE_F16, src, HOIST_DTYPE_F32, 1),
                    HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_convert_ref(NULL, HOIST_DTYPE_F16, NULL, HOIST_DTYPE_F32, 0), HOIST_OK);
-  ck_assert_int_eq(hoist_convert_ref(dst, HOIST_DTYPE_F32, src, HOIST_DTYPE_F16, UINT64_MAX / 8),
+  ck_assert_int_eq(hoist__convert_ref(NULL, HOIST_DTYPE_F16, NULL, HOIST_DTYPE_F32, 0), HOIST_OK);
+  ck_assert_int_eq(hoist__convert_ref(dst, HOIST_DTYPE_F32, src, HOIST_DTYPE_F16, UINT64_MAX / 8),
                    HOIST_INVALID_ARGUMENT);
 }
 END_TEST
@@ -391,20 +391,20 @@ static unsigned char *random_bytes(size_t n) {
   return p;
 }
 
-static const hoist_ck_impl all_impls[] = {HOIST_CK_IMPL_SCALAR, HOIST_CK_IMPL_AVX2,
+static const hoist__ck_impl all_impls[] = {HOIST_CK_IMPL_SCALAR, HOIST_CK_IMPL_AVX2,
                                           HOIST_CK_IMPL_AVX512, HOIST_CK_IMPL_BEST};
 
 /* Every implementation this CPU runs, hash-only and fused with a copy, at
  * src's alignment and one off, equals the reference; the copy is exact. */
 static void check_impls(const unsigned char *src, uint64_t n, uint64_t want, unsigned char *dst) {
   for (size_t k = 0; k < sizeof all_impls / sizeof all_impls[0]; k++) {
-    if (!hoist_ck_impl_available(all_impls[k])) continue;
-    ck_assert_msg(hoist_ck_copy_hash(all_impls[k], NULL, src, n) == want, "%s n=%llu",
-                  hoist_ck_impl_name(all_impls[k]), (unsigned long long)n);
+    if (!hoist__ck_impl_available(all_impls[k])) continue;
+    ck_assert_msg(hoist__ck_copy_hash(all_impls[k], NULL, src, n) == want, "%s n=%llu",
+                  hoist__ck_impl_name(all_impls[k]), (unsigned long long)n);
     for (unsigned off = 0; off < 2; off++) {
       memset(dst, 0xa5, n + 2);
-      ck_assert_msg(hoist_ck_copy_hash(all_impls[k], dst + off, src, n) == want, "%s copy n=%llu",
-                    hoist_ck_impl_name(all_impls[k]), (unsigned long long)n);
+      ck_assert_msg(hoist__ck_copy_hash(all_impls[k], dst + off, src, n) == want, "%s copy n=%llu",
+                    hoist__ck_impl_name(all_impls[k]), (unsigned long long)n);
       ck_assert(n == 0 || memcmp(dst + off, src, n) == 0);
       ck_assert(off == 0 || dst[0] == 0xa5);
       ck_assert(dst[n + off] == 0xa5);
@@ -424,14 +424,14 @@ START_TEST(checksum_matches_definition) {
   for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
     uint64_t want = naive_checksum(buf, sizes[i]);
     for (size_t t = 0; t < sizeof threads / sizeof threads[0]; t++)
-      ck_assert_msg(hoist_checksum_host(buf, sizes[i], threads[t]) == want, "n=%zu threads=%u",
+      ck_assert_msg(hoist__checksum_host(buf, sizes[i], threads[t]) == want, "n=%zu threads=%u",
                     sizes[i], threads[t]);
     check_impls(buf, sizes[i], want, dst);
     check_impls(buf + 3, sizes[i], naive_checksum(buf + 3, sizes[i]), dst);
     /* The same bytes at every misalignment give the same value. */
     for (unsigned off = 1; off < 8 && sizes[i] < 200000; off++) {
       memmove(buf + off, buf, sizes[i]);
-      ck_assert_uint_eq(hoist_checksum_host(buf + off, sizes[i], 3), want);
+      ck_assert_uint_eq(hoist__checksum_host(buf + off, sizes[i], 3), want);
       memmove(buf, buf + off, sizes[i]);
     }
   }
@@ -440,8 +440,8 @@ START_TEST(checksum_matches_definition) {
    * count of a full-size block modulo the lanes, near the block end. */
   for (size_t n = 0; n < 1100; n++) check_impls(buf, n, naive_checksum(buf, n), dst);
   for (size_t n = 65536 - 70; n <= 65536 + 70; n++) check_impls(buf, n, naive_checksum(buf, n), dst);
-  ck_assert_uint_eq(hoist_checksum_host(NULL, 0, 4), naive_checksum(NULL, 0));
-  ck_assert_uint_eq(hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, NULL, 0), naive_checksum(NULL, 0));
+  ck_assert_uint_eq(hoist__checksum_host(NULL, 0, 4), naive_checksum(NULL, 0));
+  ck_assert_uint_eq(hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, NULL, 0), naive_checksum(NULL, 0));
   free(dst);
   free(buf);
 }
@@ -472,7 +472,7 @@ static void swap_bytes(unsigned char *buf, size_t a, size_t b, size_t len, unsig
 START_TEST(checksum_sensitivity) {
   const size_t n = 4u * 65536 + 100;
   unsigned char *buf = random_bytes(n + 64);
-  const uint64_t base = hoist_checksum_host(buf, n, 4);
+  const uint64_t base = hoist__checksum_host(buf, n, 4);
   ck_assert_uint_eq(base, naive_checksum(buf, n));
   /* Every single-bit flip at block edges, word edges (the top bit of a
    * word is bit 7 of its byte 7) and random places. */
@@ -487,53 +487,53 @@ START_TEST(checksum_sensitivity) {
   for (size_t i = 0; i < k; i++)
     for (unsigned bit = 0; bit < 8; bit++) {
       buf[where[i]] ^= (unsigned char)(1u << bit);
-      uint64_t h = hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n);
+      uint64_t h = hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n);
       ck_assert_msg(h != base, "flip at %zu bit %u", where[i], bit);
-      ck_assert_uint_eq(h, hoist_checksum_host(buf, n, 3));
+      ck_assert_uint_eq(h, hoist__checksum_host(buf, n, 3));
       buf[where[i]] ^= (unsigned char)(1u << bit);
     }
   /* The top bit of every word of one block. */
   for (size_t i = 65536 + 7; i < 2 * 65536; i += 8) {
     buf[i] ^= 0x80;
-    ck_assert_msg(hoist_ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n) != base, "top bit at %zu", i);
+    ck_assert_msg(hoist__ck_copy_hash(HOIST_CK_IMPL_BEST, NULL, buf, n) != base, "top bit at %zu", i);
     buf[i] ^= 0x80;
   }
-  ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
+  ck_assert_uint_eq(hoist__checksum_host(buf, n, 4), base);
 
   /* Swapping two whole blocks, or two words inside a block (neighbours,
    * lane-distance apart, far apart), changes it. */
   unsigned char *tmp = malloc(65536);
   ck_assert_ptr_nonnull(tmp);
   swap_bytes(buf, 0, 2 * 65536, 65536, tmp);
-  ck_assert_uint_ne(hoist_checksum_host(buf, n, 4), base);
+  ck_assert_uint_ne(hoist__checksum_host(buf, n, 4), base);
   swap_bytes(buf, 0, 2 * 65536, 65536, tmp);
   swap_bytes(buf, 65536, 3 * 65536, 65536, tmp);
-  ck_assert_uint_ne(hoist_checksum_host(buf, n, 4), base);
+  ck_assert_uint_ne(hoist__checksum_host(buf, n, 4), base);
   swap_bytes(buf, 65536, 3 * 65536, 65536, tmp);
-  ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
+  ck_assert_uint_eq(hoist__checksum_host(buf, n, 4), base);
   static const size_t pairs[][2] = {{800, 808}, {800, 864}, {0, 65528}, {65536, 65544},
                                     {4u * 65536, 4u * 65536 + 88}};
   for (size_t i = 0; i < sizeof pairs / sizeof pairs[0]; i++) {
     if (memcmp(buf + pairs[i][0], buf + pairs[i][1], 8) == 0) continue;
     swap_bytes(buf, pairs[i][0], pairs[i][1], 8, tmp);
-    ck_assert_msg(hoist_checksum_host(buf, n, 4) != base, "swap %zu %zu", pairs[i][0], pairs[i][1]);
+    ck_assert_msg(hoist__checksum_host(buf, n, 4) != base, "swap %zu %zu", pairs[i][0], pairs[i][1]);
     swap_bytes(buf, pairs[i][0], pairs[i][1], 8, tmp);
   }
-  ck_assert_uint_eq(hoist_checksum_host(buf, n, 4), base);
+  ck_assert_uint_eq(hoist__checksum_host(buf, n, 4), base);
   free(tmp);
 
   /* Appended zero bytes change it (inside the last word and past it). */
   memset(buf + n, 0, 64);
   for (size_t extra = 1; extra <= 64; extra++)
-    ck_assert_msg(hoist_checksum_host(buf, n + extra, 2) != base, "%zu zeros appended", extra);
+    ck_assert_msg(hoist__checksum_host(buf, n + extra, 2) != base, "%zu zeros appended", extra);
 
   /* Length matters even when the extra bytes are zero; zeros hash to
    * distinct nonzero values. */
   unsigned char *zeros = calloc(65537, 1);
   ck_assert_ptr_nonnull(zeros);
-  uint64_t z0 = hoist_checksum_host(zeros, 0, 1), z1 = hoist_checksum_host(zeros, 1, 1),
-           z8 = hoist_checksum_host(zeros, 8, 1), zb = hoist_checksum_host(zeros, 65536, 1),
-           zb1 = hoist_checksum_host(zeros, 65537, 1);
+  uint64_t z0 = hoist__checksum_host(zeros, 0, 1), z1 = hoist__checksum_host(zeros, 1, 1),
+           z8 = hoist__checksum_host(zeros, 8, 1), zb = hoist__checksum_host(zeros, 65536, 1),
+           zb1 = hoist__checksum_host(zeros, 65537, 1);
   ck_assert(z0 != z1 && z1 != z8 && z8 != zb && zb != zb1 && z0 != 0 && zb != 0);
   free(zeros);
   free(buf);
@@ -547,11 +547,11 @@ START_TEST(checksum_stable_values) {
   ck_assert_ptr_nonnull(p);
   for (size_t i = 0; i < 200000; i++) p[i] = (unsigned char)(i * 31 + (i >> 8));
   ck_assert_uint_eq(naive_checksum(NULL, 0), 0xe220a8397b1dcdafull);
-  ck_assert_uint_eq(hoist_checksum_host(NULL, 0, 1), 0xe220a8397b1dcdafull);
+  ck_assert_uint_eq(hoist__checksum_host(NULL, 0, 1), 0xe220a8397b1dcdafull);
   ck_assert_uint_eq(naive_checksum((const unsigned char *)"hoist", 5), 0xf00bfca99c625b8aull);
-  ck_assert_uint_eq(hoist_checksum_host("hoist", 5, 1), 0xf00bfca99c625b8aull);
+  ck_assert_uint_eq(hoist__checksum_host("hoist", 5, 1), 0xf00bfca99c625b8aull);
   ck_assert_uint_eq(naive_checksum(p, 200000), 0x6150ad60f678c625ull);
-  ck_assert_uint_eq(hoist_checksum_host(p, 200000, 5), 0x6150ad60f678c625ull);
+  ck_assert_uint_eq(hoist__checksum_host(p, 200000, 5), 0x6150ad60f678c625ull);
   free(p);
 }
 END_TEST
@@ -571,7 +571,7 @@ START_TEST(checksum_host_rates) {
   unsigned char *src = random_bytes(n), *dst = malloc(n);
   ck_assert_ptr_nonnull(dst);
   memset(dst, 0, n);
-  const uint64_t want = hoist_ck_copy_hash(HOIST_CK_IMPL_SCALAR, NULL, src, n);
+  const uint64_t want = hoist__ck_copy_hash(HOIST_CK_IMPL_SCALAR, NULL, src, n);
   double best = 1e30;
   for (int r = 0; r < 3; r++) {
     double t0 = now_s();
@@ -582,14 +582,14 @@ START_TEST(checksum_host_rates) {
   ck_assert_int_eq(memcmp(dst, src, n), 0);
   printf("checksum host, 1 thread, %zu MiB: copy %.2f GB/s\n", n >> 20, (double)n / best / 1e9);
   for (size_t k = 0; k < sizeof all_impls / sizeof all_impls[0] - 1; k++) {
-    if (!hoist_ck_impl_available(all_impls[k])) continue;
+    if (!hoist__ck_impl_available(all_impls[k])) continue;
     double fused = 1e30, hash = 1e30;
     for (int r = 0; r < 3; r++) {
       memset(dst, 0, 4096);
       double t0 = now_s();
-      uint64_t h = hoist_ck_copy_hash(all_impls[k], dst, src, n);
+      uint64_t h = hoist__ck_copy_hash(all_impls[k], dst, src, n);
       double t1 = now_s();
-      uint64_t g = hoist_ck_copy_hash(all_impls[k], NULL, src, n);
+      uint64_t g = hoist__ck_copy_hash(all_impls[k], NULL, src, n);
       double t2 = now_s();
       ck_assert_uint_eq(h, want);
       ck_assert_uint_eq(g, want);
@@ -598,7 +598,7 @@ START_TEST(checksum_host_rates) {
     }
     ck_assert_int_eq(memcmp(dst, src, n), 0);
     printf("checksum host, 1 thread, %zu MiB: %-6s fused copy+hash %.2f GB/s, hash only %.2f GB/s\n",
-           n >> 20, hoist_ck_impl_name(all_impls[k]), (double)n / fused / 1e9,
+           n >> 20, hoist__ck_impl_name(all_impls[k]), (double)n / fused / 1e9,
            (double)n / hash / 1e9);
   }
   fflush(stdout);

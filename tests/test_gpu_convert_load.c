@@ -76,7 +76,7 @@ typedef struct flip {
 static void flip_byte(void *user, hoist_loaded *l, size_t pos) {
   flip *f = user;
   if (strcmp(hoist_loaded_component(l, pos)->name, f->component) != 0) return;
-  hoist_device *d = f->rt->dev;
+  hoist__device *d = f->rt->dev;
   uint64_t addr = 0;
   unsigned char b = 0;
   ck_assert_int_eq(hoist_loaded_tensor(l, f->component, f->tensor, &addr, NULL), HOIST_OK);
@@ -111,8 +111,8 @@ START_TEST(verify_catches_flip) {
     hoist_loaded_close(l);
     if (k == 0) used0 = used_now(rt);
     flip f = {rt, "transformer", cases[k].tensor, 0};
-    hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
-    int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+    hoist__load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+    int rc = hoist__load_pipeline_ext(rt, p, &o, &ext, &l);
     const char *msg = hoist_last_error(rt);
     ck_assert_int_eq(f.fired, 1);
     ck_assert_ptr_null(l);
@@ -161,8 +161,8 @@ START_TEST(small_tensors_share_converted_transfers) {
   o.verify = 1;
   hoist_loaded *l = NULL;
   flip f = {rt, "transformer", "blk.100.F32", 0};
-  hoist_load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
-  int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+  hoist__load_ext ext = {NULL, NULL, NULL, flip_byte, &f};
+  int rc = hoist__load_pipeline_ext(rt, p, &o, &ext, &l);
   const char *msg = hoist_last_error(rt);
   ck_assert_int_eq(f.fired, 1);
   ck_assert_msg(rc == HOIST_VERIFY_MISMATCH, "%s: %s", hoist_status_name(rc), msg);

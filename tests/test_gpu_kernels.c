@@ -59,13 +59,13 @@ static void convert_and_compare(hoist_dtype from, hoist_dtype to, const void *ho
   const size_t sbytes = n * ss, dbytes = n * ds, dalloc = doff + dbytes + guard;
   unsigned char *want = malloc(dbytes + 1), *got = malloc(dalloc);
   ck_assert(want && got);
-  ck_assert_int_eq(hoist_convert_ref(want, to, host_src, from, n), HOIST_OK);
+  ck_assert_int_eq(hoist__convert_ref(want, to, host_src, from, n), HOIST_OK);
   void *dsrc = NULL, *ddst = NULL;
   CU(cudaMalloc(&dsrc, soff + sbytes + 1));
   CU(cudaMalloc(&ddst, dalloc));
   CU(cudaMemcpy((char *)dsrc + soff, host_src, sbytes, cudaMemcpyHostToDevice));
   CU(cudaMemset(ddst, 0xa5, dalloc));
-  int rc = hoist_convert_launch((char *)ddst + doff, to, (char *)dsrc + soff, from, n, stream);
+  int rc = hoist__convert_launch((char *)ddst + doff, to, (char *)dsrc + soff, from, n, stream);
   ck_assert_msg(rc == HOIST_OK, "%s -> %s: %s", hoist_dtype_name(from), hoist_dtype_name(to),
                 hoist_last_error(NULL));
   CU(cudaStreamSynchronize(stream));
@@ -180,32 +180,32 @@ START_TEST(convert_arguments) {
   char *d = NULL;
   CU(cudaMalloc((void **)&d, 4096));
   /* Unsupported pair, checked before anything else. */
-  ck_assert_int_eq(hoist_convert_launch(d, HOIST_DTYPE_F8_E4M3, d + 2048, HOIST_DTYPE_F32, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d, HOIST_DTYPE_F8_E4M3, d + 2048, HOIST_DTYPE_F32, 16, NULL),
                    HOIST_UNSUPPORTED);
-  ck_assert_int_eq(hoist_convert_launch(d, HOIST_DTYPE_I8, d + 2048, HOIST_DTYPE_F16, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d, HOIST_DTYPE_I8, d + 2048, HOIST_DTYPE_F16, 16, NULL),
                    HOIST_UNSUPPORTED);
   /* NULL, misaligned, overlapping, overflowing. */
-  ck_assert_int_eq(hoist_convert_launch(NULL, HOIST_DTYPE_F16, d, HOIST_DTYPE_F32, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(NULL, HOIST_DTYPE_F16, d, HOIST_DTYPE_F32, 16, NULL),
                    HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_convert_launch(d + 2, HOIST_DTYPE_F32, d + 2048, HOIST_DTYPE_F16, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d + 2, HOIST_DTYPE_F32, d + 2048, HOIST_DTYPE_F16, 16, NULL),
                    HOIST_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "aligned"));
-  ck_assert_int_eq(hoist_convert_launch(d, HOIST_DTYPE_F16, d + 1, HOIST_DTYPE_F16, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d, HOIST_DTYPE_F16, d + 1, HOIST_DTYPE_F16, 16, NULL),
                    HOIST_INVALID_ARGUMENT); /* a copy onto an overlapping range */
-  ck_assert_int_eq(hoist_convert_launch(d + 16, HOIST_DTYPE_BF16, d, HOIST_DTYPE_F32, 16, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d + 16, HOIST_DTYPE_BF16, d, HOIST_DTYPE_F32, 16, NULL),
                    HOIST_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "overlap"));
   ck_assert_int_eq(
-      hoist_convert_launch(d, HOIST_DTYPE_F32, d + 2048, HOIST_DTYPE_F16, UINT64_MAX / 16, NULL),
+      hoist__convert_launch(d, HOIST_DTYPE_F32, d + 2048, HOIST_DTYPE_F16, UINT64_MAX / 16, NULL),
       HOIST_INVALID_ARGUMENT);
   /* Nothing to do is fine, even with NULL pointers. */
-  ck_assert_int_eq(hoist_convert_launch(NULL, HOIST_DTYPE_F16, NULL, HOIST_DTYPE_F32, 0, NULL),
+  ck_assert_int_eq(hoist__convert_launch(NULL, HOIST_DTYPE_F16, NULL, HOIST_DTYPE_F32, 0, NULL),
                    HOIST_OK);
   /* Same type: a copy, also for dtypes without a conversion. */
   unsigned char in[1000], out[1000];
   for (size_t i = 0; i < sizeof in; i++) in[i] = (unsigned char)(i * 7 + 3);
   CU(cudaMemcpy(d + 2048, in, sizeof in, cudaMemcpyHostToDevice));
-  ck_assert_int_eq(hoist_convert_launch(d + 1, HOIST_DTYPE_I64, d + 2048, HOIST_DTYPE_I64, 125, NULL),
+  ck_assert_int_eq(hoist__convert_launch(d + 1, HOIST_DTYPE_I64, d + 2048, HOIST_DTYPE_I64, 125, NULL),
                    HOIST_OK);
   CU(cudaDeviceSynchronize());
   CU(cudaMemcpy(out, d + 1, sizeof out, cudaMemcpyDeviceToHost));
@@ -221,9 +221,9 @@ static void checksum_compare(const unsigned char *host, size_t n, size_t off) {
   CU(cudaMalloc((void **)&d, off + n + 1));
   CU(cudaMalloc((void **)&dout, 8));
   if (n) CU(cudaMemcpy(d + off, host, n, cudaMemcpyHostToDevice));
-  ck_assert_int_eq(hoist_checksum_launch(n ? d + off : NULL, n, dout, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist__checksum_launch(n ? d + off : NULL, n, dout, NULL), HOIST_OK);
   CU(cudaMemcpy(&got, dout, 8, cudaMemcpyDeviceToHost));
-  uint64_t want = hoist_checksum_host(host, n, 0);
+  uint64_t want = hoist__checksum_host(host, n, 0);
   ck_assert_msg(got == want, "checksum n=%zu off=%zu: device %016llx, host %016llx", n, off,
                 (unsigned long long)got, (unsigned long long)want);
   CU(cudaFree(d));
@@ -252,15 +252,15 @@ START_TEST(checksum_device_equals_host) {
   CU(cudaMalloc((void **)&dout, 8));
   CU(cudaMemcpy(d, buf, 1 << 20, cudaMemcpyHostToDevice));
   buf[777777] ^= 0x10;
-  ck_assert_int_eq(hoist_checksum_launch(d, 1 << 20, dout, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist__checksum_launch(d, 1 << 20, dout, NULL), HOIST_OK);
   CU(cudaMemcpy(&got, dout, 8, cudaMemcpyDeviceToHost));
-  ck_assert_uint_ne(got, hoist_checksum_host(buf, 1 << 20, 0));
+  ck_assert_uint_ne(got, hoist__checksum_host(buf, 1 << 20, 0));
   buf[777777] ^= 0x10;
-  ck_assert_uint_eq(got, hoist_checksum_host(buf, 1 << 20, 0));
+  ck_assert_uint_eq(got, hoist__checksum_host(buf, 1 << 20, 0));
   /* Arguments. */
-  ck_assert_int_eq(hoist_checksum_launch(d, 16, NULL, NULL), HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_checksum_launch(d, 16, (uint64_t *)(d + 4), NULL), HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_checksum_launch(NULL, 16, dout, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_launch(d, 16, NULL, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_launch(d, 16, (uint64_t *)(d + 4), NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_launch(NULL, 16, dout, NULL), HOIST_INVALID_ARGUMENT);
   CU(cudaFree(d));
   CU(cudaFree(dout));
   free(buf);
@@ -275,7 +275,7 @@ START_TEST(checksum_batch_equals_host) {
   if (!tu_gpu_available()) return;
   const size_t size = 24u << 20, nspans = 400;
   unsigned char *buf = malloc(size);
-  hoist_checksum_span *spans = malloc(nspans * sizeof *spans);
+  hoist__checksum_span *spans = malloc(nspans * sizeof *spans);
   uint64_t *got = malloc(nspans * 8);
   ck_assert(buf != NULL && spans != NULL && got != NULL);
   for (size_t i = 0; i + 8 <= size; i += 8) {
@@ -293,7 +293,7 @@ START_TEST(checksum_batch_equals_host) {
     size_t len = i < 40 ? lens[i % 10] : (size_t)(rng_next() % (3u << 20));
     size_t off = (size_t)(rng_next() % (size - len + 1));
     if (i % 3 == 0) off &= ~(size_t)255; /* aligned ones too */
-    spans[i] = (hoist_checksum_span){(uint64_t)(uintptr_t)(d + off), len,
+    spans[i] = (hoist__checksum_span){(uint64_t)(uintptr_t)(d + off), len,
                                      (uint64_t)(uintptr_t)(dout + i)};
   }
   uint64_t before = 0;
@@ -305,11 +305,11 @@ START_TEST(checksum_batch_equals_host) {
       CU(cudaMemcpy(d + off, buf + off, 1, cudaMemcpyHostToDevice));
     }
     CU(cudaMemset(dout, 0, nspans * 8));
-    ck_assert_int_eq(hoist_checksum_batch_launch(spans, n, table, NULL), HOIST_OK);
+    ck_assert_int_eq(hoist__checksum_batch_launch(spans, n, table, NULL), HOIST_OK);
     CU(cudaMemcpy(got, dout, n * 8, cudaMemcpyDeviceToHost));
     for (size_t i = 0; i < n; i++) {
       const unsigned char *h = buf + (spans[i].addr - (uint64_t)(uintptr_t)d);
-      uint64_t want = hoist_checksum_host(h, spans[i].n, 1);
+      uint64_t want = hoist__checksum_host(h, spans[i].n, 1);
       if (round == 0 && i == 50) before = got[i];
       if (round == 1 && i == 50) ck_assert_uint_ne(got[i], before);
       ck_assert_msg(got[i] == want, "round %d span %zu (%llu bytes at +%llu): %016llx, host %016llx",
@@ -319,11 +319,11 @@ START_TEST(checksum_batch_equals_host) {
     }
   }
   /* Arguments. */
-  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 0, NULL, NULL), HOIST_OK);
-  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 2, NULL, NULL), HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_checksum_batch_launch(NULL, 2, table, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_batch_launch(spans, 0, NULL, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist__checksum_batch_launch(spans, 2, NULL, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_batch_launch(NULL, 2, table, NULL), HOIST_INVALID_ARGUMENT);
   spans[1].out += 4;
-  ck_assert_int_eq(hoist_checksum_batch_launch(spans, 2, table, NULL), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__checksum_batch_launch(spans, 2, table, NULL), HOIST_INVALID_ARGUMENT);
   CU(cudaDeviceSynchronize());
   CU(cudaFree(d));
   CU(cudaFree(dout));

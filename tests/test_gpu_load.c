@@ -65,7 +65,7 @@ START_TEST(admission_with_ballast) {
   tu_scratch_dir("gpu_ballast", pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 13);
   hoist_runtime *rt = tu_cuda_runtime();
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   hoist_pipeline *p = NULL;
   hoist_loaded *l = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);

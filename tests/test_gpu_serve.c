@@ -26,7 +26,7 @@ static char pipe_dir[1024];
 static hoist_runtime *reader; /* this process's view of cuda:0, for reading back */
 
 static int cuda_read(void *user, void *dst, uint64_t addr, size_t n) {
-  hoist_device *d = reader->dev;
+  hoist__device *d = reader->dev;
   return d->ops->copy_d2h(d, dst, addr, n) == HOIST_OK ? 0 : -1;
 }
 

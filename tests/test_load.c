@@ -77,7 +77,7 @@ static void load_and_check(uint32_t threads, uint64_t chunk, hoist_read_mode mod
   for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
     ck_assert_str_eq(hoist_loaded_component(l, i)->name, hoist_pipeline_ordered(p, i)->name);
   hoist_loaded_close(l);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 }
@@ -164,12 +164,12 @@ START_TEST(fifty_cycles_leave_memory_as_found) {
   for (int i = 0; i < 50; i++) {
     hoist_loaded *l = NULL;
     ck_assert_int_eq(hoist_load_pipeline(rt, p, NULL, &l), HOIST_OK);
-    ck_assert_uint_gt(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_gt(hoist__device_host_allocated(rt->dev), 0);
     hoist_loaded_close(l);
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     /* The staging ring is made once and reused. */
-    if (i == 0) pinned_after_first = hoist_device_host_pinned(rt->dev);
-    ck_assert_uint_eq(hoist_device_host_pinned(rt->dev), pinned_after_first);
+    if (i == 0) pinned_after_first = hoist__device_host_pinned(rt->dev);
+    ck_assert_uint_eq(hoist__device_host_pinned(rt->dev), pinned_after_first);
   }
   ck_assert_uint_le(pinned_after_first, 256u << 20);
   hoist_pipeline_close(p);
@@ -216,7 +216,7 @@ static int run_mischief(int action, hoist_read_mode mode, int verify, hoist_runt
   int rc = hoist_load_pipeline(rt, p, &o, &l);
   ck_assert_ptr_null(l);
   ck_assert_msg(m.fired == 1, "no progress before failure: %s", hoist_last_error(rt));
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   *rt_out = rt;
   return rc;
@@ -270,15 +270,15 @@ START_TEST(verify_reports_first_mismatch) {
     hoist_loaded_close(l);
     l = NULL;
     int fired = 0;
-    hoist_load_ext ext = {NULL, NULL, NULL, flip_device_byte, &fired};
-    int rc = hoist_load_pipeline_ext(rt, p, &o, &ext, &l);
+    hoist__load_ext ext = {NULL, NULL, NULL, flip_device_byte, &fired};
+    int rc = hoist__load_pipeline_ext(rt, p, &o, &ext, &l);
     ck_assert_int_eq(fired, 1);
     ck_assert_ptr_null(l);
     ck_assert_msg(rc == HOIST_VERIFY_MISMATCH, "%s: %s", hoist_status_name(rc), hoist_last_error(rt));
     ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "tensor 'blocks.a.0'"));
     ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "at byte 10 "));
     ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "device hash 0x"));
-    ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
     hoist_pipeline_close(p);
     hoist_runtime_close(rt);
   }
@@ -303,7 +303,7 @@ START_TEST(file_replaced_before_load) {
   snprintf(file, sizeof file, "%s/vae/diffusion_pytorch_model.safetensors", pipe_dir);
   ck_assert_int_eq(truncate(file, 100), 0);
   ck_assert_int_eq(hoist_load_pipeline(rt, p, NULL, &l), HOIST_FILE_CHANGED);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 }
@@ -324,13 +324,13 @@ START_TEST(merged_chunks_stay_inside_their_arena) {
   hoist_loaded *l = NULL;
   ck_assert_int_eq(hoist_pipeline_open(rt, pipe_dir, NULL, &p), HOIST_OK);
   /* The single arena is denied once: the component lands in several. */
-  hoist_device_host_fail_alloc_at(rt->dev, 1, 1);
+  hoist__device_host_fail_alloc_at(rt->dev, 1, 1);
   ck_assert_int_eq(hoist_load_pipeline(rt, p, NULL, &l), HOIST_OK);
   const hoist_loaded_info *c = hoist_loaded_component(l, 0);
   ck_assert_uint_lt(c->device_end - c->device_begin, c->device_bytes);
   check_all_bytes_min(rt, p, l, 64);
   hoist_loaded_close(l);
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 }
@@ -357,7 +357,7 @@ START_TEST(file_moved_over_is_detected) {
   o.read_mode = HOIST_READ_PREAD;
   ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_FILE_CHANGED);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "replaced"));
-  ck_assert_uint_eq(hoist_device_host_allocated(rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(rt->dev), 0);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
 }

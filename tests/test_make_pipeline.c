@@ -27,29 +27,29 @@
 /* Tables */
 
 START_TEST(presets_listed_and_found) {
-  ck_assert_uint_eq(hoist_preset_count(), 4);
+  ck_assert_uint_eq(hoist__preset_count(), 4);
   static const char *names[] = {"flux1-dev", "wan2.2-t2v-a14b", "qwen-image", "sd3.5-large"};
   for (size_t i = 0; i < 4; i++) {
-    const hoist_preset *p = hoist_preset_find(names[i]);
+    const hoist__preset *p = hoist__preset_find(names[i]);
     ck_assert_ptr_nonnull(p);
     ck_assert_str_eq(p->name, names[i]);
     /* model_index keys are sorted, as diffusers writes them */
     for (size_t k = 1; k < p->component_count; k++)
       ck_assert_int_lt(strcmp(p->components[k - 1].name, p->components[k].name), 0);
     for (size_t k = 0; k < p->component_count; k++) {
-      const hoist_preset_component *c = &p->components[k];
+      const hoist__preset_component *c = &p->components[k];
       if (c->kind != HOIST_PRESET_WEIGHTS) continue;
       cJSON *cfg = cJSON_Parse(c->config_json);
       ck_assert_msg(cfg != NULL, "%s/%s: config.json is not JSON", p->name, c->name);
       cJSON_Delete(cfg);
     }
   }
-  ck_assert_ptr_null(hoist_preset_find("flux1-schnell"));
-  ck_assert_ptr_null(hoist_preset_at(4));
-  ck_assert(!hoist_preset_scale_valid(0.0));
-  ck_assert(!hoist_preset_scale_valid(1.5));
-  ck_assert(!hoist_preset_scale_valid(NAN));
-  ck_assert(hoist_preset_scale_valid(1.0));
+  ck_assert_ptr_null(hoist__preset_find("flux1-schnell"));
+  ck_assert_ptr_null(hoist__preset_at(4));
+  ck_assert(!hoist__preset_scale_valid(0.0));
+  ck_assert(!hoist__preset_scale_valid(1.5));
+  ck_assert(!hoist__preset_scale_valid(NAN));
+  ck_assert(hoist__preset_scale_valid(1.0));
 }
 END_TEST
 
@@ -79,7 +79,7 @@ static const struct {
     {"sd3.5-large", "vae", 0.168e9, 1, HOIST_DTYPE_F16},
 };
 
-static const hoist_preset_component *find_component(const hoist_preset *p, const char *name) {
+static const hoist__preset_component *find_component(const hoist__preset *p, const char *name) {
   for (size_t k = 0; k < p->component_count; k++)
     if (strcmp(p->components[k].name, name) == 0) return &p->components[k];
   return NULL;
@@ -88,19 +88,19 @@ static const hoist_preset_component *find_component(const hoist_preset *p, const
 START_TEST(totals_match_published_sizes) {
   const size_t n = sizeof published / sizeof published[0];
   size_t weights = 0;
-  for (size_t i = 0; i < hoist_preset_count(); i++) {
-    const hoist_preset *p = hoist_preset_at(i);
+  for (size_t i = 0; i < hoist__preset_count(); i++) {
+    const hoist__preset *p = hoist__preset_at(i);
     for (size_t k = 0; k < p->component_count; k++)
       weights += p->components[k].kind == HOIST_PRESET_WEIGHTS;
   }
   ck_assert_uint_eq(weights, n); /* every weight component is covered */
   for (size_t i = 0; i < n; i++) {
-    const hoist_preset *p = hoist_preset_find(published[i].preset);
+    const hoist__preset *p = hoist__preset_find(published[i].preset);
     ck_assert_ptr_nonnull(p);
-    const hoist_preset_component *c = find_component(p, published[i].component);
+    const hoist__preset_component *c = find_component(p, published[i].component);
     ck_assert_ptr_nonnull(c);
     uint64_t bytes = 0, count = 0;
-    ck_assert_int_eq(hoist_preset_component_totals(c, 1.0, &bytes, &count), HOIST_OK);
+    ck_assert_int_eq(hoist__preset_component_totals(c, 1.0, &bytes, &count), HOIST_OK);
     double err = fabs((double)bytes - published[i].bytes) / published[i].bytes;
     ck_assert_msg(err < 0.01, "%s/%s: %llu bytes, published %.0f (%.2f %% off)", p->name, c->name,
                   (unsigned long long)bytes, published[i].bytes, 100 * err);
@@ -112,10 +112,10 @@ START_TEST(totals_match_published_sizes) {
   }
   /* The two checkpoints whose index total_size is known to the byte. */
   uint64_t b;
-  hoist_preset_component_totals(find_component(hoist_preset_find("flux1-dev"), "transformer"), 1.0, &b,
+  hoist__preset_component_totals(find_component(hoist__preset_find("flux1-dev"), "transformer"), 1.0, &b,
                                 NULL);
   ck_assert_uint_eq(b, 23802816640ull);
-  hoist_preset_component_totals(find_component(hoist_preset_find("flux1-dev"), "text_encoder_2"), 1.0,
+  hoist__preset_component_totals(find_component(hoist__preset_find("flux1-dev"), "text_encoder_2"), 1.0,
                                 &b, NULL);
   ck_assert_uint_eq(b, 9524621312ull);
 }
@@ -133,7 +133,7 @@ typedef struct probe {
   size_t nnames, cap;
 } probe;
 
-static int probe_fn(void *user, const hoist_preset_tensor *t) {
+static int probe_fn(void *user, const hoist__preset_tensor *t) {
   probe *pr = user;
   pr->count++;
   if (pr->want && strcmp(t->name, pr->want) == 0) {
@@ -156,9 +156,9 @@ static int probe_fn(void *user, const hoist_preset_tensor *t) {
 static void expect_shape(const char *preset, const char *comp, double scale, const char *name,
                          uint32_t ndim, const uint64_t *shape) {
   probe pr = {.want = name};
-  const hoist_preset_component *c = find_component(hoist_preset_find(preset), comp);
+  const hoist__preset_component *c = find_component(hoist__preset_find(preset), comp);
   ck_assert_ptr_nonnull(c);
-  ck_assert_int_eq(hoist_preset_tensors(c, scale, probe_fn, &pr), 0);
+  ck_assert_int_eq(hoist__preset_tensors(c, scale, probe_fn, &pr), 0);
   ck_assert_msg(pr.found, "%s/%s: no tensor %s", preset, comp, name);
   ck_assert_uint_eq(pr.ndim, ndim);
   for (uint32_t i = 0; i < ndim; i++)
@@ -199,7 +199,7 @@ START_TEST(real_names_and_shapes) {
                (uint64_t[]){3072, 7680});
   expect_shape("wan2.2-t2v-a14b", "vae", 0.01, "decoder.conv_out.weight", 5, (uint64_t[]){3, 1, 3, 3, 3});
   uint64_t s[3] = {7, 7, 2};
-  hoist_preset_scale_shape(3, s, 0.5); /* ties: the first largest dim */
+  hoist__preset_scale_shape(3, s, 0.5); /* ties: the first largest dim */
   ck_assert_uint_eq(s[0], 4);
   ck_assert_uint_eq(s[1], 7);
   ck_assert_uint_eq(s[2], 2);
@@ -216,9 +216,9 @@ typedef struct {
   int monotone;
 } shard_walk_state;
 
-static int shard_walk(void *user, const hoist_preset_tensor *t) {
+static int shard_walk(void *user, const hoist__preset_tensor *t) {
   shard_walk_state *w = user;
-  uint32_t s = hoist_preset_shard_of(w->before, t->nbytes, w->total, w->shards);
+  uint32_t s = hoist__preset_shard_of(w->before, t->nbytes, w->total, w->shards);
   if (s < w->last) w->monotone = 0;
   w->last = s;
   w->count[s]++;
@@ -228,14 +228,14 @@ static int shard_walk(void *user, const hoist_preset_tensor *t) {
 
 START_TEST(names_unique_and_shards_nonempty_at_every_scale) {
   static const double scales[] = {1.0, 0.25, 0.01, TINY, 1e-5};
-  for (size_t i = 0; i < hoist_preset_count(); i++) {
-    const hoist_preset *p = hoist_preset_at(i);
+  for (size_t i = 0; i < hoist__preset_count(); i++) {
+    const hoist__preset *p = hoist__preset_at(i);
     for (size_t k = 0; k < p->component_count; k++) {
-      const hoist_preset_component *c = &p->components[k];
+      const hoist__preset_component *c = &p->components[k];
       if (c->kind != HOIST_PRESET_WEIGHTS) continue;
       probe pr = {.cap = 64};
       pr.names = malloc(pr.cap * sizeof(char *));
-      hoist_preset_tensors(c, 1.0, probe_fn, &pr);
+      hoist__preset_tensors(c, 1.0, probe_fn, &pr);
       qsort(pr.names, pr.nnames, sizeof(char *), cmp_str);
       for (size_t j = 1; j < pr.nnames; j++)
         ck_assert_msg(strcmp(pr.names[j - 1], pr.names[j]) != 0, "%s/%s: %s twice", p->name, c->name,
@@ -244,19 +244,19 @@ START_TEST(names_unique_and_shards_nonempty_at_every_scale) {
       free(pr.names);
       for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
         uint64_t total, n;
-        ck_assert_int_eq(hoist_preset_component_totals(c, scales[si], &total, &n), HOIST_OK);
+        ck_assert_int_eq(hoist__preset_component_totals(c, scales[si], &total, &n), HOIST_OK);
         ck_assert_uint_eq(n, pr.nnames); /* names and ranks kept at every scale */
         /* walk again, assigning shards as the writer does */
         uint32_t counts[64] = {0};
         shard_walk_state wk = {0, total, c->shards, 0, counts, 1};
-        hoist_preset_tensors(c, scales[si], shard_walk, &wk);
+        hoist__preset_tensors(c, scales[si], shard_walk, &wk);
         ck_assert_msg(wk.monotone, "%s/%s: shards are not runs", p->name, c->name);
         for (uint32_t s = 0; s < c->shards; s++)
           ck_assert_msg(counts[s] > 0, "%s/%s at scale %g: shard %u empty", p->name, c->name,
                         scales[si], s + 1);
         if (scales[si] < 1.0) {
           uint64_t full;
-          hoist_preset_component_totals(c, 1.0, &full, NULL);
+          hoist__preset_component_totals(c, 1.0, &full, NULL);
           ck_assert_uint_lt(total, full);
         }
       }
@@ -276,14 +276,14 @@ static char *path2(const char *a, const char *b) {
 
 typedef struct check_ctx {
   const char *dir;
-  const hoist_preset_component *c;
+  const hoist__preset_component *c;
   hoist_file **files; /* one per shard */
   cJSON *index;       /* weight_map or NULL */
   uint64_t seed;
   size_t seen;
 } check_ctx;
 
-static int check_tensor(void *user, const hoist_preset_tensor *t) {
+static int check_tensor(void *user, const hoist__preset_tensor *t) {
   check_ctx *x = user;
   const hoist_tensor_info *info = NULL;
   uint32_t where = 0;
@@ -304,7 +304,7 @@ static int check_tensor(void *user, const hoist_preset_tensor *t) {
     cJSON *e = cJSON_GetObjectItemCaseSensitive(x->index, t->name);
     ck_assert_msg(cJSON_IsString(e), "%s: not in the index", t->name);
     char want[128];
-    hoist_preset_shard_name(x->c, where, want, sizeof want);
+    hoist__preset_shard_name(x->c, where, want, sizeof want);
     ck_assert_str_eq(e->valuestring, want);
   }
   /* Contents: non-zero and exactly the seeded stream. */
@@ -312,7 +312,7 @@ static int check_tensor(void *user, const hoist_preset_tensor *t) {
   ck_assert_int_eq(hoist_file_read(x->files[where], hoist_file_data_offset(x->files[where]) + info->begin,
                                    got, t->nbytes),
                    HOIST_OK);
-  hoist_writer_fill(hoist_writer_tensor_key(x->seed, x->c->name, t->name), 0, exp, t->nbytes);
+  hoist__writer_fill(hoist__writer_tensor_key(x->seed, x->c->name, t->name), 0, exp, t->nbytes);
   ck_assert_msg(memcmp(got, exp, t->nbytes) == 0, "%s: bytes differ from the seeded stream", t->name);
   int nonzero = 0;
   for (uint64_t i = 0; i < t->nbytes && !nonzero; i++) nonzero = got[i] != 0;
@@ -323,8 +323,8 @@ static int check_tensor(void *user, const hoist_preset_tensor *t) {
   return 0;
 }
 
-static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
-                          const hoist_write_result *r) {
+static void check_written(const hoist__preset *p, const char *dir, uint64_t seed,
+                          const hoist__write_result *r) {
   char *mi = path2(dir, "model_index.json");
   size_t len;
   char *text = tu_read_file(mi, &len);
@@ -335,7 +335,7 @@ static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
   ck_assert_uint_eq(r->count, p->component_count);
   uint64_t total = 0;
   for (size_t k = 0; k < p->component_count; k++) {
-    const hoist_preset_component *c = &p->components[k];
+    const hoist__preset_component *c = &p->components[k];
     cJSON *pair = cJSON_GetObjectItemCaseSensitive(root, c->name);
     ck_assert_int_eq(cJSON_GetArraySize(pair), 2);
     ck_assert_str_eq(cJSON_GetArrayItem(pair, 0)->valuestring, c->library);
@@ -351,7 +351,7 @@ static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
     check_ctx x = {dir, c, calloc(c->shards, sizeof(hoist_file *)), NULL, seed, 0};
     char name[128], rel[256];
     for (uint32_t s = 0; s < c->shards; s++) {
-      hoist_preset_shard_name(c, s, name, sizeof name);
+      hoist__preset_shard_name(c, s, name, sizeof name);
       snprintf(rel, sizeof rel, "%s/%s", c->name, name);
       char *fp = path2(dir, rel);
       int rc = hoist_file_open(NULL, fp, &x.files[s]);
@@ -370,7 +370,7 @@ static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
     }
     cJSON *iroot = NULL;
     if (c->shards > 1) {
-      hoist_preset_index_name(c, name, sizeof name);
+      hoist__preset_index_name(c, name, sizeof name);
       snprintf(rel, sizeof rel, "%s/%s", c->name, name);
       char *ip = path2(dir, rel);
       size_t ilen;
@@ -384,14 +384,14 @@ static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
       free(itext);
       free(ip);
     } else {
-      hoist_preset_index_name(c, name, sizeof name);
+      hoist__preset_index_name(c, name, sizeof name);
       snprintf(rel, sizeof rel, "%s/%s", c->name, name);
       char *ip = path2(dir, rel);
       struct stat st;
       ck_assert_msg(stat(ip, &st) != 0, "%s: single-file component has an index", ip);
       free(ip);
     }
-    ck_assert_int_eq(hoist_preset_tensors(c, TINY, check_tensor, &x), 0);
+    ck_assert_int_eq(hoist__preset_tensors(c, TINY, check_tensor, &x), 0);
     size_t in_files = 0;
     for (uint32_t s = 0; s < c->shards; s++) in_files += hoist_file_tensor_count(x.files[s]);
     ck_assert_uint_eq(in_files, x.seen); /* nothing extra in the files */
@@ -406,7 +406,7 @@ static void check_written(const hoist_preset *p, const char *dir, uint64_t seed,
       free(names);
     }
     uint64_t cb;
-    hoist_preset_component_totals(c, TINY, &cb, NULL);
+    hoist__preset_component_totals(c, TINY, &cb, NULL);
     ck_assert_uint_eq(cb, r->components[k].bytes);
     total += cb;
     cJSON_Delete(iroot);
@@ -430,16 +430,16 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
 static void rm_tree(const char *dir) { nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS); }
 
 START_TEST(write_each_preset_tiny) {
-  const hoist_preset *p = hoist_preset_at((size_t)_i);
+  const hoist__preset *p = hoist__preset_at((size_t)_i);
   char buf[512];
   const char *scratch = tu_scratch_dir(p->name, buf, sizeof buf);
   char *dir = path2(scratch, "pipe");
-  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
   o.scale = TINY;
   o.seed = 1234;
   o.threads = 3;
-  hoist_write_result r;
-  int rc = hoist_pipeline_write(p, dir, &o, &r);
+  hoist__write_result r;
+  int rc = hoist__pipeline_write(p, dir, &o, &r);
   ck_assert_msg(rc == HOIST_OK, "%s: %s", p->name, hoist_last_error(NULL));
   check_written(p, dir, o.seed, &r);
   /* the extra model_index values of the preset (Wan2.2's boundary_ratio) */
@@ -453,7 +453,7 @@ START_TEST(write_each_preset_tiny) {
     free(text);
     free(mi);
   }
-  hoist_write_result_free(&r);
+  hoist__write_result_free(&r);
   rm_tree(scratch);
   free(dir);
 }
@@ -471,19 +471,19 @@ static int same_file(const char *a, const char *b) {
 START_TEST(deterministic_by_seed) {
   char buf[512];
   const char *scratch = tu_scratch_dir("make_pipeline_seed", buf, sizeof buf);
-  const hoist_preset *p = hoist_preset_find("flux1-dev");
+  const hoist__preset *p = hoist__preset_find("flux1-dev");
   const char *sub[3] = {"a", "b", "c"};
   uint64_t seeds[3] = {7, 7, 8};
   uint32_t threads[3] = {1, 4, 2};
   for (int i = 0; i < 3; i++) {
     char *dir = path2(scratch, sub[i]);
-    hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+    hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
     o.scale = 0.0005;
     o.seed = seeds[i];
     o.threads = threads[i];
-    hoist_write_result r;
-    ck_assert_int_eq(hoist_pipeline_write(p, dir, &o, &r), HOIST_OK);
-    hoist_write_result_free(&r);
+    hoist__write_result r;
+    ck_assert_int_eq(hoist__pipeline_write(p, dir, &o, &r), HOIST_OK);
+    hoist__write_result_free(&r);
     free(dir);
   }
   static const char *files[] = {"transformer/diffusion_pytorch_model-00002-of-00003.safetensors",
@@ -505,8 +505,8 @@ START_TEST(deterministic_by_seed) {
     free(c);
   }
   /* the two Wan experts share names but not contents */
-  ck_assert_uint_ne(hoist_writer_tensor_key(0, "transformer", "proj_out.weight"),
-                    hoist_writer_tensor_key(0, "transformer_2", "proj_out.weight"));
+  ck_assert_uint_ne(hoist__writer_tensor_key(0, "transformer", "proj_out.weight"),
+                    hoist__writer_tensor_key(0, "transformer_2", "proj_out.weight"));
   rm_tree(scratch);
 }
 END_TEST
@@ -516,23 +516,23 @@ START_TEST(refuses_non_empty_dir_and_bad_options) {
   const char *scratch = tu_scratch_dir("make_pipeline_busy", buf, sizeof buf);
   char *junk = path2(scratch, "keep.txt");
   tu_write_file(junk, "x", 1);
-  const hoist_preset *p = hoist_preset_find("sd3.5-large");
-  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  const hoist__preset *p = hoist__preset_find("sd3.5-large");
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
   o.scale = TINY;
-  hoist_write_result r;
-  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  hoist__write_result r;
+  ck_assert_int_eq(hoist__pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(NULL), "not empty"));
   o.force = 1;
-  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_OK);
-  hoist_write_result_free(&r);
+  ck_assert_int_eq(hoist__pipeline_write(p, scratch, &o, &r), HOIST_OK);
+  hoist__write_result_free(&r);
   struct stat st;
   ck_assert_int_eq(stat(junk, &st), 0); /* --force never deletes other files */
   o.scale = 0.0;
-  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
   o.scale = TINY;
   o.threads = 1000;
-  ck_assert_int_eq(hoist_pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
-  ck_assert_int_eq(hoist_pipeline_write(p, junk, &o, &r), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__pipeline_write(p, scratch, &o, &r), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist__pipeline_write(p, junk, &o, &r), HOIST_INVALID_ARGUMENT);
   free(junk);
 }
 END_TEST
@@ -556,11 +556,11 @@ START_TEST(write_failure_names_file_and_cleans_up) {
   signal(SIGXFSZ, SIG_IGN);
   struct rlimit rl = {1u << 20, 1u << 20};
   ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
-  hoist_writer_options o = HOIST_WRITER_OPTIONS_INIT;
+  hoist__writer_options o = HOIST_WRITER_OPTIONS_INIT;
   o.scale = 0.01; /* shards of ~80 MB */
   o.threads = 2;
-  hoist_write_result r;
-  int rc = hoist_pipeline_write(hoist_preset_find("flux1-dev"), dir, &o, &r);
+  hoist__write_result r;
+  int rc = hoist__pipeline_write(hoist__preset_find("flux1-dev"), dir, &o, &r);
   ck_assert_int_eq(rc, HOIST_IO);
   const char *msg = hoist_last_error(NULL);
   ck_assert_msg(strstr(msg, ".safetensors") != NULL, "message names no file: %s", msg);
@@ -582,7 +582,7 @@ static Suite *suite(void) {
   suite_add_tcase(s, t);
   TCase *w = tcase_create("write");
   tcase_set_timeout(w, 300);
-  tcase_add_loop_test(w, write_each_preset_tiny, 0, (int)hoist_preset_count());
+  tcase_add_loop_test(w, write_each_preset_tiny, 0, (int)hoist__preset_count());
   tcase_add_test(w, deterministic_by_seed);
   tcase_add_test(w, refuses_non_empty_dir_and_bad_options);
   tcase_add_test(w, write_failure_names_file_and_cleans_up);

@@ -118,7 +118,7 @@ static void assert_sorted(const char *const *names, const char *const *load_name
     infos[i].index = (uint32_t)i;
     v[i] = &infos[i];
   }
-  hoist_component_sort(v, n);
+  hoist__component_sort(v, n);
   char got[1024] = "";
   for (size_t i = 0; i < n; i++) {
     if (i) strcat(got, ",");
@@ -144,7 +144,7 @@ START_TEST(ref_unknown_sizes_rank_by_class) {
   for (size_t i = 0; i < 5; i++) {
     const hoist_component_info *c = hoist_pipeline_component(p, i);
     ck_assert_uint_eq(c->index, i + 2); /* every key counts, _class_name too */
-    ck_assert_uint_eq(hoist_pipeline_slot(p, c), i);
+    ck_assert_uint_eq(hoist__pipeline_slot(p, c), i);
     ck_assert_int_eq(c->folder_missing, 1);
     ck_assert_int_eq(c->has_size, 0);
     ck_assert_uint_eq(c->file_count, 0);
@@ -164,10 +164,10 @@ START_TEST(ref_numbered_variants_first) {
 END_TEST
 
 START_TEST(ref_helpers_rank_last) {
-  ck_assert_int_lt(hoist_component_risk_rank("transformer"), hoist_component_risk_rank("scheduler"));
-  ck_assert_int_lt(hoist_component_risk_rank("text_encoder_2"),
-                   hoist_component_risk_rank("processor"));
-  ck_assert_int_lt(hoist_component_risk_rank("vae"), hoist_component_risk_rank("tokenizer"));
+  ck_assert_int_lt(hoist__component_risk_rank("transformer"), hoist__component_risk_rank("scheduler"));
+  ck_assert_int_lt(hoist__component_risk_rank("text_encoder_2"),
+                   hoist__component_risk_rank("processor"));
+  ck_assert_int_lt(hoist__component_risk_rank("vae"), hoist__component_risk_rank("tokenizer"));
   /* Exact classes, on the name and on its base name. */
   static const struct {
     const char *name;
@@ -186,15 +186,15 @@ START_TEST(ref_helpers_rank_last) {
       {"image_encoder_", 10},    {"xtransformer", 10},       {"text_encode", 10},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    ck_assert_msg(hoist_component_risk_rank(cases[i].name) == cases[i].rank,
+    ck_assert_msg(hoist__component_risk_rank(cases[i].name) == cases[i].rank,
                   "risk_rank(%s) = %d, expected %d", cases[i].name,
-                  hoist_component_risk_rank(cases[i].name), cases[i].rank);
-  ck_assert(hoist_component_is_dit("transformer_9"));
-  ck_assert(!hoist_component_is_dit("vae"));
-  ck_assert(hoist_component_is_text_encoder("clip_text_encoder"));
-  ck_assert(hoist_component_is_image_encoder("image_encoder_12"));
-  ck_assert(hoist_component_is_vae("condition_image_encoder"));
-  ck_assert(!hoist_component_is_image_encoder("condition_image_encoder"));
+                  hoist__component_risk_rank(cases[i].name), cases[i].rank);
+  ck_assert(hoist__component_is_dit("transformer_9"));
+  ck_assert(!hoist__component_is_dit("vae"));
+  ck_assert(hoist__component_is_text_encoder("clip_text_encoder"));
+  ck_assert(hoist__component_is_image_encoder("image_encoder_12"));
+  ck_assert(hoist__component_is_vae("condition_image_encoder"));
+  ck_assert(!hoist__component_is_image_encoder("condition_image_encoder"));
 }
 END_TEST
 
@@ -251,13 +251,13 @@ START_TEST(variant_priority_exact) {
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     char text[64];
     int64_t v = 1;
-    hoist_component_variant_priority(cases[i].name, &v, text, sizeof text);
+    hoist__component_variant_priority(cases[i].name, &v, text, sizeof text);
     ck_assert_msg(strcmp(text, cases[i].text) == 0 && v == cases[i].value,
                   "%s: got %s/%" PRId64, cases[i].name, text, v);
   }
-  ck_assert_uint_eq(hoist_component_base_len("text_encoder_2"), 12);
-  ck_assert_uint_eq(hoist_component_base_len("text_encoder_x"), 14);
-  ck_assert_uint_eq(hoist_component_base_len("text_encoder_"), 13);
+  ck_assert_uint_eq(hoist__component_base_len("text_encoder_2"), 12);
+  ck_assert_uint_eq(hoist__component_base_len("text_encoder_x"), 14);
+  ck_assert_uint_eq(hoist__component_base_len("text_encoder_"), 13);
 }
 END_TEST
 
@@ -298,10 +298,10 @@ START_TEST(sharded_index) {
   ck_assert_str_eq(c->files[1], pth("text_encoder_2/model-00002-of-00002.safetensors"));
   ck_assert_uint_eq(c->tensor_count, 2);
   hoist_file *const *files = NULL;
-  ck_assert_uint_eq(hoist_pipeline_safetensors(p, 0, &files), 2);
+  ck_assert_uint_eq(hoist__pipeline_safetensors(p, 0, &files), 2);
   ck_assert_str_eq(hoist_file_path(files[1]), c->files[1]);
   ck_assert_uint_eq(hoist_file_data_bytes(files[0]), 100);
-  ck_assert_uint_eq(hoist_pipeline_safetensors(p, 5, &files), 0);
+  ck_assert_uint_eq(hoist__pipeline_safetensors(p, 5, &files), 0);
   ck_assert_ptr_null(files);
   hoist_pipeline_close(p);
 

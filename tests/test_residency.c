@@ -63,7 +63,7 @@ static void world_open(world *w, const char *name, uint64_t capacity) {
 }
 
 static void world_close(world *w) {
-  ck_assert_uint_eq(hoist_device_host_allocated(w->rt->dev), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(w->rt->dev), 0);
   hoist_pipeline_close(w->p);
   hoist_runtime_close(w->rt);
 }
@@ -74,19 +74,19 @@ START_TEST(exact_capacity_loads_one_byte_less_refuses) {
   hoist_loaded *l = NULL;
   ck_assert_msg(hoist_load_pipeline(w.rt, w.p, NULL, &l) == HOIST_OK, "%s", hoist_last_error(w.rt));
   hoist_loaded_close(l);
-  hoist_device_host_set_capacity(w.rt->dev, w.need_total - 1);
+  hoist__device_host_set_capacity(w.rt->dev, w.need_total - 1);
   hoist_load_failure f;
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.failure = &f;
   /* The preflight refuses before anything is allocated: make any
    * allocation fail loudly to prove none is attempted. */
-  hoist_device_host_fail_alloc_at(w.rt->dev, 1, UINT64_MAX);
+  hoist__device_host_fail_alloc_at(w.rt->dev, 1, UINT64_MAX);
   ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
   ck_assert_ptr_null(l);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "preflight"));
   ck_assert_ptr_null(strstr(hoist_last_error(w.rt), "injected"));
   ck_assert_str_eq(f.component, "vae"); /* the last in load order no longer fits */
-  hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+  hoist__device_host_fail_alloc_at(w.rt->dev, 0, 0);
   world_close(&w);
 }
 END_TEST
@@ -94,7 +94,7 @@ END_TEST
 START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
   world w;
   world_open(&w, "res_offload", 0);
-  hoist_device_host_set_capacity(w.rt->dev, w.need_total - 1);
+  hoist__device_host_set_capacity(w.rt->dev, w.need_total - 1);
   hoist_loaded *l = NULL;
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.offload = "text_encoder_2";
@@ -103,7 +103,7 @@ START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
   ck_assert_int_eq(comp(l, "text_encoder_2", &te2)->residency, HOIST_OFFLOAD);
   ck_assert_uint_eq(comp(l, "text_encoder_2", NULL)->device_bytes, 0);
   ck_assert_int_eq(comp(l, "transformer", &dit)->residency, HOIST_RESIDENT);
-  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
+  ck_assert_uint_eq(hoist__device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
 
   /* Offloaded: no device address until prepared. */
   uint64_t addr = 0;
@@ -119,7 +119,7 @@ START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
   ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_DEVICE_OOM);
   ck_assert_int_eq(moved, 0);
   /* ...until the card grows. */
-  hoist_device_host_set_capacity(w.rt->dev, w.need_total);
+  hoist__device_host_set_capacity(w.rt->dev, w.need_total);
   ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_OK);
   ck_assert_int_eq(moved, 1);
   ck_assert_int_eq(hoist_prepare_for_use(l, te2, NULL, &moved), HOIST_OK);
@@ -137,7 +137,7 @@ START_TEST(offload_biggest_text_encoder_fits_same_capacity) {
   hoist_file_close(f);
   ck_assert_int_eq(hoist_release_after_use(l, te2, &moved), HOIST_OK);
   ck_assert_int_eq(moved, 1);
-  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
+  ck_assert_uint_eq(hoist__device_host_allocated(w.rt->dev), w.need_total - w.need_te2);
   hoist_loaded_close(l);
   world_close(&w);
 }
@@ -162,7 +162,7 @@ START_TEST(fsdp_component_is_never_moved) {
     ck_assert_int_eq(moved, 0);
   }
   ck_assert_uint_eq(comp(l, "transformer", NULL)->device_begin, begin);
-  ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), w.need_total);
+  ck_assert_uint_eq(hoist__device_host_allocated(w.rt->dev), w.need_total);
   hoist_loaded_close(l);
   /* Both marks on one component is a usage error. */
   o.offload = "dit";
@@ -175,7 +175,7 @@ START_TEST(on_oom_offload_degrades) {
   world w;
   world_open(&w, "res_degrade", 0);
   /* The DiT alone no longer fits: it goes to host memory, the rest loads. */
-  hoist_device_host_set_capacity(w.rt->dev, w.need_total - w.need_dit);
+  hoist__device_host_set_capacity(w.rt->dev, w.need_total - w.need_dit);
   hoist_loaded *l = NULL;
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
@@ -213,13 +213,13 @@ START_TEST(every_failed_allocation_frees_everything) {
   world_open(&w, "res_inject", 0);
   for (uint64_t k = 1; k <= 4; k++) {
     hoist_loaded *l = NULL;
-    hoist_device_host_fail_alloc_at(w.rt->dev, k, UINT64_MAX);
+    hoist__device_host_fail_alloc_at(w.rt->dev, k, UINT64_MAX);
     int rc = hoist_load_pipeline(w.rt, w.p, NULL, &l);
     ck_assert_msg(rc == HOIST_ADMISSION, "k=%llu: %s", (unsigned long long)k, hoist_status_name(rc));
     ck_assert_ptr_nonnull(strstr(hoist_last_error(w.rt), "despite admission"));
-    ck_assert_uint_eq(hoist_device_host_allocated(w.rt->dev), 0);
+    ck_assert_uint_eq(hoist__device_host_allocated(w.rt->dev), 0);
     /* The runtime stays usable. */
-    hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+    hoist__device_host_fail_alloc_at(w.rt->dev, 0, 0);
     ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, NULL, &l), HOIST_OK);
     hoist_loaded_close(l);
   }
@@ -232,7 +232,7 @@ START_TEST(fragmented_device_gets_several_arenas) {
   world_open(&w, "res_split", 0);
   /* The first (single-arena) allocation fails once, as on a fragmented
    * card: the component is placed in two arenas instead. */
-  hoist_device_host_fail_alloc_at(w.rt->dev, 1, 1);
+  hoist__device_host_fail_alloc_at(w.rt->dev, 1, 1);
   hoist_loaded *l = NULL;
   ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, NULL, &l), HOIST_OK);
   const hoist_loaded_info *c = comp(l, "transformer", NULL);
@@ -245,7 +245,7 @@ START_TEST(fragmented_device_gets_several_arenas) {
 END_TEST
 
 typedef struct squeeze {
-  hoist_device *dev;
+  hoist__device *dev;
   uint64_t capacity;
   int fired;
 } squeeze;
@@ -255,7 +255,7 @@ static void squeeze_after_first(void *user, const char *component, uint64_t done
   squeeze *s = user;
   if (!s->fired && done == total) {
     s->fired = 1;
-    hoist_device_host_set_capacity(s->dev, s->capacity);
+    hoist__device_host_set_capacity(s->dev, s->capacity);
   }
 }
 
@@ -271,13 +271,13 @@ START_TEST(capacity_drop_between_components_is_noticed) {
   hoist_loaded *l = NULL;
   /* Inject a failure on the 2nd allocation too: admission must refuse the
    * 2nd component before trying to allocate it. */
-  hoist_device_host_fail_alloc_at(w.rt->dev, 2, UINT64_MAX);
+  hoist__device_host_fail_alloc_at(w.rt->dev, 2, UINT64_MAX);
   ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
   ck_assert_int_eq(s.fired, 1);
   ck_assert_str_eq(f.component, "text_encoder_2");
   ck_assert_uint_eq(f.free_bytes, 1024);
   ck_assert_ptr_null(strstr(hoist_last_error(w.rt), "despite"));
-  hoist_device_host_fail_alloc_at(w.rt->dev, 0, 0);
+  hoist__device_host_fail_alloc_at(w.rt->dev, 0, 0);
   world_close(&w);
 }
 END_TEST

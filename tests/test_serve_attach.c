@@ -456,11 +456,11 @@ static int raw_reply(int fd, int *status, char *msg, size_t msg_size, double tim
   unsigned char buf[1 << 16];
   size_t got = 0;
   double end = now_s() + timeout;
-  hoist_wire_header h;
+  hoist__wire_header h;
   for (;;) {
     char why[200];
     if (got >= HOIST_WIRE_HEADER_BYTES) {
-      ck_assert_int_eq(hoist_wire_header_parse(buf, 0, &h, why, sizeof why), HOIST_OK);
+      ck_assert_int_eq(hoist__wire_header_parse(buf, 0, &h, why, sizeof why), HOIST_OK);
       if (got >= HOIST_WIRE_HEADER_BYTES + h.length) break;
     }
     struct pollfd p = {fd, POLLIN, 0};
@@ -471,7 +471,7 @@ static int raw_reply(int fd, int *status, char *msg, size_t msg_size, double tim
     got += (size_t)r;
   }
   if (h.type == HOIST_WIRE_ERROR)
-    ck_assert_int_eq(hoist_wire_error_decode(buf + HOIST_WIRE_HEADER_BYTES, h.length, status, msg,
+    ck_assert_int_eq(hoist__wire_error_decode(buf + HOIST_WIRE_HEADER_BYTES, h.length, status, msg,
                                              msg_size), HOIST_OK);
   return h.type;
 }
@@ -502,10 +502,10 @@ START_TEST(garbage_on_the_control_socket_closes_that_connection) {
   ck_assert(eof_within(fd, 5));
   close(fd);
   /* A length above the limit. */
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, HOIST_WIRE_ATTACH, 7);
-  hoist_wbuf_u32(&b, 0);
-  ck_assert_int_eq(hoist_wbuf_end(&b), 0);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, HOIST_WIRE_ATTACH, 7);
+  hoist__wbuf_u32(&b, 0);
+  ck_assert_int_eq(hoist__wbuf_end(&b), 0);
   b.data[8] = 0;
   b.data[9] = 0;
   b.data[10] = 0x10; /* 1 MiB */
@@ -578,7 +578,7 @@ START_TEST(garbage_on_the_control_socket_closes_that_connection) {
     close(fd);
   }
   ck_assert(status_wait(s.port, "clients.attached", 1, 5));
-  hoist_wbuf_free(&b);
+  hoist__wbuf_free(&b);
   /* The attached client and new ones never noticed. */
   ck_assert_uint_gt(compare_with_files(a, pipe_dir, NULL, NULL), 100);
   hoist_detach(a);
@@ -634,11 +634,11 @@ static unsigned long own_mapping(uint64_t addr, uint64_t *start) {
 /* Sends VERIFY over the control socket; returns the reply type. */
 static int raw_verify(const srv *s, int *status, char *msg, size_t size) {
   int fd = raw_connect(s);
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, HOIST_WIRE_VERIFY, 3);
-  ck_assert_int_eq(hoist_wbuf_end(&b), 0);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, HOIST_WIRE_VERIFY, 3);
+  ck_assert_int_eq(hoist__wbuf_end(&b), 0);
   raw_send(fd, b.data, b.len);
-  hoist_wbuf_free(&b);
+  hoist__wbuf_free(&b);
   int type = raw_reply(fd, status, msg, size, 30);
   close(fd);
   return type;

@@ -53,12 +53,12 @@ START_TEST(runtime_errors_and_log) {
   rt = tu_host_runtime(1 << 20);
   hoist_log_set(rt, count_log, NULL, HOIST_LOG_DEBUG);
   log_calls = 0;
-  hoist_log(rt, HOIST_LOG_INFO, "hello %d", 1);
+  hoist__log(rt, HOIST_LOG_INFO, "hello %d", 1);
   ck_assert_int_eq(log_calls, 1);
   hoist_log_set(rt, count_log, NULL, HOIST_LOG_ERROR);
-  hoist_log(rt, HOIST_LOG_INFO, "dropped");
+  hoist__log(rt, HOIST_LOG_INFO, "dropped");
   ck_assert_int_eq(log_calls, 1);
-  ck_assert_int_eq(hoist_fail(rt, HOIST_IO, "x %s", "y"), HOIST_IO);
+  ck_assert_int_eq(hoist__fail(rt, HOIST_IO, "x %s", "y"), HOIST_IO);
   ck_assert_str_eq(hoist_last_error(rt), "x y");
   hoist_runtime_close(rt);
   hoist_runtime_close(NULL);
@@ -67,30 +67,30 @@ END_TEST
 
 START_TEST(host_backend_capacity) {
   hoist_runtime *rt = tu_host_runtime(4096);
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   uint64_t free_b, total_b, a = 0, b = 0;
   ck_assert_int_eq(d->ops->mem_info(d, &free_b, &total_b), HOIST_OK);
   ck_assert_uint_eq(total_b, 4096);
   ck_assert_uint_eq(free_b, 4096);
   ck_assert_int_eq(d->ops->alloc(d, 3000, &a), HOIST_OK);
   ck_assert_uint_eq(a % 256, 0);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 3072);
+  ck_assert_uint_eq(hoist__device_host_allocated(d), 3072);
   ck_assert_int_eq(d->ops->alloc(d, 1025, &b), HOIST_DEVICE_OOM);
   ck_assert_int_eq(d->ops->alloc(d, 1024, &b), HOIST_OK);
   d->ops->free(d, a);
   d->ops->free(d, b);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 0);
-  hoist_device_host_fail_alloc_at(d, 2, 1);
+  ck_assert_uint_eq(hoist__device_host_allocated(d), 0);
+  hoist__device_host_fail_alloc_at(d, 2, 1);
   ck_assert_int_eq(d->ops->alloc(d, 10, &a), HOIST_OK);
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "injected"));
   ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_OK); /* only one failed */
   d->ops->free(d, b);
-  hoist_device_host_fail_alloc_at(d, 1, UINT64_MAX);
+  hoist__device_host_fail_alloc_at(d, 1, UINT64_MAX);
   for (int i = 0; i < 3; i++) ck_assert_int_eq(d->ops->alloc(d, 10, &b), HOIST_DEVICE_OOM);
-  hoist_device_host_fail_alloc_at(d, 0, 0);
+  hoist__device_host_fail_alloc_at(d, 0, 0);
   d->ops->free(d, a);
-  ck_assert_uint_eq(hoist_device_host_allocated(d), 0);
+  ck_assert_uint_eq(hoist__device_host_allocated(d), 0);
   hoist_runtime_close(rt);
 }
 END_TEST

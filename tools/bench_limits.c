@@ -18,7 +18,7 @@
 #include <uv.h>
 
 double bench_h2d_pinned(hoist_runtime *rt, size_t bytes, int reps) {
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   void *host = NULL, *stream = NULL;
   uint64_t dev = 0;
   double result = 0, times[64];

@@ -27,10 +27,10 @@
 static int is_cuda(const hoist_runtime *rt) { return strcmp(rt->dev->kind, "cuda") == 0; }
 
 static void sample_peak(oom_measure *x) {
-  hoist_device *d = x->rt->dev;
+  hoist__device *d = x->rt->dev;
   uint64_t used = 0;
   if (!is_cuda(x->rt)) {
-    used = hoist_device_host_allocated(d);
+    used = hoist__device_host_allocated(d);
   } else {
     uint64_t f = 0, t = 0;
     if (d->ops->mem_info(d, &f, &t) != HOIST_OK) return;
@@ -44,11 +44,11 @@ static void sample_peak(oom_measure *x) {
  * allocation on cuda (from the loader's worker thread, as a second
  * allocator would). */
 static void strike(oom_measure *x) {
-  hoist_device *d = x->rt->dev;
+  hoist__device *d = x->rt->dev;
   x->struck = 1;
   uint64_t b = x->s->cotenant.bytes;
   if (!is_cuda(x->rt)) {
-    hoist_device_host_set_capacity(d, x->capacity > b ? x->capacity - b : 0);
+    hoist__device_host_set_capacity(d, x->capacity > b ? x->capacity - b : 0);
   } else if (d->ops->alloc(d, b, &x->cotenant_addr) != HOIST_OK) {
     x->cotenant_addr = 0;
     x->cotenant_failed = 1;
@@ -85,12 +85,12 @@ typedef struct ballast {
   size_t n;
 } ballast;
 
-static void ballast_free(hoist_device *d, ballast *b) {
+static void ballast_free(hoist__device *d, ballast *b) {
   while (b->n > 0) d->ops->free(d, b->addr[--b->n]);
 }
 
 static int ballast_take(hoist_runtime *rt, uint64_t capacity, ballast *b, uint64_t *actual) {
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   const uint64_t gran = d->ops->alloc_granularity, piece = 1ull << 30;
   uint64_t f = 0, t = 0;
   b->n = 0;
@@ -99,7 +99,7 @@ static int ballast_take(hoist_runtime *rt, uint64_t capacity, ballast *b, uint64
   /* The search's top may sit a little above today's free memory (the
    * context grew since it was read): that trial runs with what is free. */
   if (capacity > f + gran)
-    return hoist_fail(rt, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                       "bench oom: trial capacity %llu bytes is above the %llu bytes free on %s",
                       (unsigned long long)capacity, (unsigned long long)f, d->name);
   while (f > capacity + piece + gran && b->n < BALLAST_PIECES - 8) {
@@ -129,12 +129,12 @@ fail:
 int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   oom_measure *x = user;
   hoist_runtime *rt = x->rt;
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   const oom_setup *s = x->s;
   memset(r, 0, sizeof *r);
   r->capacity = capacity;
   if (x->cancel != NULL && *x->cancel)
-    return hoist_fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
+    return hoist__fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
   x->total_bytes = 0;
   for (size_t i = 0; i < s->m->n; i++) x->total_bytes += s->m->comps[i].bytes;
   x->cur = NULL;
@@ -148,10 +148,10 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   uint64_t before_free = 0, t = 0;
   int rc = HOIST_OK;
   if (!is_cuda(rt)) {
-    if (hoist_device_host_allocated(d) != 0)
-      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
-                        (unsigned long long)hoist_device_host_allocated(d));
-    hoist_device_host_set_capacity(d, capacity);
+    if (hoist__device_host_allocated(d) != 0)
+      return hoist__fail(rt, HOIST_DEVICE, "bench oom: %llu bytes allocated before a trial",
+                        (unsigned long long)hoist__device_host_allocated(d));
+    hoist__device_host_set_capacity(d, capacity);
     x->free0 = capacity;
   } else {
     if ((rc = d->ops->mem_info(d, &before_free, &t)) != HOIST_OK) return rc;
@@ -168,9 +168,9 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   o.progress = measure_progress;
   o.progress_user = x;
   o.failure = &f;
-  hoist_load_ext ext = {s->order, measure_transient, x, NULL, NULL};
+  hoist__load_ext ext = {s->order, measure_transient, x, NULL, NULL};
   hoist_loaded *l = NULL;
-  int st = hoist_load_pipeline_ext(rt, x->p, &o, &ext, &l);
+  int st = hoist__load_pipeline_ext(rt, x->p, &o, &ext, &l);
   r->status = st;
   if (st == HOIST_OK) {
     sample_peak(x);
@@ -197,10 +197,10 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
 
   /* Nothing may stay behind, whatever the outcome. */
   if (!is_cuda(rt)) {
-    uint64_t left = hoist_device_host_allocated(d);
-    hoist_device_host_set_capacity(d, capacity);
+    uint64_t left = hoist__device_host_allocated(d);
+    hoist__device_host_set_capacity(d, capacity);
     if (left != 0)
-      return hoist_fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
+      return hoist__fail(rt, HOIST_DEVICE, "bench oom: %llu bytes still allocated after a trial",
                         (unsigned long long)left);
   } else {
     /* The first trial may grow the context (streams, the upload engine):
@@ -208,13 +208,13 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
     uint64_t after = 0;
     if ((rc = d->ops->mem_info(d, &after, &t)) != HOIST_OK) return rc;
     if (x->trials++ > 0 && after + d->ops->alloc_granularity < before_free)
-      return hoist_fail(rt, HOIST_DEVICE,
+      return hoist__fail(rt, HOIST_DEVICE,
                         "bench oom: %llu bytes free after a trial, %llu before: a leak",
                         (unsigned long long)after, (unsigned long long)before_free);
   }
   if (st == HOIST_CANCELLED) return st;
   if (x->cotenant_failed)
-    return hoist_fail(rt, HOIST_DEVICE, "bench oom: the co-tenant could not take its %llu bytes",
+    return hoist__fail(rt, HOIST_DEVICE, "bench oom: the co-tenant could not take its %llu bytes",
                       (unsigned long long)s->cotenant.bytes);
   /* A refusal, or an allocation the device denied, is a failed trial; any
    * other failure (bad file, device error) stops the search. */
@@ -431,7 +431,7 @@ int bench_oom(int argc, char **argv) {
     } else if (strcmp(a, "--scale") == 0) {
       char *end = NULL;
       scale = strtod(argv[++i], &end);
-      if (end == argv[i] || *end != '\0' || !hoist_preset_scale_valid(scale))
+      if (end == argv[i] || *end != '\0' || !hoist__preset_scale_valid(scale))
         return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
     } else if (a[0] == '-') {
       return cli_usage_error(cmd, "unknown option %s", a);
@@ -474,7 +474,7 @@ int bench_oom(int argc, char **argv) {
 
   cli_install_cancel(&cancel_flag);
   if (preset_name != NULL) {
-    const hoist_preset *ps = hoist_preset_find(preset_name);
+    const hoist__preset *ps = hoist__preset_find(preset_name);
     if (ps == NULL) {
       code = cli_usage_error(cmd, "unknown preset '%s' (flux1-dev, wan2.2-t2v-a14b, qwen-image, "
                                   "sd3.5-large)", preset_name);
@@ -528,8 +528,8 @@ int bench_oom(int argc, char **argv) {
     if (cuda) {
       /* Warm-up: the upload engine (its streams, the pinned ring) is made
        * now, so the free memory read next is what the trials see. */
-      hoist_engine *e = NULL;
-      if ((rc = hoist_engine_get(rt, &e)) != HOIST_OK) {
+      hoist__engine *e = NULL;
+      if ((rc = hoist__engine_get(rt, &e)) != HOIST_OK) {
         code = cli_report(cmd, rt, rc);
         goto done;
       }
@@ -584,7 +584,7 @@ int bench_oom(int argc, char **argv) {
         x.pol = &pols[k];
         x.cancel = &cancel_flag;
         rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
-        if (!cuda) hoist_device_host_set_capacity(rt->dev, hi);
+        if (!cuda) hoist__device_host_set_capacity(rt->dev, hi);
         if (rc != HOIST_OK) {
           code = cli_report(cmd, rt, rc);
           goto done;

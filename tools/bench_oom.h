@@ -29,7 +29,7 @@ typedef struct oom_measure {
 } oom_measure;
 
 /* oom_trial_fn over a real load (user: oom_measure *).  Host: sets the
- * capacity, loads with hoist_load_pipeline_ext in s->order, unloads, and
+ * capacity, loads with hoist__load_pipeline_ext in s->order, unloads, and
  * checks that nothing is left allocated (HOIST_DEVICE otherwise).  Cuda:
  * the same under a ballast.  Everything the trial allocated is released on
  * every path.  Returns HOIST_CANCELLED when *cancel is set. */

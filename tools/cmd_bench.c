@@ -165,7 +165,7 @@ static int bench_load(int argc, char **argv) {
   size_t nfiles = pipeline_files(p, files, 4096);
   const char *device = o.cfg.device != NULL ? o.cfg.device : "host";
   int is_cuda = strncmp(device, "cuda", 4) == 0;
-  unsigned threads = o.cfg.threads != 0 ? o.cfg.threads : hoist_engine_default_threads();
+  unsigned threads = o.cfg.threads != 0 ? o.cfg.threads : hoist__engine_default_threads();
 
   /* Limits first, in the same process and run. */
   double h2d = is_cuda ? bench_h2d_pinned(rt, 1u << 30, 10) : 0;

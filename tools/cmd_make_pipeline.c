@@ -33,18 +33,18 @@ static void usage(FILE *out) {
           "pipeline for `hoist bench load --dtype bf16`.  config.json files keep the\n"
           "model's torch_dtype.\n\n"
           "presets:\n");
-  for (size_t i = 0; i < hoist_preset_count(); i++) {
-    const hoist_preset *p = hoist_preset_at(i);
+  for (size_t i = 0; i < hoist__preset_count(); i++) {
+    const hoist__preset *p = hoist__preset_at(i);
     uint64_t bytes = 0;
-    hoist_preset_totals(p, 1.0, &bytes, NULL);
+    hoist__preset_totals(p, 1.0, &bytes, NULL);
     char h[32];
     fprintf(out, "  %-16s %-40s %s at scale 1\n", p->name, p->repo, cli_human_bytes(bytes, h));
   }
 }
 
 static void list_presets(FILE *out) {
-  for (size_t i = 0; i < hoist_preset_count(); i++)
-    fprintf(out, "%s%s", i ? ", " : "", hoist_preset_at(i)->name);
+  for (size_t i = 0; i < hoist__preset_count(); i++)
+    fprintf(out, "%s%s", i ? ", " : "", hoist__preset_at(i)->name);
 }
 
 static void progress(void *user, uint64_t done, uint64_t total) {
@@ -62,7 +62,7 @@ int cmd_make_pipeline(int argc, char **argv) {
   const char *preset_name = NULL, *dir = NULL;
   int json = 0;
   hoist_dtype dtype = HOIST_DTYPE_COUNT_; /* the preset's own */
-  hoist_writer_options opts = HOIST_WRITER_OPTIONS_INIT;
+  hoist__writer_options opts = HOIST_WRITER_OPTIONS_INIT;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *val = (i + 1 < argc) ? argv[i + 1] : NULL;
@@ -82,7 +82,7 @@ int cmd_make_pipeline(int argc, char **argv) {
       char *end = NULL;
       errno = 0;
       double f = strtod(val, &end);
-      if (errno != 0 || end == val || *end != '\0' || !hoist_preset_scale_valid(f))
+      if (errno != 0 || end == val || *end != '\0' || !hoist__preset_scale_valid(f))
         return cli_usage_error(cmd, "--scale '%s' is not a number in (0, 1]", val);
       opts.scale = f;
       i++;
@@ -121,7 +121,7 @@ int cmd_make_pipeline(int argc, char **argv) {
     fputc('\n', stderr);
     return HOIST_EXIT_USAGE;
   }
-  const hoist_preset *p = hoist_preset_find(preset_name);
+  const hoist__preset *p = hoist__preset_find(preset_name);
   if (p == NULL) {
     fprintf(stderr, "hoist %s: unknown preset '%s'; presets: ", cmd, preset_name);
     list_presets(stderr);
@@ -130,8 +130,8 @@ int cmd_make_pipeline(int argc, char **argv) {
   }
   if (dir == NULL) return cli_usage_error(cmd, "DIR is required");
   /* --dtype: the same preset with every weights folder in that dtype. */
-  hoist_preset retyped;
-  hoist_preset_component retyped_comps[64];
+  hoist__preset retyped;
+  hoist__preset_component retyped_comps[64];
   if (dtype != HOIST_DTYPE_COUNT_) {
     if (p->component_count > sizeof retyped_comps / sizeof retyped_comps[0])
       return cli_usage_error(cmd, "preset '%s' has too many components for --dtype", p->name);
@@ -145,8 +145,8 @@ int cmd_make_pipeline(int argc, char **argv) {
   }
   if (!json && isatty(STDERR_FILENO)) opts.progress = progress;
 
-  hoist_write_result r;
-  int rc = hoist_pipeline_write(p, dir, &opts, &r);
+  hoist__write_result r;
+  int rc = hoist__pipeline_write(p, dir, &opts, &r);
   if (rc != HOIST_OK) {
     /* A bad DIR is a usage error; everything else (a failed write) is 1. */
     const char *detail = hoist_last_error(NULL);
@@ -187,7 +187,7 @@ int cmd_make_pipeline(int argc, char **argv) {
     printf("%s: %s (%s) at scale %g, seed %llu\n", dir, p->name, p->repo, opts.scale,
            (unsigned long long)opts.seed);
     for (size_t i = 0; i < r.count; i++) {
-      const hoist_written_component *c = &r.components[i];
+      const hoist__written_component *c = &r.components[i];
       if (c->bytes == 0 && p->components[i].kind != HOIST_PRESET_WEIGHTS) {
         printf("  %-16s %-36s %zu file%s\n", c->name, p->components[i].class_name, c->file_count,
                c->file_count == 1 ? "" : "s");
@@ -201,6 +201,6 @@ int cmd_make_pipeline(int argc, char **argv) {
     printf("total %s of tensors in %.2f s (%.2f GB/s)\n", cli_human_bytes(r.total_bytes, a),
            r.seconds, gbps);
   }
-  hoist_write_result_free(&r);
+  hoist__write_result_free(&r);
   return exit_code;
 }

@@ -1,7 +1,7 @@
 /* oom_sim.c — the OOM-threshold model and its header-only simulation (see
  * oom_sim.h for the rules).  Built from an opened pipeline (its parsed
  * headers) or from a preset table; the planned order comes from the same
- * ordering code the loader uses (hoist_component_sort). */
+ * ordering code the loader uses (hoist__component_sort). */
 #include "oom_sim.h"
 
 #include "cli.h"
@@ -27,8 +27,8 @@ static int err_set(char *err, size_t errsz, int status, const char *fmt, ...) {
 
 static int add_tensor(oom_comp *c, uint64_t nbytes) {
   uint64_t r;
-  if (!hoist_round_up_u64(nbytes, PLACE_ALIGN, &r) || !hoist_add_u64(c->span, r, &c->span) ||
-      !hoist_add_u64(c->bytes, nbytes, &c->bytes))
+  if (!hoist__round_up_u64(nbytes, PLACE_ALIGN, &r) || !hoist__add_u64(c->span, r, &c->span) ||
+      !hoist__add_u64(c->bytes, nbytes, &c->bytes))
     return HOIST_OVERFLOW;
   c->tensors++;
   return HOIST_OK;
@@ -61,7 +61,7 @@ int oom_model_from_pipeline(const hoist_pipeline *p, oom_model *m, char *err, si
     oom_comp *c = &m->comps[i];
     snprintf(c->name, sizeof c->name, "%s", info->name);
     hoist_file *const *files = NULL;
-    size_t nf = hoist_pipeline_safetensors(p, i, &files);
+    size_t nf = hoist__pipeline_safetensors(p, i, &files);
     for (size_t f = 0; f < nf && rc == HOIST_OK; f++)
       for (size_t t = 0; t < hoist_file_tensor_count(files[f]) && rc == HOIST_OK; t++)
         rc = add_tensor(c, hoist_file_tensor(files[f], t)->nbytes);
@@ -71,7 +71,7 @@ int oom_model_from_pipeline(const hoist_pipeline *p, oom_model *m, char *err, si
     }
   }
   for (size_t pos = 0; pos < n; pos++) {
-    size_t slot = hoist_pipeline_slot(p, hoist_pipeline_ordered(p, pos));
+    size_t slot = hoist__pipeline_slot(p, hoist_pipeline_ordered(p, pos));
     if (slot >= n) {
       rc = err_set(err, errsz, HOIST_INVALID_ARGUMENT, "planned order names a foreign component");
       goto fail;
@@ -90,18 +90,18 @@ typedef struct preset_acc {
   int rc;
 } preset_acc;
 
-static int preset_tensor(void *user, const hoist_preset_tensor *t) {
+static int preset_tensor(void *user, const hoist__preset_tensor *t) {
   preset_acc *a = user;
   a->rc = add_tensor(a->c, t->nbytes);
   return a->rc != HOIST_OK ? 1 : 0;
 }
 
-int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, char *err,
+int oom_model_from_preset(const hoist__preset *ps, double scale, oom_model *m, char *err,
                           size_t errsz) {
   memset(m, 0, sizeof *m);
   hoist_component_info *infos = NULL;
   const hoist_component_info **sorted = NULL;
-  if (!hoist_preset_scale_valid(scale))
+  if (!hoist__preset_scale_valid(scale))
     return err_set(err, errsz, HOIST_INVALID_ARGUMENT, "scale %g is not in (0, 1]", scale);
   if (scale == 1.0)
     snprintf(m->source, sizeof m->source, "%s", ps->name);
@@ -116,12 +116,12 @@ int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, ch
     goto fail;
   }
   for (size_t i = 0; i < n; i++) {
-    const hoist_preset_component *pc = &ps->components[i];
+    const hoist__preset_component *pc = &ps->components[i];
     oom_comp *c = &m->comps[i];
     snprintf(c->name, sizeof c->name, "%s", pc->name);
     if (pc->kind == HOIST_PRESET_WEIGHTS) {
       preset_acc a = {c, HOIST_OK};
-      int r = hoist_preset_tensors(pc, scale, preset_tensor, &a);
+      int r = hoist__preset_tensors(pc, scale, preset_tensor, &a);
       if (r != 0 || a.rc != HOIST_OK) {
         rc = err_set(err, errsz, a.rc != HOIST_OK ? a.rc : HOIST_INVALID_ARGUMENT,
                      "%s: cannot enumerate tensors", pc->name);
@@ -136,7 +136,7 @@ int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, ch
     infos[i].inferred_bytes = c->bytes;
     sorted[i] = &infos[i];
   }
-  hoist_component_sort(sorted, n);
+  hoist__component_sort(sorted, n);
   for (size_t pos = 0; pos < n; pos++) m->planned[pos] = (size_t)(sorted[pos] - infos);
   free(infos);
   free(sorted);
@@ -150,7 +150,7 @@ fail:
 
 uint64_t oom_comp_need(const oom_comp *c, uint64_t granularity) {
   uint64_t need = 0;
-  if (!hoist_round_up_u64(c->span, granularity, &need)) return UINT64_MAX;
+  if (!hoist__round_up_u64(c->span, granularity, &need)) return UINT64_MAX;
   return need;
 }
 
@@ -255,10 +255,10 @@ fail:
 
 static int in_group(const char *group, const char *name) {
   if (strcmp(group, "all") == 0) return 1;
-  if (strcmp(group, "dit") == 0) return hoist_component_is_dit(name);
-  if (strcmp(group, "text_encoder") == 0) return hoist_component_is_text_encoder(name);
-  if (strcmp(group, "image_encoder") == 0) return hoist_component_is_image_encoder(name);
-  if (strcmp(group, "vae") == 0) return hoist_component_is_vae(name);
+  if (strcmp(group, "dit") == 0) return hoist__component_is_dit(name);
+  if (strcmp(group, "text_encoder") == 0) return hoist__component_is_text_encoder(name);
+  if (strcmp(group, "image_encoder") == 0) return hoist__component_is_image_encoder(name);
+  if (strcmp(group, "vae") == 0) return hoist__component_is_vae(name);
   return 0;
 }
 
@@ -412,7 +412,7 @@ uint64_t oom_device_bytes(const oom_setup *s) {
 
 static uint64_t trans_need(const oom_setup *s, const oom_comp *c) {
   uint64_t t = 0;
-  if (!hoist_round_up_u64(oom_transient_bytes(&s->transient, c->bytes), s->granularity, &t))
+  if (!hoist__round_up_u64(oom_transient_bytes(&s->transient, c->bytes), s->granularity, &t))
     return UINT64_MAX / 4;
   return t;
 }

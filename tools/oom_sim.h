@@ -72,7 +72,7 @@ typedef struct oom_model {
 /* From an opened pipeline (its headers; no data is read). */
 int oom_model_from_pipeline(const hoist_pipeline *p, oom_model *m, char *err, size_t errsz);
 /* From a preset table at a scale (0 < scale <= 1), without writing. */
-int oom_model_from_preset(const hoist_preset *ps, double scale, oom_model *m, char *err,
+int oom_model_from_preset(const hoist__preset *ps, double scale, oom_model *m, char *err,
                           size_t errsz);
 void oom_model_free(oom_model *m);
 /* A component's device bytes at an allocation granularity (power of two). */

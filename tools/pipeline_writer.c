@@ -43,7 +43,7 @@ static inline uint64_t mix64(uint64_t z) {
   return z ^ (z >> 31);
 }
 
-uint64_t hoist_writer_tensor_key(uint64_t seed, const char *component, const char *tensor) {
+uint64_t hoist__writer_tensor_key(uint64_t seed, const char *component, const char *tensor) {
   /* FNV-1a over "component/tensor", then mixed with the seed, so the two
    * Wan experts (same tensor names) get different bytes. */
   uint64_t h = 0xcbf29ce484222325ull;
@@ -53,7 +53,7 @@ uint64_t hoist_writer_tensor_key(uint64_t seed, const char *component, const cha
   return mix64(h ^ mix64(seed + 0x9e3779b97f4a7c15ull));
 }
 
-void hoist_writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
+void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
   const uint64_t golden = 0x9e3779b97f4a7c15ull;
   size_t done = 0;
   uint64_t w = off / 8;
@@ -111,7 +111,7 @@ typedef struct wfile {
 } wfile;
 
 typedef struct wcomp {
-  const hoist_preset_component *c;
+  const hoist__preset_component *c;
   wtensor *t;       /* module order */
   size_t n, cap;
   wtensor **order;  /* file order: by shard, then name */
@@ -127,9 +127,9 @@ typedef struct job {
 } job;
 
 typedef struct writer {
-  const hoist_preset *p;
+  const hoist__preset *p;
   const char *dir;
-  hoist_writer_options o;
+  hoist__writer_options o;
   wcomp *comps;
   size_t ncomps;
   /* what this run created, to remove on failure (files, then dirs) */
@@ -162,7 +162,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
 
 static int remember(char ***list, size_t *n, size_t *cap, const char *path) {
   if (grow((void **)list, cap, *n + 1, sizeof(char *)) != 0) return -1;
-  char *s = hoist_strdup(path);
+  char *s = hoist__strdup(path);
   if (s == NULL) return -1;
   (*list)[(*n)++] = s;
   return 0;
@@ -179,12 +179,12 @@ static char *join3(const char *a, const char *b, const char *c) {
   return s;
 }
 
-static int collect(void *user, const hoist_preset_tensor *t) {
+static int collect(void *user, const hoist__preset_tensor *t) {
   wcomp *wc = user;
   if (grow((void **)&wc->t, &wc->cap, wc->n + 1, sizeof(wtensor)) != 0) return HOIST_NO_MEMORY;
   wtensor *w = &wc->t[wc->n];
   memset(w, 0, sizeof *w);
-  w->name = hoist_strdup(t->name);
+  w->name = hoist__strdup(t->name);
   if (w->name == NULL) return HOIST_NO_MEMORY;
   w->ndim = t->ndim;
   memcpy(w->shape, t->shape, t->ndim * sizeof(uint64_t));
@@ -259,37 +259,37 @@ static int build_header(wcomp *wc, wfile *f) {
   while (!b.oom && b.n % 8 != 0) sb_add(&b, " ");
   if (b.oom) {
     free(b.s);
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory building the header", f->rel);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory building the header", f->rel);
   }
   f->header = b.s;
   f->header_len = b.n;
   uint64_t size;
-  if (!hoist_add_u64(8, f->header_len, &size) || !hoist_add_u64(size, f->data_bytes, &size))
-    return hoist_fail(NULL, HOIST_OVERFLOW, "%s: file size overflows", f->rel);
+  if (!hoist__add_u64(8, f->header_len, &size) || !hoist__add_u64(size, f->data_bytes, &size))
+    return hoist__fail(NULL, HOIST_OVERFLOW, "%s: file size overflows", f->rel);
   f->size = size;
   return HOIST_OK;
 }
 
 static int plan_component(writer *w, wcomp *wc) {
-  const hoist_preset_component *c = wc->c;
-  int rc = hoist_preset_tensors(c, w->o.scale, collect, wc);
-  if (rc != 0) return rc == HOIST_NO_MEMORY ? hoist_fail(NULL, rc, "out of memory") : rc;
+  const hoist__preset_component *c = wc->c;
+  int rc = hoist__preset_tensors(c, w->o.scale, collect, wc);
+  if (rc != 0) return rc == HOIST_NO_MEMORY ? hoist__fail(NULL, rc, "out of memory") : rc;
   uint64_t total = 0;
   for (size_t i = 0; i < wc->n; i++)
-    if (!hoist_add_u64(total, wc->t[i].nbytes, &total))
-      return hoist_fail(NULL, HOIST_OVERFLOW, "%s: total size overflows", c->name);
+    if (!hoist__add_u64(total, wc->t[i].nbytes, &total))
+      return hoist__fail(NULL, HOIST_OVERFLOW, "%s: total size overflows", c->name);
   wc->bytes = total;
   uint64_t before = 0;
   for (size_t i = 0; i < wc->n; i++) {
     wtensor *t = &wc->t[i];
-    t->shard = hoist_preset_shard_of(before, t->nbytes, total, c->shards);
+    t->shard = hoist__preset_shard_of(before, t->nbytes, total, c->shards);
     before += t->nbytes;
-    t->key = hoist_writer_tensor_key(w->o.seed, c->name, t->name);
+    t->key = hoist__writer_tensor_key(w->o.seed, c->name, t->name);
   }
   wc->order = malloc(wc->n * sizeof *wc->order);
   wc->nfiles = c->shards ? c->shards : 1;
   wc->files = calloc(wc->nfiles, sizeof *wc->files);
-  if (wc->order == NULL || wc->files == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (wc->order == NULL || wc->files == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   for (size_t i = 0; i < wc->n; i++) wc->order[i] = &wc->t[i];
   qsort(wc->order, wc->n, sizeof *wc->order, cmp_file_order);
   size_t i = 0;
@@ -308,13 +308,13 @@ static int plan_component(writer *w, wcomp *wc) {
     /* The midpoint rule cannot leave a shard empty unless one tensor is
      * larger than total / shards; the presets never are. */
     if (f->count == 0)
-      return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: shard %u of %u would be empty at scale %g",
+      return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: shard %u of %u would be empty at scale %g",
                         c->name, k + 1, wc->nfiles, w->o.scale);
     char name[128];
-    hoist_preset_shard_name(c, k, name, sizeof name);
+    hoist__preset_shard_name(c, k, name, sizeof name);
     f->rel = join3(c->name, name, NULL);
     f->path = join3(w->dir, c->name, name);
-    if (f->rel == NULL || f->path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    if (f->rel == NULL || f->path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     rc = build_header(wc, f);
     if (rc != HOIST_OK) return rc;
   }
@@ -340,22 +340,22 @@ static int make_dir(writer *w, const char *path) {
   }
   if (mkdir(path, 0755) == 0) {
     if (remember(&w->dirs, &w->ndirs, &w->capdirs, path) != 0)
-      return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     return HOIST_OK;
   }
   struct stat st;
   if (errno == EEXIST && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) return HOIST_OK;
-  return hoist_fail(NULL, HOIST_IO, "%s: cannot create folder: %s", path, strerror(errno));
+  return hoist__fail(NULL, HOIST_IO, "%s: cannot create folder: %s", path, strerror(errno));
 }
 
 /* Opens path for writing, remembering it for cleanup. */
 static int open_out(writer *w, const char *path, int *fd) {
   *fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (*fd < 0) return hoist_fail(NULL, HOIST_IO, "%s: cannot create: %s", path, strerror(errno));
+  if (*fd < 0) return hoist__fail(NULL, HOIST_IO, "%s: cannot create: %s", path, strerror(errno));
   if (remember(&w->created, &w->ncreated, &w->capcreated, path) != 0) {
     close(*fd);
     *fd = -1;
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   }
   return HOIST_OK;
 }
@@ -383,7 +383,7 @@ static int write_text(writer *w, const char *path, const char *text) {
   size_t len = strlen(text);
   int e = pwrite_all(fd, text, len, 0);
   if (close(fd) != 0 && e == 0) e = errno;
-  if (e != 0) return hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", path, strerror(e));
+  if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", path, strerror(e));
   w->file_bytes += len;
   return HOIST_OK;
 }
@@ -391,12 +391,12 @@ static int write_text(writer *w, const char *path, const char *text) {
 static int write_json(writer *w, const char *path, cJSON *root) {
   char *text = root ? cJSON_Print(root) : NULL;
   cJSON_Delete(root);
-  if (text == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+  if (text == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
   size_t n = strlen(text);
   char *t2 = malloc(n + 2);
   if (t2 == NULL) {
     cJSON_free(text);
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "%s: out of memory", path);
   }
   memcpy(t2, text, n);
   t2[n] = '\n';
@@ -408,9 +408,9 @@ static int write_json(writer *w, const char *path, cJSON *root) {
 }
 
 static int write_model_index(writer *w) {
-  const hoist_preset *p = w->p;
+  const hoist__preset *p = w->p;
   cJSON *root = cJSON_CreateObject();
-  if (root == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (root == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   cJSON_AddStringToObject(root, "_class_name", p->class_name);
   cJSON_AddStringToObject(root, "_diffusers_version", p->diffusers_version);
   if (p->extra_config_json) {
@@ -424,14 +424,14 @@ static int write_model_index(writer *w) {
     cJSON_Delete(extra);
   }
   for (size_t i = 0; i < p->component_count; i++) {
-    const hoist_preset_component *c = &p->components[i];
+    const hoist__preset_component *c = &p->components[i];
     const char *pair[2] = {c->library, c->class_name};
     cJSON_AddItemToObject(root, c->name, cJSON_CreateStringArray(pair, 2));
   }
   char *path = join3(w->dir, "model_index.json", NULL);
   if (path == NULL) {
     cJSON_Delete(root);
-    return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   }
   int rc = write_json(w, path, root);
   free(path);
@@ -440,7 +440,7 @@ static int write_model_index(writer *w) {
 
 static int write_index(writer *w, wcomp *wc) {
   char name[128];
-  hoist_preset_index_name(wc->c, name, sizeof name);
+  hoist__preset_index_name(wc->c, name, sizeof name);
   char *path = join3(w->dir, wc->c->name, name);
   wtensor **byname = malloc(wc->n * sizeof *byname);
   cJSON *root = cJSON_CreateObject();
@@ -448,7 +448,7 @@ static int write_index(writer *w, wcomp *wc) {
   cJSON *map = root ? cJSON_AddObjectToObject(root, "weight_map") : NULL;
   int rc = HOIST_OK;
   if (path == NULL || byname == NULL || meta == NULL || map == NULL) {
-    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   cJSON_AddNumberToObject(meta, "total_size", (double)wc->bytes);
@@ -456,9 +456,9 @@ static int write_index(writer *w, wcomp *wc) {
   qsort(byname, wc->n, sizeof *byname, cmp_name);
   for (size_t i = 0; i < wc->n; i++) {
     char shard[128];
-    hoist_preset_shard_name(wc->c, byname[i]->shard, shard, sizeof shard);
+    hoist__preset_shard_name(wc->c, byname[i]->shard, shard, sizeof shard);
     if (cJSON_AddStringToObject(map, byname[i]->name, shard) == NULL) {
-      rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
       goto fail;
     }
   }
@@ -476,22 +476,22 @@ static int write_small_files(writer *w) {
   if (rc != HOIST_OK) return rc;
   for (size_t i = 0; i < w->ncomps; i++) {
     wcomp *wc = &w->comps[i];
-    const hoist_preset_component *c = wc->c;
+    const hoist__preset_component *c = wc->c;
     char *sub = join3(w->dir, c->name, NULL);
-    if (sub == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    if (sub == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     rc = make_dir(w, sub);
     free(sub);
     if (rc != HOIST_OK) return rc;
     if (c->config_json) {
       char *path = join3(w->dir, c->name, "config.json");
-      if (path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      if (path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
       rc = write_text(w, path, c->config_json);
       free(path);
       if (rc != HOIST_OK) return rc;
     }
     for (size_t k = 0; k < c->file_count; k++) {
       char *path = join3(w->dir, c->name, c->files[k].name);
-      if (path == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+      if (path == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
       rc = write_text(w, path, c->files[k].text);
       free(path);
       if (rc != HOIST_OK) return rc;
@@ -518,12 +518,12 @@ static int open_weight_files(writer *w) {
       for (int b = 0; b < 8; b++) len8[b] = (uint8_t)(f->header_len >> (8 * b));
       int e = pwrite_all(f->fd, len8, 8, 0);
       if (e == 0) e = pwrite_all(f->fd, f->header, f->header_len, 8);
-      if (e != 0) return hoist_fail(NULL, HOIST_IO, "%s: write failed: %s", f->path, strerror(e));
+      if (e != 0) return hoist__fail(NULL, HOIST_IO, "%s: write failed: %s", f->path, strerror(e));
       w->file_bytes += f->size;
       /* Jobs: PIECE_BYTES pieces of the data section. */
       for (uint64_t b = 0; b < f->data_bytes; b += PIECE_BYTES) {
         if (grow((void **)&w->jobs, &w->capjobs, w->njobs + 1, sizeof(job)) != 0)
-          return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+          return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
         uint64_t e2 = b + PIECE_BYTES < f->data_bytes ? b + PIECE_BYTES : f->data_bytes;
         w->jobs[w->njobs++] = (job){f, wc, b, e2};
       }
@@ -553,7 +553,7 @@ static void run_job(writer *w, const job *j, uint8_t *buf) {
     uint64_t tend = t->begin + t->nbytes;
     if (tend <= pos) continue;
     uint64_t segend = tend < j->end ? tend : j->end;
-    hoist_writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
+    hoist__writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
     pos = segend;
   }
   int e = pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
@@ -606,7 +606,7 @@ static int run_workers(writer *w) {
   }
   for (uint32_t i = 0; i < started; i++) uv_thread_join(&tids[i]);
   if (w->o.progress) w->o.progress(w->o.progress_user, atomic_load(&w->done_bytes), w->total_bytes);
-  if (atomic_load(&w->failed)) return hoist_fail(NULL, HOIST_IO, "%s", w->error);
+  if (atomic_load(&w->failed)) return hoist__fail(NULL, HOIST_IO, "%s", w->error);
   return HOIST_OK;
 }
 
@@ -617,7 +617,7 @@ static int close_weight_files(writer *w) {
       wfile *f = &w->comps[i].files[k];
       if (f->fd >= 0) {
         if (close(f->fd) != 0 && rc == HOIST_OK)
-          rc = hoist_fail(NULL, HOIST_IO, "%s: close failed: %s", f->path, strerror(errno));
+          rc = hoist__fail(NULL, HOIST_IO, "%s: close failed: %s", f->path, strerror(errno));
         f->fd = -1;
       }
     }
@@ -631,13 +631,13 @@ static int check_dir(writer *w) {
   struct stat st;
   if (stat(w->dir, &st) != 0) {
     if (errno != ENOENT)
-      return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
+      return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
     return make_dir(w, w->dir);
   }
   if (!S_ISDIR(st.st_mode))
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", w->dir);
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: exists and is not a folder", w->dir);
   DIR *d = opendir(w->dir);
-  if (d == NULL) return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
+  if (d == NULL) return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "%s: %s", w->dir, strerror(errno));
   int empty = 1;
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
@@ -647,7 +647,7 @@ static int check_dir(writer *w) {
     }
   closedir(d);
   if (!empty && !w->o.force)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT,
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT,
                       "%s: exists and is not empty (use --force to write into it)", w->dir);
   return HOIST_OK;
 }
@@ -659,9 +659,9 @@ static int check_space(writer *w) {
   struct statvfs sv;
   if (statvfs(w->dir, &sv) != 0) return HOIST_OK;
   uint64_t avail;
-  if (!hoist_mul_u64((uint64_t)sv.f_bavail, (uint64_t)sv.f_frsize, &avail)) return HOIST_OK;
+  if (!hoist__mul_u64((uint64_t)sv.f_bavail, (uint64_t)sv.f_frsize, &avail)) return HOIST_OK;
   if (w->o.force || avail >= w->total_bytes) return HOIST_OK;
-  return hoist_fail(NULL, HOIST_IO, "%s: %s: need %llu bytes of tensor data, %llu available", w->dir,
+  return hoist__fail(NULL, HOIST_IO, "%s: %s: need %llu bytes of tensor data, %llu available", w->dir,
                     strerror(ENOSPC), (unsigned long long)w->total_bytes, (unsigned long long)avail);
 }
 
@@ -670,39 +670,39 @@ static void cleanup_created(writer *w) {
   for (size_t i = w->ndirs; i-- > 0;) rmdir(w->dirs[i]);
 }
 
-static int fill_result(writer *w, hoist_write_result *out) {
+static int fill_result(writer *w, hoist__write_result *out) {
   memset(out, 0, sizeof *out);
   out->components = calloc(w->ncomps, sizeof *out->components);
-  if (out->components == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  if (out->components == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
   out->count = w->ncomps;
   out->total_bytes = w->total_bytes;
   out->file_bytes = w->file_bytes;
   for (size_t i = 0; i < w->ncomps; i++) {
     wcomp *wc = &w->comps[i];
-    const hoist_preset_component *c = wc->c;
-    hoist_written_component *rc = &out->components[i];
-    rc->name = hoist_strdup(c->name);
+    const hoist__preset_component *c = wc->c;
+    hoist__written_component *rc = &out->components[i];
+    rc->name = hoist__strdup(c->name);
     rc->bytes = wc->bytes;
     size_t nf = c->file_count + (c->config_json ? 1 : 0) +
                 (c->kind == HOIST_PRESET_WEIGHTS ? wc->nfiles + (c->shards > 1) : 0);
     rc->files = calloc(nf ? nf : 1, sizeof(char *));
-    if (rc->name == NULL || rc->files == NULL) return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    if (rc->name == NULL || rc->files == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     char name[128];
 #define ADD_FILE(n)                                                                  \
   do {                                                                               \
     if ((rc->files[rc->file_count] = join3(c->name, (n), NULL)) == NULL)             \
-      return hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");                     \
+      return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");                     \
     rc->file_count++;                                                                \
   } while (0)
     if (c->config_json) ADD_FILE("config.json");
     for (size_t k = 0; k < c->file_count; k++) ADD_FILE(c->files[k].name);
     if (c->kind == HOIST_PRESET_WEIGHTS) {
       if (c->shards > 1) {
-        hoist_preset_index_name(c, name, sizeof name);
+        hoist__preset_index_name(c, name, sizeof name);
         ADD_FILE(name);
       }
       for (uint32_t k = 0; k < wc->nfiles; k++) {
-        hoist_preset_shard_name(c, k, name, sizeof name);
+        hoist__preset_shard_name(c, k, name, sizeof name);
         ADD_FILE(name);
       }
     }
@@ -733,9 +733,9 @@ static void free_writer(writer *w) {
   free(w->jobs);
 }
 
-int hoist_pipeline_write(const hoist_preset *p, const char *dir,
-                         const hoist_writer_options *opts, hoist_write_result *out) {
-  hoist_writer_options defaults = HOIST_WRITER_OPTIONS_INIT;
+int hoist__pipeline_write(const hoist__preset *p, const char *dir,
+                         const hoist__writer_options *opts, hoist__write_result *out) {
+  hoist__writer_options defaults = HOIST_WRITER_OPTIONS_INIT;
   writer w;
   memset(&w, 0, sizeof w);
   w.p = p;
@@ -744,13 +744,13 @@ int hoist_pipeline_write(const hoist_preset *p, const char *dir,
   struct timespec t0, t1;
   clock_gettime(CLOCK_MONOTONIC, &t0);
   if (p == NULL || dir == NULL || dir[0] == '\0' || out == NULL)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "make-pipeline: preset, folder and result are required");
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "make-pipeline: preset, folder and result are required");
   memset(out, 0, sizeof *out);
-  if (!hoist_preset_scale_valid(w.o.scale))
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "scale %g is not in (0, 1]", w.o.scale);
+  if (!hoist__preset_scale_valid(w.o.scale))
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "scale %g is not in (0, 1]", w.o.scale);
   if (w.o.threads > MAX_THREADS)
-    return hoist_fail(NULL, HOIST_INVALID_ARGUMENT, "threads %u is above %d", w.o.threads, MAX_THREADS);
-  if (uv_mutex_init(&w.lock) != 0) return hoist_fail(NULL, HOIST_NO_MEMORY, "cannot create a mutex");
+    return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "threads %u is above %d", w.o.threads, MAX_THREADS);
+  if (uv_mutex_init(&w.lock) != 0) return hoist__fail(NULL, HOIST_NO_MEMORY, "cannot create a mutex");
   atomic_init(&w.next_job, 0);
   atomic_init(&w.done_bytes, 0);
   atomic_init(&w.failed, 0);
@@ -758,7 +758,7 @@ int hoist_pipeline_write(const hoist_preset *p, const char *dir,
   int rc;
   w.comps = calloc(p->component_count, sizeof *w.comps);
   if (w.comps == NULL) {
-    rc = hoist_fail(NULL, HOIST_NO_MEMORY, "out of memory");
+    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
   w.ncomps = p->component_count;
@@ -767,8 +767,8 @@ int hoist_pipeline_write(const hoist_preset *p, const char *dir,
     if (p->components[i].kind != HOIST_PRESET_WEIGHTS) continue;
     rc = plan_component(&w, &w.comps[i]);
     if (rc != HOIST_OK) goto fail;
-    if (!hoist_add_u64(w.total_bytes, w.comps[i].bytes, &w.total_bytes)) {
-      rc = hoist_fail(NULL, HOIST_OVERFLOW, "total size overflows");
+    if (!hoist__add_u64(w.total_bytes, w.comps[i].bytes, &w.total_bytes)) {
+      rc = hoist__fail(NULL, HOIST_OVERFLOW, "total size overflows");
       goto fail;
     }
   }
@@ -789,7 +789,7 @@ int hoist_pipeline_write(const hoist_preset *p, const char *dir,
   }
   rc = fill_result(&w, out);
   if (rc != HOIST_OK) {
-    hoist_write_result_free(out);
+    hoist__write_result_free(out);
     goto fail;
   }
   clock_gettime(CLOCK_MONOTONIC, &t1);
@@ -800,7 +800,7 @@ fail:
   return rc;
 }
 
-void hoist_write_result_free(hoist_write_result *r) {
+void hoist__write_result_free(hoist__write_result *r) {
   if (r == NULL) return;
   for (size_t i = 0; i < r->count; i++) {
     for (size_t k = 0; k < r->components[i].file_count; k++) free(r->components[i].files[k]);

@@ -22,36 +22,36 @@
 
 /* Called from the writing thread (the caller's) about ten times a second
  * while weights are written; bytes of tensor data done and in all. */
-typedef void (*hoist_writer_progress_fn)(void *user, uint64_t done, uint64_t total);
+typedef void (*hoist__writer_progress_fn)(void *user, uint64_t done, uint64_t total);
 
-typedef struct hoist_writer_options {
+typedef struct hoist__writer_options {
   double scale;                 /* 0 < scale <= 1 */
   uint64_t seed;
   uint32_t threads;             /* worker threads; 0: min(online CPUs, 8) */
   int force;                    /* write into a non-empty dir */
-  hoist_writer_progress_fn progress;
+  hoist__writer_progress_fn progress;
   void *progress_user;
-} hoist_writer_options;
+} hoist__writer_options;
 
 #define HOIST_WRITER_OPTIONS_INIT { 1.0, 0, 0, 0, NULL, NULL }
 
-typedef struct hoist_written_component {
+typedef struct hoist__written_component {
   char *name;
   uint64_t bytes;               /* tensor data bytes */
   size_t file_count;
   char **files;                 /* paths relative to the pipeline dir */
-} hoist_written_component;
+} hoist__written_component;
 
-typedef struct hoist_write_result {
+typedef struct hoist__write_result {
   uint64_t total_bytes;         /* tensor data bytes over all components */
   uint64_t file_bytes;          /* bytes of every file written */
   double seconds;               /* wall time of the whole write */
   size_t count;
-  hoist_written_component *components; /* in model_index order */
-} hoist_write_result;
+  hoist__written_component *components; /* in model_index order */
+} hoist__write_result;
 
 /* Writes preset p into dir (created when absent; its parent must exist).
- * Returns HOIST_OK and fills *out (free with hoist_write_result_free), or:
+ * Returns HOIST_OK and fills *out (free with hoist__write_result_free), or:
  *   HOIST_INVALID_ARGUMENT  bad options, or dir exists and is not empty
  *                           without force, or dir is not a directory;
  *   HOIST_IO                a write failed (ENOSPC, EFBIG, ...): the
@@ -60,15 +60,15 @@ typedef struct hoist_write_result {
  *   HOIST_NO_MEMORY.
  * The detail is in hoist_last_error(NULL).  Not reentrant per dir; several
  * calls on different dirs may run at once. */
-int hoist_pipeline_write(const hoist_preset *p, const char *dir,
-                         const hoist_writer_options *opts, hoist_write_result *out);
+int hoist__pipeline_write(const hoist__preset *p, const char *dir,
+                         const hoist__writer_options *opts, hoist__write_result *out);
 
-void hoist_write_result_free(hoist_write_result *r);
+void hoist__write_result_free(hoist__write_result *r);
 
 /* The bytes tensor `key` holds at [off, off + len): exposed so the tests
  * can check contents independently of the files.  key comes from
- * hoist_writer_tensor_key(seed, component, tensor). */
-uint64_t hoist_writer_tensor_key(uint64_t seed, const char *component, const char *tensor);
-void hoist_writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len);
+ * hoist__writer_tensor_key(seed, component, tensor). */
+uint64_t hoist__writer_tensor_key(uint64_t seed, const char *component, const char *tensor);
+void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len);
 
 #endif /* HOIST_PIPELINE_WRITER_H */

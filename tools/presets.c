@@ -32,14 +32,14 @@
 /* Emitting tensors */
 
 typedef struct gen {
-  hoist_preset_tensor_fn fn;
+  hoist__preset_tensor_fn fn;
   void *user;
   double scale;
   hoist_dtype dtype;
   int rc; /* first nonzero callback result; stops the walk */
 } gen;
 
-void hoist_preset_scale_shape(uint32_t ndim, uint64_t *shape, double scale) {
+void hoist__preset_scale_shape(uint32_t ndim, uint64_t *shape, double scale) {
   if (ndim == 0 || scale >= 1.0) return;
   uint32_t big = 0;
   for (uint32_t i = 1; i < ndim; i++)
@@ -55,7 +55,7 @@ static void emit(gen *g, const char *base, const char *suffix, uint32_t ndim,
   snprintf(name, sizeof name, "%s%s", base, suffix);
   uint64_t shape[HOIST_PRESET_MAX_DIMS];
   memcpy(shape, dims, ndim * sizeof shape[0]);
-  hoist_preset_scale_shape(ndim, shape, g->scale);
+  hoist__preset_scale_shape(ndim, shape, g->scale);
   /* Shapes here are at most ~10^9 elements: the product cannot overflow,
    * but it is checked all the same since the bytes feed file offsets. */
   uint64_t n = hoist_dtype_bits(g->dtype) / 8;
@@ -65,7 +65,7 @@ static void emit(gen *g, const char *base, const char *suffix, uint32_t ndim,
       return;
     }
   }
-  hoist_preset_tensor t = {name, g->dtype, ndim, shape, n};
+  hoist__preset_tensor t = {name, g->dtype, ndim, shape, n};
   g->rc = g->fn(g->user, &t);
 }
 
@@ -470,7 +470,7 @@ static void run_arch(gen *g, int arch) {
 /* ------------------------------------------------------------------------ */
 /* Weightless folders: tokenizers and schedulers */
 
-static const hoist_preset_file clip_tokenizer[] = {
+static const hoist__preset_file clip_tokenizer[] = {
     {"tokenizer_config.json",
      "{\"add_prefix_space\":false,\"bos_token\":\"<|startoftext|>\",\"clean_up_tokenization_spaces\":true,"
      "\"do_lower_case\":true,\"eos_token\":\"<|endoftext|>\",\"errors\":\"replace\","
@@ -480,7 +480,7 @@ static const hoist_preset_file clip_tokenizer[] = {
      "{\"bos_token\":\"<|startoftext|>\",\"eos_token\":\"<|endoftext|>\",\"pad_token\":\"<|endoftext|>\","
      "\"unk_token\":\"<|endoftext|>\"}\n"},
 };
-static const hoist_preset_file clip_g_tokenizer[] = {
+static const hoist__preset_file clip_g_tokenizer[] = {
     {"tokenizer_config.json",
      "{\"add_prefix_space\":false,\"bos_token\":\"<|startoftext|>\",\"clean_up_tokenization_spaces\":true,"
      "\"do_lower_case\":true,\"eos_token\":\"<|endoftext|>\",\"errors\":\"replace\","
@@ -490,14 +490,14 @@ static const hoist_preset_file clip_g_tokenizer[] = {
      "{\"bos_token\":\"<|startoftext|>\",\"eos_token\":\"<|endoftext|>\",\"pad_token\":\"!\","
      "\"unk_token\":\"<|endoftext|>\"}\n"},
 };
-static const hoist_preset_file t5_tokenizer[] = {
+static const hoist__preset_file t5_tokenizer[] = {
     {"tokenizer_config.json",
      "{\"additional_special_tokens\":[],\"clean_up_tokenization_spaces\":true,\"eos_token\":\"</s>\","
      "\"extra_ids\":100,\"legacy\":true,\"model_max_length\":512,\"pad_token\":\"<pad>\","
      "\"sp_model_kwargs\":{},\"tokenizer_class\":\"T5Tokenizer\",\"unk_token\":\"<unk>\"}\n"},
     {"special_tokens_map.json", "{\"eos_token\":\"</s>\",\"pad_token\":\"<pad>\",\"unk_token\":\"<unk>\"}\n"},
 };
-static const hoist_preset_file umt5_tokenizer[] = {
+static const hoist__preset_file umt5_tokenizer[] = {
     {"tokenizer_config.json",
      "{\"additional_special_tokens\":[],\"bos_token\":\"<s>\",\"clean_up_tokenization_spaces\":true,"
      "\"eos_token\":\"</s>\",\"extra_ids\":300,\"model_max_length\":1000000000000000019884624838656,"
@@ -506,7 +506,7 @@ static const hoist_preset_file umt5_tokenizer[] = {
     {"special_tokens_map.json",
      "{\"bos_token\":\"<s>\",\"eos_token\":\"</s>\",\"pad_token\":\"<pad>\",\"unk_token\":\"<unk>\"}\n"},
 };
-static const hoist_preset_file qwen_tokenizer[] = {
+static const hoist__preset_file qwen_tokenizer[] = {
     {"tokenizer_config.json",
      "{\"add_prefix_space\":false,\"bos_token\":null,\"clean_up_tokenization_spaces\":false,"
      "\"eos_token\":\"<|im_end|>\",\"errors\":\"replace\",\"model_max_length\":131072,"
@@ -517,13 +517,13 @@ static const hoist_preset_file qwen_tokenizer[] = {
      "\"single_word\":false},\"pad_token\":{\"content\":\"<|endoftext|>\",\"lstrip\":false,"
      "\"normalized\":false,\"rstrip\":false,\"single_word\":false}}\n"},
 };
-static const hoist_preset_file flux_scheduler[] = {
+static const hoist__preset_file flux_scheduler[] = {
     {"scheduler_config.json",
      "{\"_class_name\":\"FlowMatchEulerDiscreteScheduler\",\"_diffusers_version\":\"0.30.0.dev0\","
      "\"base_image_seq_len\":256,\"base_shift\":0.5,\"max_image_seq_len\":4096,\"max_shift\":1.15,"
      "\"num_train_timesteps\":1000,\"shift\":3.0,\"use_dynamic_shifting\":true}\n"},
 };
-static const hoist_preset_file wan_scheduler[] = {
+static const hoist__preset_file wan_scheduler[] = {
     {"scheduler_config.json",
      "{\"_class_name\":\"UniPCMultistepScheduler\",\"_diffusers_version\":\"0.35.0.dev0\","
      "\"beta_end\":0.02,\"beta_schedule\":\"linear\",\"beta_start\":0.0001,\"disable_corrector\":[],"
@@ -535,7 +535,7 @@ static const hoist_preset_file wan_scheduler[] = {
      "\"use_beta_sigmas\":false,\"use_exponential_sigmas\":false,\"use_flow_sigmas\":true,"
      "\"use_karras_sigmas\":false}\n"},
 };
-static const hoist_preset_file qwen_scheduler[] = {
+static const hoist__preset_file qwen_scheduler[] = {
     {"scheduler_config.json",
      "{\"_class_name\":\"FlowMatchEulerDiscreteScheduler\",\"_diffusers_version\":\"0.34.0.dev0\","
      "\"base_image_seq_len\":256,\"base_shift\":0.5,\"invert_sigmas\":false,\"max_image_seq_len\":8192,"
@@ -543,7 +543,7 @@ static const hoist_preset_file qwen_scheduler[] = {
      "\"stochastic_sampling\":false,\"time_shift_type\":\"exponential\",\"use_beta_sigmas\":false,"
      "\"use_dynamic_shifting\":true,\"use_exponential_sigmas\":false,\"use_karras_sigmas\":false}\n"},
 };
-static const hoist_preset_file sd3_scheduler[] = {
+static const hoist__preset_file sd3_scheduler[] = {
     {"scheduler_config.json",
      "{\"_class_name\":\"FlowMatchEulerDiscreteScheduler\",\"_diffusers_version\":\"0.31.0.dev0\","
      "\"num_train_timesteps\":1000,\"shift\":3.0}\n"},
@@ -605,7 +605,7 @@ static const hoist_preset_file sd3_scheduler[] = {
 /* ------------------------------------------------------------------------ */
 /* The presets */
 
-static const hoist_preset_component flux_components[] = {
+static const hoist__preset_component flux_components[] = {
     SCHEDULER("FlowMatchEulerDiscreteScheduler", flux_scheduler),
     {"text_encoder", "transformers", "CLIPTextModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 1,
      "model", CLIP_L_CONFIG("CLIPTextModel") "\"bfloat16\",\"vocab_size\":49408}\n", 0, NULL,
@@ -632,7 +632,7 @@ static const hoist_preset_component flux_components[] = {
      ARCH_VAE_KL16},
 };
 
-static const hoist_preset_component wan_components[] = {
+static const hoist__preset_component wan_components[] = {
     SCHEDULER("UniPCMultistepScheduler", wan_scheduler),
     {"text_encoder", "transformers", "UMT5EncoderModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 3,
      "model",
@@ -661,7 +661,7 @@ static const hoist_preset_component wan_components[] = {
      "Wan2.2-T2V-A14B-Diffusers vae/diffusion_pytorch_model.safetensors, 508 MB (fp32)", ARCH_WAN_VAE},
 };
 
-static const hoist_preset_component qwen_components[] = {
+static const hoist__preset_component qwen_components[] = {
     SCHEDULER("FlowMatchEulerDiscreteScheduler", qwen_scheduler),
     {"text_encoder", "transformers", "Qwen2_5_VLForConditionalGeneration", HOIST_PRESET_WEIGHTS,
      HOIST_DTYPE_BF16, 4, "model",
@@ -695,7 +695,7 @@ static const hoist_preset_component qwen_components[] = {
      "Qwen-Image vae/diffusion_pytorch_model.safetensors, 254 MB (0.25 GB, bf16)", ARCH_WAN_VAE},
 };
 
-static const hoist_preset_component sd35_components[] = {
+static const hoist__preset_component sd35_components[] = {
     SCHEDULER("FlowMatchEulerDiscreteScheduler", sd3_scheduler),
     {"text_encoder", "transformers", "CLIPTextModelWithProjection", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_F16,
      1, "model", CLIP_L_CONFIG("CLIPTextModelWithProjection") "\"float16\",\"vocab_size\":49408}\n", 0,
@@ -731,7 +731,7 @@ static const hoist_preset_component sd35_components[] = {
 };
 
 #define COMPONENTS(a) sizeof(a) / sizeof((a)[0]), (a)
-static const hoist_preset presets[] = {
+static const hoist__preset presets[] = {
     {"flux1-dev", "black-forest-labs/FLUX.1-dev", "FluxPipeline", "0.30.0.dev0", NULL,
      COMPONENTS(flux_components)},
     {"wan2.2-t2v-a14b", "Wan-AI/Wan2.2-T2V-A14B-Diffusers", "WanPipeline", "0.35.0.dev0",
@@ -745,24 +745,24 @@ static const hoist_preset presets[] = {
 /* ------------------------------------------------------------------------ */
 /* Public functions */
 
-size_t hoist_preset_count(void) { return sizeof presets / sizeof presets[0]; }
+size_t hoist__preset_count(void) { return sizeof presets / sizeof presets[0]; }
 
-const hoist_preset *hoist_preset_at(size_t i) {
-  return i < hoist_preset_count() ? &presets[i] : NULL;
+const hoist__preset *hoist__preset_at(size_t i) {
+  return i < hoist__preset_count() ? &presets[i] : NULL;
 }
 
-const hoist_preset *hoist_preset_find(const char *name) {
+const hoist__preset *hoist__preset_find(const char *name) {
   if (name == NULL) return NULL;
-  for (size_t i = 0; i < hoist_preset_count(); i++)
+  for (size_t i = 0; i < hoist__preset_count(); i++)
     if (strcmp(presets[i].name, name) == 0) return &presets[i];
   return NULL;
 }
 
-int hoist_preset_scale_valid(double scale) { return scale > 0.0 && scale <= 1.0; }
+int hoist__preset_scale_valid(double scale) { return scale > 0.0 && scale <= 1.0; }
 
-int hoist_preset_tensors(const hoist_preset_component *c, double scale,
-                         hoist_preset_tensor_fn fn, void *user) {
-  if (!hoist_preset_scale_valid(scale)) return HOIST_INVALID_ARGUMENT;
+int hoist__preset_tensors(const hoist__preset_component *c, double scale,
+                         hoist__preset_tensor_fn fn, void *user) {
+  if (!hoist__preset_scale_valid(scale)) return HOIST_INVALID_ARGUMENT;
   if (c->kind != HOIST_PRESET_WEIGHTS) return 0;
   gen g = {fn, user, scale, c->dtype, 0};
   run_arch(&g, c->arch);
@@ -773,29 +773,29 @@ typedef struct totals {
   uint64_t bytes, count;
 } totals;
 
-static int add_total(void *user, const hoist_preset_tensor *t) {
+static int add_total(void *user, const hoist__preset_tensor *t) {
   totals *s = user;
   if (__builtin_add_overflow(s->bytes, t->nbytes, &s->bytes)) return HOIST_OVERFLOW;
   s->count++;
   return 0;
 }
 
-int hoist_preset_component_totals(const hoist_preset_component *c, double scale,
+int hoist__preset_component_totals(const hoist__preset_component *c, double scale,
                                   uint64_t *bytes, uint64_t *tensors) {
   totals s = {0, 0};
-  int rc = hoist_preset_tensors(c, scale, add_total, &s);
+  int rc = hoist__preset_tensors(c, scale, add_total, &s);
   if (rc != 0) return rc;
   if (bytes) *bytes = s.bytes;
   if (tensors) *tensors = s.count;
   return HOIST_OK;
 }
 
-int hoist_preset_totals(const hoist_preset *p, double scale, uint64_t *bytes,
+int hoist__preset_totals(const hoist__preset *p, double scale, uint64_t *bytes,
                         uint64_t *tensors) {
   uint64_t b = 0, n = 0;
   for (size_t i = 0; i < p->component_count; i++) {
     uint64_t cb, cn;
-    int rc = hoist_preset_component_totals(&p->components[i], scale, &cb, &cn);
+    int rc = hoist__preset_component_totals(&p->components[i], scale, &cb, &cn);
     if (rc != 0) return rc;
     if (__builtin_add_overflow(b, cb, &b)) return HOIST_OVERFLOW;
     n += cn;
@@ -805,7 +805,7 @@ int hoist_preset_totals(const hoist_preset *p, double scale, uint64_t *bytes,
   return HOIST_OK;
 }
 
-uint32_t hoist_preset_shard_of(uint64_t before, uint64_t nbytes, uint64_t total,
+uint32_t hoist__preset_shard_of(uint64_t before, uint64_t nbytes, uint64_t total,
                                uint32_t shards) {
   if (shards <= 1 || total == 0) return 0;
   /* Midpoint of the tensor, in units of total/shards; long double keeps
@@ -816,12 +816,12 @@ uint32_t hoist_preset_shard_of(uint64_t before, uint64_t nbytes, uint64_t total,
   return s >= shards ? shards - 1 : s;
 }
 
-int hoist_preset_shard_name(const hoist_preset_component *c, uint32_t k, char *buf,
+int hoist__preset_shard_name(const hoist__preset_component *c, uint32_t k, char *buf,
                             size_t size) {
   if (c->shards <= 1) return snprintf(buf, size, "%s.safetensors", c->stem);
   return snprintf(buf, size, "%s-%05u-of-%05u.safetensors", c->stem, k + 1, c->shards);
 }
 
-int hoist_preset_index_name(const hoist_preset_component *c, char *buf, size_t size) {
+int hoist__preset_index_name(const hoist__preset_component *c, char *buf, size_t size) {
   return snprintf(buf, size, "%s.safetensors.index.json", c->stem);
 }

@@ -43,23 +43,23 @@
 #define HOIST_PRESET_MAX_DIMS 5
 #define HOIST_PRESET_NAME_MAX 160
 
-typedef enum hoist_preset_kind {
+typedef enum hoist__preset_kind {
   HOIST_PRESET_WEIGHTS = 0, /* a model folder: config.json + safetensors */
   HOIST_PRESET_TOKENIZER,   /* tokenizer files only */
   HOIST_PRESET_SCHEDULER    /* scheduler_config.json only */
-} hoist_preset_kind;
+} hoist__preset_kind;
 
 /* One extra text file of a weightless folder ("tokenizer_config.json"). */
-typedef struct hoist_preset_file {
+typedef struct hoist__preset_file {
   const char *name;
   const char *text;
-} hoist_preset_file;
+} hoist__preset_file;
 
-typedef struct hoist_preset_component {
+typedef struct hoist__preset_component {
   const char *name;         /* model_index key and folder name */
   const char *library;      /* "diffusers" or "transformers" */
   const char *class_name;   /* "FluxTransformer2DModel" ... */
-  hoist_preset_kind kind;
+  hoist__preset_kind kind;
   hoist_dtype dtype;        /* every tensor's dtype (weights only) */
   uint32_t shards;          /* 1: a single file, else the real shard count */
   /* Weights file stem: "diffusion_pytorch_model" (diffusers) or "model"
@@ -67,15 +67,15 @@ typedef struct hoist_preset_component {
   const char *stem;
   const char *config_json;  /* text of config.json (weights) or NULL */
   size_t file_count;        /* extra files (tokenizer, scheduler) */
-  const hoist_preset_file *files;
+  const hoist__preset_file *files;
   /* Published size at scale 1 in bytes (0 for weightless) and where it
    * comes from; the tests check the tables against it within 1 %. */
   uint64_t published_bytes;
   const char *published_source;
   int arch;                 /* internal: which template generates tensors */
-} hoist_preset_component;
+} hoist__preset_component;
 
-typedef struct hoist_preset {
+typedef struct hoist__preset {
   const char *name;              /* "flux1-dev" */
   const char *repo;              /* "black-forest-labs/FLUX.1-dev" */
   const char *class_name;        /* model_index _class_name */
@@ -84,58 +84,58 @@ typedef struct hoist_preset {
    * ("{\"boundary_ratio\":0.875,...}"), or NULL. */
   const char *extra_config_json;
   size_t component_count;        /* in model_index order (sorted by name) */
-  const hoist_preset_component *components;
-} hoist_preset;
+  const hoist__preset_component *components;
+} hoist__preset;
 
 /* One tensor as the iterator hands it out.  name and shape point into the
  * iterator's storage and are valid only during the callback. */
-typedef struct hoist_preset_tensor {
+typedef struct hoist__preset_tensor {
   const char *name;
   hoist_dtype dtype;
   uint32_t ndim;
   const uint64_t *shape;
   uint64_t nbytes;          /* product of shape * dtype size */
-} hoist_preset_tensor;
+} hoist__preset_tensor;
 
-/* Returns nonzero to stop the iteration early (hoist_preset_tensors then
+/* Returns nonzero to stop the iteration early (hoist__preset_tensors then
  * returns that value). */
-typedef int (*hoist_preset_tensor_fn)(void *user, const hoist_preset_tensor *t);
+typedef int (*hoist__preset_tensor_fn)(void *user, const hoist__preset_tensor *t);
 
-size_t hoist_preset_count(void);
-/* i < hoist_preset_count(); NULL otherwise. */
-const hoist_preset *hoist_preset_at(size_t i);
+size_t hoist__preset_count(void);
+/* i < hoist__preset_count(); NULL otherwise. */
+const hoist__preset *hoist__preset_at(size_t i);
 /* Exact name lookup; NULL when unknown. */
-const hoist_preset *hoist_preset_find(const char *name);
+const hoist__preset *hoist__preset_find(const char *name);
 /* Whether 0 < scale <= 1 (and not NaN). */
-int hoist_preset_scale_valid(double scale);
+int hoist__preset_scale_valid(double scale);
 
 /* Calls fn for every tensor of the component (a WEIGHTS one; others have
  * none) at the given scale, in module order.  Returns 0, fn's nonzero
  * value, or HOIST_INVALID_ARGUMENT for a bad scale. */
-int hoist_preset_tensors(const hoist_preset_component *c, double scale,
-                         hoist_preset_tensor_fn fn, void *user);
+int hoist__preset_tensors(const hoist__preset_component *c, double scale,
+                         hoist__preset_tensor_fn fn, void *user);
 
 /* Exact totals of a component at a scale: tensor bytes and count.  Returns
  * HOIST_OK, HOIST_INVALID_ARGUMENT (bad scale) or HOIST_OVERFLOW. */
-int hoist_preset_component_totals(const hoist_preset_component *c, double scale,
+int hoist__preset_component_totals(const hoist__preset_component *c, double scale,
                                   uint64_t *bytes, uint64_t *tensors);
 /* Sum over every component of the preset. */
-int hoist_preset_totals(const hoist_preset *p, double scale, uint64_t *bytes,
+int hoist__preset_totals(const hoist__preset *p, double scale, uint64_t *bytes,
                         uint64_t *tensors);
 
 /* Scales one dimension list in place by the rule above. */
-void hoist_preset_scale_shape(uint32_t ndim, uint64_t *shape, double scale);
+void hoist__preset_scale_shape(uint32_t ndim, uint64_t *shape, double scale);
 
 /* Shard of a tensor (0-based) given the bytes of the tensors before it in
  * module order, its own bytes, the component total and the shard count. */
-uint32_t hoist_preset_shard_of(uint64_t before, uint64_t nbytes, uint64_t total,
+uint32_t hoist__preset_shard_of(uint64_t before, uint64_t nbytes, uint64_t total,
                                uint32_t shards);
 
 /* File name of shard k (0-based) of c: "model-00001-of-00002.safetensors",
  * or "<stem>.safetensors" for a single file; and the index file name
  * "<stem>.safetensors.index.json".  Return the snprintf length. */
-int hoist_preset_shard_name(const hoist_preset_component *c, uint32_t k, char *buf,
+int hoist__preset_shard_name(const hoist__preset_component *c, uint32_t k, char *buf,
                             size_t size);
-int hoist_preset_index_name(const hoist_preset_component *c, char *buf, size_t size);
+int hoist__preset_index_name(const hoist__preset_component *c, char *buf, size_t size);
 
 #endif /* HOIST_PRESETS_H */

@@ -22,7 +22,7 @@ static void check(int ok, const char *what) {
   }
 }
 
-static void check_component(const hoist_wire_component *c) {
+static void check_component(const hoist__wire_component *c) {
   check(c->name != NULL && c->name[0] != '\0' && strlen(c->name) <= HOIST_WIRE_MAX_NAME, "name");
   check(c->narenas <= HOIST_WIRE_MAX_ARENAS, "arena count");
   uint64_t begin = 0;
@@ -31,8 +31,8 @@ static void check_component(const hoist_wire_component *c) {
     begin += c->arenas[k].bytes;
   }
   for (size_t j = 0; j < c->ntensors; j++) {
-    const hoist_wire_tensor *t = &c->tensors[j];
-    check(hoist_wire_find(c, t->info.name) == t, "lookup by name");
+    const hoist__wire_tensor *t = &c->tensors[j];
+    check(hoist__wire_find(c, t->info.name) == t, "lookup by name");
     check((uint64_t)t->info.nelements * hoist_dtype_bits(t->info.dtype) == t->info.nbytes * 8,
           "bytes from shape");
     check(t->info.ndim <= HOIST_WIRE_MAX_NDIM, "ndim");
@@ -41,40 +41,40 @@ static void check_component(const hoist_wire_component *c) {
 }
 
 /* Encodes t again and decodes the result: it must be the same table. */
-static void round_trip(const hoist_wire_table *t) {
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, HOIST_WIRE_ATTACHED, 1);
-  hoist_wbuf_u32(&b, t->generation);
-  hoist_wbuf_str(&b, t->device);
-  hoist_wbuf_str(&b, t->locator);
-  hoist_wbuf_u32(&b, (uint32_t)t->ncomps);
+static void round_trip(const hoist__wire_table *t) {
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, HOIST_WIRE_ATTACHED, 1);
+  hoist__wbuf_u32(&b, t->generation);
+  hoist__wbuf_str(&b, t->device);
+  hoist__wbuf_str(&b, t->locator);
+  hoist__wbuf_u32(&b, (uint32_t)t->ncomps);
   for (size_t i = 0; i < t->ncomps; i++) {
-    const hoist_wire_component *c = &t->comps[i];
+    const hoist__wire_component *c = &t->comps[i];
     uint64_t bytes[HOIST_WIRE_MAX_ARENAS];
     unsigned char handles[HOIST_WIRE_MAX_ARENAS][HOIST_WIRE_HANDLE_BYTES];
     for (uint32_t k = 0; k < c->narenas; k++) {
       bytes[k] = c->arenas[k].bytes;
       memcpy(handles[k], c->arenas[k].handle, HOIST_WIRE_HANDLE_BYTES);
     }
-    hoist_wire_put_component(&b, c->name, c->residency, c->bytes, c->device_bytes, c->micros);
-    hoist_wire_put_arenas(&b, c->narenas, bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])handles);
-    hoist_wbuf_u32(&b, (uint32_t)c->ntensors);
-    for (size_t j = 0; j < c->ntensors; j++) hoist_wire_put_tensor(&b, &c->tensors[j].info, c->tensors[j].span_off);
+    hoist__wire_put_component(&b, c->name, c->residency, c->bytes, c->device_bytes, c->micros);
+    hoist__wire_put_arenas(&b, c->narenas, bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])handles);
+    hoist__wbuf_u32(&b, (uint32_t)c->ntensors);
+    for (size_t j = 0; j < c->ntensors; j++) hoist__wire_put_tensor(&b, &c->tensors[j].info, c->tensors[j].span_off);
   }
-  if (hoist_wbuf_end(&b) != 0) { /* only allocation can fail for a decoded table */
-    hoist_wbuf_free(&b);
+  if (hoist__wbuf_end(&b) != 0) { /* only allocation can fail for a decoded table */
+    hoist__wbuf_free(&b);
     return;
   }
-  hoist_wire_table *u = NULL;
+  hoist__wire_table *u = NULL;
   char why[300];
-  check(hoist_wire_table_decode(b.data + HOIST_WIRE_HEADER_BYTES, b.len - HOIST_WIRE_HEADER_BYTES,
+  check(hoist__wire_table_decode(b.data + HOIST_WIRE_HEADER_BYTES, b.len - HOIST_WIRE_HEADER_BYTES,
                                 &u, why, sizeof why) == HOIST_OK,
         "re-encoded table decodes");
   check(u->generation == t->generation && u->ncomps == t->ncomps &&
             strcmp(u->device, t->device) == 0 && strcmp(u->locator, t->locator) == 0,
         "same head");
   for (size_t i = 0; i < t->ncomps; i++) {
-    const hoist_wire_component *c = &t->comps[i], *d = &u->comps[i];
+    const hoist__wire_component *c = &t->comps[i], *d = &u->comps[i];
     check(strcmp(c->name, d->name) == 0 && c->ntensors == d->ntensors && c->narenas == d->narenas &&
               c->bytes == d->bytes && memcmp(c->arenas, d->arenas, sizeof c->arenas) == 0,
           "same component");
@@ -87,36 +87,36 @@ static void round_trip(const hoist_wire_table *t) {
             "same tensor");
     }
   }
-  hoist_wire_table_free(u);
-  hoist_wbuf_free(&b);
+  hoist__wire_table_free(u);
+  hoist__wbuf_free(&b);
 }
 
 static void table(const uint8_t *p, size_t n, const uint8_t *extra, size_t extra_n) {
-  hoist_wire_table *t = NULL;
+  hoist__wire_table *t = NULL;
   char why[300];
-  int rc = hoist_wire_table_decode(p, n, &t, why, sizeof why);
+  int rc = hoist__wire_table_decode(p, n, &t, why, sizeof why);
   check((rc == HOIST_OK) == (t != NULL), "status and table agree");
   if (rc != HOIST_OK) {
     check(rc == HOIST_NO_MEMORY || strchr(why, '\n') == NULL, "one-line reason");
     return;
   }
-  check(hoist_wire_table_fds(t) <= HOIST_WIRE_MAX_FDS, "descriptor limit");
+  check(hoist__wire_table_fds(t) <= HOIST_WIRE_MAX_FDS, "descriptor limit");
   for (size_t i = 0; i < t->ncomps; i++) check_component(&t->comps[i]);
   round_trip(t);
   /* The rest of the input as a PREPARED for the first component. */
   if (t->ncomps > 0 && extra_n > 0) {
-    hoist_wire_component *c = &t->comps[0];
-    if (hoist_wire_prepared_decode(extra, extra_n, c, why, sizeof why) == HOIST_OK) check_component(c);
+    hoist__wire_component *c = &t->comps[0];
+    if (hoist__wire_prepared_decode(extra, extra_n, c, why, sizeof why) == HOIST_OK) check_component(c);
   }
-  hoist_wire_table_free(t);
+  hoist__wire_table_free(t);
 }
 
 /* A stream of frames in one direction. */
 static void stream(const uint8_t *p, size_t n, int from_client) {
   while (n >= HOIST_WIRE_HEADER_BYTES) {
-    hoist_wire_header h;
+    hoist__wire_header h;
     char why[300];
-    if (hoist_wire_header_parse(p, from_client, &h, why, sizeof why) != HOIST_OK) {
+    if (hoist__wire_header_parse(p, from_client, &h, why, sizeof why) != HOIST_OK) {
       check(strchr(why, '\n') == NULL, "one-line reason");
       return;
     }
@@ -124,8 +124,8 @@ static void stream(const uint8_t *p, size_t n, int from_client) {
     if (n - HOIST_WIRE_HEADER_BYTES < h.length) return;
     const uint8_t *payload = p + HOIST_WIRE_HEADER_BYTES;
     if (from_client) {
-      hoist_wire_request r;
-      if (hoist_wire_request_decode(&h, payload, &r, why, sizeof why) == HOIST_OK) {
+      hoist__wire_request r;
+      if (hoist__wire_request_decode(&h, payload, &r, why, sizeof why) == HOIST_OK) {
         check(r.type == h.type && r.id == h.id, "request header");
         check(memchr(r.component, '\0', sizeof r.component) != NULL, "terminated name");
       }
@@ -134,7 +134,7 @@ static void stream(const uint8_t *p, size_t n, int from_client) {
     } else if (h.type == HOIST_WIRE_ERROR) {
       int status = 0;
       char msg[HOIST_ERROR_MAX];
-      if (hoist_wire_error_decode(payload, h.length, &status, msg, sizeof msg) == HOIST_OK) {
+      if (hoist__wire_error_decode(payload, h.length, &status, msg, sizeof msg) == HOIST_OK) {
         check(status < 0, "an error status");
         for (const char *c = msg; *c != '\0'; c++) check((unsigned char)*c >= 0x20 && *c != 0x7f, "one line");
       }

@@ -105,46 +105,46 @@ static void queue_msg(ctl_conn *c, const unsigned char *data, size_t len, uint32
   flush(c);
 }
 
-static void queue_buf(ctl_conn *c, hoist_wbuf *b) {
-  if (hoist_wbuf_end(b) == 0) queue_msg(c, b->data, b->len, 0, NULL, 0);
+static void queue_buf(ctl_conn *c, hoist__wbuf *b) {
+  if (hoist__wbuf_end(b) == 0) queue_msg(c, b->data, b->len, 0, NULL, 0);
   else conn_close(c, 1);
-  hoist_wbuf_free(b);
+  hoist__wbuf_free(b);
 }
 
 void control_reply_error(ctl_conn *c, uint32_t id, int status, const char *msg) {
-  hoist_wbuf b = {0};
+  hoist__wbuf b = {0};
   char line[HOIST_WIRE_MAX_STRING];
   snprintf(line, sizeof line, "%s", msg);
-  hoist_wbuf_begin(&b, HOIST_WIRE_ERROR, id);
-  hoist_wbuf_u32(&b, (uint32_t)status);
-  hoist_wbuf_str(&b, line);
+  hoist__wbuf_begin(&b, HOIST_WIRE_ERROR, id);
+  hoist__wbuf_u32(&b, (uint32_t)status);
+  hoist__wbuf_str(&b, line);
   queue_buf(c, &b);
 }
 
 static void reply_empty(ctl_conn *c, uint16_t type, uint32_t id) {
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, type, id);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, type, id);
   queue_buf(c, &b);
 }
 
 void control_reply_u32u64u64(ctl_conn *c, uint16_t type, uint32_t id, uint32_t a, uint64_t b2,
                              uint64_t d) {
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, type, id);
-  hoist_wbuf_u32(&b, a);
-  hoist_wbuf_u64(&b, b2);
-  hoist_wbuf_u64(&b, d);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, type, id);
+  hoist__wbuf_u32(&b, a);
+  hoist__wbuf_u64(&b, b2);
+  hoist__wbuf_u64(&b, d);
   queue_buf(c, &b);
 }
 
 void control_reply_prepared(ctl_conn *c, uint32_t id, gen *g, size_t comp) {
   const shared_arenas *a = &g->comps[comp].arenas;
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, HOIST_WIRE_PREPARED, id);
-  hoist_wbuf_str(&b, hoist_loaded_component(g->l, comp)->name);
-  hoist_wire_put_arenas(&b, a->n, a->bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])a->handles);
-  if (hoist_wbuf_end(&b) != 0) {
-    hoist_wbuf_free(&b);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, HOIST_WIRE_PREPARED, id);
+  hoist__wbuf_str(&b, hoist_loaded_component(g->l, comp)->name);
+  hoist__wire_put_arenas(&b, a->n, a->bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])a->handles);
+  if (hoist__wbuf_end(&b) != 0) {
+    hoist__wbuf_free(&b);
     conn_close(c, 1);
     return;
   }
@@ -153,7 +153,7 @@ void control_reply_prepared(ctl_conn *c, uint32_t id, gen *g, size_t comp) {
   for (size_t k = 0; k < a->n; k++)
     if (a->fds[k] >= 0) fds[n++] = a->fds[k];
   queue_msg(c, b.data, b.len, 0, fds, n);
-  hoist_wbuf_free(&b);
+  hoist__wbuf_free(&b);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events);
@@ -277,9 +277,9 @@ void control_notify(serve *sv, uint16_t type, uint32_t value, gen *only) {
   for (ctl_conn *c = sv->ctls, *next; c != NULL; c = next) {
     next = c->next;
     if (c->g == NULL || (only != NULL && c->g != only)) continue;
-    hoist_wbuf b = {0};
-    hoist_wbuf_begin(&b, type, 0);
-    hoist_wbuf_u32(&b, value);
+    hoist__wbuf b = {0};
+    hoist__wbuf_begin(&b, type, 0);
+    hoist__wbuf_u32(&b, value);
     queue_buf(c, &b);
   }
 }
@@ -293,7 +293,7 @@ static size_t find_component(const gen *g, const char *name) {
   return SIZE_MAX;
 }
 
-static void handle_attach(ctl_conn *c, const hoist_wire_request *r) {
+static void handle_attach(ctl_conn *c, const hoist__wire_request *r) {
   serve *sv = c->sv;
   if (c->g != NULL || c->waiting_attach) {
     refuse(c, r->id, HOIST_PROTOCOL, "already attached on this connection");
@@ -316,7 +316,7 @@ static void handle_attach(ctl_conn *c, const hoist_wire_request *r) {
 }
 
 /* The component a PREPARE or RELEASE names, or SIZE_MAX after an ERROR. */
-static size_t request_component(ctl_conn *c, const hoist_wire_request *r) {
+static size_t request_component(ctl_conn *c, const hoist__wire_request *r) {
   if (c->g == NULL) {
     control_reply_error(c, r->id, HOIST_INVALID_ARGUMENT, "not attached");
     return SIZE_MAX;
@@ -330,7 +330,7 @@ static size_t request_component(ctl_conn *c, const hoist_wire_request *r) {
   return i;
 }
 
-static void handle_request(ctl_conn *c, const hoist_wire_request *r) {
+static void handle_request(ctl_conn *c, const hoist__wire_request *r) {
   serve *sv = c->sv;
   waiter w = {c, r->id, NULL, NULL};
   size_t i;
@@ -380,16 +380,16 @@ static void on_frame_timeout(uv_timer_t *t) {
 
 static void process(ctl_conn *c) {
   while (!c->closed && !c->closing && c->in_len >= HOIST_WIRE_HEADER_BYTES) {
-    hoist_wire_header h;
-    hoist_wire_request r;
+    hoist__wire_header h;
+    hoist__wire_request r;
     char why[200];
-    if (hoist_wire_header_parse(c->in, 1, &h, why, sizeof why) != HOIST_OK) {
+    if (hoist__wire_header_parse(c->in, 1, &h, why, sizeof why) != HOIST_OK) {
       refuse(c, 0, HOIST_PROTOCOL, why);
       return;
     }
     size_t total = HOIST_WIRE_HEADER_BYTES + h.length;
     if (c->in_len < total) break;
-    if (hoist_wire_request_decode(&h, c->in + HOIST_WIRE_HEADER_BYTES, &r, why, sizeof why) !=
+    if (hoist__wire_request_decode(&h, c->in + HOIST_WIRE_HEADER_BYTES, &r, why, sizeof why) !=
         HOIST_OK) {
       refuse(c, h.id, HOIST_PROTOCOL, why);
       return;
@@ -507,12 +507,12 @@ static int uid_allowed(const serve *sv, uid_t uid) {
 /* A refusal before a connection exists: one small ERROR frame, sent
  * without waiting (it fits any socket buffer), then close. */
 static void refuse_fd(int fd, int status, const char *msg) {
-  hoist_wbuf b = {0};
-  hoist_wbuf_begin(&b, HOIST_WIRE_ERROR, 0);
-  hoist_wbuf_u32(&b, (uint32_t)status);
-  hoist_wbuf_str(&b, msg);
-  if (hoist_wbuf_end(&b) == 0) (void)!send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-  hoist_wbuf_free(&b);
+  hoist__wbuf b = {0};
+  hoist__wbuf_begin(&b, HOIST_WIRE_ERROR, 0);
+  hoist__wbuf_u32(&b, (uint32_t)status);
+  hoist__wbuf_str(&b, msg);
+  if (hoist__wbuf_end(&b) == 0) (void)!send(fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+  hoist__wbuf_free(&b);
   close(fd);
 }
 

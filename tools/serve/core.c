@@ -109,11 +109,11 @@ static void progress_begin(serve *sv, const hoist_pipeline *p) {
 /* Exports every arena of component i of l into a. */
 static int export_arenas(hoist_runtime *rt, const hoist_loaded *l, size_t i, shared_arenas *a) {
   memset(a, 0, sizeof *a);
-  a->n = hoist_loaded_arena_count(l, i);
+  a->n = hoist__loaded_arena_count(l, i);
   for (size_t k = 0; k < a->n; k++) {
     uint64_t addr = 0, begin = 0;
-    hoist_share_handle h;
-    hoist_loaded_arena(l, i, k, &addr, &a->bytes[k], &begin);
+    hoist__share_handle h;
+    hoist__loaded_arena(l, i, k, &addr, &a->bytes[k], &begin);
     int rc = rt->dev->ops->share_export(rt->dev, addr, &h);
     if (rc != HOIST_OK) return rc;
     a->fds[k] = h.fd;
@@ -123,7 +123,7 @@ static int export_arenas(hoist_runtime *rt, const hoist_loaded *l, size_t i, sha
 }
 
 static void gen_free_memory(gen *g) {
-  hoist_wbuf_free(&g->table);
+  hoist__wbuf_free(&g->table);
   free(g->comps);
   free(g->fds);
   free(g->fingerprint);
@@ -135,42 +135,42 @@ static void gen_free_memory(gen *g) {
  * fingerprint that verify compares with. */
 static int gen_build(hoist_runtime *rt, gen *g) {
   const hoist_loaded *l = g->l;
-  hoist_device *d = rt->dev;
+  hoist__device *d = rt->dev;
   g->ncomps = hoist_loaded_component_count(l);
   g->comps = calloc(g->ncomps > 0 ? g->ncomps : 1, sizeof *g->comps);
   g->fds = calloc(g->ncomps * HOIST_WIRE_MAX_ARENAS + 1, sizeof *g->fds);
-  if (g->comps == NULL || g->fds == NULL) return hoist_fail(rt, HOIST_NO_MEMORY, "out of memory");
-  hoist_wbuf *b = &g->table;
-  hoist_wbuf_begin(b, HOIST_WIRE_ATTACHED, 0);
-  hoist_wbuf_u32(b, 0);
-  hoist_wbuf_str(b, d->kind);
-  hoist_wbuf_str(b, d->locator);
-  hoist_wbuf_u32(b, (uint32_t)g->ncomps);
+  if (g->comps == NULL || g->fds == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
+  hoist__wbuf *b = &g->table;
+  hoist__wbuf_begin(b, HOIST_WIRE_ATTACHED, 0);
+  hoist__wbuf_u32(b, 0);
+  hoist__wbuf_str(b, d->kind);
+  hoist__wbuf_str(b, d->locator);
+  hoist__wbuf_u32(b, (uint32_t)g->ncomps);
   for (size_t i = 0; i < g->ncomps; i++) {
     const hoist_loaded_info *info = hoist_loaded_component(l, i);
     shared_arenas a = {0};
     int rc = info->residency == HOIST_OFFLOAD ? HOIST_OK : export_arenas(rt, l, i, &a);
     if (rc != HOIST_OK) return rc;
-    hoist_wire_put_component(b, info->name, info->residency, info->bytes,
+    hoist__wire_put_component(b, info->name, info->residency, info->bytes,
                              info->residency == HOIST_OFFLOAD ? 0 : info->device_bytes,
                              (uint64_t)(info->seconds * 1e6));
-    hoist_wire_put_arenas(b, a.n, a.bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])a.handles);
+    hoist__wire_put_arenas(b, a.n, a.bytes, (const unsigned char(*)[HOIST_WIRE_HANDLE_BYTES])a.handles);
     for (size_t k = 0; k < a.n; k++)
       if (a.fds[k] >= 0) g->fds[g->nfds++] = a.fds[k];
-    hoist_wbuf_u32(b, (uint32_t)info->tensor_count);
+    hoist__wbuf_u32(b, (uint32_t)info->tensor_count);
     for (size_t j = 0; j < info->tensor_count; j++) {
       uint64_t off = 0;
-      const hoist_tensor_info *t = hoist_loaded_placed(l, i, j, &off);
-      hoist_wire_put_tensor(b, t, off);
+      const hoist_tensor_info *t = hoist__loaded_placed(l, i, j, &off);
+      hoist__wire_put_tensor(b, t, off);
     }
   }
-  if (hoist_wbuf_end(b) != 0)
-    return hoist_fail(rt, HOIST_OVERFLOW, "the tensor table does not fit one message of %u bytes",
+  if (hoist__wbuf_end(b) != 0)
+    return hoist__fail(rt, HOIST_OVERFLOW, "the tensor table does not fit one message of %u bytes",
                       HOIST_WIRE_MAX_REPLY);
   if (g->nfds > HOIST_WIRE_MAX_FDS)
-    return hoist_fail(rt, HOIST_UNSUPPORTED, "%zu arenas, above the %u one message can pass",
+    return hoist__fail(rt, HOIST_UNSUPPORTED, "%zu arenas, above the %u one message can pass",
                       g->nfds, HOIST_WIRE_MAX_FDS);
-  return hoist_loaded_fingerprint(l, &g->fingerprint, &g->nfingerprint);
+  return hoist__loaded_fingerprint(l, &g->fingerprint, &g->nfingerprint);
 }
 
 static void record_failure(job *j, hoist_runtime *rt, int rc) {
@@ -228,8 +228,8 @@ static void work_load(job *j) {
 }
 
 static void work_prepare(job *j) {
-  hoist_runtime *rt = hoist_loaded_runtime(j->g->l);
-  hoist_device *d = rt->dev;
+  hoist_runtime *rt = hoist__loaded_runtime(j->g->l);
+  hoist__device *d = rt->dev;
   void *stream = NULL;
   int moved = 0;
   /* The copy runs on a stream of its own and is complete before another
@@ -262,9 +262,9 @@ static void work_cb(uv_work_t *w) {
     j->status = hoist_release_after_use(j->g->l, j->comp, NULL);
     break;
   case JOB_VERIFY:
-    j->status = hoist_loaded_check(j->g->l, j->g->fingerprint, j->g->nfingerprint, &j->tensors,
+    j->status = hoist__loaded_check(j->g->l, j->g->fingerprint, j->g->nfingerprint, &j->tensors,
                                    &j->bytes);
-    if (j->status != HOIST_OK) record_failure(j, hoist_loaded_runtime(j->g->l), j->status);
+    if (j->status != HOIST_OK) record_failure(j, hoist__loaded_runtime(j->g->l), j->status);
     break;
   case JOB_FREE:
     hoist_loaded_close(j->g->l);

@@ -77,7 +77,7 @@ struct gen {
   int freeing;           /* a free job is queued */
   size_t ncomps;
   gen_comp *comps;
-  hoist_wbuf table;      /* the ATTACHED payload (after a 16-byte header slot) */
+  hoist__wbuf table;      /* the ATTACHED payload (after a 16-byte header slot) */
   int *fds;              /* host: every resident arena's memfd, in table order (borrowed) */
   size_t nfds;
   uint64_t *fingerprint; /* of every tensor when it became ready */
