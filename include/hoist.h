@@ -65,7 +65,8 @@ HOIST_EXPORT const char *hoist_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes.  Ranges: -1..-19 general, -20..-49 safetensors format rules,
- * -50..-69 pipeline layout, -70..-89 device and memory. */
+ * -50..-69 pipeline layout, -70..-89 device and memory, -90..-99 sharing a
+ * loaded pipeline between processes (hoist serve, hoist_attach). */
 
 #define HOIST_STATUS_MAP(X)                                                        \
   X(OK, 0, "success")                                                              \
@@ -103,7 +104,11 @@ HOIST_EXPORT const char *hoist_version(void);
   X(DEVICE, -71, "device or driver error")                                         \
   X(DEVICE_OOM, -72, "out of device memory")                                       \
   X(ADMISSION, -73, "does not fit in device memory")                               \
-  X(VERIFY_MISMATCH, -74, "device bytes differ from the file")
+  X(VERIFY_MISMATCH, -74, "device bytes differ from the file")                   \
+  X(NOT_READY, -90, "the server is still loading the pipeline")                    \
+  X(PROTOCOL, -91, "the peer broke the wire protocol")                             \
+  X(DENIED, -92, "the server refused this client")                                 \
+  X(CLOSED, -93, "the server closed the connection or is shutting down")
 
 typedef enum hoist_status {
 #define HOIST_STATUS_ENUM_(name, code, text) HOIST_##name = (code),
@@ -476,6 +481,89 @@ HOIST_EXPORT void hoist_loaded_unhold(hoist_loaded *l, size_t position);
 HOIST_EXPORT int hoist_prepare_for_use(hoist_loaded *l, size_t position, void *stream,
                                        int *moved);
 HOIST_EXPORT int hoist_release_after_use(hoist_loaded *l, size_t position, int *moved);
+
+/* ------------------------------------------------------------------------ */
+/* Attaching to a pipeline that `hoist serve` keeps resident in another
+ * process.
+ *
+ * The server sends each arena's sharing handle once (a CUDA IPC handle on a
+ * GPU, a memfd on the host backend) and the tensor table; the client opens
+ * every arena once and answers lookups from the table.  Shared weights are
+ * READ-ONLY by contract: a client must never write through an address it
+ * got here (on the host backend the mapping is read-only and a write
+ * faults; on CUDA nothing stops it, and every other client would see the
+ * damage: the server's POST /v1/verify re-checks every arena).  An arena
+ * stays alive while any client holds it, so a reload on the server never
+ * pulls weights from under an attached client.
+ *
+ * Errors: every call below records its detail for the calling thread,
+ * read with hoist_last_error(NULL).  On CUDA the client's device is the
+ * server's card (matched by PCI bus id), opened in this process's primary
+ * context, which torch and cudart code of the process share. */
+
+typedef struct hoist_attached hoist_attached;
+
+typedef struct hoist_attach_options {
+  uint32_t struct_size;
+  int no_wait;            /* 1: fail at once with HOIST_NOT_READY while the server
+                             still loads; 0: wait until it is ready */
+  double timeout_seconds; /* longest wait for the server's answer; 0: no limit */
+} hoist_attach_options;
+
+#define HOIST_ATTACH_OPTIONS_INIT { sizeof(hoist_attach_options), 0, 0.0 }
+
+/* Connects to the server's control socket (a Unix socket path), waits
+ * until its pipeline is loaded and maps every resident component.  The
+ * server's load failure comes back as its status (HOIST_ADMISSION, ...)
+ * with its message; a refused uid is HOIST_DENIED; a server that stops is
+ * HOIST_CLOSED.  On CUDA the server's card becomes the calling thread's
+ * current device (as hoist_runtime_create makes it).  On success free with
+ * hoist_detach().  hoist_attach is hoist_attach_ex with the defaults. */
+HOIST_EXPORT int hoist_attach(const char *socket_path, hoist_attached **out);
+HOIST_EXPORT int hoist_attach_ex(const char *socket_path, const hoist_attach_options *opts,
+                                 hoist_attached **out);
+/* Unmaps every arena, tells the server (which then drops this client's
+ * references) and closes the connection.  NULL is a no-op.  Every address
+ * and info pointer obtained from a is invalid afterwards. */
+HOIST_EXPORT void hoist_detach(hoist_attached *a);
+
+/* The same lookups as hoist_loaded_*: components in the server's load
+ * order, with this process's addresses (device_begin/end: the first
+ * arena's range here; seconds: the server's load time).  Thread-safe, but
+ * not while hoist_attached_prepare/release run on the same component. */
+HOIST_EXPORT size_t hoist_attached_component_count(const hoist_attached *a);
+HOIST_EXPORT const hoist_loaded_info *hoist_attached_component(const hoist_attached *a, size_t i);
+/* "host" or "cuda:N" as this process numbers the server's card. */
+HOIST_EXPORT const char *hoist_attached_device(const hoist_attached *a);
+/* The server's load this client holds: 1 for the first, +1 per reload. */
+HOIST_EXPORT uint32_t hoist_attached_generation(const hoist_attached *a);
+/* As hoist_loaded_tensor: the address in this process; HOIST_UNSUPPORTED
+ * for an offloaded component not prepared by this client. */
+HOIST_EXPORT int hoist_attached_tensor(const hoist_attached *a, const char *component,
+                                       const char *tensor, uint64_t *device_addr,
+                                       const hoist_tensor_info **info);
+
+/* Tensor j (0 <= j < tensor_count of component i) in name order, as
+ * hoist_attached_tensor would find it: for building a whole state dict. */
+HOIST_EXPORT int hoist_attached_tensor_at(const hoist_attached *a, size_t i, size_t j,
+                                          uint64_t *device_addr, const hoist_tensor_info **info);
+
+/* Asks the server to make offloaded component i resident and maps it
+ * (hoist_prepare_for_use on the server; it stays resident while any client
+ * holds it prepared).  A resident or FSDP component returns HOIST_OK.
+ * release unmaps it and drops this client's hold.  Not thread-safe with
+ * other calls on a. */
+HOIST_EXPORT int hoist_attached_prepare(hoist_attached *a, size_t i);
+HOIST_EXPORT int hoist_attached_release(hoist_attached *a, size_t i);
+
+/* What the server said since the last call, without blocking: a mask of
+ * HOIST_ATTACHED_* bits.  The descriptor (for poll/epoll) becomes readable
+ * when there is news. */
+#define HOIST_ATTACHED_SHUTDOWN 1u /* the server is stopping: detach within its drain time */
+#define HOIST_ATTACHED_RELOADED 2u /* a newer generation is ready: attach again to use it */
+#define HOIST_ATTACHED_CLOSED 4u   /* the connection is gone */
+HOIST_EXPORT int hoist_attached_poll(hoist_attached *a, unsigned *events);
+HOIST_EXPORT int hoist_attached_fd(const hoist_attached *a);
 
 #ifdef __cplusplus
 }

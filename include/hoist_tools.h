@@ -19,6 +19,7 @@
 #define HOIST_TOOLS_H
 
 #include "hoist.h"
+#include "hoist_wire.h"
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -194,6 +195,58 @@ unsigned hoist__engine_default_threads(void);
  * at the first load, so device memory read afterwards is what loads see.
  * Serialized with loads. */
 int hoist__engine_prepare(hoist_runtime *rt);
+
+/* ------------------------------------------------------------------------ */
+/* Sharing a loaded pipeline with other processes (`hoist serve`; the wire
+ * format both ends speak is hoist_wire.h).  The view functions read state
+ * that only a load, a close, hoist_prepare_for_use and
+ * hoist_release_after_use change; a caller serializes them with those on
+ * the same hoist_loaded. */
+
+/* The runtime a pipeline was loaded with (its device: l's arenas). */
+hoist_runtime *hoist__loaded_runtime(const hoist_loaded *l);
+/* Where another process finds rt's device beside hoist__device_kind: the
+ * card's PCI bus id on cuda, "" on host. */
+const char *hoist__device_locator(const hoist_runtime *rt);
+
+/* Arenas of component i (load order) now: 0 for an offloaded component that
+ * is not prepared, or one without tensors. */
+size_t hoist__loaded_arena_count(const hoist_loaded *l, size_t i);
+/* Arena k of component i: its device address, bytes, and the placement
+ * offset its first byte holds (arenas cover the placement span in order,
+ * each starting where the one before it ends). */
+void hoist__loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *addr, uint64_t *bytes,
+                         uint64_t *span_begin);
+/* What another process needs to map arena k of component i: on cuda its
+ * CUDA IPC handle in blob (HOIST_WIRE_HANDLE_BYTES) and *fd -1; on host the
+ * allocation's memfd in *fd, sealed against writable mappings and borrowed
+ * until the arena is freed (blob zeroed). */
+int hoist__loaded_arena_export(const hoist_loaded *l, size_t i, size_t k, int *fd,
+                               unsigned char *blob);
+/* hoist_prepare_for_use on a stream of its own, synchronized: when it
+ * returns, the arena holds the bytes (another process may be told where). */
+int hoist__loaded_prepare_synced(hoist_loaded *l, size_t i, int *moved);
+/* Tensor j (0 <= j < tensor_count) of component i in placement order: its
+ * info as on the device, and in *span_off its offset in the placement span
+ * (the tensor lies in the arena whose range holds it). */
+const hoist_tensor_info *hoist__loaded_placed(const hoist_loaded *l, size_t i, size_t j,
+                                              uint64_t *span_off);
+/* The pinned host copy of offloaded component i (laid out as the span), or
+ * NULL when it has none. */
+const void *hoist__loaded_host_copy(const hoist_loaded *l, size_t i);
+
+/* A fingerprint: the block checksum (kernels.h) of every tensor's bytes,
+ * component by component in load order, tensors in placement order, hashed
+ * where they lie: in the arenas, or in the host copy of an offloaded
+ * component (a prepared one's arena holds the same bytes).  A component
+ * with neither has no entries.  *out is malloc'd (free it); *n its count. */
+int hoist__loaded_fingerprint(const hoist_loaded *l, uint64_t **out, size_t *n);
+/* Takes the fingerprint again and compares it with base (from
+ * hoist__loaded_fingerprint of the same l): HOIST_OK when every tensor
+ * agrees, HOIST_VERIFY_MISMATCH naming the first component and tensor that
+ * differ.  *tensors and *bytes (optional) count what was checked. */
+int hoist__loaded_check(const hoist_loaded *l, const uint64_t *base, size_t n, uint64_t *tensors,
+                        uint64_t *bytes);
 
 #ifdef __cplusplus
 }

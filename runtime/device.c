@@ -4,6 +4,7 @@
 #include "device.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -99,4 +100,23 @@ done:
   if (dev != 0) d->ops->free(d, dev);
   if (host != NULL) d->ops->pinned_free(d, host);
   return rc;
+}
+
+int hoist__device_spec_for(const char *kind, const char *locator, char *spec, size_t size) {
+  if (strcmp(kind, "host") == 0) {
+    snprintf(spec, size, "host");
+    return HOIST_OK;
+  }
+  if (strcmp(kind, "cuda") != 0)
+    return hoist__fail(NULL, HOIST_NO_DEVICE, "device kind '%.32s' is not host or cuda", kind);
+#if defined(HOIST_HAVE_CUDA)
+  int ordinal = 0;
+  int rc = hoist__device_cuda_ordinal(locator, &ordinal);
+  if (rc == HOIST_OK) snprintf(spec, size, "cuda:%d", ordinal);
+  return rc;
+#else
+  return hoist__fail(NULL, HOIST_NO_DEVICE,
+                    "the server's device is the CUDA card %.32s but this build of hoist has no "
+                    "CUDA backend", locator);
+#endif
 }

@@ -19,6 +19,16 @@
 
 typedef struct hoist__device hoist__device;
 
+/* What another process needs to open one device allocation (share_export,
+ * share_open): on cuda the allocation's CUDA IPC handle in blob; on host a
+ * memfd of the allocation in fd, which a Unix socket passes on with
+ * SCM_RIGHTS (blob unused). */
+#define HOIST_SHARE_BLOB_BYTES 64
+typedef struct hoist__share_handle {
+  int fd;                                 /* host: memfd; -1 on cuda */
+  unsigned char blob[HOIST_SHARE_BLOB_BYTES]; /* cuda: cudaIpcMemHandle_t */
+} hoist__share_handle;
+
 typedef struct hoist__device_ops {
   void (*destroy)(hoist__device *d);
   /* Free and total device memory as the device sees it now. */
@@ -67,6 +77,21 @@ typedef struct hoist__device_ops {
   uint64_t (*default_headroom)(const hoist__device *d, uint64_t total_bytes);
   /* Bytes a backend may allocate beyond the request (rounding). */
   uint64_t alloc_granularity;
+  /* Sharing device memory with other processes (hoist serve and
+   * hoist_attach).  share_export describes the allocation that starts at
+   * addr (an address alloc returned): host: the allocation's memfd, sealed
+   * so that it can never shrink nor be mapped writable again (the mapping
+   * this process holds stays writable), borrowed until free(addr); cuda:
+   * cudaIpcGetMemHandle.  share_open, in the other process, maps bytes of
+   * it read-only (host: mmap PROT_READ of the descriptor, which the caller
+   * still closes; a descriptor smaller than bytes is HOIST_INVALID_ARGUMENT;
+   * cuda: cudaIpcOpenMemHandle, where read-only is a contract, not enforced;
+   * a handle already open in this process is shared and counted, as CUDA
+   * maps a handle once per process) and share_close unmaps it.  Ops of a
+   * device opened in the receiving process. */
+  int (*share_export)(hoist__device *d, uint64_t addr, hoist__share_handle *out);
+  int (*share_open)(hoist__device *d, const hoist__share_handle *h, uint64_t bytes, uint64_t *addr);
+  void (*share_close)(hoist__device *d, uint64_t addr, uint64_t bytes);
 } hoist__device_ops;
 
 struct hoist__device {
@@ -75,6 +100,9 @@ struct hoist__device {
   const char *kind;       /* "host" or "cuda" */
   int ordinal;            /* N of cuda:N; 0 for host */
   char name[256];         /* "host" or the GPU's name */
+  char locator[32];       /* cuda: the PCI bus id ("0000:65:00.0"), which
+                             names the card whatever CUDA_VISIBLE_DEVICES a
+                             process has; host: "" */
 };
 
 /* Parses "host", "cuda" or "cuda:N" and opens that backend.  capacity is the
@@ -86,7 +114,14 @@ void hoist__device_close(hoist__device *d);
 int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out);
 #if defined(HOIST_HAVE_CUDA)
 int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out);
+/* The ordinal of the card with PCI bus id locator in this process. */
+int hoist__device_cuda_ordinal(const char *locator, int *ordinal);
 #endif
+/* The device spec ("host", "cuda:N") under which this process sees the
+ * device another process described by kind and locator (hoist__device.kind
+ * and .locator): host for "host", the ordinal of the card with that PCI bus
+ * id for "cuda".  HOIST_NO_DEVICE when this process cannot see it. */
+int hoist__device_spec_for(const char *kind, const char *locator, char *spec, size_t size);
 
 /* The host backend's hooks (capacity, fault injection, counters) and what
  * the CLI asks of a runtime's device (device.c): in hoist_tools.h. */

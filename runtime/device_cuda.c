@@ -170,6 +170,95 @@ static uint64_t cuda_default_headroom(const hoist__device *d, uint64_t total_byt
   return pct > (256ull << 20) ? pct : (256ull << 20);
 }
 
+/* Sharing: one CUDA IPC handle per allocation (an arena), never per
+ * tensor: opening a handle costs a fraction of a millisecond. */
+static int cuda_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
+  cudaIpcMemHandle_t h;
+  _Static_assert(sizeof h <= HOIST_SHARE_BLOB_BYTES, "cudaIpcMemHandle_t fits the blob");
+  memset(out, 0, sizeof *out);
+  out->fd = -1;
+  SET_DEVICE(d);
+  CHECK_CUDA(d->rt, cudaIpcGetMemHandle(&h, (void *)(uintptr_t)addr));
+  memcpy(out->blob, &h, sizeof h);
+  return HOIST_OK;
+}
+
+/* CUDA maps a handle once per process: a second cudaIpcOpenMemHandle of
+ * the same handle fails (CUDA_ERROR_ALREADY_MAPPED) until the first is
+ * closed.  Two attaches of one process to the same generation share the
+ * mapping through this process-wide table, counted. */
+typedef struct ipc_mapping {
+  unsigned char blob[HOIST_SHARE_BLOB_BYTES];
+  int ordinal;
+  uint64_t addr;
+  unsigned refs;
+  struct ipc_mapping *next;
+} ipc_mapping;
+
+static ipc_mapping *ipc_mappings;
+static uv_mutex_t ipc_lock;
+static uv_once_t ipc_once = UV_ONCE_INIT;
+static void ipc_lock_init(void) { uv_mutex_init(&ipc_lock); }
+
+static int cuda_share_open(hoist__device *d, const hoist__share_handle *hd, uint64_t bytes,
+                           uint64_t *addr) {
+  uv_once(&ipc_once, ipc_lock_init);
+  uv_mutex_lock(&ipc_lock);
+  ipc_mapping *m = ipc_mappings;
+  while (m != NULL && (m->ordinal != d->ordinal || memcmp(m->blob, hd->blob, sizeof m->blob) != 0))
+    m = m->next;
+  if (m != NULL) {
+    m->refs++;
+    *addr = m->addr;
+    uv_mutex_unlock(&ipc_lock);
+    return HOIST_OK;
+  }
+  int rc = HOIST_OK;
+  cudaIpcMemHandle_t h;
+  void *p = NULL;
+  memcpy(&h, hd->blob, sizeof h);
+  m = calloc(1, sizeof *m);
+  if (m == NULL) rc = hoist__fail(d->rt, HOIST_NO_MEMORY, "out of memory");
+  cudaError_t e = cudaSuccess;
+  if (rc == HOIST_OK && (e = cudaSetDevice(d->ordinal)) == cudaSuccess)
+    e = cudaIpcOpenMemHandle(&p, h, cudaIpcMemLazyEnablePeerAccess);
+  if (rc == HOIST_OK && e != cudaSuccess)
+    rc = hoist__cuda_fail(d->rt, e, "cudaIpcOpenMemHandle", __FILE__, __LINE__);
+  if (rc == HOIST_OK) {
+    memcpy(m->blob, hd->blob, sizeof m->blob);
+    m->ordinal = d->ordinal;
+    m->addr = (uint64_t)(uintptr_t)p;
+    m->refs = 1;
+    m->next = ipc_mappings;
+    ipc_mappings = m;
+    *addr = m->addr;
+  } else {
+    free(m);
+  }
+  uv_mutex_unlock(&ipc_lock);
+  return rc;
+}
+
+static void cuda_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
+  if (addr == 0) return;
+  uv_once(&ipc_once, ipc_lock_init);
+  uv_mutex_lock(&ipc_lock);
+  ipc_mapping **pp = &ipc_mappings;
+  while (*pp != NULL && ((*pp)->addr != addr || (*pp)->ordinal != d->ordinal)) pp = &(*pp)->next;
+  ipc_mapping *m = *pp;
+  if (m != NULL && --m->refs == 0) *pp = m->next;
+  else m = NULL; /* still used by another attach (or unknown) */
+  uv_mutex_unlock(&ipc_lock);
+  if (m == NULL) return;
+  if (cudaSetDevice(d->ordinal) != cudaSuccess ||
+      cudaIpcCloseMemHandle((void *)(uintptr_t)addr) != cudaSuccess) {
+    (void)cudaGetLastError();
+    hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaIpcCloseMemHandle(%#llx) failed",
+              d->ordinal, (unsigned long long)addr);
+  }
+  free(m);
+}
+
 static const hoist__device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -194,7 +283,20 @@ static const hoist__device_ops cuda_ops = {
     .checksum_batch = cuda_checksum_batch,
     .default_headroom = cuda_default_headroom,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
+    .share_export = cuda_share_export,
+    .share_open = cuda_share_open,
+    .share_close = cuda_share_close,
 };
+
+int hoist__device_cuda_ordinal(const char *locator, int *ordinal) {
+  cudaError_t e = cudaDeviceGetByPCIBusId(ordinal, locator);
+  if (e != cudaSuccess) {
+    (void)cudaGetLastError();
+    return hoist__fail(NULL, HOIST_NO_DEVICE, "no CUDA device with PCI bus id %.32s here (%s)",
+                      locator, cudaGetErrorString(e));
+  }
+  return HOIST_OK;
+}
 
 int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out) {
   int count = 0;
@@ -218,6 +320,10 @@ int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out)
   d->kind = "cuda";
   d->ordinal = ordinal;
   snprintf(d->name, sizeof d->name, "%s", prop.name);
+  if (cudaDeviceGetPCIBusId(d->locator, (int)sizeof d->locator, ordinal) != cudaSuccess) {
+    (void)cudaGetLastError();
+    d->locator[0] = '\0';
+  }
   *out = d;
   return HOIST_OK;
 }

@@ -6,22 +6,32 @@
  * Copies are synchronous memcpy, so streams and events are trivial tokens.
  * Accounting counts every device allocation at its size rounded up to 256
  * bytes; pinned (staging) memory is tracked separately so tests can prove
- * that nothing leaks on any path. */
+ * that nothing leaks on any path.
+ *
+ * Device memory comes from a memfd mapped shared (memfd_create + mmap), so
+ * an allocation can be handed to another process over a Unix socket
+ * (SCM_RIGHTS) and mapped there read-only, as a CUDA IPC handle is on a
+ * GPU: `hoist serve` shares its arenas this way on the host backend. */
 #include "convert_ref.h"
 #include "device.h"
 #include "kernels.h"
 
 #include <assert.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HOST_ALIGN 256
 
 typedef struct host_block {
   uint64_t addr;
-  uint64_t bytes;
+  uint64_t bytes;  /* rounded to HOST_ALIGN: the accounted size and the mapping's */
+  int fd;          /* the memfd behind the mapping */
   struct host_block *next;
 } host_block;
 
@@ -47,7 +57,8 @@ static void host_destroy(hoist__device *d) {
     host_block *next = b->next;
     hoist__log(d->rt, HOIST_LOG_WARN, "host device: %llu bytes still allocated at close",
               (unsigned long long)b->bytes);
-    free((void *)(uintptr_t)b->addr);
+    munmap((void *)(uintptr_t)b->addr, (size_t)b->bytes);
+    close(b->fd);
     free(b);
     b = next;
   }
@@ -90,18 +101,24 @@ static int host_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
   h->allocated += rounded; /* reserve before dropping the lock */
   uv_mutex_unlock(&h->lock);
 
-  void *p = aligned_alloc(HOST_ALIGN, (size_t)rounded);
-  host_block *b = p != NULL ? malloc(sizeof *b) : NULL;
-  if (b == NULL) {
-    free(p);
+  host_block *b = malloc(sizeof *b);
+  void *p = MAP_FAILED;
+  int fd = b != NULL ? memfd_create("hoist-device", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
+  if (fd >= 0 && ftruncate(fd, (off_t)rounded) == 0)
+    p = mmap(NULL, (size_t)rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (p == MAP_FAILED) {
+    int err = b == NULL ? ENOMEM : errno;
+    if (fd >= 0) close(fd);
+    free(b);
     uv_mutex_lock(&h->lock);
     h->allocated -= rounded;
     uv_mutex_unlock(&h->lock);
-    return hoist__fail(d->rt, HOIST_DEVICE_OOM, "host device: out of RAM for %llu bytes",
-                      (unsigned long long)rounded);
+    return hoist__fail(d->rt, HOIST_DEVICE_OOM, "host device: out of RAM for %llu bytes (%s)",
+                      (unsigned long long)rounded, strerror(err));
   }
   b->addr = (uint64_t)(uintptr_t)p;
   b->bytes = rounded;
+  b->fd = fd;
   uv_mutex_lock(&h->lock);
   b->next = h->blocks;
   h->blocks = b;
@@ -128,7 +145,8 @@ static void host_free(hoist__device *d, uint64_t addr) {
               (unsigned long long)addr);
     return;
   }
-  free((void *)(uintptr_t)b->addr);
+  munmap((void *)(uintptr_t)b->addr, (size_t)b->bytes);
+  close(b->fd);
   free(b);
 }
 
@@ -239,6 +257,54 @@ static int host_checksum_batch(hoist__device *d, const hoist__checksum_span *spa
  * no headroom is needed. */
 static uint64_t host_default_headroom(const hoist__device *d, uint64_t total_bytes) { return 0; }
 
+/* Sharing: the allocation's memfd, sealed first so that the receiver can
+ * neither map it writable (F_SEAL_FUTURE_WRITE; this process's mapping
+ * keeps working) nor see it shrink under its mapping.  Kernels before 5.1
+ * lack the write seal: there read-only is the receiver's PROT_READ alone. */
+static int host_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
+  host_device *h = as_host(d);
+  memset(out, 0, sizeof *out);
+  out->fd = -1;
+  uv_mutex_lock(&h->lock);
+  host_block *b = h->blocks;
+  while (b != NULL && b->addr != addr) b = b->next;
+  int fd = b != NULL ? b->fd : -1;
+  uv_mutex_unlock(&h->lock);
+  if (fd < 0)
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
+                      "host device: %#llx is not the start of an allocation",
+                      (unsigned long long)addr);
+  int seals = F_SEAL_SHRINK | F_SEAL_GROW;
+  if (fcntl(fd, F_ADD_SEALS, seals | F_SEAL_FUTURE_WRITE) != 0 &&
+      (errno != EINVAL || fcntl(fd, F_ADD_SEALS, seals) != 0))
+    return hoist__fail(d->rt, HOIST_IO, "host device: cannot seal a shared allocation: %s",
+                      strerror(errno));
+  out->fd = fd;
+  return HOIST_OK;
+}
+
+static int host_share_open(hoist__device *d, const hoist__share_handle *hd, uint64_t bytes,
+                           uint64_t *addr) {
+  struct stat st;
+  if (hd->fd < 0 || fstat(hd->fd, &st) != 0)
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT, "host device: shared handle without a "
+                      "usable descriptor");
+  if (bytes == 0 || bytes > SIZE_MAX || !S_ISREG(st.st_mode) || (uint64_t)st.st_size < bytes)
+    return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
+                      "host device: shared allocation of %lld bytes cannot hold %llu",
+                      (long long)st.st_size, (unsigned long long)bytes);
+  void *p = mmap(NULL, (size_t)bytes, PROT_READ, MAP_SHARED, hd->fd, 0);
+  if (p == MAP_FAILED)
+    return hoist__fail(d->rt, HOIST_NO_MEMORY, "host device: cannot map %llu shared bytes: %s",
+                      (unsigned long long)bytes, strerror(errno));
+  *addr = (uint64_t)(uintptr_t)p;
+  return HOIST_OK;
+}
+
+static void host_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
+  if (addr != 0) munmap((void *)(uintptr_t)addr, (size_t)bytes);
+}
+
 static const hoist__device_ops host_ops = {
     .destroy = host_destroy,
     .mem_info = host_mem_info,
@@ -263,6 +329,9 @@ static const hoist__device_ops host_ops = {
     .checksum_batch = host_checksum_batch,
     .default_headroom = host_default_headroom,
     .alloc_granularity = HOST_ALIGN,
+    .share_export = host_share_export,
+    .share_open = host_share_open,
+    .share_close = host_share_close,
 };
 
 int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out) {

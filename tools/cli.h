@@ -73,5 +73,6 @@ int cmd_plan(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_make_pipeline(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 #endif /* HOIST_CLI_H */

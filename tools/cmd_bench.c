@@ -3,6 +3,7 @@
  * with the hardware limits measured in the same run: pinned H2D bandwidth
  * on cuda, and the files' raw parallel read rate (buffered and O_DIRECT)
  * for cold runs. */
+#include "bench_attach.h"
 #include "bench_limits.h"
 #include "bench_oom.h"
 #include "cli_load_opts.h"
@@ -293,10 +294,11 @@ int cmd_bench(int argc, char **argv) {
   if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
     fprintf(argc < 2 ? stderr : stdout,
             "usage: hoist bench load [OPTIONS] PIPELINE\n       hoist bench oom [OPTIONS] "
-            "[PIPELINE]\n");
+            "[PIPELINE]\n       hoist bench attach [OPTIONS] SOCKET [PIPELINE]\n");
     return argc < 2 ? HOIST_EXIT_USAGE : HOIST_EXIT_OK;
   }
   if (strcmp(argv[1], "load") == 0) return bench_load(argc - 1, argv + 1);
   if (strcmp(argv[1], "oom") == 0) return bench_oom(argc - 1, argv + 1);
-  return cli_usage_error("bench", "unknown benchmark '%s' (available: load, oom)", argv[1]);
+  if (strcmp(argv[1], "attach") == 0) return bench_attach(argc - 1, argv + 1);
+  return cli_usage_error("bench", "unknown benchmark '%s' (available: load, oom, attach)", argv[1]);
 }

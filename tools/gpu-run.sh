@@ -5,13 +5,13 @@
 # about 10 GB next to the hardware limit and the peer loaders measured in
 # the same run, the kernel bandwidths and the OOM thresholds on the card.
 # Logs and JSON go to $OUT (default /tmp/hoist-out).
-#   HOIST_GPU_STEPS    steps to run (default "tests warm cold peer verify kernels oom")
+#   HOIST_GPU_STEPS    steps to run (default "tests warm cold peer verify kernels oom attach")
 #   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: 10.12 GB)
 #   HOIST_BENCH_DIR    where the pipelines are written (default /tmp/hoist-bench)
 #   HOIST_VARIANTS     0: only the default configuration in warm and cold
 #   HOIST_BUILD        the build folder (default build-gpu)
 set -uo pipefail
-steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom"}
+steps=${HOIST_GPU_STEPS:-"tests warm cold peer verify kernels oom attach"}
 scale=${HOIST_BENCH_SCALE:-0.3}
 bench=${HOIST_BENCH_DIR:-/tmp/hoist-bench}
 
@@ -24,7 +24,7 @@ if has tests; then
   echo "load vectors: exit $?"
 fi
 
-if has warm || has cold || has peer || has verify; then
+if has warm || has cold || has peer || has verify || has attach; then
   if [ ! -f "$bench/flux-$scale/model_index.json" ]; then
     rm -rf "$bench/flux-$scale"
     mkdir -p "$bench"
@@ -82,5 +82,27 @@ if has oom; then
         --policy resident --policy "offload:$pol" "$bench/oom-$preset-0.02"
     done
   done 2>&1 | tee "$out/bench-oom-cuda.log"
+fi
+if has attach; then
+  # hoist serve keeps the pipeline on the card; attach latency with the
+  # worker's CUDA context already made, then a worker's restart (process
+  # start to every tensor usable) by attach and by hoist load.
+  sock="$bench/serve.sock"
+  "$hoist" serve --json --device cuda:0 --unix "$sock" --listen none "$bench/flux-$scale" \
+    >"$out/serve-events.jsonl" 2>"$out/serve.log" &
+  serve_pid=$!
+  for _ in $(seq 600); do
+    grep -q '"event":"ready"' "$out/serve-events.jsonl" && break
+    sleep 0.5
+  done
+  "$hoist" bench attach --json --device cuda:0 --repeat 50 "$sock" | tee "$out/bench-attach.json"
+  "$hoist" bench attach --restart --json --device cuda:0 --repeat 5 "$sock" "$bench/flux-$scale" \
+    | tee "$out/bench-restart.json"
+  kill -TERM "$serve_pid"
+  wait "$serve_pid"
+  echo "serve: exit $?"
+  # 200 clients polling /v1/status at 10 Hz during the load, paired with quiet loads.
+  python3 bench/serve_poll.py --hoist "$hoist" --device cuda:0 --pairs 10 "$bench/flux-$scale" \
+    2>"$out/serve-poll.log" | tee "$out/serve-poll.json"
 fi
 echo "gpu-run: done"

@@ -9,9 +9,10 @@
 #   2. build-asan/   the same under AddressSanitizer + UBSan;
 #   3. build-tsan/   the concurrency suites (ctest label `threads`) under
 #                    ThreadSanitizer, which must report nothing;
-#   4. build-fuzz/   clang + libFuzzer: the header parser and discovery
-#                    (with a verified host load), sharing HOIST_FUZZ_SECONDS
-#                    (default 120: 60 s each).
+#   4. build-fuzz/   clang + libFuzzer, sharing HOIST_FUZZ_SECONDS (default
+#                    160): 3/8 each on the header parser and on discovery
+#                    (with a verified host load), 1/8 each on hoist serve's
+#                    HTTP path and on its control-socket messages;
 #   and the Python package's tests (pytest from .venv) against build/.
 # `tools/test.sh --tsan` runs step 3 alone.  Each build writes its own
 # vectors (<build>/vectors, the ctest fixture make_vectors); nothing outside
@@ -30,7 +31,7 @@ esac
 tools/install-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
-fuzz_seconds=${HOIST_FUZZ_SECONDS:-120}
+fuzz_seconds=${HOIST_FUZZ_SECONDS:-160}
 
 # ThreadSanitizer: a report fails the test (exit 66 from the forked test),
 # and no report is suppressed.  The concurrency suites build their own
@@ -68,21 +69,24 @@ cmake --build build-asan -j"$jobs"
 
 tsan_step
 
-echo "== fuzz (libFuzzer, ${fuzz_seconds}s: header parser, then discovery)"
+echo "== fuzz (libFuzzer, ${fuzz_seconds}s: header parser, discovery, HTTP, control socket)"
 CC=clang cmake -S . -B build-fuzz -DHOIST_FUZZ=ON -DHOIST_CUDA=OFF >/dev/null
-cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors fuzz_discover
-# The two harnesses share the budget; each keeps its corpus between runs.
-header_seconds=$(((fuzz_seconds + 1) / 2))
-discover_seconds=$((fuzz_seconds - header_seconds))
-mkdir -p build-fuzz/corpus build-fuzz/corpus-discover
-# (-max_total_time=0 would mean no limit: a harness with no time is skipped.)
-if ((header_seconds > 0)); then
-  build-fuzz/tests/fuzz/fuzz_safetensors -max_total_time="$header_seconds" -max_len=65536 \
-    -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/seeds 2>&1 | tail -n 5
-fi
-if ((discover_seconds > 0)); then
-  build-fuzz/tests/fuzz/fuzz_discover -max_total_time="$discover_seconds" -max_len=16384 \
-    -timeout=10 -rss_limit_mb=2048 -dict=tests/fuzz/discover.dict \
-    build-fuzz/corpus-discover tests/fuzz/seeds-discover 2>&1 | tail -n 5
-fi
-echo "fuzz: ${header_seconds}s (header parser) + ${discover_seconds}s (discovery) without a crash"
+cmake --build build-fuzz -j"$jobs" --target fuzz_safetensors fuzz_discover fuzz_http fuzz_control
+# fuzz NAME SECONDS SEEDS [libFuzzer options]: one harness for its share of
+# the budget, keeping its corpus between runs (-max_total_time=0 would mean
+# no limit: a harness given no time is skipped).
+fuzz() {
+  local name=$1 seconds=$2 seeds=$3
+  shift 3
+  ((seconds > 0)) || return 0
+  mkdir -p "build-fuzz/corpus-$name"
+  "build-fuzz/tests/fuzz/fuzz_$name" -max_total_time="$seconds" -rss_limit_mb=2048 \
+    -artifact_prefix=build-fuzz/ "$@" "build-fuzz/corpus-$name" "$seeds" 2>&1 | tail -n 3
+  echo "fuzz_$name: ${seconds}s without a crash"
+}
+eighth=$((fuzz_seconds / 8))
+fuzz safetensors $((3 * eighth)) tests/fuzz/seeds -max_len=65536
+fuzz discover $((fuzz_seconds - 5 * eighth)) tests/fuzz/seeds-discover -max_len=16384 -timeout=10 \
+  -dict=tests/fuzz/discover.dict
+fuzz http "$eighth" tests/fuzz/seeds_http -max_len=65536
+fuzz control "$eighth" tests/fuzz/seeds_control -max_len=65536

@@ -1,0 +1,186 @@
+/* test_gpu_serve.c — hoist serve on a GPU (label gpu; a SKIP line and a
+ * pass where no CUDA device is usable): a server process loads onto
+ * cuda:0 and this process attaches through CUDA IPC; every tensor must be
+ * bit-identical to the files (read back with cudaMemcpy through the
+ * backend); a client process killed with SIGKILL is dropped while the
+ * server keeps serving; a reload keeps the old arenas until their last
+ * client detaches; verify runs the device checksums; SIGTERM drains.
+ *
+ * CUDA does not survive fork: clients in other processes are this binary
+ * started again with exec (--client SOCKET), never a bare fork. */
+#include "testutil.h"
+
+#include "device.h"
+#include "pipeline_fixture.h"
+#include "serve_fixture.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char pipe_dir[1024];
+static hoist_runtime *reader; /* this process's view of cuda:0, for reading back */
+
+static int cuda_read(void *user, void *dst, uint64_t addr, size_t n) {
+  hoist__device *d = reader->dev;
+  return d->ops->copy_d2h(d, dst, addr, n) == HOIST_OK ? 0 : -1;
+}
+
+static void start_ready(srv *s, const char *name, const char *const *extra) {
+  const char *args[16] = {"--device", "cuda:0"};
+  int n = 2;
+  for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) args[n++] = extra[i];
+  args[n] = NULL;
+  srv_start(s, name, pipe_dir, args);
+  char *ev = srv_event(s, "ready", 120);
+  ck_assert_msg(ev != NULL, "no ready event");
+  free(ev);
+}
+
+static hoist_attached *attach_ok(const srv *s) {
+  hoist_attached *a = NULL;
+  int rc = hoist_attach(s->sock, &a);
+  ck_assert_msg(rc == HOIST_OK, "attach: %s: %s", hoist_status_name(rc), hoist_last_error(NULL));
+  return a;
+}
+
+START_TEST(two_processes_share_bit_identical_tensors) {
+  if (!tu_gpu_available()) return;
+  tu_scratch_dir("gpu_serve", pipe_dir, sizeof pipe_dir);
+  fixture_write_pipeline(pipe_dir, 61);
+  reader = tu_cuda_runtime();
+  srv s;
+  char tok[1100];
+  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
+  tu_write_file(tok, "gpu-token\n", 10);
+  chmod(tok, 0600);
+  const char *extra[] = {"--verify", "--token-file", tok, NULL};
+  start_ready(&s, "gpu", extra);
+  hoist_attached *a = attach_ok(&s);
+  ck_assert_msg(strncmp(hoist_attached_device(a), "cuda:", 5) == 0, "%s", hoist_attached_device(a));
+  size_t n = compare_with_files(a, pipe_dir, cuda_read, NULL);
+  printf("gpu serve: %zu tensors bit-identical through CUDA IPC\n", n);
+  ck_assert_uint_gt(n, 100);
+  /* A second attach of this process to the same generation shares the
+   * mappings (CUDA opens a handle once per process) and outlives the
+   * first one's detach. */
+  hoist_attached *a2 = attach_ok(&s);
+  uint64_t p1 = 0, p2 = 0;
+  ck_assert_int_eq(hoist_attached_tensor(a, "vae", "decoder.0", &p1, NULL), HOIST_OK);
+  ck_assert_int_eq(hoist_attached_tensor(a2, "vae", "decoder.0", &p2, NULL), HOIST_OK);
+  ck_assert_uint_eq(p1, p2);
+  hoist_detach(a);
+  ck_assert_uint_eq(compare_with_files(a2, pipe_dir, cuda_read, NULL), n);
+  a = a2;
+  char *body = NULL;
+  ck_assert_int_eq(http_post(s.port, "/v1/verify", "gpu-token", &body), 200);
+  ck_assert_msg(strstr(body, "\"ok\":true") != NULL, "%s", body);
+  free(body);
+  hoist_detach(a);
+  ck_assert_int_eq(srv_wait(&s, SIGTERM, 30), 0);
+  srv_kill(&s);
+  hoist_runtime_close(reader);
+}
+END_TEST
+
+/* Starts this binary as an attached client; returns its pid once it has
+ * attached. */
+static pid_t start_client(const char *sock) {
+  int p[2];
+  ck_assert(pipe(p) == 0);
+  pid_t pid = fork();
+  ck_assert(pid >= 0);
+  if (pid == 0) {
+    dup2(p[1], 1);
+    execl("/proc/self/exe", "test_gpu_serve", "--client", sock, (char *)NULL);
+    _exit(127);
+  }
+  close(p[1]);
+  char c = 0;
+  ck_assert_int_eq(read(p[0], &c, 1), 1);
+  ck_assert_int_eq(c, 'A');
+  close(p[0]);
+  return pid;
+}
+
+START_TEST(a_killed_client_is_dropped_and_reload_keeps_old_arenas) {
+  if (!tu_gpu_available()) return;
+  tu_scratch_dir("gpu_serve2", pipe_dir, sizeof pipe_dir);
+  fixture_write_pipeline(pipe_dir, 62);
+  reader = tu_cuda_runtime();
+  char tok[1100], old_dir[1100];
+  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
+  tu_write_file(tok, "gpu-token\n", 10);
+  chmod(tok, 0600);
+  srv s;
+  const char *extra[] = {"--token-file", tok, NULL};
+  start_ready(&s, "gpu2", extra);
+  /* SIGKILL of an attached client process. */
+  pid_t victim = start_client(s.sock);
+  ck_assert(status_wait(s.port, "clients.attached", 1, 10));
+  kill(victim, SIGKILL);
+  waitpid(victim, NULL, 0);
+  ck_assert(status_wait(s.port, "clients.attached", 0, 10));
+  ck_assert_double_eq(status_number(s.port, "clients.lost_total"), 1);
+  /* Reload beside an attached client. */
+  hoist_attached *a = attach_ok(&s);
+  replace_pipeline(pipe_dir, 63, old_dir, sizeof old_dir);
+  char *body = NULL;
+  ck_assert_int_eq(http_post(s.port, "/v1/reload", "gpu-token", &body), 200);
+  free(body);
+  hoist_attached *b = attach_ok(&s);
+  ck_assert_uint_eq(hoist_attached_generation(b), 2);
+  ck_assert_uint_gt(compare_with_files(a, old_dir, cuda_read, NULL), 100);
+  ck_assert_uint_gt(compare_with_files(b, pipe_dir, cuda_read, NULL), 100);
+  double used2 = status_number(s.port, "device_memory.used");
+  hoist_detach(a);
+  /* Generation 1 goes with its last client: the card gets its bytes back. */
+  double t0 = now_s();
+  while (status_number(s.port, "device_memory.used") >= used2 - 3e6 && now_s() - t0 < 10) usleep(20000);
+  ck_assert_double_lt(status_number(s.port, "device_memory.used"), used2 - 3e6);
+  ck_assert_uint_gt(compare_with_files(b, pipe_dir, cuda_read, NULL), 100);
+  /* Drain: the server waits for b, then exits 0. */
+  kill(s.pid, SIGTERM);
+  unsigned ev = 0, seen = 0;
+  t0 = now_s();
+  while (!(seen & HOIST_ATTACHED_SHUTDOWN) && now_s() - t0 < 10) {
+    ck_assert_int_eq(hoist_attached_poll(b, &ev), HOIST_OK);
+    seen |= ev;
+    usleep(10000);
+  }
+  ck_assert(seen & HOIST_ATTACHED_SHUTDOWN);
+  ck_assert_int_eq(srv_wait(&s, 0, 0.5), -1);
+  hoist_detach(b);
+  ck_assert_int_eq(srv_wait(&s, 0, 30), 0);
+  srv_kill(&s);
+  hoist_runtime_close(reader);
+}
+END_TEST
+
+/* --client SOCKET: attach, say so on stdout, wait to be killed. */
+static int client_main(const char *sock) {
+  hoist_attached *a = NULL;
+  if (hoist_attach(sock, &a) != HOIST_OK) {
+    fprintf(stderr, "client: %s\n", hoist_last_error(NULL));
+    return 1;
+  }
+  (void)!write(1, "A", 1);
+  pause();
+  hoist_detach(a);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && strcmp(argv[1], "--client") == 0) return client_main(argv[2]);
+  Suite *s = suite_create("gpu_serve");
+  TCase *tc = tcase_create("gpu");
+  tcase_set_timeout(tc, 600);
+  tcase_add_test(tc, two_processes_share_bit_identical_tensors);
+  tcase_add_test(tc, a_killed_client_is_dropped_and_reload_keeps_old_arenas);
+  suite_add_tcase(s, tc);
+  return tu_run_suite(s);
+}
