@@ -6,7 +6,7 @@
  * decodes must be consistent (every tensor found by its name and inside
  * one arena, names NUL-free, messages on one line), and a decoded table
  * must survive a round trip through the encoders unchanged. */
-#include "hoist_wire.h"
+#include "hoist_tools.h"
 
 #include <stdint.h>
 #include <stdio.h>
