@@ -434,7 +434,7 @@ static void worker_main(void *arg) {
   int rc = HOIST_OK;
   for (;;) {
     if (atomic_load(&e->failed)) break;
-    if (job->cancel != NULL && *job->cancel) {
+    if (hoist__cancel_requested(job->cancel)) {
       rc = hoist__fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
       break;
     }

@@ -130,7 +130,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   const oom_setup *s = x->s;
   memset(r, 0, sizeof *r);
   r->capacity = capacity;
-  if (x->cancel != NULL && *x->cancel)
+  if (hoist__cancel_requested(x->cancel))
     return hoist__fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
   x->total_bytes = 0;
   for (size_t i = 0; i < s->m->n; i++) x->total_bytes += s->m->comps[i].bytes;
