@@ -302,7 +302,7 @@ typedef struct hoist_pipeline_options {
 /* Discovers the pipeline at path (a dir with model_index.json, or a dir of
  * weights that is a one-component pipeline), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
- * What it refuses (README, "What discovery refuses"): JSON side files
+ * What it refuses (docs/cli.md, "What discovery refuses"): JSON side files
  * above their size cap or nesting cap, non-regular files, ambiguous or
  * disagreeing shards (HOIST_BAD_INDEX / HOIST_BAD_PIPELINE naming the
  * tensor and both files); out of memory is always HOIST_NO_MEMORY.
