@@ -98,7 +98,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-/* ---- Small helpers */
+/* ---- Strings and names */
 
 static bool ends_with(const char *s, size_t len, const char *suffix) {
   size_t n = strlen(suffix);

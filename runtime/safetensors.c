@@ -94,7 +94,7 @@ typedef struct st_ctx {
 } st_ctx;
 
 /* ------------------------------------------------------------------------ */
-/* Small helpers */
+/* Names, hashes and reads */
 
 /* A tensor name in a message. */
 static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
