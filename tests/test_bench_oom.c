@@ -376,10 +376,11 @@ int main(void) {
   tcase_add_test(tc, cli_impossible_requests_exit_2);
   tcase_add_test(tc, cli_json_rows_and_plot);
   suite_add_tcase(s, tc);
-  /* A cancel raised by another thread during trials: ctest runs this case
-   * alone as test_bench_oom_threads (label threads), which the
+  /* A cancel raised by another thread during trials: tagged threads, ctest
+   * runs it alone as test_bench_oom_threads (label threads), which the
    * ThreadSanitizer build runs. */
   tc = tcase_create("threads");
+  tcase_set_tags(tc, "threads");
   tcase_set_timeout(tc, 300);
   tcase_add_test(tc, cancel_between_and_during_trials_leaves_nothing);
   suite_add_tcase(s, tc);

@@ -767,9 +767,10 @@ int main(void) {
   tcase_add_test(tc, bench_compare_dtype_pairs_runs);
   suite_add_tcase(s, tc);
   /* Readers of one load racing a failure or a cancel from another thread:
-   * ctest runs this case alone as test_convert_load_threads (label
-   * threads), which the ThreadSanitizer build runs. */
+   * tagged threads, ctest runs it alone as test_convert_load_threads
+   * (label threads), which the ThreadSanitizer build runs. */
   tc = tcase_create("threads");
+  tcase_set_tags(tc, "threads");
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, failure_wakes_readers_waiting_for_scratch);
   suite_add_tcase(s, tc);
