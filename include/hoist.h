@@ -302,7 +302,7 @@ typedef struct hoist_pipeline_options {
 /* Discovers the pipeline at path (a dir with model_index.json, or a dir of
  * weights that is a one-component pipeline), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
- * What it refuses (README, "What discovery refuses"): JSON side files
+ * What it refuses (docs/cli.md, "What discovery refuses"): JSON side files
  * above their size cap or nesting cap, non-regular files, ambiguous or
  * disagreeing shards (HOIST_BAD_INDEX / HOIST_BAD_PIPELINE naming the
  * tensor and both files); out of memory is always HOIST_NO_MEMORY.
@@ -379,8 +379,15 @@ typedef struct hoist_load_options {
   int64_t headroom;           /* bytes kept free; -1: default (cuda: max(256 MiB,
                                  2 % of total); host: 0) */
   hoist_on_oom on_oom;
-  const volatile int *cancel; /* when non-NULL and set non-zero, the load stops at
-                                 the next chunk boundary with HOIST_CANCELLED */
+  /* When non-NULL and set non-zero, the load stops at the next chunk
+   * boundary with HOIST_CANCELLED.  The flag is read from the loading
+   * thread and the reader threads while the load runs, with relaxed atomic
+   * loads.  Set it from another thread with an atomic store, e.g.
+   * __atomic_store_n(&flag, 1, __ATOMIC_RELAXED) (lock-free, so a signal
+   * handler may use it too), or from a signal handler with a plain store
+   * to a volatile int of sig_atomic_t's size; a plain store from another
+   * thread is a data race.  Reset it the same way, before the next load. */
+  const volatile int *cancel;
   hoist_load_failure *failure; /* optional out: details of a refusal */
   /* Dtype conversion during the upload.  dtype: target of every floating
    * tensor, "bf16", "f16" or "f32" (case-insensitive; NULL or "" keeps every

@@ -19,9 +19,10 @@
  * plain load: a kernel that waits on the device for a copy in flight (on
  * the copy's stream, the obvious design, or through an event) slows the
  * copies down, an empty kernel as much as a conversion, and the more so the
- * smaller the slots (bench/RESULTS.md, "Deferred conversion").  A reader
- * that finds the pool empty first converts the other chunk it holds, so a
- * waiting reader holds no slot and one slot is enough for progress.
+ * smaller the slots (bench/RESULTS.md, "Conversion and verification during
+ * the load").  A reader that finds the pool empty first converts the other
+ * chunk it holds, so a waiting reader holds no slot and one slot is enough
+ * for progress.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB.  How bytes leave
@@ -434,7 +435,7 @@ static void worker_main(void *arg) {
   int rc = HOIST_OK;
   for (;;) {
     if (atomic_load(&e->failed)) break;
-    if (job->cancel != NULL && *job->cancel) {
+    if (hoist__cancel_requested(job->cancel)) {
       rc = hoist__fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
       break;
     }

@@ -440,7 +440,7 @@ static void release_transients(load_run *r, size_t position) {
 /* One component, through admit, place, upload and verify. */
 static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
-  if (r->o->cancel != NULL && *r->o->cancel)
+  if (hoist__cancel_requested(r->o->cancel))
     return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   if (c->ntensors == 0) return HOIST_OK;
   const double c0 = now_seconds();

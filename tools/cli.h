@@ -1,5 +1,5 @@
 /* cli.h — what the hoist CLI's subcommands share: the exit-code contract,
- * option parsing helpers, human units and JSON output. */
+ * option parsing, human units and JSON output. */
 #ifndef HOIST_CLI_H
 #define HOIST_CLI_H
 
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes (docs/design.md, "CLI contract"). */
+/* Exit codes (docs/cli.md, "Conventions"). */
 enum {
   HOIST_EXIT_OK = 0,
   HOIST_EXIT_FAILURE = 1,

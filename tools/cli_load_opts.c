@@ -244,8 +244,10 @@ uint64_t cli_device_peak_bytes(const cli_device_peak *pk) {
 }
 
 static volatile int *cancel_flag;
+/* The load's reader threads poll the flag: an atomic store (lock-free, so
+ * async-signal-safe) rather than a plain one. */
 static void on_signal(int sig) {
-  if (cancel_flag != NULL) *cancel_flag = 1;
+  if (cancel_flag != NULL) __atomic_store_n(cancel_flag, 1, __ATOMIC_RELAXED);
   cli_cancel_requested = 1;
 }
 
