@@ -206,23 +206,40 @@ uint64_t hoist__engine_pinned_bytes(const hoist__engine *e) { return e->ring_byt
 
 /* ---- workers */
 
-static void report_progress(hoist__engine *e, uint64_t add) {
+/* Counts add bytes of chunk c as issued, for the job or for c's part, and
+ * calls the progress callback at most once per 1/200 of a component, so
+ * callbacks stay cheap. */
+static void report_progress(hoist__engine *e, const upload_chunk *c, uint64_t add) {
   upload_job *job = e->job;
-  uint64_t before = atomic_fetch_add(&e->done, add);
-  if (job->progress == NULL || job->total_bytes == 0) return;
+  upload_part *part = job->parts != NULL ? &job->parts[c->part] : NULL;
+  atomic_uint_fast64_t *counter = part != NULL ? &part->done : &e->done;
+  uint64_t *reported = part != NULL ? &part->reported : &e->reported;
+  const uint64_t total = part != NULL ? part->total_bytes : job->total_bytes;
+  uint64_t before = atomic_fetch_add(counter, add);
+  if (job->progress == NULL || total == 0) return;
   uint64_t after = before + add;
-  /* Call at most once per 1/200 of the component so callbacks stay cheap. */
-  uint64_t step = job->total_bytes / 200 + 1;
-  if (before / step == after / step && after < job->total_bytes) return;
+  uint64_t step = total / 200 + 1;
+  if (before / step == after / step && after < total) return;
   uv_mutex_lock(&e->progress_lock);
   /* Re-read under the lock so callers see done rise monotonically. */
-  uint64_t done = atomic_load(&e->done);
-  if (done > job->total_bytes) done = job->total_bytes;
-  if (done > e->reported) {
-    e->reported = done;
-    job->progress(job->progress_user, job->component, done, job->total_bytes);
+  uint64_t done = atomic_load(counter);
+  if (done > total) done = total;
+  if (done > *reported) {
+    *reported = done;
+    job->progress(job->progress_user, part != NULL ? part->component : job->component, done,
+                  total);
   }
   uv_mutex_unlock(&e->progress_lock);
+}
+
+/* Stamps the time the first chunk of c's part was taken (pipelined loads
+ * time each component from it). */
+static void note_part_start(upload_job *job, const upload_chunk *c) {
+  if (job->parts == NULL) return;
+  upload_part *part = &job->parts[c->part];
+  uint_fast64_t none = 0;
+  if (atomic_load_explicit(&part->started_ns, memory_order_relaxed) == 0)
+    atomic_compare_exchange_strong(&part->started_ns, &none, uv_hrtime());
 }
 
 /* Reads every segment of chunk c into slot at its slot offset and zeroes
@@ -442,12 +459,13 @@ static void worker_main(void *arg) {
     size_t i = atomic_fetch_add(&e->next, 1);
     if (i >= job->nchunks) break;
     upload_chunk *c = &job->chunks[i];
+    note_part_start(job, c);
     uint64_t tensor_bytes = 0;
     for (uint32_t s = 0; s < c->nseg; s++) tensor_bytes += job->segs[c->first_seg + s].len;
     if (job->to_host) {
       rc = host_chunk(e, w, c, k);
       if (rc != HOIST_OK) break;
-      report_progress(e, tensor_bytes);
+      report_progress(e, c, tensor_bytes);
       continue;
     }
     if (w->pending[k]) {
@@ -480,7 +498,7 @@ static void worker_main(void *arg) {
     if (rc != HOIST_OK) break;
     w->pending[k] = 1;
     k = (k + 1) % SLOTS_PER_THREAD;
-    report_progress(e, tensor_bytes);
+    report_progress(e, c, tensor_bytes);
   }
   /* The chunks still in the scratch, oldest first: converted unless the
    * run failed (then dropped, their slots given back). */
