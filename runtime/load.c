@@ -486,7 +486,7 @@ static bool can_pipeline(const load_run *r) {
 static int admit_and_place_all(load_run *r, bool *to_host) {
   for (size_t position = 0; position < r->n; position++) {
     loaded_component *c = &r->l->components[position];
-    if (r->o->cancel != NULL && *r->o->cancel)
+    if (hoist__cancel_requested(r->o->cancel))
       return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
     if (c->ntensors == 0) continue;
     to_host[position] = r->offload[position];
