@@ -22,6 +22,7 @@
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,15 +55,61 @@ uint64_t hoist__writer_tensor_key(uint64_t seed, const char *component, const ch
   return mix64(h ^ mix64(seed + 0x9e3779b97f4a7c15ull));
 }
 
-void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
-  const uint64_t golden = 0x9e3779b97f4a7c15ull;
+/* One element layout: bit width, exponent position and width, bias. */
+typedef struct float_layout {
+  unsigned bits, mant, exp_bits;
+  int bias;
+} float_layout;
+
+static int float_layout_of(hoist_dtype d, float_layout *out) {
+  switch (d) {
+  case HOIST_DTYPE_BF16: *out = (float_layout){16, 7, 8, 127}; return 1;
+  case HOIST_DTYPE_F16: *out = (float_layout){16, 10, 5, 15}; return 1;
+  case HOIST_DTYPE_F32: *out = (float_layout){32, 23, 8, 127}; return 1;
+  case HOIST_DTYPE_F64: *out = (float_layout){64, 52, 11, 1023}; return 1;
+  default: return 0;
+  }
+}
+
+hoist__writer_values hoist__writer_values_for(hoist_dtype dtype, uint32_t ndim,
+                                              const uint64_t *shape) {
+  float_layout f;
+  if (!float_layout_of(dtype, &f)) return HOIST_WRITER_RAW_BITS;
+  /* The largest magnitude wanted, as a power of two: 1/sqrt(fan-in). */
+  double fan_in = 1.0;
+  for (uint32_t i = 1; i < ndim; i++) fan_in *= (double)shape[i];
+  int top = ndim >= 2 && fan_in > 1.0 ? -(int)ceil(0.5 * log2(fan_in)) : 0;
+  /* Exponent fields base..base+3 (the two random low bits) give values in
+   * [2^(base-bias), 2^(base+4-bias)); base is a multiple of four at least
+   * four (normal numbers) and the top stays finite. */
+  int base = f.bias + top - 4;
+  int max_field = (1 << f.exp_bits) - 2;
+  if (base > max_field - 3) base = max_field - 3;
+  base &= ~3;
+  if (base < 4) base = 4;
+  uint64_t lane_keep = (1ull << (f.bits - 1)) | (3ull << f.mant) | ((1ull << f.mant) - 1);
+  uint64_t lane_set = (uint64_t)base << f.mant;
+  hoist__writer_values v = {0, 0};
+  for (unsigned shift = 0; shift < 64; shift += f.bits) {
+    v.keep |= lane_keep << shift;
+    v.set |= lane_set << shift;
+  }
+  return v;
+}
+
+static inline uint64_t word_at(uint64_t key, hoist__writer_values v, uint64_t w) {
+  return (mix64(key + w * 0x9e3779b97f4a7c15ull) & v.keep) | v.set;
+}
+
+void hoist__writer_fill(uint64_t key, hoist__writer_values v, uint64_t off, uint8_t *dst,
+                        size_t len) {
   size_t done = 0;
   uint64_t w = off / 8;
   unsigned skip = (unsigned)(off % 8);
   if (skip != 0 && len > 0) {
-    uint64_t v = mix64(key + w * golden);
+    uint64_t x = word_at(key, v, w);
     uint8_t b[8];
-    memcpy(b, &v, 8);
+    memcpy(b, &x, 8);
     size_t n = 8 - skip < len ? 8 - skip : len;
     memcpy(dst, b + skip, n);
     done = n;
@@ -70,20 +117,21 @@ void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
   }
   /* The hot loop: 8 independent words per iteration for the multipliers. */
   while (len - done >= 64) {
-    uint64_t v[8];
-    for (int i = 0; i < 8; i++) v[i] = mix64(key + (w + (uint64_t)i) * golden);
-    memcpy(dst + done, v, 64);
+    uint64_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = word_at(key, v, w + (uint64_t)i);
+    memcpy(dst + done, x, 64);
     done += 64;
     w += 8;
   }
   while (done < len) {
-    uint64_t v = mix64(key + w * golden);
+    uint64_t x = word_at(key, v, w);
     size_t n = len - done < 8 ? len - done : 8;
-    memcpy(dst + done, &v, n);
+    memcpy(dst + done, &x, n);
     done += n;
     w++;
   }
-  /* Never zeros: byte 0 of every tensor has its low bit set. */
+  /* Never zeros: byte 0 of every tensor has its low bit set (for a float,
+   * the mantissa's last bit). */
   if (off == 0 && len > 0) dst[0] |= 1;
 }
 
@@ -98,6 +146,7 @@ typedef struct wtensor {
   uint32_t shard;
   uint64_t begin;   /* data offset within its shard */
   uint64_t key;
+  hoist__writer_values values;
 } wtensor;
 
 typedef struct wfile {
@@ -276,6 +325,7 @@ static int plan_component(writer *w, wcomp *wc) {
     t->shard = hoist__preset_shard_of(before, t->nbytes, total, c->shards);
     before += t->nbytes;
     t->key = hoist__writer_tensor_key(w->o.seed, c->name, t->name);
+    t->values = hoist__writer_values_for(c->dtype, t->ndim, t->shape);
   }
   wc->order = malloc(wc->n * sizeof *wc->order);
   wc->nfiles = c->shards ? c->shards : 1;
@@ -473,7 +523,7 @@ static void run_job(writer *w, const job *j, uint8_t *buf) {
     uint64_t tend = t->begin + t->nbytes;
     if (tend <= pos) continue;
     uint64_t segend = tend < j->end ? tend : j->end;
-    hoist__writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
+    hoist__writer_fill(t->key, t->values, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
     pos = segend;
   }
   int e = hoist__pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
