@@ -19,6 +19,7 @@
 
 #include "dir_writer.h"
 #include "hoist_tools.h"
+#include "tokenizer_files.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -392,6 +393,17 @@ static int write_text(writer *w, int folder, const char *name, const char *text)
   return rc;
 }
 
+/* A tokenizer folder's generated vocabulary files. */
+static int write_vocab(writer *w, int folder, hoist__vocab_kind kind) {
+  hoist__vocab_file files[HOIST_VOCAB_MAX_FILES];
+  size_t n = 0;
+  int rc = hoist__vocab_files(kind, files, &n);
+  if (rc != HOIST_OK) return hoist__fail(NULL, rc, "out of memory generating a vocabulary");
+  for (size_t k = 0; k < n && rc == HOIST_OK; k++) rc = write_text(w, folder, files[k].name, files[k].text);
+  hoist__vocab_files_free(files, n);
+  return rc;
+}
+
 static int write_model_index(writer *w) {
   const hoist__preset *p = w->p;
   cJSON *root = cJSON_CreateObject();
@@ -463,6 +475,8 @@ static int write_small_files(writer *w) {
       rc = write_text(w, wc->folder, c->files[k].name, c->files[k].text);
       if (rc != HOIST_OK) return rc;
     }
+    rc = write_vocab(w, wc->folder, c->vocab);
+    if (rc != HOIST_OK) return rc;
     if (c->kind == HOIST_PRESET_WEIGHTS && c->shards > 1) {
       rc = write_index(w, wc);
       if (rc != HOIST_OK) return rc;
@@ -608,7 +622,7 @@ static int check_space(writer *w) {
 
 /* Calls fn with the component-relative name of every file of wc, in the
  * order the result lists them: config.json, the weightless files, the
- * index, the shards.  Stops at the first status that is not HOIST_OK. */
+ * generated vocabulary, the index, the shards.  Stops at the first status that is not HOIST_OK. */
 typedef int (*file_fn)(void *user, const char *component, const char *name);
 
 static int each_file(const wcomp *wc, file_fn fn, void *user) {
@@ -616,6 +630,9 @@ static int each_file(const wcomp *wc, file_fn fn, void *user) {
   char name[128];
   int rc = c->config_json ? fn(user, c->name, "config.json") : HOIST_OK;
   for (size_t k = 0; rc == HOIST_OK && k < c->file_count; k++) rc = fn(user, c->name, c->files[k].name);
+  const char *vocab[HOIST_VOCAB_MAX_FILES];
+  size_t nvocab = hoist__vocab_file_names(c->vocab, vocab);
+  for (size_t k = 0; rc == HOIST_OK && k < nvocab; k++) rc = fn(user, c->name, vocab[k]);
   if (c->kind != HOIST_PRESET_WEIGHTS) return rc;
   if (rc == HOIST_OK && c->shards > 1) {
     hoist__preset_index_name(c, name, sizeof name);
@@ -670,7 +687,8 @@ static int fill_result(writer *w, hoist__write_result *out) {
     hoist__written_component *rc = &out->components[i];
     rc->name = hoist__strdup(c->name);
     rc->bytes = wc->bytes;
-    size_t nf = c->file_count + (c->config_json ? 1 : 0) +
+    const char *vocab[HOIST_VOCAB_MAX_FILES];
+    size_t nf = c->file_count + (c->config_json ? 1 : 0) + hoist__vocab_file_names(c->vocab, vocab) +
                 (c->kind == HOIST_PRESET_WEIGHTS ? wc->nfiles + (c->shards > 1) : 0);
     rc->files = calloc(nf ? nf : 1, sizeof(char *));
     if (rc->name == NULL || rc->files == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
