@@ -25,7 +25,6 @@ from BUILD/python (--build, $HOIST_BUILD, else build-gpu or build).
 --device cpu runs the same on the host backend (memfd arenas) to check
 the script without a GPU.
 """
-import argparse
 import os
 import shutil
 import subprocess
@@ -179,13 +178,7 @@ def restart(script, name, common, timeout):
 def main():
     if pybench.worker_main(WORKERS):
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("pipeline")
-    ap.add_argument("--build", help="build folder with hoist and python/ (default $HOIST_BUILD, "
-                                    "build-gpu, build)")
-    ap.add_argument("--device", default="cuda:0", help="cuda:N or cpu (default cuda:0)")
+    ap = pybench.argument_parser(__doc__)
     ap.add_argument("--socket", help="a running hoist serve of PIPELINE (default: start one)")
     ap.add_argument("--repeat", type=int, default=20, help="timed attaches (default 20)")
     ap.add_argument("--warmup", type=int, default=2, help="untimed attaches first (default 2)")
@@ -201,10 +194,7 @@ def main():
         ap.error(f"unknown measure(s) {', '.join(bad)}; measures: {', '.join(MEASURES)}")
     if args.repeat < 1 or args.restarts < 1 or args.warmup < 0:
         ap.error("--repeat and --restarts must be >= 1, --warmup >= 0")
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        ap.error("--device takes cuda:N or cpu")
-    if not os.path.isdir(args.pipeline):
-        ap.error(f"{args.pipeline}: not a folder")
+    pybench.check_common(ap, args)
     build = pybench.build_dir(args.build)
     hoist = pybench.import_hoist(build)
     script = os.path.abspath(__file__)

@@ -47,6 +47,28 @@ def import_hoist(build):
     return hoist
 
 
+def argument_parser(doc):
+    """The scripts' parser: their docstring as help, PIPELINE, --build and
+    --device (cuda:N or cpu); check_common() validates the latter two."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog=doc.split("\n\n", 1)[1])
+    ap.add_argument("pipeline")
+    ap.add_argument("--build", help="build folder with hoist and python/ (default $HOIST_BUILD, "
+                                    "build-gpu, build)")
+    ap.add_argument("--device", default="cuda:0", help="cuda:N or cpu (default cuda:0)")
+    return ap
+
+
+def check_common(ap, args):
+    if not (args.device == "cpu" or args.device.startswith("cuda")):
+        ap.error("--device takes cuda:N or cpu")
+    if not os.path.isfile(os.path.join(args.pipeline, "model_index.json")):
+        ap.error(f"{args.pipeline}: not a pipeline folder (no model_index.json)")
+
+
 def emit(record):
     """One JSON line on stdout, flushed."""
     print(json.dumps(record), flush=True)

@@ -38,7 +38,6 @@ accelerate where their steps run (a missing one is reported, not fatal).
 --device cpu runs what runs without a GPU (hoist on the host backend,
 safetensors, diffusers on the CPU) to check the script.
 """
-import argparse
 import gc
 import json
 import os
@@ -77,6 +76,28 @@ def _release(torch, device):
         torch.cuda.empty_cache()
 
 
+def _fresh_runs(args, torch, device, holder, make, check=None):
+    """Seconds of --repeat calls of make() after --warmup ones, each until
+    the device is synchronized; the previous result is dropped (and the
+    device's cache emptied) before the clock starts, the last one stays in
+    holder["last"]."""
+    def once():
+        holder.clear()
+        _release(torch, device)
+        t0 = time.perf_counter()
+        out = make()
+        _sync(torch, device)
+        seconds = time.perf_counter() - t0
+        if check is not None:
+            check(out)
+        holder["last"] = out
+        return seconds
+
+    for _ in range(args["warmup"]):
+        once()
+    return [once() for _ in range(args["repeat"])]
+
+
 def _loader_run(args, load):
     """Times load() -> {name: tensor} (kept until the run ends) and reports
     GB/s over the tensors' bytes."""
@@ -88,24 +109,13 @@ def _loader_run(args, load):
     nbytes = pybench.tensor_bytes(files)
     held = {}
 
-    def once():
-        # The previous run's tensors go before the clock starts.
-        held.clear()
-        _release(torch, device)
-        t0 = time.perf_counter()
-        out = load()
-        _sync(torch, device)
-        seconds = time.perf_counter() - t0
+    def check(out):
         got = sum(t.numel() * t.element_size() for t in out.values())
         if got != nbytes:
             raise RuntimeError(f"loaded {got} bytes of tensors, the files hold {nbytes}")
-        held["last"] = out
-        return seconds
 
     with pybench.DevicePeak(torch, device) as peak:
-        for _ in range(args["warmup"]):
-            once()
-        seconds = [once() for _ in range(args["repeat"])]
+        seconds = _fresh_runs(args, torch, device, held, load, check)
     held.clear()
     _release(torch, device)
     rec = {"bytes": nbytes, "files": len(files), "seconds": seconds,
@@ -319,20 +329,9 @@ def _pipeline_run(args, build):
     pybench.warm_page_cache(files)
     nbytes = pybench.tensor_bytes(files)
     holder = {}
-
-    def once():
-        holder.clear()
-        _release(torch, device)
-        t0 = time.perf_counter()
-        holder["pipe"] = build()
-        _sync(torch, device)
-        return time.perf_counter() - t0
-
     with pybench.DevicePeak(torch, device) as peak:
-        for _ in range(args["warmup"]):
-            once()
-        seconds = [once() for _ in range(args["repeat"])]
-    step_s, keys, finite = _one_step(holder["pipe"], device, args["out"])
+        seconds = _fresh_runs(args, torch, device, holder, build)
+    step_s, keys, finite = _one_step(holder["last"], device, args["out"])
     rec = {"bytes": nbytes, "seconds": seconds, "median_seconds": pybench.median(seconds),
            "median_GBps": nbytes / pybench.median(seconds) / 1e9, "step_seconds": step_s,
            "outputs": keys, "outputs_finite": finite, "outputs_file": args["out"]}
@@ -409,13 +408,7 @@ def compare_outputs(a_file, b_file):
 def main():
     if pybench.worker_main(WORKERS):
         return
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog=__doc__.split("\n\n", 1)[1])
-    ap.add_argument("pipeline")
-    ap.add_argument("--build", help="build folder with python/ (default $HOIST_BUILD, "
-                                    "build-gpu, build)")
-    ap.add_argument("--device", default="cuda:0", help="cuda:N or cpu (default cuda:0)")
+    ap = pybench.argument_parser(__doc__)
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per step (default 3)")
     ap.add_argument("--warmup", type=int, default=1, help="untimed runs first (default 1)")
     ap.add_argument("--steps", default=",".join(STEPS),
@@ -434,10 +427,7 @@ def main():
         print("python_loaders: note: --repeat below 3 gives no reliable median", file=sys.stderr)
     if args.repeat < 1 or args.warmup < 0:
         ap.error("--repeat must be >= 1 and --warmup >= 0")
-    if not os.path.isfile(os.path.join(args.pipeline, "model_index.json")):
-        ap.error(f"{args.pipeline}: not a pipeline folder (no model_index.json)")
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        ap.error("--device takes cuda:N or cpu")
+    pybench.check_common(ap, args)
     build = pybench.build_dir(args.build)
     hoist = pybench.import_hoist(build)
     script = os.path.abspath(__file__)

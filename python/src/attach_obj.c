@@ -89,10 +89,6 @@ static hp_attached *core_at(PyObject *self, Py_ssize_t i) {
   return h;
 }
 
-static PyObject *text(const char *s) {
-  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
-}
-
 /* The library's detail for the calling thread, as the exception. */
 static PyObject *raise_last(int rc) { return hp_raise(rc, hoist_last_error(NULL), NULL); }
 
@@ -133,14 +129,8 @@ static PyObject *attached_components(PyObject *self, PyObject *unused) {
   if (list == NULL) return NULL;
   lock_core(h);
   for (size_t i = 0; i < h->ncomps && list != NULL; i++) {
-    const hoist_loaded_info *c = hoist_attached_component(h->a, i);
-    PyObject *d = Py_BuildValue(
-        "{s:N,s:s,s:K,s:K,s:(KK),s:d,s:n,s:n}", "name", text(c->name), "residency",
-        hoist_residency_name(c->residency), "bytes", (unsigned long long)c->bytes,
-        "device_bytes", (unsigned long long)c->device_bytes, "device_range",
-        (unsigned long long)c->device_begin, (unsigned long long)c->device_end, "seconds",
-        c->seconds, "tensor_count", (Py_ssize_t)c->tensor_count, "exported",
-        (Py_ssize_t)atomic_load(&h->holds[i]));
+    PyObject *d = hp_component_dict(hoist_attached_component(h->a, i),
+                                    atomic_load(&h->holds[i]));
     if (d == NULL) Py_CLEAR(list);
     else PyList_SetItem(list, (Py_ssize_t)i, d);
   }
@@ -170,7 +160,7 @@ static PyObject *attached_tensor_names(PyObject *self, PyObject *args) {
     const hoist_tensor_info *t = NULL;
     /* UNSUPPORTED (not mapped) still describes the tensor. */
     int rc = hoist_attached_tensor_at(h->a, (size_t)i, j, &addr, &t);
-    PyObject *s = t != NULL ? text(t->name) : raise_last(rc);
+    PyObject *s = t != NULL ? hp_text(t->name) : raise_last(rc);
     if (s == NULL) Py_CLEAR(list);
     else PyList_SetItem(list, (Py_ssize_t)j, s);
   }
@@ -178,73 +168,48 @@ static PyObject *attached_tensor_names(PyObject *self, PyObject *args) {
   return list;
 }
 
-static PyObject *shape_tuple(const int64_t *dims, int n) {
-  PyObject *t = PyTuple_New(n);
-  for (int k = 0; t != NULL && k < n; k++) {
-    PyObject *v = PyLong_FromLongLong(dims[k]);
-    if (v == NULL) Py_CLEAR(t);
-    else PyTuple_SetItem(t, k, v);
-  }
-  return t;
-}
-
-/* Looks tensor `name` of component i up under the lock: HOIST_OK with its
- * address, HOIST_UNSUPPORTED (not mapped, *t still set), or the status
- * with the exception raised (KeyError for an unknown name). */
-static int lookup(hp_attached *h, size_t i, const char *name, uint64_t *addr,
-                  const hoist_tensor_info **t) {
-  const char *comp = hoist_attached_component(h->a, i)->name;
+/* Parses (i, name) and looks the tensor up under the lock: HOIST_OK with
+ * its address, HOIST_UNSUPPORTED (not mapped here; *t still describes it),
+ * or -1 with an exception (bad arguments, an unknown name: KeyError, a
+ * library failure).  hold: on HOIST_OK also take an export's hold, before
+ * the lock goes, so a release() waiting for it sees the hold. */
+static int lookup(PyObject *self, PyObject *args, int hold, hp_attached **out, Py_ssize_t *i,
+                  uint64_t *addr, const hoist_tensor_info **t) {
+  const char *name;
+  if (!PyArg_ParseTuple(args, "ns", i, &name)) return -1;
+  hp_attached *h = *out = core_at(self, *i);
+  if (h == NULL) return -1;
+  lock_core(h);
+  const char *comp = hoist_attached_component(h->a, (size_t)*i)->name;
   int rc = hoist_attached_tensor(h->a, comp, name, addr, t);
+  if (rc == HOIST_OK && hold) {
+    atomic_fetch_add(&h->refs, 1);
+    atomic_fetch_add(&h->holds[*i], 1);
+  }
+  unlock_core(h);
   if (rc == HOIST_NOT_FOUND) PyErr_Format(PyExc_KeyError, "%s", name);
   else if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) raise_last(rc);
-  return rc;
+  return rc == HOIST_OK || rc == HOIST_UNSUPPORTED ? rc : -1;
 }
 
 /* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
  * carrier_shape), as Loaded.tensor. */
 static PyObject *attached_tensor(PyObject *self, PyObject *args) {
+  hp_attached *h;
   Py_ssize_t i;
-  const char *name;
-  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
-  hp_attached *h = core_at(self, i);
-  if (h == NULL) return NULL;
   uint64_t addr = 0;
   const hoist_tensor_info *t = NULL;
-  lock_core(h);
-  int rc = lookup(h, (size_t)i, name, &addr, &t);
-  unlock_core(h);
-  if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) return NULL;
-  int64_t dims[64], carrier_dims[64];
-  if (t->ndim > 64) {
-    PyErr_Format(PyExc_ValueError, "hoist: %s has %u dimensions", name, t->ndim);
-    return NULL;
-  }
-  for (uint32_t k = 0; k < t->ndim; k++) dims[k] = (int64_t)t->shape[k];
-  int cn = hp_carrier_shape(t, carrier_dims);
-  hp_carrier carrier = hp_dlpack_carrier(t->dtype);
-  PyObject *ptr = rc == HOIST_OK ? PyLong_FromUnsignedLongLong(addr) : (Py_INCREF(Py_None), Py_None);
-  return Py_BuildValue("(sNKNsN)", hoist_dtype_name(t->dtype), shape_tuple(dims, (int)t->ndim),
-                       (unsigned long long)t->nbytes, ptr, carrier.name,
-                       shape_tuple(carrier_dims, cn));
+  int rc = lookup(self, args, 0, &h, &i, &addr, &t);
+  return rc == -1 ? NULL : hp_tensor_tuple(t, rc == HOIST_OK, addr);
 }
 
 /* export(i, name) -> "dltensor" capsule holding the attachment */
 static PyObject *attached_export(PyObject *self, PyObject *args) {
+  hp_attached *h;
   Py_ssize_t i;
-  const char *name;
-  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
-  hp_attached *h = core_at(self, i);
-  if (h == NULL) return NULL;
   uint64_t addr = 0;
   const hoist_tensor_info *t = NULL;
-  lock_core(h);
-  int rc = lookup(h, (size_t)i, name, &addr, &t);
-  if (rc == HOIST_OK) {
-    /* Held before the lock goes: a release() waiting for it sees the hold. */
-    atomic_fetch_add(&h->refs, 1);
-    atomic_fetch_add(&h->holds[i], 1);
-  }
-  unlock_core(h);
+  int rc = lookup(self, args, 1, &h, &i, &addr, &t);
   if (rc == HOIST_UNSUPPORTED) {
     const char *comp = hoist_attached_component(h->a, (size_t)i)->name;
     char msg[320];
@@ -252,7 +217,7 @@ static PyObject *attached_export(PyObject *self, PyObject *args) {
              "tensors", comp, comp);
     return hp_raise(rc, msg, NULL);
   }
-  if (rc != HOIST_OK) return NULL;
+  if (rc == -1) return NULL;
   return hp_dlpack_capsule(t, addr, hoist_attached_device(h->a), h, (size_t)i, attached_unhold);
 }
 

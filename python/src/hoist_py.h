@@ -123,6 +123,17 @@ PyObject *hp_loaded_wrap(hp_loaded *h);
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
                       const hoist_load_options *lo, PyObject *progress);
 
+/* ---- Descriptions (describe.c), shared by Loaded and Attached. */
+
+/* A str from UTF-8 text (stray bytes replaced). */
+PyObject *hp_text(const char *s);
+/* {name, residency, bytes, device_bytes, device_range, seconds,
+ * tensor_count, exported} of a component. */
+PyObject *hp_component_dict(const hoist_loaded_info *c, size_t exported);
+/* (dtype, shape, nbytes, device_ptr or None when not mapped, carrier,
+ * carrier_shape) of a tensor. */
+PyObject *hp_tensor_tuple(const hoist_tensor_info *t, int mapped, uint64_t addr);
+
 /* ---- DLPack (dlpack.c). */
 
 /* A "dltensor" capsule for tensor `name` of component i of h, or NULL with
