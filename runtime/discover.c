@@ -386,6 +386,14 @@ fail:
   return rc;
 }
 
+/* read_json for a JSON file of another module (a manifest) under the same
+ * rules, with its own name in messages, size cap and status. */
+int hoist__side_json_read(hoist_runtime *rt, const char *path, const char *what,
+                          uint64_t max_bytes, int status, cJSON **out) {
+  const side_kind kind = {what, max_bytes, status};
+  return read_json(rt, path, &kind, out, NULL);
+}
+
 /* ---- File names */
 
 typedef enum file_kind {

@@ -48,6 +48,15 @@ size_t hoist__pipeline_slot(const hoist_pipeline *p, const hoist_component_info 
 /* hoist__pipeline_safetensors (the opened files of a component): in
  * hoist_tools.h. */
 
+/* Reads and parses a JSON file under the rules of discovery's side files
+ * (a regular file, size cap max_bytes checked before reading, nesting and
+ * value caps, no U+0000, no duplicate keys; discover.c): a broken rule is
+ * status, with what naming the kind of file in messages; out of memory
+ * HOIST_NO_MEMORY.  *out (a cJSON tree) is the caller's to delete. */
+struct cJSON;
+int hoist__side_json_read(hoist_runtime *rt, const char *path, const char *what,
+                          uint64_t max_bytes, int status, struct cJSON **out);
+
 /* ---- Classifiers (order.c).  Each checks the name and its base name (a
  * trailing "_<ASCII digits>" stripped), as the reference's risk rank does.
  * Pure functions of the string; thread-safe. */
