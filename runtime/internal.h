@@ -15,6 +15,10 @@
  *   safetensors.c
  *   order.c           component names: classifiers, load order, selection
  *   discover.c        pipelines: components, files, sizes, order
+ *   manifest.c,       content manifests: the format, making one (every file
+ *   manifest_hash.c,  hashed once, several at a time), checking whole files
+ *   manifest_make.c,  against one
+ *   manifest_check.c
  *   device_host.c,    the device backends, and the one that picks them
  *   device_cuda.c,
  *   device.c
