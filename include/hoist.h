@@ -530,11 +530,16 @@ typedef struct hoist_load_options {
   /* Device scratch ring that converted chunks land in before the conversion
    * kernel writes the arena; counted by admission.  0: 64 MiB. */
   uint64_t scratch_bytes;
+  /* The manifest the pipeline's files must match (see "Content manifests"
+   * above); borrowed for the call.  NULL: none.  Its piece size must
+   * divide the chunk size and, when converting, the scratch slots
+   * (HOIST_INVALID_ARGUMENT otherwise, before anything is allocated). */
+  const hoist_manifest *manifest;
 } hoist_load_options;
 
 #define HOIST_LOAD_OPTIONS_INIT \
   { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
-    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0 }
+    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL }
 
 typedef struct hoist_loaded_info {
   const char *name;

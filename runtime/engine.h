@@ -73,6 +73,14 @@ typedef struct upload_job {
   int verify;
   uint64_t dev_hashes;          /* UPLOAD_VERIFY_BYTES_PER_CHUNK x hash_stride */
   uint64_t hash_stride;
+  /* A content check (a manifest): when set, a reader calls it with each
+   * chunk's bytes as read from the files, laid out as in its slot (segment
+   * k at bytes + slot_off), before they are copied anywhere or converted;
+   * a status other than HOIST_OK fails the run with the detail it
+   * recorded.  Called from the reader threads, several at once. */
+  int (*check)(void *user, const struct upload_job *job, const upload_chunk *c,
+               const unsigned char *bytes);
+  void *check_user;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
    * slot's copy (and the conversion the copy stream waited for before it)
    * to finish before refilling it; high when the device side, not the

@@ -29,6 +29,8 @@
  *   admission.c       need + headroom <= free, and the preflight
  *   job.c             a component's upload as a chunk list
  *   verify.c          checking an upload against what was read
+ *   manifest_load.c   a load held to a manifest: files before allocation,
+ *                     pieces in the readers' pass (the engine's check hook)
  *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
  *   load.c            a load, phase by phase
  *   residency.c       moves after a load: prepare, release
