@@ -15,8 +15,8 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: hoist bench load [--json] [--cold] [--repeat N] [--compare-dtype T] [OPTIONS]\n"
-          "                        PIPELINE\n\n"
+          "usage: hoist bench load [--json] [--cold] [--repeat N] [--compare-dtype T]\n"
+          "                        [--compare-manifest FILE] [OPTIONS] PIPELINE\n\n"
           "Loads PIPELINE N times (default 3, after one warm-up run when warm) and\n"
           "reports median/min/max GB/s next to the hardware limit measured in the same\n"
           "run: pinned host-to-device bandwidth (cuda) and, with --cold, the raw\n"
@@ -27,8 +27,11 @@ static void usage(FILE *out) {
           "  --compare-dtype T  also load with --dtype T (bf16|f16|f32) in the same process,\n"
           "                     alternating with the runs as configured, and report the\n"
           "                     median of the paired speed ratios (what converting costs);\n"
-          "                     an even N puts each side first equally often\n%s",
-          cli_load_opts_help);
+          "                     an even N puts each side first equally often\n"
+          "  --compare-manifest FILE\n"
+          "                     the same with --manifest FILE: what checking every piece\n"
+          "                     against a manifest costs (pairs as with --compare-dtype)\n%s%s",
+          cli_load_opts_help, cli_manifest_opt_help);
 }
 
 /* The pipeline's safetensors files (paths owned by p). */
@@ -107,7 +110,8 @@ static void spread(double *v, uint64_t n, double *med, double *lo, double *hi) {
 static int bench_load(int argc, char **argv) {
   cli_load_opts o;
   cli_load_opts_init(&o);
-  const char *path = NULL, *compare = NULL;
+  o.manifest_ok = 1;
+  const char *path = NULL, *compare = NULL, *compare_manifest = NULL;
   int cold = 0;
   uint64_t repeat = 3;
   for (int i = 1; i < argc; i++) {
@@ -130,6 +134,11 @@ static int bench_load(int argc, char **argv) {
       compare = argv[++i];
       continue;
     }
+    if (strcmp(argv[i], "--compare-manifest") == 0) {
+      if (i + 1 >= argc) return cli_usage_error("bench load", "--compare-manifest needs a FILE");
+      compare_manifest = argv[++i];
+      continue;
+    }
     int r = cli_load_opt("bench load", argc, argv, &i, &o);
     if (r < 0) return HOIST_EXIT_USAGE;
     if (r > 0) continue;
@@ -138,24 +147,49 @@ static int bench_load(int argc, char **argv) {
     path = argv[i];
   }
   if (path == NULL) return cli_usage_error("bench load", "missing PIPELINE");
+  if (compare != NULL && compare_manifest != NULL)
+    return cli_usage_error("bench load", "compare one thing at a time: --compare-dtype or "
+                                         "--compare-manifest");
   static volatile int cancel;
   cli_install_cancel(&cancel);
   o.load.cancel = &cancel;
-  /* The compared configuration: the same options with --dtype T. */
+  int code = cli_load_manifest("bench load", &o);
+  if (code != HOIST_EXIT_OK) return code;
+  /* The compared configuration: the same options with --dtype T, or with
+   * --manifest FILE. */
   cli_load_opts oc = o;
-  oc.load.dtype = compare;
+  oc.manifest = NULL; /* o owns its manifest */
+  char label[1100] = "";
+  if (compare != NULL) {
+    oc.load.dtype = compare;
+    snprintf(label, sizeof label, "--dtype %s", compare);
+  } else if (compare_manifest != NULL) {
+    oc.manifest_path = compare_manifest;
+    if ((code = cli_load_manifest("bench load", &oc)) != HOIST_EXIT_OK) {
+      cli_load_opts_free(&o);
+      return code;
+    }
+    snprintf(label, sizeof label, "--manifest %s", compare_manifest);
+  }
+  const bool comparing = label[0] != '\0';
 
   hoist_runtime *rt = NULL;
   hoist_pipeline *p = NULL;
   int rc = hoist_runtime_create(&o.cfg, &rt);
-  if (rc != HOIST_OK) return cli_report("bench load", NULL, rc);
+  if (rc != HOIST_OK) {
+    cli_load_opts_free(&oc);
+    cli_load_opts_free(&o);
+    return cli_report("bench load", NULL, rc);
+  }
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = o.variant;
   po.dtype = o.load.dtype; /* order by the bytes that will land */
   rc = hoist_pipeline_open(rt, path, &po, &p);
   if (rc != HOIST_OK) {
-    int code = cli_load_report("bench load", rt, rc);
+    code = cli_load_report("bench load", rt, rc);
     hoist_runtime_close(rt);
+    cli_load_opts_free(&oc);
+    cli_load_opts_free(&o);
     return code;
   }
   const char *files[4096];
@@ -177,7 +211,6 @@ static int bench_load(int argc, char **argv) {
 
   run_series *base = calloc(1, sizeof *base), *cmp = calloc(1, sizeof *cmp);
   double ratio[100];
-  int code = HOIST_EXIT_OK;
   if (base == NULL || cmp == NULL) {
     code = cli_report("bench load", NULL, HOIST_NO_MEMORY);
     goto done;
@@ -188,11 +221,12 @@ static int bench_load(int argc, char **argv) {
    * configuration's first-run costs). */
   if (!cold) {
     rc = series_run(rt, path, base, 0);
-    if (rc == HOIST_OK && compare != NULL && (rc = series_run(rt, path, cmp, 0)) != HOIST_OK)
-      fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", compare);
+    if (rc == HOIST_OK && comparing && (rc = series_run(rt, path, cmp, 0)) != HOIST_OK)
+      fprintf(stderr, "hoist bench load: the compared load (%s) failed\n", label);
   }
-  /* With --compare-dtype the two alternate, each pair in the other order
-   * from the last, so drift and order effects fall on both alike. */
+  /* With --compare-dtype or --compare-manifest the two alternate, each
+   * pair in the other order from the last, so drift and order effects fall
+   * on both alike. */
   for (uint64_t r = 0; r < repeat && rc == HOIST_OK; r++) {
     run_series *order[2] = {base, cmp};
     if (r % 2 == 1) {
@@ -200,16 +234,16 @@ static int bench_load(int argc, char **argv) {
       order[1] = base;
     }
     for (int k = 0; k < 2 && rc == HOIST_OK; k++) {
-      if (order[k] == cmp && compare == NULL) continue;
+      if (order[k] == cmp && !comparing) continue;
       if (cold) bench_evict(files, nfiles);
       rc = series_run(rt, path, order[k], r);
       if (rc != HOIST_OK && order[k] == cmp)
-        fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", compare);
+        fprintf(stderr, "hoist bench load: the compared load (%s) failed\n", label);
       if (!o.json && rc == HOIST_OK)
         fprintf(stderr, "  run %llu%s: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1,
                 order[k] == cmp ? " (compared)" : "", order[k]->seconds[r], order[k]->gbps[r]);
     }
-    if (rc == HOIST_OK && compare != NULL) ratio[r] = cmp->gbps[r] / base->gbps[r];
+    if (rc == HOIST_OK && comparing) ratio[r] = cmp->gbps[r] / base->gbps[r];
   }
   if (rc != HOIST_OK) {
     code = cli_load_report("bench load", rt, rc);
@@ -217,7 +251,7 @@ static int bench_load(int argc, char **argv) {
   }
   double med, worst, best, cmed = 0, cworst = 0, cbest = 0, rmed = 0, rlo = 0, rhi = 0;
   spread(base->gbps, repeat, &med, &worst, &best);
-  if (compare != NULL) {
+  if (comparing) {
     spread(cmp->gbps, repeat, &cmed, &cworst, &cbest);
     spread(ratio, repeat, &rmed, &rlo, &rhi);
   }
@@ -246,10 +280,15 @@ static int bench_load(int argc, char **argv) {
     cJSON_AddNumberToObject(root, "peak_device_bytes", (double)base->peak);
     cJSON_AddStringToObject(root, "dtype", o.load.dtype != NULL ? o.load.dtype : "keep");
     cJSON_AddBoolToObject(root, "verify", o.load.verify != 0);
-    if (compare != NULL) {
+    if (o.manifest_path != NULL)
+      cJSON_AddStringToObject(root, "manifest", o.manifest_path);
+    else
+      cJSON_AddNullToObject(root, "manifest");
+    if (comparing) {
       cJSON *c = cJSON_AddObjectToObject(root, "compare");
       if (c != NULL) {
-        cJSON_AddStringToObject(c, "dtype", compare);
+        if (compare != NULL) cJSON_AddStringToObject(c, "dtype", compare);
+        if (compare_manifest != NULL) cJSON_AddStringToObject(c, "manifest", compare_manifest);
         cJSON_AddNumberToObject(c, "median_GBps", cmed);
         cJSON_AddNumberToObject(c, "max_GBps", cbest);
         cJSON_AddNumberToObject(c, "min_GBps", cworst);
@@ -273,13 +312,15 @@ static int bench_load(int argc, char **argv) {
     char b[32];
     printf("device: arenas %s, peak during a load %s\n", cli_human_bytes(base->arenas, a),
            cli_human_bytes(base->peak, b));
-    if (compare != NULL) {
-      printf("with --dtype %s: median %.2f GB/s (min %.2f, max %.2f); arenas %s, peak %s\n",
-             compare, cmed, cworst, cbest, cli_human_bytes(cmp->arenas, a),
-             cli_human_bytes(cmp->peak, b));
-      printf("paired speed ratio (--dtype %s over the other): median %.3f (min %.3f, max %.3f) "
+    if (comparing) {
+      printf("with %s: median %.2f GB/s (min %.2f, max %.2f); arenas %s, peak %s\n", label,
+             cmed, cworst, cbest, cli_human_bytes(cmp->arenas, a), cli_human_bytes(cmp->peak, b));
+      printf("paired speed ratio (%s over the other): median %.3f (min %.3f, max %.3f) "
              "over %llu pair%s\n",
-             compare, rmed, rlo, rhi, (unsigned long long)repeat, repeat == 1 ? "" : "s");
+             label, rmed, rlo, rhi, (unsigned long long)repeat, repeat == 1 ? "" : "s");
+      if (rmed > 0)
+        printf("so a load with %s takes %+.1f %% of the other's time (median pair)\n", label,
+               (1.0 / rmed - 1.0) * 100.0);
     }
   }
 done:
@@ -287,6 +328,8 @@ done:
   free(cmp);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
+  cli_load_opts_free(&oc);
+  cli_load_opts_free(&o);
   return code;
 }
 

@@ -10,8 +10,8 @@
 static void usage(FILE *out) {
   fprintf(out, "usage: hoist load [--json] [OPTIONS] PIPELINE\n\n"
                "Loads every component of PIPELINE (a dir with model_index.json, or a dir of\n"
-               "weights) into device memory, heavy components first.\n\noptions:\n%s",
-          cli_load_opts_help);
+               "weights) into device memory, heavy components first.\n\noptions:\n%s%s",
+          cli_load_opts_help, cli_manifest_opt_help);
 }
 
 static cJSON *num(double v) { return cJSON_CreateNumber(v); }
@@ -33,6 +33,7 @@ static int print_failure_json(int status, hoist_runtime *rt, const hoist_load_fa
 int cmd_load(int argc, char **argv) {
   cli_load_opts o;
   cli_load_opts_init(&o);
+  o.manifest_ok = 1;
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -47,6 +48,8 @@ int cmd_load(int argc, char **argv) {
     path = argv[i];
   }
   if (path == NULL) return cli_usage_error("load", "missing PIPELINE");
+  int code = cli_load_manifest("load", &o);
+  if (code != HOIST_EXIT_OK) return code;
 
   static volatile int cancel;
   cli_install_cancel(&cancel);
@@ -61,7 +64,9 @@ int cmd_load(int argc, char **argv) {
   int rc = hoist_runtime_create(&o.cfg, &rt);
   if (rc != HOIST_OK) {
     memset(&failure, 0, sizeof failure);
-    return o.json ? print_failure_json(rc, NULL, &failure) : cli_load_report("load", NULL, rc);
+    code = o.json ? print_failure_json(rc, NULL, &failure) : cli_load_report("load", NULL, rc);
+    cli_load_opts_free(&o);
+    return code;
   }
   double t0 = cli_now_seconds();
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
@@ -72,7 +77,6 @@ int cmd_load(int argc, char **argv) {
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o.load, &l);
   double seconds = cli_now_seconds() - t0;
   cli_progress_done();
-  int code;
   if (rc != HOIST_OK) {
     code = o.json ? print_failure_json(rc, rt, &failure) : cli_load_report("load", rt, rc);
     goto done;
@@ -85,6 +89,10 @@ int cmd_load(int argc, char **argv) {
     cJSON_AddItemToObject(root, "seconds", num(seconds));
     cJSON_AddItemToObject(root, "GBps", num(seconds > 0 ? (double)total / seconds / 1e9 : 0));
     cJSON_AddBoolToObject(root, "verified", o.load.verify != 0);
+    if (o.manifest_path != NULL)
+      cJSON_AddStringToObject(root, "manifest", o.manifest_path);
+    else
+      cJSON_AddNullToObject(root, "manifest");
     cJSON *arr = cJSON_AddArrayToObject(root, "components");
     for (size_t i = 0; i < hoist_loaded_component_count(l); i++) {
       const hoist_loaded_info *c = hoist_loaded_component(l, i);
@@ -115,14 +123,16 @@ int cmd_load(int argc, char **argv) {
         printf(" %#llx-%#llx", (unsigned long long)c->device_begin, (unsigned long long)c->device_end);
       printf("\n");
     }
-    printf("loaded %s on %s in %.3f s: %.2f GB/s%s\n", cli_human_bytes(total, a),
+    printf("loaded %s on %s in %.3f s: %.2f GB/s%s%s\n", cli_human_bytes(total, a),
            o.cfg.device != NULL ? o.cfg.device : "host", seconds,
-           seconds > 0 ? (double)total / seconds / 1e9 : 0.0, o.load.verify ? ", verified" : "");
+           seconds > 0 ? (double)total / seconds / 1e9 : 0.0, o.load.verify ? ", verified" : "",
+           o.load.manifest != NULL ? ", as the manifest records" : "");
     code = HOIST_EXIT_OK;
   }
 done:
   hoist_loaded_close(l);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
+  cli_load_opts_free(&o);
   return code;
 }
