@@ -211,9 +211,9 @@ typedef struct parse_ctx {
   uint64_t piece;
 } parse_ctx;
 
-static int bad(parse_ctx *x, const char *fmt, const char *what) {
+static int bad(parse_ctx *x, const char *what) {
   return hoist__fail(x->rt, HOIST_BAD_MANIFEST, "%s: %s%s%s", x->shown, x->where,
-                     x->where[0] != '\0' ? ": " : "", what != NULL ? what : fmt);
+                     x->where[0] != '\0' ? ": " : "", what);
 }
 
 /* An integer in [0, 2^53] (exact in a double, as JSON readers hold it). */
@@ -229,7 +229,7 @@ static int get_u64(parse_ctx *x, const cJSON *obj, const char *key, uint64_t *ou
   char msg[96];
   if (json_u64(cJSON_GetObjectItemCaseSensitive(obj, key), out)) return HOIST_OK;
   snprintf(msg, sizeof msg, "\"%s\" is not an integer in [0, 2^53]", key);
-  return bad(x, NULL, msg);
+  return bad(x, msg);
 }
 
 /* A member that must be a string (of exactly len bytes when len > 0). */
@@ -244,7 +244,7 @@ static int get_str(parse_ctx *x, const cJSON *obj, const char *key, size_t len, 
     snprintf(msg, sizeof msg, "\"%s\" is not a string of %zu characters", key, len);
   else
     snprintf(msg, sizeof msg, "\"%s\" is not a string", key);
-  return bad(x, NULL, msg);
+  return bad(x, msg);
 }
 
 /* A member holding n hashes of 16 hex digits each. */
@@ -255,7 +255,7 @@ static int get_hex64(parse_ctx *x, const cJSON *obj, const char *key, uint64_t *
   if (rc != HOIST_OK || (strlen(s) == 16 * n && parse_hex64(s, out, n))) return rc;
   snprintf(msg, sizeof msg, "\"%s\" is not %zu hash%s of 16 lowercase hex digits", key, n,
            n == 1 ? "" : "es");
-  return bad(x, NULL, msg);
+  return bad(x, msg);
 }
 
 static int no_memory(parse_ctx *x) {
@@ -272,7 +272,7 @@ static int parse_shape(parse_ctx *x, const cJSON *shape, manifest_tensor *t) {
     ok = json_u64(d, &t->shape[i]) && hoist__mul_u64(elems, t->shape[i], &elems);
   if (!ok || !hoist__mul_u64(elems, hoist_dtype_bits(t->dtype), &bits) || bits % 8 != 0 ||
       bits / 8 != t->end - t->begin)
-    return bad(x, NULL, "a tensor's \"shape\" and \"dtype\" do not give its bytes");
+    return bad(x, "a tensor's \"shape\" and \"dtype\" do not give its bytes");
   return HOIST_OK;
 }
 
@@ -286,20 +286,20 @@ static int parse_tensor(parse_ctx *x, const cJSON *e, manifest_tensor *t, uint64
   if (rc != HOIST_OK) return rc;
   if ((t->name = hoist__strdup(name)) == NULL) return no_memory(x);
   if (hoist_dtype_from_name(dtype, strlen(dtype), &t->dtype) != HOIST_OK)
-    return bad(x, NULL, "a tensor's \"dtype\" is not a safetensors dtype");
+    return bad(x, "a tensor's \"dtype\" is not a safetensors dtype");
   if (!cJSON_IsArray(off) || cJSON_GetArraySize(off) != 2 ||
       !json_u64(cJSON_GetArrayItem(off, 0), &t->begin) ||
       !json_u64(cJSON_GetArrayItem(off, 1), &t->end) || t->begin != *at || t->end < t->begin) {
     char nb[HOIST_SHOW_NAME], msg[HOIST_SHOW_NAME + 96];
     snprintf(msg, sizeof msg, "tensor '%s': \"data_offsets\" is not [begin, end] from %llu",
              hoist__show(name, nb, sizeof nb), (unsigned long long)*at);
-    return bad(x, NULL, msg);
+    return bad(x, msg);
   }
   *at = t->end;
   const cJSON *shape = cJSON_GetObjectItemCaseSensitive(e, "shape");
   const int ndim = cJSON_GetArraySize(shape);
   if (!cJSON_IsArray(shape) || ndim > 64)
-    return bad(x, NULL, "a tensor's \"shape\" is not an array of at most 64 integers");
+    return bad(x, "a tensor's \"shape\" is not an array of at most 64 integers");
   uint64_t n = hoist__manifest_pieces(t->end - t->begin, x->piece);
   if (!hoist__manifest_tensor_alloc(t, (uint32_t)ndim, n)) return no_memory(x);
   if ((rc = parse_shape(x, shape, t)) != HOIST_OK) return rc;
@@ -314,8 +314,8 @@ static int parse_safetensors(parse_ctx *x, const cJSON *e, manifest_file *f) {
   if (rc != HOIST_OK) return rc;
   if (f->header_bytes < 10 || f->header_bytes > f->pub.size ||
       f->header_bytes > 8 + HOIST_MAX_HEADER_BYTES)
-    return bad(x, NULL, "\"header_bytes\" is not 8 + N for a header that fits the file");
-  if (!cJSON_IsArray(tensors)) return bad(x, NULL, "\"tensors\" is not an array");
+    return bad(x, "\"header_bytes\" is not 8 + N for a header that fits the file");
+  if (!cJSON_IsArray(tensors)) return bad(x, "\"tensors\" is not an array");
   size_t n = (size_t)cJSON_GetArraySize(tensors);
   if ((f->tensors = calloc(n > 0 ? n : 1, sizeof *f->tensors)) == NULL) return no_memory(x);
   f->safetensors = 1;
@@ -323,7 +323,7 @@ static int parse_safetensors(parse_ctx *x, const cJSON *e, manifest_file *f) {
   for (const cJSON *t = tensors->child; t != NULL && rc == HOIST_OK; t = t->next)
     rc = parse_tensor(x, t, &f->tensors[f->ntensors++], &at);
   if (rc == HOIST_OK && at != f->pub.size - f->header_bytes)
-    rc = bad(x, NULL, "the tensors do not cover the data section exactly");
+    rc = bad(x, "the tensors do not cover the data section exactly");
   return rc;
 }
 
@@ -332,11 +332,11 @@ static int parse_file(parse_ctx *x, const cJSON *e, size_t i, bool side, manifes
   const char *path = NULL, *sha = NULL;
   char pb[HOIST_SHOW_PATH];
   snprintf(x->where, sizeof x->where, "%s[%zu]", side ? "side_files" : "files", i);
-  if (!cJSON_IsObject(e)) return bad(x, NULL, "not an object");
+  if (!cJSON_IsObject(e)) return bad(x, "not an object");
   int rc = get_str(x, e, "path", 0, &path);
   if (rc != HOIST_OK) return rc;
   if (!hoist__manifest_path_ok(path))
-    return bad(x, NULL, "\"path\" is not a relative path inside the pipeline");
+    return bad(x, "\"path\" is not a relative path inside the pipeline");
   snprintf(x->where, sizeof x->where, "%s[%zu] (%s)", side ? "side_files" : "files", i,
            hoist__show(path, pb, sizeof pb));
   if ((f->path = hoist__strdup(path)) == NULL) return no_memory(x);
@@ -344,7 +344,7 @@ static int parse_file(parse_ctx *x, const cJSON *e, size_t i, bool side, manifes
   if (rc == HOIST_OK) rc = get_str(x, e, "sha256", 64, &sha);
   if (rc != HOIST_OK) return rc;
   for (size_t k = 0; k < 64; k++)
-    if (hex_digit(sha[k]) < 0) return bad(x, NULL, "\"sha256\" is not lowercase hex");
+    if (hex_digit(sha[k]) < 0) return bad(x, "\"sha256\" is not lowercase hex");
   memcpy(f->sha256, sha, 65);
   if (side || cJSON_GetObjectItemCaseSensitive(e, "tensors") == NULL) return HOIST_OK;
   return parse_safetensors(x, e, f);
@@ -355,29 +355,29 @@ static int parse_head(parse_ctx *x, const cJSON *root, const char **variant) {
   const char *s = NULL;
   uint64_t version = 0;
   char msg[128];
-  if (!cJSON_IsObject(root)) return bad(x, NULL, "not a JSON object");
+  if (!cJSON_IsObject(root)) return bad(x, "not a JSON object");
   if (get_str(x, root, "format", 0, &s) != HOIST_OK || strcmp(s, "hoist-manifest") != 0)
-    return bad(x, NULL, "\"format\" is not \"hoist-manifest\"");
+    return bad(x, "\"format\" is not \"hoist-manifest\"");
   int rc = get_u64(x, root, "version", &version);
   if (rc != HOIST_OK) return rc;
   if (version != HOIST_MANIFEST_VERSION) {
     snprintf(msg, sizeof msg, "version %llu; this hoist reads version %d",
              (unsigned long long)version, HOIST_MANIFEST_VERSION);
-    return bad(x, NULL, msg);
+    return bad(x, msg);
   }
   if ((rc = get_u64(x, root, "piece_bytes", &x->piece)) != HOIST_OK) return rc;
   if (x->piece < HOIST_MANIFEST_MIN_PIECE || x->piece > HOIST_MANIFEST_MAX_PIECE ||
       (x->piece & (x->piece - 1)) != 0)
-    return bad(x, NULL, "\"piece_bytes\" is not a power of two from 64 KiB to 1 GiB");
+    return bad(x, "\"piece_bytes\" is not a power of two from 64 KiB to 1 GiB");
   if (get_str(x, root, "piece_hash", 0, &s) != HOIST_OK || strcmp(s, "xxh3-64") != 0)
-    return bad(x, NULL, "\"piece_hash\" is not \"xxh3-64\"");
+    return bad(x, "\"piece_hash\" is not \"xxh3-64\"");
   if (get_str(x, root, "file_hash", 0, &s) != HOIST_OK || strcmp(s, "sha256") != 0)
-    return bad(x, NULL, "\"file_hash\" is not \"sha256\"");
+    return bad(x, "\"file_hash\" is not \"sha256\"");
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "variant");
   *variant = cJSON_IsString(v) ? v->valuestring : NULL;
   if ((v != NULL && !cJSON_IsNull(v) && !cJSON_IsString(v)) ||
       (*variant != NULL && (*variant[0] == '\0' || strpbrk(*variant, "./\\") != NULL)))
-    return bad(x, NULL, "\"variant\" is neither null nor a plain name");
+    return bad(x, "\"variant\" is neither null nor a plain name");
   return HOIST_OK;
 }
 
@@ -385,7 +385,7 @@ static int parse_files(parse_ctx *x, const cJSON *root, hoist_manifest *m) {
   const cJSON *files = cJSON_GetObjectItemCaseSensitive(root, "files");
   const cJSON *sides = cJSON_GetObjectItemCaseSensitive(root, "side_files");
   if (!cJSON_IsArray(files) || !cJSON_IsArray(sides))
-    return bad(x, NULL, "\"files\" or \"side_files\" is not an array");
+    return bad(x, "\"files\" or \"side_files\" is not an array");
   size_t nf = (size_t)cJSON_GetArraySize(files), ns = (size_t)cJSON_GetArraySize(sides);
   if ((m->files = calloc(nf + ns > 0 ? nf + ns : 1, sizeof *m->files)) == NULL) return no_memory(x);
   int rc = HOIST_OK;
@@ -544,6 +544,12 @@ int hoist_manifest_save(hoist_runtime *rt, const hoist_manifest *m, const char *
   if (rc == HOIST_OK && rename(tmp, path) != 0)
     rc = hoist__fail(rt, HOIST_IO, "%s: rename: %s", shown, strerror(errno));
   if (rc != HOIST_OK) (void)unlink(tmp);
+  /* The new directory entry reaches the disk too (best effort). */
+  int dfd = rc == HOIST_OK ? open(base[0] != '\0' ? base : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
+  if (dfd >= 0) {
+    (void)fsync(dfd);
+    close(dfd);
+  }
 done:
   cJSON_free(text);
   free(tmp);
