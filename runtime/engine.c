@@ -275,8 +275,9 @@ static int fill_chunk(hoist__engine *e, engine_worker *w, const upload_chunk *c,
     const upload_file *uf = &job->files[seg->file];
     /* Zero-copy from the page-locked mapping; with verify on the bytes go
      * through the slot instead, where the host hash reads them under the
-     * SIGBUS guard. */
-    if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify) {
+     * SIGBUS guard, and with a content check too, so that the copy sends
+     * exactly the bytes the check read. */
+    if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify && job->check == NULL) {
       *src = uf->map + seg->file_off;
       return HOIST_OK;
     }
@@ -322,8 +323,13 @@ static int host_chunk(hoist__engine *e, engine_worker *w, upload_chunk *c, unsig
   int rc = HOIST_OK;
   if (c->from == c->to) {
     rc = gather_chunk(e, c, dst); /* the host copy has the slot's layout */
+    if (rc == HOIST_OK && job->check != NULL) rc = job->check(job->check_user, job, c, dst);
   } else {
     rc = gather_chunk(e, c, w->slots[k]);
+    /* The source bytes are checked, before they are converted. */
+    if (rc == HOIST_OK && job->check != NULL &&
+        (rc = job->check(job->check_user, job, c, w->slots[k])) != HOIST_OK)
+      return rc;
     if (rc == HOIST_OK)
       rc = hoist__convert_ref(dst, c->to, w->slots[k], c->from,
                              c->len / (hoist_dtype_bits(c->from) / 8));
@@ -483,6 +489,7 @@ static void worker_main(void *arg) {
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
     if (job->verify && !hashed) c->host_hash = hoist__upload_chunk_hash(src, c->len);
+    if (job->check != NULL && (rc = job->check(job->check_user, job, c, src)) != HOIST_OK) break;
     /* A converted chunk goes into a scratch slot of the pool and is
      * converted when the reader is back at pinned slot k (convert_held). */
     const bool converts = c->from != c->to;

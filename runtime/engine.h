@@ -45,6 +45,8 @@ typedef struct upload_chunk {
                           for host jobs, of the dst_len bytes written) */
 } upload_chunk;
 
+struct upload_job;
+
 /* One component of a job that uploads several at once (a pipelined load):
  * its chunks are [chunk_begin, chunk_end) of the job.  Progress is reported
  * per part; the engine stamps when a reader first took one of its chunks. */
@@ -55,6 +57,12 @@ typedef struct upload_part {
   atomic_uint_fast64_t done;   /* tensor bytes issued */
   uint64_t reported;           /* last done given to the progress callback */
   atomic_uint_fast64_t started_ns; /* uv_hrtime of its first chunk taken; 0: none yet */
+  /* Its job's content check (upload_job.check), which knows its segments
+   * from seg_begin on as that job numbered them. */
+  int (*check)(void *user, const struct upload_job *job, const struct upload_chunk *c,
+               const unsigned char *bytes);
+  void *check_user;
+  size_t seg_begin;
 } upload_part;
 
 typedef struct upload_job {
@@ -91,6 +99,14 @@ typedef struct upload_job {
   int verify;
   uint64_t dev_hashes;          /* UPLOAD_VERIFY_BYTES_PER_CHUNK x hash_stride */
   uint64_t hash_stride;
+  /* A content check (a manifest): when set, a reader calls it with each
+   * chunk's bytes as read from the files, laid out as in its slot (segment
+   * k at bytes + slot_off), before they are copied anywhere or converted;
+   * a status other than HOIST_OK fails the run with the detail it
+   * recorded.  Called from the reader threads, several at once. */
+  int (*check)(void *user, const struct upload_job *job, const upload_chunk *c,
+               const unsigned char *bytes);
+  void *check_user;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
    * slot's copy (and the conversion the copy stream waited for before it)
    * to finish before refilling it; high when the device side, not the

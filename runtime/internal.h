@@ -19,6 +19,10 @@
  *   side_file.c       JSON side files under caps
  *   shard_rules.c     shard indexes and the rules a component's files keep
  *   discover.c        pipelines: components, files, sizes, order
+ *   manifest.c,       content manifests: the format, making one (every file
+ *   manifest_hash.c,  hashed once, several at a time), checking whole files
+ *   manifest_make.c,  against one
+ *   manifest_check.c
  *   device_host.c,    the device backends, and the one that picks them
  *   device_cuda.c,
  *   device.c
@@ -29,6 +33,8 @@
  *   admission.c       need + headroom <= free, and the preflight
  *   job.c             a component's upload as a chunk list
  *   verify.c          checking an upload against what was read
+ *   manifest_load.c   a load held to a manifest: files before allocation,
+ *                     pieces in the readers' pass (the engine's check hook)
  *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
  *   load.c            a load, phase by phase
  *   residency.c       moves after a load: prepare, release

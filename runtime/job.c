@@ -177,6 +177,20 @@ int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_com
   return HOIST_OK;
 }
 
+/* upload_job.check of a joined job: the check of chunk c's part, shown
+ * the part's own segment numbering. */
+static int part_check(void *user, const upload_job *job, const upload_chunk *c,
+                      const unsigned char *bytes) {
+  const upload_part *part = &job->parts[c->part];
+  if (part->check == NULL) return HOIST_OK;
+  upload_job view = *job;
+  view.segs = job->segs + part->seg_begin;
+  view.nsegs = job->nsegs - part->seg_begin;
+  upload_chunk own = *c;
+  own.first_seg -= (uint32_t)part->seg_begin;
+  return part->check(part->check_user, &view, &own, bytes);
+}
+
 int hoist__upload_job_concat(hoist_runtime *rt, upload_job *parts, size_t n, upload_job *out) {
   size_t nfiles = 0, nchunks = 0, nsegs = 0;
   for (size_t i = 0; i < n; i++) {
@@ -205,6 +219,10 @@ int hoist__upload_job_concat(hoist_runtime *rt, upload_job *parts, size_t n, upl
     out->parts[i].component = p->component;
     out->parts[i].total_bytes = p->total_bytes;
     out->parts[i].chunk_begin = out->nchunks;
+    out->parts[i].seg_begin = out->nsegs;
+    out->parts[i].check = p->check;
+    out->parts[i].check_user = p->check_user;
+    if (p->check != NULL) out->check = part_check;
     memcpy(out->files + out->nfiles, p->files, p->nfiles * sizeof *p->files);
     out->nfiles += p->nfiles;
     for (size_t k = 0; k < p->nsegs; k++) {

@@ -1,7 +1,8 @@
 /* load.c — hoist_load_pipeline, as named phases (hoist__load_pipeline_ext
  * reads like a table of contents): plan (the components in load order,
  * their target dtypes, placement and residency marks, and the transient
- * memory each upload needs), preflight (the whole plan against the free
+ * memory each upload needs), manifest (with hoist_load_options.manifest,
+ * every file against it), preflight (the whole plan against the free
  * memory at the start), then for each component admit (its need against
  * the free memory read just before it), place (its arenas, or a pinned host
  * copy for an offloaded one), upload (the engine fills them) and verify.
@@ -20,6 +21,7 @@
 #include "admission.h"
 #include "dtype.h"
 #include "job.h"
+#include "manifest_load.h"
 #include "verify.h"
 
 #include "kernels.h"
@@ -61,6 +63,7 @@ typedef struct load_run {
   /* Device memory held besides the arenas: the ring while held, and the
    * current component's verify hashes and hoist__load_ext transient. */
   uint64_t ring_addr, hashes_addr, transient_addr;
+  hoist__manifest_run *manifest; /* hoist_load_options.manifest's checks */
 } load_run;
 
 /* Checks that order[0..n) is a permutation of the slots 0..n-1. */
@@ -102,6 +105,7 @@ static void run_close(load_run *r, bool ok) {
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   if (r->ring_addr != 0) d->ops->free(d, r->ring_addr);
   if (!ok) hoist__loaded_destroy(r->l);
+  hoist__manifest_run_close(r->manifest);
   free(r->offload);
   free(r->fsdp);
   free(r->target);
@@ -251,6 +255,19 @@ static int plan_transients(load_run *r) {
   return HOIST_OK;
 }
 
+/* Phase "manifest": with hoist_load_options.manifest, every file against
+ * it before anything is allocated, and the piece size against the chunks
+ * the engine will cut (manifest_load.h). */
+static int check_manifest(load_run *r) {
+  if (r->o->manifest == NULL) return HOIST_OK;
+  bool converts = false;
+  for (size_t position = 0; position < r->n; position++)
+    converts = converts || r->l->components[position].converts;
+  return hoist__manifest_run_open(r->rt, r->o->manifest, r->p, r->l->components, r->n,
+                                  hoist__engine_chunk_bytes(r->e), converts ? r->scratch_slot : 0,
+                                  &r->manifest);
+}
+
 /* Phase "preflight": the free memory now and the load's headroom; with
  * on_oom fail, the whole plan must fit before anything is allocated. */
 static int preflight(load_run *r) {
@@ -391,6 +408,8 @@ static int job_open(load_run *r, size_t position, bool to_host, upload_job *job)
   const uint64_t chunk = hoist__engine_chunk_bytes(r->e);
   const uint64_t convert_chunk = to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot;
   rc = hoist__upload_job_build(r->rt, job, c, chunk, convert_chunk);
+  if (rc == HOIST_OK && r->manifest != NULL)
+    rc = hoist__manifest_job_open(r->manifest, position, c, job);
   if (rc == HOIST_OK && job->verify && !to_host && job->nchunks > c->chunk_bound)
     rc = hoist__fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job->nchunks, (unsigned long long)c->chunk_bound);
@@ -419,6 +438,7 @@ static int upload(load_run *r, size_t position, bool to_host) {
       hoist__log(r->rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
                 (now_seconds() - t0) * 1e3);
   }
+  hoist__manifest_job_close(&job);
   hoist__upload_job_free(&job);
   hoist__upload_files_close(r->rt, job.files, job.nfiles);
   return rc;
@@ -512,8 +532,8 @@ static int upload_joined(load_run *r, const bool *to_host) {
   int rc = at == NULL || jobs == NULL ? hoist__fail(r->rt, HOIST_NO_MEMORY, "out of memory") : HOIST_OK;
   for (size_t position = 0; position < r->n && rc == HOIST_OK; position++) {
     if (r->l->components[position].ntensors == 0 || to_host[position]) continue;
-    if ((rc = job_open(r, position, false, &jobs[nj])) == HOIST_OK) at[nj++] = position;
-    else hoist__upload_files_close(r->rt, jobs[nj].files, jobs[nj].nfiles);
+    at[nj] = position;
+    rc = job_open(r, position, false, &jobs[nj++]); /* closed below, also when it failed */
   }
   if (rc == HOIST_OK && nj > 0 && (rc = hoist__upload_job_concat(r->rt, jobs, nj, &all)) == HOIST_OK) {
     const double t0 = now_seconds();
@@ -534,7 +554,8 @@ static int upload_joined(load_run *r, const bool *to_host) {
     }
     if (rc == HOIST_OK) log_upload(r->rt, NULL, &all, now_seconds() - t0);
   }
-  for (size_t k = 0; k < nj; k++) { /* parts left behind by a failed join */
+  for (size_t k = 0; k < nj; k++) { /* checks, and parts left behind by a failed join */
+    hoist__manifest_job_close(&jobs[k]);
     hoist__upload_job_free(&jobs[k]);
     hoist__upload_files_close(r->rt, jobs[k].files, jobs[k].nfiles);
   }
@@ -591,6 +612,7 @@ int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   int rc = run_open(&r);
   if (rc == HOIST_OK) rc = plan(&r);
   if (rc == HOIST_OK) rc = plan_transients(&r);
+  if (rc == HOIST_OK) rc = check_manifest(&r);
   if (rc == HOIST_OK) rc = preflight(&r);
   if (rc == HOIST_OK) {
     hoist__log(rt, HOIST_LOG_DEBUG, "planned in %.3f ms", (now_seconds() - t0) * 1e3);

@@ -73,6 +73,8 @@ int cmd_plan(int argc, char **argv);
 int cmd_load(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_make_pipeline(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif /* HOIST_CLI_H */

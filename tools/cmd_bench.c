@@ -15,8 +15,8 @@
 
 static void usage(FILE *out) {
   fprintf(out,
-          "usage: hoist bench load [--json] [--cold] [--repeat N] [--compare-dtype T] [OPTIONS]\n"
-          "                        PIPELINE\n\n"
+          "usage: hoist bench load [--json] [--cold] [--repeat N] [--compare-dtype T]\n"
+          "                        [--compare-manifest FILE] [OPTIONS] PIPELINE\n\n"
           "Loads PIPELINE N times (default 3, after one warm-up run when warm) and\n"
           "reports median/min/max GB/s next to the hardware limit measured in the same\n"
           "run: pinned host-to-device bandwidth (cuda) and, with --cold, the raw\n"
@@ -27,8 +27,11 @@ static void usage(FILE *out) {
           "  --compare-dtype T  also load with --dtype T (bf16|f16|f32) in the same process,\n"
           "                     alternating with the runs as configured, and report the\n"
           "                     median of the paired speed ratios (what converting costs);\n"
-          "                     an even N puts each side first equally often\n%s",
-          cli_load_opts_help);
+          "                     an even N puts each side first equally often\n"
+          "  --compare-manifest FILE\n"
+          "                     the same with --manifest FILE: what checking every piece\n"
+          "                     against a manifest costs (pairs as with --compare-dtype)\n%s%s",
+          cli_load_opts_help, cli_manifest_opt_help);
 }
 
 /* The pipeline's safetensors files (paths owned by p). */
@@ -108,8 +111,9 @@ static void spread(double *v, uint64_t n, double *med, double *lo, double *hi) {
  * measured in the same run, and the timed series. */
 typedef struct bench_load_run {
   cli_load_opts o;  /* the configuration */
-  cli_load_opts oc; /* the compared one: the same with --dtype T */
-  const char *path, *compare, *device;
+  cli_load_opts oc; /* the compared one: the same with --dtype T or --manifest F */
+  const char *path, *compare, *compare_manifest, *device;
+  char label[1100]; /* what the compared runs add ("--dtype bf16"); "" when none */
   int cold, is_cuda;
   uint64_t repeat;
   unsigned threads;
@@ -124,6 +128,7 @@ typedef struct bench_load_run {
  * (help printed, or a usage error). */
 static int bench_load_args(int argc, char **argv, bench_load_run *b) {
   cli_load_opts_init(&b->o);
+  b->o.manifest_ok = 1;
   b->repeat = 3;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -145,6 +150,11 @@ static int bench_load_args(int argc, char **argv, bench_load_run *b) {
       b->compare = argv[++i];
       continue;
     }
+    if (strcmp(argv[i], "--compare-manifest") == 0) {
+      if (i + 1 >= argc) return cli_usage_error("bench load", "--compare-manifest needs a FILE");
+      b->compare_manifest = argv[++i];
+      continue;
+    }
     int r = cli_load_opt("bench load", argc, argv, &i, &b->o);
     if (r < 0) return HOIST_EXIT_USAGE;
     if (r > 0) continue;
@@ -153,7 +163,28 @@ static int bench_load_args(int argc, char **argv, bench_load_run *b) {
     b->path = argv[i];
   }
   if (b->path == NULL) return cli_usage_error("bench load", "missing PIPELINE");
+  if (b->compare != NULL && b->compare_manifest != NULL)
+    return cli_usage_error("bench load", "compare one thing at a time: --compare-dtype or "
+                                         "--compare-manifest");
   return -1;
+}
+
+/* The compared configuration: the same options with --dtype T, or with
+ * --manifest FILE (read here: a bad one is refused before any load).
+ * Returns the exit code (0: go on). */
+static int bench_load_compared(bench_load_run *b) {
+  b->oc = b->o;
+  b->oc.manifest = NULL; /* o owns its manifest */
+  if (b->compare != NULL) {
+    b->oc.load.dtype = b->compare;
+    snprintf(b->label, sizeof b->label, "--dtype %s", b->compare);
+  } else if (b->compare_manifest != NULL) {
+    b->oc.manifest_path = b->compare_manifest;
+    int code = cli_load_manifest("bench load", &b->oc);
+    if (code != HOIST_EXIT_OK) return code;
+    snprintf(b->label, sizeof b->label, "--manifest %s", b->compare_manifest);
+  }
+  return HOIST_EXIT_OK;
 }
 
 /* The hardware limits, in the same process and run, before the loads:
@@ -179,8 +210,8 @@ static int bench_load_runs(hoist_runtime *rt, bench_load_run *b) {
    * configuration's first-run costs). */
   if (!b->cold) {
     rc = series_run(rt, b->path, base, 0);
-    if (rc == HOIST_OK && b->compare != NULL && (rc = series_run(rt, b->path, cmp, 0)) != HOIST_OK)
-      fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", b->compare);
+    if (rc == HOIST_OK && b->label[0] != '\0' && (rc = series_run(rt, b->path, cmp, 0)) != HOIST_OK)
+      fprintf(stderr, "hoist bench load: the compared load (%s) failed\n", b->label);
   }
   for (uint64_t r = 0; r < b->repeat && rc == HOIST_OK; r++) {
     run_series *order[2] = {base, cmp};
@@ -189,16 +220,16 @@ static int bench_load_runs(hoist_runtime *rt, bench_load_run *b) {
       order[1] = base;
     }
     for (int k = 0; k < 2 && rc == HOIST_OK; k++) {
-      if (order[k] == cmp && b->compare == NULL) continue;
+      if (order[k] == cmp && b->label[0] == '\0') continue;
       if (b->cold) bench_evict(b->files, b->nfiles);
       rc = series_run(rt, b->path, order[k], r);
       if (rc != HOIST_OK && order[k] == cmp)
-        fprintf(stderr, "hoist bench load: the compared load (--dtype %s) failed\n", b->compare);
+        fprintf(stderr, "hoist bench load: the compared load (%s) failed\n", b->label);
       if (!b->o.json && rc == HOIST_OK)
         fprintf(stderr, "  run %llu%s: %.3f s, %.2f GB/s\n", (unsigned long long)r + 1,
                 order[k] == cmp ? " (compared)" : "", order[k]->seconds[r], order[k]->gbps[r]);
     }
-    if (rc == HOIST_OK && b->compare != NULL) b->ratio[r] = cmp->gbps[r] / base->gbps[r];
+    if (rc == HOIST_OK && b->label[0] != '\0') b->ratio[r] = cmp->gbps[r] / base->gbps[r];
   }
   return rc;
 }
@@ -212,7 +243,7 @@ typedef struct bench_load_stats {
 static void bench_load_stats_of(bench_load_run *b, bench_load_stats *st) {
   memset(st, 0, sizeof *st);
   spread(b->base.gbps, b->repeat, &st->med, &st->worst, &st->best);
-  if (b->compare != NULL) {
+  if (b->label[0] != '\0') {
     spread(b->cmp.gbps, b->repeat, &st->cmed, &st->cworst, &st->cbest);
     spread(b->ratio, b->repeat, &st->rmed, &st->rlo, &st->rhi);
   }
@@ -244,10 +275,15 @@ static int bench_load_json(const bench_load_run *b, const bench_load_stats *st) 
   cJSON_AddNumberToObject(root, "peak_device_bytes", (double)b->base.peak);
   cJSON_AddStringToObject(root, "dtype", b->o.load.dtype != NULL ? b->o.load.dtype : "keep");
   cJSON_AddBoolToObject(root, "verify", b->o.load.verify != 0);
-  if (b->compare != NULL) {
+  if (b->o.manifest_path != NULL)
+    cJSON_AddStringToObject(root, "manifest", b->o.manifest_path);
+  else
+    cJSON_AddNullToObject(root, "manifest");
+  if (b->label[0] != '\0') {
     cJSON *c = cJSON_AddObjectToObject(root, "compare");
     if (c != NULL) {
-      cJSON_AddStringToObject(c, "dtype", b->compare);
+      if (b->compare != NULL) cJSON_AddStringToObject(c, "dtype", b->compare);
+      if (b->compare_manifest != NULL) cJSON_AddStringToObject(c, "manifest", b->compare_manifest);
       cJSON_AddNumberToObject(c, "median_GBps", st->cmed);
       cJSON_AddNumberToObject(c, "max_GBps", st->cbest);
       cJSON_AddNumberToObject(c, "min_GBps", st->cworst);
@@ -274,14 +310,17 @@ static void bench_load_text(const bench_load_run *b, const bench_load_stats *st)
   if (st->limit > 0) printf("hoist / limit: %.2f\n", st->med / st->limit);
   printf("device: arenas %s, peak during a load %s\n", cli_human_bytes(b->base.arenas, a),
          cli_human_bytes(b->base.peak, c));
-  if (b->compare != NULL) {
-    printf("with --dtype %s: median %.2f GB/s (min %.2f, max %.2f); arenas %s, peak %s\n",
-           b->compare, st->cmed, st->cworst, st->cbest, cli_human_bytes(b->cmp.arenas, a),
+  if (b->label[0] != '\0') {
+    printf("with %s: median %.2f GB/s (min %.2f, max %.2f); arenas %s, peak %s\n", b->label,
+           st->cmed, st->cworst, st->cbest, cli_human_bytes(b->cmp.arenas, a),
            cli_human_bytes(b->cmp.peak, c));
-    printf("paired speed ratio (--dtype %s over the other): median %.3f (min %.3f, max %.3f) "
+    printf("paired speed ratio (%s over the other): median %.3f (min %.3f, max %.3f) "
            "over %llu pair%s\n",
-           b->compare, st->rmed, st->rlo, st->rhi, (unsigned long long)b->repeat,
+           b->label, st->rmed, st->rlo, st->rhi, (unsigned long long)b->repeat,
            b->repeat == 1 ? "" : "s");
+    if (st->rmed > 0)
+      printf("so a load with %s takes %+.1f %% of the other's time (median pair)\n", b->label,
+             (1.0 / st->rmed - 1.0) * 100.0);
   }
 }
 
@@ -293,21 +332,21 @@ static int bench_load(int argc, char **argv) {
     free(b);
     return code;
   }
-  code = HOIST_EXIT_OK;
   static volatile int cancel;
   cli_install_cancel(&cancel);
   b->o.load.cancel = &cancel;
-  b->oc = b->o;
-  b->oc.load.dtype = b->compare;
-  b->base.opts = &b->o;
-  b->cmp.opts = &b->oc;
-
   hoist_runtime *rt = NULL;
   hoist_pipeline *p = NULL;
-  int rc = hoist_runtime_create(&b->o.cfg, &rt);
+  int rc = HOIST_OK;
+  if ((code = cli_load_manifest("bench load", &b->o)) != HOIST_EXIT_OK ||
+      (code = bench_load_compared(b)) != HOIST_EXIT_OK)
+    goto done;
+  b->base.opts = &b->o;
+  b->cmp.opts = &b->oc;
+  rc = hoist_runtime_create(&b->o.cfg, &rt);
   if (rc != HOIST_OK) {
-    free(b);
-    return cli_report("bench load", NULL, rc);
+    code = cli_report("bench load", NULL, rc);
+    goto done;
   }
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = b->o.variant;
@@ -335,9 +374,11 @@ static int bench_load(int argc, char **argv) {
   else
     bench_load_text(b, &st);
 done:
-  free(b);
   hoist_pipeline_close(p);
   hoist_runtime_close(rt);
+  cli_load_opts_free(&b->oc);
+  cli_load_opts_free(&b->o);
+  free(b);
   return code;
 }
 

@@ -14,8 +14,8 @@
 static void usage(FILE *out) {
   fprintf(out, "usage: hoist load [--json] [OPTIONS] PIPELINE\n\n"
                "Loads every component of PIPELINE (a dir with model_index.json, or a dir of\n"
-               "weights) into device memory, heavy components first.\n\noptions:\n%s",
-          cli_load_opts_help);
+               "weights) into device memory, heavy components first.\n\noptions:\n%s%s",
+          cli_load_opts_help, cli_manifest_opt_help);
 }
 
 static cJSON *num(double v) { return cJSON_CreateNumber(v); }
@@ -98,6 +98,7 @@ static int open_beside_runtime(const cli_load_opts *o, const char *path, hoist_r
 int cmd_load(int argc, char **argv) {
   cli_load_opts o;
   cli_load_opts_init(&o);
+  o.manifest_ok = 1;
   const char *path = NULL;
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
@@ -112,6 +113,8 @@ int cmd_load(int argc, char **argv) {
     path = argv[i];
   }
   if (path == NULL) return cli_usage_error("load", "missing PIPELINE");
+  int code = cli_load_manifest("load", &o);
+  if (code != HOIST_EXIT_OK) return code;
 
   static volatile int cancel;
   cli_install_cancel(&cancel);
@@ -126,15 +129,17 @@ int cmd_load(int argc, char **argv) {
   double open_seconds = 0;
   memset(&failure, 0, sizeof failure);
   int rc = open_beside_runtime(&o, path, &rt, &p, &open_seconds);
-  if (rc != HOIST_OK && rt == NULL)
-    return o.json ? print_failure_json(rc, NULL, &failure) : cli_load_report("load", NULL, rc);
+  if (rc != HOIST_OK && rt == NULL) {
+    code = o.json ? print_failure_json(rc, NULL, &failure) : cli_load_report("load", NULL, rc);
+    cli_load_opts_free(&o);
+    return code;
+  }
   /* The load's time: discovery, then the load itself (not the wait for the
    * device, which discovery overlapped). */
   double t0 = cli_now_seconds();
   if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o.load, &l);
   double seconds = cli_now_seconds() - t0 + open_seconds;
   cli_progress_done();
-  int code;
   if (rc != HOIST_OK) {
     code = o.json ? print_failure_json(rc, rt, &failure) : cli_load_report("load", rt, rc);
     goto done;
@@ -147,6 +152,10 @@ int cmd_load(int argc, char **argv) {
     cJSON_AddItemToObject(root, "seconds", num(seconds));
     cJSON_AddItemToObject(root, "GBps", num(seconds > 0 ? (double)total / seconds / 1e9 : 0));
     cJSON_AddBoolToObject(root, "verified", o.load.verify != 0);
+    if (o.manifest_path != NULL)
+      cJSON_AddStringToObject(root, "manifest", o.manifest_path);
+    else
+      cJSON_AddNullToObject(root, "manifest");
     cJSON *arr = cJSON_AddArrayToObject(root, "components");
     for (size_t i = 0; i < hoist_loaded_component_count(l); i++) {
       const hoist_loaded_info *c = hoist_loaded_component(l, i);
@@ -177,9 +186,10 @@ int cmd_load(int argc, char **argv) {
         printf(" %#llx-%#llx", (unsigned long long)c->device_begin, (unsigned long long)c->device_end);
       printf("\n");
     }
-    printf("loaded %s on %s in %.3f s: %.2f GB/s%s\n", cli_human_bytes(total, a),
+    printf("loaded %s on %s in %.3f s: %.2f GB/s%s%s\n", cli_human_bytes(total, a),
            o.cfg.device != NULL ? o.cfg.device : "host", seconds,
-           seconds > 0 ? (double)total / seconds / 1e9 : 0.0, o.load.verify ? ", verified" : "");
+           seconds > 0 ? (double)total / seconds / 1e9 : 0.0, o.load.verify ? ", verified" : "",
+           o.load.manifest != NULL ? ", as the manifest records" : "");
     code = HOIST_EXIT_OK;
   }
 done:;
@@ -189,5 +199,6 @@ done:;
   if (o.cfg.log_level >= HOIST_LOG_DEBUG)
     fprintf(stderr, "hoist: debug: released in %.3f ms\n", (cli_now_seconds() - c0) * 1e3);
   hoist_runtime_close(rt);
+  cli_load_opts_free(&o);
   return code;
 }

@@ -15,6 +15,8 @@ static const struct {
     {"load", cmd_load, "load a pipeline into device memory and report throughput"},
     {"serve", cmd_serve, "keep a pipeline resident; workers attach to it (hoist_attach)"},
     {"bench", cmd_bench, "benchmark loads against the hardware limit"},
+    {"manifest", cmd_manifest, "record a pipeline's content: sizes, SHA-256s, piece hashes"},
+    {"check", cmd_check, "check a pipeline's files against a manifest (SHA-256)"},
     {"make-pipeline", cmd_make_pipeline, "write a realistic synthetic pipeline (presets)"},
 };
 

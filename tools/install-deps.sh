@@ -10,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(build-essential cmake pkg-config libcjson-dev libuv1-dev libhttp-parser-dev check
-          libsubunit-dev libssl-dev clang libclang-rt-dev python3 python3-venv python3-dev
+packages=(build-essential cmake pkg-config libcjson-dev libuv1-dev libhttp-parser-dev libxxhash-dev
+          check libsubunit-dev libssl-dev clang libclang-rt-dev python3 python3-venv python3-dev
           libdlpack-dev)
 missing=()
 for p in "${packages[@]}"; do
