@@ -204,6 +204,15 @@ HOIST_EXPORT void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user,
  * it. */
 HOIST_EXPORT const char *hoist_last_error(const hoist_runtime *rt);
 
+/* The free and total memory of rt's device now, as admission reads it just
+ * before each component (cuda: cudaMemGetInfo, which counts every process
+ * on the card; host: the capacity, and the capacity minus what this
+ * runtime's device holds).  Either pointer may be NULL.  For capacity
+ * planning; the value is stale as soon as anything allocates.
+ * Thread-safe. */
+HOIST_EXPORT int hoist_runtime_mem_info(hoist_runtime *rt, uint64_t *free_bytes,
+                                        uint64_t *total_bytes);
+
 /* ------------------------------------------------------------------------ */
 /* Safetensors files (strict reader). */
 
@@ -457,6 +466,15 @@ HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
 HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
                                      const char *tensor, uint64_t *device_addr,
                                      const hoist_tensor_info **info);
+
+/* Tensor j (0 <= j < tensor_count) of the component at position, in name
+ * order (strcmp), as hoist_loaded_tensor would find it by name: for
+ * listing a component's tensors without reading its files again.  The
+ * statuses and *device_addr / *info are hoist_loaded_tensor's (info is set
+ * for an offloaded, unprepared component too); a position or j past the
+ * end is HOIST_INVALID_ARGUMENT. */
+HOIST_EXPORT int hoist_loaded_tensor_at(const hoist_loaded *l, size_t position, size_t j,
+                                        uint64_t *device_addr, const hoist_tensor_info **info);
 
 /* Holds the device memory of the component at position: while a hold is
  * outstanding, hoist_release_after_use of that component refuses with
