@@ -284,7 +284,8 @@ typedef struct hoist_component_info {
   const char *class_name;    /* may be NULL */
   uint32_t index;            /* place of its key among all of model_index.json's
                                 keys (metadata keys counted): orders as the slot */
-  const char *path;          /* component folder (may not exist) */
+  const char *path;          /* component folder (may not exist), or the file of a
+                                single-file pipeline */
   int folder_missing;        /* 1 when path does not exist */
   int has_size;              /* 0: inferred size unknown (orders like 0) */
   uint64_t inferred_bytes;   /* bytes that will land on the device */
@@ -308,8 +309,12 @@ typedef struct hoist_pipeline_options {
 
 #define HOIST_PIPELINE_OPTIONS_INIT { sizeof(hoist_pipeline_options), NULL, NULL }
 
-/* Discovers the pipeline at path (a dir with model_index.json, or a dir of
- * weights that is a one-component pipeline), reads every safetensors
+/* Discovers the pipeline at path (a dir with model_index.json, a dir of
+ * weights that is a one-component pipeline, or a single .safetensors file:
+ * a one-component pipeline whose component is named after the file without
+ * ".safetensors" ("model" for model.safetensors), with library and class
+ * NULL, path the file itself and the file its only weight file; any other
+ * regular file is HOIST_BAD_PIPELINE), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
  * What it refuses (README, "What discovery refuses"): JSON side files
  * above their size cap or nesting cap, non-regular files, ambiguous or

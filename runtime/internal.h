@@ -14,7 +14,8 @@
  *   json_lexer.c,     the strict safetensors reader
  *   safetensors.c
  *   order.c           component names: classifiers, load order, selection
- *   discover.c        pipelines: components, files, sizes, order
+ *   discover.c,       pipelines: components, files, sizes, order (a
+ *   discover_file.c   folder, or one .safetensors file)
  *   device_host.c,    the device backends, and the one that picks them
  *   device_cuda.c,
  *   device.c
