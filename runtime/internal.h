@@ -16,18 +16,22 @@
  *   order.c           component names: classifiers, load order, selection
  *   discover.c,       pipelines: components, files, sizes, order (a
  *   discover_file.c   folder, or one .safetensors file)
- *   device_host.c,    the device backends, and the one that picks them
+ *   filter.c          tensor filters: which tensors a load reads
+ *   host_maps.c,      the device backends, and the one that picks them
+ *   device_host.c,    (host_maps.c: which host memory is writable)
  *   device_cuda.c,
  *   device.c
  *   sigbus_guard.c,   how bytes leave a file
  *   file_read.c
  *   engine.c          the upload engine: readers, pinned ring, streams
  *   placement.c       a component's tensors in its span, and its arenas
+ *   targets.c         a component placed at the caller's buffers
  *   admission.c       need + headroom <= free, and the preflight
  *   job.c             a component's upload as a chunk list
  *   verify.c          checking an upload against what was read
  *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
  *   load.c            a load, phase by phase
+ *   load_into.c       a load into the caller's buffers
  *   residency.c       moves after a load: prepare, release
  *   runtime.c         a runtime: its device and its engine */
 #ifndef HOIST_INTERNAL_H
@@ -47,6 +51,12 @@ int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
  * went to ("" when none).  A worker thread that fails for a caller copies it
  * out before it ends: the slot is the thread's own and dies with it. */
 const char *hoist__thread_last_error(void);
+
+/* HOIST_OK when an options struct's struct_size (given) is this library's
+ * sizeof (size), else HOIST_INVALID_ARGUMENT saying both: a program built
+ * against another hoist.h is refused, never read past its struct.  type
+ * names the struct ("hoist_load_options"). */
+int hoist__check_struct_size(hoist_runtime *rt, const char *type, uint32_t given, size_t size);
 
 /* Logs through rt's callback when level is enabled; rt may be NULL. */
 void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)
