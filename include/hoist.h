@@ -613,9 +613,11 @@ typedef struct hoist_load_into_options {
     NULL, NULL, NULL, NULL, NULL }
 
 /* Loads the selected tensors of p's component named component (NULL: p's
- * only component with weights, as a single .safetensors file or a folder
- * of weights has) into targets[0..ntargets).  opts NULL means the
- * defaults (strict).
+ * only component with safetensors weights, as a single .safetensors file
+ * or a folder of weights has; HOIST_INVALID_ARGUMENT when p has several)
+ * into targets[0..ntargets).  No component of that name is
+ * HOIST_NOT_FOUND, one without safetensors weights HOIST_NO_WEIGHTS.  opts
+ * NULL means the defaults (strict).
  *
  * Every check runs before any byte moves, and a failed one returns
  * HOIST_INVALID_ARGUMENT (unless said otherwise) naming the tensor:

@@ -9,6 +9,7 @@
 #include "into_fixture.h"
 
 #include "load.h"
+#include "pipeline_fixture.h"
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -436,6 +437,15 @@ START_TEST(component_is_chosen_by_name) {
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "has 2 components with safetensors weights"));
   ck_assert_int_eq(load_into(rt, p, "nope", &s, NULL), HOIST_NOT_FOUND);
   ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "no component 'nope'"));
+  /* A component without weights (a tokenizer) has nothing to load into. */
+  char other[1200];
+  snprintf(other, sizeof other, "%s/fixture", pipe_dir);
+  ck_assert_int_eq(mkdir(other, 0755), 0);
+  fixture_write_pipeline(other, 4);
+  hoist_pipeline *q = cf_open(rt, other);
+  ck_assert_int_eq(hoist_load_into(rt, q, "tokenizer", NULL, 0, NULL), HOIST_NO_WEIGHTS);
+  ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "component 'tokenizer' has no safetensors"));
+  hoist_pipeline_close(q);
   ck_assert_int_eq(load_into(rt, p, "vae", &s, NULL), HOIST_OK);
   if_check(rt, &s);
   if_free(rt, &s);
