@@ -8,6 +8,11 @@
  * Any failure releases everything this load took, so a refused or broken
  * load leaves the device as it found it.
  *
+ * A tensor filter (filter.c) chooses, before the runtime's lock is taken,
+ * which tensors each component places.  hoist_load_into (load_into.c) is a
+ * load of one component whose placement is the caller's buffers
+ * (targets.c): it has no arenas and admits only its transient memory.
+ *
  * With a target dtype (hoist_load_options.dtype), floating tensors are
  * placed in target bytes and their chunks land in a small device scratch
  * ring (held from the first converting component to the last, and counted
