@@ -284,7 +284,8 @@ static int cuda_check_writable(hoist__device *d, const hoist__range *ranges, siz
   SET_DEVICE(d);
   for (size_t i = 0; i < n; i++) {
     const char *w = not_this_card(d, ranges[i].addr);
-    if (w == NULL && ranges[i].bytes > 1) w = not_this_card(d, ranges[i].addr + ranges[i].bytes - 1);
+    if (w == NULL && ranges[i].bytes > 1)
+      w = not_this_card(d, ranges[i].addr + ranges[i].bytes - 1);
     if (w != NULL) {
       *bad = i;
       *why = w;

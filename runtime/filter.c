@@ -91,8 +91,10 @@ int hoist__filter_select(hoist_runtime *rt, const hoist_pipeline *p, const hoist
       char pb[HOIST_SHOW_NAME], wb[HOIST_SHOW_PATH];
       const char *where = only != SIZE_MAX ? hoist_pipeline_component(p, only)->name
                                            : hoist_pipeline_path(p);
-      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT, "`tensors`: pattern '%s' matches no tensor of %s",
-                       hoist__show(f->patterns[k], pb, sizeof pb), hoist__show(where, wb, sizeof wb));
+      rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                       "`tensors`: pattern '%s' matches no tensor of %s",
+                       hoist__show(f->patterns[k], pb, sizeof pb),
+                       hoist__show(where, wb, sizeof wb));
     }
   free(hit);
   if (rc != HOIST_OK) hoist__selection_free(out);

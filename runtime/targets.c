@@ -78,8 +78,9 @@ static int match_targets(hoist_runtime *rt, const loaded_component *c, const hoi
                          k);
     entry *e = find_entry(v, n, name);
     if (e != NULL && e->target != SIZE_MAX)
-      return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "%s: targets %zu and %zu both name tensor '%s'",
-                         comp, e->target, k, hoist__show(name, tb, sizeof tb));
+      return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                         "%s: targets %zu and %zu both name tensor '%s'", comp, e->target, k,
+                         hoist__show(name, tb, sizeof tb));
     if (e != NULL && e->selected) {
       e->target = k;
       if (tg->filled != NULL) tg->filled[k] = 1;
@@ -139,8 +140,9 @@ static int check_target(hoist_runtime *rt, const loaded_component *c, const hois
   const char *comp = hoist__show(c->info->name, cb, sizeof cb);
   const char *name = hoist__show(t->name, tb, sizeof tb);
   if ((unsigned)x->dtype >= (unsigned)HOIST_DTYPE_COUNT_)
-    return hoist__fail(rt, HOIST_INVALID_ARGUMENT, "%s: tensor '%s': target dtype %d is not a dtype",
-                       comp, name, (int)x->dtype);
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                       "%s: tensor '%s': target dtype %d is not a dtype", comp, name,
+                       (int)x->dtype);
   if (!hoist__convert_supported(t->dtype, x->dtype))
     return hoist__fail(rt, HOIST_UNSUPPORTED,
                        "%s: tensor '%s' is %s in the file and its target is %s: no conversion "
@@ -203,7 +205,8 @@ static int check_memory(hoist_runtime *rt, const loaded_component *c) {
       rc = hoist__fail(rt, HOIST_INVALID_ARGUMENT,
                        "%s: the targets of tensors '%s' and '%s' overlap ([%#llx, +%llu) and "
                        "[%#llx, +%llu))",
-                       hoist__show(c->info->name, cb, sizeof cb), hoist__show(a->t->name, ab, sizeof ab),
+                       hoist__show(c->info->name, cb, sizeof cb),
+                       hoist__show(a->t->name, ab, sizeof ab),
                        hoist__show(b->t->name, bb, sizeof bb), (unsigned long long)a->addr,
                        (unsigned long long)a->dev.nbytes, (unsigned long long)b->addr,
                        (unsigned long long)b->dev.nbytes);

@@ -55,7 +55,8 @@ static size_t check_listing(const hoist_loaded *l, const char *name) {
   }
   uint64_t addr = 1;
   const hoist_tensor_info *t = NULL;
-  ck_assert_int_eq(hoist_loaded_tensor_at(l, i, c->tensor_count, &addr, &t), HOIST_INVALID_ARGUMENT);
+  ck_assert_int_eq(hoist_loaded_tensor_at(l, i, c->tensor_count, &addr, &t),
+                   HOIST_INVALID_ARGUMENT);
   ck_assert_uint_eq(addr, 0);
   return c->tensor_count;
 }
@@ -121,7 +122,8 @@ START_TEST(bad_patterns_are_refused) {
   hoist_loaded *l = NULL;
   o.tensors = upper;
   ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_INVALID_ARGUMENT);
-  ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "`tensors`: pattern 'CLIP.*' matches no tensor"));
+  ck_assert_ptr_nonnull(
+      strstr(hoist_last_error(rt), "`tensors`: pattern 'CLIP.*' matches no tensor"));
   ck_assert_ptr_null(l);
   o.tensors = empty;
   ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_INVALID_ARGUMENT);
@@ -183,7 +185,8 @@ START_TEST(callback_selects_and_may_call_hoist) {
   /* A negative answer stops the load before anything is allocated. */
   k = (picker){0, 7, NULL};
   ck_assert_int_eq(hoist_load_pipeline(rt, p, &o, &l), HOIST_CANCELLED);
-  ck_assert_ptr_nonnull(strstr(hoist_last_error(rt), "`tensor_filter` stopped the load at transformer/"));
+  ck_assert_ptr_nonnull(
+      strstr(hoist_last_error(rt), "`tensor_filter` stopped the load at transformer/"));
   ck_assert_ptr_null(l);
   ck_assert_uint_eq(hoist__device_host_allocated(rt), 0);
   hoist_pipeline_close(p);

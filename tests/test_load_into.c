@@ -77,7 +77,8 @@ START_TEST(converts_to_each_target) {
       hoist__device_host_counts(rt, &c0, &v0, &a0);
       hoist_load_into_options o = HOIST_LOAD_INTO_OPTIONS_INIT;
       o.verify = verify;
-      ck_assert_msg(load_into(rt, p, "transformer", &s, &o) == HOIST_OK, "%s", hoist_last_error(rt));
+      ck_assert_msg(load_into(rt, p, "transformer", &s, &o) == HOIST_OK, "%s",
+                    hoist_last_error(rt));
       if_check(rt, &s);
       hoist__device_host_counts(rt, &c1, &v1, &a1);
       ck_assert_uint_gt(v1, v0);
@@ -116,7 +117,8 @@ START_TEST(touching_buffers_share_transfers_gaps_untouched) {
     }
     uint64_t c0, v0, a0, c1, v1, a1;
     hoist__device_host_counts(rt, &c0, &v0, &a0);
-    ck_assert_msg(load_into(rt, p, "transformer", &s, NULL) == HOIST_OK, "%s", hoist_last_error(rt));
+    ck_assert_msg(load_into(rt, p, "transformer", &s, NULL) == HOIST_OK, "%s",
+                  hoist_last_error(rt));
     hoist__device_host_counts(rt, &c1, &v1, &a1);
     if_check(rt, &s);
     off = 0;
@@ -168,10 +170,12 @@ static refusal break_targets(size_t k, if_set *s, hoist_load_into_options *o, ui
     return (refusal){"size", HOIST_INVALID_ARGUMENT, "takes 200002 bytes as F16, its target has"};
   case 1:
     s->t[bf16].shape = swapped;
-    return (refusal){"shape", HOIST_INVALID_ARGUMENT, "has shape [50, 101] in the file, its target [101, 50]"};
+    return (refusal){"shape", HOIST_INVALID_ARGUMENT,
+                     "has shape [50, 101] in the file, its target [101, 50]"};
   case 2:
     s->t[big] = s->t[--s->n];
-    return (refusal){"missing", HOIST_INVALID_ARGUMENT, "tensor 'w.f32.big' has no target (strict)"};
+    return (refusal){"missing", HOIST_INVALID_ARGUMENT,
+                     "tensor 'w.f32.big' has no target (strict)"};
   case 3:
     s->t[s->n++] = (hoist_load_target){"nope", s->t[i64].addr + 8000, 0, HOIST_DTYPE_U8, 0, NULL};
     return (refusal){"extra", HOIST_INVALID_ARGUMENT, "no tensor 'nope' in the component"};
@@ -180,7 +184,8 @@ static refusal break_targets(size_t k, if_set *s, hoist_load_into_options *o, ui
     return (refusal){"twice", HOIST_INVALID_ARGUMENT, "both name tensor 'w.i64'"};
   case 5:
     s->t[if_find(s, "w.bool")].addr = s->t[i64].addr + 8;
-    return (refusal){"overlap", HOIST_INVALID_ARGUMENT, "the targets of tensors 'w.i64' and 'w.bool' overlap"};
+    return (refusal){"overlap", HOIST_INVALID_ARGUMENT,
+                     "the targets of tensors 'w.i64' and 'w.bool' overlap"};
   case 6:
     s->t[i64].tensor = NULL;
     return (refusal){"null name", HOIST_INVALID_ARGUMENT, "names no tensor (NULL)"};
@@ -209,10 +214,12 @@ static refusal break_targets(size_t k, if_set *s, hoist_load_into_options *o, ui
     return (refusal){"filtered", HOIST_INVALID_ARGUMENT, "the tensor filter left it out (strict)"};
   case 14:
     o->struct_size -= 8;
-    return (refusal){"struct size", HOIST_INVALID_ARGUMENT, "hoist_load_into_options.struct_size is"};
+    return (refusal){"struct size", HOIST_INVALID_ARGUMENT,
+                     "hoist_load_into_options.struct_size is"};
   case 15:
     o->tensors = nothing;
-    return (refusal){"pattern", HOIST_INVALID_ARGUMENT, "`tensors`: pattern 'zzz*' matches no tensor of transformer"};
+    return (refusal){"pattern", HOIST_INVALID_ARGUMENT,
+                     "`tensors`: pattern 'zzz*' matches no tensor of transformer"};
   case 16:
     s->t[f16].dtype = HOIST_DTYPE_F8_E4M3;
     s->t[f16].nbytes /= 2;
@@ -252,7 +259,8 @@ START_TEST(refusals_move_nothing_and_keep_nothing) {
     /* Nothing moved, nothing allocated. */
     memcpy(s.t, keep, n0 * sizeof *keep);
     s.n = n0;
-    for (size_t i = 0; i < s.n; i++) ck_assert_msg(if_untouched(&s, i), "%s: %s written", r.what, s.t[i].tensor);
+    for (size_t i = 0; i < s.n; i++)
+      ck_assert_msg(if_untouched(&s, i), "%s: %s written", r.what, s.t[i].tensor);
     ck_assert_uint_eq(hoist__device_host_allocated(rt), 0);
     if (odd != 0) munmap((void *)(uintptr_t)odd, (size_t)sysconf(_SC_PAGESIZE) * 4);
     if_free(rt, &s);
@@ -308,7 +316,8 @@ START_TEST(non_strict_reports_what_did_not_match) {
     if (strncmp(s.t[i].tensor, "w.", 2) == 0) t[n++] = s.t[i];
   unsigned char ghost_buf[64];
   memset(ghost_buf, IF_SENTINEL, sizeof ghost_buf);
-  t[n++] = (hoist_load_target){"ghost", (uint64_t)(uintptr_t)ghost_buf, 64, HOIST_DTYPE_U8, 0, NULL};
+  t[n++] = (hoist_load_target){"ghost", (uint64_t)(uintptr_t)ghost_buf, 64, HOIST_DTYPE_U8, 0,
+                               NULL};
   unsigned char filled[16];
   memset(filled, 7, sizeof filled);
   missing_log m = {.n = 0};

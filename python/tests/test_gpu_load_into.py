@@ -154,7 +154,8 @@ def test_load_file_equals_safetensors_on_cuda(tmp_path):
         for name in want:
             a, b = got[name], want[name]
             assert (a.dtype, a.shape, a.device) == (b.dtype, b.shape, b.device), name
-            assert torch.equal(a.reshape(-1).view(torch.uint8), b.reshape(-1).view(torch.uint8)), name
+            assert torch.equal(a.reshape(-1).view(torch.uint8),
+                               b.reshape(-1).view(torch.uint8)), name
 
 
 class _Foreign:
