@@ -207,6 +207,15 @@ HOIST_EXPORT void hoist_log_set(hoist_runtime *rt, hoist_log_fn fn, void *user,
  * it. */
 HOIST_EXPORT const char *hoist_last_error(const hoist_runtime *rt);
 
+/* The free and total memory of rt's device now, as admission reads it just
+ * before each component (cuda: cudaMemGetInfo, which counts every process
+ * on the card; host: the capacity, and the capacity minus what this
+ * runtime's device holds).  Either pointer may be NULL.  For capacity
+ * planning; the value is stale as soon as anything allocates.
+ * Thread-safe. */
+HOIST_EXPORT int hoist_runtime_mem_info(hoist_runtime *rt, uint64_t *free_bytes,
+                                        uint64_t *total_bytes);
+
 /* ------------------------------------------------------------------------ */
 /* Safetensors files (strict reader). */
 
@@ -278,7 +287,8 @@ typedef struct hoist_component_info {
   const char *class_name;    /* may be NULL */
   uint32_t index;            /* place of its key among all of model_index.json's
                                 keys (metadata keys counted): orders as the slot */
-  const char *path;          /* component folder (may not exist) */
+  const char *path;          /* component folder (may not exist), or the file of a
+                                single-file pipeline */
   int folder_missing;        /* 1 when path does not exist */
   int has_size;              /* 0: inferred size unknown (orders like 0) */
   uint64_t inferred_bytes;   /* bytes that will land on the device */
@@ -302,8 +312,12 @@ typedef struct hoist_pipeline_options {
 
 #define HOIST_PIPELINE_OPTIONS_INIT { sizeof(hoist_pipeline_options), NULL, NULL }
 
-/* Discovers the pipeline at path (a dir with model_index.json, or a dir of
- * weights that is a one-component pipeline), reads every safetensors
+/* Discovers the pipeline at path (a dir with model_index.json, a dir of
+ * weights that is a one-component pipeline, or a single .safetensors file:
+ * a one-component pipeline whose component is named after the file without
+ * ".safetensors" ("model" for model.safetensors), with library and class
+ * NULL, path the file itself and the file its only weight file; any other
+ * regular file is HOIST_BAD_PIPELINE), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
  * What it refuses (docs/cli.md, "What discovery refuses"): JSON side files
  * above their size cap or nesting cap, non-regular files, ambiguous or
@@ -495,6 +509,34 @@ typedef struct hoist_load_failure {
   uint64_t free_bytes;  /* device free memory when it was checked */
 } hoist_load_failure;
 
+/* Tensor filters: selective loading.  A load (hoist_load_options) or a
+ * load into the caller's buffers (hoist_load_into_options) may read only
+ * some tensors, chosen by either or both of
+ *   - tensors: a NULL-terminated list of glob patterns (fnmatch(3), flags
+ *     0: case-sensitive, '*' and '?' match any character, '.' and '/'
+ *     included, [..] classes, a backslash quotes the next character); a
+ *     tensor is selected when some pattern matches its whole name.  A
+ *     pattern that matches no tensor of the load is HOIST_INVALID_ARGUMENT
+ *     naming it (as an offload name that names no component), so a typo
+ *     never loads nothing quietly.
+ *   - tensor_filter: called with tensor_filter_user, the component's name
+ *     and the tensor's, once for each tensor of the components the load
+ *     reads that the patterns selected (every tensor when there are none),
+ *     in file order; returns > 0 to select the tensor, 0 to leave it out,
+ *     < 0 to stop the load with HOIST_CANCELLED before anything is
+ *     allocated.  It runs on the calling thread before the load takes the
+ *     runtime's lock, so it may call hoist itself (close another load,
+ *     read a pipeline).
+ * With both, a tensor is selected when a pattern matches it and the
+ * callback selects it; with neither, every tensor is.  An empty pattern
+ * list (its first entry NULL) is HOIST_INVALID_ARGUMENT.  Unselected tensors
+ * do not exist for the load: admission, arenas, hoist_loaded_info's bytes
+ * and tensor_count, progress totals and lookups count only the selected
+ * ones, and a component with none selected loads nothing.  The load order
+ * stays the pipeline's (hoist_pipeline_open sizes components by all their
+ * tensors). */
+typedef int (*hoist_tensor_filter_fn)(void *user, const char *component, const char *tensor);
+
 typedef struct hoist_load_options {
   uint32_t struct_size;
   hoist_progress_fn progress;
@@ -542,11 +584,20 @@ typedef struct hoist_load_options {
    * divide the chunk size and, when converting, the scratch slots
    * (HOIST_INVALID_ARGUMENT otherwise, before anything is allocated). */
   const hoist_manifest *manifest;
+  /* Selective loading: see "Tensor filters" above.  Borrowed for the call. */
+  const char *const *tensors;
+  hoist_tensor_filter_fn tensor_filter;
+  void *tensor_filter_user;
 } hoist_load_options;
 
+/* Every load function checks struct_size against the library's own
+ * sizeof: a program built against another hoist.h (an older one, with
+ * fewer fields) is refused with HOIST_INVALID_ARGUMENT saying both sizes,
+ * never read past its struct.  Fill the struct with the initializer and
+ * set the fields you need. */
 #define HOIST_LOAD_OPTIONS_INIT \
   { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
-    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL }
+    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL }
 
 typedef struct hoist_loaded_info {
   const char *name;
@@ -603,6 +654,15 @@ HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *componen
                                      const char *tensor, uint64_t *device_addr,
                                      const hoist_tensor_info **info);
 
+/* Tensor j (0 <= j < tensor_count) of the component at position, in name
+ * order (strcmp), as hoist_loaded_tensor would find it by name: for
+ * listing a component's tensors without reading its files again.  The
+ * statuses and *device_addr / *info are hoist_loaded_tensor's (info is set
+ * for an offloaded, unprepared component too); a position or j past the
+ * end is HOIST_INVALID_ARGUMENT. */
+HOIST_EXPORT int hoist_loaded_tensor_at(const hoist_loaded *l, size_t position, size_t j,
+                                        uint64_t *device_addr, const hoist_tensor_info **info);
+
 /* Holds the device memory of the component at position: while a hold is
  * outstanding, hoist_release_after_use of that component refuses with
  * HOIST_BUSY, so addresses read from hoist_loaded_tensor stay valid (a
@@ -626,6 +686,117 @@ HOIST_EXPORT void hoist_loaded_unhold(hoist_loaded *l, size_t position);
 HOIST_EXPORT int hoist_prepare_for_use(hoist_loaded *l, size_t position, void *stream,
                                        int *moved);
 HOIST_EXPORT int hoist_release_after_use(hoist_loaded *l, size_t position, int *moved);
+
+/* ------------------------------------------------------------------------ */
+/* Loading into memory the caller owns.
+ *
+ * hoist_load_into streams one component's tensors straight into buffers
+ * the caller allocated (the parameters of a model built empty on the
+ * device, say): no arena, no hoist_loaded.  The upload is a load's: the
+ * same reader threads, pinned ring, read modes, verification and device
+ * conversion, each tensor's bytes landing at its target's address.  Device
+ * memory beyond the destinations is only the conversion scratch (while a
+ * tensor converts) and, with verify, the chunk hashes; both are admitted
+ * against the free memory (with no headroom: the destinations are already
+ * taken) and freed before the call returns.
+ *
+ * Why its own options struct: most of hoist_load_options says where a
+ * load's tensors live and in which dtype (offload, fsdp, on_oom, headroom,
+ * dtype, dtype_for), which here the destinations decide; sharing the
+ * struct would leave those fields silently ignored or refused at run time.
+ * hoist_load_into_options has only what applies, and every field it shares
+ * with hoist_load_options has the same name, type and meaning. */
+
+/* One destination: the tensor it receives and the memory it is. */
+typedef struct hoist_load_target {
+  const char *tensor;     /* the tensor's name in the component; borrowed */
+  uint64_t addr;          /* its first byte: a device address of the runtime's
+                             device (cuda: device memory this process can
+                             reach on that card; host: a writable host pointer) */
+  uint64_t nbytes;        /* the destination's size in bytes: exactly the
+                             tensor's elements in dtype */
+  hoist_dtype dtype;      /* the dtype the destination holds: the file's, or
+                             another floating dtype the tensor converts to */
+  uint32_t ndim;          /* with shape: the destination's shape ... */
+  const uint64_t *shape;  /* ... which must equal the file's; NULL: not checked */
+} hoist_load_target;
+
+/* Called for a selected tensor of the component that no target names
+ * (non-strict loads only), in name order, before any byte moves. */
+typedef void (*hoist_missing_fn)(void *user, const char *tensor);
+
+typedef struct hoist_load_into_options {
+  uint32_t struct_size;
+  /* 1 (default): every selected tensor of the component needs a target and
+   * every target must name a selected tensor, else HOIST_INVALID_ARGUMENT
+   * naming the first that does not.  0: tensors without a target are not
+   * read (reported through missing) and targets naming no selected tensor
+   * are left alone (reported through filled). */
+  int strict;
+  hoist_progress_fn progress; /* as in hoist_load_options */
+  void *progress_user;
+  int verify;                 /* as in hoist_load_options: every chunk checked
+                                 where it landed (in the destinations) */
+  hoist_read_mode read_mode;
+  const volatile int *cancel;
+  uint64_t scratch_bytes;     /* conversion scratch; 0: 64 MiB */
+  /* Selective loading, as in hoist_load_options ("Tensor filters"). */
+  const char *const *tensors;
+  hoist_tensor_filter_fn tensor_filter;
+  void *tensor_filter_user;
+  /* Optional out: ntargets flags, filled[k] = 1 when targets[k] received its
+   * tensor, 0 when it names no selected tensor (non-strict).  Written
+   * before any byte moves, and kept on failure. */
+  unsigned char *filled;
+  hoist_missing_fn missing;   /* optional (see hoist_missing_fn) */
+  void *missing_user;
+  hoist_load_failure *failure; /* optional out: details of a refusal */
+} hoist_load_into_options;
+
+#define HOIST_LOAD_INTO_OPTIONS_INIT \
+  { sizeof(hoist_load_into_options), 1, NULL, NULL, 0, HOIST_READ_AUTO, NULL, 0, NULL, NULL, \
+    NULL, NULL, NULL, NULL, NULL }
+
+/* Loads the selected tensors of p's component named component (NULL: p's
+ * only component with safetensors weights, as a single .safetensors file
+ * or a folder of weights has; HOIST_INVALID_ARGUMENT when p has several)
+ * into targets[0..ntargets).  No component of that name is
+ * HOIST_NOT_FOUND, one without safetensors weights HOIST_NO_WEIGHTS.  opts
+ * NULL means the defaults (strict).
+ *
+ * Every check runs before any byte moves, and a failed one returns
+ * HOIST_INVALID_ARGUMENT (unless said otherwise) naming the tensor:
+ *   - names: a target naming no tensor of the component, or one the filter
+ *     left out (strict), two targets naming one tensor, a selected tensor
+ *     without a target (strict);
+ *   - sizes and shapes: nbytes must be the tensor's element count in the
+ *     target's dtype; a given shape must equal the file's;
+ *   - dtypes: a target dtype other than the file's converts when both are
+ *     floating and hoist converts that pair (hoist_load_options.dtype's
+ *     pairs: F32, F16, BF16 among themselves, F8_E4M3/F8_E5M2 to those);
+ *     any other pair is HOIST_UNSUPPORTED naming the tensor and both
+ *     dtypes; a converting target's address must be aligned to its
+ *     element size;
+ *   - memory: destinations must not overlap, and each must be memory the
+ *     device may write (cuda: device memory of the runtime's card in this
+ *     process, as cudaPointerGetAttributes sees it: a pointer from another
+ *     process, host memory or another card is refused; host: a writable
+ *     mapping of this process);
+ *   - admission: the scratch and hashes must fit in the free memory
+ *     (HOIST_ADMISSION, with opts->failure filled).
+ * A zero-size tensor is checked for its name and dtype only.
+ *
+ * Reading, cancelling (HOIST_CANCELLED at the next chunk) and verifying
+ * (HOIST_VERIFY_MISMATCH naming the tensor) behave as in a load.  On any
+ * failure, every byte hoist allocated is freed; the destinations may then
+ * hold part of the bytes.  On CUDA the call returns after every copy and
+ * conversion finished (its streams synchronized); work the caller queued
+ * on the destinations must be finished before the call (hoist's streams
+ * do not wait for the caller's).  Serializes with loads and residency
+ * moves on rt. */
+HOIST_EXPORT int hoist_load_into(hoist_runtime *rt, const hoist_pipeline *p,
+                                 const char *component, const hoist_load_target *targets,
+                                 size_t ntargets, const hoist_load_into_options *opts);
 
 /* ------------------------------------------------------------------------ */
 /* Attaching to a pipeline that `hoist serve` keeps resident in another

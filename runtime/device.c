@@ -50,6 +50,14 @@ int hoist__device_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *to
   return rt->dev->ops->mem_info(rt->dev, free_bytes, total_bytes);
 }
 
+int hoist_runtime_mem_info(hoist_runtime *rt, uint64_t *free_bytes, uint64_t *total_bytes) {
+  uint64_t f = 0, t = 0;
+  int rc = hoist__device_mem_info(rt, &f, &t);
+  if (free_bytes != NULL) *free_bytes = rc == HOIST_OK ? f : 0;
+  if (total_bytes != NULL) *total_bytes = rc == HOIST_OK ? t : 0;
+  return rc;
+}
+
 int hoist__device_alloc(hoist_runtime *rt, uint64_t bytes, uint64_t *addr) {
   return rt->dev->ops->alloc(rt->dev, bytes, addr);
 }

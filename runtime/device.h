@@ -29,6 +29,11 @@ typedef struct hoist__share_handle {
   unsigned char blob[HOIST_SHARE_BLOB_BYTES]; /* cuda: cudaIpcMemHandle_t */
 } hoist__share_handle;
 
+/* A range of memory: addr, and bytes from it. */
+typedef struct hoist__range {
+  uint64_t addr, bytes;
+} hoist__range;
+
 typedef struct hoist__device_ops {
   void (*destroy)(hoist__device *d);
   /* Free and total device memory as the device sees it now. */
@@ -92,6 +97,16 @@ typedef struct hoist__device_ops {
   int (*share_export)(hoist__device *d, uint64_t addr, hoist__share_handle *out);
   int (*share_open)(hoist__device *d, const hoist__share_handle *h, uint64_t bytes, uint64_t *addr);
   void (*share_close)(hoist__device *d, uint64_t addr, uint64_t bytes);
+  /* Whether each of n ranges (sorted by address, disjoint) is memory this
+   * device's copies and conversions may write, memory the caller owns
+   * (hoist_load_into): cuda: device memory of this card that this process
+   * reaches (cudaPointerGetAttributes of its first and last byte); host: a
+   * writable mapping of this process (/proc/self/maps).  HOIST_OK, or
+   * HOIST_INVALID_ARGUMENT (no detail recorded) with *bad the first range
+   * that is not and *why a static phrase saying what it is instead; other
+   * statuses when looking failed. */
+  int (*check_writable)(hoist__device *d, const hoist__range *ranges, size_t n, size_t *bad,
+                        const char **why);
 } hoist__device_ops;
 
 struct hoist__device {
@@ -112,6 +127,10 @@ int hoist__device_open(hoist_runtime *rt, const char *spec, uint64_t capacity,
 void hoist__device_close(hoist__device *d);
 
 int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out);
+/* The host backend's check_writable (host_maps.c): the ranges against the
+ * writable mappings of /proc/self/maps. */
+int hoist__host_check_writable(hoist__device *d, const hoist__range *ranges, size_t n, size_t *bad,
+                               const char **why);
 #if defined(HOIST_HAVE_CUDA)
 int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out);
 /* The ordinal of the card with PCI bus id locator in this process. */

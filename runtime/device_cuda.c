@@ -259,6 +259,42 @@ static void cuda_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
   free(m);
 }
 
+/* Why the byte at p is not device memory of d's card that this process
+ * reaches, or NULL when it is. */
+static const char *not_this_card(const hoist__device *d, uint64_t p) {
+  struct cudaPointerAttributes a;
+  if (cudaPointerGetAttributes(&a, (const void *)(uintptr_t)p) != cudaSuccess) {
+    (void)cudaGetLastError(); /* older drivers fail on unknown pointers */
+    return "no memory CUDA knows in this process (a pointer from another process?)";
+  }
+  switch (a.type) {
+  case cudaMemoryTypeDevice:
+  case cudaMemoryTypeManaged:
+    return a.device == d->ordinal ? NULL : "memory of another card";
+  case cudaMemoryTypeHost:
+    return "page-locked host memory";
+  default:
+    return "no memory CUDA knows in this process (host memory, or a pointer from another "
+           "process)";
+  }
+}
+
+static int cuda_check_writable(hoist__device *d, const hoist__range *ranges, size_t n, size_t *bad,
+                               const char **why) {
+  SET_DEVICE(d);
+  for (size_t i = 0; i < n; i++) {
+    const char *w = not_this_card(d, ranges[i].addr);
+    if (w == NULL && ranges[i].bytes > 1)
+      w = not_this_card(d, ranges[i].addr + ranges[i].bytes - 1);
+    if (w != NULL) {
+      *bad = i;
+      *why = w;
+      return HOIST_INVALID_ARGUMENT;
+    }
+  }
+  return HOIST_OK;
+}
+
 static const hoist__device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -286,6 +322,7 @@ static const hoist__device_ops cuda_ops = {
     .share_export = cuda_share_export,
     .share_open = cuda_share_open,
     .share_close = cuda_share_close,
+    .check_writable = cuda_check_writable,
 };
 
 int hoist__device_cuda_ordinal(const char *locator, int *ordinal) {

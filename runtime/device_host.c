@@ -332,6 +332,7 @@ static const hoist__device_ops host_ops = {
     .share_export = host_share_export,
     .share_open = host_share_open,
     .share_close = host_share_close,
+    .check_writable = hoist__host_check_writable,
 };
 
 int hoist__device_host_open(hoist_runtime *rt, uint64_t capacity, hoist__device **out) {

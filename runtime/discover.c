@@ -256,9 +256,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
   return HOIST_OK;
 }
 
-/* Sums the device bytes of c's opened safetensors (in the target dtype,
- * tensor by tensor, when there is one) and its tensor count. */
-static int count_bytes(hoist_runtime *rt, hoist_dtype target, hoist__component *c) {
+int hoist__component_count_bytes(hoist_runtime *rt, hoist_dtype target, hoist__component *c) {
   char pb[HOIST_SHOW_PATH];
   uint64_t total = 0;
   size_t tensors = 0;
@@ -343,7 +341,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
     }
     rc = indexed ? hoist__shard_check_index(rt, c, &map) : hoist__shard_check_unique(rt, c);
     if (rc != HOIST_OK) goto fail;
-    rc = count_bytes(rt, target, c);
+    rc = hoist__component_count_bytes(rt, target, c);
     if (rc != HOIST_OK) goto fail;
   } else if (s.fallback.n > 0) {
     files = s.fallback;
@@ -638,10 +636,11 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     return hoist__fail(rt, hoist__path_status(e), "%s: %s", hoist__show(path, pb, sizeof pb),
                       strerror(e));
   }
-  if (!S_ISDIR(st.st_mode))
+  const bool single_file = S_ISREG(st.st_mode);
+  if (!S_ISDIR(st.st_mode) && !single_file)
     return hoist__fail(rt, HOIST_BAD_PIPELINE,
-                      "%s: not a folder (a pipeline is a folder with model_index.json, "
-                      "or a folder of weights)",
+                      "%s: not a folder or a file (a pipeline is a folder with model_index.json, "
+                      "a folder of weights, or one .safetensors file)",
                       hoist__show(path, pb, sizeof pb));
 
   int rc = HOIST_OK;
@@ -654,8 +653,10 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
   }
-  bool has_index = lstat(index_path, &st) == 0 || errno != ENOENT;
-  if (has_index) {
+  bool has_index = !single_file && (lstat(index_path, &st) == 0 || errno != ENOENT);
+  if (single_file) {
+    rc = hoist__single_file_layout(rt, p);
+  } else if (has_index) {
     rc = from_model_index(rt, p, index_path);
   } else {
     rc = plain_model(rt, p);
@@ -666,7 +667,8 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     hoist__component *c = &p->components[i];
     c->info.name = c->name;
     c->info.load_name = c->name;
-    rc = discover_component(rt, variant, target, c);
+    rc = c->single_file ? hoist__discover_file(rt, target, c)
+                        : discover_component(rt, variant, target, c);
     if (rc == HOIST_OK) rc = describe_component(rt, c);
     if (rc != HOIST_OK) goto fail;
   }

@@ -18,18 +18,22 @@
  *   names.c           string lists, name sets, path joining for discovery
  *   side_file.c       JSON side files under caps
  *   shard_rules.c     shard indexes and the rules a component's files keep
- *   discover.c        pipelines: components, files, sizes, order
+ *   discover.c,       pipelines: components, files, sizes, order (a
+ *   discover_file.c   folder, or one .safetensors file)
+ *   filter.c          tensor filters: which tensors a load reads
  *   manifest.c,       content manifests: the format, making one (every file
  *   manifest_hash.c,  hashed once, several at a time), checking whole files
  *   manifest_make.c,  against one
  *   manifest_check.c
- *   device_host.c,    the device backends, and the one that picks them
+ *   host_maps.c,      the device backends, and the one that picks them
+ *   device_host.c,    (host_maps.c: which host memory is writable)
  *   device_cuda.c,
  *   device.c
  *   sigbus_guard.c,   how bytes leave a file
  *   file_read.c
  *   engine.c          the upload engine: readers, pinned ring, streams
  *   placement.c       a component's tensors in its span, and its arenas
+ *   targets.c         a component placed at the caller's buffers
  *   admission.c       need + headroom <= free, and the preflight
  *   job.c             a component's upload as a chunk list
  *   verify.c          checking an upload against what was read
@@ -37,6 +41,7 @@
  *                     pieces in the readers' pass (the engine's check hook)
  *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
  *   load.c            a load, phase by phase
+ *   load_into.c       a load into the caller's buffers
  *   residency.c       moves after a load: prepare, release
  *   runtime.c         a runtime: its device and its engine
  *   loaded_view.c,    sharing a load with other processes: what a server
@@ -61,6 +66,12 @@ int hoist__failv(hoist_runtime *rt, int status, const char *fmt, va_list ap);
  * went to ("" when none).  A worker thread that fails for a caller copies it
  * out before it ends: the slot is the thread's own and dies with it. */
 const char *hoist__thread_last_error(void);
+
+/* HOIST_OK when an options struct's struct_size (given) is this library's
+ * sizeof (size), else HOIST_INVALID_ARGUMENT saying both: a program built
+ * against another hoist.h is refused, never read past its struct.  type
+ * names the struct ("hoist_load_options"). */
+int hoist__check_struct_size(hoist_runtime *rt, const char *type, uint32_t given, size_t size);
 
 /* Logs through rt's callback when level is enabled; rt may be NULL. */
 void hoist__log(hoist_runtime *rt, hoist_log_level level, const char *fmt, ...)

@@ -69,9 +69,18 @@ static int count_segments(hoist_runtime *rt, const upload_job *job, const loaded
   return HOIST_OK;
 }
 
+/* The "arena" of a tensor that lands in the caller's memory: such tensors
+ * share a chunk only when one ends exactly where the next begins, since
+ * the bytes between two of them may be someone else's. */
+#define CALLER_ARENA (-1)
+
 /* Where tensor pt of c lands for this job, and in which allocation. */
 static uint64_t tensor_dst(const upload_job *job, const loaded_component *c,
                            const placed_tensor *pt, int *arena) {
+  if (c->caller_buffers) {
+    *arena = CALLER_ARENA;
+    return pt->addr;
+  }
   if (job->to_host) {
     *arena = 0;
     return (uint64_t)(uintptr_t)c->host_copy + pt->off;
@@ -123,7 +132,8 @@ static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt,
   const uint64_t cur_end = ch->dst + ch->dst_len;
   const bool same_kind = target == t->dtype ? ch->from == ch->to /* plain: any dtypes */
                                             : ch->from == t->dtype && ch->to == target;
-  if (cur->open && same_kind && arena == cur->arena && dst >= cur_end && dst - cur_end < 256 &&
+  const uint64_t max_gap = arena == CALLER_ARENA ? 0 : 255;
+  if (cur->open && same_kind && arena == cur->arena && dst >= cur_end && dst - cur_end <= max_gap &&
       (dst - ch->dst) % cut->db == 0) {
     uint64_t slot_off = (dst - ch->dst) / cut->db * cut->sb;
     if (slot_off + t->nbytes <= cut->step) {

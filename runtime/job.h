@@ -9,15 +9,17 @@
 
 /* Builds the chunk list of job (its component, files and to_host set) from
  * c's placed tensors, in placement order, which is the order chunks are
- * issued in.  Each tensor lands in c's arenas, or at its offset in c's host
- * copy when job->to_host.  A plain tensor is cut into chunks of at most
- * chunk_bytes; one whose device dtype differs from its file's into chunks
- * of at most min(convert_chunk, chunk_bytes) source bytes at element
- * boundaries.  A tensor smaller than half a chunk shares a chunk with the
- * small tensors of the same conversion (or plain copies) placed right
- * before it in the same arena; tensors of different arenas never share a
- * chunk, even when the arenas happen to be adjacent.  On failure the job
- * holds no chunk list. */
+ * issued in.  Each tensor lands in c's arenas, at its offset in c's host
+ * copy when job->to_host, or at its own addr when c->caller_buffers.  A
+ * plain tensor is cut into chunks of at most chunk_bytes; one whose device
+ * dtype differs from its file's into chunks of at most min(convert_chunk,
+ * chunk_bytes) source bytes at element boundaries.  A tensor smaller than
+ * half a chunk shares a chunk with the small tensors of the same
+ * conversion (or plain copies) placed right before it in the same arena;
+ * tensors of different arenas never share a chunk, even when the arenas
+ * happen to be adjacent.  In the caller's buffers, tensors share a chunk
+ * only when they touch (no gap between them is ever written).  On failure
+ * the job holds no chunk list. */
 int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk);
 /* Frees the chunk list (and parts) of job; its files are the caller's. */

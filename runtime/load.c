@@ -9,6 +9,11 @@
  * Any failure releases everything this load took, so a refused or broken
  * load leaves the device as it found it.
  *
+ * A tensor filter (filter.c) chooses, before the runtime's lock is taken,
+ * which tensors each component places.  hoist_load_into (load_into.c) is a
+ * load of one component whose placement is the caller's buffers
+ * (targets.c): it has no arenas and admits only its transient memory.
+ *
  * With a target dtype (hoist_load_options.dtype), floating tensors are
  * placed in target bytes and their chunks land in a small device scratch
  * ring (held from the first converting component to the last, and counted
@@ -52,6 +57,8 @@ typedef struct load_run {
   hoist_dtype *target;                /* each component's target dtype */
   unsigned char *offload, *fsdp;      /* residency marks */
   hoist__engine *e;
+  const hoist__into *into;            /* hoist_load_into; NULL for a load */
+  hoist__selection sel;               /* the tensor filter's choice */
   /* The conversion scratch: a pool of scratch_slots slots of scratch_slot
    * bytes.  One ring serves the load (each allocation and free costs a
    * device synchronization), held from the first converting component placed
@@ -191,9 +198,14 @@ static int plan(load_run *r) {
                 c->info->name);
   }
   int rc = resolve_targets(r->rt, r->o, r->infos, r->n, r->target);
-  for (size_t position = 0; position < r->n && rc == HOIST_OK; position++)
-    rc = hoist__place(r->rt, &r->l->components[position], r->d->ops->alloc_granularity,
-                    r->target[position]);
+  for (size_t position = 0; position < r->n && rc == HOIST_OK; position++) {
+    loaded_component *c = &r->l->components[position];
+    const unsigned char *selected = hoist__selection_of(&r->sel, c->slot);
+    if (r->into == NULL)
+      rc = hoist__place(r->rt, c, r->d->ops->alloc_granularity, r->target[position], selected);
+    else if (c->slot == r->into->slot)
+      rc = hoist__place_targets(r->rt, c, &r->into->targets, selected);
+  }
   return rc == HOIST_OK ? plan_residency(r) : rc;
 }
 
@@ -600,16 +612,24 @@ int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_
 int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
                             const hoist_load_options *opts, const hoist__load_ext *ext,
                             hoist_loaded **out) {
+  return hoist__load_run(rt, p, opts, ext, NULL, out);
+}
+
+int hoist__load_run(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
+                    const hoist__load_ext *ext, const hoist__into *into, hoist_loaded **out) {
   hoist_load_options defaults = HOIST_LOAD_OPTIONS_INIT;
   const hoist_load_options *o = opts != NULL ? opts : &defaults;
   *out = NULL;
-  if (o->struct_size != sizeof(hoist_load_options))
-    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
-                      "hoist_load_options.struct_size mismatch (use HOIST_LOAD_OPTIONS_INIT)");
+  int rc = hoist__check_struct_size(rt, "hoist_load_options", o->struct_size, sizeof *o);
+  if (rc != HOIST_OK) return rc;
   if (o->failure != NULL) memset(o->failure, 0, sizeof *o->failure);
-  load_run r = {.rt = rt, .d = rt->dev, .p = p, .o = o, .ext = ext};
+  load_run r = {.rt = rt, .d = rt->dev, .p = p, .o = o, .ext = ext, .into = into};
   const double t0 = now_seconds();
-  int rc = run_open(&r);
+  /* Before the lock: the filter's callback may call hoist (filter.h). */
+  const hoist__filter filter = {o->tensors, o->tensor_filter, o->tensor_filter_user};
+  rc = hoist__filter_select(rt, p, &filter, into != NULL ? into->slot : SIZE_MAX, &r.sel);
+  if (rc != HOIST_OK) return rc;
+  rc = run_open(&r);
   if (rc == HOIST_OK) rc = plan(&r);
   if (rc == HOIST_OK) rc = plan_transients(&r);
   if (rc == HOIST_OK) rc = check_manifest(&r);
@@ -627,5 +647,6 @@ int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
     *out = r.l;
   }
   run_close(&r, rc == HOIST_OK);
+  hoist__selection_free(&r.sel);
   return rc;
 }

@@ -10,8 +10,10 @@
 #ifndef HOIST_LOAD_H
 #define HOIST_LOAD_H
 
+#include "filter.h"
 #include "pipeline.h"
 #include "placement.h"
+#include "targets.h"
 
 struct hoist_loaded {
   hoist_runtime *rt;
@@ -29,5 +31,19 @@ hoist_loaded *hoist__loaded_create(hoist_runtime *rt, const hoist_pipeline *p);
 /* Frees l and everything its components hold (arenas, host copies);
  * NULL is a no-op.  The caller holds rt->load_lock. */
 void hoist__loaded_destroy(hoist_loaded *l);
+
+/* What hoist_load_into asks of a load: only the component at slot, placed
+ * at the caller's targets instead of arenas. */
+typedef struct hoist__into {
+  size_t slot;
+  hoist__targets targets;
+} hoist__into;
+
+/* hoist__load_pipeline_ext, and with into (not NULL) a load of into's
+ * component alone into the caller's buffers: its plan places it at the
+ * targets, its admission counts the transient memory only, and the result
+ * holds no device memory (the caller closes it). */
+int hoist__load_run(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *o,
+                    const hoist__load_ext *ext, const hoist__into *into, hoist_loaded **out);
 
 #endif /* HOIST_LOAD_H */

@@ -70,6 +70,36 @@ const char *hoist_loaded_device(const hoist_loaded *l) { return l->rt->device_na
  * what the pipeline's constness promises). */
 static uv_mutex_t *lock_of(const hoist_loaded *l) { return (uv_mutex_t *)&l->lock; }
 
+/* NOT_FOUND for a tensor c has not placed: none of its files holds it, or
+ * the load's tensor filter left it out. */
+static int no_tensor(const hoist_loaded *l, const loaded_component *c, const char *tensor) {
+  char cb[HOIST_SHOW_NAME], tb[HOIST_SHOW_NAME];
+  bool in_files = false;
+  for (size_t f = 0; f < c->nfiles && !in_files; f++)
+    in_files = hoist_file_find(c->files[f], tensor) != NULL;
+  return hoist__fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'%s",
+                     hoist__show(c->info->name, cb, sizeof cb), hoist__show(tensor, tb, sizeof tb),
+                     in_files ? " in this load (the tensor filter left it out)" : "");
+}
+
+/* The address of c's placed tensor pt (0 with UNSUPPORTED while c is
+ * offloaded and not prepared), and its info. */
+static int placed_address(const hoist_loaded *l, const loaded_component *c,
+                          const placed_tensor *pt, uint64_t *device_addr,
+                          const hoist_tensor_info **info) {
+  if (info != NULL) *info = &pt->dev;
+  uv_mutex_lock(lock_of(l));
+  const bool placed = c->arenas.n > 0;
+  if (placed) *device_addr = hoist__tensor_addr(&c->arenas, pt);
+  uv_mutex_unlock(lock_of(l));
+  if (!placed) {
+    char cb[HOIST_SHOW_NAME];
+    return hoist__fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
+                       hoist__show(c->info->name, cb, sizeof cb));
+  }
+  return HOIST_OK;
+}
+
 int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char *tensor,
                         uint64_t *device_addr, const hoist_tensor_info **info) {
   *device_addr = 0;
@@ -77,19 +107,22 @@ int hoist_loaded_tensor(const hoist_loaded *l, const char *component, const char
     const loaded_component *c = &l->components[i];
     if (strcmp(c->info->name, component) != 0) continue;
     const placed_tensor *pt = hoist__find_tensor(c, tensor);
-    if (pt == NULL)
-      return hoist__fail(l->rt, HOIST_NOT_FOUND, "%s: no tensor '%s'", component, tensor);
-    if (info != NULL) *info = &pt->dev;
-    uv_mutex_lock(lock_of(l));
-    const bool placed = c->arenas.n > 0;
-    if (placed) *device_addr = hoist__tensor_addr(&c->arenas, pt);
-    uv_mutex_unlock(lock_of(l));
-    if (!placed)
-      return hoist__fail(l->rt, HOIST_UNSUPPORTED, "%s: offloaded; call hoist_prepare_for_use",
-                        component);
-    return HOIST_OK;
+    if (pt == NULL) return no_tensor(l, c, tensor);
+    return placed_address(l, c, pt, device_addr, info);
   }
-  return hoist__fail(l->rt, HOIST_NOT_FOUND, "no component '%s'", component);
+  char cb[HOIST_SHOW_NAME];
+  return hoist__fail(l->rt, HOIST_NOT_FOUND, "no component '%s'",
+                     hoist__show(component, cb, sizeof cb));
+}
+
+int hoist_loaded_tensor_at(const hoist_loaded *l, size_t position, size_t j, uint64_t *device_addr,
+                           const hoist_tensor_info **info) {
+  *device_addr = 0;
+  if (position >= l->count || j >= l->components[position].ntensors)
+    return hoist__fail(l->rt, HOIST_INVALID_ARGUMENT, "tensor_at: no tensor %zu of component %zu",
+                       j, position);
+  const loaded_component *c = &l->components[position];
+  return placed_address(l, c, c->by_name[j], device_addr, info);
 }
 
 int hoist_loaded_hold(hoist_loaded *l, size_t position) {

@@ -11,13 +11,13 @@
 hoist_runtime *hoist__loaded_runtime(const hoist_loaded *l) { return l->rt; }
 
 size_t hoist__loaded_arena_count(const hoist_loaded *l, size_t i) {
-  assert(i < l->ncomps);
+  assert(i < l->count);
   return (size_t)l->components[i].arenas.n;
 }
 
 void hoist__loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *addr, uint64_t *bytes,
                         uint64_t *span_begin) {
-  assert(i < l->ncomps && k < (size_t)l->components[i].arenas.n);
+  assert(i < l->count && k < (size_t)l->components[i].arenas.n);
   const loaded_component *c = &l->components[i];
   *addr = c->arenas.addr[k];
   *bytes = c->arenas.bytes[k];
@@ -26,14 +26,14 @@ void hoist__loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *ad
 
 const hoist_tensor_info *hoist__loaded_placed(const hoist_loaded *l, size_t i, size_t j,
                                              uint64_t *span_off) {
-  assert(i < l->ncomps && j < l->components[i].ntensors);
+  assert(i < l->count && j < l->components[i].ntensors);
   const placed_tensor *pt = &l->components[i].tensors[j];
   *span_off = pt->off;
   return &pt->dev;
 }
 
 const void *hoist__loaded_host_copy(const hoist_loaded *l, size_t i) {
-  assert(i < l->ncomps);
+  assert(i < l->count);
   return l->components[i].host_copy;
 }
 

@@ -31,6 +31,7 @@ typedef struct hoist__component {
   size_t file_count;
   hoist_file **st;     /* the safetensors among them, opened (st_count) */
   size_t st_count;
+  bool single_file;    /* the pipeline is this one .safetensors file (path) */
 } hoist__component;
 
 struct hoist_pipeline {
@@ -47,6 +48,19 @@ size_t hoist__pipeline_slot(const hoist_pipeline *p, const hoist_component_info 
 
 /* hoist__pipeline_safetensors (the opened files of a component): in
  * hoist_tools.h. */
+
+/* Discovery's shared steps (discover.c): the device bytes of c's opened
+ * safetensors (in the target dtype, tensor by tensor, when it is not
+ * HOIST_DTYPE_KEEP) and its tensor count, into c->info. */
+int hoist__component_count_bytes(hoist_runtime *rt, hoist_dtype target, hoist__component *c);
+
+/* A single .safetensors file as a pipeline (discover_file.c).  The layout:
+ * p (its path the file's) gets its one component, named after the file
+ * without ".safetensors", whose path is the file; HOIST_BAD_PIPELINE for a
+ * file of another name.  Then its discovery: the file opened as its only
+ * weight file, and its size. */
+int hoist__single_file_layout(hoist_runtime *rt, hoist_pipeline *p);
+int hoist__discover_file(hoist_runtime *rt, hoist_dtype target, hoist__component *c);
 
 /* ---- Classifiers (order.c).  Each checks the name and its base name (a
  * trailing "_<ASCII digits>" stripped), as the reference's risk rank does.

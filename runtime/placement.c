@@ -83,21 +83,31 @@ static int cmp_by_name(const void *pa, const void *pb) {
   return strcmp(a->t->name, b->t->name);
 }
 
-int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target) {
-  size_t n = 0;
-  for (size_t f = 0; f < c->nfiles; f++) n += hoist_file_tensor_count(c->files[f]);
+/* How many of c's tensors are selected (all when selected is NULL). */
+static size_t count_selected(const loaded_component *c, const unsigned char *selected) {
+  size_t n = 0, k = 0;
+  for (size_t f = 0; f < c->nfiles; f++)
+    for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++, k++)
+      n += selected == NULL || selected[k];
+  return n;
+}
+
+int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target,
+                 const unsigned char *selected) {
+  const size_t n = count_selected(c, selected);
   c->ntensors = n;
   c->tensors = calloc(n > 0 ? n : 1, sizeof *c->tensors);
   c->by_name = calloc(n > 0 ? n : 1, sizeof *c->by_name);
   if (c->tensors == NULL || c->by_name == NULL)
     return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory placing %zu tensors", c->info->name,
                       n);
-  size_t k = 0;
+  size_t k = 0, seen = 0;
   for (size_t f = 0; f < c->nfiles; f++)
     for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
+      if (selected != NULL && !selected[seen++]) continue;
       const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
       placed_tensor *pt = &c->tensors[k++];
-      *pt = (placed_tensor){t, (uint32_t)f, 0, *t};
+      *pt = (placed_tensor){t, (uint32_t)f, 0, *t, 0};
       int rc = hoist__tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
       if (rc != HOIST_OK) return rc;
       if (pt->dev.dtype != t->dtype) c->converts = 1;

@@ -28,6 +28,8 @@ typedef struct placed_tensor {
   uint64_t off;                 /* offset in the component's span */
   hoist_tensor_info dev;        /* as on the device: t with the target dtype
                                    and its byte size when converted */
+  uint64_t addr;                /* in a component with caller_buffers: the
+                                   caller's destination (off unused) */
 } placed_tensor;
 
 /* A component of a load: the discovered component (info, its slot: its
@@ -59,6 +61,9 @@ typedef struct loaded_component {
                                    span, the scratch ring */
   arena_set arenas;             /* where the span lives on the device */
   void *host_copy;              /* offload: pinned host copy of the span */
+  int caller_buffers;           /* hoist_load_into: every tensor lands at its
+                                   addr, memory the caller owns; no span, no
+                                   arenas (span and need are 0) */
   uint64_t holds;               /* hoist_loaded_hold count (under l->lock) */
 } loaded_component;
 
@@ -66,13 +71,16 @@ typedef struct loaded_component {
 uint64_t hoist__tensor_addr(const arena_set *a, const placed_tensor *pt);
 /* Index of the arena of a that a placed tensor lies in. */
 int hoist__tensor_arena(const arena_set *a, const placed_tensor *pt);
-/* Places c's tensors (c->files, c->info set): each with its device dtype
+/* Places c's tensors (c->files, c->info set), the selected ones only when
+ * selected is not NULL (a flag per tensor of c's files, filter.h): each
+ * with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
  * span rounded to granularity), converts, by_name, pub.bytes and
  * pub.tensor_count.  A floating tensor with no conversion to target is
  * HOIST_UNSUPPORTED.  The tables stay for the caller to free on failure. */
-int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target);
+int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, hoist_dtype target,
+                 const unsigned char *selected);
 /* The placed tensor of c named name; NULL when there is none. */
 const placed_tensor *hoist__find_tensor(const loaded_component *c, const char *name);
 /* Allocates arenas for c's span into *out (one, or up to HOIST_MAX_ARENAS

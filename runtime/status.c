@@ -79,6 +79,15 @@ int hoist__fail(hoist_runtime *rt, int status, const char *fmt, ...) {
 
 const char *hoist__thread_last_error(void) { return thread_error; }
 
+int hoist__check_struct_size(hoist_runtime *rt, const char *type, uint32_t given, size_t size) {
+  if (given == size) return HOIST_OK;
+  return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                     "%s.struct_size is %u, this library's is %zu (a program built against "
+                     "another hoist.h: rebuild it, and fill the struct with its _INIT "
+                     "initializer)",
+                     type, given, size);
+}
+
 /* rt is not read: the detail is the calling thread's (see the top). */
 const char *hoist_last_error(const hoist_runtime *rt) {
   (void)rt;

@@ -189,8 +189,9 @@ static int cf_is_float(hoist_dtype d) {
  * fetched with the backend's copy_d2h (offloaded components must be
  * prepared).  Returns the count of tensors checked and adds their device
  * bytes (256-aligned each) to *placed. */
-static size_t cf_check_component(hoist_runtime *rt, const hoist_pipeline *p, const hoist_loaded *l,
-                                 const char *name, hoist_dtype target, uint64_t *placed) {
+static inline size_t cf_check_component(hoist_runtime *rt, const hoist_pipeline *p,
+                                        const hoist_loaded *l, const char *name,
+                                        hoist_dtype target, uint64_t *placed) {
   size_t checked = 0;
   for (size_t i = 0; i < hoist_pipeline_component_count(p); i++) {
     const hoist_component_info *ci = hoist_pipeline_component(p, i);

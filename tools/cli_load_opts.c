@@ -29,6 +29,10 @@ const char cli_load_opts_help[] =
     "  --dtype-for N=T    per component (name or group) target, T as above or keep;\n"
     "                     repeatable, later entries win over earlier ones and --dtype\n"
     "  --scratch BYTES    device scratch ring for conversion (default 64M)\n"
+    "  --tensors GLOBS    read only the tensors whose names match one of these glob\n"
+    "                     patterns (comma-separated, repeatable; fnmatch, case-sensitive,\n"
+    "                     '*' matches dots too): only they are admitted and placed; a\n"
+    "                     pattern that matches no tensor is an error\n"
     "  --verify           check every chunk on the device against the bytes read\n"
     "                     (block checksums on both sides; before conversion too)\n"
     "  -v, --verbose      log decisions on stderr (offloads, read modes); twice: also\n"
@@ -46,7 +50,7 @@ static const struct {
                    {"headroom", "--headroom"},   {"on_oom", "--on-oom"},
                    {"read_mode", "--read"},      {"scratch_bytes", "--scratch"},
                    {"verify", "--verify"},       {"manifest", "--manifest"},
-                   {"piece_bytes", "--piece"}};
+                   {"piece_bytes", "--piece"},   {"tensors", "--tensors"}};
 
 /* The flag for the field named by the len bytes at name; NULL for others. */
 static const char *flag_of(const char *name, size_t len) {
@@ -100,6 +104,28 @@ void cli_load_opts_init(cli_load_opts *o) {
   o->cfg.log_fn = log_stderr;
   o->cfg.log_level = HOIST_LOG_WARN;
   o->load = (hoist_load_options)HOIST_LOAD_OPTIONS_INIT;
+}
+
+/* Adds the comma-separated patterns of one --tensors value to o->load.tensors. */
+static int add_tensor_patterns(const char *cmd, const char *v, cli_load_opts *o) {
+  const size_t len = strlen(v);
+  if (len == 0 || v[0] == ',' || v[len - 1] == ',' || strstr(v, ",,") != NULL)
+    return cli_usage_error(cmd, "--tensors takes GLOB[,GLOB..] with no empty pattern"), -1;
+  if (o->tensors_used + len + 1 > sizeof o->tensors_text)
+    return cli_usage_error(cmd, "--tensors: patterns too long"), -1;
+  char *text = o->tensors_text + o->tensors_used;
+  memcpy(text, v, len + 1);
+  o->tensors_used += len + 1;
+  for (char *p = text; p != NULL;) {
+    if (o->npatterns == CLI_MAX_TENSOR_PATTERNS)
+      return cli_usage_error(cmd, "--tensors: more than %d patterns", CLI_MAX_TENSOR_PATTERNS), -1;
+    o->tensor_patterns[o->npatterns++] = p;
+    p = strchr(p, ',');
+    if (p != NULL) *p++ = '\0';
+  }
+  o->tensor_patterns[o->npatterns] = NULL;
+  o->load.tensors = o->tensor_patterns;
+  return 1;
 }
 
 static const char *value(const char *cmd, int argc, char **argv, int *i) {
@@ -185,6 +211,9 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
     if (have > 0) o->dtype_for[have++] = ',';
     memcpy(o->dtype_for + have, v, add + 1);
     o->load.dtype_for = o->dtype_for;
+  } else if (strcmp(a, "--tensors") == 0) {
+    VALUE();
+    return add_tensor_patterns(cmd, v, o);
   } else if (strcmp(a, "--scratch") == 0) {
     VALUE();
     if (!cli_parse_bytes(v, &n) || n < 4096) return cli_usage_error(cmd, "bad --scratch '%s' (at least 4K)", v), -1;

@@ -7,6 +7,9 @@
 
 #include "cli.h"
 
+/* The most --tensors patterns one command takes. */
+#define CLI_MAX_TENSOR_PATTERNS 256
+
 typedef struct cli_load_opts {
   hoist_config cfg;
   hoist_load_options load;
@@ -20,6 +23,12 @@ typedef struct cli_load_opts {
   int json;
   int progress_bar; /* stderr is a terminal and not --json */
   char dtype_for[2048]; /* --dtype-for entries joined with commas (load.dtype_for) */
+  /* --tensors patterns (load.tensors): the texts of every --tensors value,
+   * split at commas, and the NULL-terminated list pointing into them. */
+  char tensors_text[4096];
+  size_t tensors_used;
+  const char *tensor_patterns[CLI_MAX_TENSOR_PATTERNS + 1];
+  size_t npatterns;
 } cli_load_opts;
 
 /* Parses one option at argv[*i] (advancing *i past its value).  Returns 1

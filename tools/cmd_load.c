@@ -13,8 +13,9 @@
 
 static void usage(FILE *out) {
   fprintf(out, "usage: hoist load [--json] [OPTIONS] PIPELINE\n\n"
-               "Loads every component of PIPELINE (a dir with model_index.json, or a dir of\n"
-               "weights) into device memory, heavy components first.\n\noptions:\n%s%s",
+               "Loads every component of PIPELINE (a dir with model_index.json, a dir of\n"
+               "weights, or one .safetensors file: a component named after the file) into\n"
+               "device memory, heavy components first.\n\noptions:\n%s%s",
           cli_load_opts_help, cli_manifest_opt_help);
 }
 

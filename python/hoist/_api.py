@@ -15,13 +15,22 @@ memory.  :class:`StateDict` and :class:`Tensor` objects are views: after
 
 import logging
 import os
+from collections import namedtuple
 from collections.abc import Mapping
 
 from . import _core
+from ._destinations import capsules
 from ._errors import Error
 from ._progress import resolve_progress
 
-__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "split_options"]
+__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "IncompatibleKeys",
+           "split_options"]
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+IncompatibleKeys.__doc__ = """What Runtime.load_into(strict=False) did not match, as torch's
+load_state_dict(strict=False) says it: ``missing_keys``, the component's
+tensors no destination named (not read); ``unexpected_keys``, the
+destinations that named no tensor (left alone)."""
 
 _log = logging.getLogger("hoist")
 _LOG_LEVELS = (logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)
@@ -137,21 +146,36 @@ def _choice(value, allowed, what):
 
 
 def _pipeline_path(path):
-    """The folder to load.  A single .safetensors file is not loadable by the
-    library yet; it gets a clear error here (the one place to change when
-    the library takes files)."""
+    """A pipeline folder, a component folder or one .safetensors file, as a
+    str."""
     path = os.fspath(path)
-    if not isinstance(path, str):
-        path = os.fsdecode(path)
-    if os.path.isfile(path):
-        raise Error(f"{path}: loading a single .safetensors file is not supported yet; "
-                    f"put it in a folder and load the folder", "UNSUPPORTED", -6, 1)
-    return path
+    return path if isinstance(path, str) else os.fsdecode(path)
+
+
+def _tensor_filter(tensors):
+    """(patterns, callable) for a ``tensors=`` argument: None, a glob, a
+    list of globs, or a callable ``(component, name) -> bool``."""
+    if tensors is None:
+        return None, None
+    if callable(tensors):
+        return None, tensors
+    items = [tensors] if isinstance(tensors, str) else tensors
+    try:
+        items = tuple(items)
+    except TypeError:
+        raise TypeError(f"tensors takes a glob, a list of globs or a callable "
+                        f"(component, name) -> bool, not {type(tensors).__name__}") from None
+    for item in items:
+        if not isinstance(item, str):
+            raise TypeError(f"tensors: patterns are str, got {item!r}")
+    if not items:
+        raise ValueError("tensors: an empty list selects no tensor (None reads them all)")
+    return items, None
 
 
 _RUNTIME_OPTIONS = ("capacity", "threads", "chunk", "ring")
 _LOAD_OPTIONS = ("variant", "offload", "fsdp", "dtype", "dtype_for", "headroom", "on_oom",
-                 "verify", "read", "scratch", "progress")
+                 "verify", "read", "scratch", "progress", "tensors")
 
 
 def split_options(options):
@@ -263,12 +287,36 @@ class Runtime:
             self._drain_log()
         return Plan(path, components, order)
 
-    def load(self, path, *, variant=None, offload=None, fsdp=None, dtype=None, dtype_for=None,
-             headroom=None, on_oom="fail", verify=False, read="auto", scratch=None,
-             progress=True):
-        """Loads every component of the pipeline (or component folder) at
-        ``path`` in hoist's order under admission control, and returns a
-        :class:`Loaded`.
+    def mem_info(self):
+        """``(free_bytes, total_bytes)`` of the device now, as admission
+        reads it before each component (cuda: cudaMemGetInfo, every process
+        on the card counted; host: the capacity less what this runtime
+        holds)."""
+        try:
+            return self._core_open().mem_info()
+        finally:
+            self._drain_log()
+
+    def _core_open(self):
+        if self._core is None or self._core.closed:
+            raise ValueError("hoist: the Runtime is closed")
+        return self._core
+
+    def load(self, path, *, tensors=None, variant=None, offload=None, fsdp=None, dtype=None,
+             dtype_for=None, headroom=None, on_oom="fail", verify=False, read="auto",
+             scratch=None, progress=True):
+        """Loads every component of the pipeline folder, component folder
+        or single .safetensors file at ``path`` in hoist's order under
+        admission control, and returns a :class:`Loaded`.
+
+        ``tensors`` reads only some tensors: a glob (fnmatch, whole name,
+        case-sensitive, ``*`` matching dots too), a list of globs (a tensor
+        matching any is read; a glob matching no tensor raises
+        InvalidArgument), or a callable ``(component, name) -> bool``
+        (called once per tensor before anything is allocated; an exception
+        from it stops the load and propagates).  Only what is read is
+        admitted, placed and listed; a component with nothing read has no
+        key.
 
         Options are the CLI's: ``offload``/``fsdp`` (names or groups dit,
         text_encoder, image_encoder, vae, all; a str or a list),
@@ -302,14 +350,68 @@ class Runtime:
             _choice(read, _READ_MODES, "read"),
             0 if scratch is None else _bytes(scratch, "scratch", minimum=4096),
         )
+        patterns, chooser = _tensor_filter(tensors)
         reporter = resolve_progress(progress)
         try:
-            core = self._core.load(*args, reporter)
+            core = self._core.load(*args, reporter, patterns, chooser)
         finally:
             if reporter is not None and hasattr(reporter, "close"):
                 reporter.close()
             self._drain_log()
         return Loaded(core, self)
+
+    def load_into(self, path, component, destinations, strict=True, tensors=None, verify=False,
+                  progress=True, read="auto"):
+        """Streams one component's tensors into memory you own, with no
+        arena: ``destinations`` maps tensor names to torch tensors, numpy
+        arrays or any object with ``__dlpack__`` (contiguous, on this
+        runtime's device: cuda:N memory of this process, or host memory on
+        the host device), e.g. the parameters of a model built with
+        ``to_empty(device="cuda")``.
+
+        ``path`` is a pipeline, a component folder or one .safetensors file;
+        ``component`` names the component (None: the only one with
+        weights).  A destination whose dtype differs from the file's is
+        converted while loading (floating pairs hoist converts: F32, F16,
+        BF16 among themselves, FP8 to those); its shape must be the file's.
+
+        Everything is checked before any byte moves — names, sizes, shapes,
+        dtypes, devices, contiguity, memory this process may write (a
+        pointer from another process is refused), overlap — raising
+        InvalidArgument (a ValueError) or Error("UNSUPPORTED") for a dtype
+        pair, TypeError/ValueError for what an object's DLPack export gets
+        wrong.  ``strict`` (default): every tensor read needs a destination
+        and every destination a tensor; ``strict=False`` skips both and
+        says which in the returned :class:`IncompatibleKeys`.
+        ``tensors``: which tensors to read, as in :meth:`load`.
+
+        Device memory beyond the destinations is only the conversion
+        scratch (and verify's hashes).  The GIL is released while it runs;
+        Ctrl-C raises KeyboardInterrupt with nothing left allocated (the
+        destinations may then hold part of the bytes).  On CUDA, torch's
+        current stream is synchronized first and every copy is finished
+        when it returns.
+        """
+        path = _pipeline_path(path)
+        if component is not None and not isinstance(component, str):
+            raise TypeError(f"component takes a str or None, not {type(component).__name__}")
+        if not isinstance(destinations, Mapping):
+            raise TypeError(f"destinations takes a mapping name -> tensor, "
+                            f"not {type(destinations).__name__}")
+        core = self._core_open()
+        patterns, chooser = _tensor_filter(tensors)
+        targets, keep = capsules(destinations, self.device)
+        reporter = resolve_progress(progress)
+        try:
+            missing, unexpected = core.load_into(path, component, targets, bool(strict), patterns,
+                                                 chooser, bool(verify),
+                                                 _choice(read, _READ_MODES, "read"), reporter)
+        finally:
+            if reporter is not None and hasattr(reporter, "close"):
+                reporter.close()
+            self._drain_log()
+            del targets, keep
+        return IncompatibleKeys(missing, unexpected)
 
 
 class Loaded(Mapping):
@@ -422,8 +524,8 @@ class Loaded(Mapping):
 
 
 class StateDict(Mapping):
-    """A component's tensors: a mapping name -> :class:`Tensor`, in file
-    order (files sorted, then offsets)."""
+    """A component's tensors: a mapping name -> :class:`Tensor`, in name
+    order (the tensors the load read)."""
 
     def __init__(self, loaded, index, component):
         self._loaded = loaded
@@ -465,7 +567,9 @@ class Tensor:
     """One tensor of a load, exported zero-copy through DLPack.
 
     ``dtype`` is the safetensors name as it lies in memory (the target
-    dtype after a conversion).  ``shape`` and ``nbytes`` describe it;
+    dtype after a conversion).  ``shape`` and ``nbytes`` describe it,
+    ``data_offsets`` is where its bytes are in its file (the header's
+    ``data_offsets``, relative to the data section);
     ``device_ptr`` is its address (raises while its component is offloaded
     and not prepared).  ``torch.from_dlpack(t)`` and, on the host device,
     ``numpy.from_dlpack(t)`` share its memory.
@@ -480,7 +584,7 @@ class Tensor:
     """
 
     __slots__ = ("_loaded", "_index", "component", "name", "dtype", "shape", "nbytes",
-                 "carrier", "carrier_shape")
+                 "carrier", "carrier_shape", "data_offsets")
 
     def __init__(self, loaded, index, component, name):
         info = loaded._live().tensor(index, name)
@@ -488,7 +592,8 @@ class Tensor:
         self._index = index
         self.component = component
         self.name = name
-        self.dtype, self.shape, self.nbytes, _, self.carrier, self.carrier_shape = info
+        (self.dtype, self.shape, self.nbytes, _, self.carrier, self.carrier_shape,
+         self.data_offsets) = info
 
     @property
     def device(self):

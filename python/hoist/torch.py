@@ -13,11 +13,13 @@ torch.float4_e2m1fn_x2 (pairs packed in a byte, last dimension halved),
 BOOL as torch.bool; F6 stays uint8 (torch has no such dtype).
 """
 
+import fnmatch
 import os
 
 import torch
 
 from ._api import Runtime, _device_name, split_options
+from ._errors import InvalidArgument
 
 __all__ = ["to_torch", "load_pipeline", "weights_iterator", "load_file"]
 
@@ -88,7 +90,8 @@ def load_pipeline(path, device="cuda:0", **load_options):
 def _weights_folder(files_or_dir):
     """The folder to load for weights_iterator: a folder as given, or the
     folder of a list of .safetensors files when they are exactly its
-    safetensors files.  None when the files are some other selection."""
+    safetensors files.  None when the files are some other selection (each
+    is then loaded on its own, a one-file pipeline)."""
     if isinstance(files_or_dir, (str, os.PathLike)):
         path = os.fspath(files_or_dir)
         if os.path.isdir(path):
@@ -107,38 +110,94 @@ def _weights_folder(files_or_dir):
     return folder if names == present else None
 
 
-def weights_iterator(files_or_dir, device="cuda:0", **load_options):
+def weights_iterator(files_or_dir, device="cuda:0", *, tensors=None, **load_options):
     """Yields ``(name, torch.Tensor)`` for every weight, the contract of
     vLLM's and SGLang's ``model.load_weights(iterator)``.
 
     ``files_or_dir``: a model folder (or a pipeline folder: names are then
-    prefixed ``component.``), or the list of its .safetensors files, as the
-    engines' loaders hold them.  The whole folder is loaded first, in
-    hoist's order and under its admission control, then handed out
-    component by component; each tensor's memory is freed once the
-    consumer drops it (a load_weights that copies into its parameters
-    leaves nothing behind)."""
+    prefixed ``component.``), one .safetensors file, or a list of
+    .safetensors files, as the engines' loaders hold them.  A folder (or a
+    list that is exactly its .safetensors files) is loaded at once, in
+    hoist's order and under its admission control; any other list file by
+    file.  Then the weights are handed out component by component; a
+    component's memory is freed once the consumer dropped all its tensors
+    (a load_weights that copies into its parameters leaves nothing behind).
+
+    ``tensors`` (a glob, a list of globs or a callable ``(component, name)
+    -> bool``, as Runtime.load takes it) reads only the weights the model
+    wants, e.g. ``lambda c, n: not n.startswith("lm_head.")`` for a model
+    whose head is tied to its embedding: the others are never read nor
+    placed, so they cost neither time nor device memory."""
     folder = _weights_folder(files_or_dir)
     paths = [folder] if folder is not None else [os.fspath(f) for f in files_or_dir]
+    across = None
+    if len(paths) > 1 and tensors is not None and not callable(tensors):
+        # A glob that matches nothing in one file is no mistake when another
+        # file has its tensors: match over all files, complain at the end.
+        across = _GlobsAcross(tensors)
+        tensors = across
+    if tensors is not None:
+        load_options["tensors"] = tensors
     for path in paths:
-        tensors = _load_tensors(path, device, load_options, "weights_iterator")
-        prefix = len(tensors) > 1
+        loaded = _load_tensors(path, device, load_options, "weights_iterator")
+        prefix = len(loaded) > 1
         # Popped as they go, so the iterator holds no tensor the consumer
         # has already taken.
-        for component in list(tensors):
-            sd = tensors.pop(component)
+        for component in list(loaded):
+            sd = loaded.pop(component)
             for name in list(sd):
                 yield (f"{component}.{name}" if prefix else name), sd.pop(name)
+    if across is not None:
+        across.check()
 
 
-def load_file(filename, device="cpu"):
-    """``safetensors.torch.load_file`` through hoist: ``{name: torch.Tensor}``
-    of one .safetensors file on ``device`` ("cpu", "cuda", "cuda:N" or an
-    int)."""
+class _GlobsAcross:
+    """Globs as a tensor filter callable over several loads, remembering
+    which matched (fnmatch's rules: whole name, case-sensitive)."""
+
+    def __init__(self, patterns):
+        self.patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+        if not self.patterns or not all(isinstance(p, str) for p in self.patterns):
+            raise TypeError(f"tensors takes a glob, a list of globs or a callable, "
+                            f"got {patterns!r}")
+        self.hit = set()
+
+    def __call__(self, component, name):
+        matched = [p for p in self.patterns if fnmatch.fnmatchcase(name, p)]
+        self.hit.update(matched)
+        return bool(matched)
+
+    def check(self):
+        for p in self.patterns:
+            if p not in self.hit:
+                raise InvalidArgument(f"tensors: pattern {p!r} matches no tensor of the files",
+                                      "INVALID_ARGUMENT", -1, 2)
+
+
+# safetensors' backends -> hoist's read modes: "mmap" serves bytes from the
+# file's mapping (hoist's auto copies cached pages from it and reads the
+# others with O_DIRECT), "pread" reads them.
+_BACKENDS = {"mmap": "auto", "pread": "pread"}
+
+
+def load_file(filename, device="cpu", *, backend="mmap"):
+    """``safetensors.torch.load_file`` through hoist, with its signature and
+    result: ``{name: torch.Tensor}`` of one .safetensors file on
+    ``device`` ("cpu", "cuda", "cuda:N", an int or a torch.device), in the
+    file's order (data offsets, as safetensors returns them).  "cpu"
+    loads on the host backend and hands the tensors to torch through DLPack
+    (no numpy).  ``backend``: "mmap" or "pread", as safetensors takes it.
+
+    The tensors share hoist's memory: it is freed when the last of them
+    dies.  Unlike ``Runtime.load``, no headroom is kept on the device, as
+    safetensors keeps none."""
     if isinstance(device, int) and not isinstance(device, bool):
         device = f"cuda:{device}"
-    tensors = _load_tensors(os.fspath(filename), device, {}, "load_file")
-    out = {}
-    for sd in tensors.values():
-        out.update(sd)
-    return out
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend takes {' or '.join(map(repr, _BACKENDS))}, got {backend!r}")
+    with Runtime(_runtime_device(device)) as rt:
+        with rt.load(os.fspath(filename), read=_BACKENDS[backend], headroom=0,
+                     progress=False) as loaded:
+            tensors = [sd[name] for sd in loaded.values() for name in sd]
+            tensors.sort(key=lambda t: (t.data_offsets[0], t.name))
+            return {t.name: to_torch(t) for t in tensors}

@@ -279,7 +279,7 @@ static PyObject *attached_release(PyObject *self, PyObject *args) {
              "%s: %zu exported tensor%s still alive; drop them before releasing the component",
              hoist_attached_component(h->a, (size_t)i)->name, held,
              held == 1 ? " is" : "s are");
-    r = hp_raise(HP_STATUS_BUSY, msg, NULL);
+    r = hp_raise(HOIST_BUSY, msg, NULL);
   } else {
     r = rc == HOIST_OK ? PyBool_FromLong(moved) : raise_last(rc);
   }

@@ -7,11 +7,11 @@
  * closes it (arenas freed), then drops its runtime, whose last reference
  * closes the runtime.  Nothing here touches a Python object.
  *
- * Export holds are counted per component so that releasing an offloaded
- * component whose tensors are still exported is refused instead of freeing
- * memory under them.  They are kept here until the library counts them
- * itself (hoist_loaded_hold/unhold, and release_after_use answering BUSY):
- * hp_hold, hp_unhold and hp_release are the only places to change then. */
+ * Each export holds its component in the library (hoist_loaded_hold), so
+ * that releasing an offloaded component whose tensors are still exported
+ * is refused with HOIST_BUSY instead of freeing memory under them; the
+ * library is the one authority on that.  The count kept here only says
+ * how many exports are alive (Loaded.components, the Busy message). */
 #include "hoist_py.h"
 
 #include <stdlib.h>
@@ -92,20 +92,20 @@ void hp_runtime_unref(hp_runtime *r) {
 hp_loaded *hp_loaded_new(hp_runtime *owner, hoist_pipeline *p, hoist_loaded *l) {
   hp_loaded *h = malloc(sizeof *h);
   size_t n = hoist_loaded_component_count(l);
-  atomic_size_t *holds = malloc((n > 0 ? n : 1) * sizeof *holds);
-  if (h == NULL || holds == NULL) {
+  atomic_size_t *exports = malloc((n > 0 ? n : 1) * sizeof *exports);
+  if (h == NULL || exports == NULL) {
     free(h);
-    free(holds);
+    free(exports);
     return NULL;
   }
-  for (size_t i = 0; i < n; i++) atomic_init(&holds[i], 0);
+  for (size_t i = 0; i < n; i++) atomic_init(&exports[i], 0);
   atomic_init(&h->refs, 1);
   hp_runtime_ref(owner);
   h->owner = owner;
   h->p = p;
   h->l = l;
   h->ncomps = n;
-  h->holds = holds;
+  h->exports = exports;
   return h;
 }
 
@@ -117,29 +117,24 @@ void hp_loaded_unref(hp_loaded *h) {
   hoist_loaded_close(h->l);
   hoist_pipeline_close(h->p);
   hp_runtime_unref(h->owner);
-  free(h->holds);
+  free(h->exports);
   free(h);
 }
 
-void hp_hold(hp_loaded *h, size_t i) {
+int hp_hold(hp_loaded *h, size_t i) {
+  int rc = hoist_loaded_hold(h->l, i);
+  if (rc != HOIST_OK) return rc;
   hp_loaded_ref(h);
-  atomic_fetch_add(&h->holds[i], 1);
+  atomic_fetch_add(&h->exports[i], 1);
+  return HOIST_OK;
 }
 
 void hp_unhold(hp_loaded *h, size_t i) {
-  atomic_fetch_sub(&h->holds[i], 1);
+  atomic_fetch_sub(&h->exports[i], 1);
+  hoist_loaded_unhold(h->l, i);
   hp_loaded_unref(h);
 }
 
-size_t hp_holds(const hp_loaded *h, size_t i) {
-  return atomic_load(&((hp_loaded *)h)->holds[i]);
-}
-
-int hp_release(hp_loaded *h, size_t i, int *moved) {
-  if (moved != NULL) *moved = 0;
-  /* Holds are taken with the GIL held (exports) and dropped anywhere
-   * (deleters); release runs with the GIL, so no hold can appear between
-   * this check and the free. */
-  if (atomic_load(&h->holds[i]) > 0) return HP_STATUS_BUSY;
-  return hoist_release_after_use(h->l, i, moved);
+size_t hp_exports(const hp_loaded *h, size_t i) {
+  return atomic_load(&((hp_loaded *)h)->exports[i]);
 }

@@ -39,7 +39,8 @@ PyObject *hp_tensor_tuple(const hoist_tensor_info *t, int mapped, uint64_t addr)
   int cn = hp_carrier_shape(t, carrier_dims);
   hp_carrier carrier = hp_dlpack_carrier(t->dtype);
   PyObject *ptr = mapped ? PyLong_FromUnsignedLongLong(addr) : (Py_INCREF(Py_None), Py_None);
-  return Py_BuildValue("(sNKNsN)", hoist_dtype_name(t->dtype), shape_tuple(dims, (int)t->ndim),
+  return Py_BuildValue("(sNKNsN(KK))", hoist_dtype_name(t->dtype), shape_tuple(dims, (int)t->ndim),
                        (unsigned long long)t->nbytes, ptr, carrier.name,
-                       shape_tuple(carrier_dims, cn));
+                       shape_tuple(carrier_dims, cn), (unsigned long long)t->begin,
+                       (unsigned long long)t->end);
 }

@@ -43,6 +43,32 @@ hp_carrier hp_dlpack_carrier(hoist_dtype d) {
   }
 }
 
+/* kDLBool, which dlpack.h declares from 0.8 on; its number is the
+ * protocol's whatever header this build has. */
+#define HP_DL_BOOL 6
+
+int hp_dlpack_hoist_dtype(uint8_t code, uint8_t bits, uint16_t lanes, hoist_dtype *out) {
+  static const struct {
+    uint8_t code, bits;
+    hoist_dtype dtype;
+  } table[] = {
+      {kDLUInt, 8, HOIST_DTYPE_U8},       {kDLInt, 8, HOIST_DTYPE_I8},
+      {kDLInt, 16, HOIST_DTYPE_I16},      {kDLUInt, 16, HOIST_DTYPE_U16},
+      {kDLInt, 32, HOIST_DTYPE_I32},      {kDLUInt, 32, HOIST_DTYPE_U32},
+      {kDLInt, 64, HOIST_DTYPE_I64},      {kDLUInt, 64, HOIST_DTYPE_U64},
+      {kDLFloat, 16, HOIST_DTYPE_F16},    {kDLBfloat, 16, HOIST_DTYPE_BF16},
+      {kDLFloat, 32, HOIST_DTYPE_F32},    {kDLFloat, 64, HOIST_DTYPE_F64},
+      {kDLComplex, 64, HOIST_DTYPE_C64},  {HP_DL_BOOL, 8, HOIST_DTYPE_BOOL},
+  };
+  if (lanes != 1) return -1;
+  for (size_t k = 0; k < sizeof table / sizeof table[0]; k++)
+    if (table[k].code == code && table[k].bits == bits) {
+      *out = table[k].dtype;
+      return 0;
+    }
+  return -1;
+}
+
 int hp_carrier_shape(const hoist_tensor_info *t, int64_t *shape) {
   hp_carrier c = hp_dlpack_carrier(t->dtype);
   unsigned bits = hoist_dtype_bits(t->dtype);
@@ -153,18 +179,30 @@ PyObject *hp_dlpack_capsule(const hoist_tensor_info *t, uint64_t addr, const cha
 
 static void loaded_unhold(void *owner, size_t component) { hp_unhold(owner, component); }
 
-PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name) {
+/* The tensor's address and info under a hold of its component (taken
+ * first, so that no release can free the memory between the lookup and
+ * the export); on failure the hold is dropped and an exception set. */
+static int held_tensor(hp_loaded *h, size_t i, const char *name, uint64_t *addr,
+                       const hoist_tensor_info **t) {
   const hoist_loaded_info *ci = hoist_loaded_component(h->l, i);
-  uint64_t addr = 0;
-  const hoist_tensor_info *t = NULL;
-  int rc = hoist_loaded_tensor(h->l, ci->name, name, &addr, &t);
+  int rc = hp_hold(h, i);
   if (rc == HOIST_UNSUPPORTED) {
     char msg[320];
     snprintf(msg, sizeof msg, "%s: offloaded; call loaded.prepare('%s') before exporting its "
              "tensors", ci->name, ci->name);
-    return hp_raise(rc, msg, NULL);
+    hp_raise(rc, msg, NULL);
+    return -1;
   }
-  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
-  hp_hold(h, i);
+  if (rc == HOIST_OK) rc = hoist_loaded_tensor(h->l, ci->name, name, addr, t);
+  if (rc == HOIST_OK) return 0;
+  hp_raise_last(rc, h->owner->rt, NULL);
+  hp_unhold(h, i);
+  return -1;
+}
+
+PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name) {
+  uint64_t addr = 0;
+  const hoist_tensor_info *t = NULL;
+  if (held_tensor(h, i, name, &addr, &t) < 0) return NULL;
   return hp_dlpack_capsule(t, addr, hoist_loaded_device(h->l), h, i, loaded_unhold);
 }

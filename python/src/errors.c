@@ -15,10 +15,6 @@ int hp_errors_init(void) {
   return from_status != NULL ? 0 : -1;
 }
 
-static const char *status_name(int status) {
-  return status == HP_STATUS_BUSY ? "BUSY" : hoist_status_name(status);
-}
-
 PyObject *hp_raise(int status, const char *message, const hoist_load_failure *failure) {
   if (message == NULL || message[0] == '\0') message = hoist_strerror(status);
   /* Messages name files and tensors: never let a stray byte turn the error
@@ -26,16 +22,17 @@ PyObject *hp_raise(int status, const char *message, const hoist_load_failure *fa
   PyObject *text = PyUnicode_DecodeUTF8(message, (Py_ssize_t)strlen(message), "replace");
   if (text == NULL) return NULL;
   PyObject *exc;
+  const char *name = hoist_status_name(status);
   if (failure != NULL && failure->component[0] != '\0') {
     PyObject *comp = PyUnicode_DecodeUTF8(failure->component,
                                           (Py_ssize_t)strlen(failure->component), "replace");
     exc = comp == NULL ? NULL
-                       : PyObject_CallFunction(from_status, "isOOKK", status, status_name(status),
-                                               text, comp, (unsigned long long)failure->need_bytes,
+                       : PyObject_CallFunction(from_status, "isOOKK", status, name, text, comp,
+                                               (unsigned long long)failure->need_bytes,
                                                (unsigned long long)failure->free_bytes);
     Py_XDECREF(comp);
   } else {
-    exc = PyObject_CallFunction(from_status, "isO", status, status_name(status), text);
+    exc = PyObject_CallFunction(from_status, "isO", status, name, text);
   }
   Py_DECREF(text);
   if (exc == NULL) return NULL;

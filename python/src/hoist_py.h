@@ -48,18 +48,20 @@ typedef struct hp_log_line {
 /* At most this many lines wait for a drain; later ones are counted. */
 #define HP_LOG_MAX 256
 
-/* One load: the pipeline it was made from (which must outlive it), the
- * loaded handle, and a count of exported tensors per component.  One
- * reference belongs to the Python Loaded object until it is closed, one to
- * each DLPack export until its deleter runs; the last one closes the load,
- * so memory under a live export is never freed. */
+/* One load: the pipeline it was made from (which must outlive it) and the
+ * loaded handle.  One reference belongs to the Python Loaded object until
+ * it is closed, one to each DLPack export until its deleter runs; the last
+ * one closes the load, so memory under a live export is never freed.  Each
+ * export also holds its component in the library (hoist_loaded_hold), so a
+ * release of it answers HOIST_BUSY; exports counts them per component for
+ * Loaded.components and messages only. */
 typedef struct hp_loaded {
   atomic_size_t refs;
   hp_runtime *owner;
   hoist_pipeline *p;
   hoist_loaded *l;
   size_t ncomps;
-  atomic_size_t *holds; /* per component, load order */
+  atomic_size_t *exports; /* per component, load order */
 } hp_loaded;
 
 /* Creates the runtime with cfg (its log callback replaced by the queue). */
@@ -76,16 +78,13 @@ hp_loaded *hp_loaded_new(hp_runtime *owner, hoist_pipeline *p, hoist_loaded *l);
 void hp_loaded_ref(hp_loaded *h);
 void hp_loaded_unref(hp_loaded *h);
 
-/* Per-component export holds: a held component is not freed by release. */
-void hp_hold(hp_loaded *h, size_t i);
+/* An export's hold on component i: hoist_loaded_hold (its status; an
+ * offloaded component not prepared cannot be held) and a reference to h.
+ * hp_unhold drops both, on any thread, without the GIL. */
+int hp_hold(hp_loaded *h, size_t i);
 void hp_unhold(hp_loaded *h, size_t i);
-size_t hp_holds(const hp_loaded *h, size_t i);
-/* hoist_release_after_use, refused with HP_STATUS_BUSY while held. */
-int hp_release(hp_loaded *h, size_t i, int *moved);
-
-/* The status a release of a held component gets: the value the library's
- * BUSY status takes. */
-#define HP_STATUS_BUSY (-7)
+/* Exports of component i alive now. */
+size_t hp_exports(const hp_loaded *h, size_t i);
 
 /* ---- Errors (errors.c). */
 
@@ -116,12 +115,68 @@ typedef struct hp_runtime_obj {
 /* Wraps a fresh load in a Loaded object; consumes the reference of h. */
 PyObject *hp_loaded_wrap(hp_loaded *h);
 
-/* The load of runtime_obj.c's Runtime.load on a C thread (load_job.c):
- * the GIL is released while it runs, signals are checked in short slices
- * (Ctrl-C cancels it), and progress is reported to `progress` (a callable
- * or None) on the calling thread.  path and options are borrowed. */
+/* ---- Work on a C thread (load_job.c).  A load runs on a C thread while
+ * the calling thread waits without the GIL in short slices, checking
+ * signals (Ctrl-C cancels the work) and reporting progress to a Python
+ * callable on its own thread. */
+
+/* What the work gets from its job: the runtime, and the fields to put in
+ * its options struct (cancel flag, failure, progress and tensor filter
+ * callbacks, NULL when none). */
+typedef struct hp_job_env {
+  hoist_runtime *rt;
+  const volatile int *cancel;
+  hoist_load_failure *failure;
+  hoist_progress_fn progress;
+  void *progress_user;
+  hoist_tensor_filter_fn filter;
+  void *filter_user;
+} hp_job_env;
+
+/* Puts env's fields into an options struct o: a hoist_load_options or a
+ * hoist_load_into_options, which name them alike. */
+#define HP_ENV_OPTIONS(o, env)                   \
+  do {                                           \
+    (o).cancel = (env)->cancel;                  \
+    (o).failure = (env)->failure;                \
+    (o).progress = (env)->progress;              \
+    (o).progress_user = (env)->progress_user;    \
+    (o).tensor_filter = (env)->filter;           \
+    (o).tensor_filter_user = (env)->filter_user; \
+  } while (0)
+
+/* The work: runs on the C thread with every signal blocked; returns a
+ * library status (its detail is taken from the thread for the message). */
+typedef int (*hp_work_fn)(const hp_job_env *env, void *arg);
+
+/* Runs work(env, arg) on a C thread.  progress: a callable given
+ * (component, done, total) on this thread, or None; filter: a callable
+ * (component, tensor) -> bool that the library's tensor filter calls (with
+ * the GIL taken on the work's thread, before any lock of the library), or
+ * None.  Returns 0 when the work succeeded and nothing raised; else -1
+ * with an exception set (the work's failure as a hoist.Error, Ctrl-C's
+ * KeyboardInterrupt, or what progress or filter raised) — then the caller
+ * undoes whatever the work made. */
+int hp_job_run(hp_runtime *owner, hp_work_fn work, void *arg, PyObject *progress,
+               PyObject *filter);
+
+/* Runtime.load: hp_job_run of a pipeline open and load; a Loaded, or NULL
+ * with an exception.  path and options are borrowed. */
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
-                      const hoist_load_options *lo, PyObject *progress);
+                      const hoist_load_options *lo, PyObject *progress, PyObject *filter);
+
+/* Runtime.load_into (load_into.c): the method itself. */
+PyObject *hp_runtime_load_into(PyObject *self, PyObject *args);
+/* The open runtime core of a Runtime object; NULL with ValueError when it
+ * is closed. */
+hp_runtime *hp_runtime_core(PyObject *self);
+
+/* A tuple or list of str as a NULL-terminated array of UTF-8 strings for
+ * hoist_load_options.tensors; *keep holds the bytes objects they live in.
+ * Free both with hp_patterns_free after the load.  None gives NULL with
+ * *keep NULL.  -1 with an exception on a non-str item. */
+int hp_patterns(PyObject *seq, const char ***out, PyObject **keep);
+void hp_patterns_free(const char **patterns, PyObject *keep);
 
 /* ---- Descriptions (describe.c), shared by Loaded and Attached. */
 
@@ -150,6 +205,9 @@ PyObject *hp_dlpack_capsule(const hoist_tensor_info *t, uint64_t addr, const cha
 /* (device_type, device_id) as DLPack numbers for a device name ("host",
  * "cuda:N"); -1 with an exception when unknown. */
 int hp_dlpack_device(const char *device, int *type, int *id);
+/* The hoist dtype of a DLPack dtype (code, bits, lanes); -1 when hoist has
+ * none. */
+int hp_dlpack_hoist_dtype(uint8_t code, uint8_t bits, uint16_t lanes, hoist_dtype *out);
 /* The DLPack type a hoist dtype is exported as, its name ("uint8", ..) and
  * whether it is the dtype itself (1) or a byte carrier (0). */
 typedef struct hp_carrier {

@@ -67,7 +67,7 @@ static PyObject *loaded_components(PyObject *self, PyObject *unused) {
   PyObject *list = PyList_New((Py_ssize_t)h->ncomps);
   if (list == NULL) return NULL;
   for (size_t i = 0; i < h->ncomps; i++) {
-    PyObject *d = hp_component_dict(hoist_loaded_component(h->l, i), hp_holds(h, i));
+    PyObject *d = hp_component_dict(hoist_loaded_component(h->l, i), hp_exports(h, i));
     if (d == NULL) {
       Py_DECREF(list);
       return NULL;
@@ -85,51 +85,31 @@ static PyObject *loaded_summary(PyObject *self, PyObject *unused) {
                        (unsigned long long)hoist_loaded_total_bytes(h->l));
 }
 
-static int ends_with(const char *s, const char *suffix) {
-  size_t n = strlen(s), m = strlen(suffix);
-  return n >= m && strcmp(s + n - m, suffix) == 0;
-}
-
-/* tensor_names(i) -> [name] in file order (files sorted, then offsets).
- * The loaded handle answers lookups by name but does not list them, so the
- * names come from the component's safetensors headers. */
+/* tensor_names(i) -> [name] in name order, as the load placed them (the
+ * selected tensors of a filtered load). */
 static PyObject *loaded_tensor_names(PyObject *self, PyObject *args) {
   Py_ssize_t i;
   if (!PyArg_ParseTuple(args, "n", &i)) return NULL;
   hp_loaded *h = core_at(self, i);
   if (h == NULL) return NULL;
-  const char *name = hoist_loaded_component(h->l, (size_t)i)->name;
-  const hoist_component_info *ci = NULL;
-  for (size_t k = 0; k < hoist_pipeline_component_count(h->p) && ci == NULL; k++)
-    if (strcmp(hoist_pipeline_component(h->p, k)->name, name) == 0)
-      ci = hoist_pipeline_component(h->p, k);
-  PyObject *list = PyList_New(0);
-  if (list == NULL || ci == NULL || ci->tensor_count == 0) return list;
-  for (size_t k = 0; k < ci->file_count; k++) {
-    if (!ends_with(ci->files[k], ".safetensors")) continue;
-    hoist_file *f = NULL;
-    int rc;
-    Py_BEGIN_ALLOW_THREADS
-    rc = hoist_file_open(h->owner->rt, ci->files[k], &f);
-    Py_END_ALLOW_THREADS
-    if (rc != HOIST_OK) {
-      Py_DECREF(list);
-      return hp_raise_last(rc, h->owner->rt, NULL);
-    }
-    for (size_t t = 0; t < hoist_file_tensor_count(f) && list != NULL; t++) {
-      PyObject *s = hp_text(hoist_file_tensor(f, t)->name);
-      if (s == NULL || PyList_Append(list, s) < 0) Py_CLEAR(list);
-      Py_XDECREF(s);
-    }
-    hoist_file_close(f);
-    if (list == NULL) return NULL;
+  const size_t n = hoist_loaded_component(h->l, (size_t)i)->tensor_count;
+  PyObject *list = PyList_New((Py_ssize_t)n);
+  for (size_t j = 0; list != NULL && j < n; j++) {
+    uint64_t addr = 0;
+    const hoist_tensor_info *t = NULL;
+    /* UNSUPPORTED (offloaded, not prepared) still describes the tensor. */
+    int rc = hoist_loaded_tensor_at(h->l, (size_t)i, j, &addr, &t);
+    PyObject *s = rc == HOIST_OK || rc == HOIST_UNSUPPORTED ? hp_text(t->name)
+                                                            : hp_raise_last(rc, h->owner->rt, NULL);
+    if (s == NULL) Py_CLEAR(list);
+    else PyList_SetItem(list, (Py_ssize_t)j, s);
   }
   return list;
 }
 
 /* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
- * carrier_shape).  device_ptr is None while the component is offloaded and
- * not prepared. */
+ * carrier_shape, (begin, end)).  device_ptr is None while the component is
+ * offloaded and not prepared; (begin, end) are the file's data_offsets. */
 static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
   Py_ssize_t i;
   const char *name;
@@ -140,8 +120,10 @@ static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
   uint64_t addr = 0;
   const hoist_tensor_info *t = NULL;
   int rc = hoist_loaded_tensor(h->l, c->name, name, &addr, &t);
-  if (rc == HOIST_NOT_FOUND) {
-    PyErr_Format(PyExc_KeyError, "%s", name);
+  if (rc == HOIST_NOT_FOUND) { /* a mapping's miss, saying why (a filter, say) */
+    PyObject *why = hp_text(hoist_last_error(h->owner->rt));
+    if (why != NULL) PyErr_SetObject(PyExc_KeyError, why);
+    Py_XDECREF(why);
     return NULL;
   }
   if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) return hp_raise_last(rc, h->owner->rt, NULL);
@@ -191,18 +173,28 @@ static PyObject *loaded_release(PyObject *self, PyObject *args) {
   if (!PyArg_ParseTuple(args, "n", &i)) return NULL;
   hp_loaded *h = core_at(self, i);
   if (h == NULL) return NULL;
-  int moved = 0;
-  int rc = hp_release(h, (size_t)i, &moved);
-  if (rc == HP_STATUS_BUSY) {
+  int moved = 0, rc;
+  hp_loaded_ref(h); /* close() from another thread meanwhile */
+  Py_BEGIN_ALLOW_THREADS
+  rc = hoist_release_after_use(h->l, (size_t)i, &moved);
+  Py_END_ALLOW_THREADS
+  PyObject *r = NULL;
+  if (rc == HOIST_BUSY) {
+    /* Held: the library refused; say by what. */
     const char *name = hoist_loaded_component(h->l, (size_t)i)->name;
+    const size_t n = hp_exports(h, (size_t)i);
     char msg[256];
     snprintf(msg, sizeof msg,
              "%s: %zu exported tensor%s still alive; drop them before releasing the component",
-             name, hp_holds(h, (size_t)i), hp_holds(h, (size_t)i) == 1 ? " is" : "s are");
-    return hp_raise(rc, msg, NULL);
+             name, n, n == 1 ? " is" : "s are");
+    hp_raise(rc, msg, NULL);
+  } else if (rc != HOIST_OK) {
+    hp_raise_last(rc, h->owner->rt, NULL);
+  } else {
+    r = PyBool_FromLong(moved);
   }
-  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
-  return PyBool_FromLong(moved);
+  hp_loaded_unref(h);
+  return r;
 }
 
 static PyMethodDef loaded_methods[] = {
@@ -211,7 +203,7 @@ static PyMethodDef loaded_methods[] = {
     {"summary", loaded_summary, METH_NOARGS, "summary() -> (device, seconds, total_bytes)"},
     {"tensor_names", loaded_tensor_names, METH_VARARGS, "tensor_names(i) -> [str]"},
     {"tensor", loaded_tensor, METH_VARARGS, "tensor(i, name) -> (dtype, shape, nbytes, ptr, "
-                                            "carrier, carrier_shape)"},
+                                            "carrier, carrier_shape, data_offsets)"},
     {"export", loaded_export, METH_VARARGS, "export(i, name) -> DLPack capsule"},
     {"dlpack_device", loaded_dlpack_device, METH_NOARGS, "(device_type, device_id)"},
     {"prepare", loaded_prepare, METH_VARARGS, "prepare(i, stream) -> moved"},

@@ -9,10 +9,50 @@ PyObject *hp_runtime_type;
 
 static hp_runtime_obj *self_of(PyObject *o) { return (hp_runtime_obj *)o; }
 
-static hp_runtime *open_core(PyObject *self) {
+hp_runtime *hp_runtime_core(PyObject *self) {
   hp_runtime *r = self_of(self)->core;
   if (r == NULL) PyErr_SetString(PyExc_ValueError, "hoist: the Runtime is closed");
   return r;
+}
+
+static hp_runtime *open_core(PyObject *self) { return hp_runtime_core(self); }
+
+void hp_patterns_free(const char **patterns, PyObject *keep) {
+  Py_XDECREF(keep);
+  PyMem_Free((void *)patterns);
+}
+
+int hp_patterns(PyObject *seq, const char ***out, PyObject **keep) {
+  *out = NULL;
+  *keep = NULL;
+  if (seq == Py_None) return 0;
+  PyObject *items = PySequence_Tuple(seq);
+  if (items == NULL) return -1;
+  const Py_ssize_t n = PyTuple_Size(items);
+  PyObject *bytes = PyTuple_New(n);
+  const char **v = PyMem_Calloc((size_t)n + 1, sizeof *v);
+  int rc = bytes != NULL && v != NULL ? 0 : -1;
+  if (rc < 0 && v == NULL) PyErr_NoMemory();
+  for (Py_ssize_t k = 0; k < n && rc == 0; k++) {
+    PyObject *item = PyTuple_GetItem(items, k);
+    PyObject *b = PyUnicode_Check(item) ? PyUnicode_AsUTF8String(item) : NULL;
+    if (b == NULL) {
+      if (!PyErr_Occurred())
+        PyErr_Format(PyExc_TypeError, "hoist: tensor patterns are str, got %R", item);
+      rc = -1;
+      break;
+    }
+    PyTuple_SetItem(bytes, k, b);
+    v[k] = PyBytes_AsString(b);
+  }
+  Py_DECREF(items);
+  if (rc < 0) {
+    hp_patterns_free(v, bytes);
+    return -1;
+  }
+  *out = v;
+  *keep = bytes;
+  return 0;
 }
 
 static int runtime_init(PyObject *self, PyObject *args, PyObject *kw) {
@@ -147,18 +187,23 @@ done:
 }
 
 /* load(path, variant, dtype, dtype_for, offload, fsdp, headroom, on_oom,
- * verify, read, scratch, progress) -> hoist._core.Loaded */
+ * verify, read, scratch, progress, patterns, filter) -> hoist._core.Loaded;
+ * patterns: a tuple of str or None, filter: a callable or None. */
 static PyObject *runtime_load(PyObject *self, PyObject *args) {
   const char *path, *variant, *dtype, *dtype_for, *offload, *fsdp;
   long long headroom;
   int on_oom, verify, read_mode;
   unsigned long long scratch;
-  PyObject *progress;
-  if (!PyArg_ParseTuple(args, "szzzzzLipiKO", &path, &variant, &dtype, &dtype_for, &offload,
-                        &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch, &progress))
+  PyObject *progress, *patterns, *filter;
+  if (!PyArg_ParseTuple(args, "szzzzzLipiKOOO", &path, &variant, &dtype, &dtype_for, &offload,
+                        &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch, &progress,
+                        &patterns, &filter))
     return NULL;
   hp_runtime *r = open_core(self);
   if (r == NULL) return NULL;
+  const char **globs = NULL;
+  PyObject *keep = NULL;
+  if (hp_patterns(patterns, &globs, &keep) < 0) return NULL;
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
   po.variant = variant;
   po.dtype = dtype; /* order by the bytes that will land, as the CLI does */
@@ -172,7 +217,23 @@ static PyObject *runtime_load(PyObject *self, PyObject *args) {
   lo.verify = verify;
   lo.read_mode = (hoist_read_mode)read_mode;
   lo.scratch_bytes = scratch;
-  return hp_load_run(r, path, &po, &lo, progress);
+  lo.tensors = globs;
+  PyObject *loaded = hp_load_run(r, path, &po, &lo, progress, filter);
+  hp_patterns_free(globs, keep);
+  return loaded;
+}
+
+/* mem_info() -> (free_bytes, total_bytes) of the device now. */
+static PyObject *runtime_mem_info(PyObject *self, PyObject *unused) {
+  hp_runtime *r = open_core(self);
+  if (r == NULL) return NULL;
+  uint64_t free_b = 0, total_b = 0;
+  int rc;
+  Py_BEGIN_ALLOW_THREADS
+  rc = hoist_runtime_mem_info(r->rt, &free_b, &total_b);
+  Py_END_ALLOW_THREADS
+  if (rc != HOIST_OK) return hp_raise_last(rc, r->rt, NULL);
+  return Py_BuildValue("(KK)", (unsigned long long)free_b, (unsigned long long)total_b);
 }
 
 /* take_log() -> ([(level, text), ..], dropped) */
@@ -201,6 +262,10 @@ static PyMethodDef runtime_methods[] = {
     {"close", runtime_close, METH_NOARGS, "Drops the runtime (closed when its loads are)."},
     {"plan", runtime_plan, METH_VARARGS, "plan(path, variant, dtype) -> (components, order)"},
     {"load", runtime_load, METH_VARARGS, "load(path, ...) -> Loaded"},
+    {"load_into", hp_runtime_load_into, METH_VARARGS,
+     "load_into(path, component, targets, strict, patterns, filter, verify, read, progress) "
+     "-> (missing, unexpected)"},
+    {"mem_info", runtime_mem_info, METH_NOARGS, "mem_info() -> (free_bytes, total_bytes)"},
     {"take_log", runtime_take_log, METH_NOARGS, "take_log() -> (lines, dropped)"},
     {NULL, NULL, 0, NULL},
 };

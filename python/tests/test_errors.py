@@ -126,6 +126,9 @@ def test_bad_runtime_arguments(kwargs, exc):
     ({"offload": [3]}, TypeError),
     ({"progress": 3}, TypeError),
     ({"variant": 16}, TypeError),
+    ({"tensors": []}, ValueError),
+    ({"tensors": 3}, TypeError),
+    ({"tensors": ["a.*", 3]}, TypeError),
 ])
 def test_bad_load_arguments(np_pipeline, kwargs, exc):
     with hoist.Runtime("host") as rt:
@@ -139,16 +142,20 @@ def test_closed_runtime(np_pipeline):
     rt = hoist.Runtime("host")
     rt.close()
     rt.close()  # twice is fine
-    for call in (lambda: rt.load(np_pipeline), lambda: rt.plan(np_pipeline)):
+    for call in (lambda: rt.load(np_pipeline), lambda: rt.plan(np_pipeline), rt.mem_info,
+                 lambda: rt.load_into(np_pipeline, "transformer", {})):
         with pytest.raises(ValueError, match="Runtime is closed"):
             call()
 
 
-def test_single_file_is_not_loadable_yet(np_pipeline):
+def test_a_file_that_is_not_safetensors(tmp_path, hoist_cli):
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"weights")
     with hoist.Runtime("host") as rt:
-        with pytest.raises(hoist.Error, match="single .safetensors file") as err:
-            rt.load(np_pipeline / "transformer" / "model.safetensors")
-    assert err.value.status == "UNSUPPORTED"
+        with pytest.raises(hoist.InvalidInput, match="not a .safetensors file") as err:
+            rt.load(other, progress=False)
+        assert err.value.status == "BAD_PIPELINE"
+        assert_same_as_cli(err.value, hoist_cli, str(other))
 
 
 def test_status_table():

@@ -1,5 +1,6 @@
-"""Ctrl-C during Runtime.load raises KeyboardInterrupt with nothing left
-allocated; so does an exception from the progress callback.  Progress comes
+"""Ctrl-C during Runtime.load or Runtime.load_into raises
+KeyboardInterrupt with nothing left allocated; so does an exception from
+the progress callback.  Progress comes
 on the calling thread, per component in load order."""
 
 import os
@@ -26,7 +27,7 @@ def slow_runtime():
     return hoist.Runtime("host", capacity=CAP, threads=1, chunk=4096)
 
 
-def test_sigint_cancels_the_load(flux_large, probe_dir):
+def test_sigint_cancels_the_load(flux_large):
     seen = []
     timer = []
 
@@ -45,13 +46,37 @@ def test_sigint_cancels_the_load(flux_large, probe_dir):
         finished = {c for c, done, total in seen if done == total}
         weighted = [c["name"] for c in plan.components if c["inferred_bytes"]]
         assert finished != set(weighted), "the load ended before the interrupt"
-        assert free_bytes(rt, probe_dir, CAP) == CAP  # nothing left allocated
+        assert free_bytes(rt) == CAP  # nothing left allocated
         with rt.load(flux_large, progress=False) as loaded:  # and the runtime still loads
             assert len(loaded) == 4
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
 
 
-def test_exception_in_progress_cancels(flux_large, probe_dir):
+def test_sigint_cancels_load_into(flux_large):
+    """Into numpy buffers as F32 (a conversion: the scratch is allocated)."""
+    import numpy as np
+
+    with slow_runtime() as rt:
+        with rt.load(flux_large, tensors="encoder.block.*", progress=False) as loaded:
+            into = {n: np.empty(t.shape, np.float32) for n, t in loaded["text_encoder_2"].items()}
+        timer = []
+
+        def progress(component, done, total):
+            if not timer:
+                timer.append(threading.Timer(0.01, os.kill, (os.getpid(), signal.SIGINT)))
+                timer[0].start()
+
+        with pytest.raises(KeyboardInterrupt):
+            rt.load_into(flux_large, "text_encoder_2", into, tensors="encoder.block.*",
+                         read="pread", verify=True, progress=progress)
+        timer[0].join()
+        assert free_bytes(rt) == CAP  # nothing left allocated
+        rt.load_into(flux_large, "text_encoder_2", into, tensors="encoder.block.*",
+                     progress=False)  # and the runtime still loads
+        assert free_bytes(rt) == CAP
+
+
+def test_exception_in_progress_cancels(flux_large):
     class Stop(Exception):
         pass
 
@@ -61,7 +86,7 @@ def test_exception_in_progress_cancels(flux_large, probe_dir):
     with slow_runtime() as rt:
         with pytest.raises(Stop):
             rt.load(flux_large, read="pread", progress=progress)
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
 
 
 def test_progress_reports_every_component_in_order(np_pipeline):

@@ -15,14 +15,14 @@ from conftest import free_bytes
 CAP = 64 << 20
 
 
-def test_close_keeps_exported_memory_until_the_last_array_dies(np_pipeline, probe_dir):
+def test_close_keeps_exported_memory_until_the_last_array_dies(np_pipeline):
     want = load_file(str(np_pipeline / "text_encoder" / "model.safetensors"))
     with hoist.Runtime("host", capacity=CAP) as rt:
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
         loaded = rt.load(np_pipeline, progress=False)
         used = sum(c["device_bytes"] for c in loaded.components)
         assert used > 0
-        assert free_bytes(rt, probe_dir, CAP) == CAP - used
+        assert free_bytes(rt) == CAP - used
         emb = np.from_dlpack(loaded["text_encoder"]["emb"])
         ids = loaded["text_encoder"]["ids"].numpy()
         tensor = loaded["transformer"]["a.weight"]
@@ -30,38 +30,38 @@ def test_close_keeps_exported_memory_until_the_last_array_dies(np_pipeline, prob
         loaded.close()
         # The arrays still read the loaded bytes; the arenas are still held.
         assert np.array_equal(emb, want["emb"]) and np.array_equal(ids, want["ids"])
-        assert free_bytes(rt, probe_dir, CAP) == CAP - used
+        assert free_bytes(rt) == CAP - used
         # Views of a closed load refuse new exports.
         with pytest.raises(ValueError, match="closed"):
             tensor.__dlpack__()
         with pytest.raises(ValueError, match="closed"):
             loaded["transformer"]["a.bias"]
         del emb
-        assert free_bytes(rt, probe_dir, CAP) == CAP - used
+        assert free_bytes(rt) == CAP - used
         del ids
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
 
 
-def test_with_block_and_gc_of_a_cycle(np_pipeline, probe_dir):
+def test_with_block_and_gc_of_a_cycle(np_pipeline):
     with hoist.Runtime("host", capacity=CAP) as rt:
         with rt.load(np_pipeline, progress=False) as loaded:
             cycle = [np.from_dlpack(loaded["transformer"]["steps"])]
             cycle.append(cycle)
         assert loaded.closed
-        assert free_bytes(rt, probe_dir, CAP) < CAP
+        assert free_bytes(rt) < CAP
         del cycle
         gc.collect()
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
 
 
-def test_unconsumed_capsule_frees_its_hold(np_pipeline, probe_dir):
+def test_unconsumed_capsule_frees_its_hold(np_pipeline):
     with hoist.Runtime("host", capacity=CAP) as rt:
         loaded = rt.load(np_pipeline, progress=False)
         capsule = loaded["transformer"]["a.weight"].__dlpack__()
         loaded.close()
-        assert free_bytes(rt, probe_dir, CAP) < CAP
+        assert free_bytes(rt) < CAP
         del capsule
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP
 
 
 def test_runtime_closed_before_the_arrays(np_pipeline):
@@ -78,13 +78,13 @@ def test_runtime_closed_before_the_arrays(np_pipeline):
     del arr
 
 
-def test_release_refused_while_exported(np_pipeline, probe_dir):
+def test_release_refused_while_exported(np_pipeline):
     with hoist.Runtime("host", capacity=CAP) as rt:
         loaded = rt.load(np_pipeline, offload="text_encoder", progress=False)
         infos = {c["name"]: c for c in loaded.components}
         assert infos["text_encoder"]["residency"] == "offload"
         resident = infos["transformer"]["device_bytes"]
-        assert free_bytes(rt, probe_dir, CAP) == CAP - resident
+        assert free_bytes(rt) == CAP - resident
         t = loaded["text_encoder"]["emb"]
         with pytest.raises(hoist.Error, match=r"offloaded; call loaded.prepare\('text_encoder'\)"):
             np.from_dlpack(t)
@@ -95,7 +95,7 @@ def test_release_refused_while_exported(np_pipeline, probe_dir):
         assert loaded.prepare("text_encoder") is True
         assert loaded.prepare("text_encoder") is False  # already resident
         prepared = {c["name"]: c for c in loaded.components}["text_encoder"]["device_bytes"]
-        assert free_bytes(rt, probe_dir, CAP) == CAP - resident - prepared
+        assert free_bytes(rt) == CAP - resident - prepared
         arr = np.from_dlpack(t)
         want = load_file(str(np_pipeline / "text_encoder" / "model.safetensors"))
         assert np.array_equal(arr, want["emb"])
@@ -106,9 +106,9 @@ def test_release_refused_while_exported(np_pipeline, probe_dir):
         assert np.array_equal(arr, want["emb"])  # not freed under it
         del arr
         assert loaded.release("text_encoder") is True
-        assert free_bytes(rt, probe_dir, CAP) == CAP - resident
+        assert free_bytes(rt) == CAP - resident
         assert loaded.release("transformer") is False  # resident: nothing to free
         with pytest.raises(KeyError, match="no component 'nope'"):
             loaded.prepare("nope")
         loaded.close()
-        assert free_bytes(rt, probe_dir, CAP) == CAP
+        assert free_bytes(rt) == CAP

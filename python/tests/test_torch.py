@@ -109,14 +109,38 @@ def test_weights_iterator_over_a_pipeline_prefixes_components(flux):
 
 @pytest.mark.parametrize("device", DEVICES)
 def test_load_file_matches_safetensors(flux, device):
-    f = component_files(flux / "vae")[0]
-    try:
-        got = ht.load_file(f, device=device)
-    except hoist.Error as e:
-        if e.status != "UNSUPPORTED":
-            raise
-        pytest.skip(f"SKIP: {e.message}")
-    want = st_load_file(str(f), device=device)
-    assert got.keys() == want.keys()
-    for name in want:
-        assert same_bytes(got[name], want[name]), name
+    for f in component_files(flux / "vae") + component_files(flux / "transformer")[:1]:
+        for backend in ("mmap", "pread"):
+            got = ht.load_file(f, device=device, backend=backend)
+            want = st_load_file(str(f), device=device, backend=backend)
+            assert list(got) == list(want)  # the same order too
+            for name in want:
+                assert same_bytes(got[name], want[name]), name
+    with pytest.raises(ValueError, match="backend takes"):
+        ht.load_file(f, device=device, backend="telepathy")
+
+
+def test_weights_iterator_reads_only_the_filtered_weights(flux):
+    folder = flux / "text_encoder_2"
+    files = [str(f) for f in component_files(folder)]
+    want = reference(folder, "cpu")
+    for source in (folder, files[:1]):
+        names = [n for n, _ in ht.weights_iterator(source, "cpu", tensors="*.layer.0.*")]
+        assert names and all(".layer.0." in n for n in names)
+        if source is folder:
+            assert sorted(names) == sorted(n for n in want if ".layer.0." in n)
+    skip_head = [n for n, _ in ht.weights_iterator(folder, "cpu",
+                                                   tensors=lambda c, n: "block" not in n)]
+    assert sorted(skip_head) == sorted(n for n in want if "block" not in n)
+    with pytest.raises(hoist.InvalidArgument, match="matches no tensor"):
+        list(ht.weights_iterator(files, "cpu", tensors=["*.layer.0.*", "nothing*"]))
+    # Two of the transformer's three shards, loaded one by one: a glob need
+    # only match in one of them, and one that matches in neither is refused.
+    shards = [str(f) for f in component_files(flux / "transformer")][:2]
+    first = {n for n, _ in ht.weights_iterator(shards[:1], "cpu")}
+    second = {n for n, _ in ht.weights_iterator(shards[1:], "cpu")}
+    only_first, only_second = sorted(first)[0], sorted(second)[0]
+    names = [n for n, _ in ht.weights_iterator(shards, "cpu", tensors=[only_first, only_second])]
+    assert names == [only_first, only_second]
+    with pytest.raises(hoist.InvalidArgument, match="'nothing' matches no tensor of the files"):
+        list(ht.weights_iterator(shards, "cpu", tensors=[only_first, "nothing"]))
