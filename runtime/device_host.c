@@ -8,10 +8,13 @@
  * bytes; pinned (staging) memory is tracked separately so tests can prove
  * that nothing leaks on any path.
  *
- * Device memory comes from a memfd mapped shared (memfd_create + mmap), so
- * an allocation can be handed to another process over a Unix socket
- * (SCM_RIGHTS) and mapped there read-only, as a CUDA IPC handle is on a
- * GPU: `hoist serve` shares its arenas this way on the host backend. */
+ * Device memory is anonymous memory.  An allocation another process is to
+ * map (share_export: `hoist serve` shares its arenas on the host backend as
+ * a CUDA IPC handle does on a GPU) moves into a memfd at the same address
+ * the first time it is exported, so that it can be handed over a Unix
+ * socket (SCM_RIGHTS) and mapped there read-only.  Only then: shared
+ * memory from a memfd is filled about a third slower than anonymous memory
+ * (its pages are not huge pages), which every load would pay. */
 #include "convert_ref.h"
 #include "device.h"
 #include "kernels.h"
@@ -31,7 +34,7 @@
 typedef struct host_block {
   uint64_t addr;
   uint64_t bytes;  /* rounded to HOST_ALIGN: the accounted size and the mapping's */
-  int fd;          /* the memfd behind the mapping */
+  int fd;          /* the memfd behind the mapping once shared; -1 before */
   struct host_block *next;
 } host_block;
 
@@ -58,7 +61,7 @@ static void host_destroy(hoist__device *d) {
     hoist__log(d->rt, HOIST_LOG_WARN, "host device: %llu bytes still allocated at close",
               (unsigned long long)b->bytes);
     munmap((void *)(uintptr_t)b->addr, (size_t)b->bytes);
-    close(b->fd);
+    if (b->fd >= 0) close(b->fd);
     free(b);
     b = next;
   }
@@ -103,12 +106,10 @@ static int host_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
 
   host_block *b = malloc(sizeof *b);
   void *p = MAP_FAILED;
-  int fd = b != NULL ? memfd_create("hoist-device", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
-  if (fd >= 0 && ftruncate(fd, (off_t)rounded) == 0)
-    p = mmap(NULL, (size_t)rounded, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+  if (b != NULL)
+    p = mmap(NULL, (size_t)rounded, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) {
     int err = b == NULL ? ENOMEM : errno;
-    if (fd >= 0) close(fd);
     free(b);
     uv_mutex_lock(&h->lock);
     h->allocated -= rounded;
@@ -118,7 +119,7 @@ static int host_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
   }
   b->addr = (uint64_t)(uintptr_t)p;
   b->bytes = rounded;
-  b->fd = fd;
+  b->fd = -1;
   uv_mutex_lock(&h->lock);
   b->next = h->blocks;
   h->blocks = b;
@@ -146,7 +147,7 @@ static void host_free(hoist__device *d, uint64_t addr) {
     return;
   }
   munmap((void *)(uintptr_t)b->addr, (size_t)b->bytes);
-  close(b->fd);
+  if (b->fd >= 0) close(b->fd);
   free(b);
 }
 
@@ -261,6 +262,33 @@ static uint64_t host_default_headroom(const hoist__device *d, uint64_t total_byt
  * neither map it writable (F_SEAL_FUTURE_WRITE; this process's mapping
  * keeps working) nor see it shrink under its mapping.  Kernels before 5.1
  * lack the write seal: there read-only is the receiver's PROT_READ alone. */
+/* Moves block b's bytes into a memfd mapped shared at the same address
+ * (MAP_FIXED replaces the anonymous pages in one step), so that another
+ * process can map them; b must not be written meanwhile (exports come
+ * after the load that filled it).  Under the device's lock. */
+static int host_block_to_memfd(hoist__device *d, host_block *b) {
+  int fd = memfd_create("hoist-device", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+  int rc = fd >= 0 && ftruncate(fd, (off_t)b->bytes) == 0 ? HOIST_OK : HOIST_IO;
+  const unsigned char *p = (const unsigned char *)(uintptr_t)b->addr;
+  for (uint64_t off = 0; rc == HOIST_OK && off < b->bytes;) {
+    ssize_t n = pwrite(fd, p + off, (size_t)(b->bytes - off), (off_t)off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) rc = HOIST_IO;
+    else off += (uint64_t)n;
+  }
+  if (rc == HOIST_OK && mmap((void *)(uintptr_t)b->addr, (size_t)b->bytes,
+                             PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, fd, 0) == MAP_FAILED)
+    rc = HOIST_IO;
+  if (rc != HOIST_OK) {
+    int e = errno;
+    if (fd >= 0) close(fd);
+    return hoist__fail(d->rt, rc, "host device: cannot share an allocation of %llu bytes: %s",
+                       (unsigned long long)b->bytes, strerror(e));
+  }
+  b->fd = fd;
+  return HOIST_OK;
+}
+
 static int host_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
   host_device *h = as_host(d);
   memset(out, 0, sizeof *out);
@@ -268,9 +296,11 @@ static int host_share_export(hoist__device *d, uint64_t addr, hoist__share_handl
   uv_mutex_lock(&h->lock);
   host_block *b = h->blocks;
   while (b != NULL && b->addr != addr) b = b->next;
+  int rc = b != NULL && b->fd < 0 ? host_block_to_memfd(d, b) : HOIST_OK;
   int fd = b != NULL ? b->fd : -1;
   uv_mutex_unlock(&h->lock);
-  if (fd < 0)
+  if (rc != HOIST_OK) return rc;
+  if (b == NULL)
     return hoist__fail(d->rt, HOIST_INVALID_ARGUMENT,
                       "host device: %#llx is not the start of an allocation",
                       (unsigned long long)addr);
