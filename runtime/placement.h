@@ -28,6 +28,9 @@ typedef struct placed_tensor {
   uint64_t off;                 /* offset in the component's span */
   hoist_tensor_info dev;        /* as on the device: t with the target dtype
                                    and its byte size when converted */
+  const struct hoist__shard_part *shard; /* loads with ranks: t is this rank's
+                                   part of the file's tensor (shard.h); NULL
+                                   for a whole tensor */
 } placed_tensor;
 
 /* A component of a load: the discovered component (info, its slot: its
@@ -60,13 +63,20 @@ typedef struct loaded_component {
   arena_set arenas;             /* where the span lives on the device */
   void *host_copy;              /* offload: pinned host copy of the span */
   uint64_t holds;               /* hoist_loaded_hold count (under l->lock) */
+  /* Loads with ranks (shard.h, group_load.c): the split tensors' local
+   * descriptions (owned; NULL when nothing is split), and for a component
+   * replicated over the ranks the span range this rank reads itself
+   * (own_end 0: all of it). */
+  struct hoist__shard_table *shards;
+  uint64_t own_begin, own_end;
 } loaded_component;
 
 /* Device address of a placed tensor in arenas a (a->n > 0). */
 uint64_t hoist__tensor_addr(const arena_set *a, const placed_tensor *pt);
 /* Index of the arena of a that a placed tensor lies in. */
 int hoist__tensor_arena(const arena_set *a, const placed_tensor *pt);
-/* Places c's tensors (c->files, c->info set): each with its device dtype
+/* Places c's tensors (c->files, c->info, c->shards set): each (or this
+ * rank's part of it, when c->shards splits it) with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the
  * span rounded to granularity), converts, by_name, pub.bytes and
