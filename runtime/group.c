@@ -759,8 +759,9 @@ static int hub_join(hoist_group *g, const meeting *m, double deadline) {
     struct pollfd pfd = {lfd, POLLIN, 0};
     if (left <= 0) break;
     if (poll(&pfd, 1, (int)(left * 1000) + 1) <= 0) continue;
-    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+    int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC), one = 1;
     if (fd < 0) continue;
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one); /* votes are small */
     const int v = admit_hello(g, m, fd, deadline, &status, msg, sizeof msg);
     if (v == 0) joined++;
     else if (v > 0) close(fd);

@@ -6,6 +6,7 @@
 #define HOIST_CLI_LOAD_OPTS_H
 
 #include "cli.h"
+#include "cli_group.h"
 
 typedef struct cli_load_opts {
   hoist_config cfg;
@@ -14,6 +15,7 @@ typedef struct cli_load_opts {
   int json;
   int progress_bar; /* stderr is a terminal and not --json */
   char dtype_for[2048]; /* --dtype-for entries joined with commas (load.dtype_for) */
+  cli_group_opts group; /* other ranks (cli_group.h) */
 } cli_load_opts;
 
 /* Parses one option at argv[*i] (advancing *i past its value).  Returns 1

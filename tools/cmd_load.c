@@ -10,8 +10,9 @@
 static void usage(FILE *out) {
   fprintf(out, "usage: hoist load [--json] [OPTIONS] PIPELINE\n\n"
                "Loads every component of PIPELINE (a dir with model_index.json, or a dir of\n"
-               "weights) into device memory, heavy components first.\n\noptions:\n%s",
-          cli_load_opts_help);
+               "weights) into device memory, heavy components first.\n\noptions:\n%s"
+               "\nloading with other ranks (several GPUs, or processes):\n%s",
+          cli_load_opts_help, cli_group_help);
 }
 
 static cJSON *num(double v) { return cJSON_CreateNumber(v); }
@@ -47,6 +48,7 @@ int cmd_load(int argc, char **argv) {
     path = argv[i];
   }
   if (path == NULL) return cli_usage_error("load", "missing PIPELINE");
+  if (cli_group_wanted(&o.group)) return cmd_load_group(&o, path); /* ranks: cmd_load_group.c */
 
   static volatile int cancel;
   cli_install_cancel(&cancel);
