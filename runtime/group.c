@@ -10,7 +10,9 @@
  * endian) and the payload.  An exchange is a CONTRIB from every rank to the
  * hub and one RESULT from the hub to every rank with all contributions; a
  * rank that stops its load sends STOP, which the hub forwards; the hub
- * sends FAIL when it loses a rank.  A thread per group reads every
+ * sends FAIL when it loses a rank; a rank that closes its group says BYE,
+ * so that leaving after the last exchange fails nobody, while an exchange
+ * still waiting for it fails.  A thread per group reads every
  * connection, sends a heartbeat every timeout / 4 (at most every second)
  * and declares a rank lost when nothing came from it for the timeout, or
  * when its connection closed: a killed rank's connection closes at once,
@@ -45,7 +47,7 @@
 #define MAX_FRAME (UINT64_C(1) << 40)
 #define DEFAULT_TIMEOUT 60.0
 
-enum { F_HELLO = 1, F_WELCOME, F_REFUSE, F_BEAT, F_CONTRIB, F_RESULT, F_STOP, F_FAIL };
+enum { F_HELLO = 1, F_WELCOME, F_REFUSE, F_BEAT, F_CONTRIB, F_RESULT, F_STOP, F_FAIL, F_BYE };
 
 /* One connection: to the hub (on a rank > 0) or to rank r (on the hub). */
 typedef struct peer_link {
@@ -61,6 +63,7 @@ typedef struct peer_link {
   uint64_t seq;
   unsigned char *data;
   uint64_t len;
+  int left; /* it closed its group (BYE): its end of file is no failure */
 } peer_link;
 
 struct hoist__local_set; /* ranks of one process (nccl_group.c) */
@@ -246,7 +249,12 @@ static void on_frame(hoist_group *g, peer_link *l, uint32_t type, uint64_t seq, 
     uv_mutex_unlock(&g->lock);
     return;
   }
-  if (type == F_STOP && len >= 4) {
+  if (type == F_BYE) {
+    uv_mutex_lock(&g->lock);
+    l->left = 1;
+    uv_cond_broadcast(&g->cond);
+    uv_mutex_unlock(&g->lock);
+  } else if (type == F_STOP && len >= 4) {
     const int origin = (int)get_u32(payload);
     uv_mutex_lock(&g->lock);
     const int first = g->stop_origin < 0;
@@ -343,7 +351,7 @@ static void group_thread(void *arg) {
     }
     for (int i = 0; i < g->nlinks; i++) {
       peer_link *l = &g->links[i];
-      if (l->fd >= 0 && now - l->heard > g->timeout) {
+      if (l->fd >= 0 && !l->left && now - l->heard > g->timeout) {
         char why[96];
         snprintf(why, sizeof why, "sent nothing for %.0f s (it is stuck, or its host is gone)",
                  g->timeout);
@@ -363,7 +371,7 @@ static void group_thread(void *arg) {
       peer_link *l = &g->links[i];
       if (l->fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       if (!read_link(g, l)) {
-        lose_link(g, l, "closed its connection (it exited, was killed or left the group)");
+        if (!l->left) lose_link(g, l, "closed its connection (it exited or was killed)");
         uv_mutex_lock(&l->send_lock);
         close(l->fd);
         l->fd = -1;
@@ -376,9 +384,17 @@ static void group_thread(void *arg) {
 
 /* ---- Exchanges */
 
-/* Waits (lock held) until l holds frame seq, or the group fails. */
+/* Waits (lock held) until l holds frame seq, or the group fails, or l's
+ * rank left without sending it (the group fails then: everyone waits for
+ * every rank). */
 static int wait_frame(hoist_group *g, peer_link *l, uint64_t seq) {
-  while (!(l->have && l->seq == seq) && !g->failed) uv_cond_wait(&g->cond, &g->lock);
+  while (!(l->have && l->seq == seq) && !g->failed && !l->left) uv_cond_wait(&g->cond, &g->lock);
+  if (l->have && l->seq == seq) return 0; /* a frame that came before a close counts */
+  if (!g->failed) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "group: rank %d left the group during a load", l->rank);
+    fail_locked(g, HOIST_GROUP_LOST, msg);
+  }
   return g->failed;
 }
 
@@ -388,8 +404,13 @@ static int hub_exchange(hoist_group *g, const void *mine, uint64_t len, unsigned
   uv_mutex_lock(&g->lock);
   int failed = 0;
   for (int i = 0; i < g->nlinks && !failed; i++) failed = wait_frame(g, &g->links[i], g->seq);
+  char msg[HOIST_ERROR_MAX];
+  snprintf(msg, sizeof msg, "%s", g->fail_msg);
   uv_mutex_unlock(&g->lock);
-  if (failed) return hoist__group_failure(g);
+  if (failed) {
+    tell_failure(g, failed, msg);
+    return hoist__group_failure(g);
+  }
   uint64_t total = 8 * (uint64_t)g->world + len;
   for (int i = 0; i < g->nlinks; i++) total += g->links[i].len;
   unsigned char *res = malloc(total);
@@ -517,10 +538,15 @@ void hoist__group_stop(hoist_group *g) {
 }
 
 int hoist__group_stopped_by_peer(const hoist_group *g) {
+  const int origin = hoist__group_stop_origin(g);
+  return origin >= 0 && origin != g->rank;
+}
+
+int hoist__group_stop_origin(const hoist_group *g) {
   uv_mutex_lock((uv_mutex_t *)&g->lock);
-  const int by_peer = g->stop_origin >= 0 && g->stop_origin != g->rank;
+  const int origin = g->stop_origin;
   uv_mutex_unlock((uv_mutex_t *)&g->lock);
-  return by_peer;
+  return origin;
 }
 
 double hoist__group_timeout(const hoist_group *g) { return g->timeout; }
@@ -571,6 +597,29 @@ static hoist_group *group_new(int rank, int world, int local_rank, double timeou
   return g;
 }
 
+/* Closes the connections gracefully: what this rank sent (a last result)
+ * goes out before its end of file, and what the others still send is read
+ * until they close too (at most a second), so no connection is reset with
+ * a result unread at the other end. */
+static int write_frame(int fd, uint32_t type, const void *p, uint64_t len);
+
+static void linger_close(hoist_group *g) {
+  const double deadline = now_s() + 1.0;
+  for (int i = 0; i < g->nlinks; i++)
+    if (g->links[i].fd >= 0 && write_frame(g->links[i].fd, F_BYE, NULL, 0) == 0)
+      shutdown(g->links[i].fd, SHUT_WR);
+  for (int i = 0; i < g->nlinks; i++) {
+    peer_link *l = &g->links[i];
+    char buf[4096];
+    while (l->fd >= 0 && now_s() < deadline) {
+      struct pollfd pfd = {l->fd, POLLIN, 0};
+      if (poll(&pfd, 1, (int)((deadline - now_s()) * 1000) + 1) <= 0) break;
+      const ssize_t n = recv(l->fd, buf, sizeof buf, 0);
+      if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) break;
+    }
+  }
+}
+
 void hoist__group_nccl_release(hoist_group *g); /* nccl_group.c */
 
 void hoist_group_close(hoist_group *g) {
@@ -581,6 +630,7 @@ void hoist_group_close(hoist_group *g) {
   uv_mutex_unlock(&g->lock);
   wake_thread(g);
   if (g->thread_started) uv_thread_join(&g->thread);
+  linger_close(g);
   for (int i = 0; i < g->nlinks; i++) {
     if (g->links[i].fd >= 0) close(g->links[i].fd);
     free(g->links[i].data);
@@ -846,8 +896,9 @@ static int rank_join(hoist_group *g, meeting *m, double deadline) {
   memcpy(hello + 12, m->token, TOKEN_BYTES);
   uint32_t type = 0;
   uint64_t len = 0;
+  /* Rank 0 decides at the deadline; its verdict gets a few seconds more. */
   if (write_frame(fd, F_HELLO, hello, sizeof hello) != 0 ||
-      read_frame(fd, deadline, &type, reply, sizeof reply - 1, &len) != 0) {
+      read_frame(fd, deadline + 5, &type, reply, sizeof reply - 1, &len) != 0) {
     close(fd);
     return hoist__fail(NULL, HOIST_GROUP_LOST,
                        "group: rank %d: rank 0 did not welcome it within %.0f s", g->rank,

@@ -45,6 +45,8 @@ void hoist__group_stop(hoist_group *g);
 /* Whether this rank's stop flag was set by another rank (its own load then
  * stopped because of that rank, not on its own). */
 int hoist__group_stopped_by_peer(const hoist_group *g);
+/* The rank that stopped the current load (-1: none). */
+int hoist__group_stop_origin(const hoist_group *g);
 
 /* The group's failure (0 when it has none), with its detail recorded as
  * the calling thread's error when it has one. */

@@ -60,7 +60,9 @@ static uint64_t get(const unsigned char **p, int bytes) {
 static vote my_vote(hoist__group_load *gl, int status, uint64_t value, const char *component) {
   vote v = {.status = status, .value = value};
   if (status != HOIST_OK) snprintf(v.message, sizeof v.message, "%s", hoist__thread_last_error());
-  if (status == HOIST_CANCELLED && hoist__group_stopped_by_peer(gl->g)) v.flags |= STOPPED_BY_PEER;
+  const int origin = hoist__group_stop_origin(gl->g);
+  if (status == HOIST_CANCELLED && origin >= 0 && (uint32_t)origin != gl->rank)
+    v.flags |= STOPPED_BY_PEER | (uint32_t)origin << 8;
   if (component != NULL) snprintf(v.component, sizeof v.component, "%s", component);
   return v;
 }
@@ -125,6 +127,11 @@ static int resolve(hoist_runtime *rt, hoist__group_load *gl, const vote *votes,
   gl->agreed = 1;
   if (v->component[0] != '\0')
     hoist__admission_failure(failure, v->component, v->need, v->free_bytes);
+  /* Every failure came from a stop: the rank that stopped the load (its
+   * user cancelled after its own step had succeeded) is named. */
+  if (v->flags & STOPPED_BY_PEER)
+    return hoist__fail(rt, v->status, "rank %u cancelled the load (rank %d: %s)", v->flags >> 8,
+                       pick, v->message);
   if ((uint32_t)pick == gl->rank) return hoist__fail(rt, v->status, "%s", v->message);
   return hoist__fail(rt, v->status, "rank %d: %s", pick, v->message);
 }

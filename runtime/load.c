@@ -457,10 +457,11 @@ static void release_transients(load_run *r, size_t position) {
 static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
   int rc = HOIST_OK;
+  if (c->ntensors == 0) return rc; /* no vote: ranks that are done may have left */
   if (r->cancel != NULL && *r->cancel)
     rc = hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   /* With ranks a failure goes on to the next vote, which tells every rank. */
-  if (c->ntensors == 0 || (rc != HOIST_OK && r->gl.g == NULL)) return rc;
+  if (rc != HOIST_OK && r->gl.g == NULL) return rc;
   const double c0 = now_seconds();
   bool to_host = r->offload[position];
   if (!to_host && (rc = admit_and_place(r, position, rc, &to_host)) != HOIST_OK) return rc;
