@@ -17,6 +17,7 @@
 #include <cuda_runtime.h>
 #include <dlfcn.h>
 #include <glob.h>
+#include <link.h>
 #include <nccl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,7 +76,11 @@ static bool try_open(candidates *c, const char *path) {
   NCCL_FUNCS(NCCL_RESOLVE_)
 #undef NCCL_RESOLVE_
   nc.handle = h;
-  snprintf(nc.path, sizeof nc.path, "%s", path);
+  /* The file the dynamic linker chose, when it searched for a bare name. */
+  struct link_map *lm = NULL;
+  const bool named = dlinfo(h, RTLD_DI_LINKMAP, &lm) == 0 && lm != NULL && lm->l_name != NULL &&
+                     lm->l_name[0] != '\0';
+  snprintf(nc.path, sizeof nc.path, "%s", named ? lm->l_name : path);
   return true;
 }
 
