@@ -11,7 +11,8 @@ const char cli_group_help[] =
     "                     writes its loopback address there); default:\n"
     "                     $HOIST_RENDEZVOUS, else tcp://$MASTER_ADDR:$MASTER_PORT+1\n"
     "  --group-timeout S  a rank silent this long is lost (default 60)\n"
-    "  --devices LIST     one rank per device in this process (cuda:0,cuda:1,..)\n"
+    "  --devices LIST     one rank per device in this process (cuda:0,cuda:1,..)\n"    "  --repeat N         with ranks: load N times and report each load's seconds\n"
+    "                     (every rank ready before the first; for benchmarks)\n"
     "  --shard PLAN       tensor parallel: NAME:GLOB=DIM[,..] splits the tensors of\n"
     "                     component NAME matching GLOB on dimension DIM across ranks\n"
     "                     With ranks, --fsdp components load as this rank's FSDP2\n"
@@ -22,6 +23,7 @@ const char cli_group_help[] =
 void cli_group_opts_init(cli_group_opts *g) {
   memset(g, 0, sizeof *g);
   g->opts = (hoist_group_options)HOIST_GROUP_OPTIONS_INIT;
+  g->repeat = 1;
 }
 
 static const char *value(const char *cmd, int argc, char **argv, int *i) {
@@ -38,7 +40,7 @@ int cli_group_opt(const char *cmd, int argc, char **argv, int *i, cli_group_opts
   uint64_t n = 0;
   if (strcmp(a, "--rank") != 0 && strcmp(a, "--world-size") != 0 &&
       strcmp(a, "--rendezvous") != 0 && strcmp(a, "--group-timeout") != 0 &&
-      strcmp(a, "--devices") != 0 && strcmp(a, "--shard") != 0)
+      strcmp(a, "--devices") != 0 && strcmp(a, "--shard") != 0 && strcmp(a, "--repeat") != 0)
     return 0;
   if ((v = value(cmd, argc, argv, i)) == NULL) return -1;
   if (strcmp(a, "--rank") == 0) {
@@ -59,6 +61,9 @@ int cli_group_opt(const char *cmd, int argc, char **argv, int *i, cli_group_opts
     g->opts.timeout_seconds = (double)n;
   } else if (strcmp(a, "--devices") == 0) {
     g->devices = v;
+  } else if (strcmp(a, "--repeat") == 0) {
+    if (!cli_parse_uint(v, 1, 1000, &n)) return cli_usage_error(cmd, "--repeat takes 1..1000"), -1;
+    g->repeat = (unsigned)n;
   } else {
     load->shard = v;
   }

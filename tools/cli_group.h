@@ -11,6 +11,7 @@ typedef struct cli_group_opts {
   hoist_group_options opts;
   int given;           /* --rank, --world-size or --rendezvous was given */
   const char *devices; /* --devices: ranks of this process, one per device */
+  unsigned repeat;     /* --repeat: loads per rank (benchmarks), default 1 */
 } cli_group_opts;
 
 void cli_group_opts_init(cli_group_opts *g);

@@ -138,6 +138,9 @@ static int bench_load(int argc, char **argv) {
     path = argv[i];
   }
   if (path == NULL) return cli_usage_error("bench load", "missing PIPELINE");
+  if (o.group.given || o.group.devices != NULL || o.load.shard != NULL)
+    return cli_usage_error("bench load", "loads with ranks are measured by `hoist load --repeat N` "
+                                         "(bench/multi_gpu.sh)");
   static volatile int cancel;
   cli_install_cancel(&cancel);
   o.load.cancel = &cancel;
