@@ -12,12 +12,12 @@ and :mod:`hoist.diffusers` (from_pretrained).  See the package README.
 
 from ._errors import (Busy, DeviceError, DoesNotFit, Error, InvalidArgument, InvalidInput,
                       VerifyMismatch)
-from ._api import Loaded, Plan, Runtime, StateDict, Tensor
+from ._api import Loaded, Plan, Runtime, ShardInfo, StateDict, Tensor
 from . import _core
 
 __version__ = "0.1.0"
 library_version = _core.library_version
 
-__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "Error", "InvalidArgument",
+__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "ShardInfo", "Error", "InvalidArgument",
            "InvalidInput", "DoesNotFit", "DeviceError", "VerifyMismatch", "Busy",
            "library_version"]

@@ -84,6 +84,8 @@ _TABLE = (
     (-74, -74, VerifyMismatch, 1),     # VERIFY_MISMATCH
     (-7, -7, Busy, 1),                 # BUSY: released while exported
     (-5, -5, Error, 130),              # CANCELLED
+    (-100, -100, InvalidInput, 3),     # GROUP_MISMATCH: the ranks' inputs differ
+    (-102, -102, DeviceError, 5),      # NO_NCCL: several GPUs need it
 )
 
 

@@ -117,9 +117,12 @@ PyObject *hp_loaded_wrap(hp_loaded *h);
 /* The load of runtime_obj.c's Runtime.load on a C thread (load_job.c):
  * the GIL is released while it runs, signals are checked in short slices
  * (Ctrl-C cancels it), and progress is reported to `progress` (a callable
- * or None) on the calling thread.  path and options are borrowed. */
+ * or None) on the calling thread.  With go (not NULL) the loading thread
+ * first joins that group of ranks and leaves it after the load.  path and
+ * options are borrowed. */
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
-                      const hoist_load_options *lo, PyObject *progress);
+                      const hoist_load_options *lo, const hoist_group_options *go,
+                      PyObject *progress);
 
 /* ---- DLPack (dlpack.c). */
 

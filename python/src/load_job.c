@@ -36,6 +36,7 @@ typedef struct load_job {
   const char *path;
   const hoist_pipeline_options *po;
   hoist_load_options lo;
+  const hoist_group_options *go; /* NULL: a load alone */
   volatile int cancel;
   hoist_load_failure failure;
   int rc;
@@ -89,9 +90,15 @@ static void *load_thread(void *arg) {
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
   hoist_runtime *rt = j->owner->rt;
-  j->rc = hoist_pipeline_open(rt, j->path, j->po, &j->p);
+  hoist_group *g = NULL;
+  /* With ranks the group lives for the load: the loaded pipeline does not
+   * need it afterwards. */
+  j->rc = j->go != NULL ? hoist_group_create(j->go, &g) : HOIST_OK;
+  j->lo.group = g;
+  if (j->rc == HOIST_OK) j->rc = hoist_pipeline_open(rt, j->path, j->po, &j->p);
   if (j->rc == HOIST_OK) j->rc = hoist_load_pipeline(rt, j->p, &j->lo, &j->l);
   if (j->rc != HOIST_OK) snprintf(j->message, sizeof j->message, "%s", hoist_last_error(rt));
+  hoist_group_close(g);
   pthread_mutex_lock(&j->mu);
   j->finished = 1;
   pthread_cond_signal(&j->cv);
@@ -143,13 +150,15 @@ static int wait_slice(load_job *j) {
 }
 
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
-                      const hoist_load_options *lo, PyObject *progress) {
+                      const hoist_load_options *lo, const hoist_group_options *go,
+                      PyObject *progress) {
   load_job *j = calloc(1, sizeof *j);
   if (j == NULL) return PyErr_NoMemory();
   j->owner = owner;
   j->path = path;
   j->po = po;
   j->lo = *lo;
+  j->go = go;
   j->lo.cancel = &j->cancel;
   j->lo.failure = &j->failure;
   if (progress != Py_None) {

@@ -180,6 +180,33 @@ static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
                        shape_tuple(carrier_dims, cn));
 }
 
+/* shard(i, name) -> (sharded, rank, world_size, dim, offset, length,
+ * padded_length, global shape): which part of the tensor this rank holds. */
+static PyObject *loaded_shard(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  const char *name;
+  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
+  hp_loaded *h = core_at(self, i);
+  if (h == NULL) return NULL;
+  const hoist_loaded_info *c = hoist_loaded_component(h->l, (size_t)i);
+  hoist_shard_info s;
+  int rc = hoist_loaded_tensor_shard(h->l, c->name, name, &s);
+  if (rc == HOIST_NOT_FOUND) {
+    PyErr_Format(PyExc_KeyError, "%s", name);
+    return NULL;
+  }
+  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
+  int64_t dims[64];
+  if (s.ndim > 64) {
+    PyErr_Format(PyExc_ValueError, "hoist: %s has %u dimensions", name, s.ndim);
+    return NULL;
+  }
+  for (uint32_t k = 0; k < s.ndim; k++) dims[k] = (int64_t)s.global_shape[k];
+  return Py_BuildValue("(OIIIKKKN)", s.sharded ? Py_True : Py_False, s.rank, s.world_size, s.dim,
+                       (unsigned long long)s.offset, (unsigned long long)s.length,
+                       (unsigned long long)s.padded_length, shape_tuple(dims, (int)s.ndim));
+}
+
 /* export(i, name) -> "dltensor" capsule */
 static PyObject *loaded_export(PyObject *self, PyObject *args) {
   Py_ssize_t i;
@@ -242,6 +269,8 @@ static PyMethodDef loaded_methods[] = {
     {"components", loaded_components, METH_NOARGS, "components() -> [dict], load order"},
     {"summary", loaded_summary, METH_NOARGS, "summary() -> (device, seconds, total_bytes)"},
     {"tensor_names", loaded_tensor_names, METH_VARARGS, "tensor_names(i) -> [str]"},
+    {"shard", loaded_shard, METH_VARARGS,
+     "shard(i, name) -> (sharded, rank, world_size, dim, offset, length, padded, shape)"},
     {"tensor", loaded_tensor, METH_VARARGS, "tensor(i, name) -> (dtype, shape, nbytes, ptr, "
                                             "carrier, carrier_shape)"},
     {"export", loaded_export, METH_VARARGS, "export(i, name) -> DLPack capsule"},

@@ -147,15 +147,18 @@ done:
 }
 
 /* load(path, variant, dtype, dtype_for, offload, fsdp, headroom, on_oom,
- * verify, read, scratch, progress) -> hoist._core.Loaded */
+ * verify, read, scratch, progress, shard, rank, world_size, rendezvous,
+ * group_timeout) -> hoist._core.Loaded; world_size 0: a load alone. */
 static PyObject *runtime_load(PyObject *self, PyObject *args) {
-  const char *path, *variant, *dtype, *dtype_for, *offload, *fsdp;
+  const char *path, *variant, *dtype, *dtype_for, *offload, *fsdp, *shard, *rendezvous;
   long long headroom;
-  int on_oom, verify, read_mode;
+  int on_oom, verify, read_mode, rank, world_size;
   unsigned long long scratch;
+  double group_timeout;
   PyObject *progress;
-  if (!PyArg_ParseTuple(args, "szzzzzLipiKO", &path, &variant, &dtype, &dtype_for, &offload,
-                        &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch, &progress))
+  if (!PyArg_ParseTuple(args, "szzzzzLipiKOziizd", &path, &variant, &dtype, &dtype_for, &offload,
+                        &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch, &progress,
+                        &shard, &rank, &world_size, &rendezvous, &group_timeout))
     return NULL;
   hp_runtime *r = open_core(self);
   if (r == NULL) return NULL;
@@ -172,7 +175,13 @@ static PyObject *runtime_load(PyObject *self, PyObject *args) {
   lo.verify = verify;
   lo.read_mode = (hoist_read_mode)read_mode;
   lo.scratch_bytes = scratch;
-  return hp_load_run(r, path, &po, &lo, progress);
+  lo.shard = shard;
+  hoist_group_options go = HOIST_GROUP_OPTIONS_INIT;
+  go.rank = rank;
+  go.world_size = world_size;
+  go.rendezvous = rendezvous;
+  go.timeout_seconds = group_timeout;
+  return hp_load_run(r, path, &po, &lo, world_size > 0 ? &go : NULL, progress);
 }
 
 /* take_log() -> ([(level, text), ..], dropped) */
