@@ -544,7 +544,10 @@ HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
  * HOIST_NOT_FOUND when the name is unknown, or HOIST_UNSUPPORTED when the
  * component is offloaded and not prepared.  *info (optional) describes the
  * tensor as it lies on the device: with a dtype option, the target dtype
- * and its byte size (offsets stay the file's); valid while l is open. */
+ * and its byte size (offsets stay the file's); after a load with a group,
+ * a split tensor's local part (its local shape and bytes; begin and end the
+ * file range from its first byte to its last, see
+ * hoist_loaded_tensor_shard); valid while l is open. */
 HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
                                      const char *tensor, uint64_t *device_addr,
                                      const hoist_tensor_info **info);
