@@ -148,16 +148,25 @@ static PyObject *shape_tuple(const int64_t *dims, int n) {
   return t;
 }
 
+/* The (component index, tensor name) arguments of a tensor method: the
+ * load and the component, or NULL with an exception set. */
+static hp_loaded *tensor_args(PyObject *self, PyObject *args, const hoist_loaded_info **c,
+                              Py_ssize_t *i, const char **name) {
+  if (!PyArg_ParseTuple(args, "ns", i, name)) return NULL;
+  hp_loaded *h = core_at(self, *i);
+  if (h != NULL) *c = hoist_loaded_component(h->l, (size_t)*i);
+  return h;
+}
+
 /* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
  * carrier_shape).  device_ptr is None while the component is offloaded and
  * not prepared. */
 static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
   Py_ssize_t i;
   const char *name;
-  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
-  hp_loaded *h = core_at(self, i);
+  const hoist_loaded_info *c = NULL;
+  hp_loaded *h = tensor_args(self, args, &c, &i, &name);
   if (h == NULL) return NULL;
-  const hoist_loaded_info *c = hoist_loaded_component(h->l, (size_t)i);
   uint64_t addr = 0;
   const hoist_tensor_info *t = NULL;
   int rc = hoist_loaded_tensor(h->l, c->name, name, &addr, &t);
@@ -185,10 +194,9 @@ static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
 static PyObject *loaded_shard(PyObject *self, PyObject *args) {
   Py_ssize_t i;
   const char *name;
-  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
-  hp_loaded *h = core_at(self, i);
+  const hoist_loaded_info *c = NULL;
+  hp_loaded *h = tensor_args(self, args, &c, &i, &name);
   if (h == NULL) return NULL;
-  const hoist_loaded_info *c = hoist_loaded_component(h->l, (size_t)i);
   hoist_shard_info s;
   int rc = hoist_loaded_tensor_shard(h->l, c->name, name, &s);
   if (rc == HOIST_NOT_FOUND) {

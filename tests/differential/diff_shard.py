@@ -32,20 +32,13 @@ import sys
 import numpy as np
 from safetensors.numpy import save_file
 
-passed = 0
-failed = 0
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tally import Tally  # noqa: E402
+
+tally = Tally()
+check = tally.check
 
 TP_PLAN = "text_encoder:q.weight=1,text_encoder:o.weight=0,text_encoder:t3=-1"
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, file=sys.stderr)
-    return cond
 
 
 def fsdp_part(arr, world, rank):
@@ -221,9 +214,7 @@ def main():
         for world in range(1, 8):
             compare_world(args.hoist, root, arrays, data, world)
         check_refusals(args.hoist, root)
-    name = "diff_shard_torch" if args.torch else "diff_shard"
-    print(f"{name}: {passed} passed, {failed} failed")
-    sys.exit(1 if failed else 0)
+    tally.close("diff_shard_torch" if args.torch else "diff_shard")
 
 
 if __name__ == "__main__":
