@@ -85,7 +85,8 @@ struct hoist_group {
   int stop_origin;   /* rank that stopped the load, -1: none */
   const volatile int *user_cancel;
   uint64_t seq;      /* the next exchange */
-  volatile int stop; /* the load's cancel flag */
+  volatile int stop; /* the load's cancel flag; written atomically (readers
+                        poll it as hoist_load_options.cancel is polled) */
   struct hoist__nccl *nccl;
   struct hoist__local_set *local;
 };
@@ -115,15 +116,17 @@ static uint64_t get_u64(const unsigned char *p) {
 
 /* ---- Sending */
 
-/* Writes all of buf to fd (non-blocking) within timeout seconds. */
+/* Writes all of buf to fd (non-blocking); fails when no byte could be
+ * written for timeout seconds (a large frame may take longer in all). */
 static int write_all(int fd, const void *buf, uint64_t len, double timeout) {
   const unsigned char *p = buf;
-  const double deadline = now_s() + timeout;
+  double deadline = now_s() + timeout;
   while (len > 0) {
     ssize_t n = send(fd, p, len > (1u << 30) ? (1u << 30) : (size_t)len, MSG_NOSIGNAL);
     if (n > 0) {
       p += n;
       len -= (uint64_t)n;
+      deadline = now_s() + timeout;
       continue;
     }
     if (n < 0 && errno == EINTR) continue;
@@ -170,7 +173,7 @@ static void fail_locked(hoist_group *g, int status, const char *msg) {
   if (g->failed) return;
   g->failed = status;
   snprintf(g->fail_msg, sizeof g->fail_msg, "%s", msg);
-  g->stop = 1;
+  __atomic_store_n(&g->stop, 1, __ATOMIC_RELAXED);
   uv_cond_broadcast(&g->cond);
 }
 
@@ -259,7 +262,7 @@ static void on_frame(hoist_group *g, peer_link *l, uint32_t type, uint64_t seq, 
     uv_mutex_lock(&g->lock);
     const int first = g->stop_origin < 0;
     if (first) g->stop_origin = origin;
-    g->stop = 1;
+    __atomic_store_n(&g->stop, 1, __ATOMIC_RELAXED);
     uv_mutex_unlock(&g->lock);
     if (first && g->rank == 0)
       for (int i = 0; i < g->nlinks; i++)
@@ -316,7 +319,7 @@ static void stop_all(hoist_group *g) {
   uv_mutex_lock(&g->lock);
   const int first = g->stop_origin < 0;
   if (first) g->stop_origin = g->rank;
-  g->stop = 1;
+  __atomic_store_n(&g->stop, 1, __ATOMIC_RELAXED);
   uv_mutex_unlock(&g->lock);
   if (!first) return;
   unsigned char origin[4];
@@ -339,7 +342,8 @@ static void group_thread(void *arg) {
   for (;;) {
     uv_mutex_lock(&g->lock);
     const int stopping = g->stopping;
-    const bool cancel = g->user_cancel != NULL && *g->user_cancel && g->stop_origin < 0;
+    const bool cancel = g->user_cancel != NULL &&
+                        __atomic_load_n(g->user_cancel, __ATOMIC_RELAXED) && g->stop_origin < 0;
     uv_mutex_unlock(&g->lock);
     if (stopping) break;
     if (cancel) stop_all(g);
@@ -356,8 +360,10 @@ static void group_thread(void *arg) {
         snprintf(why, sizeof why, "sent nothing for %.0f s (it is stuck, or its host is gone)",
                  g->timeout);
         lose_link(g, l, why);
+        uv_mutex_lock(&l->send_lock);
         close(l->fd);
         l->fd = -1;
+        uv_mutex_unlock(&l->send_lock);
       }
       pfd[i] = (struct pollfd){l->fd, POLLIN, 0};
     }
@@ -519,7 +525,7 @@ int hoist__group_load_begin(hoist_group *g, const volatile int *user_cancel) {
   uv_mutex_lock(&g->lock);
   const int failed = g->failed;
   if (!failed) {
-    g->stop = 0;
+    __atomic_store_n(&g->stop, 0, __ATOMIC_RELAXED);
     g->stop_origin = -1;
     g->user_cancel = user_cancel;
   }

@@ -458,7 +458,7 @@ static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
   int rc = HOIST_OK;
   if (c->ntensors == 0) return rc; /* no vote: ranks that are done may have left */
-  if (r->cancel != NULL && *r->cancel)
+  if (r->cancel != NULL && __atomic_load_n(r->cancel, __ATOMIC_RELAXED))
     rc = hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   /* With ranks a failure goes on to the next vote, which tells every rank. */
   if (rc != HOIST_OK && r->gl.g == NULL) return rc;

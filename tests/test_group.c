@@ -129,8 +129,8 @@ static void on_progress(void *user, const char *component, uint64_t done, uint64
   if (done == 0) return;
   if (fault == 1) raise(SIGKILL);
   if (fault == 2) raise(SIGSTOP);
-  if (fault == 3) cancel_flag = 1;
-  if (fault == 4 && done == total) cancel_flag = 1; /* after its own upload */
+  if (fault == 3 || (fault == 4 && done == total)) /* 4: after its own upload */
+    __atomic_store_n(&cancel_flag, 1, __ATOMIC_RELAXED);
 }
 
 static double now_s(void) {
