@@ -66,8 +66,6 @@ typedef struct peer_link {
   int left; /* it closed its group (BYE): its end of file is no failure */
 } peer_link;
 
-struct hoist__local_set; /* ranks of one process (nccl_group.c) */
-
 struct hoist_group {
   int rank, world, local_rank;
   double timeout;
@@ -87,8 +85,8 @@ struct hoist_group {
   uint64_t seq;      /* the next exchange */
   volatile int stop; /* the load's cancel flag; written atomically (readers
                         poll it as hoist_load_options.cancel is polled) */
-  struct hoist__nccl *nccl;
-  struct hoist__local_set *local;
+  hoist__group_nccl_state nccl; /* filled by nccl_group.c */
+  hoist__local_set *local;      /* ranks of one process: shared, counted */
 };
 
 static double now_s(void) {
@@ -626,11 +624,44 @@ static void linger_close(hoist_group *g) {
   }
 }
 
-void hoist__group_nccl_release(hoist_group *g); /* nccl_group.c */
+/* Drops g's count of its local set; the last frees it. */
+static void local_set_unref(hoist__local_set *s) {
+  if (s == NULL) return;
+  uv_mutex_lock(&s->lock);
+  const int last = --s->refs == 0;
+  uv_mutex_unlock(&s->lock);
+  if (!last) return;
+  for (int i = 0; i < s->n && s->free_comm != NULL; i++)
+    if (s->comms[i] != NULL) s->free_comm(s->comms[i]);
+  uv_cond_destroy(&s->cond);
+  uv_mutex_destroy(&s->lock);
+  free(s->devices);
+  free(s->comms);
+  free(s);
+}
+
+/* A local set for n ranks, counted n times. */
+static hoist__local_set *local_set_new(int n) {
+  hoist__local_set *s = calloc(1, sizeof *s);
+  if (s == NULL) return NULL;
+  s->devices = calloc((size_t)n, sizeof *s->devices);
+  s->comms = calloc((size_t)n, sizeof *s->comms);
+  const bool lock_ok = s->devices != NULL && s->comms != NULL && uv_mutex_init(&s->lock) == 0;
+  if (!lock_ok || uv_cond_init(&s->cond) != 0) {
+    if (lock_ok) uv_mutex_destroy(&s->lock);
+    free(s->devices);
+    free(s->comms);
+    free(s);
+    return NULL;
+  }
+  s->n = s->refs = n;
+  return s;
+}
 
 void hoist_group_close(hoist_group *g) {
   if (g == NULL) return;
-  hoist__group_nccl_release(g);
+  if (g->nccl.release != NULL) g->nccl.release(g);
+  local_set_unref(g->local);
   uv_mutex_lock(&g->lock);
   g->stopping = 1;
   uv_mutex_unlock(&g->lock);
@@ -655,9 +686,8 @@ int hoist_group_rank(const hoist_group *g) { return g->rank; }
 int hoist_group_world_size(const hoist_group *g) { return g->world; }
 int hoist_group_local_rank(const hoist_group *g) { return g->local_rank; }
 
-struct hoist__nccl **hoist__group_nccl_slot(hoist_group *g, struct hoist__local_set ***local);
-struct hoist__nccl **hoist__group_nccl_slot(hoist_group *g, struct hoist__local_set ***local) {
-  *local = &g->local;
+hoist__group_nccl_state *hoist__group_nccl_state_of(hoist_group *g, hoist__local_set **local) {
+  *local = g->local;
   return &g->nccl;
 }
 
@@ -1037,8 +1067,6 @@ static void local_join_main(void *arg) {
   if (j->rc != HOIST_OK) snprintf(j->msg, sizeof j->msg, "%s", hoist__thread_last_error());
 }
 
-int hoist__group_local_attach(hoist_group **groups, int n); /* nccl_group.c */
-
 int hoist_group_create_local(int n, hoist_group **groups) {
   if (n < 1 || n > 4096)
     return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "group: %d local ranks", n);
@@ -1075,14 +1103,15 @@ int hoist_group_create_local(int n, hoist_group **groups) {
     if (rc == HOIST_OK) groups[i] = jobs[i].g;
     else hoist_group_close(jobs[i].g);
   }
-  if (rc == HOIST_OK) {
-    rc = hoist__group_local_attach(groups, n);
-    if (rc != HOIST_OK)
-      for (int i = 0; i < n; i++) {
-        hoist_group_close(groups[i]);
-        groups[i] = NULL;
-      }
+  hoist__local_set *set = rc == HOIST_OK ? local_set_new(n) : NULL;
+  if (rc == HOIST_OK && set == NULL) {
+    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory for a group");
+    for (int i = 0; i < n; i++) {
+      hoist_group_close(groups[i]);
+      groups[i] = NULL;
+    }
   }
+  for (int i = 0; i < n && rc == HOIST_OK; i++) groups[i]->local = set;
   free(jobs);
   return rc;
 }

@@ -7,6 +7,8 @@
 
 #include "internal.h"
 
+#include <uv.h>
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,12 +66,41 @@ void hoist__group_fail(hoist_group *g, int status, const char *fmt, ...) HOIST_P
 /* The liveness timeout in seconds (what a collective may wait). */
 double hoist__group_timeout(const hoist_group *g);
 
+/* ---- What the group keeps for NCCL (nccl_group.c fills it; group.c,
+ * below it, only frees it through the functions stored there). */
+
+struct hoist__nccl;
+
+/* Ranks of one process (hoist_group_create_local) share a local set: the
+ * devices they asked for and the communicators made for them together.
+ * Counted by its ranks; the last to close frees it, and with free_comm any
+ * communicator no rank took. */
+typedef struct hoist__local_set {
+  uv_mutex_t lock;
+  uv_cond_t cond;
+  int n, refs, arrived, done, status;
+  char msg[HOIST_ERROR_MAX];
+  int *devices;
+  struct hoist__nccl **comms;
+  void (*free_comm)(struct hoist__nccl *c);
+} hoist__local_set;
+
+/* A rank's NCCL state: its communicator, and what closes it when the group
+ * closes (set with it). */
+typedef struct hoist__group_nccl_state {
+  struct hoist__nccl *comm;
+  void (*release)(hoist_group *g);
+} hoist__group_nccl_state;
+
+/* g's NCCL state, and in *local its local set (NULL for ranks of separate
+ * processes). */
+hoist__group_nccl_state *hoist__group_nccl_state_of(hoist_group *g, hoist__local_set **local);
+
 /* The NCCL communicator of this rank on CUDA device `device` (an opaque
  * hoist__nccl, nccl_lib.h), made at the first call: rank 0 makes a unique id
  * and sends it over the group (ranks of one process made by
  * hoist_group_create_local make theirs together with ncclCommInitAll).
  * HOIST_NO_NCCL when the library cannot be loaded. */
-struct hoist__nccl;
 int hoist__group_nccl(hoist_group *g, hoist_runtime *rt, int device, struct hoist__nccl **out);
 
 #endif /* HOIST_GROUP_H */

@@ -15,17 +15,25 @@
  *   safetensors.c
  *   order.c           component names: classifiers, load order, selection
  *   discover.c        pipelines: components, files, sizes, order
+ *   shard.c,          what a rank of a group loads of each tensor: FSDP2 and
+ *   shard_plan.c      tensor-parallel splits, their file runs, the plan
+ *   group.c           ranks of a group: rendezvous, exchanges, stops, liveness
  *   device_host.c,    the device backends, and the one that picks them
  *   device_cuda.c,
  *   device.c
+ *   nccl_lib.c,       NCCL loaded at run time, and a group's communicator
+ *   nccl_group.c
  *   sigbus_guard.c,   how bytes leave a file
  *   file_read.c
  *   engine.c          the upload engine: readers, pinned ring, streams
  *   placement.c       a component's tensors in its span, and its arenas
  *   admission.c       need + headroom <= free, and the preflight
- *   job.c             a component's upload as a chunk list
+ *   shard_job.c,      a component's upload as a chunk list (a split tensor's
+ *   job.c             runs gathered; a replicated component's own range)
+ *   group_load.c      a load's votes across the ranks, the broadcasts
  *   verify.c          checking an upload against what was read
- *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
+ *   loaded.c,         a loaded pipeline: accessors, lookups, holds, close,
+ *   shard_view.c      and which part of a tensor a rank holds
  *   load.c            a load, phase by phase
  *   residency.c       moves after a load: prepare, release
  *   runtime.c         a runtime: its device and its engine */
