@@ -326,6 +326,55 @@ static void stop_all(hoist_group *g) {
     (void)send_frame(g, &g->links[i], F_STOP, 0, origin, 4, NULL, 0, 0);
 }
 
+/* Closes l's descriptor under its send lock (the loading thread may be
+ * writing to it). */
+static void close_link(peer_link *l) {
+  uv_mutex_lock(&l->send_lock);
+  close(l->fd);
+  l->fd = -1;
+  uv_mutex_unlock(&l->send_lock);
+}
+
+/* Whether the thread should end; stops every rank when the user's cancel
+ * flag of the current load was set. */
+static bool thread_should_end(hoist_group *g) {
+  uv_mutex_lock(&g->lock);
+  const int stopping = g->stopping;
+  const bool cancel = g->user_cancel != NULL &&
+                      __atomic_load_n(g->user_cancel, __ATOMIC_RELAXED) && g->stop_origin < 0;
+  uv_mutex_unlock(&g->lock);
+  if (!stopping && cancel) stop_all(g);
+  return stopping;
+}
+
+/* A heartbeat on every connection (skipped where a frame is being sent:
+ * its bytes show the rank alive), and the links silent for the timeout
+ * lost. */
+static void beat_and_check(hoist_group *g, double now, bool beat) {
+  for (int i = 0; i < g->nlinks; i++) {
+    peer_link *l = &g->links[i];
+    if (beat && l->fd >= 0) (void)send_frame(g, l, F_BEAT, 0, NULL, 0, NULL, 0, 1);
+    if (l->fd < 0 || l->left || now - l->heard <= g->timeout) continue;
+    char why[96];
+    snprintf(why, sizeof why, "sent nothing for %.0f s (it is stuck, or its host is gone)",
+             g->timeout);
+    lose_link(g, l, why);
+    close_link(l);
+  }
+}
+
+/* Reads every connection poll found ready; one that closed without saying
+ * BYE is a lost rank. */
+static void read_ready(hoist_group *g, const struct pollfd *pfd) {
+  for (int i = 0; i < g->nlinks; i++) {
+    peer_link *l = &g->links[i];
+    if (l->fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+    if (read_link(g, l)) continue;
+    if (!l->left) lose_link(g, l, "closed its connection (it exited or was killed)");
+    close_link(l);
+  }
+}
+
 static void group_thread(void *arg) {
   hoist_group *g = arg;
   const double beat = g->timeout / 4 < 1.0 ? g->timeout / 4 : 1.0;
@@ -337,51 +386,19 @@ static void group_thread(void *arg) {
     uv_mutex_unlock(&g->lock);
     return;
   }
-  for (;;) {
-    uv_mutex_lock(&g->lock);
-    const int stopping = g->stopping;
-    const bool cancel = g->user_cancel != NULL &&
-                        __atomic_load_n(g->user_cancel, __ATOMIC_RELAXED) && g->stop_origin < 0;
-    uv_mutex_unlock(&g->lock);
-    if (stopping) break;
-    if (cancel) stop_all(g);
+  while (!thread_should_end(g)) {
     const double now = now_s();
-    if (now - last_beat >= beat) {
-      for (int i = 0; i < g->nlinks; i++)
-        if (g->links[i].fd >= 0) (void)send_frame(g, &g->links[i], F_BEAT, 0, NULL, 0, NULL, 0, 1);
-      last_beat = now;
-    }
-    for (int i = 0; i < g->nlinks; i++) {
-      peer_link *l = &g->links[i];
-      if (l->fd >= 0 && !l->left && now - l->heard > g->timeout) {
-        char why[96];
-        snprintf(why, sizeof why, "sent nothing for %.0f s (it is stuck, or its host is gone)",
-                 g->timeout);
-        lose_link(g, l, why);
-        uv_mutex_lock(&l->send_lock);
-        close(l->fd);
-        l->fd = -1;
-        uv_mutex_unlock(&l->send_lock);
-      }
-      pfd[i] = (struct pollfd){l->fd, POLLIN, 0};
-    }
+    const bool beat_now = now - last_beat >= beat;
+    beat_and_check(g, now, beat_now);
+    if (beat_now) last_beat = now;
+    for (int i = 0; i < g->nlinks; i++) pfd[i] = (struct pollfd){g->links[i].fd, POLLIN, 0};
     pfd[g->nlinks] = (struct pollfd){g->wake[0], POLLIN, 0};
     if (poll(pfd, (nfds_t)g->nlinks + 1, 20) < 0 && errno != EINTR) break;
     if (pfd[g->nlinks].revents & POLLIN) {
       char buf[64];
       (void)!read(g->wake[0], buf, sizeof buf);
     }
-    for (int i = 0; i < g->nlinks; i++) {
-      peer_link *l = &g->links[i];
-      if (l->fd < 0 || !(pfd[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (!read_link(g, l)) {
-        if (!l->left) lose_link(g, l, "closed its connection (it exited or was killed)");
-        uv_mutex_lock(&l->send_lock);
-        close(l->fd);
-        l->fd = -1;
-        uv_mutex_unlock(&l->send_lock);
-      }
-    }
+    read_ready(g, pfd);
   }
   free(pfd);
 }
@@ -1067,51 +1084,68 @@ static void local_join_main(void *arg) {
   if (j->rc != HOIST_OK) snprintf(j->msg, sizeof j->msg, "%s", hoist__thread_last_error());
 }
 
+/* Where n ranks of this process meet: a loopback listener made now (so
+ * every rank knows the port before any joins) and a random token. */
+static int local_meeting(int n, meeting *m) {
+  *m = (meeting){.listen_fd = -1};
+  snprintf(m->host, sizeof m->host, "127.0.0.1");
+  snprintf(m->port, sizeof m->port, "0");
+  if (getrandom(m->token, sizeof m->token, 0) != sizeof m->token)
+    return hoist__fail(NULL, HOIST_IO, "group: no random token: %s", strerror(errno));
+  char port[16];
+  int rc = n > 1 ? hub_listen(m, &m->listen_fd, port, sizeof port) : HOIST_OK;
+  if (rc == HOIST_OK && n > 1) snprintf(m->port, sizeof m->port, "%s", port);
+  return rc;
+}
+
+/* Joins the n ranks of jobs, each on a thread of its own (each waits for
+ * the others).  The listener is rank 0's to close; when its thread cannot
+ * start, it is closed here. */
+static int join_local(local_join *jobs, int n, int listen_fd) {
+  uv_thread_t *threads = calloc((size_t)n, sizeof *threads);
+  if (threads == NULL) {
+    if (listen_fd >= 0) close(listen_fd);
+    return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  }
+  int rc = HOIST_OK, started = 0;
+  for (; started < n; started++)
+    if (uv_thread_create(&threads[started], local_join_main, &jobs[started]) != 0) {
+      rc = hoist__fail(NULL, HOIST_NO_MEMORY, "group: cannot start a joining thread");
+      break;
+    }
+  if (started == 0 && listen_fd >= 0) close(listen_fd);
+  for (int i = 0; i < started; i++) uv_thread_join(&threads[i]);
+  for (int i = 0; i < started && rc == HOIST_OK; i++)
+    if (jobs[i].rc != HOIST_OK) rc = hoist__fail(NULL, jobs[i].rc, "%s", jobs[i].msg);
+  free(threads);
+  return rc;
+}
+
 int hoist_group_create_local(int n, hoist_group **groups) {
   if (n < 1 || n > 4096)
     return hoist__fail(NULL, HOIST_INVALID_ARGUMENT, "group: %d local ranks", n);
   for (int i = 0; i < n; i++) groups[i] = NULL;
   local_join *jobs = calloc((size_t)n, sizeof *jobs);
   if (jobs == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory for a group");
-  meeting m = {.listen_fd = -1};
-  snprintf(m.host, sizeof m.host, "127.0.0.1");
-  snprintf(m.port, sizeof m.port, "0");
-  int rc = getrandom(m.token, sizeof m.token, 0) == sizeof m.token
-               ? HOIST_OK
-               : hoist__fail(NULL, HOIST_IO, "group: no random token");
-  char port[16];
-  if (rc == HOIST_OK && n > 1 && (rc = hub_listen(&m, &m.listen_fd, port, sizeof port)) == HOIST_OK)
-    snprintf(m.port, sizeof m.port, "%s", port);
+  meeting m;
+  int rc = local_meeting(n, &m);
   for (int i = 0; i < n && rc == HOIST_OK; i++) {
     jobs[i].m = m;
     if ((jobs[i].g = group_new(i, n, i, DEFAULT_TIMEOUT)) == NULL)
       rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory for a group");
   }
-  uv_thread_t *threads = calloc((size_t)n, sizeof *threads);
-  int started = 0;
-  if (rc == HOIST_OK && threads == NULL) rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
-  for (; rc == HOIST_OK && started < n; started++)
-    if (uv_thread_create(&threads[started], local_join_main, &jobs[started]) != 0) {
-      rc = hoist__fail(NULL, HOIST_NO_MEMORY, "group: cannot start a joining thread");
-      break;
-    }
-  for (int i = 0; i < started; i++) uv_thread_join(&threads[i]);
-  for (int i = 0; i < started && rc == HOIST_OK; i++)
-    if (jobs[i].rc != HOIST_OK) rc = hoist__fail(NULL, jobs[i].rc, "%s", jobs[i].msg);
-  free(threads);
-  for (int i = 0; i < n; i++) {
-    if (rc == HOIST_OK) groups[i] = jobs[i].g;
-    else hoist_group_close(jobs[i].g);
-  }
+  if (rc == HOIST_OK) rc = join_local(jobs, n, m.listen_fd);
+  else if (m.listen_fd >= 0) close(m.listen_fd);
   hoist__local_set *set = rc == HOIST_OK ? local_set_new(n) : NULL;
-  if (rc == HOIST_OK && set == NULL) {
-    rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory for a group");
-    for (int i = 0; i < n; i++) {
-      hoist_group_close(groups[i]);
-      groups[i] = NULL;
+  if (rc == HOIST_OK && set == NULL) rc = hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");
+  for (int i = 0; i < n; i++) {
+    if (rc != HOIST_OK) {
+      hoist_group_close(jobs[i].g);
+      continue;
     }
+    groups[i] = jobs[i].g;
+    groups[i]->local = set;
   }
-  for (int i = 0; i < n && rc == HOIST_OK; i++) groups[i]->local = set;
   free(jobs);
   return rc;
 }

@@ -219,13 +219,15 @@ static int settle(hoist__nccl *c, const char *what, double deadline, const volat
     const ncclResult_t r = nc.ncclCommGetAsyncError(c->comm, &state);
     if (r != ncclSuccess) state = r;
     if (state != ncclInProgress) break;
-    if ((stop != NULL && *stop) || now_s() > deadline) break;
+    if ((stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)) || now_s() > deadline) break;
     usleep(200);
   }
   if (state == ncclSuccess) return HOIST_OK;
   c->failed = 1;
   const char *why = state == ncclInProgress
-                        ? (stop != NULL && *stop ? "stopped by the group" : "timed out")
+                        ? (stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED)
+                               ? "stopped by the group"
+                               : "timed out")
                         : nc.ncclGetErrorString(state);
   (void)nc.ncclCommAbort(c->comm);
   c->comm = NULL;
@@ -297,16 +299,10 @@ int hoist__nccl_init_all(int n, const int *devices, hoist__nccl **out) {
   return rc;
 }
 
-int hoist__nccl_broadcast_wait(hoist__nccl *c, const hoist__nccl_piece *pieces, size_t n,
-                               void *stream, double timeout, const volatile int *stop) {
-  if (c->failed || c->comm == NULL)
-    return hoist__fail(NULL, HOIST_GROUP_LOST, "nccl: the communicator of cuda:%d failed before",
-                       c->device);
-  const double deadline = now_s() + timeout;
-  if (cudaSetDevice(c->device) != cudaSuccess) {
-    (void)cudaGetLastError();
-    return hoist__fail(NULL, HOIST_DEVICE, "nccl: cannot make cuda:%d current", c->device);
-  }
+/* Queues the pieces as one NCCL group on stream; a non-blocking
+ * communicator is settled before the stream's work is waited for. */
+static int enqueue_broadcasts(hoist__nccl *c, const hoist__nccl_piece *pieces, size_t n,
+                              void *stream, double deadline, const volatile int *stop) {
   ncclResult_t r = nc.ncclGroupStart();
   for (size_t i = 0; i < n && (r == ncclSuccess || r == ncclInProgress); i++) {
     void *p = (void *)(uintptr_t)pieces[i].addr;
@@ -315,14 +311,17 @@ int hoist__nccl_broadcast_wait(hoist__nccl *c, const hoist__nccl_piece *pieces, 
   }
   const ncclResult_t end = nc.ncclGroupEnd();
   if (r == ncclSuccess || r == ncclInProgress) r = end;
-  int rc = r == ncclSuccess || r == ncclInProgress ? settle(c, "queueing broadcasts", deadline, stop)
-                                                   : HOIST_OK;
-  if (rc != HOIST_OK) return rc;
-  if (r != ncclSuccess && r != ncclInProgress) {
-    c->failed = 1;
-    return hoist__fail(NULL, nccl_status(r), "nccl: broadcasts on cuda:%d: %s", c->device,
-                       nc.ncclGetErrorString(r));
-  }
+  if (r == ncclSuccess || r == ncclInProgress)
+    return settle(c, "queueing broadcasts", deadline, stop);
+  c->failed = 1;
+  return hoist__fail(NULL, nccl_status(r), "nccl: broadcasts on cuda:%d: %s", c->device,
+                     nc.ncclGetErrorString(r));
+}
+
+/* Waits for stream, watching NCCL's asynchronous error, *stop and the
+ * deadline; aborts the communicator on any of them. */
+static int wait_broadcasts(hoist__nccl *c, void *stream, double deadline,
+                           const volatile int *stop) {
   for (;;) {
     const cudaError_t q = cudaStreamQuery((cudaStream_t)stream);
     if (q == cudaSuccess) return HOIST_OK;
@@ -334,7 +333,8 @@ int hoist__nccl_broadcast_wait(hoist__nccl *c, const hoist__nccl_piece *pieces, 
     }
     ncclResult_t state = ncclSuccess;
     (void)nc.ncclCommGetAsyncError(c->comm, &state);
-    const bool late = now_s() > deadline, stopped = stop != NULL && *stop;
+    const bool late = now_s() > deadline;
+    const bool stopped = stop != NULL && __atomic_load_n(stop, __ATOMIC_RELAXED);
     if ((state != ncclSuccess && state != ncclInProgress) || late || stopped) {
       c->failed = 1;
       (void)nc.ncclCommAbort(c->comm);
@@ -347,6 +347,24 @@ int hoist__nccl_broadcast_wait(hoist__nccl *c, const hoist__nccl_piece *pieces, 
     }
     usleep(50);
   }
+}
+
+int hoist__nccl_broadcast_wait(hoist__nccl *c, const hoist__nccl_piece *pieces, size_t n,
+                               void *stream, double timeout, const volatile int *stop) {
+  if (c->failed || c->comm == NULL)
+    return hoist__fail(NULL, HOIST_GROUP_LOST, "nccl: the communicator of cuda:%d failed before",
+                       c->device);
+  /* The timeout, plus a second per GB moved: a large component on a slow
+   * link is no stalled rank. */
+  double bytes = 0;
+  for (size_t i = 0; i < n; i++) bytes += (double)pieces[i].bytes;
+  const double deadline = now_s() + timeout + bytes / 1e9;
+  if (cudaSetDevice(c->device) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return hoist__fail(NULL, HOIST_DEVICE, "nccl: cannot make cuda:%d current", c->device);
+  }
+  int rc = enqueue_broadcasts(c, pieces, n, stream, deadline, stop);
+  return rc == HOIST_OK ? wait_broadcasts(c, stream, deadline, stop) : rc;
 }
 
 void hoist__nccl_free(hoist__nccl *c, int abort) {

@@ -44,7 +44,8 @@ typedef struct hoist__nccl_piece {
 } hoist__nccl_piece;
 
 /* Enqueues the pieces as one NCCL group on stream and waits for them:
- * polling the stream, NCCL's asynchronous error, *stop and the timeout; on
+ * polling the stream, NCCL's asynchronous error, *stop and the timeout
+ * (plus a second per GB of pieces); on
  * an error or a timeout the communicator is aborted (it is unusable
  * afterwards) and the status is HOIST_GROUP_LOST (a remote rank failed)
  * or HOIST_DEVICE. */

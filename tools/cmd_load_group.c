@@ -172,6 +172,58 @@ static void print_text(const cJSON *r) {
          cJSON_GetObjectItem(r, "seconds")->valuedouble);
 }
 
+/* Starts a thread per rank and waits for them; returns how many started
+ * (the others' groups closed, so those that started fail instead of
+ * waiting for them). */
+static int run_threads(rank_run *runs, int n, start_line *ready, hoist_group **groups) {
+  uv_thread_t threads[MAX_LOCAL_RANKS];
+  int started = 0;
+  for (; started < n; started++)
+    if (uv_thread_create(&threads[started], rank_thread, &runs[started]) != 0) break;
+  if (started < n) {
+    for (int i = started; i < n; i++) hoist_group_close(groups[i]);
+    for (int i = started; i < n; i++) groups[i] = NULL;
+    start_line_expect(ready, started);
+  }
+  for (int i = 0; i < started; i++) uv_thread_join(&threads[i]);
+  return started;
+}
+
+/* What the ranks of --devices did: one JSON object, or each rank's text;
+ * the first failure instead.  Returns the exit code. */
+static int report_local(const cli_load_opts *o, rank_run *runs, int n, int started,
+                        const double *seconds, double wall) {
+  const unsigned repeat = o->group.repeat;
+  int code = started == n ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
+  cJSON *all = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(all, "ranks");
+  cJSON_AddItemToObject(all, "world_size", num(n));
+  cJSON_AddItemToObject(all, "wall_seconds", num(wall));
+  /* Every card holds the pipeline when the slowest rank's load returns. */
+  cJSON *every = cJSON_AddArrayToObject(all, "all_ranks_seconds");
+  for (unsigned k = 0; k < repeat; k++) {
+    double most = 0;
+    for (int i = 0; i < started; i++)
+      if (seconds[(size_t)i * repeat + k] > most) most = seconds[(size_t)i * repeat + k];
+    cJSON_AddItemToArray(every, num(most));
+  }
+  for (int i = 0; i < started; i++) {
+    if (runs[i].rc != HOIST_OK && code == HOIST_EXIT_OK) code = report_failure(o, &runs[i], i, n);
+    if (runs[i].report != NULL) cJSON_AddItemToArray(arr, runs[i].report);
+    runs[i].report = NULL;
+  }
+  if (code == HOIST_EXIT_OK && o->json) {
+    code = cli_print_json(all) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
+    all = NULL;
+  } else if (code == HOIST_EXIT_OK) {
+    const cJSON *r = NULL;
+    cJSON_ArrayForEach(r, arr) print_text(r);
+    printf("every rank holds its part %.3f s after the loads started\n",
+           cJSON_GetArrayItem(every, (int)repeat - 1)->valuedouble);
+  }
+  cJSON_Delete(all);
+  return code;
+}
+
 /* --devices: one rank per device, each on its own thread. */
 static int load_local(cli_load_opts *o, const char *path, volatile int *cancel) {
   char specs[MAX_LOCAL_RANKS][32];
@@ -179,7 +231,6 @@ static int load_local(cli_load_opts *o, const char *path, volatile int *cancel) 
   if (n < 0) return HOIST_EXIT_USAGE;
   hoist_group *groups[MAX_LOCAL_RANKS];
   rank_run runs[MAX_LOCAL_RANKS];
-  uv_thread_t threads[MAX_LOCAL_RANKS];
   int rc = hoist_group_create_local(n, groups);
   if (rc != HOIST_OK) return cli_load_report("load", NULL, rc);
   start_line ready = {.expected = n};
@@ -191,49 +242,14 @@ static int load_local(cli_load_opts *o, const char *path, volatile int *cancel) 
     for (int i = 0; i < n; i++) hoist_group_close(groups[i]);
     return cli_load_report("load", NULL, hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory"));
   }
-  const double t0 = cli_now_seconds();
-  int started = 0;
   for (int i = 0; i < n; i++) {
     runs[i] = (rank_run){.o = o, .path = path, .g = groups[i], .cancel = cancel, .ready = &ready,
                          .seconds = seconds + (size_t)i * o->group.repeat};
     snprintf(runs[i].device, sizeof runs[i].device, "%s", specs[i]);
   }
-  for (; started < n; started++)
-    if (uv_thread_create(&threads[started], rank_thread, &runs[started]) != 0) break;
-  if (started < n) { /* the ranks that started go without the others (and fail) */
-    for (int i = started; i < n; i++) hoist_group_close(groups[i]);
-    for (int i = started; i < n; i++) groups[i] = NULL;
-    start_line_expect(&ready, started);
-  }
-  for (int i = 0; i < started; i++) uv_thread_join(&threads[i]);
-  const double wall = cli_now_seconds() - t0;
-  int code = started == n ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
-  cJSON *all = cJSON_CreateObject(), *arr = cJSON_AddArrayToObject(all, "ranks");
-  cJSON_AddItemToObject(all, "world_size", num(n));
-  cJSON_AddItemToObject(all, "wall_seconds", num(wall));
-  /* Every card holds the pipeline when the slowest rank's load returns. */
-  cJSON *every = cJSON_AddArrayToObject(all, "all_ranks_seconds");
-  for (unsigned k = 0; k < o->group.repeat; k++) {
-    double most = 0;
-    for (int i = 0; i < started; i++)
-      if (seconds[(size_t)i * o->group.repeat + k] > most) most = seconds[(size_t)i * o->group.repeat + k];
-    cJSON_AddItemToArray(every, num(most));
-  }
-  for (int i = 0; i < started; i++) {
-    if (runs[i].rc != HOIST_OK && code == HOIST_EXIT_OK)
-      code = report_failure(o, &runs[i], i, n);
-    if (runs[i].report != NULL) cJSON_AddItemToArray(arr, runs[i].report);
-  }
-  if (code == HOIST_EXIT_OK && o->json) {
-    code = cli_print_json(all) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
-    all = NULL;
-  } else if (code == HOIST_EXIT_OK) {
-    const cJSON *r = NULL;
-    cJSON_ArrayForEach(r, arr) print_text(r);
-    printf("every rank holds its part %.3f s after the loads started\n",
-           cJSON_GetArrayItem(every, (int)o->group.repeat - 1)->valuedouble);
-  }
-  cJSON_Delete(all);
+  const double t0 = cli_now_seconds();
+  const int started = run_threads(runs, n, &ready, groups);
+  const int code = report_local(o, runs, n, started, seconds, cli_now_seconds() - t0);
   uv_cond_destroy(&ready.cond);
   uv_mutex_destroy(&ready.lock);
   free(seconds);

@@ -83,78 +83,97 @@ static void visit(void *user, const hoist__shard_view *v) {
            (unsigned long long)v->piece_bytes, (unsigned long long)v->stride);
 }
 
-int cmd_shards(int argc, char **argv) {
-  const char *path = NULL, *fsdp = NULL, *shard = NULL, *variant = NULL;
-  uint64_t world = 0, only = UINT64_MAX;
-  shards_out o = {0};
+/* The command line of `hoist shards`. */
+typedef struct shards_args {
+  const char *path, *fsdp, *shard, *variant;
+  uint64_t world, only; /* only: UINT64_MAX for every rank */
+} shards_args;
+
+/* Parses argv into a and o's flags; -1 for --help (printed), else an exit
+ * code (HOIST_EXIT_OK to go on). */
+static int parse_args(int argc, char **argv, shards_args *a, shards_out *o) {
+  *a = (shards_args){.only = UINT64_MAX};
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
+    const char *x = argv[i];
     const bool has = i + 1 < argc;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    if (strcmp(x, "--help") == 0 || strcmp(x, "-h") == 0) {
       usage(stdout);
-      return HOIST_EXIT_OK;
-    } else if (strcmp(a, "--json") == 0) {
-      o.json = 1;
-    } else if (strcmp(a, "--all") == 0) {
-      o.all = 1;
-    } else if (strcmp(a, "--world-size") == 0 && has) {
-      if (!cli_parse_uint(argv[++i], 1, 4096, &world))
+      return -1;
+    } else if (strcmp(x, "--json") == 0) {
+      o->json = 1;
+    } else if (strcmp(x, "--all") == 0) {
+      o->all = 1;
+    } else if (strcmp(x, "--world-size") == 0 && has) {
+      if (!cli_parse_uint(argv[++i], 1, 4096, &a->world))
         return cli_usage_error("shards", "--world-size takes 1..4096");
-    } else if (strcmp(a, "--rank") == 0 && has) {
-      if (!cli_parse_uint(argv[++i], 0, 4095, &only))
+    } else if (strcmp(x, "--rank") == 0 && has) {
+      if (!cli_parse_uint(argv[++i], 0, 4095, &a->only))
         return cli_usage_error("shards", "--rank takes 0..4095");
-    } else if (strcmp(a, "--fsdp") == 0 && has) {
-      fsdp = argv[++i];
-    } else if (strcmp(a, "--shard") == 0 && has) {
-      shard = argv[++i];
-    } else if (strcmp(a, "--variant") == 0 && has) {
-      variant = argv[++i];
-    } else if (a[0] == '-') {
-      return cli_usage_error("shards", "unknown option or missing value: %s", a);
-    } else if (path != NULL) {
+    } else if (strcmp(x, "--fsdp") == 0 && has) {
+      a->fsdp = argv[++i];
+    } else if (strcmp(x, "--shard") == 0 && has) {
+      a->shard = argv[++i];
+    } else if (strcmp(x, "--variant") == 0 && has) {
+      a->variant = argv[++i];
+    } else if (x[0] == '-') {
+      return cli_usage_error("shards", "unknown option or missing value: %s", x);
+    } else if (a->path != NULL) {
       return cli_usage_error("shards", "one PIPELINE only");
     } else {
-      path = a;
+      a->path = x;
     }
   }
-  if (path == NULL || world == 0)
+  if (a->path == NULL || a->world == 0)
     return cli_usage_error("shards", "needs --world-size W and a PIPELINE");
-  if (only != UINT64_MAX && only >= world)
-    return cli_usage_error("shards", "--rank %llu of --world-size %llu", (unsigned long long)only,
-                           (unsigned long long)world);
+  if (a->only != UINT64_MAX && a->only >= a->world)
+    return cli_usage_error("shards", "--rank %llu of --world-size %llu",
+                           (unsigned long long)a->only, (unsigned long long)a->world);
+  return HOIST_EXIT_OK;
+}
+
+/* Describes what rank r reads: into ranks (JSON) or on stdout. */
+static int describe_rank(const hoist_pipeline *p, const shards_args *a, uint32_t r,
+                         shards_out *o, cJSON *ranks) {
+  o->rank = r;
+  o->bytes = o->split = 0;
+  cJSON *entry = NULL;
+  if (o->json) {
+    entry = cJSON_CreateObject();
+    cJSON_AddNumberToObject(entry, "rank", r);
+    o->tensors = cJSON_AddArrayToObject(entry, "tensors");
+    cJSON_AddItemToArray(ranks, entry);
+  } else {
+    printf("rank %u of %llu:\n", r, (unsigned long long)a->world);
+  }
+  const int rc = hoist__shard_describe(NULL, p, a->fsdp, a->shard, r, (uint32_t)a->world, visit, o);
+  if (entry != NULL) {
+    cJSON_AddNumberToObject(entry, "bytes", (double)o->bytes);
+    cJSON_AddNumberToObject(entry, "split_tensors", (double)o->split);
+  } else if (rc == HOIST_OK) {
+    char b[32];
+    printf("  rank %u reads %s (%llu tensors split)\n", r, cli_human_bytes(o->bytes, b),
+           (unsigned long long)o->split);
+  }
+  return rc;
+}
+
+int cmd_shards(int argc, char **argv) {
+  shards_args a;
+  shards_out o = {0};
+  const int parsed = parse_args(argc, argv, &a, &o);
+  if (parsed != HOIST_EXIT_OK) return parsed < 0 ? HOIST_EXIT_OK : parsed;
   hoist_pipeline *p = NULL;
   hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
-  po.variant = variant;
-  int rc = hoist_pipeline_open(NULL, path, &po, &p);
+  po.variant = a.variant;
+  int rc = hoist_pipeline_open(NULL, a.path, &po, &p);
   if (rc != HOIST_OK) return cli_load_report("shards", NULL, rc);
   cJSON *root = o.json ? cJSON_CreateObject() : NULL, *ranks = NULL;
   if (root != NULL) {
-    cJSON_AddNumberToObject(root, "world_size", (double)world);
+    cJSON_AddNumberToObject(root, "world_size", (double)a.world);
     ranks = cJSON_AddArrayToObject(root, "ranks");
   }
-  for (uint32_t r = 0; r < world && rc == HOIST_OK; r++) {
-    if (only != UINT64_MAX && r != only) continue;
-    o.rank = r;
-    o.bytes = o.split = 0;
-    cJSON *entry = NULL;
-    if (o.json) {
-      entry = cJSON_CreateObject();
-      cJSON_AddNumberToObject(entry, "rank", r);
-      o.tensors = cJSON_AddArrayToObject(entry, "tensors");
-      cJSON_AddItemToArray(ranks, entry);
-    } else {
-      printf("rank %u of %llu:\n", r, (unsigned long long)world);
-    }
-    rc = hoist__shard_describe(NULL, p, fsdp, shard, r, (uint32_t)world, visit, &o);
-    if (entry != NULL) {
-      cJSON_AddNumberToObject(entry, "bytes", (double)o.bytes);
-      cJSON_AddNumberToObject(entry, "split_tensors", (double)o.split);
-    } else if (rc == HOIST_OK) {
-      char b[32];
-      printf("  rank %u reads %s (%llu tensors split)\n", r, cli_human_bytes(o.bytes, b),
-             (unsigned long long)o.split);
-    }
-  }
+  for (uint32_t r = 0; r < a.world && rc == HOIST_OK; r++)
+    if (a.only == UINT64_MAX || r == a.only) rc = describe_rank(p, &a, r, &o, ranks);
   int code = rc == HOIST_OK ? HOIST_EXIT_OK : cli_load_report("shards", NULL, rc);
   if (root != NULL && rc == HOIST_OK) code = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
   else cJSON_Delete(root);
