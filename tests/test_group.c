@@ -108,7 +108,7 @@ static void write_pipeline(const char *name) {
 
 typedef struct scenario {
   int world;
-  const char *fsdp, *shard;
+  const char *fsdp, *shard, *dtype;
   const char *fsdp_rank1; /* rank 1's own fsdp option (a plan mismatch) */
   uint64_t capacity[MAX_RANKS];
   int on_oom_offload;
@@ -191,6 +191,7 @@ static void rank_main(const scenario *s, int rank, int twin) {
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.fsdp = rank == 1 && s->fsdp_rank1 != NULL ? s->fsdp_rank1 : s->fsdp;
   o.shard = s->shard;
+  o.dtype = s->dtype;
   o.verify = 1;
   o.headroom = 0;
   o.on_oom = s->on_oom_offload ? HOIST_ON_OOM_OFFLOAD : HOIST_ON_OOM_FAIL;
@@ -425,6 +426,33 @@ END_TEST
 START_TEST(union_equals_file_w3) { union_for(3); }
 END_TEST
 START_TEST(union_equals_file_w4) { union_for(4); }
+END_TEST
+
+/* Parts converted while they load (F32, F16 and BF16 to F16; ints kept):
+ * verification checks every chunk, strided runs included, against the CPU
+ * conversion of the file's bytes; the local shapes are the parts'. */
+START_TEST(parts_convert_and_verify) {
+  write_pipeline("group_convert");
+  scenario s = scenario_init(2);
+  s.fsdp = "transformer";
+  s.shard = TP_PLAN;
+  s.dtype = "f16";
+  result res[MAX_RANKS];
+  run_world(&s, res);
+  for (int r = 0; r < 2; r++)
+    ck_assert_msg(res[r].status == HOIST_OK, "rank %d: %s", r, res[r].message);
+  /* q.weight [24, 12] F32 split on dim 1: [24, 6] in F16 on each rank. */
+  int sharded = 0;
+  unsigned dim = 0;
+  uint64_t off = 0, len = 0, nbytes = 0;
+  ck_assert_ptr_nonnull(find_part(&res[1], "text_encoder", "q.weight", &sharded, &dim, &off,
+                                  &len, &nbytes));
+  ck_assert_int_eq(sharded, 1);
+  ck_assert_uint_eq(dim, 1);
+  ck_assert_uint_eq(off, 6);
+  ck_assert_uint_eq(nbytes, 24 * 6 * 2);
+  free_results(res);
+}
 END_TEST
 
 /* A world of one: no rendezvous, nothing split, the bytes of a plain load. */
@@ -731,6 +759,7 @@ int main(void) {
   tcase_add_test(tc, union_equals_file_w3);
   tcase_add_test(tc, union_equals_file_w4);
   tcase_add_test(tc, world_of_one_is_a_plain_load);
+  tcase_add_test(tc, parts_convert_and_verify);
   tcase_add_test(tc, plans_that_differ_fail_every_rank);
   tcase_add_test(tc, a_refusal_on_one_rank_stops_every_rank);
   tcase_add_test(tc, a_refusal_with_on_oom_offload_offloads_on_every_rank);
