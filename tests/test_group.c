@@ -15,6 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -247,7 +250,7 @@ static void run_world(const scenario *s, result *res) {
   }
   if (s->twin_rank >= 0) {
     usleep(200000); /* the first of the two joins first */
-    ranks[n] = -1;
+    ranks[n] = -1; /* the twin: waited for, its result not kept */
     pids[n] = fork();
     ck_assert_int_ge(pids[n], 0);
     if (pids[n] == 0) rank_main(s, s->twin_rank, 1);
@@ -255,14 +258,15 @@ static void run_world(const scenario *s, result *res) {
   }
   memset(res, 0, sizeof(result) * MAX_RANKS);
   for (int i = 0; i < n; i++) {
-    if (ranks[i] == s->freeze_rank) continue;
+    const bool frozen = s->freeze_rank >= 0 && ranks[i] == s->freeze_rank;
+    if (frozen) continue;
     int st = 0;
     ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
     if (ranks[i] < 0) continue;
     res[ranks[i]].status = WIFEXITED(st) ? -WEXITSTATUS(st) : 1000 + WTERMSIG(st);
   }
   for (int i = 0; i < n; i++) {
-    if (ranks[i] != s->freeze_rank) continue;
+    if (s->freeze_rank < 0 || ranks[i] != s->freeze_rank) continue;
     int st = 0;
     kill(pids[i], SIGKILL);
     ck_assert_int_eq(waitpid(pids[i], &st, 0), pids[i]);
@@ -652,6 +656,61 @@ START_TEST(two_ranks_with_one_number) {
 }
 END_TEST
 
+/* torchrun's variables: RANK, WORLD_SIZE, LOCAL_RANK, and MASTER_ADDR and
+ * MASTER_PORT, whose next port is hoist's (MASTER_PORT is torch's store). */
+START_TEST(torchrun_variables) {
+  write_pipeline("group_torchrun");
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t len = sizeof a;
+  ck_assert_int_eq(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+  close(fd);
+  char master_port[16], pipe[1200];
+  snprintf(master_port, sizeof master_port, "%d", ntohs(a.sin_port) - 1);
+  snprintf(pipe, sizeof pipe, "%s/pipe", dir);
+  pid_t pids[2];
+  for (int r = 0; r < 2; r++) {
+    pids[r] = fork();
+    ck_assert_int_ge(pids[r], 0);
+    if (pids[r] != 0) continue;
+    char rank[8];
+    snprintf(rank, sizeof rank, "%d", r);
+    setenv("RANK", rank, 1);
+    setenv("LOCAL_RANK", rank, 1);
+    setenv("WORLD_SIZE", "2", 1);
+    setenv("MASTER_ADDR", "127.0.0.1", 1);
+    setenv("MASTER_PORT", master_port, 1);
+    unsetenv("HOIST_RENDEZVOUS");
+    hoist_group *g = NULL;
+    hoist_runtime *rt = NULL;
+    hoist_pipeline *p = NULL;
+    hoist_loaded *l = NULL;
+    hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+    o.fsdp = "transformer";
+    int rc = hoist_group_create(NULL, &g);
+    if (rc == HOIST_OK && (hoist_group_rank(g) != r || hoist_group_world_size(g) != 2 ||
+                           hoist_group_local_rank(g) != r))
+      _exit(110);
+    if (rc == HOIST_OK) rc = hoist_runtime_create(NULL, &rt);
+    if (rc == HOIST_OK) rc = hoist_pipeline_open(rt, pipe, NULL, &p);
+    o.group = g;
+    if (rc == HOIST_OK) rc = hoist_load_pipeline(rt, p, &o, &l);
+    hoist_loaded_close(l);
+    hoist_pipeline_close(p);
+    hoist_runtime_close(rt);
+    hoist_group_close(g);
+    _exit(-rc);
+  }
+  for (int r = 0; r < 2; r++) {
+    int st = 0;
+    ck_assert_int_eq(waitpid(pids[r], &st, 0), pids[r]);
+    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "rank %d: exit %d", r,
+                  WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+  }
+}
+END_TEST
+
 /* ---- Ranks of one process */
 
 typedef struct thread_rank {
@@ -769,6 +828,7 @@ int main(void) {
   tcase_add_test(tc, a_rank_that_never_comes);
   tcase_add_test(tc, two_ranks_with_one_number);
   tcase_add_test(tc, ranks_of_one_process);
+  tcase_add_test(tc, torchrun_variables);
   tcase_add_test(tc, bad_group_options);
   tcase_set_timeout(tc, 120);
   suite_add_tcase(s, tc);
