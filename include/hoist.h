@@ -65,9 +65,10 @@ HOIST_EXPORT const char *hoist_version(void);
 
 /* ------------------------------------------------------------------------ */
 /* Status codes.  Ranges: -1..-19 general, -20..-49 safetensors format rules,
- * -50..-69 pipeline layout, -70..-89 device and memory, -90..-99 sharing a
- * loaded pipeline between processes (hoist serve, hoist_attach), -100..-109
- * the ranks of a group loading together (hoist_group). */
+ * -50..-69 pipeline layout and content (manifests), -70..-89 device and
+ * memory, -90..-99 sharing a loaded pipeline between processes (hoist serve,
+ * hoist_attach), -100..-109 the ranks of a group loading together
+ * (hoist_group). */
 
 #define HOIST_STATUS_MAP(X)                                                        \
   X(OK, 0, "success")                                                              \
@@ -101,6 +102,8 @@ HOIST_EXPORT const char *hoist_version(void);
   X(BAD_INDEX, -51, "malformed shard index (*.safetensors.index.json)")            \
   X(MISSING_SHARD, -52, "a shard named by the index is missing")                   \
   X(NO_WEIGHTS, -53, "no weights found")                                           \
+  X(MANIFEST_MISMATCH, -54, "the pipeline's files differ from the manifest")       \
+  X(BAD_MANIFEST, -55, "malformed manifest file")                                  \
   X(NO_DEVICE, -70, "no such device, or no driver")                                \
   X(DEVICE, -71, "device or driver error")                                         \
   X(DEVICE_OOM, -72, "out of device memory")                                       \
@@ -306,7 +309,7 @@ typedef struct hoist_pipeline_options {
 /* Discovers the pipeline at path (a dir with model_index.json, or a dir of
  * weights that is a one-component pipeline), reads every safetensors
  * header (no tensor data) and computes the load order.  opts may be NULL.
- * What it refuses (README, "What discovery refuses"): JSON side files
+ * What it refuses (docs/cli.md, "What discovery refuses"): JSON side files
  * above their size cap or nesting cap, non-regular files, ambiguous or
  * disagreeing shards (HOIST_BAD_INDEX / HOIST_BAD_PIPELINE naming the
  * tensor and both files); out of memory is always HOIST_NO_MEMORY.
@@ -398,6 +401,139 @@ HOIST_EXPORT void hoist_group_close(hoist_group *g);
 HOIST_EXPORT int hoist_group_rank(const hoist_group *g);
 HOIST_EXPORT int hoist_group_world_size(const hoist_group *g);
 HOIST_EXPORT int hoist_group_local_rank(const hoist_group *g);
+/* Progress of long calls (loads, manifests): bytes of the component (or
+ * the whole) done and its total.  Called from the calling thread or a
+ * worker; must be cheap and thread-safe. */
+typedef void (*hoist_progress_fn)(void *user, const char *component, uint64_t done,
+                                  uint64_t total);
+
+/* ------------------------------------------------------------------------ */
+/* Content manifests: the pinned hashes of a pipeline's files.
+ *
+ * A manifest records every weight file discovery selects (its path relative
+ * to the pipeline folder, its size, the SHA-256 of the whole file, which is
+ * the digest Hugging Face publishes for LFS files), and for a safetensors
+ * file the XXH3-64 of its header and of every piece of every tensor (pieces
+ * of piece_bytes from each tensor's first byte); and the size and SHA-256
+ * of the JSON side files (model_index.json, config.json, shard indexes).
+ * The file format (JSON, versioned) is documented in runtime/manifest.h.
+ *
+ * A load given a manifest (hoist_load_options.manifest) compares, before
+ * anything is allocated, every weight file's name, size and header hash
+ * with it, and its reader threads hash every piece they read, right after
+ * reading it and before it is copied or converted: a difference fails the
+ * load with HOIST_MANIFEST_MISMATCH naming the file (and the tensor), with
+ * nothing left allocated.  hoist_manifest_check compares the whole-file
+ * SHA-256s of the weight and side files.
+ *
+ * A hoist_manifest is immutable: it may be used by any number of loads and
+ * threads at once, and must outlive the calls given it. */
+
+typedef struct hoist_manifest hoist_manifest;
+
+/* What hoist_manifest_check found for one file. */
+typedef enum hoist_manifest_verdict {
+  HOIST_MANIFEST_MATCH = 0,   /* size and SHA-256 as recorded */
+  HOIST_MANIFEST_SIZE = 1,    /* its size differs (it was not hashed) */
+  HOIST_MANIFEST_SHA256 = 2,  /* same size, another SHA-256 */
+  HOIST_MANIFEST_MISSING = 3, /* recorded, but absent or unreadable (detail says) */
+  HOIST_MANIFEST_EXTRA = 4    /* the pipeline's file, not in the manifest */
+} hoist_manifest_verdict;
+
+/* "match", "size", "sha256", "missing", "extra"; "unknown" for others. */
+HOIST_EXPORT const char *hoist_manifest_verdict_name(hoist_manifest_verdict v);
+
+typedef struct hoist_manifest_result {
+  const char *path;            /* relative to the pipeline folder */
+  int side_file;               /* 1: a JSON side file, 0: a weight file */
+  hoist_manifest_verdict verdict;
+  uint64_t size;               /* bytes found (0 when missing) */
+  uint64_t expected_size;      /* bytes recorded (0 when extra) */
+  const char *sha256;          /* 64 hex digits found; "" when not hashed */
+  const char *expected_sha256; /* recorded; "" when extra */
+  const char *detail;          /* one line saying why, for missing; else "" */
+} hoist_manifest_result;
+
+/* Called by hoist_manifest_check once per file, on the calling thread, in
+ * the manifest's order (weight files, then side files), then for the extra
+ * files.  r and its strings are valid during the call. */
+typedef void (*hoist_manifest_result_fn)(void *user, const hoist_manifest_result *r);
+
+typedef struct hoist_manifest_options {
+  uint32_t struct_size;
+  /* The pipeline's files as hoist_pipeline_options.variant selects them
+   * (create; check: NULL takes the manifest's own variant). */
+  const char *variant;
+  uint32_t threads;            /* files hashed at once; 0: one per core, at most 16 */
+  /* create: bytes each piece hash covers, a power of two from 64 KiB to
+   * 1 GiB; 0: 1 MiB.  A load with the manifest needs its upload chunk
+   * (hoist_config.chunk_bytes) and, when it converts, its conversion
+   * slots to be multiples of it (the defaults are, for every piece size
+   * up to 4 MiB). */
+  uint64_t piece_bytes;
+  /* Bytes hashed so far over all files and their total; component is the
+   * file being read (relative path).  Called from the hashing threads, one
+   * call at a time. */
+  hoist_progress_fn progress;
+  void *progress_user;
+  const volatile int *cancel;  /* set non-zero: stops within a block, HOIST_CANCELLED */
+  hoist_manifest_result_fn result; /* check: each file's verdict; NULL: none */
+  void *result_user;
+} hoist_manifest_options;
+
+#define HOIST_MANIFEST_OPTIONS_INIT \
+  { sizeof(hoist_manifest_options), NULL, 0, 0, NULL, NULL, NULL, NULL, NULL }
+
+/* Makes the manifest of the pipeline at path (any form hoist_pipeline_open
+ * takes; its files as discovery selects them with opts->variant): reads
+ * every weight file and side file once, several files at a time, with
+ * large sequential reads (SHA-256, header and piece hashes in one pass).
+ * opts may be NULL.  A file that changes while it is read is
+ * HOIST_FILE_CHANGED; discovery's statuses as hoist_pipeline_open's.  On
+ * success free *out with hoist_manifest_close(). */
+HOIST_EXPORT int hoist_manifest_create(hoist_runtime *rt, const char *path,
+                                       const hoist_manifest_options *opts, hoist_manifest **out);
+
+/* Writes m to path atomically: a temporary beside it, renamed over it once
+ * complete and flushed to disk.  A symbolic link at path is refused
+ * (HOIST_INVALID_ARGUMENT), never written through; a folder there too.
+ * HOIST_IO for a failed write (nothing is left behind). */
+HOIST_EXPORT int hoist_manifest_save(hoist_runtime *rt, const hoist_manifest *m, const char *path);
+
+/* Reads a manifest file: a regular file of at most 128 MiB, checked (JSON
+ * nesting and value caps as for side files) before it is parsed; anything
+ * malformed is HOIST_BAD_MANIFEST naming the file and the rule.  Free *out
+ * with hoist_manifest_close(). */
+HOIST_EXPORT int hoist_manifest_load(hoist_runtime *rt, const char *path, hoist_manifest **out);
+HOIST_EXPORT void hoist_manifest_close(hoist_manifest *m);
+
+/* Checks the files of the pipeline at path against m: the whole-file
+ * SHA-256 of every weight and side file it records (hashed in parallel),
+ * and discovery's weight files and the side files it lacks.  Every file's
+ * verdict goes to opts->result.  HOIST_OK when all match; else
+ * HOIST_MANIFEST_MISMATCH naming the first file that differs (or a
+ * discovery status, when discovery itself fails and nothing differed
+ * before); HOIST_CANCELLED, HOIST_NO_MEMORY. */
+HOIST_EXPORT int hoist_manifest_check(hoist_runtime *rt, const hoist_manifest *m,
+                                      const char *path, const hoist_manifest_options *opts);
+
+/* One file of a manifest. */
+typedef struct hoist_manifest_file_info {
+  const char *path;     /* relative to the pipeline folder */
+  int side_file;        /* 1: a JSON side file */
+  uint64_t size;
+  const char *sha256;   /* 64 hex digits */
+  size_t tensor_count;  /* safetensors: tensors recorded; else 0 */
+} hoist_manifest_file_info;
+
+/* Weight files (sorted by path), then side files (sorted). */
+HOIST_EXPORT size_t hoist_manifest_file_count(const hoist_manifest *m);
+/* File i; NULL past the end.  Valid while m is open. */
+HOIST_EXPORT const hoist_manifest_file_info *hoist_manifest_file(const hoist_manifest *m,
+                                                                 size_t i);
+HOIST_EXPORT uint64_t hoist_manifest_piece_bytes(const hoist_manifest *m);
+/* The variant its files were selected with; NULL for the default files. */
+HOIST_EXPORT const char *hoist_manifest_variant(const hoist_manifest *m);
 
 /* ------------------------------------------------------------------------ */
 /* Loading: admission, arenas, upload, residency. */
@@ -427,11 +563,6 @@ typedef enum hoist_read_mode {
   HOIST_READ_REGISTER = 4  /* page-lock the mapping itself and copy from it (cuda only) */
 } hoist_read_mode;
 
-/* Progress: bytes of the component done and its total.  Called from the
- * loading thread or a worker; must be cheap and thread-safe. */
-typedef void (*hoist_progress_fn)(void *user, const char *component, uint64_t done,
-                                  uint64_t total);
-
 /* Filled when a load is refused or fails on a component. */
 typedef struct hoist_load_failure {
   char component[128];  /* "" when the failure is not about one component */
@@ -458,8 +589,15 @@ typedef struct hoist_load_options {
   int64_t headroom;           /* bytes kept free; -1: default (cuda: max(256 MiB,
                                  2 % of total); host: 0) */
   hoist_on_oom on_oom;
-  const volatile int *cancel; /* when non-NULL and set non-zero, the load stops at
-                                 the next chunk boundary with HOIST_CANCELLED */
+  /* When non-NULL and set non-zero, the load stops at the next chunk
+   * boundary with HOIST_CANCELLED.  The flag is read from the loading
+   * thread and the reader threads while the load runs, with relaxed atomic
+   * loads.  Set it from another thread with an atomic store, e.g.
+   * __atomic_store_n(&flag, 1, __ATOMIC_RELAXED) (lock-free, so a signal
+   * handler may use it too), or from a signal handler with a plain store
+   * to a volatile int of sig_atomic_t's size; a plain store from another
+   * thread is a data race.  Reset it the same way, before the next load. */
+  const volatile int *cancel;
   hoist_load_failure *failure; /* optional out: details of a refusal */
   /* Dtype conversion during the upload.  dtype: target of every floating
    * tensor, "bf16", "f16" or "f32" (case-insensitive; NULL or "" keeps every
@@ -476,6 +614,11 @@ typedef struct hoist_load_options {
   /* Device scratch ring that converted chunks land in before the conversion
    * kernel writes the arena; counted by admission.  0: 64 MiB. */
   uint64_t scratch_bytes;
+  /* The manifest the pipeline's files must match (see "Content manifests"
+   * above); borrowed for the call.  NULL: none.  Its piece size must
+   * divide the chunk size and, when converting, the scratch slots
+   * (HOIST_INVALID_ARGUMENT otherwise, before anything is allocated). */
+  const hoist_manifest *manifest;
   /* Loading with other ranks (see "Groups"); NULL: this process alone,
    * world size 1.  Borrowed for the call. */
   hoist_group *group;
@@ -492,7 +635,7 @@ typedef struct hoist_load_options {
 
 #define HOIST_LOAD_OPTIONS_INIT \
   { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
-    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL, NULL }
+    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL }
 
 typedef struct hoist_loaded_info {
   const char *name;

@@ -77,6 +77,14 @@ static inline bool hoist__add_u64(uint64_t a, uint64_t b, uint64_t *out) {
 static inline bool hoist__mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
   return !__builtin_mul_overflow(a, b, out);
 }
+/* Whether a cancel flag (hoist_load_options.cancel) is raised: a relaxed
+ * atomic load, the reading side of the rule hoist.h states for its
+ * writers (the flag carries no data, so no stronger order is needed).
+ * NULL is never raised.  Thread-safe. */
+static inline bool hoist__cancel_requested(const volatile int *cancel) {
+  return cancel != NULL && __atomic_load_n(cancel, __ATOMIC_RELAXED) != 0;
+}
+
 /* Round x up to a multiple of align (a power of two); false on overflow. */
 static inline bool hoist__round_up_u64(uint64_t x, uint64_t align, uint64_t *out) {
   uint64_t t;

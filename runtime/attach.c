@@ -1,6 +1,6 @@
 /* attach.c — the client side of hoist serve: hoist_attach connects to the
  * control socket, receives the tensor table and one sharing handle per
- * arena (share_wire.h), opens every arena once through the device
+ * arena (hoist_wire.h), opens every arena once through the device
  * backend's share_open (CUDA IPC, or a read-only memfd mapping on the host
  * backend) and answers lookups from the table, as hoist_loaded does for a
  * load in this process.

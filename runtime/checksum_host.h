@@ -1,5 +1,5 @@
 /* checksum_host.h — the definition of hoist's block checksum, shared by the
- * host functions (checksum_host.c, the readers in upload.c) and the device
+ * host functions (checksum_host.c, the readers in engine.c) and the device
  * kernel (kernels/checksum.cu) so they compute the same value by
  * construction.
  *

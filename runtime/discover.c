@@ -46,18 +46,14 @@
  *   variant).  Variants apply to safetensors only: the fallback formats are
  *   summed whole, as in the reference (.gguf names carry dotted quant tags).
  *
- * What discovery refuses (exit 3 in the CLI; README, "What discovery
+ * What discovery refuses (exit 3 in the CLI; docs/cli.md, "What discovery
  * refuses"), so that a pipeline means one thing or nothing:
- *   - JSON side files above their size cap, checked before anything is
- *     read: 1 MiB for model_index.json and config.json, 64 MiB for a
- *     *.safetensors.index.json (real ones are a few kB and at most a few
- *     MB); nesting deeper than 32 levels, more than 2^21 JSON values,
- *     strings that decode to U+0000 and duplicate keys in any object.
- *     Each file is validated by json_lexer.c before cJSON parses it, so a
- *     failed parse can only be out of memory, reported as such; the value
- *     cap bounds the tree cJSON builds (about 80 bytes a value): a plan of
- *     an index at the cap peaks near 230 MB.  (A config.json whose text is
- *     broken only loses its labels, logged; over a cap it is refused.)
+ *   - JSON side files above their size cap (1 MiB for model_index.json and
+ *     config.json, 64 MiB for a *.safetensors.index.json), nested deeper
+ *     than 32 levels, with more than 2^21 values, strings that decode to
+ *     U+0000 or duplicate keys in any object (side_file.c says why).  (A
+ *     config.json whose text is broken only loses its labels, logged; over
+ *     a cap it is refused.)
  *   - anything but a regular file (symbolic links followed) where a file
  *     is read: a FIFO never blocks discovery, a device is never opened (a
  *     component "folder" that is not a folder counts as missing, as in the
@@ -67,7 +63,7 @@
  *   - an index that disagrees with its shards' headers: a weight_map
  *     entry whose shard does not hold that tensor, a tensor of a named
  *     shard that weight_map does not map to that shard, one tensor mapped
- *     to two shards by two indexes;
+ *     to two shards by two indexes (these two: shard_rules.c);
  *   - component names (and library and class names) with control
  *     characters, or longer than NAME_MAX.
  *   A path that is a symbolic link loop, a name too long or without
@@ -86,94 +82,27 @@
  * Ownership: hoist_pipeline_open returns a pipeline that owns every string,
  * every path and every opened file; hoist_pipeline_close frees them.  An
  * open pipeline is immutable and may be read from several threads. */
-#include "json_lexer.h"
 #include "dtype.h"
+#include "names.h"
 #include "pipeline.h"
-#include "safetensors.h" /* hoist__open_regular */
-#include "text.h"
+#include "safetensors.h" /* hoist__path_status, hoist__file_type_name */
+#include "shard_rules.h"
+#include "side_file.h"
 
 #include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
-/* The caps on JSON side files (see the top of this file). */
-#define HOIST_MODEL_INDEX_MAX_BYTES (UINT64_C(1) << 20)
-#define HOIST_CONFIG_MAX_BYTES (UINT64_C(1) << 20)
-#define HOIST_SHARD_INDEX_MAX_BYTES (UINT64_C(64) << 20)
-#define HOIST_SIDE_JSON_MAX_DEPTH 32
-#define HOIST_SIDE_JSON_MAX_VALUES ((size_t)1 << 21)
-
-/* ---- Small helpers */
+/* ---- Strings and names */
 
 static bool ends_with(const char *s, size_t len, const char *suffix) {
   size_t n = strlen(suffix);
   return len >= n && memcmp(s + len - n, suffix, n) == 0;
-}
-
-/* os.path.join(dir, name) for a relative name: one '/' between them. */
-static char *path_join(const char *dir, const char *name) {
-  size_t a = strlen(dir), b = strlen(name);
-  bool slash = a > 0 && dir[a - 1] != '/';
-  char *out = malloc(a + (slash ? 1 : 0) + b + 1);
-  if (out == NULL) return NULL;
-  memcpy(out, dir, a);
-  if (slash) out[a++] = '/';
-  memcpy(out + a, name, b + 1);
-  return out;
-}
-
-static int cmp_strp(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-/* A growable list of owned strings. */
-typedef struct str_list {
-  char **v;
-  size_t n, cap;
-} str_list;
-
-static bool list_push(str_list *l, char *s) {
-  if (s == NULL) return false;
-  if (l->n == l->cap) {
-    size_t cap = l->cap ? l->cap * 2 : 8;
-    char **v = realloc(l->v, cap * sizeof *v);
-    if (v == NULL) {
-      free(s);
-      return false;
-    }
-    l->v = v;
-    l->cap = cap;
-  }
-  l->v[l->n++] = s;
-  return true;
-}
-
-static void list_free(str_list *l) {
-  for (size_t i = 0; i < l->n; i++) free(l->v[i]);
-  free(l->v);
-  memset(l, 0, sizeof *l);
-}
-
-/* Sorts and removes duplicates. */
-static void list_sort_unique(str_list *l) {
-  if (l->n < 2) return;
-  qsort(l->v, l->n, sizeof *l->v, cmp_strp);
-  size_t k = 1;
-  for (size_t i = 1; i < l->n; i++) {
-    if (strcmp(l->v[i], l->v[k - 1]) == 0)
-      free(l->v[i]);
-    else
-      l->v[k++] = l->v[i];
-  }
-  l->n = k;
 }
 
 /* Whether s holds a C0 control character, DEL or a C1 control character
@@ -183,207 +112,6 @@ static bool has_control(const char *s) {
   for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++)
     if (*c < 0x20 || *c == 0x7f || (c[0] == 0xC2 && c[1] >= 0x80 && c[1] < 0xA0)) return true;
   return false;
-}
-
-/* ---- A set of names, for the duplicate and agreement checks: open
- * addressing over pointers to the name field of the caller's items (so
- * that a name found leads back to its item), hashed as the reader hashes
- * tensor names.  Linear in the names, where sorting them took a second on
- * an index of half a million long, alike tensor names. */
-
-typedef struct name_set {
-  const char *const **slot;
-  size_t mask;
-} name_set;
-
-/* Room for n names. */
-static bool set_init(name_set *s, size_t n) {
-  size_t cap = 16;
-  while (cap / 2 < n) cap *= 2;
-  s->slot = calloc(cap, sizeof *s->slot);
-  s->mask = cap - 1;
-  return s->slot != NULL;
-}
-
-static void set_free(name_set *s) {
-  free(s->slot);
-  memset(s, 0, sizeof *s);
-}
-
-/* The item already holding *name's name, or NULL after adding name. */
-static const char *const *set_add(name_set *s, const char *const *name) {
-  size_t h = hoist__hash_str(*name) & s->mask;
-  for (; s->slot[h] != NULL; h = (h + 1) & s->mask)
-    if (strcmp(*s->slot[h], *name) == 0) return s->slot[h];
-  s->slot[h] = name;
-  return NULL;
-}
-
-static const char *const *set_find(const name_set *s, const char *name) {
-  for (size_t h = hoist__hash_str(name) & s->mask; s->slot[h] != NULL; h = (h + 1) & s->mask)
-    if (strcmp(*s->slot[h], name) == 0) return s->slot[h];
-  return NULL;
-}
-
-/* ---- JSON side files */
-
-/* A kind of side file: its name in messages, its size cap, and the status
- * of a file that breaks a rule. */
-typedef struct side_kind {
-  const char *name;
-  uint64_t max_bytes;
-  int status;
-} side_kind;
-
-static const side_kind SIDE_MODEL_INDEX = {"model_index.json", HOIST_MODEL_INDEX_MAX_BYTES,
-                                           HOIST_BAD_PIPELINE};
-static const side_kind SIDE_CONFIG = {"config.json", HOIST_CONFIG_MAX_BYTES, HOIST_BAD_PIPELINE};
-static const side_kind SIDE_SHARD_INDEX = {"a shard index", HOIST_SHARD_INDEX_MAX_BYTES,
-                                           HOIST_BAD_INDEX};
-
-/* Reads a whole side file after checking that it is a regular file within
- * its cap; *buf (NUL-terminated, owned by the caller) and *len. */
-static int read_side_file(hoist_runtime *rt, const char *path, const side_kind *kind, char **buf,
-                          size_t *len) {
-  char pb[HOIST_SHOW_PATH];
-  *buf = NULL;
-  *len = 0;
-  int fd;
-  struct stat st;
-  int rc = hoist__open_regular(rt, path, kind->status, &fd, &st);
-  if (rc != HOIST_OK) return rc;
-  if ((uint64_t)st.st_size > kind->max_bytes) {
-    rc = hoist__fail(rt, kind->status,
-                    "%s: %llu bytes, above the %llu MiB cap for %s (refused before parsing)",
-                    hoist__show(path, pb, sizeof pb), (unsigned long long)st.st_size,
-                    (unsigned long long)(kind->max_bytes >> 20), kind->name);
-    goto fail;
-  }
-  size_t n = (size_t)st.st_size;
-  char *b = malloc(n + 1);
-  if (b == NULL) {
-    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory reading %zu bytes",
-                    hoist__show(path, pb, sizeof pb), n);
-    goto fail;
-  }
-  size_t got = 0;
-  while (got < n) {
-    ssize_t r = read(fd, b + got, n - got);
-    if (r < 0 && errno == EINTR) continue;
-    if (r <= 0) {
-      if (r < 0)
-        rc = hoist__fail(rt, HOIST_IO, "%s: %s", hoist__show(path, pb, sizeof pb), strerror(errno));
-      else
-        rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: shrank while it was read (%zu of %zu bytes)",
-                        hoist__show(path, pb, sizeof pb), got, n);
-      free(b);
-      goto fail;
-    }
-    got += (size_t)r;
-  }
-  b[n] = '\0';
-  *buf = b;
-  *len = n;
-fail:
-  close(fd);
-  return rc;
-}
-
-/* The cJSON member whose key field is *key. */
-static const cJSON *member_of(const char *const *key) {
-  return (const cJSON *)(const void *)((const char *)key - offsetof(cJSON, string));
-}
-
-/* Refuses duplicate keys in every object of the tree (where: the key of
- * the member holding v, NULL at the top): Python's json keeps the last of
- * them, cJSON every one, so such a file means nothing certain.  The tree is
- * at most HOIST_SIDE_JSON_MAX_DEPTH deep, which bounds the recursion. */
-static int check_unique_keys(hoist_runtime *rt, const char *shown_path, int status,
-                             const cJSON *v, const char *where) {
-  if (!cJSON_IsObject(v) && !cJSON_IsArray(v)) return HOIST_OK;
-  int rc = HOIST_OK;
-  if (cJSON_IsObject(v) && v->child != NULL && v->child->next != NULL) {
-    size_t n = 0;
-    for (const cJSON *m = v->child; m != NULL; m = m->next) n++;
-    name_set set;
-    if (!set_init(&set, n))
-      return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory checking keys", shown_path);
-    for (const cJSON *m = v->child; m != NULL && rc == HOIST_OK; m = m->next) {
-      const char *const *had = set_add(&set, (const char *const *)&m->string);
-      if (had == NULL) continue;
-      const cJSON *first = member_of(had);
-      char kb[HOIST_SHOW_NAME], wb[HOIST_SHOW_NAME], ab[HOIST_SHOW_NAME], bb[HOIST_SHOW_NAME];
-      char in[HOIST_SHOW_NAME + 16] = "", values[2 * HOIST_SHOW_NAME + 24] = "";
-      if (where != NULL) snprintf(in, sizeof in, " in \"%s\"", hoist__show(where, wb, sizeof wb));
-      if (cJSON_IsString(first) && cJSON_IsString(m))
-        snprintf(values, sizeof values, " (values '%s' and '%s')",
-                 hoist__show(first->valuestring, ab, sizeof ab),
-                 hoist__show(m->valuestring, bb, sizeof bb));
-      rc = hoist__fail(rt, status, "%s: duplicate key '%s'%s%s", shown_path,
-                      hoist__show(m->string, kb, sizeof kb), in, values);
-    }
-    set_free(&set);
-  }
-  for (const cJSON *m = v->child; m != NULL && rc == HOIST_OK; m = m->next)
-    rc = check_unique_keys(rt, shown_path, status, m, cJSON_IsObject(v) ? m->string : where);
-  return rc;
-}
-
-/* Reads and parses a JSON side file under the rules at the top of this
- * file.  A broken rule is kind->status, except that a file that is not
- * there is HOIST_NOT_FOUND, an unusable path HOIST_BAD_PATH, a read error
- * HOIST_IO and out of memory HOIST_NO_MEMORY.  *content_error (may be
- * NULL) tells a file whose text is wrong (not JSON, bad UTF-8, duplicate
- * keys) from one refused for what it is (type, caps) or an I/O or memory
- * failure.  *out is owned by the caller. */
-static int read_json(hoist_runtime *rt, const char *path, const side_kind *kind, cJSON **out,
-                     bool *content_error) {
-  char pb[HOIST_SHOW_PATH];
-  const char *shown = hoist__show(path, pb, sizeof pb);
-  *out = NULL;
-  if (content_error != NULL) *content_error = false;
-  char *buf = NULL;
-  size_t len = 0;
-  int rc = read_side_file(rt, path, kind, &buf, &len);
-  if (rc != HOIST_OK) return rc;
-  size_t values = 0;
-  hoist__json_error jerr;
-  int lrc = hoist__json_check(buf, len, HOIST_SIDE_JSON_MAX_DEPTH, &values, &jerr);
-  bool bad_text = false;
-  if (lrc == HOIST_HEADER_UTF8) {
-    bad_text = true;
-    rc = hoist__fail(rt, kind->status, "%s: not valid UTF-8 at byte %zu", shown, jerr.offset);
-  } else if (lrc != HOIST_OK && jerr.depth_limit != 0) {
-    rc = hoist__fail(rt, kind->status,
-                    "%s: nesting deeper than %zu levels at byte %zu, the cap for JSON side files",
-                    shown, jerr.depth_limit, jerr.offset);
-  } else if (lrc != HOIST_OK) {
-    bad_text = true;
-    rc = hoist__fail(rt, kind->status, "%s: not valid JSON: %s at byte %zu", shown, jerr.what,
-                    jerr.offset);
-  } else if (values > HOIST_SIDE_JSON_MAX_VALUES) {
-    rc = hoist__fail(rt, kind->status, "%s: %zu JSON values, above the cap of %zu for %s", shown,
-                    values, HOIST_SIDE_JSON_MAX_VALUES, kind->name);
-  }
-  if (rc != HOIST_OK) goto fail;
-  /* The text passed the strict validator, which accepts nothing cJSON
-   * refuses: a NULL here can only be an allocation that failed. */
-  cJSON *root = cJSON_ParseWithLengthOpts(buf, len, NULL, 0);
-  if (root == NULL) {
-    rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory parsing %zu bytes of JSON", shown, len);
-    goto fail;
-  }
-  rc = check_unique_keys(rt, shown, kind->status, root, NULL);
-  if (rc != HOIST_OK) {
-    bad_text = rc != HOIST_NO_MEMORY;
-    cJSON_Delete(root);
-    goto fail;
-  }
-  *out = root;
-fail:
-  if (content_error != NULL) *content_error = bad_text;
-  free(buf);
-  return rc;
 }
 
 /* ---- File names */
@@ -445,25 +173,19 @@ static file_kind classify(const char *name, const char **v, size_t *vlen) {
   return KIND_OTHER;
 }
 
-/* A shard name from an index must stay in the component's folder. */
-static bool shard_name_ok(const char *s) {
-  if (s[0] == '\0' || strcmp(s, ".") == 0 || strncmp(s, "..", 2) == 0) return false;
-  return strchr(s, '/') == NULL && strchr(s, '\\') == NULL;
-}
-
 /* ---- One component folder */
 
 typedef struct folder_scan {
-  str_list index, index_v, st, st_v, fallback;
+  hoist__str_list index, index_v, st, st_v, fallback;
   uint64_t fallback_bytes;
 } folder_scan;
 
 static void scan_free(folder_scan *s) {
-  list_free(&s->index);
-  list_free(&s->index_v);
-  list_free(&s->st);
-  list_free(&s->st_v);
-  list_free(&s->fallback);
+  hoist__str_list_free(&s->index);
+  hoist__str_list_free(&s->index_v);
+  hoist__str_list_free(&s->st);
+  hoist__str_list_free(&s->st_v);
+  hoist__str_list_free(&s->fallback);
 }
 
 /* Lists the weight-related regular files of folder (full paths), keeping
@@ -495,7 +217,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
     if ((k == KIND_INDEX_VARIANT || k == KIND_ST_VARIANT) &&
         (variant == NULL || vlen != var_len || memcmp(v, variant, vlen) != 0))
       continue;
-    char *full = path_join(folder, de->d_name);
+    char *full = hoist__path_join(folder, de->d_name);
     if (full == NULL) {
       rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist__show(folder, pb, sizeof pb));
       break;
@@ -507,7 +229,7 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
       free(full);
       continue;
     }
-    str_list *to = k == KIND_INDEX           ? &s->index
+    hoist__str_list *to = k == KIND_INDEX           ? &s->index
                    : k == KIND_INDEX_VARIANT ? &s->index_v
                    : k == KIND_ST            ? &s->st
                    : k == KIND_ST_VARIANT    ? &s->st_v
@@ -519,251 +241,18 @@ static int scan_folder(hoist_runtime *rt, const char *folder, const char *varian
                       hoist__show(folder, pb, sizeof pb));
       break;
     }
-    if (!list_push(to, full)) {
+    if (!hoist__str_list_push(to, full)) {
       rc = hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", hoist__show(folder, pb, sizeof pb));
       break;
     }
   }
   closedir(d);
   if (rc != HOIST_OK) return rc;
-  list_sort_unique(&s->index);
-  list_sort_unique(&s->index_v);
-  list_sort_unique(&s->st);
-  list_sort_unique(&s->st_v);
-  list_sort_unique(&s->fallback);
-  return HOIST_OK;
-}
-
-/* ---- Shard indexes and the files they name */
-
-/* One weight_map entry: a tensor and its shard (strings owned by the
- * index's cJSON tree) and the slot of the index that holds it.  tensor
- * comes first: the name set of a shard_map points at it. */
-typedef struct map_entry {
-  const char *tensor;
-  const char *shard;
-  size_t index;
-} map_entry;
-
-/* The weight_maps of a component's indexes, merged. */
-typedef struct shard_map {
-  const str_list *indexes; /* the index files, by slot */
-  cJSON **roots;           /* their parsed trees, by slot */
-  map_entry *v;            /* every entry, in file order */
-  size_t n, cap;
-  name_set by_tensor;      /* each tensor once: its first entry */
-} shard_map;
-
-static void shard_map_free(shard_map *m) {
-  if (m->roots != NULL)
-    for (size_t i = 0; i < m->indexes->n; i++) cJSON_Delete(m->roots[i]);
-  free(m->roots);
-  free(m->v);
-  set_free(&m->by_tensor);
-  memset(m, 0, sizeof *m);
-}
-
-static bool map_push(shard_map *m, const char *tensor, const char *shard, size_t index) {
-  if (m->n == m->cap) {
-    size_t cap = m->cap ? m->cap * 2 : 256;
-    map_entry *v = realloc(m->v, cap * sizeof *v);
-    if (v == NULL) return false;
-    m->v = v;
-    m->cap = cap;
-  }
-  m->v[m->n++] = (map_entry){tensor, shard, index};
-  return true;
-}
-
-/* Adds the entries of the index at slot i of m->indexes to m. */
-static int read_index(hoist_runtime *rt, shard_map *m, size_t i) {
-  const char *index_path = m->indexes->v[i];
-  char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME];
-  const char *shown = hoist__show(index_path, pb, sizeof pb);
-  int rc = read_json(rt, index_path, &SIDE_SHARD_INDEX, &m->roots[i], NULL);
-  if (rc != HOIST_OK) return rc;
-  const cJSON *root = m->roots[i];
-  if (!cJSON_IsObject(root))
-    return hoist__fail(rt, HOIST_BAD_INDEX, "%s: not a JSON object", shown);
-  const cJSON *map = cJSON_GetObjectItemCaseSensitive(root, "weight_map");
-  if (!cJSON_IsObject(map))
-    return hoist__fail(rt, HOIST_BAD_INDEX, "%s: \"weight_map\" is missing or not an object", shown);
-  for (const cJSON *e = map->child; e != NULL; e = e->next) {
-    if (!cJSON_IsString(e))
-      return hoist__fail(rt, HOIST_BAD_INDEX, "%s: weight_map entry '%s' is not a string", shown,
-                        hoist__show(e->string, nb, sizeof nb));
-    if (!map_push(m, e->string, e->valuestring, i))
-      return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-  }
-  return HOIST_OK;
-}
-
-/* Adds to shards (full paths) the shard of entry e when it is the first
- * entry naming it: a plain name of a regular file in folder. */
-static int add_shard(hoist_runtime *rt, const char *folder, const shard_map *m,
-                     const map_entry *e, str_list *shards) {
-  char pb[HOIST_SHOW_PATH], nb[HOIST_SHOW_NAME], fb[HOIST_SHOW_PATH];
-  const char *shown = hoist__show(m->indexes->v[e->index], pb, sizeof pb);
-  if (!shard_name_ok(e->shard))
-    return hoist__fail(rt, HOIST_BAD_INDEX,
-                      "%s: shard '%s' is not a plain file name in the component folder "
-                      "(path separators and '..' are not allowed)",
-                      shown, hoist__show(e->shard, nb, sizeof nb));
-  char *full = path_join(folder, e->shard);
-  if (full == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-  struct stat st;
-  int err = stat(full, &st) == 0 ? 0 : errno;
-  if (err != 0 || !S_ISREG(st.st_mode)) {
-    int rc = hoist__fail(rt, HOIST_MISSING_SHARD, "%s: shard '%s' is missing (%s: %s)", shown,
-                        hoist__show(e->shard, nb, sizeof nb), hoist__show(full, fb, sizeof fb),
-                        err != 0 ? strerror(err) : hoist__file_type_name(st.st_mode));
-    free(full);
-    return rc;
-  }
-  return list_push(shards, full) ? HOIST_OK
-                                 : hoist__fail(rt, HOIST_NO_MEMORY, "%s: out of memory", shown);
-}
-
-/* Reads every index of a component into m, and the shards they name into
- * shards (full paths, sorted).  Duplicate keys within one weight_map were
- * refused with its file; two indexes may repeat an entry, but not map one
- * tensor to two shards. */
-static int read_indexes(hoist_runtime *rt, const char *folder, const str_list *indexes,
-                        shard_map *m, str_list *shards) {
-  m->indexes = indexes;
-  m->roots = calloc(indexes->n ? indexes->n : 1, sizeof *m->roots);
-  if (m->roots == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
-  for (size_t i = 0; i < indexes->n; i++) {
-    int rc = read_index(rt, m, i);
-    if (rc != HOIST_OK) return rc;
-  }
-  name_set shard_names = {0};
-  if (!set_init(&m->by_tensor, m->n) || !set_init(&shard_names, m->n)) {
-    set_free(&shard_names);
-    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory reading shard indexes");
-  }
-  int rc = HOIST_OK;
-  for (size_t i = 0; i < m->n && rc == HOIST_OK; i++) {
-    const map_entry *e = &m->v[i];
-    /* Entries of one shard mostly come together: skip the set for them. */
-    bool same = i > 0 && strcmp(e->shard, m->v[i - 1].shard) == 0;
-    if (!same && set_add(&shard_names, &e->shard) == NULL) rc = add_shard(rt, folder, m, e, shards);
-    const map_entry *had = (const map_entry *)(const void *)set_add(&m->by_tensor, &e->tensor);
-    if (rc != HOIST_OK || had == NULL || strcmp(had->shard, e->shard) == 0) continue;
-    char ia[HOIST_SHOW_PATH], ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sa[HOIST_SHOW_NAME],
-        sb[HOIST_SHOW_NAME];
-    rc = hoist__fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' is mapped to '%s', but to '%s' by %s",
-                    hoist__show(indexes->v[had->index], ia, sizeof ia),
-                    hoist__show(e->tensor, tb, sizeof tb), hoist__show(had->shard, sa, sizeof sa),
-                    hoist__show(e->shard, sb, sizeof sb), hoist__show(indexes->v[e->index], ib, sizeof ib));
-  }
-  set_free(&shard_names);
-  list_sort_unique(shards);
-  return rc;
-}
-
-/* One tensor of one of the component's files, for the uniqueness check
- * (name first: the name set points at it). */
-typedef struct tensor_claim {
-  const char *name;
-  size_t file;
-} tensor_claim;
-
-/* Within a component every tensor name is held by one file: otherwise
- * which bytes a lookup returns would depend on the file order.  (For the
- * shards of an index, check_index_agreement implies it.) */
-static int check_unique_tensors(hoist_runtime *rt, const hoist__component *c) {
-  size_t n = 0;
-  for (size_t i = 0; i < c->st_count; i++) n += hoist_file_tensor_count(c->st[i]);
-  if (c->st_count < 2 || n < 2) return HOIST_OK;
-  tensor_claim *v = malloc(n * sizeof *v);
-  name_set set = {0};
-  if (v == NULL || !set_init(&set, n)) {
-    free(v);
-    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory checking tensor names");
-  }
-  n = 0;
-  for (size_t i = 0; i < c->st_count; i++)
-    for (size_t t = 0; t < hoist_file_tensor_count(c->st[i]); t++)
-      v[n++] = (tensor_claim){hoist_file_tensor(c->st[i], t)->name, i};
-  int rc = HOIST_OK;
-  for (size_t i = 0; i < n && rc == HOIST_OK; i++) {
-    const tensor_claim *had = (const tensor_claim *)(const void *)set_add(&set, &v[i].name);
-    if (had == NULL) continue;
-    char nb[HOIST_SHOW_NAME], tb[HOIST_SHOW_NAME], ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
-    rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: tensor '%s' is in two files, %s and %s",
-                    hoist__show(c->name, nb, sizeof nb), hoist__show(v[i].name, tb, sizeof tb),
-                    hoist__show(hoist_file_path(c->st[had->file]), ab, sizeof ab),
-                    hoist__show(hoist_file_path(c->st[v[i].file]), bb, sizeof bb));
-  }
-  set_free(&set);
-  free(v);
-  return rc;
-}
-
-/* The length of path_join(dir, ""): where a shard's name starts in its
- * full path. */
-static size_t joined_prefix_len(const char *dir) {
-  size_t a = strlen(dir);
-  return a + (a > 0 && dir[a - 1] != '/' ? 1 : 0);
-}
-
-/* The slot of c's file named shard (c->st is sorted by path, and every
- * path is the folder joined with a shard name); SIZE_MAX when none. */
-static size_t find_shard(const hoist__component *c, size_t prefix, const char *shard) {
-  size_t lo = 0, hi = c->st_count;
-  while (lo < hi) {
-    size_t mid = lo + (hi - lo) / 2;
-    int cmp = strcmp(hoist_file_path(c->st[mid]) + prefix, shard);
-    if (cmp == 0) return mid;
-    if (cmp < 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return SIZE_MAX;
-}
-
-/* An index agrees with its shards' headers both ways: every weight_map
- * entry's shard holds that tensor, and every tensor of a named shard is
- * mapped to that shard.  As weight_map maps a tensor to one shard, this
- * also makes tensor names unique across the shards: a tensor in two of
- * them is refused naming both. */
-static int check_index_agreement(hoist_runtime *rt, const hoist__component *c, const shard_map *m) {
-  char ib[HOIST_SHOW_PATH], tb[HOIST_SHOW_NAME], sb[HOIST_SHOW_NAME];
-  size_t prefix = joined_prefix_len(c->path);
-  for (size_t i = 0; i < m->n; i++) {
-    const map_entry *e = &m->v[i];
-    size_t f = find_shard(c, prefix, e->shard);
-    if (f != SIZE_MAX && hoist_file_find(c->st[f], e->tensor) != NULL) continue;
-    return hoist__fail(rt, HOIST_BAD_INDEX,
-                      "%s: weight_map maps tensor '%s' to '%s', which does not hold it",
-                      hoist__show(m->indexes->v[e->index], ib, sizeof ib),
-                      hoist__show(e->tensor, tb, sizeof tb), hoist__show(e->shard, sb, sizeof sb));
-  }
-  for (size_t f = 0; f < c->st_count; f++) {
-    const char *shard = hoist_file_path(c->st[f]) + prefix;
-    for (size_t t = 0; t < hoist_file_tensor_count(c->st[f]); t++) {
-      const char *name = hoist_file_tensor(c->st[f], t)->name;
-      const map_entry *e = (const map_entry *)(const void *)set_find(&m->by_tensor, name);
-      if (e != NULL && strcmp(e->shard, shard) == 0) continue;
-      if (e != NULL) {
-        /* Mapped elsewhere, and that shard holds it too (checked above). */
-        char ab[HOIST_SHOW_PATH], bb[HOIST_SHOW_PATH];
-        return hoist__fail(rt, HOIST_BAD_INDEX,
-                          "%s: tensor '%s' is in two files, %s and %s (weight_map names '%s')",
-                          hoist__show(m->indexes->v[e->index], ib, sizeof ib),
-                          hoist__show(name, tb, sizeof tb),
-                          hoist__show(hoist_file_path(c->st[find_shard(c, prefix, e->shard)]), ab,
-                                     sizeof ab),
-                          hoist__show(hoist_file_path(c->st[f]), bb, sizeof bb),
-                          hoist__show(e->shard, sb, sizeof sb));
-      }
-      /* Name the index when there is one, else the folder. */
-      const char *where = m->indexes->n == 1 ? m->indexes->v[0] : c->path;
-      return hoist__fail(rt, HOIST_BAD_INDEX, "%s: tensor '%s' of shard '%s' is not in weight_map",
-                        hoist__show(where, ib, sizeof ib), hoist__show(name, tb, sizeof tb),
-                        hoist__show(shard, sb, sizeof sb));
-    }
-  }
+  hoist__str_list_sort_unique(&s->index);
+  hoist__str_list_sort_unique(&s->index_v);
+  hoist__str_list_sort_unique(&s->st);
+  hoist__str_list_sort_unique(&s->st_v);
+  hoist__str_list_sort_unique(&s->fallback);
   return HOIST_OK;
 }
 
@@ -819,14 +308,14 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
     return HOIST_OK;
   }
   folder_scan s = {0};
-  str_list files = {0};
-  shard_map map = {0};
+  hoist__str_list files = {0};
+  hoist__shard_map map = {0};
   int rc = scan_folder(rt, c->path, variant, &s);
   if (rc != HOIST_OK) goto fail;
   bool use_variant = variant != NULL && (s.index_v.n > 0 || s.st_v.n > 0);
-  const str_list *indexes = use_variant ? &s.index_v : &s.index;
-  str_list *plain = use_variant ? &s.st_v : &s.st;
-  rc = read_indexes(rt, c->path, indexes, &map, &files);
+  const hoist__str_list *indexes = use_variant ? &s.index_v : &s.index;
+  hoist__str_list *plain = use_variant ? &s.st_v : &s.st;
+  rc = hoist__shard_map_read(rt, c->path, indexes, &map, &files);
   if (rc != HOIST_OK) goto fail;
   bool indexed = files.n > 0;
   if (!indexed) {
@@ -852,7 +341,7 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
       }
       c->st_count++;
     }
-    rc = indexed ? check_index_agreement(rt, c, &map) : check_unique_tensors(rt, c);
+    rc = indexed ? hoist__shard_check_index(rt, c, &map) : hoist__shard_check_unique(rt, c);
     if (rc != HOIST_OK) goto fail;
     rc = count_bytes(rt, target, c);
     if (rc != HOIST_OK) goto fail;
@@ -866,8 +355,8 @@ static int discover_component(hoist_runtime *rt, const char *variant, hoist_dtyp
   c->file_count = files.n;
   memset(&files, 0, sizeof files);
 fail:
-  shard_map_free(&map);
-  list_free(&files);
+  hoist__shard_map_free(&map);
+  hoist__str_list_free(&files);
   scan_free(&s);
   return rc;
 }
@@ -950,8 +439,8 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
   char pb[HOIST_SHOW_PATH];
   const char *shown = hoist__show(index_path, pb, sizeof pb);
   cJSON *root = NULL;
-  /* Duplicate keys are refused by read_json, here as in every side file. */
-  int rc = read_json(rt, index_path, &SIDE_MODEL_INDEX, &root, NULL);
+  /* Duplicate keys are refused by the side-file reader, as in every side file. */
+  int rc = hoist__side_json_read(rt, index_path, &hoist__side_model_index, &root, NULL);
   if (rc != HOIST_OK) return rc;
   if (!cJSON_IsObject(root)) {
     rc = hoist__fail(rt, HOIST_BAD_PIPELINE, "%s: not a JSON object", shown);
@@ -982,7 +471,7 @@ static int from_model_index(hoist_runtime *rt, hoist_pipeline *p, const char *in
         (rc = strdup_or_fail(rt, cJSON_IsString(cls) ? cls->valuestring : NULL,
                              &c->class_name)) != HOIST_OK)
       goto fail;
-    c->path = path_join(p->path, c->name);
+    c->path = hoist__path_join(p->path, c->name);
     if (c->path == NULL) {
       rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
       goto fail;
@@ -998,14 +487,14 @@ fail:
  * whose text is broken (logged).  A config.json that is not a regular
  * file or breaks a cap is refused like every side file. */
 static int plain_model_labels(hoist_runtime *rt, hoist__component *c) {
-  char *cfg_path = path_join(c->path, "config.json");
+  char *cfg_path = hoist__path_join(c->path, "config.json");
   if (cfg_path == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   struct stat st;
   int rc = HOIST_OK;
   cJSON *root = NULL;
   if (stat(cfg_path, &st) != 0 && errno == ENOENT) goto fail;
   bool broken = false;
-  rc = read_json(rt, cfg_path, &SIDE_CONFIG, &root, &broken);
+  rc = hoist__side_json_read(rt, cfg_path, &hoist__side_config, &root, &broken);
   if (broken) {
     hoist__log(rt, HOIST_LOG_WARN, "%s", hoist_last_error(rt));
     rc = HOIST_OK;
@@ -1076,6 +565,60 @@ static int plain_model(hoist_runtime *rt, hoist_pipeline *p) {
   return plain_model_labels(rt, c);
 }
 
+/* The options of an open, checked: *variant (NULL for none) and *target
+ * (HOIST_DTYPE_KEEP for none). */
+static int check_open_options(hoist_runtime *rt, const hoist_pipeline_options *opts,
+                              const char **variant, hoist_dtype *target) {
+  if (opts->struct_size != sizeof(hoist_pipeline_options))
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                      "hoist_pipeline_options.struct_size is %u, expected %zu "
+                      "(use HOIST_PIPELINE_OPTIONS_INIT)",
+                      opts->struct_size, sizeof(hoist_pipeline_options));
+  char pb[HOIST_SHOW_PATH];
+  *variant = opts->variant;
+  if (*variant != NULL && ((*variant)[0] == '\0' || strpbrk(*variant, "./\\") != NULL))
+    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
+                      "variant '%s' is not a plain name (like fp16 or bf16)",
+                      hoist__show(*variant, pb, sizeof pb));
+  *target = HOIST_DTYPE_KEEP;
+  if (opts->dtype != NULL && opts->dtype[0] != '\0')
+    return hoist__dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), target);
+  return HOIST_OK;
+}
+
+/* Fills the public view of c, discovered: its labels, files and order
+ * key. */
+static int describe_component(hoist_runtime *rt, hoist__component *c) {
+  c->info.library = c->library;
+  c->info.class_name = c->class_name;
+  c->info.path = c->path;
+  c->info.file_count = c->file_count;
+  c->info.files = (const char *const *)c->files;
+  c->info.risk_rank = hoist__component_risk_rank(c->name);
+  size_t tsize = strlen(c->name) + 2;
+  c->vp_text = malloc(tsize);
+  if (c->vp_text == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
+  hoist__component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
+  c->info.variant_priority_text = c->vp_text;
+  if (c->info.folder_missing) {
+    char nb[HOIST_SHOW_NAME], pb[HOIST_SHOW_PATH];
+    hoist__log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
+              hoist__show(c->name, nb, sizeof nb), hoist__show(c->path, pb, sizeof pb));
+  }
+  return HOIST_OK;
+}
+
+/* Sorts p's components into load order and gives each its position. */
+static int order_components(hoist_runtime *rt, hoist_pipeline *p) {
+  p->ordered = malloc(p->count * sizeof *p->ordered);
+  if (p->ordered == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
+  for (size_t i = 0; i < p->count; i++) p->ordered[i] = &p->components[i].info;
+  hoist__component_sort(p->ordered, p->count);
+  for (size_t i = 0; i < p->count; i++)
+    p->components[hoist__pipeline_slot(p, p->ordered[i])].info.position = i;
+  return HOIST_OK;
+}
+
 int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipeline_options *opts,
                         hoist_pipeline **out) {
   if (out == NULL || path == NULL)
@@ -1083,24 +626,12 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   *out = NULL;
   hoist_pipeline_options defaults = HOIST_PIPELINE_OPTIONS_INIT;
   if (opts == NULL) opts = &defaults;
-  if (opts->struct_size != sizeof(hoist_pipeline_options))
-    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
-                      "hoist_pipeline_options.struct_size is %u, expected %zu "
-                      "(use HOIST_PIPELINE_OPTIONS_INIT)",
-                      opts->struct_size, sizeof(hoist_pipeline_options));
-  char pb[HOIST_SHOW_PATH];
-  const char *variant = opts->variant;
-  if (variant != NULL && (variant[0] == '\0' || strpbrk(variant, "./\\") != NULL))
-    return hoist__fail(rt, HOIST_INVALID_ARGUMENT,
-                      "variant '%s' is not a plain name (like fp16 or bf16)",
-                      hoist__show(variant, pb, sizeof pb));
-
+  const char *variant = NULL;
   hoist_dtype target = HOIST_DTYPE_KEEP;
-  if (opts->dtype != NULL && opts->dtype[0] != '\0') {
-    int prc = hoist__dtype_target_parse(rt, "dtype", opts->dtype, strlen(opts->dtype), &target);
-    if (prc != HOIST_OK) return prc;
-  }
+  int prc = check_open_options(rt, opts, &variant, &target);
+  if (prc != HOIST_OK) return prc;
 
+  char pb[HOIST_SHOW_PATH];
   struct stat st;
   if (stat(path, &st) != 0) {
     int e = errno;
@@ -1118,7 +649,7 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
   hoist_pipeline *p = calloc(1, sizeof *p);
   if (p == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   p->path = hoist__strdup(path);
-  index_path = path_join(path, "model_index.json");
+  index_path = hoist__path_join(path, "model_index.json");
   if (p->path == NULL || index_path == NULL) {
     rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
     goto fail;
@@ -1136,26 +667,8 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     c->info.name = c->name;
     c->info.load_name = c->name;
     rc = discover_component(rt, variant, target, c);
+    if (rc == HOIST_OK) rc = describe_component(rt, c);
     if (rc != HOIST_OK) goto fail;
-    c->info.library = c->library;
-    c->info.class_name = c->class_name;
-    c->info.path = c->path;
-    c->info.file_count = c->file_count;
-    c->info.files = (const char *const *)c->files;
-    c->info.risk_rank = hoist__component_risk_rank(c->name);
-    size_t tsize = strlen(c->name) + 2;
-    c->vp_text = malloc(tsize);
-    if (c->vp_text == NULL) {
-      rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
-      goto fail;
-    }
-    hoist__component_variant_priority(c->name, &c->info.variant_priority, c->vp_text, tsize);
-    c->info.variant_priority_text = c->vp_text;
-    if (c->info.folder_missing) {
-      char nb[HOIST_SHOW_NAME];
-      hoist__log(rt, HOIST_LOG_INFO, "%s: component folder %s is missing; its size is unknown",
-                hoist__show(c->name, nb, sizeof nb), hoist__show(c->path, pb, sizeof pb));
-    }
   }
   if (!has_index && p->components[0].file_count == 0) {
     rc = hoist__fail(rt, HOIST_BAD_PIPELINE,
@@ -1165,16 +678,8 @@ int hoist_pipeline_open(hoist_runtime *rt, const char *path, const hoist_pipelin
     goto fail;
   }
 
-  p->ordered = malloc(p->count * sizeof *p->ordered);
-  if (p->ordered == NULL) {
-    rc = hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
-    goto fail;
-  }
-  for (size_t i = 0; i < p->count; i++) p->ordered[i] = &p->components[i].info;
-  hoist__component_sort(p->ordered, p->count);
-  for (size_t i = 0; i < p->count; i++)
-    p->components[hoist__pipeline_slot(p, p->ordered[i])].info.position = i;
-
+  rc = order_components(rt, p);
+  if (rc != HOIST_OK) goto fail;
   free(index_path);
   *out = p;
   return HOIST_OK;

@@ -19,9 +19,10 @@
  * plain load: a kernel that waits on the device for a copy in flight (on
  * the copy's stream, the obvious design, or through an event) slows the
  * copies down, an empty kernel as much as a conversion, and the more so the
- * smaller the slots (bench/RESULTS.md, "Deferred conversion").  A reader
- * that finds the pool empty first converts the other chunk it holds, so a
- * waiting reader holds no slot and one slot is enough for progress.
+ * smaller the slots (bench/RESULTS.md, "Conversion and verification during
+ * the load").  A reader that finds the pool empty first converts the other
+ * chunk it holds, so a waiting reader holds no slot and one slot is enough
+ * for progress.
  *
  * The engine (threads' streams, events and slots) is made once per runtime
  * and reused: pinning memory costs about a second per GB.  How bytes leave
@@ -205,23 +206,40 @@ uint64_t hoist__engine_pinned_bytes(const hoist__engine *e) { return e->ring_byt
 
 /* ---- workers */
 
-static void report_progress(hoist__engine *e, uint64_t add) {
+/* Counts add bytes of chunk c as issued, for the job or for c's part, and
+ * calls the progress callback at most once per 1/200 of a component, so
+ * callbacks stay cheap. */
+static void report_progress(hoist__engine *e, const upload_chunk *c, uint64_t add) {
   upload_job *job = e->job;
-  uint64_t before = atomic_fetch_add(&e->done, add);
-  if (job->progress == NULL || job->total_bytes == 0) return;
+  upload_part *part = job->parts != NULL ? &job->parts[c->part] : NULL;
+  atomic_uint_fast64_t *counter = part != NULL ? &part->done : &e->done;
+  uint64_t *reported = part != NULL ? &part->reported : &e->reported;
+  const uint64_t total = part != NULL ? part->total_bytes : job->total_bytes;
+  uint64_t before = atomic_fetch_add(counter, add);
+  if (job->progress == NULL || total == 0) return;
   uint64_t after = before + add;
-  /* Call at most once per 1/200 of the component so callbacks stay cheap. */
-  uint64_t step = job->total_bytes / 200 + 1;
-  if (before / step == after / step && after < job->total_bytes) return;
+  uint64_t step = total / 200 + 1;
+  if (before / step == after / step && after < total) return;
   uv_mutex_lock(&e->progress_lock);
   /* Re-read under the lock so callers see done rise monotonically. */
-  uint64_t done = atomic_load(&e->done);
-  if (done > job->total_bytes) done = job->total_bytes;
-  if (done > e->reported) {
-    e->reported = done;
-    job->progress(job->progress_user, job->component, done, job->total_bytes);
+  uint64_t done = atomic_load(counter);
+  if (done > total) done = total;
+  if (done > *reported) {
+    *reported = done;
+    job->progress(job->progress_user, part != NULL ? part->component : job->component, done,
+                  total);
   }
   uv_mutex_unlock(&e->progress_lock);
+}
+
+/* Stamps the time the first chunk of c's part was taken (pipelined loads
+ * time each component from it). */
+static void note_part_start(upload_job *job, const upload_chunk *c) {
+  if (job->parts == NULL) return;
+  upload_part *part = &job->parts[c->part];
+  uint_fast64_t none = 0;
+  if (atomic_load_explicit(&part->started_ns, memory_order_relaxed) == 0)
+    atomic_compare_exchange_strong(&part->started_ns, &none, uv_hrtime());
 }
 
 /* Reads every segment of chunk c into slot at its slot offset and zeroes
@@ -257,8 +275,9 @@ static int fill_chunk(hoist__engine *e, engine_worker *w, const upload_chunk *c,
     const upload_file *uf = &job->files[seg->file];
     /* Zero-copy from the page-locked mapping; with verify on the bytes go
      * through the slot instead, where the host hash reads them under the
-     * SIGBUS guard. */
-    if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify) {
+     * SIGBUS guard, and with a content check too, so that the copy sends
+     * exactly the bytes the check read. */
+    if (uf->mode == HOIST_READ_REGISTER && uf->registered && !job->verify && job->check == NULL) {
       *src = uf->map + seg->file_off;
       return HOIST_OK;
     }
@@ -304,8 +323,13 @@ static int host_chunk(hoist__engine *e, engine_worker *w, upload_chunk *c, unsig
   int rc = HOIST_OK;
   if (c->from == c->to) {
     rc = gather_chunk(e, c, dst); /* the host copy has the slot's layout */
+    if (rc == HOIST_OK && job->check != NULL) rc = job->check(job->check_user, job, c, dst);
   } else {
     rc = gather_chunk(e, c, w->slots[k]);
+    /* The source bytes are checked, before they are converted. */
+    if (rc == HOIST_OK && job->check != NULL &&
+        (rc = job->check(job->check_user, job, c, w->slots[k])) != HOIST_OK)
+      return rc;
     if (rc == HOIST_OK)
       rc = hoist__convert_ref(dst, c->to, w->slots[k], c->from,
                              c->len / (hoist_dtype_bits(c->from) / 8));
@@ -434,19 +458,20 @@ static void worker_main(void *arg) {
   int rc = HOIST_OK;
   for (;;) {
     if (atomic_load(&e->failed)) break;
-    if (job->cancel != NULL && *job->cancel) {
+    if (hoist__cancel_requested(job->cancel)) {
       rc = hoist__fail(e->rt, HOIST_CANCELLED, "%s: load cancelled", job->component);
       break;
     }
     size_t i = atomic_fetch_add(&e->next, 1);
     if (i >= job->nchunks) break;
     upload_chunk *c = &job->chunks[i];
+    note_part_start(job, c);
     uint64_t tensor_bytes = 0;
     for (uint32_t s = 0; s < c->nseg; s++) tensor_bytes += job->segs[c->first_seg + s].len;
     if (job->to_host) {
       rc = host_chunk(e, w, c, k);
       if (rc != HOIST_OK) break;
-      report_progress(e, tensor_bytes);
+      report_progress(e, c, tensor_bytes);
       continue;
     }
     if (w->pending[k]) {
@@ -464,6 +489,7 @@ static void worker_main(void *arg) {
     /* Not hashed while copied (pread, O_DIRECT, several segments): the
      * bytes just read are still in this core's caches. */
     if (job->verify && !hashed) c->host_hash = hoist__upload_chunk_hash(src, c->len);
+    if (job->check != NULL && (rc = job->check(job->check_user, job, c, src)) != HOIST_OK) break;
     /* A converted chunk goes into a scratch slot of the pool and is
      * converted when the reader is back at pinned slot k (convert_held). */
     const bool converts = c->from != c->to;
@@ -479,7 +505,7 @@ static void worker_main(void *arg) {
     if (rc != HOIST_OK) break;
     w->pending[k] = 1;
     k = (k + 1) % SLOTS_PER_THREAD;
-    report_progress(e, tensor_bytes);
+    report_progress(e, c, tensor_bytes);
   }
   /* The chunks still in the scratch, oldest first: converted unless the
    * run failed (then dropped, their slots given back). */

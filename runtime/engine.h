@@ -39,12 +39,38 @@ typedef struct upload_chunk {
   uint32_t first_seg;
   uint32_t nseg;
   hoist_dtype from, to;
+  uint32_t part;       /* the job part (component) it belongs to; 0 when the
+                          job has none */
   uint64_t host_hash;  /* verify: block checksum of the len bytes read (or,
                           for host jobs, of the dst_len bytes written) */
 } upload_chunk;
 
+struct upload_job;
+
+/* One component of a job that uploads several at once (a pipelined load):
+ * its chunks are [chunk_begin, chunk_end) of the job.  Progress is reported
+ * per part; the engine stamps when a reader first took one of its chunks. */
+typedef struct upload_part {
+  const char *component;
+  uint64_t total_bytes;
+  size_t chunk_begin, chunk_end;
+  atomic_uint_fast64_t done;   /* tensor bytes issued */
+  uint64_t reported;           /* last done given to the progress callback */
+  atomic_uint_fast64_t started_ns; /* uv_hrtime of its first chunk taken; 0: none yet */
+  /* Its job's content check (upload_job.check), which knows its segments
+   * from seg_begin on as that job numbered them. */
+  int (*check)(void *user, const struct upload_job *job, const struct upload_chunk *c,
+               const unsigned char *bytes);
+  void *check_user;
+  size_t seg_begin;
+} upload_part;
+
 typedef struct upload_job {
   const char *component;        /* for messages and progress */
+  /* Several components in one run (hoist__upload_job_concat): parts[i]
+   * names each and counts its progress; NULL: the job is one component. */
+  upload_part *parts;
+  size_t nparts;
   upload_file *files;
   size_t nfiles;
   upload_chunk *chunks;         /* in issue order: largest tensors first */
@@ -73,6 +99,14 @@ typedef struct upload_job {
   int verify;
   uint64_t dev_hashes;          /* UPLOAD_VERIFY_BYTES_PER_CHUNK x hash_stride */
   uint64_t hash_stride;
+  /* A content check (a manifest): when set, a reader calls it with each
+   * chunk's bytes as read from the files, laid out as in its slot (segment
+   * k at bytes + slot_off), before they are copied anywhere or converted;
+   * a status other than HOIST_OK fails the run with the detail it
+   * recorded.  Called from the reader threads, several at once. */
+  int (*check)(void *user, const struct upload_job *job, const upload_chunk *c,
+               const unsigned char *bytes);
+  void *check_user;
   /* Out: nanoseconds the reader threads spent, summed, waiting for a pinned
    * slot's copy (and the conversion the copy stream waited for before it)
    * to finish before refilling it; high when the device side, not the

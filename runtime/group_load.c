@@ -305,6 +305,12 @@ int hoist__group_load_plan(hoist_runtime *rt, hoist__group_load *gl, int status,
                            const hoist_load_options *o, const loaded_component *cs, size_t n,
                            const hoist_dtype *target) {
   if (status == HOIST_OK) status = hoist__shard_plan_check(rt, &gl->plan);
+  for (size_t i = 0; i < n && status == HOIST_OK && o->manifest != NULL; i++)
+    if (cs[i].shards != NULL && cs[i].shards->nparts > 0)
+      status = hoist__fail(rt, HOIST_UNSUPPORTED,
+                           "%s: a manifest checks whole tensors, and this rank loads parts of "
+                           "them (`fsdp`, `shard`)",
+                           cs[i].info->name);
   if (gl->g == NULL) return status;
   if (status == HOIST_OK) status = need_nccl(rt, gl, cs, n);
   char *summary = status == HOIST_OK ? plan_summary(gl, o, cs, n, target) : NULL;

@@ -6,7 +6,8 @@
  * libuv's units build on uv-common.c, so no unit imports one that imports
  * it back (a header of plain types, like runtime.h's struct, may be read
  * from anywhere):
- *   status.c          status names, error details, logging
+ *   text.c,           one-line names and paths in messages, UTF-8;
+ *   status.c          status names, per-thread error details, logging
  *   dtype.c           the dtype table and its rules: names, floating dtypes,
  *                     conversion pairs, targets, a tensor's device dtype
  *   convert_ref.c,    the CPU definitions of conversion and of the block
@@ -14,7 +15,14 @@
  *   json_lexer.c,     the strict safetensors reader
  *   safetensors.c
  *   order.c           component names: classifiers, load order, selection
+ *   names.c           string lists, name sets, path joining for discovery
+ *   side_file.c       JSON side files under caps
+ *   shard_rules.c     shard indexes and the rules a component's files keep
  *   discover.c        pipelines: components, files, sizes, order
+ *   manifest.c,       content manifests: the format, making one (every file
+ *   manifest_hash.c,  hashed once, several at a time), checking whole files
+ *   manifest_make.c,  against one
+ *   manifest_check.c
  *   shard.c,          what a rank of a group loads of each tensor: FSDP2 and
  *   shard_plan.c      tensor-parallel splits, their file runs, the plan
  *   group.c           ranks of a group: rendezvous, exchanges, stops, liveness
@@ -32,11 +40,18 @@
  *   job.c             runs gathered; a replicated component's own range)
  *   group_load.c      a load's votes across the ranks, the broadcasts
  *   verify.c          checking an upload against what was read
+ *   manifest_load.c   a load held to a manifest: files before allocation,
+ *                     pieces in the readers' pass (the engine's check hook)
  *   loaded.c,         a loaded pipeline: accessors, lookups, holds, close,
  *   shard_view.c      and which part of a tensor a rank holds
  *   load.c            a load, phase by phase
  *   residency.c       moves after a load: prepare, release
- *   runtime.c         a runtime: its device and its engine */
+ *   runtime.c         a runtime: its device and its engine
+ *   loaded_view.c,    sharing a load with other processes: what a server
+ *   share_wire.c,     exports of a load, the wire format's codecs, the
+ *   share_verify.c,   fingerprint of shared weights, and the client,
+ *   attach.c          hoist_attach
+ * docs/design.md, "Dependency order", draws the same list by layer. */
 #ifndef HOIST_INTERNAL_H
 #define HOIST_INTERNAL_H
 

@@ -13,13 +13,16 @@
 #include "shard_job.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 void hoist__upload_job_free(upload_job *job) {
   free(job->chunks);
   free(job->segs);
+  free(job->parts);
   job->chunks = NULL;
   job->segs = NULL;
-  job->nchunks = job->nsegs = 0;
+  job->parts = NULL;
+  job->nchunks = job->nsegs = job->nparts = 0;
 }
 
 /* How a tensor is cut: source and target bytes per element (1 and 1 for a
@@ -104,7 +107,7 @@ static void add_large(upload_job *job, const placed_tensor *pt, uint32_t i, uint
     uint64_t len = t->nbytes - off < cut->step ? t->nbytes - off : cut->step;
     job->chunks[job->nchunks++] =
         (upload_chunk){dst + off / cut->sb * cut->db, len, len / cut->sb * cut->db,
-                       (uint32_t)job->nsegs, 1, t->dtype, pt->dev.dtype, 0};
+                       (uint32_t)job->nsegs, 1, t->dtype, pt->dev.dtype, 0, 0};
     job->segs[job->nsegs++] = (upload_segment){pt->file, 0, base + off, len, i, off};
   }
 }
@@ -139,7 +142,7 @@ static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt,
   }
   close_chunk(job, cur);
   *cur = (open_chunk){true, arena,
-                      {dst, t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0}};
+                      {dst, t->nbytes, dst_bytes, (uint32_t)job->nsegs, 1, t->dtype, target, 0, 0}};
   job->segs[job->nsegs++] = (upload_segment){pt->file, 0, src, t->nbytes, i, 0};
 }
 
@@ -179,5 +182,74 @@ int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_com
     }
   }
   close_chunk(job, &cur);
+  return HOIST_OK;
+}
+
+/* upload_job.check of a joined job: the check of chunk c's part, shown
+ * the part's own segment numbering. */
+static int part_check(void *user, const upload_job *job, const upload_chunk *c,
+                      const unsigned char *bytes) {
+  const upload_part *part = &job->parts[c->part];
+  if (part->check == NULL) return HOIST_OK;
+  upload_job view = *job;
+  view.segs = job->segs + part->seg_begin;
+  view.nsegs = job->nsegs - part->seg_begin;
+  upload_chunk own = *c;
+  own.first_seg -= (uint32_t)part->seg_begin;
+  return part->check(part->check_user, &view, &own, bytes);
+}
+
+int hoist__upload_job_concat(hoist_runtime *rt, upload_job *parts, size_t n, upload_job *out) {
+  size_t nfiles = 0, nchunks = 0, nsegs = 0;
+  for (size_t i = 0; i < n; i++) {
+    nfiles += parts[i].nfiles;
+    nchunks += parts[i].nchunks;
+    nsegs += parts[i].nsegs;
+  }
+  if (nfiles > UINT32_MAX || nsegs > UINT32_MAX || n > UINT32_MAX)
+    return hoist__fail(rt, HOIST_OVERFLOW, "a pipelined upload of %zu pieces is too large", nsegs);
+  out->files = calloc(nfiles > 0 ? nfiles : 1, sizeof *out->files);
+  out->chunks = malloc((nchunks > 0 ? nchunks : 1) * sizeof *out->chunks);
+  out->segs = malloc((nsegs > 0 ? nsegs : 1) * sizeof *out->segs);
+  out->parts = calloc(n > 0 ? n : 1, sizeof *out->parts);
+  if (out->files == NULL || out->chunks == NULL || out->segs == NULL || out->parts == NULL) {
+    free(out->files);
+    free(out->parts);
+    out->files = NULL;
+    out->parts = NULL;
+    hoist__upload_job_free(out);
+    return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory joining %zu uploads", n);
+  }
+  out->total_bytes = 0;
+  for (size_t i = 0; i < n; i++) {
+    upload_job *p = &parts[i];
+    const uint32_t file0 = (uint32_t)out->nfiles, seg0 = (uint32_t)out->nsegs;
+    out->parts[i].component = p->component;
+    out->parts[i].total_bytes = p->total_bytes;
+    out->parts[i].chunk_begin = out->nchunks;
+    out->parts[i].seg_begin = out->nsegs;
+    out->parts[i].check = p->check;
+    out->parts[i].check_user = p->check_user;
+    if (p->check != NULL) out->check = part_check;
+    memcpy(out->files + out->nfiles, p->files, p->nfiles * sizeof *p->files);
+    out->nfiles += p->nfiles;
+    for (size_t k = 0; k < p->nsegs; k++) {
+      out->segs[out->nsegs] = p->segs[k];
+      out->segs[out->nsegs++].file += file0;
+    }
+    for (size_t k = 0; k < p->nchunks; k++) {
+      out->chunks[out->nchunks] = p->chunks[k];
+      out->chunks[out->nchunks].first_seg += seg0;
+      out->chunks[out->nchunks++].part = (uint32_t)i;
+    }
+    out->parts[i].chunk_end = out->nchunks;
+    out->total_bytes += p->total_bytes;
+    /* The descriptors belong to out now. */
+    free(p->files);
+    p->files = NULL;
+    p->nfiles = 0;
+    hoist__upload_job_free(p);
+  }
+  out->nparts = n;
   return HOIST_OK;
 }

@@ -20,6 +20,15 @@
  * holds no chunk list. */
 int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk);
+/* Frees the chunk list (and parts) of job; its files are the caller's. */
 void hoist__upload_job_free(upload_job *job);
+
+/* Joins the jobs parts[0..n) (built, files open) into one job out, whose
+ * chunks run in the parts' order with progress per part: out takes their
+ * files, chunks and segments (each part keeps nothing to free but its
+ * content check, which out calls for the part's chunks and the part's
+ * owner closes after the run); the caller sets out's other fields.  On
+ * failure the parts are as they were. */
+int hoist__upload_job_concat(hoist_runtime *rt, upload_job *parts, size_t n, upload_job *out);
 
 #endif /* HOIST_JOB_H */

@@ -1,7 +1,8 @@
 /* load.c — hoist_load_pipeline, as named phases (hoist__load_pipeline_ext
  * reads like a table of contents): plan (the components in load order,
  * their target dtypes, placement and residency marks, and the transient
- * memory each upload needs), preflight (the whole plan against the free
+ * memory each upload needs), manifest (with hoist_load_options.manifest,
+ * every file against it), preflight (the whole plan against the free
  * memory at the start), then for each component admit (its need against
  * the free memory read just before it), place (its arenas, or a pinned host
  * copy for an offloaded one), upload (the engine fills them) and verify.
@@ -21,6 +22,7 @@
 #include "dtype.h"
 #include "group_load.h"
 #include "job.h"
+#include "manifest_load.h"
 #include "verify.h"
 
 #include "kernels.h"
@@ -66,6 +68,7 @@ typedef struct load_run {
    * cancel is what the engine polls (o->cancel, or the group's flag). */
   hoist__group_load gl;
   const volatile int *cancel;
+  hoist__manifest_run *manifest; /* hoist_load_options.manifest's checks */
 } load_run;
 
 /* Checks that order[0..n) is a permutation of the slots 0..n-1. */
@@ -107,6 +110,7 @@ static void run_close(load_run *r, bool ok) {
   if (r->hashes_addr != 0) d->ops->free(d, r->hashes_addr);
   if (r->ring_addr != 0) d->ops->free(d, r->ring_addr);
   if (!ok) hoist__loaded_destroy(r->l);
+  hoist__manifest_run_close(r->manifest);
   free(r->offload);
   free(r->fsdp);
   free(r->target);
@@ -261,6 +265,19 @@ static int plan_transients(load_run *r) {
   return HOIST_OK;
 }
 
+/* Phase "manifest": with hoist_load_options.manifest, every file against
+ * it before anything is allocated, and the piece size against the chunks
+ * the engine will cut (manifest_load.h). */
+static int check_manifest(load_run *r) {
+  if (r->o->manifest == NULL) return HOIST_OK;
+  bool converts = false;
+  for (size_t position = 0; position < r->n; position++)
+    converts = converts || r->l->components[position].converts;
+  return hoist__manifest_run_open(r->rt, r->o->manifest, r->p, r->l->components, r->n,
+                                  hoist__engine_chunk_bytes(r->e), converts ? r->scratch_slot : 0,
+                                  &r->manifest);
+}
+
 /* Phase "preflight": the free memory now and the load's headroom; with
  * on_oom fail, the whole plan must fit before anything is allocated. */
 static int preflight(load_run *r) {
@@ -360,19 +377,20 @@ static int admit_and_place(load_run *r, size_t position, int status, bool *to_ho
 /* Logs what the engine did for c's job. */
 static void log_upload(hoist_runtime *rt, const loaded_component *c, const upload_job *job,
                        double seconds) {
+  const char *name = c != NULL ? c->info->name : job->component;
   size_t converting = 0;
   for (size_t i = 0; i < job->nchunks; i++) converting += job->chunks[i].from != job->chunks[i].to;
   if (job->to_host)
     hoist__log(rt, HOIST_LOG_DEBUG, "%s: %llu bytes in %zu transfers (%zu converted) to its host "
               "copy in %.3f ms",
-              c->info->name, (unsigned long long)job->total_bytes, job->nchunks, converting,
+              name, (unsigned long long)job->total_bytes, job->nchunks, converting,
               seconds * 1e3);
   else
     hoist__log(rt, HOIST_LOG_DEBUG,
               "%s: %llu bytes in %zu transfers (%zu converted) uploaded in %.3f ms by %u "
               "reader%s; they waited %.3f ms in all for their earlier transfers (a copy, and "
               "the conversion it waited for)",
-              c->info->name, (unsigned long long)job->total_bytes, job->nchunks, converting,
+              name, (unsigned long long)job->total_bytes, job->nchunks, converting,
               seconds * 1e3, job->readers, job->readers == 1 ? "" : "s",
               job->copy_wait_ns / 1e6);
 }
@@ -406,6 +424,8 @@ static int job_open(load_run *r, size_t position, bool to_host, upload_job *job)
   const uint64_t chunk = hoist__engine_chunk_bytes(r->e);
   const uint64_t convert_chunk = to_host || r->scratch_slot == 0 ? chunk : r->scratch_slot;
   rc = hoist__upload_job_build(r->rt, job, c, chunk, convert_chunk);
+  if (rc == HOIST_OK && r->manifest != NULL)
+    rc = hoist__manifest_job_open(r->manifest, position, c, job);
   if (rc == HOIST_OK && job->verify && !to_host && job->nchunks > c->chunk_bound)
     rc = hoist__fail(r->rt, HOIST_OVERFLOW, "%s: %zu chunks above the bound of %llu", c->info->name,
                     job->nchunks, (unsigned long long)c->chunk_bound);
@@ -434,6 +454,7 @@ static int upload(load_run *r, size_t position, bool to_host) {
       hoist__log(r->rt, HOIST_LOG_DEBUG, "%s: verified in %.3f ms", c->info->name,
                 (now_seconds() - t0) * 1e3);
   }
+  hoist__manifest_job_close(&job);
   hoist__upload_job_free(&job);
   hoist__upload_files_close(r->rt, job.files, job.nfiles);
   return rc;
@@ -458,7 +479,7 @@ static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
   int rc = HOIST_OK;
   if (c->ntensors == 0) return rc; /* no vote: ranks that are done may have left */
-  if (r->cancel != NULL && __atomic_load_n(r->cancel, __ATOMIC_RELAXED))
+  if (hoist__cancel_requested(r->cancel))
     rc = hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
   /* With ranks a failure goes on to the next vote, which tells every rank. */
   if (rc != HOIST_OK && r->gl.g == NULL) return rc;
@@ -485,6 +506,113 @@ static int load_component(load_run *r, size_t position) {
   return HOIST_OK;
 }
 
+/* Whether every component can upload in one engine run: nothing holds
+ * transient device memory per component (verify hashes, a conversion
+ * scratch, hoist__load_ext's transient) and no test hook runs between
+ * components.  Then each component's device memory is admitted and placed
+ * first, in load order as the sequential path does, and the readers stream
+ * from one component straight into the next, so the link never idles
+ * between components (no drain, no restart, no allocation in between). */
+static bool can_pipeline(const load_run *r) {
+  if (r->o->verify) return false;
+  if (r->gl.g != NULL) return false; /* ranks vote component by component */
+  if (r->ext != NULL && (r->ext->transient != NULL || r->ext->after_upload != NULL)) return false;
+  for (size_t position = 0; position < r->n; position++)
+    if (r->l->components[position].converts && !r->offload[position]) return false;
+  return true;
+}
+
+/* Phases "admit" and "place" of every component, in load order: device
+ * memory, or a pinned host copy for an offloaded one (to_host[position]). */
+static int admit_and_place_all(load_run *r, bool *to_host) {
+  for (size_t position = 0; position < r->n; position++) {
+    loaded_component *c = &r->l->components[position];
+    if (hoist__cancel_requested(r->o->cancel))
+      return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
+    if (c->ntensors == 0) continue;
+    to_host[position] = r->offload[position];
+    int rc = to_host[position] ? HOIST_OK : admit_and_place(r, position, HOIST_OK, &to_host[position]);
+    if (rc != HOIST_OK) return rc;
+    if (!to_host[position]) continue;
+    c->pub.residency = HOIST_OFFLOAD;
+    if ((rc = r->d->ops->pinned_alloc(r->d, (size_t)c->span, &c->host_copy)) != HOIST_OK) return rc;
+  }
+  return HOIST_OK;
+}
+
+/* Phase "upload" of every device-resident component as one engine run:
+ * their jobs joined in load order, each component timed from its first
+ * chunk taken to the next one's (the last to the end of the run). */
+static int upload_joined(load_run *r, const bool *to_host) {
+  const hoist_load_options *o = r->o;
+  size_t *at = calloc(r->n > 0 ? r->n : 1, sizeof *at);
+  upload_job *jobs = calloc(r->n > 0 ? r->n : 1, sizeof *jobs);
+  upload_job all = {.component = "pipeline", .progress = o->progress,
+                    .progress_user = o->progress_user, .cancel = o->cancel};
+  size_t nj = 0;
+  int rc = at == NULL || jobs == NULL ? hoist__fail(r->rt, HOIST_NO_MEMORY, "out of memory") : HOIST_OK;
+  for (size_t position = 0; position < r->n && rc == HOIST_OK; position++) {
+    if (r->l->components[position].ntensors == 0 || to_host[position]) continue;
+    at[nj] = position;
+    rc = job_open(r, position, false, &jobs[nj++]); /* closed below, also when it failed */
+  }
+  if (rc == HOIST_OK && nj > 0 && (rc = hoist__upload_job_concat(r->rt, jobs, nj, &all)) == HOIST_OK) {
+    const double t0 = now_seconds();
+    const uint64_t start_ns = uv_hrtime();
+    rc = hoist__engine_run(r->e, &all);
+    const uint64_t end_ns = uv_hrtime();
+    for (size_t k = 0; k < nj && rc == HOIST_OK; k++) {
+      const uint64_t begin = all.parts[k].started_ns != 0 ? all.parts[k].started_ns : start_ns;
+      const uint64_t next = k + 1 < nj && all.parts[k + 1].started_ns != 0 ? all.parts[k + 1].started_ns
+                                                                          : end_ns;
+      loaded_component *c = &r->l->components[at[k]];
+      c->pub.seconds = next > begin ? (double)(next - begin) * 1e-9 : 0;
+      hoist__log(r->rt, HOIST_LOG_DEBUG,
+                 "%s: %llu bytes in %zu transfers uploaded in %.3f ms, in one run with the "
+                 "components beside it",
+                 c->info->name, (unsigned long long)all.parts[k].total_bytes,
+                 all.parts[k].chunk_end - all.parts[k].chunk_begin, c->pub.seconds * 1e3);
+    }
+    if (rc == HOIST_OK) log_upload(r->rt, NULL, &all, now_seconds() - t0);
+  }
+  for (size_t k = 0; k < nj; k++) { /* checks, and parts left behind by a failed join */
+    hoist__manifest_job_close(&jobs[k]);
+    hoist__upload_job_free(&jobs[k]);
+    hoist__upload_files_close(r->rt, jobs[k].files, jobs[k].nfiles);
+  }
+  hoist__upload_job_free(&all);
+  hoist__upload_files_close(r->rt, all.files, all.nfiles);
+  free(jobs);
+  free(at);
+  return rc;
+}
+
+/* The pipelined load (can_pipeline): admit and place everything, upload
+ * the device-resident components in one run, then fill the host copies of
+ * the offloaded ones. */
+static int load_pipelined(load_run *r) {
+  bool *to_host = calloc(r->n > 0 ? r->n : 1, sizeof *to_host);
+  if (to_host == NULL) return hoist__fail(r->rt, HOIST_NO_MEMORY, "out of memory");
+  const double a0 = now_seconds();
+  int rc = admit_and_place_all(r, to_host);
+  if (rc == HOIST_OK)
+    hoist__log(r->rt, HOIST_LOG_DEBUG, "admission and allocation of every component %.3f ms",
+               (now_seconds() - a0) * 1e3);
+  if (rc == HOIST_OK) rc = upload_joined(r, to_host);
+  for (size_t position = 0; position < r->n && rc == HOIST_OK; position++) {
+    loaded_component *c = &r->l->components[position];
+    if (c->ntensors == 0) continue;
+    if (to_host[position]) {
+      const double c0 = now_seconds();
+      rc = upload(r, position, true);
+      c->pub.seconds = now_seconds() - c0;
+    }
+    r->l->total_bytes += c->pub.bytes;
+  }
+  free(to_host);
+  return rc;
+}
+
 int hoist_load_pipeline(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load_options *opts,
                         hoist_loaded **out) {
   return hoist__load_pipeline_ext(rt, p, opts, NULL, out);
@@ -506,11 +634,18 @@ int hoist__load_pipeline_ext(hoist_runtime *rt, const hoist_pipeline *p,
   if (rc == HOIST_OK) rc = hoist__group_load_start(rt, o, &r.gl, &r.cancel);
   if (rc == HOIST_OK) rc = plan(&r);
   if (rc == HOIST_OK) rc = plan_transients(&r);
+  if (rc == HOIST_OK) rc = check_manifest(&r);
   if (rc == HOIST_OK) rc = preflight(&r);
   /* The shard plan's rules checked; with ranks, every rank's plan compared. */
   rc = hoist__group_load_plan(rt, &r.gl, rc, o, r.l != NULL ? r.l->components : NULL, r.n, r.target);
-  for (size_t position = 0; position < r.n && rc == HOIST_OK; position++)
-    rc = load_component(&r, position);
+  if (rc == HOIST_OK) {
+    hoist__log(rt, HOIST_LOG_DEBUG, "planned in %.3f ms", (now_seconds() - t0) * 1e3);
+    if (can_pipeline(&r))
+      rc = load_pipelined(&r);
+    else
+      for (size_t position = 0; position < r.n && rc == HOIST_OK; position++)
+        rc = load_component(&r, position);
+  }
   rc = hoist__group_load_finish(rt, &r.gl, rc);
   if (rc == HOIST_OK) {
     r.l->rank = r.gl.rank;

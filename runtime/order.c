@@ -7,7 +7,7 @@
  *   (-(inferred bytes or 0), risk_rank(load_name), variant_priority(load_name), index)
  * so that weight-heavy components load while device memory is still free,
  * and, among components of unknown size, DiTs come before text encoders,
- * image encoders, VAEs and then helpers (tokenizers, schedulers).
+ * image encoders, VAEs and then the rest (tokenizers, schedulers).
  *
  * Two deliberate differences from the Python, both about names the
  * reference would mishandle: only ASCII digits count as a numeric suffix

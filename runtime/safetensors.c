@@ -94,7 +94,7 @@ typedef struct st_ctx {
 } st_ctx;
 
 /* ------------------------------------------------------------------------ */
-/* Small helpers */
+/* Names, hashes and reads */
 
 /* A tensor name in a message. */
 static const char *show(const char *s, char buf[HOIST_SHOW_NAME]) {
@@ -323,126 +323,155 @@ static const char *number_text(const st_ctx *c, uint64_t tok, char buf[72]) {
   return buf;
 }
 
-static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e) {
-  char b[160], nb[72];
+/* The member "dtype" of tensor `name`: one of hoist's dtype names, exactly. */
+static int parse_dtype(st_ctx *c, const cJSON *m, const char *name, st_entry *e) {
+  char b[160], db[160];
   uint8_t flags;
-  /* Names are rendered for messages only when a rule fails. */
-#define shown show(name, b)
+  if (!cJSON_IsString(m))
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string", c->path,
+                      show(name, b));
+  if (!next_string(c, &flags)) return desync(c);
+  if ((flags & HOIST_JSON_STR_HAS_NUL) ||
+      hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) != HOIST_OK)
+    return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
+                      show(name, b), show(m->valuestring, db));
+  return HOIST_OK;
+}
+
+/* The member "shape": a list of plain integers, appended to c->dims. */
+static int parse_shape(st_ctx *c, const cJSON *m, const char *name, st_entry *e) {
+  char b[160], nb[72];
+  if (!cJSON_IsArray(m))
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list", c->path,
+                      show(name, b));
+  e->dim_off = c->dim_count;
+  uint32_t nd = 0;
+  for (const cJSON *d = m->child; d != NULL; d = d->next, nd++) {
+    uint64_t val;
+    if (!cJSON_IsNumber(d))
+      return hoist__fail(c->rt, HOIST_BAD_TENSOR,
+                        "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path,
+                        show(name, b), nd);
+    if (!next_number(c, &val)) return desync(c);
+    if (!HOIST_JSON_IS_PLAIN(val))
+      return hoist__fail(c->rt, HOIST_BAD_NUMBER,
+                        "%s: tensor '%s': shape[%" PRIu32
+                        "] is %s, not a plain integer in [0, 2^53]",
+                        c->path, show(name, b), nd, number_text(c, val, nb));
+    if (!dims_add(c, val)) return oom(c);
+  }
+  e->info.ndim = nd;
+  return HOIST_OK;
+}
+
+/* The member "data_offsets": [begin, end], plain integers, begin <= end. */
+static int parse_offsets(st_ctx *c, const cJSON *m, const char *name, st_entry *e) {
+  char b[160], nb[72];
+  if (!cJSON_IsArray(m))
+    return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
+                      c->path, show(name, b));
+  int n = cJSON_GetArraySize(m);
+  if (n != 2)
+    return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
+                      "%s: tensor '%s': data_offsets has %d entries, not 2", c->path,
+                      show(name, b), n);
+  uint64_t be[2];
+  const cJSON *d = m->child;
+  for (int i = 0; i < 2; i++, d = d->next) {
+    if (!cJSON_IsNumber(d))
+      return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
+                        "%s: tensor '%s': data_offsets[%d] is not a number", c->path,
+                        show(name, b), i);
+    if (!next_number(c, &be[i])) return desync(c);
+    if (!HOIST_JSON_IS_PLAIN(be[i]))
+      return hoist__fail(c->rt, HOIST_BAD_NUMBER,
+                        "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
+                        "[0, 2^53]",
+                        c->path, show(name, b), i, number_text(c, be[i], nb));
+  }
+  if (be[0] > be[1])
+    return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
+                      "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
+                      "] begin after their end",
+                      c->path, show(name, b), be[0], be[1]);
+  e->info.begin = be[0];
+  e->info.end = be[1];
+  e->info.nbytes = be[1] - be[0];
+  return HOIST_OK;
+}
+
+/* The element count and byte size of a parsed entry, folded left to right
+ * like the reference so that overflow is reported for the same shapes, and
+ * checked against the span its data_offsets give. */
+static int check_tensor_size(st_ctx *c, const char *name, st_entry *e) {
+  char b[160];
+  uint64_t count = 1;
+  for (uint32_t i = 0; i < e->info.ndim; i++)
+    if (!hoist__mul_u64(count, c->dims[e->dim_off + i], &count))
+      return hoist__fail(c->rt, HOIST_OVERFLOW,
+                        "%s: tensor '%s': element count of its shape overflows 64 bits", c->path,
+                        show(name, b));
+  unsigned bits = hoist_dtype_bits(e->info.dtype);
+  uint64_t nbits;
+  if (!hoist__mul_u64(count, bits, &nbits))
+    return hoist__fail(c->rt, HOIST_OVERFLOW,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s overflow 64 bits", c->path,
+                      show(name, b), count, hoist_dtype_name(e->info.dtype));
+  if (nbits % 8 != 0)
+    return hoist__fail(c->rt, HOIST_MISALIGNED,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s are %" PRIu64
+                      " bits, not a whole number of bytes",
+                      c->path, show(name, b), count, hoist_dtype_name(e->info.dtype), nbits);
+  if (nbits / 8 != e->info.nbytes)
+    return hoist__fail(c->rt, HOIST_SIZE_MISMATCH,
+                      "%s: tensor '%s': %" PRIu64 " elements of %s need %" PRIu64
+                      " bytes but data_offsets span %" PRIu64,
+                      c->path, show(name, b), count, hoist_dtype_name(e->info.dtype), nbits / 8,
+                      e->info.nbytes);
+  e->info.nelements = count;
+  return HOIST_OK;
+}
+
+/* One tensor entry: its members in document order (the lexer's tokens are
+ * consumed in that order), each known member once, then its size. */
+static int parse_tensor(st_ctx *c, const cJSON *v, const char *name, st_entry *e) {
+  char b[160];
+  uint8_t flags;
   if (!cJSON_IsObject(v))
     return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry is not an object",
-                      c->path, shown);
+                      c->path, show(name, b));
   bool have_dtype = false, have_shape = false, have_offsets = false;
   for (const cJSON *m = v->child; m != NULL; m = m->next) {
     if (!next_string(c, &flags)) return desync(c);
     if (flags & HOIST_JSON_STR_HAS_NUL)
       return hoist__fail(c->rt, HOIST_BAD_TENSOR,
                         "%s: tensor '%s': a key contains U+0000, which hoist does not support",
-                        c->path, shown);
+                        c->path, show(name, b));
+    int rc;
     if (strcmp(m->string, "dtype") == 0) {
-      if (!cJSON_IsString(m))
-        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': dtype is not a string",
-                          c->path, shown);
-      if (!next_string(c, &flags)) return desync(c);
-      char db[160];
-      if ((flags & HOIST_JSON_STR_HAS_NUL) ||
-          hoist_dtype_from_name(m->valuestring, strlen(m->valuestring), &e->info.dtype) !=
-              HOIST_OK)
-        return hoist__fail(c->rt, HOIST_BAD_DTYPE, "%s: tensor '%s': unknown dtype '%s'", c->path,
-                          shown, show(m->valuestring, db));
+      rc = parse_dtype(c, m, name, e);
       have_dtype = true;
     } else if (strcmp(m->string, "shape") == 0) {
-      if (!cJSON_IsArray(m))
-        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': shape is not a list",
-                          c->path, shown);
-      e->dim_off = c->dim_count;
-      uint32_t nd = 0;
-      for (const cJSON *d = m->child; d != NULL; d = d->next, nd++) {
-        uint64_t val;
-        if (!cJSON_IsNumber(d))
-          return hoist__fail(c->rt, HOIST_BAD_TENSOR,
-                            "%s: tensor '%s': shape[%" PRIu32 "] is not a number", c->path, shown,
-                            nd);
-        if (!next_number(c, &val)) return desync(c);
-        if (!HOIST_JSON_IS_PLAIN(val))
-          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
-                            "%s: tensor '%s': shape[%" PRIu32
-                            "] is %s, not a plain integer in [0, 2^53]",
-                            c->path, shown, nd, number_text(c, val, nb));
-        if (!dims_add(c, val)) return oom(c);
-      }
-      e->info.ndim = nd;
+      rc = parse_shape(c, m, name, e);
       have_shape = true;
     } else if (strcmp(m->string, "data_offsets") == 0) {
-      if (!cJSON_IsArray(m))
-        return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': data_offsets is not a list",
-                          c->path, shown);
-      int n = cJSON_GetArraySize(m);
-      if (n != 2)
-        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
-                          "%s: tensor '%s': data_offsets has %d entries, not 2", c->path, shown, n);
-      uint64_t be[2];
-      const cJSON *d = m->child;
-      for (int i = 0; i < 2; i++, d = d->next) {
-        if (!cJSON_IsNumber(d))
-          return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
-                            "%s: tensor '%s': data_offsets[%d] is not a number", c->path, shown,
-                            i);
-        if (!next_number(c, &be[i])) return desync(c);
-        if (!HOIST_JSON_IS_PLAIN(be[i]))
-          return hoist__fail(c->rt, HOIST_BAD_NUMBER,
-                            "%s: tensor '%s': data_offsets[%d] is %s, not a plain integer in "
-                            "[0, 2^53]",
-                            c->path, shown, i, number_text(c, be[i], nb));
-      }
-      if (be[0] > be[1])
-        return hoist__fail(c->rt, HOIST_BAD_OFFSETS,
-                          "%s: tensor '%s': data_offsets [%" PRIu64 ", %" PRIu64
-                          "] begin after their end",
-                          c->path, shown, be[0], be[1]);
-      e->info.begin = be[0];
-      e->info.end = be[1];
-      e->info.nbytes = be[1] - be[0];
+      rc = parse_offsets(c, m, name, e);
       have_offsets = true;
     } else {
-      int rc = skip_value(c, m, name);
-      if (rc != HOIST_OK) return rc;
+      rc = skip_value(c, m, name);
     }
+    if (rc != HOIST_OK) return rc;
   }
   int rc = check_unique_keys(c, v, name);
   if (rc != HOIST_OK) return rc;
   if (!have_dtype || !have_shape || !have_offsets)
     return hoist__fail(c->rt, HOIST_BAD_TENSOR, "%s: tensor '%s': entry has no '%s'", c->path,
-                      shown, !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
-
-  /* Element count and byte size, folded left to right like the reference
-   * so that overflow is reported for the same shapes. */
-  uint64_t count = 1;
-  for (uint32_t i = 0; i < e->info.ndim; i++)
-    if (!hoist__mul_u64(count, c->dims[e->dim_off + i], &count))
-      return hoist__fail(c->rt, HOIST_OVERFLOW,
-                        "%s: tensor '%s': element count of its shape overflows 64 bits", c->path,
-                        shown);
-  unsigned bits = hoist_dtype_bits(e->info.dtype);
-  uint64_t nbits;
-  if (!hoist__mul_u64(count, bits, &nbits))
-    return hoist__fail(c->rt, HOIST_OVERFLOW,
-                      "%s: tensor '%s': %" PRIu64 " elements of %s overflow 64 bits", c->path,
-                      shown, count, hoist_dtype_name(e->info.dtype));
-  if (nbits % 8 != 0)
-    return hoist__fail(c->rt, HOIST_MISALIGNED,
-                      "%s: tensor '%s': %" PRIu64 " elements of %s are %" PRIu64
-                      " bits, not a whole number of bytes",
-                      c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits);
-  if (nbits / 8 != e->info.nbytes)
-    return hoist__fail(c->rt, HOIST_SIZE_MISMATCH,
-                      "%s: tensor '%s': %" PRIu64 " elements of %s need %" PRIu64
-                      " bytes but data_offsets span %" PRIu64,
-                      c->path, shown, count, hoist_dtype_name(e->info.dtype), nbits / 8,
-                      e->info.nbytes);
-  e->info.nelements = count;
+                      show(name, b),
+                      !have_dtype ? "dtype" : !have_shape ? "shape" : "data_offsets");
+  rc = check_tensor_size(c, name, e);
+  if (rc != HOIST_OK) return rc;
   e->hash = hoist__hash_str(name);
   return HOIST_OK;
-#undef shown
 }
 
 /* ------------------------------------------------------------------------ */
@@ -653,6 +682,141 @@ int hoist__open_regular(hoist_runtime *rt, const char *path, int type_status, in
   return HOIST_OK;
 }
 
+/* A header read that came back short (err 0: the file shrank after its
+ * size was taken) or failed. */
+static int header_read_failed(st_ctx *c, int err) {
+  if (err == 0)
+    return hoist__fail(c->rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read",
+                      c->path);
+  return hoist__fail(c->rt, HOIST_IO, "%s: read failed: %s", c->path, strerror(err));
+}
+
+/* The header length N from the file's first 8 bytes, checked against the
+ * limit and against the file's size before anything is allocated for it. */
+static int read_header_length(st_ctx *c, int fd, uint64_t size, uint64_t *n_out) {
+  if (size < 8)
+    return hoist__fail(c->rt, HOIST_HEADER_TOO_SMALL,
+                      "%s: file of %" PRIu64 " bytes is smaller than the 8-byte header length",
+                      c->path, size);
+  unsigned char len8[8];
+  int err = 0;
+  if (!read_full(fd, 0, len8, 8, &err)) return header_read_failed(c, err);
+  uint64_t n = 0;
+  for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
+  if (n > HOIST_MAX_HEADER_BYTES)
+    return hoist__fail(c->rt, HOIST_HEADER_TOO_LARGE,
+                      "%s: header length %" PRIu64 " exceeds the limit of 100000000 bytes",
+                      c->path, n);
+  if (n > size - 8)
+    return hoist__fail(c->rt, HOIST_HEADER_LENGTH,
+                      "%s: header length %" PRIu64 " runs past the end of the file (8 + %" PRIu64
+                      " > %" PRIu64 " bytes)",
+                      c->path, n, n, size);
+  *n_out = n;
+  return HOIST_OK;
+}
+
+/* The n header bytes after the length, in a buffer the caller frees. */
+static int read_header(st_ctx *c, int fd, uint64_t n, char **out) {
+  char *header = malloc(n != 0 ? (size_t)n : 1);
+  if (header == NULL) return oom(c);
+  int err = 0;
+  if (!read_full(fd, 8, header, (size_t)n, &err)) {
+    free(header);
+    return header_read_failed(c, err);
+  }
+  *out = header;
+  return HOIST_OK;
+}
+
+/* Checks the header text token by token, then parses it into c's entries
+ * and metadata; the tokens are c's until ctx_free. */
+static int parse_header_text(st_ctx *c, const char *header, size_t n) {
+  hoist__json_error jerr;
+  int rc = hoist__json_lex(header, n, &c->tok, &jerr);
+  if (rc == HOIST_HEADER_UTF8)
+    return hoist__fail(c->rt, rc,
+                      "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu", c->path,
+                      jerr.byte, jerr.offset);
+  if (rc == HOIST_HEADER_JSON) {
+    if (jerr.byte != 0 || jerr.what == NULL)
+      return hoist__fail(c->rt, rc,
+                        "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
+                        c->path, jerr.what, jerr.byte, jerr.offset);
+    return hoist__fail(c->rt, rc, "%s: header is not valid JSON: %s at header offset %zu",
+                      c->path, jerr.what, jerr.offset);
+  }
+  if (rc != HOIST_OK) return oom(c);
+  c->header = header;
+  c->header_len = n;
+  rc = parse_header(c, header);
+  if (rc == HOIST_OK && (c->si != c->tok.string_count || c->ni != c->tok.number_count))
+    rc = desync(c);
+  c->header = NULL;
+  return rc;
+}
+
+/* The open file, made of what c parsed (its tables move into the file) and
+ * of *fd (the file's from then on: *fd becomes -1), mapped whole. */
+static int file_create(st_ctx *c, const char *raw_path, int *fd, uint64_t size, uint64_t n,
+                       hoist_file **out) {
+  hoist_file *f = calloc(1, sizeof *f);
+  if (f != NULL) f->fd = -1;
+  if (f == NULL || (f->path = hoist__strdup(raw_path)) == NULL) {
+    hoist_file_close(f);
+    return oom(c);
+  }
+  f->fd = *fd;
+  *fd = -1;
+  f->size = size;
+  f->header_bytes = n;
+  f->tensors = c->entries;
+  f->tensor_count = c->entry_count;
+  f->dims = c->dims;
+  f->arena = c->arena;
+  f->index = c->index;
+  f->index_mask = c->index_mask;
+  c->index = NULL;
+  c->entries = NULL;
+  c->dims = NULL;
+  c->arena = NULL;
+  f->has_metadata = c->has_metadata;
+  f->metadata_count = c->meta_count;
+  int rc = HOIST_OK;
+  if (c->meta_count != 0) {
+    f->metadata = malloc(2 * c->meta_count * sizeof *f->metadata);
+    if (f->metadata == NULL) {
+      rc = oom(c);
+      goto fail;
+    }
+    for (size_t i = 0; i < 2 * c->meta_count; i++) f->metadata[i] = f->arena + c->meta_offs[i];
+  }
+  f->map_len = (size_t)size;
+  f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
+  if (f->map == MAP_FAILED) {
+    f->map = NULL;
+    rc = hoist__fail(c->rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", c->path, size,
+                    strerror(errno));
+    goto fail;
+  }
+  *out = f;
+  return HOIST_OK;
+
+fail:
+  hoist_file_close(f);
+  return rc;
+}
+
+/* Frees what c still holds. */
+static void ctx_free(st_ctx *c) {
+  hoist__json_tokens_free(&c->tok);
+  free(c->arena);
+  free(c->dims);
+  free(c->entries);
+  free(c->meta_offs);
+  free(c->index);
+}
+
 int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   assert(out != NULL);
   *out = NULL;
@@ -665,139 +829,30 @@ int hoist_file_open(hoist_runtime *rt, const char *path, hoist_file **out) {
   memset(&c, 0, sizeof c);
   c.rt = rt;
   c.path = hoist__show(path, shown_path, sizeof shown_path);
-  const char *const raw_path = path;
-  path = c.path;
-  hoist_file *f = NULL;
   char *header = NULL;
-  int rc = HOIST_OK, err = 0;
-
+  uint64_t n = 0;
   struct stat st;
   int fd = -1;
-  rc = hoist__open_regular(rt, raw_path, HOIST_BAD_PATH, &fd, &st);
+  int rc = hoist__open_regular(rt, path, HOIST_BAD_PATH, &fd, &st);
   if (rc != HOIST_OK) goto fail;
   uint64_t size = (uint64_t)st.st_size;
-  if (size < 8) {
-    rc = hoist__fail(rt, HOIST_HEADER_TOO_SMALL,
-                    "%s: file of %" PRIu64 " bytes is smaller than the 8-byte header length",
-                    path, size);
-    goto fail;
-  }
-  unsigned char len8[8];
-  if (!read_full(fd, 0, len8, 8, &err)) goto read_fail;
-  uint64_t n = 0;
-  for (int i = 7; i >= 0; i--) n = n << 8 | len8[i];
-  if (n > HOIST_MAX_HEADER_BYTES) {
-    rc = hoist__fail(rt, HOIST_HEADER_TOO_LARGE,
-                    "%s: header length %" PRIu64 " exceeds the limit of 100000000 bytes", path, n);
-    goto fail;
-  }
-  if (n > size - 8) {
-    rc = hoist__fail(rt, HOIST_HEADER_LENGTH,
-                    "%s: header length %" PRIu64 " runs past the end of the file (8 + %" PRIu64
-                    " > %" PRIu64 " bytes)",
-                    path, n, n, size);
-    goto fail;
-  }
-  header = malloc(n != 0 ? (size_t)n : 1);
-  if (header == NULL) {
-    rc = oom(&c);
-    goto fail;
-  }
-  if (!read_full(fd, 8, header, (size_t)n, &err)) goto read_fail;
-
-  hoist__json_error jerr;
-  rc = hoist__json_lex(header, (size_t)n, &c.tok, &jerr);
-  if (rc == HOIST_HEADER_UTF8) {
-    rc = hoist__fail(rt, rc, "%s: header is not valid UTF-8: byte 0x%02x at header offset %zu",
-                    path, jerr.byte, jerr.offset);
-    goto fail;
-  }
-  if (rc == HOIST_HEADER_JSON) {
-    if (jerr.byte != 0 || jerr.what == NULL)
-      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s (byte 0x%02x at header offset %zu)",
-                      path, jerr.what, jerr.byte, jerr.offset);
-    else
-      rc = hoist__fail(rt, rc, "%s: header is not valid JSON: %s at header offset %zu", path,
-                      jerr.what, jerr.offset);
-    goto fail;
-  }
-  if (rc != HOIST_OK) {
-    rc = oom(&c);
-    goto fail;
-  }
-  c.header = header;
-  c.header_len = (size_t)n;
-  rc = parse_header(&c, header);
+  rc = read_header_length(&c, fd, size, &n);
   if (rc != HOIST_OK) goto fail;
-  if (c.si != c.tok.string_count || c.ni != c.tok.number_count) {
-    rc = desync(&c);
-    goto fail;
-  }
+  rc = read_header(&c, fd, n, &header);
+  if (rc != HOIST_OK) goto fail;
+  rc = parse_header_text(&c, header, (size_t)n);
+  if (rc != HOIST_OK) goto fail;
   free(header);
   header = NULL;
-  c.header = NULL;
   hoist__json_tokens_free(&c.tok);
-
   rc = check_layout(&c, size - 8 - n);
   if (rc != HOIST_OK) goto fail;
+  rc = file_create(&c, path, &fd, size, n, out);
 
-  f = calloc(1, sizeof *f);
-  if (f != NULL) f->fd = -1;
-  if (f == NULL || (f->path = hoist__strdup(raw_path)) == NULL) {
-    rc = oom(&c);
-    goto fail;
-  }
-  f->fd = fd;
-  fd = -1;
-  f->size = size;
-  f->header_bytes = n;
-  f->tensors = c.entries;
-  f->tensor_count = c.entry_count;
-  f->dims = c.dims;
-  f->arena = c.arena;
-  f->index = c.index;
-  f->index_mask = c.index_mask;
-  c.index = NULL;
-  c.entries = NULL;
-  c.dims = NULL;
-  c.arena = NULL;
-  f->has_metadata = c.has_metadata;
-  f->metadata_count = c.meta_count;
-  if (c.meta_count != 0) {
-    f->metadata = malloc(2 * c.meta_count * sizeof *f->metadata);
-    if (f->metadata == NULL) {
-      rc = oom(&c);
-      goto fail;
-    }
-    for (size_t i = 0; i < 2 * c.meta_count; i++) f->metadata[i] = f->arena + c.meta_offs[i];
-  }
-  f->map_len = (size_t)size;
-  f->map = mmap(NULL, f->map_len, PROT_READ, MAP_SHARED, f->fd, 0);
-  if (f->map == MAP_FAILED) {
-    f->map = NULL;
-    rc = hoist__fail(rt, HOIST_IO, "%s: cannot map %" PRIu64 " bytes: %s", path, size,
-                    strerror(errno));
-    goto fail;
-  }
-  free(c.meta_offs);
-  *out = f;
-  return HOIST_OK;
-
-read_fail:
-  if (err == 0)
-    rc = hoist__fail(rt, HOIST_FILE_CHANGED, "%s: file shrank while its header was read", path);
-  else
-    rc = hoist__fail(rt, HOIST_IO, "%s: read failed: %s", path, strerror(err));
 fail:
-  hoist_file_close(f);
   if (fd >= 0) close(fd);
   free(header);
-  hoist__json_tokens_free(&c.tok);
-  free(c.arena);
-  free(c.dims);
-  free(c.entries);
-  free(c.meta_offs);
-  free(c.index);
+  ctx_free(&c);
   return rc;
 }
 

@@ -38,8 +38,10 @@ void hoist__shard_job_add(upload_job *job, const placed_tensor *pt, uint32_t i, 
     for (uint64_t off = 0; off < cut->piece_bytes;) {
       if (ch == NULL) {
         ch = &job->chunks[job->nchunks++];
-        *ch = (upload_chunk){dst + done / sb * db, 0, 0, (uint32_t)job->nsegs, 0,
-                             pt->t->dtype, pt->dev.dtype, 0};
+        *ch = (upload_chunk){.dst = dst + done / sb * db,
+                             .first_seg = (uint32_t)job->nsegs,
+                             .from = pt->t->dtype,
+                             .to = pt->dev.dtype};
       }
       const uint64_t left = cut->piece_bytes - off, room = step - ch->len;
       const uint64_t take = left < room ? left : room;

@@ -1,5 +1,5 @@
 /* share_wire.c — encoders and validating decoders of the control socket's
- * wire protocol (the byte format is documented in share_wire.h).  Nothing
+ * wire protocol (the byte format is documented in include/hoist_wire.h).  Nothing
  * here touches a socket: the server, the client and the fuzzer all feed it
  * bytes.  Every field is bounds-checked before use and every count is
  * checked against its limit before anything is allocated for it. */

@@ -3,8 +3,9 @@
  *
  * The status table is generated from the X-macro list in hoist.h so that
  * the enum, the names and the sentences never drift apart.
- * Error details live in the runtime (guarded by its mutex) or, for calls made
- * without a runtime, in a thread-local buffer. */
+ * Error details are per thread, as errno is: one thread-local slot, written
+ * by every failing call whatever runtime it was given (hoist.h,
+ * "Threading").  The runtime's mutex guards only its log callback. */
 #include "runtime.h"
 #include "text.h"
 

@@ -1,7 +1,8 @@
 /* pipeline_fixture.h — writes small but realistic pipelines for the load
  * and residency suites: model_index.json, sharded components with an index,
  * many small tensors (merged into shared chunks), large ones (split across
- * chunks), zero-size and scalar tensors, weightless helper folders. */
+ * chunks), zero-size and scalar tensors, weightless folders (tokenizers,
+ * a scheduler). */
 #ifndef HOIST_PIPELINE_FIXTURE_H
 #define HOIST_PIPELINE_FIXTURE_H
 

@@ -244,7 +244,7 @@ END_TEST
 /* Sets the flag after a short delay while trials run. */
 static void set_later(void *arg) {
   uv_sleep(30);
-  *(volatile int *)arg = 1;
+  __atomic_store_n((volatile int *)arg, 1, __ATOMIC_RELAXED); /* the trials poll it */
 }
 
 START_TEST(cancel_between_and_during_trials_leaves_nothing) {
@@ -261,7 +261,7 @@ START_TEST(cancel_between_and_during_trials_leaves_nothing) {
   oom_transient tr = {OOM_TRANSIENT_CAST, 0};
   oom_setup s = {&m, m.planned, mark, 0, tr, {0}, 0, 256};
   static volatile int cancel;
-  cancel = 0;
+  __atomic_store_n(&cancel, 0, __ATOMIC_RELAXED);
   oom_measure x = {0};
   x.rt = rt;
   x.p = p;
@@ -373,9 +373,16 @@ int main(void) {
   tcase_add_test(tc, measured_matches_simulated_on_host);
   tcase_add_test(tc, cast_planned_never_worse_smallest_first_strictly_worse);
   tcase_add_test(tc, none_within_one_percent_and_offload_lowers_by_size);
-  tcase_add_test(tc, cancel_between_and_during_trials_leaves_nothing);
   tcase_add_test(tc, cli_impossible_requests_exit_2);
   tcase_add_test(tc, cli_json_rows_and_plot);
+  suite_add_tcase(s, tc);
+  /* A cancel raised by another thread during trials: tagged threads, ctest
+   * runs it alone as test_bench_oom_threads (label threads), which the
+   * ThreadSanitizer build runs. */
+  tc = tcase_create("threads");
+  tcase_set_tags(tc, "threads");
+  tcase_set_timeout(tc, 300);
+  tcase_add_test(tc, cancel_between_and_during_trials_leaves_nothing);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

@@ -558,7 +558,7 @@ static void stop_on_progress(void *user, const char *component, uint64_t done, u
   if (m->trunc_file != NULL)
     ck_assert_int_eq(truncate(m->trunc_file, 4096), 0);
   else
-    *m->cancel = 1;
+    __atomic_store_n(m->cancel, 1, __ATOMIC_RELAXED); /* the readers poll it */
 }
 
 /* Sums the "found the N-slot scratch pool empty K times" counts the engine
@@ -586,7 +586,7 @@ START_TEST(failure_wakes_readers_waiting_for_scratch) {
     snprintf(file, sizeof file, "%s/transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
              pipe_dir);
     static volatile int cancel;
-    cancel = 0;
+    __atomic_store_n(&cancel, 0, __ATOMIC_RELAXED);
     stop_midway m = {action == 0 ? file : NULL, &cancel, 0};
     hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
     o.dtype = "bf16";
@@ -608,7 +608,7 @@ START_TEST(failure_wakes_readers_waiting_for_scratch) {
     setup(action == 0 ? "conv_pool_trunc" : "conv_pool_cancel", 0);
     p = cf_open(rt, pipe_dir);
     o.progress = NULL;
-    cancel = 0;
+    __atomic_store_n(&cancel, 0, __ATOMIC_RELAXED);
     ck_assert_msg(hoist_load_pipeline(rt, p, &o, &l) == HOIST_OK, "%s", hoist_last_error(rt));
     uint64_t placed = 0;
     ck_assert_uint_eq(cf_check_component(rt, p, l, "transformer", HOIST_DTYPE_BF16, &placed), 14);
@@ -760,12 +760,19 @@ int main(void) {
   tcase_add_test(tc, small_tensors_share_converted_transfers);
   tcase_add_test(tc, chunks_scale_offsets_and_respect_arenas);
   tcase_add_test(tc, admission_counts_scratch);
-  tcase_add_test(tc, failure_wakes_readers_waiting_for_scratch);
   tcase_add_test(tc, offload_converts_on_host);
   tcase_add_test(tc, chunk_hash_is_the_block_checksum);
   tcase_add_test(tc, plan_counts_target_bytes);
   tcase_add_test(tc, failed_allocations_leave_nothing);
   tcase_add_test(tc, bench_compare_dtype_pairs_runs);
+  suite_add_tcase(s, tc);
+  /* Readers of one load racing a failure or a cancel from another thread:
+   * tagged threads, ctest runs it alone as test_convert_load_threads
+   * (label threads), which the ThreadSanitizer build runs. */
+  tc = tcase_create("threads");
+  tcase_set_tags(tc, "threads");
+  tcase_set_timeout(tc, 120);
+  tcase_add_test(tc, failure_wakes_readers_waiting_for_scratch);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);
 }

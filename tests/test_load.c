@@ -192,7 +192,7 @@ static void on_progress(void *user, const char *component, uint64_t done, uint64
   if (m->action == 0) {
     ck_assert_int_eq(truncate(m->file, 4096), 0);
   } else {
-    *m->cancel = 1;
+    __atomic_store_n(m->cancel, 1, __ATOMIC_RELAXED); /* the readers poll it */
   }
 }
 
@@ -205,7 +205,7 @@ static int run_mischief(int action, hoist_read_mode mode, int verify, hoist_runt
   snprintf(file, sizeof file, "%s/transformer/diffusion_pytorch_model-00001-of-00002.safetensors",
            pipe_dir);
   static volatile int cancel;
-  cancel = 0;
+  __atomic_store_n(&cancel, 0, __ATOMIC_RELAXED);
   mischief m = {file, action, &cancel, 0};
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
   o.progress = on_progress;

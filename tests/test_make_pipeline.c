@@ -233,6 +233,76 @@ static int shard_walk(void *user, const hoist__preset_tensor *t) {
   return 0;
 }
 
+/* Floating weights are finite normal numbers of a model's magnitude: at
+ * most 1/sqrt(fan-in) (1 for biases and norms), at least a 2^-7 of that,
+ * with both signs, in every dtype a preset or --dtype writes; at any
+ * offset the bytes are the same stream. */
+typedef struct value_case {
+  hoist_dtype dtype;
+  uint32_t ndim;
+  uint64_t shape[4];
+} value_case;
+
+static double element_at(hoist_dtype d, const uint8_t *p, int *finite) {
+  if (d == HOIST_DTYPE_F32 || d == HOIST_DTYPE_BF16) {
+    uint32_t bits = 0;
+    if (d == HOIST_DTYPE_F32) memcpy(&bits, p, 4);
+    else bits = (uint32_t)(p[0] | (p[1] << 8)) << 16;
+    uint32_t e = (bits >> 23) & 0xff;
+    *finite = e != 0 && e != 0xff;
+    float f;
+    memcpy(&f, &bits, 4);
+    return f;
+  }
+  uint16_t h = (uint16_t)(p[0] | (p[1] << 8));
+  unsigned e = (h >> 10) & 0x1f;
+  *finite = e != 0 && e != 0x1f;
+  double m = 1.0 + (double)(h & 0x3ff) / 1024.0;
+  return ((h & 0x8000) ? -1.0 : 1.0) * ldexp(m, (int)e - 15);
+}
+
+START_TEST(floating_values_finite_and_scaled) {
+  static const value_case cases[] = {
+      {HOIST_DTYPE_BF16, 2, {3072, 3072}}, {HOIST_DTYPE_BF16, 1, {3072}},
+      {HOIST_DTYPE_F16, 2, {10240, 4096}}, {HOIST_DTYPE_F16, 3, {1, 36864, 2432}},
+      {HOIST_DTYPE_F32, 4, {128, 256, 3, 3}}, {HOIST_DTYPE_F32, 0, {0}},
+      {HOIST_DTYPE_BF16, 2, {1, 1}},
+  };
+  const size_t n = 4096;
+  uint8_t *buf = malloc(n), *part = malloc(n);
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    const value_case *c = &cases[k];
+    double fan_in = 1.0;
+    for (uint32_t i = 1; i < c->ndim; i++) fan_in *= (double)c->shape[i];
+    double limit = c->ndim >= 2 ? 1.0 / sqrt(fan_in) : 1.0;
+    /* F16 holds normal numbers down to 2^-14 only: its floor is [2^-11, 2^-7). */
+    double upper = c->dtype == HOIST_DTYPE_F16 ? fmax(limit, 0x1p-7) : limit;
+    hoist__writer_values v = hoist__writer_values_for(c->dtype, c->ndim, c->shape);
+    hoist__writer_fill(7 + k, v, 0, buf, n);
+    size_t es = hoist_dtype_bits(c->dtype) / 8, negative = 0;
+    for (size_t i = 0; i < n; i += es) {
+      int finite;
+      double x = element_at(c->dtype, buf + i, &finite);
+      ck_assert_msg(finite, "case %zu element %zu: not a finite normal number", k, i / es);
+      ck_assert_msg(fabs(x) < upper && fabs(x) >= limit / 256.0,
+                    "case %zu element %zu: %g outside [%g/256, %g)", k, i / es, x, limit, upper);
+      negative += x < 0;
+    }
+    ck_assert_uint_gt(negative, n / es / 4);
+    ck_assert_uint_lt(negative, 3 * n / es / 4);
+    /* Any offset gives the same bytes as the whole stream. */
+    hoist__writer_fill(7 + k, v, 13, part, n - 13);
+    ck_assert(memcmp(part, buf + 13, n - 13) == 0);
+  }
+  /* Integer dtypes keep every random bit. */
+  uint64_t shape[2] = {64, 64};
+  hoist__writer_values raw = hoist__writer_values_for(HOIST_DTYPE_I32, 2, shape);
+  ck_assert(raw.keep == ~0ull && raw.set == 0);
+  free(buf);
+  free(part);
+}
+END_TEST
+
 START_TEST(names_unique_and_shards_nonempty_at_every_scale) {
   static const double scales[] = {1.0, 0.25, 0.01, TINY, 1e-5};
   for (size_t i = 0; i < hoist__preset_count(); i++) {
@@ -319,7 +389,8 @@ static int check_tensor(void *user, const hoist__preset_tensor *t) {
   ck_assert_int_eq(hoist_file_read(x->files[where], hoist_file_data_offset(x->files[where]) + info->begin,
                                    got, t->nbytes),
                    HOIST_OK);
-  hoist__writer_fill(hoist__writer_tensor_key(x->seed, x->c->name, t->name), 0, exp, t->nbytes);
+  hoist__writer_fill(hoist__writer_tensor_key(x->seed, x->c->name, t->name),
+                     hoist__writer_values_for(t->dtype, t->ndim, t->shape), 0, exp, t->nbytes);
   ck_assert_msg(memcmp(got, exp, t->nbytes) == 0, "%s: bytes differ from the seeded stream", t->name);
   int nonzero = 0;
   for (uint64_t i = 0; i < t->nbytes && !nonzero; i++) nonzero = got[i] != 0;
@@ -680,7 +751,8 @@ static void expect_seeded(const char *path, const char *component, uint64_t seed
     const hoist_tensor_info *ti = hoist_file_tensor(f, t);
     uint8_t *got = malloc(ti->nbytes + 1), *want = malloc(ti->nbytes + 1);
     ck_assert_int_eq(hoist_file_read(f, hoist_file_data_offset(f) + ti->begin, got, ti->nbytes), HOIST_OK);
-    hoist__writer_fill(hoist__writer_tensor_key(seed, component, ti->name), 0, want, ti->nbytes);
+    hoist__writer_fill(hoist__writer_tensor_key(seed, component, ti->name),
+                       hoist__writer_values_for(ti->dtype, ti->ndim, ti->shape), 0, want, ti->nbytes);
     ck_assert_msg(memcmp(got, want, ti->nbytes) == 0, "%s: %s is not seed %llu's", path, ti->name,
                   (unsigned long long)seed);
     free(got);
@@ -696,7 +768,7 @@ static char *make_outside(const char *scratch) {
   ck_assert_int_eq(mkdir(out, 0755), 0);
   char *file = path2(out, "file.bin"), *dir = path2(out, "dir");
   uint8_t bytes[4096];
-  hoist__writer_fill(99, 0, bytes, sizeof bytes);
+  hoist__writer_fill(99, HOIST_WRITER_RAW_BITS, 0, bytes, sizeof bytes);
   tu_write_file(file, bytes, sizeof bytes);
   ck_assert_int_eq(mkdir(dir, 0755), 0);
   char *keep = path2(dir, "keep.txt");
@@ -1097,6 +1169,7 @@ static Suite *suite(void) {
   tcase_add_test(t, totals_match_published_sizes);
   tcase_add_test(t, real_names_and_shapes);
   tcase_add_test(t, names_unique_and_shards_nonempty_at_every_scale);
+  tcase_add_test(t, floating_values_finite_and_scaled);
   suite_add_tcase(s, t);
   TCase *w = tcase_create("write");
   tcase_set_timeout(w, 300);

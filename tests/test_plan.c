@@ -18,7 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ---- Helpers */
+/* ---- Shared checks */
 
 static char scratch[4096];
 
@@ -166,7 +166,7 @@ START_TEST(ref_numbered_variants_first) {
 }
 END_TEST
 
-START_TEST(ref_helpers_rank_last) {
+START_TEST(ref_weightless_rank_last) {
   ck_assert_int_lt(hoist__component_risk_rank("transformer"), hoist__component_risk_rank("scheduler"));
   ck_assert_int_lt(hoist__component_risk_rank("text_encoder_2"),
                    hoist__component_risk_rank("processor"));
@@ -225,7 +225,7 @@ START_TEST(ref_load_name_alias) {
   const char *names[] = {"condition_image_encoder", "encoder_alias"};
   const char *load[] = {"condition_image_encoder", "text_encoder_2"};
   assert_sorted(names, load, 2, "encoder_alias,condition_image_encoder");
-  /* Without the alias the helper would go last. */
+  /* Without the alias, encoder_alias ranks 10 (other) and goes last. */
   assert_sorted(names, NULL, 2, "condition_image_encoder,encoder_alias");
 }
 END_TEST
@@ -667,7 +667,7 @@ static void check_flux_pipe(const char *vectors) {
     ck_assert_uint_eq(c->file_count, nfiles[k]);
     ck_assert_uint_eq(c->tensor_count, ntensors[k]);
   }
-  /* Known sizes: descending.  Then the unknown helpers (scheduler,
+  /* Known sizes: descending.  Then those of unknown size (scheduler,
    * tokenizer, tokenizer_2: rank 10, folders missing) by variant priority
    * (tokenizer_2 is -2) and then index. */
   for (size_t i = 0; i + 1 < 4; i++)
@@ -848,7 +848,7 @@ static Suite *plan_suite(void) {
   tcase_set_timeout(tc, 120);
   tcase_add_test(tc, ref_unknown_sizes_rank_by_class);
   tcase_add_test(tc, ref_numbered_variants_first);
-  tcase_add_test(tc, ref_helpers_rank_last);
+  tcase_add_test(tc, ref_weightless_rank_last);
   tcase_add_test(tc, ref_inferred_size_beats_rank);
   tcase_add_test(tc, ref_load_name_alias);
   tcase_add_test(tc, variant_priority_exact);

@@ -352,33 +352,72 @@ typedef struct squeeze {
 } squeeze;
 
 /* When the first component is complete, another tenant takes memory. */
-static void squeeze_after_first(void *user, const char *component, uint64_t done, uint64_t total) {
+static void squeeze_after_first(void *user, hoist_loaded *l, size_t position) {
   squeeze *s = user;
-  if (!s->fired && done == total) {
+  if (!s->fired) {
     s->fired = 1;
     hoist__device_host_set_capacity(s->rt, s->capacity);
   }
 }
 
+/* Component by component (the path of verified and converting loads, and
+ * of loads with a hook between components), admission runs after the
+ * component before has uploaded and sees what another tenant took
+ * meanwhile.  (A plain load admits and places every component before the
+ * first byte moves: pipelined_load_places_everything_first.) */
 START_TEST(capacity_drop_between_components_is_noticed) {
   world w;
   world_open(&w, "res_drop", 0);
   squeeze s = {w.rt, w.need_dit + 1024, 0};
   hoist_load_failure f;
   hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
-  o.progress = squeeze_after_first;
-  o.progress_user = &s;
   o.failure = &f;
+  hoist__load_ext ext = {0};
+  ext.after_upload = squeeze_after_first;
+  ext.after_upload_user = &s;
   hoist_loaded *l = NULL;
   /* Inject a failure on the 2nd allocation too: admission must refuse the
    * 2nd component before trying to allocate it. */
   hoist__device_host_fail_alloc_at(w.rt, 2, UINT64_MAX);
-  ck_assert_int_eq(hoist_load_pipeline(w.rt, w.p, &o, &l), HOIST_ADMISSION);
+  ck_assert_int_eq(hoist__load_pipeline_ext(w.rt, w.p, &o, &ext, &l), HOIST_ADMISSION);
   ck_assert_int_eq(s.fired, 1);
   ck_assert_str_eq(f.component, "text_encoder_2");
   ck_assert_uint_eq(f.free_bytes, 1024);
   ck_assert_ptr_null(strstr(hoist_last_error(w.rt), "despite"));
   hoist__device_host_fail_alloc_at(w.rt, 0, 0);
+  world_close(&w);
+}
+END_TEST
+
+typedef struct first_progress {
+  hoist_runtime *rt;
+  uint64_t allocated; /* device bytes at the first progress call */
+  int calls;
+} first_progress;
+
+static void note_first_progress(void *user, const char *component, uint64_t done,
+                                uint64_t total) {
+  first_progress *fp = user;
+  if (fp->calls++ == 0) fp->allocated = hoist__device_host_allocated(fp->rt);
+}
+
+/* A plain load uploads every component in one run: all device memory is
+ * admitted and placed before the first byte moves, so a tenant taking
+ * memory later cannot strand a load halfway. */
+START_TEST(pipelined_load_places_everything_first) {
+  world w;
+  world_open(&w, "res_pipe", 0);
+  first_progress fp = {w.rt, 0, 0};
+  hoist_load_options o = HOIST_LOAD_OPTIONS_INIT;
+  o.progress = note_first_progress;
+  o.progress_user = &fp;
+  hoist_loaded *l = NULL;
+  ck_assert_msg(hoist_load_pipeline(w.rt, w.p, &o, &l) == HOIST_OK, "%s", hoist_last_error(w.rt));
+  ck_assert_int_gt(fp.calls, 0);
+  ck_assert_uint_eq(fp.allocated, w.need_total);
+  for (size_t i = 0; i < hoist_loaded_component_count(l); i++)
+    ck_assert_double_ge(hoist_loaded_component(l, i)->seconds, 0);
+  hoist_loaded_close(l);
   world_close(&w);
 }
 END_TEST
@@ -502,6 +541,7 @@ int main(void) {
   tcase_add_test(tc, every_failed_allocation_frees_everything);
   tcase_add_test(tc, fragmented_device_gets_several_arenas);
   tcase_add_test(tc, capacity_drop_between_components_is_noticed);
+  tcase_add_test(tc, pipelined_load_places_everything_first);
   tcase_add_test(tc, cli_refusal_exit_4_with_json);
   tcase_add_test(tc, cli_verbose_logs_on_stderr);
   tcase_add_test(tc, cli_names_flags_for_fields);

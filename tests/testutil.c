@@ -1,4 +1,4 @@
-/* testutil.c — helpers shared by the Check suites (see testutil.h). */
+/* testutil.c — what the Check suites share (see testutil.h). */
 #include "testutil.h"
 
 #include <errno.h>

@@ -1,4 +1,4 @@
-/* testutil.h — helpers shared by the Check suites: paths of the test
+/* testutil.h — what the Check suites share: paths of the test
  * vectors and a scratch folder, file writing, running a suite, and the GPU
  * skip line.  Paths are found from the test binary's own location
  * (<build>/tests/NAME), so a build folder copied to another machine still

@@ -170,117 +170,154 @@ static double time_worker(const char *mode, const char *const *args, int nargs) 
 
 /* ---- The command */
 
-int bench_attach(int argc, char **argv) {
-  if (argc >= 3 && strcmp(argv[1], "--worker") == 0) return worker(argv[2], argc - 3, argv + 3);
+/* The command line, parsed. */
+typedef struct attach_args {
   cli_load_opts o;
-  cli_load_opts_init(&o);
-  int restart = 0;
-  uint64_t repeat = 0;
-  const char *pos[2] = {NULL, NULL};
-  int npos = 0;
-  const char *load_args[64];
-  int nload = 0;
+  int restart;
+  uint64_t repeat;
+  const char *pos[2]; /* SOCKET, and PIPELINE with --restart */
+  int npos;
+  const char *load_args[64]; /* the load options again, for the loading worker */
+  int nload;
+} attach_args;
+
+/* Parses the command line into a.  Returns -1 to go on, else the exit code
+ * (help printed, or a usage error). */
+static int attach_parse_args(int argc, char **argv, attach_args *a) {
+  cli_load_opts_init(&a->o);
   for (int i = 1; i < argc; i++) {
     if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
       usage(stdout);
       return HOIST_EXIT_OK;
     }
     if (strcmp(argv[i], "--restart") == 0) {
-      restart = 1;
+      a->restart = 1;
       continue;
     }
     if (strcmp(argv[i], "--repeat") == 0) {
-      if (i + 1 >= argc || !cli_parse_uint(argv[++i], 1, 1000, &repeat))
+      if (i + 1 >= argc || !cli_parse_uint(argv[++i], 1, 1000, &a->repeat))
         return cli_usage_error("bench attach", "--repeat takes 1..1000");
       continue;
     }
     int first = i;
-    int r = cli_load_opt("bench attach", argc, argv, &i, &o);
+    int r = cli_load_opt("bench attach", argc, argv, &i, &a->o);
     if (r < 0) return HOIST_EXIT_USAGE;
     if (r > 0) {
-      for (int k = first; k <= i && nload < 62; k++)
-        if (strcmp(argv[k], "--json") != 0) load_args[nload++] = argv[k];
+      for (int k = first; k <= i && a->nload < 62; k++)
+        if (strcmp(argv[k], "--json") != 0) a->load_args[a->nload++] = argv[k];
       continue;
     }
     if (argv[i][0] == '-') return cli_usage_error("bench attach", "unknown option %s", argv[i]);
-    if (npos == 2) return cli_usage_error("bench attach", "too many arguments");
-    pos[npos++] = argv[i];
+    if (a->npos == 2) return cli_usage_error("bench attach", "too many arguments");
+    a->pos[a->npos++] = argv[i];
   }
-  if (npos != (restart ? 2 : 1))
-    return cli_usage_error("bench attach", restart ? "--restart needs SOCKET and PIPELINE"
-                                                   : "needs SOCKET (and no PIPELINE)");
-  if (repeat == 0) repeat = restart ? 5 : 20;
-  series s1 = {calloc(repeat, sizeof(double)), 0}, s2 = {calloc(repeat, sizeof(double)), 0},
-         s3 = {calloc(repeat, sizeof(double)), 0};
-  int code = HOIST_EXIT_OK;
-  long tensors = 0;
-  uint64_t bytes = 0;
+  if (a->npos != (a->restart ? 2 : 1))
+    return cli_usage_error("bench attach", a->restart ? "--restart needs SOCKET and PIPELINE"
+                                                      : "needs SOCKET (and no PIPELINE)");
+  if (a->repeat == 0) a->repeat = a->restart ? 5 : 20;
+  return -1;
+}
+
+/* What was measured: per step a series of seconds (attach, lookup, detach;
+ * with --restart, by attaching and by loading), and what an attach
+ * holds. */
+typedef struct attach_result {
+  series s1, s2, s3;
+  long tensors;
+  uint64_t bytes;
+} attach_result;
+
+/* --restart: N workers that attach and N that load, alternating. */
+static int attach_restarts(attach_args *a, attach_result *res) {
+  for (uint64_t k = 0; k < a->repeat; k++) {
+    double ta = time_worker("attach", &a->pos[0], 1);
+    a->load_args[a->nload] = a->pos[1];
+    double tl = time_worker("load", a->load_args, a->nload + 1);
+    if (ta < 0 || tl < 0) return HOIST_EXIT_FAILURE;
+    series_add(&res->s1, ta);
+    series_add(&res->s2, tl);
+  }
+  return HOIST_EXIT_OK;
+}
+
+/* In this process, after the device is open (--device): N + 1 x attach,
+ * look up every tensor, detach; the first is not counted. */
+static int attach_latency(const attach_args *a, attach_result *res) {
   hoist_runtime *rt = NULL;
-  if (restart) {
-    for (uint64_t k = 0; k < repeat && code == HOIST_EXIT_OK; k++) {
-      double ta = time_worker("attach", &pos[0], 1);
-      load_args[nload] = pos[1];
-      double tl = time_worker("load", load_args, nload + 1);
-      if (ta < 0 || tl < 0) code = HOIST_EXIT_FAILURE;
-      else {
-        series_add(&s1, ta);
-        series_add(&s2, tl);
-      }
+  int code = HOIST_EXIT_OK;
+  /* The device first: the clock starts with the CUDA context made. */
+  if (a->o.cfg.device != NULL && hoist_runtime_create(&a->o.cfg, &rt) != HOIST_OK)
+    code = cli_report("bench attach", NULL, HOIST_NO_DEVICE);
+  for (uint64_t k = 0; k <= a->repeat && code == HOIST_EXIT_OK; k++) {
+    hoist_attached *w = NULL;
+    double t0 = cli_now_seconds();
+    int rc = hoist_attach(a->pos[0], &w);
+    double t1 = cli_now_seconds();
+    res->tensors = rc == HOIST_OK ? touch_all(w, &res->bytes) : -1;
+    double t2 = cli_now_seconds();
+    hoist_detach(w);
+    double t3 = cli_now_seconds();
+    if (rc != HOIST_OK || res->tensors < 0) {
+      code = cli_report("bench attach", NULL, rc != HOIST_OK ? rc : HOIST_PROTOCOL);
+      break;
     }
-  } else {
-    /* The device first: the clock starts with the CUDA context made. */
-    if (o.cfg.device != NULL && hoist_runtime_create(&o.cfg, &rt) != HOIST_OK)
-      code = cli_report("bench attach", NULL, HOIST_NO_DEVICE);
-    for (uint64_t k = 0; k <= repeat && code == HOIST_EXIT_OK; k++) {
-      hoist_attached *a = NULL;
-      double t0 = cli_now_seconds();
-      int rc = hoist_attach(pos[0], &a);
-      double t1 = cli_now_seconds();
-      tensors = rc == HOIST_OK ? touch_all(a, &bytes) : -1;
-      double t2 = cli_now_seconds();
-      hoist_detach(a);
-      double t3 = cli_now_seconds();
-      if (rc != HOIST_OK || tensors < 0) {
-        code = cli_report("bench attach", NULL, rc != HOIST_OK ? rc : HOIST_PROTOCOL);
-        break;
-      }
-      if (k == 0) continue; /* the first attach opens the device when --device was not given */
-      series_add(&s1, t1 - t0);
-      series_add(&s2, t2 - t1);
-      series_add(&s3, t3 - t2);
-    }
-  }
-  if (code == HOIST_EXIT_OK) {
-    if (o.json) {
-      cJSON *root = cJSON_CreateObject();
-      cJSON_AddStringToObject(root, "socket", pos[0]);
-      if (restart) {
-        cJSON_AddStringToObject(root, "pipeline", pos[1]);
-        series_json(root, "restart_attach", &s1);
-        series_json(root, "restart_load", &s2);
-      } else {
-        cJSON_AddNumberToObject(root, "tensors", (double)tensors);
-        cJSON_AddNumberToObject(root, "bytes", (double)bytes);
-        series_json(root, "attach", &s1);
-        series_json(root, "lookup_all", &s2);
-        series_json(root, "detach", &s3);
-      }
-      cJSON_AddNumberToObject(root, "repeat", (double)repeat);
-      code = cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
-    } else if (restart) {
-      series_print("restart by attach", &s1);
-      series_print("restart by hoist load", &s2);
-    } else {
-      char h[32];
-      printf("%ld tensors, %s resident on the server\n", tensors, cli_human_bytes(bytes, h));
-      series_print("attach", &s1);
-      series_print("look up every tensor", &s2);
-      series_print("detach", &s3);
-    }
+    if (k == 0) continue; /* the first attach opens the device when --device was not given */
+    series_add(&res->s1, t1 - t0);
+    series_add(&res->s2, t2 - t1);
+    series_add(&res->s3, t3 - t2);
   }
   hoist_runtime_close(rt);
-  free(s1.v);
-  free(s2.v);
-  free(s3.v);
+  return code;
+}
+
+static int attach_report(const attach_args *a, attach_result *res) {
+  if (a->o.json) {
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "socket", a->pos[0]);
+    if (a->restart) {
+      cJSON_AddStringToObject(root, "pipeline", a->pos[1]);
+      series_json(root, "restart_attach", &res->s1);
+      series_json(root, "restart_load", &res->s2);
+    } else {
+      cJSON_AddNumberToObject(root, "tensors", (double)res->tensors);
+      cJSON_AddNumberToObject(root, "bytes", (double)res->bytes);
+      series_json(root, "attach", &res->s1);
+      series_json(root, "lookup_all", &res->s2);
+      series_json(root, "detach", &res->s3);
+    }
+    cJSON_AddNumberToObject(root, "repeat", (double)a->repeat);
+    return cli_print_json(root) ? HOIST_EXIT_OK : HOIST_EXIT_FAILURE;
+  }
+  if (a->restart) {
+    series_print("restart by attach", &res->s1);
+    series_print("restart by hoist load", &res->s2);
+  } else {
+    char h[32];
+    printf("%ld tensors, %s resident on the server\n", res->tensors,
+           cli_human_bytes(res->bytes, h));
+    series_print("attach", &res->s1);
+    series_print("look up every tensor", &res->s2);
+    series_print("detach", &res->s3);
+  }
+  return HOIST_EXIT_OK;
+}
+
+int bench_attach(int argc, char **argv) {
+  if (argc >= 3 && strcmp(argv[1], "--worker") == 0) return worker(argv[2], argc - 3, argv + 3);
+  attach_args a;
+  memset(&a, 0, sizeof a);
+  int code = attach_parse_args(argc, argv, &a);
+  if (code >= 0) return code;
+  attach_result res = {{calloc(a.repeat, sizeof(double)), 0},
+                       {calloc(a.repeat, sizeof(double)), 0},
+                       {calloc(a.repeat, sizeof(double)), 0}, 0, 0};
+  if (res.s1.v == NULL || res.s2.v == NULL || res.s3.v == NULL)
+    code = cli_report("bench attach", NULL, HOIST_NO_MEMORY);
+  else
+    code = a.restart ? attach_restarts(&a, &res) : attach_latency(&a, &res);
+  if (code == HOIST_EXIT_OK) code = attach_report(&a, &res);
+  free(res.s1.v);
+  free(res.s2.v);
+  free(res.s3.v);
   return code;
 }

@@ -130,7 +130,7 @@ int oom_measure_trial(void *user, uint64_t capacity, oom_result *r) {
   const oom_setup *s = x->s;
   memset(r, 0, sizeof *r);
   r->capacity = capacity;
-  if (x->cancel != NULL && *x->cancel)
+  if (hoist__cancel_requested(x->cancel))
     return hoist__fail(rt, HOIST_CANCELLED, "bench oom: cancelled between trials");
   x->total_bytes = 0;
   for (size_t i = 0; i < s->m->n; i++) x->total_bytes += s->m->comps[i].bytes;
@@ -386,349 +386,438 @@ static void policy_text(const oom_model *m, const unsigned char *mark, char *buf
 
 static volatile int cancel_flag;
 
-int bench_oom(int argc, char **argv) {
-  const char *cmd = "bench oom";
-  const char *device = "host", *orders_spec = "planned,index,reverse", *transient_spec = "none";
-  const char *cotenant_spec = NULL, *preset_name = NULL, *plot = NULL, *path = NULL;
-  const char *variant = NULL;
+/* The command line of `hoist bench oom`, checked. */
+typedef struct oom_args {
+  const char *device, *orders_spec, *transient_spec, *cotenant_spec, *preset_name, *plot, *path;
+  const char *variant;
   const char *policies[64];
-  size_t npol = 0;
-  int json = 0, simulate = 0;
-  uint64_t seed = 1, headroom = 0, max_cap = 0;
-  double scale = 1.0;
+  size_t npol;
+  int json, simulate, cuda;
+  uint64_t seed, headroom, max_cap, gran;
+  double scale;
+  oom_transient tr;
+  oom_cotenant ct;
+} oom_args;
+
+/* Parses one option with a value at argv[*i] (advancing *i).  Returns -1
+ * when taken, else the exit code of a usage error. */
+static int oom_arg_value(int argc, char **argv, int *i, oom_args *a) {
+  const char *cmd = "bench oom", *o = argv[*i];
+  if (*i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", o);
+  const char *v = argv[++*i];
+  if (strcmp(o, "--device") == 0) a->device = v;
+  else if (strcmp(o, "--orders") == 0) a->orders_spec = v;
+  else if (strcmp(o, "--transient") == 0) a->transient_spec = v;
+  else if (strcmp(o, "--co-tenant") == 0) a->cotenant_spec = v;
+  else if (strcmp(o, "--preset") == 0) a->preset_name = v;
+  else if (strcmp(o, "--plot") == 0) a->plot = v;
+  else if (strcmp(o, "--variant") == 0) a->variant = v;
+  else if (strcmp(o, "--policy") == 0) {
+    if (a->npol == 64) return cli_usage_error(cmd, "at most 64 --policy");
+    a->policies[a->npol++] = v;
+  } else if (strcmp(o, "--seed") == 0) {
+    if (!cli_parse_uint(v, 0, UINT64_MAX, &a->seed))
+      return cli_usage_error(cmd, "bad --seed '%s'", v);
+  } else if (strcmp(o, "--headroom") == 0) {
+    if (!cli_parse_bytes(v, &a->headroom) || a->headroom > INT64_MAX)
+      return cli_usage_error(cmd, "bad --headroom '%s'", v);
+  } else if (strcmp(o, "--max-capacity") == 0) {
+    if (!cli_parse_bytes(v, &a->max_cap) || a->max_cap == 0)
+      return cli_usage_error(cmd, "bad --max-capacity '%s'", v);
+  } else if (strcmp(o, "--scale") == 0) {
+    char *end = NULL;
+    errno = 0;
+    a->scale = strtod(v, &end);
+    if (errno != 0 || end == v || *end != '\0' || !hoist__preset_scale_valid(a->scale))
+      return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
+  } else {
+    return cli_usage_error(cmd, "unknown option %s", o);
+  }
+  return -1;
+}
+
+/* Parses and checks the command line into a.  Returns -1 to go on, else
+ * the exit code (help printed, or a usage error). */
+static int oom_parse_args(int argc, char **argv, oom_args *a) {
+  const char *cmd = "bench oom";
+  memset(a, 0, sizeof *a);
+  a->device = "host";
+  a->orders_spec = "planned,index,reverse";
+  a->transient_spec = "none";
+  a->seed = 1;
+  a->scale = 1.0;
   for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    int has_v = i + 1 < argc;
-    if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+    const char *s = argv[i];
+    if (strcmp(s, "--help") == 0 || strcmp(s, "-h") == 0) {
       usage(stdout);
       return HOIST_EXIT_OK;
     }
-    if (strcmp(a, "--json") == 0) json = 1;
-    else if (strcmp(a, "--simulate") == 0) simulate = 1;
-    else if (a[0] == '-' && !has_v) return cli_usage_error(cmd, "%s needs a value", a);
-    else if (strcmp(a, "--device") == 0) device = argv[++i];
-    else if (strcmp(a, "--orders") == 0) orders_spec = argv[++i];
-    else if (strcmp(a, "--transient") == 0) transient_spec = argv[++i];
-    else if (strcmp(a, "--co-tenant") == 0) cotenant_spec = argv[++i];
-    else if (strcmp(a, "--preset") == 0) preset_name = argv[++i];
-    else if (strcmp(a, "--plot") == 0) plot = argv[++i];
-    else if (strcmp(a, "--variant") == 0) variant = argv[++i];
-    else if (strcmp(a, "--policy") == 0) {
-      if (npol == 64) return cli_usage_error(cmd, "at most 64 --policy");
-      policies[npol++] = argv[++i];
-    } else if (strcmp(a, "--seed") == 0) {
-      if (!cli_parse_uint(argv[++i], 0, UINT64_MAX, &seed))
-        return cli_usage_error(cmd, "bad --seed '%s'", argv[i]);
-    } else if (strcmp(a, "--headroom") == 0) {
-      if (!cli_parse_bytes(argv[++i], &headroom) || headroom > INT64_MAX)
-        return cli_usage_error(cmd, "bad --headroom '%s'", argv[i]);
-    } else if (strcmp(a, "--max-capacity") == 0) {
-      if (!cli_parse_bytes(argv[++i], &max_cap) || max_cap == 0)
-        return cli_usage_error(cmd, "bad --max-capacity '%s'", argv[i]);
-    } else if (strcmp(a, "--scale") == 0) {
-      char *end = NULL;
-      errno = 0;
-      scale = strtod(argv[++i], &end);
-      if (errno != 0 || end == argv[i] || *end != '\0' || !hoist__preset_scale_valid(scale))
-        return cli_usage_error(cmd, "--scale takes a number in (0, 1]");
-    } else if (a[0] == '-') {
-      return cli_usage_error(cmd, "unknown option %s", a);
-    } else if (path != NULL) {
-      return cli_usage_error(cmd, "one PIPELINE only");
-    } else {
-      path = a;
-    }
+    int code = -1;
+    if (strcmp(s, "--json") == 0) a->json = 1;
+    else if (strcmp(s, "--simulate") == 0) a->simulate = 1;
+    else if (s[0] == '-') code = oom_arg_value(argc, argv, &i, a);
+    else if (a->path != NULL) code = cli_usage_error(cmd, "one PIPELINE only");
+    else a->path = s;
+    if (code >= 0) return code;
   }
-  if (npol == 0) policies[npol++] = "resident";
-  if (preset_name != NULL) simulate = 1; /* a preset is never written here */
-  if ((preset_name == NULL) == (path == NULL))
+  if (a->npol == 0) a->policies[a->npol++] = "resident";
+  if (a->preset_name != NULL) a->simulate = 1; /* a preset is never written here */
+  if ((a->preset_name == NULL) == (a->path == NULL))
     return cli_usage_error(cmd, "give a PIPELINE or --preset NAME (one of them)");
-  if (scale != 1.0 && preset_name == NULL)
+  if (a->scale != 1.0 && a->preset_name == NULL)
     return cli_usage_error(cmd, "--scale applies to --preset only");
-  int cuda = strncmp(device, "cuda", 4) == 0;
-  if (!cuda && strcmp(device, "host") != 0)
+  a->cuda = strncmp(a->device, "cuda", 4) == 0;
+  if (!a->cuda && strcmp(a->device, "host") != 0)
     return cli_usage_error(cmd, "--device takes host or cuda:N");
-  uint64_t gran = cuda ? (2ull << 20) : 256;
-
+  a->gran = a->cuda ? (2ull << 20) : 256;
   char err[1024];
-  oom_transient tr;
-  oom_cotenant ct = {0};
-  if (oom_transient_parse(transient_spec, &tr, err, sizeof err) != HOIST_OK)
+  if (oom_transient_parse(a->transient_spec, &a->tr, err, sizeof err) != HOIST_OK)
     return cli_usage_error(cmd, "%s", err);
-  if (cotenant_spec != NULL && oom_cotenant_parse(cotenant_spec, &ct, err, sizeof err) != HOIST_OK)
+  if (a->cotenant_spec != NULL &&
+      oom_cotenant_parse(a->cotenant_spec, &a->ct, err, sizeof err) != HOIST_OK)
     return cli_usage_error(cmd, "%s", err);
+  return -1;
+}
 
-  int code = HOIST_EXIT_OK, rc = HOIST_OK;
-  hoist_runtime *rt = NULL;
-  hoist_pipeline *p = NULL;
-  oom_model m = {0};
-  oom_order *orders = NULL;
-  size_t norders = 0;
-  oom_policy *pols = calloc(npol, sizeof *pols);
-  unsigned char *marks = NULL;
-  row *rows = NULL;
-  size_t nrows = 0;
-  if (pols == NULL) return cli_report(cmd, NULL, HOIST_NO_MEMORY);
-
-  cli_install_cancel(&cancel_flag);
-  if (preset_name != NULL) {
-    const hoist__preset *ps = hoist__preset_find(preset_name);
-    if (ps == NULL) {
-      code = cli_usage_error(cmd, "unknown preset '%s' (flux1-dev, wan2.2-t2v-a14b, qwen-image, "
-                                  "sd3.5-large)", preset_name);
-      goto done;
-    }
-    if ((rc = oom_model_from_preset(ps, scale, &m, err, sizeof err)) != HOIST_OK) {
-      code = cli_usage_error(cmd, "%s", err);
-      goto done;
-    }
-  } else {
-    hoist_config cfg = HOIST_CONFIG_INIT;
-    /* The simulation never touches a device: a host runtime reads headers. */
-    cfg.device = simulate ? "host" : device;
-    if ((rc = hoist_runtime_create(&cfg, &rt)) != HOIST_OK) {
-      code = cli_report(cmd, NULL, rc);
-      goto done;
-    }
-    hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
-    po.variant = variant;
-    if ((rc = hoist_pipeline_open(rt, path, &po, &p)) != HOIST_OK) {
-      code = cli_report(cmd, rt, rc);
-      goto done;
-    }
-    if ((rc = oom_model_from_pipeline(p, &m, err, sizeof err)) != HOIST_OK) {
-      fprintf(stderr, "hoist %s: %s\n", cmd, err);
-      code = cli_exit_code(rc);
-      goto done;
-    }
-  }
-  if (oom_orders_parse(orders_spec, &m, seed, &orders, &norders, err, sizeof err) != HOIST_OK) {
-    code = cli_usage_error(cmd, "%s", err);
-    goto done;
-  }
-  marks = calloc(npol * (m.n > 0 ? m.n : 1), 1);
-  rows = calloc(norders * npol, sizeof *rows);
-  if (marks == NULL || rows == NULL) {
-    code = cli_report(cmd, NULL, HOIST_NO_MEMORY);
-    goto done;
-  }
-  for (size_t k = 0; k < npol; k++) {
-    if (oom_policy_parse(policies[k], &m, &pols[k], err, sizeof err) != HOIST_OK ||
-        oom_policy_marks(&pols[k], &m, marks + k * m.n, err, sizeof err) != HOIST_OK) {
-      code = cli_usage_error(cmd, "%s", err);
-      goto done;
-    }
-  }
-
-  /* The device's limit on the search: cuda's free memory, the host's RAM. */
-  uint64_t limit = UINT64_MAX;
-  if (!simulate) {
-    if (cuda) {
-      /* Warm-up: the upload engine (its streams, the pinned ring) is made
-       * now, so the free memory read next is what the trials see. */
-      if ((rc = hoist__engine_prepare(rt)) != HOIST_OK) {
-        code = cli_report(cmd, rt, rc);
-        goto done;
-      }
-      uint64_t f = 0, t = 0;
-      if ((rc = hoist__device_mem_info(rt, &f, &t)) != HOIST_OK) {
-        code = cli_report(cmd, rt, rc);
-        goto done;
-      }
-      limit = f;
-    } else {
-      long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-      if (pages > 0 && page > 0) limit = (uint64_t)pages * (uint64_t)page;
-    }
-    if (max_cap > limit) {
-      char a[32], b[32];
-      code = cli_usage_error(cmd, "--max-capacity %s is above the %s %s has", cli_human_bytes(max_cap, a),
-                             cli_human_bytes(limit, b), cuda ? "free on the device" : "of RAM the host");
-      goto done;
-    }
-  }
-
-  for (size_t oi = 0; oi < norders; oi++) {
-    for (size_t k = 0; k < npol; k++) {
-      row *w = &rows[nrows++];
-      w->order = orders[oi].label;
-      w->policy = pols[k].label;
-      oom_setup s = {&m, orders[oi].slots, marks + k * m.n, pols[k].on_oom_offload, tr, ct,
-                     headroom, gran};
-      uint64_t hi = max_cap != 0 ? max_cap : oom_upper_bound(&s);
-      /* On a card the driver takes a little beyond the rounded arenas
-       * (measured on an H200: one 2 MiB granule over the simulation), so a
-       * measured search starts above the model's bound. */
-      if (!simulate && cuda && max_cap == 0) hi += 256ull << 20;
-      if (!simulate && hi > limit) hi = limit;
-      oom_result at;
-      int found = 0;
-      uint64_t thr = 0;
-      int sim_found;
-      uint64_t sim_thr;
-      oom_result sat, sbelow;
-      oom_bisect(oom_sim_trial_fn, &s, hi, OOM_STEP, &sim_found, &sim_thr, &sat, &sbelow);
-      if (simulate) {
-        found = sim_found;
-        thr = sim_thr;
-        at = sat;
-        w->below = sbelow;
-      } else {
-        oom_measure x = {0};
-        x.rt = rt;
-        x.p = p;
-        x.s = &s;
-        x.pol = &pols[k];
-        x.cancel = &cancel_flag;
-        rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
-        if (!cuda) hoist__device_host_set_capacity(rt, hi);
-        if (rc != HOIST_OK) {
-          code = cli_report(cmd, rt, rc);
-          goto done;
-        }
-        w->have_sim = 1;
-        w->sim_found = sim_found;
-        w->sim_threshold = sim_thr;
-      }
-      w->found = found;
-      w->threshold = thr;
-      w->device_bytes = oom_device_bytes(&s);
-      w->peak = found ? at.peak : 0;
-      if (!found) code = HOIST_EXIT_NO_FIT;
-      if (!json && !simulate)
-        fprintf(stderr, "  %s × %s: %s\n", w->order, w->policy,
-                found ? "done" : "does not load within the search range");
-    }
-  }
-
-  /* What fits on 24/16/12 GiB cards, planned order, this transient model. */
-  static const uint64_t cards[] = {24 * GIB, 16 * GIB, 12 * GIB};
+/* One run of the command: its arguments, the model searched, one row per
+ * order × policy, and what fits on the usual cards. */
+typedef struct oom_run {
+  oom_args a;
+  hoist_runtime *rt;
+  hoist_pipeline *p;
+  oom_model m;
+  oom_order *orders;
+  size_t norders;
+  oom_policy *pols;
+  unsigned char *marks; /* per policy, m.n marks */
+  row *rows;
+  size_t nrows;
+  uint64_t limit;       /* the search's top on the device */
   char fit_policy[3][OOM_LABEL_MAX];
-  uint64_t fit_thr[3] = {0}, fit_off[3] = {0};
+  uint64_t fit_thr[3], fit_off[3];
   int fit_ok[3];
-  {
-    unsigned char *mk = calloc(m.n > 0 ? m.n : 1, 1), *none = calloc(m.n > 0 ? m.n : 1, 1);
-    if (mk == NULL || none == NULL) {
-      free(mk);
-      free(none);
-      code = cli_report(cmd, NULL, HOIST_NO_MEMORY);
-      goto done;
+  char tlabel[64];
+  int code, rc;         /* the exit code so far; the status that ended the run */
+} oom_run;
+
+static const uint64_t oom_cards[] = {24 * GIB, 16 * GIB, 12 * GIB};
+
+/* The model searched: a preset's shapes, or an opened pipeline's headers.
+ * false after reporting. */
+static bool oom_open_model(oom_run *r) {
+  const char *cmd = "bench oom";
+  const oom_args *a = &r->a;
+  char err[1024];
+  if (a->preset_name != NULL) {
+    const hoist__preset *ps = hoist__preset_find(a->preset_name);
+    if (ps == NULL) {
+      r->code = cli_usage_error(cmd, "unknown preset '%s' (flux1-dev, wan2.2-t2v-a14b, "
+                                     "qwen-image, sd3.5-large)", a->preset_name);
+      return false;
     }
-    oom_setup s = {&m, m.planned, none, 0, tr, ct, headroom, gran};
-    for (int c = 0; c < 3; c++) {
-      fit_ok[c] = oom_what_fits(&s, cards[c], mk, &fit_thr[c]) == 0;
-      if (fit_ok[c]) {
-        policy_text(&m, mk, fit_policy[c], sizeof fit_policy[c]);
-        for (size_t i = 0; i < m.n; i++)
-          if (mk[i]) fit_off[c] += m.comps[i].bytes;
-      } else {
-        snprintf(fit_policy[c], sizeof fit_policy[c], "none fits");
-      }
+    if ((r->rc = oom_model_from_preset(ps, a->scale, &r->m, err, sizeof err)) != HOIST_OK) {
+      r->code = cli_usage_error(cmd, "%s", err);
+      return false;
     }
+    return true;
+  }
+  hoist_config cfg = HOIST_CONFIG_INIT;
+  /* The simulation never touches a device: a host runtime reads headers. */
+  cfg.device = a->simulate ? "host" : a->device;
+  if ((r->rc = hoist_runtime_create(&cfg, &r->rt)) != HOIST_OK) {
+    r->code = cli_report(cmd, NULL, r->rc);
+    return false;
+  }
+  hoist_pipeline_options po = HOIST_PIPELINE_OPTIONS_INIT;
+  po.variant = a->variant;
+  if ((r->rc = hoist_pipeline_open(r->rt, a->path, &po, &r->p)) != HOIST_OK) {
+    r->code = cli_report(cmd, r->rt, r->rc);
+    return false;
+  }
+  if ((r->rc = oom_model_from_pipeline(r->p, &r->m, err, sizeof err)) != HOIST_OK) {
+    fprintf(stderr, "hoist %s: %s\n", cmd, err);
+    r->code = cli_exit_code(r->rc);
+    return false;
+  }
+  return true;
+}
+
+/* The orders and the policies' marks over the model.  false after
+ * reporting. */
+static bool oom_orders_and_policies(oom_run *r) {
+  const char *cmd = "bench oom";
+  const oom_args *a = &r->a;
+  char err[1024];
+  if (oom_orders_parse(a->orders_spec, &r->m, a->seed, &r->orders, &r->norders, err,
+                       sizeof err) != HOIST_OK) {
+    r->code = cli_usage_error(cmd, "%s", err);
+    return false;
+  }
+  r->marks = calloc(a->npol * (r->m.n > 0 ? r->m.n : 1), 1);
+  r->rows = calloc(r->norders * a->npol, sizeof *r->rows);
+  if (r->marks == NULL || r->rows == NULL) {
+    r->code = cli_report(cmd, NULL, HOIST_NO_MEMORY);
+    return false;
+  }
+  for (size_t k = 0; k < a->npol; k++) {
+    if (oom_policy_parse(a->policies[k], &r->m, &r->pols[k], err, sizeof err) != HOIST_OK ||
+        oom_policy_marks(&r->pols[k], &r->m, r->marks + k * r->m.n, err, sizeof err) !=
+            HOIST_OK) {
+      r->code = cli_usage_error(cmd, "%s", err);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* The device's limit on a measured search: cuda's free memory (after the
+ * engine is made), the host's RAM.  false after reporting. */
+static bool oom_device_limit(oom_run *r) {
+  const char *cmd = "bench oom";
+  const oom_args *a = &r->a;
+  r->limit = UINT64_MAX;
+  if (a->simulate) return true;
+  if (a->cuda) {
+    /* Warm-up: the upload engine (its streams, the pinned ring) is made
+     * now, so the free memory read next is what the trials see. */
+    uint64_t f = 0, t = 0;
+    if ((r->rc = hoist__engine_prepare(r->rt)) != HOIST_OK ||
+        (r->rc = hoist__device_mem_info(r->rt, &f, &t)) != HOIST_OK) {
+      r->code = cli_report(cmd, r->rt, r->rc);
+      return false;
+    }
+    r->limit = f;
+  } else {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages > 0 && page > 0) r->limit = (uint64_t)pages * (uint64_t)page;
+  }
+  if (a->max_cap > r->limit) {
+    char x[32], y[32];
+    r->code = cli_usage_error(cmd, "--max-capacity %s is above the %s %s has",
+                              cli_human_bytes(a->max_cap, x), cli_human_bytes(r->limit, y),
+                              a->cuda ? "free on the device" : "of RAM the host");
+    return false;
+  }
+  return true;
+}
+
+/* The row of order oi × policy k: the simulated threshold, and the
+ * measured one unless --simulate.  false after reporting. */
+static bool oom_fill_row(oom_run *r, size_t oi, size_t k) {
+  const oom_args *a = &r->a;
+  row *w = &r->rows[r->nrows++];
+  w->order = r->orders[oi].label;
+  w->policy = r->pols[k].label;
+  oom_setup s = {&r->m, r->orders[oi].slots, r->marks + k * r->m.n, r->pols[k].on_oom_offload,
+                 a->tr, a->ct, a->headroom, a->gran};
+  uint64_t hi = a->max_cap != 0 ? a->max_cap : oom_upper_bound(&s);
+  /* On a card the driver takes a little beyond the rounded arenas
+   * (measured on an H200: one 2 MiB granule over the simulation), so a
+   * measured search starts above the model's bound. */
+  if (!a->simulate && a->cuda && a->max_cap == 0) hi += 256ull << 20;
+  if (!a->simulate && hi > r->limit) hi = r->limit;
+  oom_result at, sat, sbelow;
+  int found = 0, sim_found;
+  uint64_t thr = 0, sim_thr;
+  oom_bisect(oom_sim_trial_fn, &s, hi, OOM_STEP, &sim_found, &sim_thr, &sat, &sbelow);
+  if (a->simulate) {
+    found = sim_found;
+    thr = sim_thr;
+    at = sat;
+    w->below = sbelow;
+  } else {
+    oom_measure x = {0};
+    x.rt = r->rt;
+    x.p = r->p;
+    x.s = &s;
+    x.pol = &r->pols[k];
+    x.cancel = &cancel_flag;
+    r->rc = oom_bisect(oom_measure_trial, &x, hi, OOM_STEP, &found, &thr, &at, &w->below);
+    if (!a->cuda) hoist__device_host_set_capacity(r->rt, hi);
+    if (r->rc != HOIST_OK) {
+      r->code = cli_report("bench oom", r->rt, r->rc);
+      return false;
+    }
+    w->have_sim = 1;
+    w->sim_found = sim_found;
+    w->sim_threshold = sim_thr;
+  }
+  w->found = found;
+  w->threshold = thr;
+  w->device_bytes = oom_device_bytes(&s);
+  w->peak = found ? at.peak : 0;
+  if (!found) r->code = HOIST_EXIT_NO_FIT;
+  if (!a->json && !a->simulate)
+    fprintf(stderr, "  %s × %s: %s\n", w->order, w->policy,
+            found ? "done" : "does not load within the search range");
+  return true;
+}
+
+/* What fits on 24/16/12 GiB cards, planned order, this transient model.
+ * false after reporting. */
+static bool oom_what_fits_cards(oom_run *r) {
+  const oom_model *m = &r->m;
+  unsigned char *mk = calloc(m->n > 0 ? m->n : 1, 1), *none = calloc(m->n > 0 ? m->n : 1, 1);
+  if (mk == NULL || none == NULL) {
     free(mk);
     free(none);
+    r->code = cli_report("bench oom", NULL, HOIST_NO_MEMORY);
+    return false;
   }
+  oom_setup s = {m, m->planned, none, 0, r->a.tr, r->a.ct, r->a.headroom, r->a.gran};
+  for (int c = 0; c < 3; c++) {
+    r->fit_ok[c] = oom_what_fits(&s, oom_cards[c], mk, &r->fit_thr[c]) == 0;
+    if (r->fit_ok[c]) {
+      policy_text(m, mk, r->fit_policy[c], sizeof r->fit_policy[c]);
+      for (size_t i = 0; i < m->n; i++)
+        if (mk[i]) r->fit_off[c] += m->comps[i].bytes;
+    } else {
+      snprintf(r->fit_policy[c], sizeof r->fit_policy[c], "none fits");
+    }
+  }
+  free(mk);
+  free(none);
+  return true;
+}
 
-  char tlabel[64];
-  oom_transient_label(&tr, tlabel, sizeof tlabel);
-  if (plot != NULL) {
+static void oom_print_json(oom_run *r) {
+  const oom_args *a = &r->a;
+  cJSON *root = cJSON_CreateObject();
+  cJSON_AddStringToObject(root, a->preset_name != NULL ? "preset" : "pipeline", r->m.source);
+  cJSON_AddStringToObject(root, "device", a->device);
+  cJSON_AddStringToObject(root, "mode", a->simulate ? "simulated" : "measured");
+  cJSON_AddStringToObject(root, "transient", r->tlabel);
+  cJSON_AddNumberToObject(root, "headroom_bytes", (double)a->headroom);
+  cJSON_AddNumberToObject(root, "granularity_bytes", (double)a->gran);
+  cJSON_AddNumberToObject(root, "step_bytes", (double)OOM_STEP);
+  if (strstr(a->orders_spec, "random") != NULL)
+    cJSON_AddNumberToObject(root, "seed", (double)a->seed);
+  if (a->ct.enabled) {
+    cJSON *c = cJSON_AddObjectToObject(root, "co_tenant");
+    cJSON_AddNumberToObject(c, "bytes", (double)a->ct.bytes);
+    cJSON_AddNumberToObject(c, "fraction", a->ct.fraction);
+  }
+  cJSON *arr = cJSON_AddArrayToObject(root, "rows");
+  for (size_t i = 0; i < r->nrows; i++) {
+    const row *w = &r->rows[i];
+    cJSON *o = cJSON_CreateObject();
+    char b[OOM_LABEL_MAX + 64];
+    cJSON_AddStringToObject(o, "order", w->order);
+    cJSON_AddStringToObject(o, "policy", w->policy);
+    if (w->found) cJSON_AddNumberToObject(o, "threshold_bytes", (double)w->threshold);
+    else cJSON_AddNullToObject(o, "threshold_bytes");
+    cJSON_AddNumberToObject(o, "device_bytes", (double)w->device_bytes);
+    cJSON_AddNumberToObject(o, "peak_bytes", (double)w->peak);
+    if (w->have_sim) {
+      if (w->sim_found)
+        cJSON_AddNumberToObject(o, "simulated_threshold_bytes", (double)w->sim_threshold);
+      else cJSON_AddNullToObject(o, "simulated_threshold_bytes");
+    }
+    cJSON_AddStringToObject(o, "one_step_below", below_text(w, b, sizeof b));
+    cJSON_AddItemToArray(arr, o);
+  }
+  cJSON *fits = cJSON_AddArrayToObject(root, "what_fits");
+  for (int c = 0; c < 3; c++) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "card_bytes", (double)oom_cards[c]);
+    cJSON_AddStringToObject(o, "policy", r->fit_policy[c]);
+    if (r->fit_ok[c]) {
+      cJSON_AddNumberToObject(o, "threshold_bytes", (double)r->fit_thr[c]);
+      cJSON_AddNumberToObject(o, "offloaded_bytes", (double)r->fit_off[c]);
+    }
+    cJSON_AddItemToArray(fits, o);
+  }
+  if (!cli_print_json(root)) r->code = HOIST_EXIT_FAILURE;
+}
+
+/* One line of the table. */
+static void oom_print_row(const oom_run *r, const row *w) {
+  char b[OOM_LABEL_MAX + 64], thr[32], sim[32], dev[32], pk[32];
+  if (w->found) size_text(w->threshold, thr);
+  else snprintf(thr, sizeof thr, "n/a");
+  double over = w->found && w->device_bytes > 0
+                    ? ((double)w->threshold - (double)w->device_bytes) /
+                          (double)w->device_bytes * 100.0
+                    : 0.0;
+  if (w->have_sim && w->sim_found) size_text(w->sim_threshold, sim);
+  else snprintf(sim, sizeof sim, "n/a");
+  char simcol[40] = "";
+  if (!r->a.simulate) snprintf(simcol, sizeof simcol, " %12s", sim);
+  printf("%-10s %-40s %12s %12s %8.1f%% %12s%s  %s\n", w->order, w->policy, thr,
+         size_text(w->device_bytes, dev), over, size_text(w->peak, pk), simcol,
+         below_text(w, b, sizeof b));
+}
+
+static void oom_print_table(const oom_run *r) {
+  const oom_args *a = &r->a;
+  printf("%s on %s, %s, transient %s, headroom %llu", r->m.source, a->device,
+         a->simulate ? "simulated" : "measured", r->tlabel, (unsigned long long)a->headroom);
+  if (a->ct.enabled)
+    printf(", co-tenant %llu bytes at %.2f", (unsigned long long)a->ct.bytes, a->ct.fraction);
+  if (strstr(a->orders_spec, "random") != NULL) printf(", seed %llu", (unsigned long long)a->seed);
+  printf("\n%-10s %-40s %12s %12s %9s %12s%s  %s\n", "order", "policy", "threshold", "device",
+         "overhead", "peak", a->simulate ? "" : "    simulated", "1 MiB below threshold");
+  for (size_t i = 0; i < r->nrows; i++) oom_print_row(r, &r->rows[i]);
+  char thr[32];
+  printf("what fits (planned order, transient %s):\n", r->tlabel);
+  for (int c = 0; c < 3; c++) {
+    if (r->fit_ok[c])
+      printf("  %2llu GiB card: %-40s threshold %s, %.2f GB offloaded\n",
+             (unsigned long long)(oom_cards[c] / GIB), r->fit_policy[c],
+             size_text(r->fit_thr[c], thr), (double)r->fit_off[c] / 1e9);
+    else
+      printf("  %2llu GiB card: none fits\n", (unsigned long long)(oom_cards[c] / GIB));
+  }
+}
+
+/* The rows, what fits, the plot and the report, once the model is open. */
+static void oom_search_and_report(oom_run *r) {
+  const oom_args *a = &r->a;
+  if (!oom_orders_and_policies(r) || !oom_device_limit(r)) return;
+  for (size_t oi = 0; oi < r->norders; oi++)
+    for (size_t k = 0; k < a->npol; k++)
+      if (!oom_fill_row(r, oi, k)) return;
+  if (!oom_what_fits_cards(r)) return;
+  oom_transient_label(&a->tr, r->tlabel, sizeof r->tlabel);
+  if (a->plot != NULL) {
     char title[1200];
-    snprintf(title, sizeof title, "%s — OOM thresholds on %s, transient %s%s", m.source, device,
-             tlabel, simulate ? " (simulated)" : " (measured)");
-    if (write_svg(plot, title, rows, nrows) != 0) {
-      fprintf(stderr, "hoist %s: cannot write %s\n", cmd, plot);
-      code = HOIST_EXIT_FAILURE;
-      goto done;
+    snprintf(title, sizeof title, "%s — OOM thresholds on %s, transient %s%s", r->m.source,
+             a->device, r->tlabel, a->simulate ? " (simulated)" : " (measured)");
+    if (write_svg(a->plot, title, r->rows, r->nrows) != 0) {
+      fprintf(stderr, "hoist bench oom: cannot write %s\n", a->plot);
+      r->code = HOIST_EXIT_FAILURE;
+      return;
     }
   }
-  int any_random = strstr(orders_spec, "random") != NULL;
-  if (json) {
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, preset_name != NULL ? "preset" : "pipeline", m.source);
-    cJSON_AddStringToObject(root, "device", device);
-    cJSON_AddStringToObject(root, "mode", simulate ? "simulated" : "measured");
-    cJSON_AddStringToObject(root, "transient", tlabel);
-    cJSON_AddNumberToObject(root, "headroom_bytes", (double)headroom);
-    cJSON_AddNumberToObject(root, "granularity_bytes", (double)gran);
-    cJSON_AddNumberToObject(root, "step_bytes", (double)OOM_STEP);
-    if (any_random) cJSON_AddNumberToObject(root, "seed", (double)seed);
-    if (ct.enabled) {
-      cJSON *c = cJSON_AddObjectToObject(root, "co_tenant");
-      cJSON_AddNumberToObject(c, "bytes", (double)ct.bytes);
-      cJSON_AddNumberToObject(c, "fraction", ct.fraction);
-    }
-    cJSON *arr = cJSON_AddArrayToObject(root, "rows");
-    for (size_t i = 0; i < nrows; i++) {
-      const row *w = &rows[i];
-      cJSON *o = cJSON_CreateObject();
-      char b[OOM_LABEL_MAX + 64];
-      cJSON_AddStringToObject(o, "order", w->order);
-      cJSON_AddStringToObject(o, "policy", w->policy);
-      if (w->found) cJSON_AddNumberToObject(o, "threshold_bytes", (double)w->threshold);
-      else cJSON_AddNullToObject(o, "threshold_bytes");
-      cJSON_AddNumberToObject(o, "device_bytes", (double)w->device_bytes);
-      cJSON_AddNumberToObject(o, "peak_bytes", (double)w->peak);
-      if (w->have_sim) {
-        if (w->sim_found) cJSON_AddNumberToObject(o, "simulated_threshold_bytes", (double)w->sim_threshold);
-        else cJSON_AddNullToObject(o, "simulated_threshold_bytes");
-      }
-      cJSON_AddStringToObject(o, "one_step_below", below_text(w, b, sizeof b));
-      cJSON_AddItemToArray(arr, o);
-    }
-    cJSON *fits = cJSON_AddArrayToObject(root, "what_fits");
-    for (int c = 0; c < 3; c++) {
-      cJSON *o = cJSON_CreateObject();
-      cJSON_AddNumberToObject(o, "card_bytes", (double)cards[c]);
-      cJSON_AddStringToObject(o, "policy", fit_policy[c]);
-      if (fit_ok[c]) {
-        cJSON_AddNumberToObject(o, "threshold_bytes", (double)fit_thr[c]);
-        cJSON_AddNumberToObject(o, "offloaded_bytes", (double)fit_off[c]);
-      }
-      cJSON_AddItemToArray(fits, o);
-    }
-    if (!cli_print_json(root)) code = HOIST_EXIT_FAILURE;
-  } else {
-    printf("%s on %s, %s, transient %s, headroom %llu", m.source, device,
-           simulate ? "simulated" : "measured", tlabel, (unsigned long long)headroom);
-    if (ct.enabled) printf(", co-tenant %llu bytes at %.2f", (unsigned long long)ct.bytes, ct.fraction);
-    if (any_random) printf(", seed %llu", (unsigned long long)seed);
-    printf("\n%-10s %-40s %12s %12s %9s %12s%s  %s\n", "order", "policy", "threshold", "device",
-           "overhead", "peak", simulate ? "" : "    simulated", "1 MiB below threshold");
-    for (size_t i = 0; i < nrows; i++) {
-      const row *w = &rows[i];
-      char b[OOM_LABEL_MAX + 64], thr[32], sim[32], dev[32], pk[32];
-      if (w->found) size_text(w->threshold, thr);
-      else snprintf(thr, sizeof thr, "n/a");
-      double over = w->found && w->device_bytes > 0
-                        ? ((double)w->threshold - (double)w->device_bytes) / (double)w->device_bytes * 100.0
-                        : 0.0;
-      if (w->have_sim && w->sim_found) size_text(w->sim_threshold, sim);
-      else snprintf(sim, sizeof sim, "n/a");
-      char simcol[40] = "";
-      if (!simulate) snprintf(simcol, sizeof simcol, " %12s", sim);
-      printf("%-10s %-40s %12s %12s %8.1f%% %12s%s  %s\n", w->order, w->policy, thr,
-             size_text(w->device_bytes, dev), over, size_text(w->peak, pk), simcol,
-             below_text(w, b, sizeof b));
-    }
-    char thr[32];
-    printf("what fits (planned order, transient %s):\n", tlabel);
-    for (int c = 0; c < 3; c++) {
-      if (fit_ok[c])
-        printf("  %2llu GiB card: %-40s threshold %s, %.2f GB offloaded\n",
-               (unsigned long long)(cards[c] / GIB), fit_policy[c], size_text(fit_thr[c], thr),
-               (double)fit_off[c] / 1e9);
-      else
-        printf("  %2llu GiB card: none fits\n", (unsigned long long)(cards[c] / GIB));
-    }
+  if (a->json) oom_print_json(r);
+  else oom_print_table(r);
+}
+
+int bench_oom(int argc, char **argv) {
+  oom_run *r = calloc(1, sizeof *r);
+  if (r == NULL) return cli_report("bench oom", NULL, HOIST_NO_MEMORY);
+  int code = oom_parse_args(argc, argv, &r->a);
+  if (code >= 0) {
+    free(r);
+    return code;
   }
-done:
-  if (rc == HOIST_CANCELLED) code = HOIST_EXIT_CANCELLED;
-  free(rows);
-  free(marks);
-  free(pols);
-  oom_orders_free(orders, norders);
-  oom_model_free(&m);
-  hoist_pipeline_close(p);
-  hoist_runtime_close(rt);
+  r->code = HOIST_EXIT_OK;
+  r->pols = calloc(r->a.npol, sizeof *r->pols);
+  if (r->pols == NULL) {
+    free(r);
+    return cli_report("bench oom", NULL, HOIST_NO_MEMORY);
+  }
+  cli_install_cancel(&cancel_flag);
+  if (oom_open_model(r)) oom_search_and_report(r);
+  if (r->rc == HOIST_CANCELLED) r->code = HOIST_EXIT_CANCELLED;
+  code = r->code;
+  free(r->rows);
+  free(r->marks);
+  free(r->pols);
+  oom_orders_free(r->orders, r->norders);
+  oom_model_free(&r->m);
+  hoist_pipeline_close(r->p);
+  hoist_runtime_close(r->rt);
+  free(r);
   return code;
 }

@@ -1,5 +1,5 @@
 /* cli.h — what the hoist CLI's subcommands share: the exit-code contract,
- * option parsing helpers, human units and JSON output. */
+ * option parsing, human units and JSON output. */
 #ifndef HOIST_CLI_H
 #define HOIST_CLI_H
 
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-/* Exit codes (docs/design.md, "CLI contract"). */
+/* Exit codes (docs/cli.md, "Conventions"). */
 enum {
   HOIST_EXIT_OK = 0,
   HOIST_EXIT_FAILURE = 1,
@@ -74,6 +74,8 @@ int cmd_load(int argc, char **argv);
 int cmd_shards(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_make_pipeline(int argc, char **argv);
+int cmd_manifest(int argc, char **argv);
+int cmd_check(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 
 #endif /* HOIST_CLI_H */

@@ -34,6 +34,10 @@ const char cli_load_opts_help[] =
     "  -v, --verbose      log decisions on stderr (offloads, read modes); twice: also\n"
     "                     each component's timings (allocation, upload, verify)\n";
 
+const char cli_manifest_opt_help[] =
+    "  --manifest FILE    refuse files that differ from this manifest (hoist manifest):\n"
+    "                     names, sizes and headers before anything is allocated, and\n"
+    "                     every piece of every tensor as the readers read it (exit 3)\n";
 /* hoist_load_options fields and the flags that set them. */
 static const struct {
   const char *field, *flag;
@@ -41,7 +45,8 @@ static const struct {
                    {"offload", "--offload"},     {"fsdp", "--fsdp"},
                    {"headroom", "--headroom"},   {"on_oom", "--on-oom"},
                    {"read_mode", "--read"},      {"scratch_bytes", "--scratch"},
-                   {"verify", "--verify"},       {"shard", "--shard"}};
+                   {"verify", "--verify"},       {"manifest", "--manifest"},
+                   {"piece_bytes", "--piece"},   {"shard", "--shard"}};
 
 /* The flag for the field named by the len bytes at name; NULL for others. */
 static const char *flag_of(const char *name, size_t len) {
@@ -151,6 +156,9 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
     while (k < 5 && strcmp(v, modes[k]) != 0) k++;
     if (k == 5) return cli_usage_error(cmd, "--read takes auto|pread|mmap|direct|register"), -1;
     o->load.read_mode = (hoist_read_mode)k;
+  } else if (strcmp(a, "--manifest") == 0 && o->manifest_ok) {
+    VALUE();
+    o->manifest_path = v;
   } else if (strcmp(a, "--variant") == 0) {
     VALUE();
     o->variant = v;
@@ -195,6 +203,20 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
   }
 #undef VALUE
   return 1;
+}
+
+int cli_load_manifest(const char *cmd, cli_load_opts *o) {
+  if (o->manifest_path == NULL || o->manifest != NULL) return HOIST_EXIT_OK;
+  int rc = hoist_manifest_load(NULL, o->manifest_path, &o->manifest);
+  if (rc != HOIST_OK) return cli_report(cmd, NULL, rc);
+  o->load.manifest = o->manifest;
+  return HOIST_EXIT_OK;
+}
+
+void cli_load_opts_free(cli_load_opts *o) {
+  hoist_manifest_close(o->manifest);
+  o->manifest = NULL;
+  o->load.manifest = NULL;
 }
 
 static double last_draw;
@@ -245,8 +267,10 @@ uint64_t cli_device_peak_bytes(const cli_device_peak *pk) {
 }
 
 static volatile int *cancel_flag;
+/* The load's reader threads poll the flag: an atomic store (lock-free, so
+ * async-signal-safe) rather than a plain one. */
 static void on_signal(int sig) {
-  if (cancel_flag != NULL) *cancel_flag = 1;
+  if (cancel_flag != NULL) __atomic_store_n(cancel_flag, 1, __ATOMIC_RELAXED);
   cli_cancel_requested = 1;
 }
 

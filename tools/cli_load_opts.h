@@ -12,6 +12,12 @@ typedef struct cli_load_opts {
   hoist_config cfg;
   hoist_load_options load;
   const char *variant;
+  /* --manifest FILE, taken only where the command sets manifest_ok (the
+   * others refuse it as an unknown option); cli_load_manifest reads it
+   * into load.manifest, cli_load_opts_free frees it. */
+  int manifest_ok;
+  const char *manifest_path;
+  hoist_manifest *manifest;
   int json;
   int progress_bar; /* stderr is a terminal and not --json */
   char dtype_for[2048]; /* --dtype-for entries joined with commas (load.dtype_for) */
@@ -23,8 +29,16 @@ typedef struct cli_load_opts {
  * error. */
 int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *o);
 void cli_load_opts_init(cli_load_opts *o);
-/* Help text lines for the shared options. */
+/* Help text lines for the shared options, and for --manifest. */
 extern const char cli_load_opts_help[];
+extern const char cli_manifest_opt_help[];
+
+/* Reads --manifest's file into o->load.manifest (nothing without one).
+ * Returns HOIST_EXIT_OK, or the exit code after printing the error (a
+ * malformed or oversized file: 3). */
+int cli_load_manifest(const char *cmd, cli_load_opts *o);
+/* Frees what the options hold (the manifest). */
+void cli_load_opts_free(cli_load_opts *o);
 
 /* Progress callback drawing a bar on stderr (user: unused). */
 void cli_progress_bar(void *user, const char *component, uint64_t done, uint64_t total);

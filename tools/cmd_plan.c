@@ -4,7 +4,7 @@
  *
  *   hoist plan [--json] [--variant V] [--dtype T] [--device D] [--capacity BYTES] PIPELINE
  *
- * JSON (docs/design.md, exactly these keys): {"pipeline":PATH,"components":[{"name",
+ * JSON (docs/cli.md, exactly these keys): {"pipeline":PATH,"components":[{"name",
  * "load_name","library","class","index","path","inferred_bytes":N|null,
  * "risk_rank","variant_priority","position"}],"order":[names]} with the
  * components in index order.  Missing component folders are reported on

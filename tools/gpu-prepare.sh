@@ -10,8 +10,10 @@
 # BUILD/vectors; copies into BUILD/lib every shared library the binaries load
 # that is not the C or C++ runtime (cJSON, libuv, subunit, libcrypto, CUPTI),
 # where their $ORIGIN-relative RPATH finds them; and downloads the
-# fastsafetensors wheel into BUILD/wheels for the peer step (HOIST_WHEELS=0
-# skips it; HOIST_WHEEL_PYTHON is the GPU machine's Python, default 3.12).
+# peers' wheels into BUILD/wheels (fastsafetensors, instanttensor 0.2.2,
+# diffusers 0.42.1; HOIST_WHEELS=0 skips them; HOIST_WHEEL_PYTHON is the GPU
+# machine's Python, default 3.12).  BUILD/python is the hoist package (abi3:
+# built with this machine's Python, imported by any CPython >= 3.9).
 # Then copy the checkout with BUILD in it to the GPU machine and run
 # tools/gpu-run.sh or bench/convert_load.sh from its root (bench/README.md).
 set -euo pipefail
@@ -37,10 +39,18 @@ find "$build" -maxdepth 2 -type f -perm -u+x \( -name hoist -o -name 'bench_*' -
   done
 ls "$build/lib"
 
-if [ "${HOIST_WHEELS:-1}" != 0 ] && ! ls "$build"/wheels/fastsafetensors-*.whl >/dev/null 2>&1; then
+# The peers' wheels for the GPU machine's Python (installed there with --no-deps into a private
+# folder by gpu-env.sh): fastsafetensors for peer_loaders.py, InstantTensor 0.2.2 and diffusers
+# 0.42.1 (pure Python) for the Python benchmarks and tests, pytest for the tests.
+if [ "${HOIST_WHEELS:-1}" != 0 ]; then
   py=${HOIST_WHEEL_PYTHON:-3.12}
-  python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
-    --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
-    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$build/wheels" fastsafetensors
+  for spec in fastsafetensors instanttensor==0.2.2 diffusers==0.42.1 pytest pluggy iniconfig; do
+    name=${spec%%==*}
+    ls "$build"/wheels/"$name"-*.whl >/dev/null 2>&1 && continue
+    python3 -m pip download -q --no-deps --only-binary=:all: --python-version "$py" --implementation cp \
+      --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+      --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any \
+      -d "$build/wheels" "$spec"
+  done
 fi
 du -sh "$build"

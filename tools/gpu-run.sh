@@ -5,7 +5,9 @@
 # about 10 GB next to the hardware limit and the peer loaders measured in
 # the same run, the kernel bandwidths and the OOM thresholds on the card.
 # Logs and JSON go to $OUT (default /tmp/hoist-out).
-#   HOIST_GPU_STEPS    steps to run (default "tests warm cold peer verify kernels oom attach")
+#   HOIST_GPU_STEPS    steps to run (default "tests warm cold peer verify kernels oom attach";
+#                      also python-tests, python, attach-py: the Python package's GPU tests and
+#                      benchmarks on a full-size FLUX.1-dev, scale 1, 33.7 GB in $HOIST_BENCH_DIR)
 #   HOIST_BENCH_SCALE  make-pipeline scale (default 0.3: 10.12 GB)
 #   HOIST_BENCH_DIR    where the pipelines are written (default /tmp/hoist-bench)
 #   HOIST_VARIANTS     0: only the default configuration in warm and cold
@@ -104,5 +106,41 @@ if has attach; then
   # 200 clients polling /v1/status at 10 Hz during the load, paired with quiet loads.
   python3 bench/serve_poll.py --hoist "$hoist" --device cuda:0 --pairs 10 "$bench/flux-$scale" \
     2>"$out/serve-poll.log" | tee "$out/serve-poll.json"
+fi
+# The Python package (BUILD/python, built here by gpu-prepare.sh for CPython 3.9+) on the card:
+# its GPU tests, then the Python benchmarks on a full-size FLUX.1-dev (scale 1, the scale whose
+# configs match the tensors, so diffusers builds and runs it).
+if has python-tests || has python || has attach-py; then
+  if [ ! -f "$build/python/hoist/__init__.py" ]; then
+    echo "no $build/python: gpu-prepare.sh builds it where python3-dev and libdlpack-dev are" >&2
+    exit 1
+  fi
+  export PYTHONPATH=$build/python${PYTHONPATH:+:$PYTHONPATH}
+  if [ ! -f "$bench/flux-1/model_index.json" ]; then
+    rm -rf "$bench/flux-1"
+    mkdir -p "$bench"
+    /usr/bin/time -f "make-pipeline: %e s" "$hoist" make-pipeline --preset flux1-dev --scale 1 \
+      --seed 1 "$bench/flux-1" 2>&1 | tail -n 3
+  fi
+fi
+if has python-tests; then
+  # Every Python test; the torch, diffusers and attach GPU ones run here (HOIST_TEST_FLUX_DIR:
+  # the full-size FLUX.1-dev for the diffusers ones).
+  HOIST_CLI=$hoist HOIST_TEST_FLUX_DIR=$bench/flux-1 timeout 1800 python3 -m pytest -q -rs \
+    -p no:cacheprovider "$root/python/tests" 2>&1 | tee "$out/python-tests.log"
+fi
+if has python; then
+  # hoist.torch.load_pipeline against hoist bench load, InstantTensor, safetensors; load_into into
+  # preallocated parameters; hoist.diffusers against diffusers' own loading, with one step each.
+  timeout 3000 python3 "$root/bench/python_loaders.py" --build "$build" --device cuda:0 \
+    --repeat 3 --out "$out/python-loaders" "$bench/flux-1" 2>"$out/python-loaders.log" |
+    tee "$out/python-loaders.jsonl"
+fi
+if has attach-py; then
+  # Attach to a dict of torch tensors in Python, and a worker's restart by attach, hoist load
+  # and safetensors, against hoist serve of the same pipeline.
+  timeout 1800 python3 "$root/bench/attach_python.py" --build "$build" --device cuda:0 \
+    --repeat 20 --restarts 5 "$bench/flux-1" 2>"$out/attach-python.log" |
+    tee "$out/attach-python.jsonl"
 fi
 echo "gpu-run: done"

@@ -16,6 +16,8 @@ static const struct {
     {"shards", cmd_shards, "what each rank of a group reads (FSDP and tensor-parallel splits)"},
     {"serve", cmd_serve, "keep a pipeline resident; workers attach to it (hoist_attach)"},
     {"bench", cmd_bench, "benchmark loads against the hardware limit"},
+    {"manifest", cmd_manifest, "record a pipeline's content: sizes, SHA-256s, piece hashes"},
+    {"check", cmd_check, "check a pipeline's files against a manifest (SHA-256)"},
     {"make-pipeline", cmd_make_pipeline, "write a realistic synthetic pipeline (presets)"},
 };
 

@@ -19,9 +19,11 @@
 
 #include "dir_writer.h"
 #include "hoist_tools.h"
+#include "tokenizer_files.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
+#include <math.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,15 +56,61 @@ uint64_t hoist__writer_tensor_key(uint64_t seed, const char *component, const ch
   return mix64(h ^ mix64(seed + 0x9e3779b97f4a7c15ull));
 }
 
-void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
-  const uint64_t golden = 0x9e3779b97f4a7c15ull;
+/* One element layout: bit width, exponent position and width, bias. */
+typedef struct float_layout {
+  unsigned bits, mant, exp_bits;
+  int bias;
+} float_layout;
+
+static int float_layout_of(hoist_dtype d, float_layout *out) {
+  switch (d) {
+  case HOIST_DTYPE_BF16: *out = (float_layout){16, 7, 8, 127}; return 1;
+  case HOIST_DTYPE_F16: *out = (float_layout){16, 10, 5, 15}; return 1;
+  case HOIST_DTYPE_F32: *out = (float_layout){32, 23, 8, 127}; return 1;
+  case HOIST_DTYPE_F64: *out = (float_layout){64, 52, 11, 1023}; return 1;
+  default: return 0;
+  }
+}
+
+hoist__writer_values hoist__writer_values_for(hoist_dtype dtype, uint32_t ndim,
+                                              const uint64_t *shape) {
+  float_layout f;
+  if (!float_layout_of(dtype, &f)) return HOIST_WRITER_RAW_BITS;
+  /* The largest magnitude wanted, as a power of two: 1/sqrt(fan-in). */
+  double fan_in = 1.0;
+  for (uint32_t i = 1; i < ndim; i++) fan_in *= (double)shape[i];
+  int top = ndim >= 2 && fan_in > 1.0 ? -(int)ceil(0.5 * log2(fan_in)) : 0;
+  /* Exponent fields base..base+3 (the two random low bits) give values in
+   * [2^(base-bias), 2^(base+4-bias)); base is a multiple of four at least
+   * four (normal numbers) and the top stays finite. */
+  int base = f.bias + top - 4;
+  int max_field = (1 << f.exp_bits) - 2;
+  if (base > max_field - 3) base = max_field - 3;
+  base &= ~3;
+  if (base < 4) base = 4;
+  uint64_t lane_keep = (1ull << (f.bits - 1)) | (3ull << f.mant) | ((1ull << f.mant) - 1);
+  uint64_t lane_set = (uint64_t)base << f.mant;
+  hoist__writer_values v = {0, 0};
+  for (unsigned shift = 0; shift < 64; shift += f.bits) {
+    v.keep |= lane_keep << shift;
+    v.set |= lane_set << shift;
+  }
+  return v;
+}
+
+static inline uint64_t word_at(uint64_t key, hoist__writer_values v, uint64_t w) {
+  return (mix64(key + w * 0x9e3779b97f4a7c15ull) & v.keep) | v.set;
+}
+
+void hoist__writer_fill(uint64_t key, hoist__writer_values v, uint64_t off, uint8_t *dst,
+                        size_t len) {
   size_t done = 0;
   uint64_t w = off / 8;
   unsigned skip = (unsigned)(off % 8);
   if (skip != 0 && len > 0) {
-    uint64_t v = mix64(key + w * golden);
+    uint64_t x = word_at(key, v, w);
     uint8_t b[8];
-    memcpy(b, &v, 8);
+    memcpy(b, &x, 8);
     size_t n = 8 - skip < len ? 8 - skip : len;
     memcpy(dst, b + skip, n);
     done = n;
@@ -70,20 +118,21 @@ void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len) {
   }
   /* The hot loop: 8 independent words per iteration for the multipliers. */
   while (len - done >= 64) {
-    uint64_t v[8];
-    for (int i = 0; i < 8; i++) v[i] = mix64(key + (w + (uint64_t)i) * golden);
-    memcpy(dst + done, v, 64);
+    uint64_t x[8];
+    for (int i = 0; i < 8; i++) x[i] = word_at(key, v, w + (uint64_t)i);
+    memcpy(dst + done, x, 64);
     done += 64;
     w += 8;
   }
   while (done < len) {
-    uint64_t v = mix64(key + w * golden);
+    uint64_t x = word_at(key, v, w);
     size_t n = len - done < 8 ? len - done : 8;
-    memcpy(dst + done, &v, n);
+    memcpy(dst + done, &x, n);
     done += n;
     w++;
   }
-  /* Never zeros: byte 0 of every tensor has its low bit set. */
+  /* Never zeros: byte 0 of every tensor has its low bit set (for a float,
+   * the mantissa's last bit). */
   if (off == 0 && len > 0) dst[0] |= 1;
 }
 
@@ -98,6 +147,7 @@ typedef struct wtensor {
   uint32_t shard;
   uint64_t begin;   /* data offset within its shard */
   uint64_t key;
+  hoist__writer_values values;
 } wtensor;
 
 typedef struct wfile {
@@ -276,6 +326,7 @@ static int plan_component(writer *w, wcomp *wc) {
     t->shard = hoist__preset_shard_of(before, t->nbytes, total, c->shards);
     before += t->nbytes;
     t->key = hoist__writer_tensor_key(w->o.seed, c->name, t->name);
+    t->values = hoist__writer_values_for(c->dtype, t->ndim, t->shape);
   }
   wc->order = malloc(wc->n * sizeof *wc->order);
   wc->nfiles = c->shards ? c->shards : 1;
@@ -339,6 +390,17 @@ static int write_text(writer *w, int folder, const char *name, const char *text)
   size_t len = strlen(text);
   int rc = hoist__dirw_write(w->dw, folder, name, text, len);
   if (rc == HOIST_OK) w->file_bytes += len;
+  return rc;
+}
+
+/* A tokenizer folder's generated vocabulary files. */
+static int write_vocab(writer *w, int folder, hoist__vocab_kind kind) {
+  hoist__vocab_file files[HOIST_VOCAB_MAX_FILES];
+  size_t n = 0;
+  int rc = hoist__vocab_files(kind, files, &n);
+  if (rc != HOIST_OK) return hoist__fail(NULL, rc, "out of memory generating a vocabulary");
+  for (size_t k = 0; k < n && rc == HOIST_OK; k++) rc = write_text(w, folder, files[k].name, files[k].text);
+  hoist__vocab_files_free(files, n);
   return rc;
 }
 
@@ -413,6 +475,8 @@ static int write_small_files(writer *w) {
       rc = write_text(w, wc->folder, c->files[k].name, c->files[k].text);
       if (rc != HOIST_OK) return rc;
     }
+    rc = write_vocab(w, wc->folder, c->vocab);
+    if (rc != HOIST_OK) return rc;
     if (c->kind == HOIST_PRESET_WEIGHTS && c->shards > 1) {
       rc = write_index(w, wc);
       if (rc != HOIST_OK) return rc;
@@ -473,7 +537,7 @@ static void run_job(writer *w, const job *j, uint8_t *buf) {
     uint64_t tend = t->begin + t->nbytes;
     if (tend <= pos) continue;
     uint64_t segend = tend < j->end ? tend : j->end;
-    hoist__writer_fill(t->key, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
+    hoist__writer_fill(t->key, t->values, pos - t->begin, buf + (pos - j->begin), (size_t)(segend - pos));
     pos = segend;
   }
   int e = hoist__pwrite_all(f->fd, buf, (size_t)(j->end - j->begin), 8 + f->header_len + j->begin);
@@ -558,7 +622,7 @@ static int check_space(writer *w) {
 
 /* Calls fn with the component-relative name of every file of wc, in the
  * order the result lists them: config.json, the weightless files, the
- * index, the shards.  Stops at the first status that is not HOIST_OK. */
+ * generated vocabulary, the index, the shards.  Stops at the first status that is not HOIST_OK. */
 typedef int (*file_fn)(void *user, const char *component, const char *name);
 
 static int each_file(const wcomp *wc, file_fn fn, void *user) {
@@ -566,6 +630,9 @@ static int each_file(const wcomp *wc, file_fn fn, void *user) {
   char name[128];
   int rc = c->config_json ? fn(user, c->name, "config.json") : HOIST_OK;
   for (size_t k = 0; rc == HOIST_OK && k < c->file_count; k++) rc = fn(user, c->name, c->files[k].name);
+  const char *vocab[HOIST_VOCAB_MAX_FILES];
+  size_t nvocab = hoist__vocab_file_names(c->vocab, vocab);
+  for (size_t k = 0; rc == HOIST_OK && k < nvocab; k++) rc = fn(user, c->name, vocab[k]);
   if (c->kind != HOIST_PRESET_WEIGHTS) return rc;
   if (rc == HOIST_OK && c->shards > 1) {
     hoist__preset_index_name(c, name, sizeof name);
@@ -620,7 +687,8 @@ static int fill_result(writer *w, hoist__write_result *out) {
     hoist__written_component *rc = &out->components[i];
     rc->name = hoist__strdup(c->name);
     rc->bytes = wc->bytes;
-    size_t nf = c->file_count + (c->config_json ? 1 : 0) +
+    const char *vocab[HOIST_VOCAB_MAX_FILES];
+    size_t nf = c->file_count + (c->config_json ? 1 : 0) + hoist__vocab_file_names(c->vocab, vocab) +
                 (c->kind == HOIST_PRESET_WEIGHTS ? wc->nfiles + (c->shards > 1) : 0);
     rc->files = calloc(nf ? nf : 1, sizeof(char *));
     if (rc->name == NULL || rc->files == NULL) return hoist__fail(NULL, HOIST_NO_MEMORY, "out of memory");

@@ -3,10 +3,12 @@
  * config.json, safetensors weights (sharded with an index.json where the
  * real checkpoint is) and the weightless tokenizer/scheduler folders.
  *
- * Weights are random bytes from a counter-based splitmix64 stream keyed by
+ * Weights are random values from a counter-based splitmix64 stream keyed by
  * the seed and "component/tensor": any byte range of any tensor can be
  * generated on its own, so worker threads (uv_thread) fill 8 MiB pieces of
- * every shard in parallel and pwrite them in place.  Files are laid out
+ * every shard in parallel and pwrite them in place.  Floating weights are
+ * finite and of a model's magnitude (hoist__writer_values_for), so a
+ * pipeline written at scale 1 runs and gives finite outputs.  Files are laid out
  * exactly as the official safetensors writer lays them out (tensors sorted
  * by dtype alignment then name, compact JSON header with
  * {"__metadata__":{"format":"pt"}} first, padded with spaces to a multiple
@@ -79,10 +81,31 @@ int hoist__pipeline_write(const hoist__preset *p, const char *dir,
 
 void hoist__write_result_free(hoist__write_result *r);
 
+/* How a tensor's random 64-bit words become its bytes: every word is
+ * (word & keep) | set.  For a floating dtype the masks act on each element
+ * (BF16, F16: four a word; F32: two) and keep its sign, its mantissa and
+ * the two low bits of its exponent while fixing the exponent's high bits,
+ * so every value is a finite, normal ±(1.m)·2^e with e in four
+ * consecutive binades at or below 1/sqrt(fan-in) (fan-in: the product of
+ * the dimensions after the first; rank 0 and 1 tensors, biases and norms:
+ * at or below 1), as a model's initialised weights are.  Other dtypes keep
+ * every bit (keep = all ones, set = 0). */
+typedef struct hoist__writer_values {
+  uint64_t keep, set;
+} hoist__writer_values;
+
+#define HOIST_WRITER_RAW_BITS ((hoist__writer_values){~0ull, 0})
+
+hoist__writer_values hoist__writer_values_for(hoist_dtype dtype, uint32_t ndim,
+                                              const uint64_t *shape);
+
 /* The bytes tensor `key` holds at [off, off + len): exposed so the tests
  * can check contents independently of the files.  key comes from
- * hoist__writer_tensor_key(seed, component, tensor). */
+ * hoist__writer_tensor_key(seed, component, tensor), v from
+ * hoist__writer_values_for (or HOIST_WRITER_RAW_BITS for raw random
+ * bytes). */
 uint64_t hoist__writer_tensor_key(uint64_t seed, const char *component, const char *tensor);
-void hoist__writer_fill(uint64_t key, uint64_t off, uint8_t *dst, size_t len);
+void hoist__writer_fill(uint64_t key, hoist__writer_values v, uint64_t off, uint8_t *dst,
+                        size_t len);
 
 #endif /* HOIST_PIPELINE_WRITER_H */

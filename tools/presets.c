@@ -511,7 +511,7 @@ static const hoist__preset_file qwen_tokenizer[] = {
      "{\"add_prefix_space\":false,\"bos_token\":null,\"clean_up_tokenization_spaces\":false,"
      "\"eos_token\":\"<|im_end|>\",\"errors\":\"replace\",\"model_max_length\":131072,"
      "\"pad_token\":\"<|endoftext|>\",\"split_special_tokens\":false,\"tokenizer_class\":\"Qwen2Tokenizer\","
-     "\"unk_token\":null}\n"},
+     "\"unk_token\":null,\"additional_special_tokens\":[\"<|im_start|>\",\"<|im_end|>\"]}\n"},
     {"special_tokens_map.json",
      "{\"eos_token\":{\"content\":\"<|im_end|>\",\"lstrip\":false,\"normalized\":false,\"rstrip\":false,"
      "\"single_word\":false},\"pad_token\":{\"content\":\"<|endoftext|>\",\"lstrip\":false,"
@@ -550,10 +550,12 @@ static const hoist__preset_file sd3_scheduler[] = {
 };
 
 #define FILES(a) sizeof(a) / sizeof((a)[0]), (a)
-#define TOKENIZER(name, cls, files) \
-  {name, "transformers", cls, HOIST_PRESET_TOKENIZER, HOIST_DTYPE_U8, 0, NULL, NULL, FILES(files), 0, NULL, -1}
+#define TOKENIZER(name, cls, files, vocab) \
+  {name, "transformers", cls, HOIST_PRESET_TOKENIZER, HOIST_DTYPE_U8, 0, NULL, NULL, FILES(files), 0, NULL, \
+   -1, vocab}
 #define SCHEDULER(cls, files) \
-  {"scheduler", "diffusers", cls, HOIST_PRESET_SCHEDULER, HOIST_DTYPE_U8, 0, NULL, NULL, FILES(files), 0, NULL, -1}
+  {"scheduler", "diffusers", cls, HOIST_PRESET_SCHEDULER, HOIST_DTYPE_U8, 0, NULL, NULL, FILES(files), 0, NULL, \
+   -1, HOIST_VOCAB_NONE}
 
 /* ------------------------------------------------------------------------ */
 /* config.json texts */
@@ -609,13 +611,13 @@ static const hoist__preset_component flux_components[] = {
     SCHEDULER("FlowMatchEulerDiscreteScheduler", flux_scheduler),
     {"text_encoder", "transformers", "CLIPTextModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 1,
      "model", CLIP_L_CONFIG("CLIPTextModel") "\"bfloat16\",\"vocab_size\":49408}\n", 0, NULL,
-     246000000ull, "FLUX.1-dev text_encoder/model.safetensors, 246 MB (bf16)", ARCH_CLIP_L},
+     246000000ull, "FLUX.1-dev text_encoder/model.safetensors, 246 MB (bf16)", ARCH_CLIP_L, HOIST_VOCAB_NONE},
     {"text_encoder_2", "transformers", "T5EncoderModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 2,
      "model", T5_XXL_CONFIG("bfloat16"), 0, NULL, 9524621312ull,
      "FLUX.1-dev text_encoder_2/model.safetensors.index.json total_size 9524621312 (2 shards, bf16)",
-     ARCH_T5_XXL},
-    TOKENIZER("tokenizer", "CLIPTokenizer", clip_tokenizer),
-    TOKENIZER("tokenizer_2", "T5TokenizerFast", t5_tokenizer),
+     ARCH_T5_XXL, HOIST_VOCAB_NONE},
+    TOKENIZER("tokenizer", "CLIPTokenizer", clip_tokenizer, HOIST_VOCAB_CLIP),
+    TOKENIZER("tokenizer_2", "T5TokenizerFast", t5_tokenizer, HOIST_VOCAB_T5),
     {"transformer", "diffusers", "FluxTransformer2DModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 3,
      "diffusion_pytorch_model",
      "{\"_class_name\":\"FluxTransformer2DModel\",\"_diffusers_version\":\"0.30.0.dev0\","
@@ -625,11 +627,11 @@ static const hoist__preset_component flux_components[] = {
      0, NULL, 23802816640ull,
      "FLUX.1-dev transformer/diffusion_pytorch_model.safetensors.index.json total_size 23802816640 "
      "(3 shards, bf16)",
-     ARCH_FLUX_DIT},
+     ARCH_FLUX_DIT, HOIST_VOCAB_NONE},
     {"vae", "diffusers", "AutoencoderKL", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 1,
      "diffusion_pytorch_model", VAE16_CONFIG("0.1159", "0.3611"), 0, NULL, 167666902ull,
      "FLUX.1-dev vae/diffusion_pytorch_model.safetensors, 167666902 B file (168 MB, bf16)",
-     ARCH_VAE_KL16},
+     ARCH_VAE_KL16, HOIST_VOCAB_NONE},
 };
 
 static const hoist__preset_component wan_components[] = {
@@ -646,19 +648,19 @@ static const hoist__preset_component wan_components[] = {
      "\"tokenizer_class\":\"T5Tokenizer\",\"torch_dtype\":\"bfloat16\",\"use_cache\":true,"
      "\"vocab_size\":256384}\n",
      0, NULL, 11400000000ull, "Wan2.2-T2V-A14B-Diffusers text_encoder (umt5-xxl), 11.4 GB in 3 shards (bf16)",
-     ARCH_UMT5_XXL},
-    TOKENIZER("tokenizer", "T5TokenizerFast", umt5_tokenizer),
+     ARCH_UMT5_XXL, HOIST_VOCAB_NONE},
+    TOKENIZER("tokenizer", "T5TokenizerFast", umt5_tokenizer, HOIST_VOCAB_UMT5),
     {"transformer", "diffusers", "WanTransformer3DModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 12,
      "diffusion_pytorch_model", WAN_DIT_CONFIG, 0, NULL, 28600000000ull,
      "Wan2.2-T2V-A14B-Diffusers transformer (high-noise expert), 28.6 GB in 12 shards (bf16)",
-     ARCH_WAN_DIT_A14B},
+     ARCH_WAN_DIT_A14B, HOIST_VOCAB_NONE},
     {"transformer_2", "diffusers", "WanTransformer3DModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 12,
      "diffusion_pytorch_model", WAN_DIT_CONFIG, 0, NULL, 28600000000ull,
      "Wan2.2-T2V-A14B-Diffusers transformer_2 (low-noise expert), 28.6 GB in 12 shards (bf16)",
-     ARCH_WAN_DIT_A14B},
+     ARCH_WAN_DIT_A14B, HOIST_VOCAB_NONE},
     {"vae", "diffusers", "AutoencoderKLWan", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_F32, 1,
      "diffusion_pytorch_model", WAN_VAE_CONFIG("AutoencoderKLWan"), 0, NULL, 508000000ull,
-     "Wan2.2-T2V-A14B-Diffusers vae/diffusion_pytorch_model.safetensors, 508 MB (fp32)", ARCH_WAN_VAE},
+     "Wan2.2-T2V-A14B-Diffusers vae/diffusion_pytorch_model.safetensors, 508 MB (fp32)", ARCH_WAN_VAE, HOIST_VOCAB_NONE},
 };
 
 static const hoist__preset_component qwen_components[] = {
@@ -681,18 +683,18 @@ static const hoist__preset_component qwen_components[] = {
      "\"vision_end_token_id\":151653,\"vision_start_token_id\":151652,\"vision_token_id\":151654,"
      "\"vocab_size\":152064}\n",
      0, NULL, 16600000000ull, "Qwen-Image text_encoder (Qwen2.5-VL-7B), 16.6 GB in 4 shards (bf16)",
-     ARCH_QWEN25_VL_7B},
-    TOKENIZER("tokenizer", "Qwen2Tokenizer", qwen_tokenizer),
+     ARCH_QWEN25_VL_7B, HOIST_VOCAB_NONE},
+    TOKENIZER("tokenizer", "Qwen2Tokenizer", qwen_tokenizer, HOIST_VOCAB_QWEN2),
     {"transformer", "diffusers", "QwenImageTransformer2DModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 9,
      "diffusion_pytorch_model",
      "{\"_class_name\":\"QwenImageTransformer2DModel\",\"_diffusers_version\":\"0.34.0.dev0\","
      "\"attention_head_dim\":128,\"axes_dims_rope\":[16,56,56],\"guidance_embeds\":false,"
      "\"in_channels\":64,\"joint_attention_dim\":3584,\"num_attention_heads\":24,\"num_layers\":60,"
      "\"out_channels\":16,\"patch_size\":2,\"pooled_projection_dim\":768}\n",
-     0, NULL, 40900000000ull, "Qwen-Image transformer, 40.9 GB in 9 shards (bf16)", ARCH_QWEN_IMAGE_DIT},
+     0, NULL, 40900000000ull, "Qwen-Image transformer, 40.9 GB in 9 shards (bf16)", ARCH_QWEN_IMAGE_DIT, HOIST_VOCAB_NONE},
     {"vae", "diffusers", "AutoencoderKLQwenImage", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 1,
      "diffusion_pytorch_model", WAN_VAE_CONFIG("AutoencoderKLQwenImage"), 0, NULL, 254000000ull,
-     "Qwen-Image vae/diffusion_pytorch_model.safetensors, 254 MB (0.25 GB, bf16)", ARCH_WAN_VAE},
+     "Qwen-Image vae/diffusion_pytorch_model.safetensors, 254 MB (0.25 GB, bf16)", ARCH_WAN_VAE, HOIST_VOCAB_NONE},
 };
 
 static const hoist__preset_component sd35_components[] = {
@@ -700,7 +702,7 @@ static const hoist__preset_component sd35_components[] = {
     {"text_encoder", "transformers", "CLIPTextModelWithProjection", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_F16,
      1, "model", CLIP_L_CONFIG("CLIPTextModelWithProjection") "\"float16\",\"vocab_size\":49408}\n", 0,
      NULL, 247000000ull, "SD3.5-large text_encoder/model.safetensors (CLIP-L), 247 MB (0.25 GB, fp16)",
-     ARCH_CLIP_L_PROJ},
+     ARCH_CLIP_L_PROJ, HOIST_VOCAB_NONE},
     {"text_encoder_2", "transformers", "CLIPTextModelWithProjection", HOIST_PRESET_WEIGHTS,
      HOIST_DTYPE_F16, 1, "model",
      "{\"architectures\":[\"CLIPTextModelWithProjection\"],\"attention_dropout\":0.0,"
@@ -710,13 +712,13 @@ static const hoist__preset_component sd35_components[] = {
      "\"model_type\":\"clip_text_model\",\"num_attention_heads\":20,\"num_hidden_layers\":32,"
      "\"pad_token_id\":1,\"projection_dim\":1280,\"torch_dtype\":\"float16\",\"vocab_size\":49408}\n",
      0, NULL, 1390000000ull, "SD3.5-large text_encoder_2/model.safetensors (CLIP-G), 1.39 GB (fp16)",
-     ARCH_CLIP_G_PROJ},
+     ARCH_CLIP_G_PROJ, HOIST_VOCAB_NONE},
     {"text_encoder_3", "transformers", "T5EncoderModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_F16, 2,
      "model", T5_XXL_CONFIG("float16"), 0, NULL, 9520000000ull,
-     "SD3.5-large text_encoder_3 (T5-XXL), 9.52 GB in 2 shards (fp16)", ARCH_T5_XXL},
-    TOKENIZER("tokenizer", "CLIPTokenizer", clip_tokenizer),
-    TOKENIZER("tokenizer_2", "CLIPTokenizer", clip_g_tokenizer),
-    TOKENIZER("tokenizer_3", "T5TokenizerFast", t5_tokenizer),
+     "SD3.5-large text_encoder_3 (T5-XXL), 9.52 GB in 2 shards (fp16)", ARCH_T5_XXL, HOIST_VOCAB_NONE},
+    TOKENIZER("tokenizer", "CLIPTokenizer", clip_tokenizer, HOIST_VOCAB_CLIP),
+    TOKENIZER("tokenizer_2", "CLIPTokenizer", clip_g_tokenizer, HOIST_VOCAB_CLIP),
+    TOKENIZER("tokenizer_3", "T5TokenizerFast", t5_tokenizer, HOIST_VOCAB_T5),
     {"transformer", "diffusers", "SD3Transformer2DModel", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_BF16, 2,
      "diffusion_pytorch_model",
      "{\"_class_name\":\"SD3Transformer2DModel\",\"_diffusers_version\":\"0.31.0.dev0\","
@@ -724,10 +726,10 @@ static const hoist__preset_component sd35_components[] = {
      "\"in_channels\":16,\"joint_attention_dim\":4096,\"num_attention_heads\":38,\"num_layers\":38,"
      "\"out_channels\":16,\"patch_size\":2,\"pooled_projection_dim\":2048,\"pos_embed_max_size\":192,"
      "\"qk_norm\":\"rms_norm\",\"sample_size\":128}\n",
-     0, NULL, 16300000000ull, "SD3.5-large transformer, 16.3 GB in 2 shards (bf16)", ARCH_SD35_LARGE_DIT},
+     0, NULL, 16300000000ull, "SD3.5-large transformer, 16.3 GB in 2 shards (bf16)", ARCH_SD35_LARGE_DIT, HOIST_VOCAB_NONE},
     {"vae", "diffusers", "AutoencoderKL", HOIST_PRESET_WEIGHTS, HOIST_DTYPE_F16, 1,
      "diffusion_pytorch_model", VAE16_CONFIG("0.0609", "1.5305"), 0, NULL, 167666902ull,
-     "SD3.5-large vae/diffusion_pytorch_model.safetensors, 168 MB (0.17 GB, fp16)", ARCH_VAE_KL16},
+     "SD3.5-large vae/diffusion_pytorch_model.safetensors, 168 MB (0.17 GB, fp16)", ARCH_VAE_KL16, HOIST_VOCAB_NONE},
 };
 
 #define COMPONENTS(a) sizeof(a) / sizeof((a)[0]), (a)

@@ -22,6 +22,11 @@
  * tensors are unchanged.  Every tensor's size is F times its real size up to
  * that rounding (and the floor of one element).
  *
+ * The config.json texts are the published ones: they describe the tensors
+ * at scale 1 only, the one scale at which a folder builds a model
+ * (tests/differential/diff_pipeline_configs.py derives every shape from
+ * the configs and checks it through this rule).
+ *
  * Sharding: a component with N shards splits its tensors, in module order,
  * at byte boundaries k * total / N: tensor i goes to shard
  * floor(N * (bytes before i + bytes(i) / 2) / total), so shards are runs of
@@ -36,6 +41,7 @@
 #define HOIST_PRESETS_H
 
 #include "hoist.h"
+#include "tokenizer_files.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -73,6 +79,9 @@ typedef struct hoist__preset_component {
   uint64_t published_bytes;
   const char *published_source;
   int arch;                 /* internal: which template generates tensors */
+  /* Tokenizer folders: the vocabulary files generated beside the static
+   * ones (tokenizer_files.h); HOIST_VOCAB_NONE for others. */
+  hoist__vocab_kind vocab;
 } hoist__preset_component;
 
 typedef struct hoist__preset {

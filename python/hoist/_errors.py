@@ -13,7 +13,7 @@ that matches no component) is :class:`InvalidArgument`, which is both a
 """
 
 __all__ = ["Error", "InvalidArgument", "InvalidInput", "DoesNotFit", "DeviceError",
-           "VerifyMismatch", "Busy"]
+           "VerifyMismatch", "Busy", "NotReady", "Denied", "Disconnected"]
 
 
 class Error(Exception):
@@ -72,6 +72,20 @@ class Busy(Error):
     """A component cannot be released while tensors exported from it live."""
 
 
+class NotReady(Error):
+    """``hoist serve`` is still loading its pipeline: ``attach(wait=False)``,
+    or a ``timeout`` that ran out first."""
+
+
+class Denied(Error):
+    """``hoist serve`` refused this client (another uid, not allowed)."""
+
+
+class Disconnected(Error):
+    """The server closed the connection, is shutting down, or is not there
+    (no process listens on the socket)."""
+
+
 # The one table: library status codes -> (exception class, CLI exit code).
 # Ranges are inclusive, first match wins; anything else is a plain Error
 # with exit code 1.  It mirrors the CLI's exit-code mapping.
@@ -84,6 +98,9 @@ _TABLE = (
     (-74, -74, VerifyMismatch, 1),     # VERIFY_MISMATCH
     (-7, -7, Busy, 1),                 # BUSY: released while exported
     (-5, -5, Error, 130),              # CANCELLED
+    (-90, -90, NotReady, 1),           # NOT_READY: the server still loads
+    (-92, -92, Denied, 1),             # DENIED: refused by the server
+    (-93, -93, Disconnected, 1),       # CLOSED: the server went away
     (-100, -100, InvalidInput, 3),     # GROUP_MISMATCH: the ranks' inputs differ
     (-102, -102, DeviceError, 5),      # NO_NCCL: several GPUs need it
 )

@@ -18,6 +18,11 @@ torch's current stream), assigns the fresh tensors, and after the call
 puts the parameters back on meta and frees the device copy
 (Loaded.release).  Needs torch, diffusers, accelerate and, for
 transformers components, transformers.
+
+With ``attach=SOCKET`` the weights are those a ``hoist serve`` process
+keeps resident (:func:`hoist.attach`): nothing is loaded, the models are
+built on the server's memory, and offloaded components are prepared and
+released through the server.
 """
 
 import importlib
@@ -28,6 +33,7 @@ import re
 import torch
 
 from ._api import Runtime, split_options
+from ._attach import Attached, attach as _attach
 from .torch import _runtime_device, to_torch
 
 __all__ = ["from_pretrained", "load_components"]
@@ -102,8 +108,11 @@ def _offload_hook(loaded, name, device):
             self.execution_device = device
 
         def pre_forward(self, module, *args, **kwargs):
-            stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
-            loaded.prepare(name, stream=stream)
+            if isinstance(loaded, Attached):  # the server uploads it
+                loaded.prepare(name)
+            else:
+                stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
+                loaded.prepare(name, stream=stream)
             sd = {k: to_torch(t) for k, t in loaded[name].items()}
             _assign(module, sd, name, device)
             return args, kwargs
@@ -116,7 +125,42 @@ def _offload_hook(loaded, name, device):
     return HoistOffloadHook()
 
 
-def load_components(path, device="cuda:0", **load_options):
+def _weights(path, device, attach, load_options):
+    """(the plan's components by name, the Loaded or Attached, its torch
+    device) for load_components."""
+    runtime_kw, load_kw, rest = split_options(load_options)
+    if rest:
+        raise TypeError(f"load_components() got unexpected keyword arguments: "
+                        f"{', '.join(sorted(rest))}")
+    if attach is not None:
+        if runtime_kw or load_kw:
+            raise TypeError(f"with attach=, the server loads: load options "
+                            f"({', '.join(sorted({**runtime_kw, **load_kw}))}) go to hoist serve")
+        with Runtime("host") as rt:  # discovery reads headers only
+            plan = {c["name"]: c for c in rt.plan(path).components}
+        weights = attach if isinstance(attach, Attached) else _attach(attach)
+        if device is not None and _runtime_device(device) != weights.device:
+            name = weights.device
+            if not isinstance(attach, Attached):
+                weights.detach()
+            raise ValueError(f"the server's weights are on {name} here, not on "
+                             f"{_runtime_device(device)}")
+        runtime_device = weights.device
+    else:
+        runtime_device = _runtime_device("cuda:0" if device is None else device)
+        load_kw.setdefault("progress", True)
+        rt = Runtime(runtime_device, **runtime_kw)
+        try:
+            plan = {c["name"]: c for c in rt.plan(path, load_kw.get("variant"),
+                                                  load_kw.get("dtype")).components}
+            weights = rt.load(path, **load_kw)
+        finally:
+            rt.close()  # the load keeps what it needs
+    torch_device = torch.device("cpu" if runtime_device == "host" else runtime_device)
+    return plan, weights, torch_device
+
+
+def load_components(path, device=None, attach=None, **load_options):
     """Loads the pipeline at path with hoist and builds its model
     components: returns ``(models, loaded)`` where models maps component
     name -> torch.nn.Module (diffusers/transformers classes of
@@ -124,21 +168,14 @@ def load_components(path, device="cuda:0", **load_options):
     (offloaded components are wired to it through hooks; keep it
     referenced as long as the models are used).  Components of other
     libraries, or with a class these libraries do not have, are left to
-    the caller."""
-    runtime_kw, load_kw, rest = split_options(load_options)
-    if rest:
-        raise TypeError(f"load_components() got unexpected keyword arguments: "
-                        f"{', '.join(sorted(rest))}")
-    load_kw.setdefault("progress", True)
-    torch_device = torch.device("cpu" if _runtime_device(device) == "host"
-                                else _runtime_device(device))
-    rt = Runtime(_runtime_device(device), **runtime_kw)
-    try:
-        plan = {c["name"]: c for c in rt.plan(path, load_kw.get("variant"),
-                                              load_kw.get("dtype")).components}
-        loaded = rt.load(path, **load_kw)
-    finally:
-        rt.close()  # the load keeps what it needs
+    the caller.
+
+    ``device``: "cuda:N" (default cuda:0) or "host"/"cpu".  ``attach``: the
+    socket of a ``hoist serve`` process serving this pipeline (or an
+    :class:`hoist.Attached`): the models are built on its weights, which
+    are not loaded here (``loaded`` is then the Attached; ``device``, when
+    given, must be where its weights are)."""
+    plan, loaded, torch_device = _weights(path, device, attach, load_options)
     models = {}
     try:
         for info in loaded.components:
@@ -160,32 +197,38 @@ def load_components(path, device="cuda:0", **load_options):
             models[name] = model
     except BaseException:
         models.clear()
-        loaded.close()
+        if loaded is not attach:
+            loaded.close()
         raise
     return models, loaded
 
 
-def from_pretrained(path, device="cuda:0", **load_options):
+def from_pretrained(path, device=None, attach=None, **load_options):
     """A ``diffusers.DiffusionPipeline`` for the pipeline folder at path, its
-    model weights loaded by hoist on device (zero-copy), the rest by
-    diffusers.  ``load_options``: Runtime's and Runtime.load's keywords
-    (offload, dtype, on_oom, verify, ...); any other keyword goes to
-    ``DiffusionPipeline.from_pretrained``.  The pipeline keeps the load
-    alive as ``pipe._hoist_loaded``."""
+    model weights loaded by hoist on device (zero-copy; default cuda:0),
+    the rest by diffusers.  ``load_options``: Runtime's and Runtime.load's
+    keywords (offload, dtype, on_oom, verify, ...); any other keyword goes
+    to ``DiffusionPipeline.from_pretrained``.  ``attach=SOCKET`` builds the
+    pipeline on the weights a ``hoist serve`` process of the same folder
+    keeps resident instead of loading them (see load_components).  The
+    pipeline keeps the load (or attachment) alive as
+    ``pipe._hoist_loaded``."""
     import diffusers
 
     runtime_kw, load_kw, passthrough = split_options(load_options)
-    models, loaded = load_components(path, device, **runtime_kw, **load_kw)
+    models, loaded = load_components(path, device, attach, **runtime_kw, **load_kw)
     with open(os.path.join(os.fspath(path), "model_index.json"), encoding="utf-8") as f:
         index = json.load(f)
-    passthrough.setdefault("torch_dtype", _common_dtype(models))
+    if "dtype" not in passthrough and "torch_dtype" not in passthrough:
+        passthrough[_dtype_keyword()] = _common_dtype(models)
     pipe_class = getattr(diffusers, index.get("_class_name", ""), None) or \
         diffusers.DiffusionPipeline
     try:
         pipe = pipe_class.from_pretrained(os.fspath(path), **models, **passthrough)
     except BaseException:
         models.clear()
-        loaded.close()
+        if loaded is not attach:
+            loaded.close()
         raise
     pipe._hoist_loaded = loaded
     return pipe
@@ -197,3 +240,13 @@ def _common_dtype(models):
     dtypes = {p.dtype for m in models.values() for p in m.parameters()
               if p.is_floating_point() and not p.is_meta}
     return dtypes.pop() if len(dtypes) == 1 else None
+
+
+def _dtype_keyword():
+    """from_pretrained's dtype keyword: "dtype" where diffusers has it
+    (torch_dtype is deprecated there), else "torch_dtype"."""
+    try:
+        from diffusers.utils.deprecation_utils import _resolve_dtype  # noqa: F401
+    except ImportError:
+        return "torch_dtype"
+    return "dtype"

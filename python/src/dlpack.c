@@ -2,9 +2,10 @@
  * protocol that torch.from_dlpack and numpy.from_dlpack consume), with the
  * structs of the system's dlpack.h.
  *
- * Each export holds its component (hp_hold): the capsule, or the consumer
- * once it renamed the capsule "used_dltensor", owns a DLManagedTensor whose
- * deleter drops the hold.  Deleters run on any thread, with or without the
+ * Each export holds its component (hp_hold for a load, the attachment's own
+ * hold for an attached one): the capsule, or the consumer once it renamed
+ * the capsule "used_dltensor", owns a DLManagedTensor whose deleter drops
+ * the hold.  Deleters run on any thread, with or without the
  * GIL, so they touch only C state (core.c).
  *
  * Dtypes that dlpack.h has a code for are exported as themselves.  The
@@ -86,14 +87,15 @@ int hp_dlpack_device(const char *device, int *type, int *id) {
 /* A DLManagedTensor with its context and shape/strides in one block. */
 typedef struct export_block {
   DLManagedTensor managed;
-  hp_loaded *owner;
+  void *owner;
   size_t component;
+  hp_unhold_fn unhold;
   int64_t dims[]; /* shape[ndim], then strides[ndim] */
 } export_block;
 
 static void export_deleter(DLManagedTensor *self) {
   export_block *b = (export_block *)self;
-  hp_unhold(b->owner, b->component);
+  b->unhold(b->owner, b->component);
   free(b);
 }
 
@@ -107,24 +109,19 @@ static void capsule_destructor(PyObject *capsule) {
   PyErr_Restore(type, value, tb);
 }
 
-PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name) {
-  const hoist_loaded_info *ci = hoist_loaded_component(h->l, i);
-  uint64_t addr = 0;
-  const hoist_tensor_info *t = NULL;
-  int rc = hoist_loaded_tensor(h->l, ci->name, name, &addr, &t);
-  if (rc == HOIST_UNSUPPORTED) {
-    char msg[320];
-    snprintf(msg, sizeof msg, "%s: offloaded; call loaded.prepare('%s') before exporting its "
-             "tensors", ci->name, ci->name);
-    return hp_raise(rc, msg, NULL);
-  }
-  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
+PyObject *hp_dlpack_capsule(const hoist_tensor_info *t, uint64_t addr, const char *device,
+                            void *owner, size_t component, hp_unhold_fn unhold) {
   int dev_type, dev_id;
-  if (hp_dlpack_device(hoist_loaded_device(h->l), &dev_type, &dev_id) < 0) return NULL;
-
+  if (hp_dlpack_device(device, &dev_type, &dev_id) < 0) {
+    unhold(owner, component);
+    return NULL;
+  }
   uint32_t ndim = t->ndim > 0 ? t->ndim : 1;
   export_block *b = malloc(sizeof *b + 2 * (size_t)ndim * sizeof(int64_t));
-  if (b == NULL) return PyErr_NoMemory();
+  if (b == NULL) {
+    unhold(owner, component);
+    return PyErr_NoMemory();
+  }
   hp_carrier c = hp_dlpack_carrier(t->dtype);
   int64_t *shape = b->dims, *strides = b->dims + ndim;
   int nd = hp_carrier_shape(t, shape);
@@ -146,10 +143,28 @@ PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name) {
   b->managed.dl_tensor.byte_offset = 0;
   b->managed.manager_ctx = b;
   b->managed.deleter = export_deleter;
-  b->owner = h;
-  b->component = i;
-  hp_hold(h, i);
+  b->owner = owner;
+  b->component = component;
+  b->unhold = unhold;
   PyObject *capsule = PyCapsule_New(&b->managed, "dltensor", capsule_destructor);
   if (capsule == NULL) export_deleter(&b->managed);
   return capsule;
+}
+
+static void loaded_unhold(void *owner, size_t component) { hp_unhold(owner, component); }
+
+PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name) {
+  const hoist_loaded_info *ci = hoist_loaded_component(h->l, i);
+  uint64_t addr = 0;
+  const hoist_tensor_info *t = NULL;
+  int rc = hoist_loaded_tensor(h->l, ci->name, name, &addr, &t);
+  if (rc == HOIST_UNSUPPORTED) {
+    char msg[320];
+    snprintf(msg, sizeof msg, "%s: offloaded; call loaded.prepare('%s') before exporting its "
+             "tensors", ci->name, ci->name);
+    return hp_raise(rc, msg, NULL);
+  }
+  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
+  hp_hold(h, i);
+  return hp_dlpack_capsule(t, addr, hoist_loaded_device(h->l), h, i, loaded_unhold);
 }

@@ -104,6 +104,8 @@ extern PyObject *hp_runtime_type;
 extern PyObject *hp_loaded_type;
 int hp_runtime_type_init(PyObject *module);
 int hp_loaded_type_init(PyObject *module);
+/* hoist._core.Attached and hoist._core.attach (attach_obj.c). */
+int hp_attach_init(PyObject *module);
 
 typedef struct hp_runtime_obj {
   PyObject_HEAD
@@ -124,11 +126,33 @@ PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_
                       const hoist_load_options *lo, const hoist_group_options *go,
                       PyObject *progress);
 
+/* ---- Descriptions (describe.c), shared by Loaded and Attached. */
+
+/* A str from UTF-8 text (stray bytes replaced). */
+PyObject *hp_text(const char *s);
+/* {name, residency, bytes, device_bytes, device_range, seconds,
+ * tensor_count, exported} of a component. */
+PyObject *hp_component_dict(const hoist_loaded_info *c, size_t exported);
+/* (dtype, shape, nbytes, device_ptr or None when not mapped, carrier,
+ * carrier_shape) of a tensor. */
+PyObject *hp_tensor_tuple(const hoist_tensor_info *t, int mapped, uint64_t addr);
+/* (sharded, rank, world_size, dim, offset, length, padded_length, global
+ * shape) of a tensor loaded with ranks (hoist_loaded_tensor_shard). */
+PyObject *hp_shard_tuple(const hoist_shard_info *s);
+
 /* ---- DLPack (dlpack.c). */
 
 /* A "dltensor" capsule for tensor `name` of component i of h, or NULL with
  * an exception. */
 PyObject *hp_dlpack_export(hp_loaded *h, size_t i, const char *name);
+/* Drops the hold an export took on component i of owner (any thread, no
+ * GIL needed). */
+typedef void (*hp_unhold_fn)(void *owner, size_t component);
+/* The capsule of tensor t at addr on device, whose deleter calls
+ * unhold(owner, component); the caller took that hold, which a failure
+ * drops again (NULL with an exception). */
+PyObject *hp_dlpack_capsule(const hoist_tensor_info *t, uint64_t addr, const char *device,
+                            void *owner, size_t component, hp_unhold_fn unhold);
 /* (device_type, device_id) as DLPack numbers for a device name ("host",
  * "cuda:N"); -1 with an exception when unknown. */
 int hp_dlpack_device(const char *device, int *type, int *id);

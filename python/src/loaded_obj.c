@@ -60,10 +60,6 @@ static PyObject *loaded_closed(PyObject *self, void *unused) {
   return PyBool_FromLong(self_of(self)->core == NULL);
 }
 
-static PyObject *text(const char *s) {
-  return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "replace");
-}
-
 /* components() -> [dict] in load order */
 static PyObject *loaded_components(PyObject *self, PyObject *unused) {
   hp_loaded *h = open_core(self);
@@ -71,14 +67,7 @@ static PyObject *loaded_components(PyObject *self, PyObject *unused) {
   PyObject *list = PyList_New((Py_ssize_t)h->ncomps);
   if (list == NULL) return NULL;
   for (size_t i = 0; i < h->ncomps; i++) {
-    const hoist_loaded_info *c = hoist_loaded_component(h->l, i);
-    PyObject *d = Py_BuildValue(
-        "{s:N,s:s,s:K,s:K,s:(KK),s:d,s:n,s:n}", "name", text(c->name), "residency",
-        hoist_residency_name(c->residency), "bytes", (unsigned long long)c->bytes,
-        "device_bytes", (unsigned long long)c->device_bytes, "device_range",
-        (unsigned long long)c->device_begin, (unsigned long long)c->device_end, "seconds",
-        c->seconds, "tensor_count", (Py_ssize_t)c->tensor_count, "exported",
-        (Py_ssize_t)hp_holds(h, i));
+    PyObject *d = hp_component_dict(hoist_loaded_component(h->l, i), hp_holds(h, i));
     if (d == NULL) {
       Py_DECREF(list);
       return NULL;
@@ -128,7 +117,7 @@ static PyObject *loaded_tensor_names(PyObject *self, PyObject *args) {
       return hp_raise_last(rc, h->owner->rt, NULL);
     }
     for (size_t t = 0; t < hoist_file_tensor_count(f) && list != NULL; t++) {
-      PyObject *s = text(hoist_file_tensor(f, t)->name);
+      PyObject *s = hp_text(hoist_file_tensor(f, t)->name);
       if (s == NULL || PyList_Append(list, s) < 0) Py_CLEAR(list);
       Py_XDECREF(s);
     }
@@ -136,16 +125,6 @@ static PyObject *loaded_tensor_names(PyObject *self, PyObject *args) {
     if (list == NULL) return NULL;
   }
   return list;
-}
-
-static PyObject *shape_tuple(const int64_t *dims, int n) {
-  PyObject *t = PyTuple_New(n);
-  for (int k = 0; t != NULL && k < n; k++) {
-    PyObject *v = PyLong_FromLongLong(dims[k]);
-    if (v == NULL) Py_CLEAR(t);
-    else PyTuple_SetItem(t, k, v);
-  }
-  return t;
 }
 
 /* The (component index, tensor name) arguments of a tensor method: the
@@ -157,7 +136,6 @@ static hp_loaded *tensor_args(PyObject *self, PyObject *args, const hoist_loaded
   if (h != NULL) *c = hoist_loaded_component(h->l, (size_t)*i);
   return h;
 }
-
 /* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
  * carrier_shape).  device_ptr is None while the component is offloaded and
  * not prepared. */
@@ -175,18 +153,7 @@ static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
     return NULL;
   }
   if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) return hp_raise_last(rc, h->owner->rt, NULL);
-  int64_t dims[64], carrier_dims[64];
-  if (t->ndim > 64) {
-    PyErr_Format(PyExc_ValueError, "hoist: %s has %u dimensions", name, t->ndim);
-    return NULL;
-  }
-  for (uint32_t k = 0; k < t->ndim; k++) dims[k] = (int64_t)t->shape[k];
-  int cn = hp_carrier_shape(t, carrier_dims);
-  hp_carrier carrier = hp_dlpack_carrier(t->dtype);
-  PyObject *ptr = rc == HOIST_OK ? PyLong_FromUnsignedLongLong(addr) : (Py_INCREF(Py_None), Py_None);
-  return Py_BuildValue("(sNKNsN)", hoist_dtype_name(t->dtype), shape_tuple(dims, (int)t->ndim),
-                       (unsigned long long)t->nbytes, ptr, carrier.name,
-                       shape_tuple(carrier_dims, cn));
+  return hp_tensor_tuple(t, rc == HOIST_OK, addr);
 }
 
 /* shard(i, name) -> (sharded, rank, world_size, dim, offset, length,
@@ -204,15 +171,7 @@ static PyObject *loaded_shard(PyObject *self, PyObject *args) {
     return NULL;
   }
   if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
-  int64_t dims[64];
-  if (s.ndim > 64) {
-    PyErr_Format(PyExc_ValueError, "hoist: %s has %u dimensions", name, s.ndim);
-    return NULL;
-  }
-  for (uint32_t k = 0; k < s.ndim; k++) dims[k] = (int64_t)s.global_shape[k];
-  return Py_BuildValue("(OIIIKKKN)", s.sharded ? Py_True : Py_False, s.rank, s.world_size, s.dim,
-                       (unsigned long long)s.offset, (unsigned long long)s.length,
-                       (unsigned long long)s.padded_length, shape_tuple(dims, (int)s.ndim));
+  return hp_shard_tuple(&s);
 }
 
 /* export(i, name) -> "dltensor" capsule */

@@ -1,5 +1,6 @@
 /* module.c — hoist._core, the C half of the hoist Python package: the
- * Runtime and Loaded types, and the library's version and DLPack facts.
+ * Runtime, Loaded and Attached types, and the library's version and DLPack
+ * facts.
  * Everything user-facing (argument checks, mappings, tensors, adapters)
  * is Python in the hoist package over these. */
 #include "hoist_py.h"
@@ -36,6 +37,7 @@ PyMODINIT_FUNC PyInit__core(void) {
   PyObject *m = PyModule_Create(&module_def);
   if (m == NULL) return NULL;
   if (hp_errors_init() < 0 || hp_runtime_type_init(m) < 0 || hp_loaded_type_init(m) < 0 ||
+      hp_attach_init(m) < 0 ||
       PyModule_AddStringConstant(m, "library_version", hoist_version()) < 0 ||
       PyModule_AddIntConstant(m, "DLPACK_VERSION", DLPACK_VERSION) < 0 ||
       PyModule_AddIntConstant(m, "kDLCPU", kDLCPU) < 0 ||

@@ -2,8 +2,10 @@
 and filled zero-copy with hoist's tensors, the pipeline running a step
 with the outputs of diffusers' own loading, offloaded components wired to
 prepare/release.  Needs torch, diffusers, transformers, accelerate, a GPU
-and HOIST_TEST_FLUX_DIR: a FLUX.1-dev folder whose config.json files match
-its tensors and which has tokenizer files (a downloaded FLUX.1-dev)."""
+and HOIST_TEST_FLUX_DIR: a FLUX.1-dev folder, downloaded or written by
+`hoist make-pipeline --preset flux1-dev --scale 1` (its configs match its
+tensors at scale 1 and its tokenizers load).  test_diffusers_cpu.py runs
+the same comparisons on a CPU-sized FLUX."""
 
 import os
 from pathlib import Path
@@ -26,7 +28,8 @@ def flux_dir():
         pytest.skip("SKIP: no usable GPU")
     path = os.environ.get("HOIST_TEST_FLUX_DIR")
     if not path:
-        pytest.skip("SKIP: HOIST_TEST_FLUX_DIR is not set (a FLUX.1-dev folder with tokenizers)")
+        pytest.skip("SKIP: HOIST_TEST_FLUX_DIR is not set (a FLUX.1-dev folder: make-pipeline "
+                    "--preset flux1-dev --scale 1)")
     return Path(path)
 
 

@@ -62,7 +62,7 @@ static void usage(FILE *out) {
           "                     against the fingerprint taken when it became ready\n"
           "  Malformed requests get 400, oversized ones 413/414/431, slow ones 408, and the\n"
           "  connection closes; the load is not disturbed.\n\n"
-          "The control socket speaks the protocol of runtime/share_wire.h: attach, detach,\n"
+          "The control socket speaks the protocol of include/hoist_wire.h: attach, detach,\n"
           "prepare/release of offloaded components, reload, verify.\n\n"
           "exit codes: 0 stopped by a signal; those of hoist load when the first load fails\n"
           "(3 invalid pipeline, 4 does not fit, 5 device); 1 when a socket cannot be opened;\n"

@@ -1,7 +1,7 @@
 /* control.c — hoist serve's control socket: a Unix stream socket (mode 0600,
  * 0666 when other uids are allowed) whose peers are checked with
  * SO_PEERCRED before anything is read, and the per-connection handling of
- * the wire protocol (share_wire.h): attach, detach, prepare, release,
+ * the wire protocol (hoist_wire.h): attach, detach, prepare, release,
  * reload, verify.
  *
  * The loop polls the sockets (uv_poll) and this file does the reads and

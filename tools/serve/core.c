@@ -768,7 +768,8 @@ static void on_drain_timeout(uv_timer_t *t) {
 void serve_begin_shutdown(serve *sv) {
   if (sv->stopping) return;
   sv->stopping = 1;
-  sv->cancel = 1; /* a running load stops at its next chunk */
+  /* A running load stops at its next chunk (its threads poll the flag). */
+  __atomic_store_n(&sv->cancel, 1, __ATOMIC_RELAXED);
   control_close_listener(sv);
   http_close_listener(sv);
   control_answer_waiters(sv, HOIST_CLOSED, "the server is shutting down");

@@ -2,7 +2,7 @@
  *
  * One libuv loop (the main thread) owns every socket: the control socket
  * (control.c: attach, detach, prepare, release, reload, verify over the
- * wire protocol of share_wire.h), the HTTP listener (http_server.c over
+ * wire protocol of hoist_wire.h), the HTTP listener (http_server.c over
  * http_proto.c) and the signals (cmd_serve.c).  Work that takes time
  * runs on libuv's thread pool in two lanes (core.c): the load lane (the
  * first load, reloads) and the ops lane (prepare, release, verify, freeing
