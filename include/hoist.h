@@ -67,7 +67,8 @@ HOIST_EXPORT const char *hoist_version(void);
 /* Status codes.  Ranges: -1..-19 general, -20..-49 safetensors format rules,
  * -50..-69 pipeline layout and content (manifests), -70..-89 device and
  * memory, -90..-99 sharing a loaded pipeline between processes (hoist serve,
- * hoist_attach). */
+ * hoist_attach), -100..-109 the ranks of a group loading together
+ * (hoist_group). */
 
 #define HOIST_STATUS_MAP(X)                                                        \
   X(OK, 0, "success")                                                              \
@@ -111,7 +112,10 @@ HOIST_EXPORT const char *hoist_version(void);
   X(NOT_READY, -90, "the server is still loading the pipeline")                    \
   X(PROTOCOL, -91, "the peer broke the wire protocol")                             \
   X(DENIED, -92, "the server refused this client")                                 \
-  X(CLOSED, -93, "the server closed the connection or is shutting down")
+  X(CLOSED, -93, "the server closed the connection or is shutting down")               \
+  X(GROUP_MISMATCH, -100, "the ranks of the group disagree on the load")              \
+  X(GROUP_LOST, -101, "a rank of the group failed or stopped answering")             \
+  X(NO_NCCL, -102, "NCCL is not available (several GPUs need it)")
 
 typedef enum hoist_status {
 #define HOIST_STATUS_ENUM_(name, code, text) HOIST_##name = (code),
@@ -340,6 +344,77 @@ HOIST_EXPORT const hoist_component_info *hoist_pipeline_ordered(const hoist_pipe
 
 
 /* ------------------------------------------------------------------------ */
+/* Groups: ranks that load one pipeline together.
+ *
+ * A group is W ranks (processes, or threads of one process each with its
+ * own runtime and device) joined through a rendezvous.  A load given a
+ * group (hoist_load_options.group) runs on every rank at once:
+ *   - before anything moves, the ranks compare their plans (components,
+ *     files, tensor tables, dtype, residency and shard options) and all
+ *     fail with HOIST_GROUP_MISMATCH naming the first difference;
+ *   - before each component the ranks exchange their admission decisions:
+ *     a refusal on any rank stops every rank before anything is allocated
+ *     for that component (HOIST_ADMISSION on all, naming the rank), or,
+ *     with on_oom offload, makes the component offloaded on every rank;
+ *   - a failure on one rank (a cancel, a bad file, a verify mismatch) stops
+ *     the others with its status and a message naming the rank; a rank
+ *     that dies or stops answering for timeout_seconds makes the others
+ *     fail with HOIST_GROUP_LOST within that time, never hang;
+ *   - components marked FSDP, and the tensors a tensor-parallel plan names
+ *     (hoist_load_options.shard), are loaded as this rank's shard only
+ *     (see hoist_loaded_tensor_shard);
+ *   - other components are replicated: on a CUDA device with W > 1 each rank
+ *     reads and uploads about 1/W of the component's bytes and NCCL
+ *     completes every rank's copy (NCCL is loaded at run time; without it
+ *     such a load fails with HOIST_NO_NCCL); on the host backend the ranks
+ *     complete it over the rendezvous connections.
+ * The ranks talk over TCP: rank 0 listens, the others connect to it; a
+ * thread per group keeps every connection alive with heartbeats.  A group
+ * that lost a rank or saw a failure stays failed: close it and make a new
+ * one (a refusal by admission does not fail the group).
+ *
+ * Threading: a group serves one load at a time; its accessors are
+ * thread-safe. */
+
+typedef struct hoist_group hoist_group;
+
+typedef struct hoist_group_options {
+  uint32_t struct_size;
+  int rank;                 /* 0 .. world_size-1; -1: $RANK */
+  int world_size;           /* >= 1; 0: $WORLD_SIZE */
+  /* Where the ranks meet:
+   *   "tcp://HOST:PORT": rank 0 listens on HOST:PORT, the others connect;
+   *   "file:PATH": rank 0 listens on an ephemeral loopback port and writes
+   *     its address and a random token into PATH (atomically); the others
+   *     wait for PATH, connect and present the token;
+   *   NULL: $HOIST_RENDEZVOUS when set, else torchrun's variables:
+   *     tcp://$MASTER_ADDR:($MASTER_PORT + 1) (MASTER_PORT itself is
+   *     torch.distributed's store). */
+  const char *rendezvous;
+  double timeout_seconds;   /* the rendezvous, and a silent rank: 0 = 60 s */
+  int local_rank;           /* this rank's device on its host; -1: $LOCAL_RANK, else
+                               rank */
+} hoist_group_options;
+
+#define HOIST_GROUP_OPTIONS_INIT { sizeof(hoist_group_options), -1, 0, NULL, 0.0, -1 }
+
+/* Joins the group: blocks until every rank is connected (or the timeout,
+ * HOIST_GROUP_LOST naming the ranks missing).  A bad rank, world size or
+ * rendezvous is HOIST_INVALID_ARGUMENT; two ranks claiming one number, or
+ * ranks disagreeing on the world size, fail with HOIST_GROUP_MISMATCH.  A
+ * world size of 1 needs no rendezvous.  Free with hoist_group_close(),
+ * after every load made with it is closed. */
+HOIST_EXPORT int hoist_group_create(const hoist_group_options *opts, hoist_group **out);
+/* n ranks in this process (rank i is groups[i]), for one process driving n
+ * devices: each rank's load runs on its own thread with its own runtime;
+ * on CUDA their NCCL communicators are made together (ncclCommInitAll). */
+HOIST_EXPORT int hoist_group_create_local(int n, hoist_group **groups);
+/* Leaves the group (the others see this rank gone if they still load).
+ * NULL is a no-op. */
+HOIST_EXPORT void hoist_group_close(hoist_group *g);
+HOIST_EXPORT int hoist_group_rank(const hoist_group *g);
+HOIST_EXPORT int hoist_group_world_size(const hoist_group *g);
+HOIST_EXPORT int hoist_group_local_rank(const hoist_group *g);
 /* Progress of long calls (loads, manifests): bytes of the component (or
  * the whole) done and its total.  Called from the calling thread or a
  * worker; must be cheap and thread-safe. */
@@ -550,7 +625,9 @@ typedef struct hoist_load_options {
   hoist_read_mode read_mode;
   const char *offload;        /* comma list of names or groups (dit, text_encoder,
                                  image_encoder, vae, all) to keep offloaded */
-  const char *fsdp;           /* same syntax: components marked FSDP-sharded */
+  const char *fsdp;           /* same syntax: components marked FSDP-sharded; with a
+                                 group of W ranks, each rank loads its FSDP2 shard
+                                 of every tensor (hoist_loaded_tensor_shard) */
   int64_t headroom;           /* bytes kept free; -1: default (cuda: max(256 MiB,
                                  2 % of total); host: 0) */
   hoist_on_oom on_oom;
@@ -588,6 +665,18 @@ typedef struct hoist_load_options {
   const char *const *tensors;
   hoist_tensor_filter_fn tensor_filter;
   void *tensor_filter_user;
+  /* Loading with other ranks (see "Groups"); NULL: this process alone,
+   * world size 1.  Borrowed for the call. */
+  hoist_group *group;
+  /* Tensor-parallel plan: "NAME:GLOB=DIM[,NAME:GLOB=DIM..]" splits every
+   * tensor of component NAME (a name or group, as in offload) whose name
+   * matches the fnmatch pattern GLOB into world-size equal parts on
+   * dimension DIM (negative counts from the last); each rank loads its
+   * part.  A dimension the world size does not divide, a DIM past a
+   * tensor's rank, or an entry matching no tensor is HOIST_INVALID_ARGUMENT
+   * before anything is allocated; a scalar is never split (replicated).  A
+   * component cannot be both in the plan and FSDP.  NULL or "": none. */
+  const char *shard;
 } hoist_load_options;
 
 /* Every load function checks struct_size against the library's own
@@ -597,7 +686,7 @@ typedef struct hoist_load_options {
  * set the fields you need. */
 #define HOIST_LOAD_OPTIONS_INIT \
   { sizeof(hoist_load_options), NULL, NULL, 0, HOIST_READ_AUTO, NULL, NULL, -1, \
-    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL }
+    HOIST_ON_OOM_FAIL, NULL, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, NULL, NULL }
 
 typedef struct hoist_loaded_info {
   const char *name;
@@ -649,7 +738,10 @@ HOIST_EXPORT const char *hoist_loaded_device(const hoist_loaded *l);
  * HOIST_NOT_FOUND when the name is unknown, or HOIST_UNSUPPORTED when the
  * component is offloaded and not prepared.  *info (optional) describes the
  * tensor as it lies on the device: with a dtype option, the target dtype
- * and its byte size (offsets stay the file's); valid while l is open. */
+ * and its byte size (offsets stay the file's); after a load with a group,
+ * a split tensor's local part (its local shape and bytes; begin and end the
+ * file range from its first byte to its last, see
+ * hoist_loaded_tensor_shard); valid while l is open. */
 HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *component,
                                      const char *tensor, uint64_t *device_addr,
                                      const hoist_tensor_info **info);
@@ -662,6 +754,36 @@ HOIST_EXPORT int hoist_loaded_tensor(const hoist_loaded *l, const char *componen
  * end is HOIST_INVALID_ARGUMENT. */
 HOIST_EXPORT int hoist_loaded_tensor_at(const hoist_loaded *l, size_t position, size_t j,
                                         uint64_t *device_addr, const hoist_tensor_info **info);
+
+/* A tensor as this rank holds it after a load with a group: hoist_loaded_
+ * tensor's *info has the local shape and bytes; this gives the rest.
+ *   - FSDP (hoist_load_options.fsdp): split on dim 0 as
+ *     torch.distributed.fsdp.fully_shard lays out parameters (torch.chunk):
+ *     padded_length = ceil(global_shape[0] / world_size); rank r holds rows
+ *     [r * padded_length, min((r + 1) * padded_length, global_shape[0])),
+ *     which may be empty.  FSDP2 pads its own storage of a shard to
+ *     padded_length rows; hoist does not allocate that padding: the local
+ *     tensor is exactly its rows.
+ *   - tensor parallel (hoist_load_options.shard): split on dim into
+ *     world_size equal parts; padded_length = length.
+ *   - not split (a scalar, a replicated tensor, world size 1): sharded 0,
+ *     dim 0, offset 0, length and padded_length the whole of dim 0 (1 for
+ *     a scalar).
+ * global_shape has ndim entries and is valid while l is open.  Unknown
+ * names are HOIST_NOT_FOUND, as for hoist_loaded_tensor. */
+typedef struct hoist_shard_info {
+  int sharded;                 /* 1: this rank holds a part of the tensor */
+  uint32_t rank, world_size;
+  uint32_t dim;                /* the dimension it is split on */
+  uint64_t offset;             /* first index along dim this rank holds */
+  uint64_t length;             /* indices along dim it holds (0: an empty shard) */
+  uint64_t padded_length;      /* FSDP2's per-rank length of dim (see above) */
+  uint32_t ndim;
+  const uint64_t *global_shape;
+} hoist_shard_info;
+
+HOIST_EXPORT int hoist_loaded_tensor_shard(const hoist_loaded *l, const char *component,
+                                           const char *tensor, hoist_shard_info *out);
 
 /* Holds the device memory of the component at position: while a hold is
  * outstanding, hoist_release_after_use of that component refuses with

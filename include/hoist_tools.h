@@ -157,6 +157,37 @@ size_t hoist__pipeline_safetensors(const hoist_pipeline *p, size_t slot,
 bool hoist__dtype_target_lookup(const char *s, size_t len, hoist_dtype *out);
 
 /* ------------------------------------------------------------------------ */
+/* Loads with ranks: what each rank reads (`hoist shards`, the tests).  The
+ * same rules as a load with a group (hoist.h "Groups"); pure functions of
+ * the files and options; thread-safe. */
+
+/* One tensor as rank reads it.  split 0: the whole tensor (a scalar, or
+ * not named by fsdp or the plan, or world 1); else kind 1 (FSDP) or 2
+ * (tensor parallel), the indices [offset, offset + length) of dimension
+ * dim (padded: FSDP2's per-rank length), the local shape, and where its
+ * bytes lie: `pieces` runs of piece_bytes, the first `first` bytes into
+ * the tensor's data, each `stride` bytes after the one before. */
+typedef struct hoist__shard_view {
+  const char *component;
+  const hoist_tensor_info *tensor; /* as in the file */
+  int split, kind;
+  uint32_t dim;
+  uint64_t offset, length, padded;
+  const uint64_t *local_shape;     /* tensor->ndim entries */
+  uint64_t pieces, piece_bytes, first, stride;
+} hoist__shard_view;
+
+typedef void (*hoist__shard_visit_fn)(void *user, const hoist__shard_view *v);
+
+/* Calls fn for every tensor of p's components, in load order and file
+ * order, as rank of world would load it with hoist_load_options.fsdp and
+ * shard set to fsdp and shard.  Errors are the load's (a bad plan entry,
+ * a dimension that does not divide, an entry that names no tensor). */
+int hoist__shard_describe(hoist_runtime *rt, const hoist_pipeline *p, const char *fsdp,
+                          const char *shard, uint32_t rank, uint32_t world,
+                          hoist__shard_visit_fn fn, void *user);
+
+/* ------------------------------------------------------------------------ */
 /* The device behind a runtime.  Thread-safe. */
 
 /* "host" or "cuda". */

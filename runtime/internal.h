@@ -25,21 +25,29 @@
  *   manifest_hash.c,  hashed once, several at a time), checking whole files
  *   manifest_make.c,  against one
  *   manifest_check.c
+ *   shard.c,          what a rank of a group loads of each tensor: FSDP2 and
+ *   shard_plan.c      tensor-parallel splits, their file runs, the plan
+ *   group.c           ranks of a group: rendezvous, exchanges, stops, liveness
  *   host_maps.c,      the device backends, and the one that picks them
  *   device_host.c,    (host_maps.c: which host memory is writable)
  *   device_cuda.c,
  *   device.c
+ *   nccl_lib.c,       NCCL loaded at run time, and a group's communicator
+ *   nccl_group.c
  *   sigbus_guard.c,   how bytes leave a file
  *   file_read.c
  *   engine.c          the upload engine: readers, pinned ring, streams
  *   placement.c       a component's tensors in its span, and its arenas
  *   targets.c         a component placed at the caller's buffers
  *   admission.c       need + headroom <= free, and the preflight
- *   job.c             a component's upload as a chunk list
+ *   shard_job.c,      a component's upload as a chunk list (a split tensor's
+ *   job.c             runs gathered; a replicated component's own range)
+ *   group_load.c      a load's votes across the ranks, the broadcasts
  *   verify.c          checking an upload against what was read
  *   manifest_load.c   a load held to a manifest: files before allocation,
  *                     pieces in the readers' pass (the engine's check hook)
- *   loaded.c          a loaded pipeline: accessors, lookups, holds, close
+ *   loaded.c,         a loaded pipeline: accessors, lookups, holds, close,
+ *   shard_view.c      and which part of a tensor a rank holds
  *   load.c            a load, phase by phase
  *   load_into.c       a load into the caller's buffers
  *   residency.c       moves after a load: prepare, release

@@ -10,6 +10,8 @@
  * size, so one copy and one kernel cover the whole span. */
 #include "job.h"
 
+#include "shard_job.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,10 +63,13 @@ static int count_segments(hoist_runtime *rt, const upload_job *job, const loaded
   for (size_t i = 0; i < c->ntensors; i++) {
     const hoist_tensor_info *t = c->tensors[i].t;
     tensor_cut cut;
-    if (t->nbytes == 0) continue;
+    if (t->nbytes == 0 || !hoist__shard_owns(c, &c->tensors[i])) continue;
     int rc = cut_tensor(rt, job, &c->tensors[i], chunk_bytes, convert_chunk, &cut);
     if (rc != HOIST_OK) return rc;
-    *n += is_large(t, &cut) ? (t->nbytes + cut.step - 1) / cut.step : 1;
+    if (hoist__shard_strided(&c->tensors[i])) /* ranks: a part read in runs */
+      *n += hoist__shard_job_segments(&c->tensors[i], cut.step);
+    else
+      *n += is_large(t, &cut) ? (t->nbytes + cut.step - 1) / cut.step : 1;
   }
   return HOIST_OK;
 }
@@ -171,12 +176,15 @@ int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_com
   for (size_t i = 0; i < c->ntensors; i++) {
     const placed_tensor *pt = &c->tensors[i];
     tensor_cut cut;
-    if (pt->t->nbytes == 0) continue;
+    if (pt->t->nbytes == 0 || !hoist__shard_owns(c, pt)) continue;
     job->total_bytes += pt->t->nbytes;
     (void)cut_tensor(rt, job, pt, chunk_bytes, convert_chunk, &cut); /* checked by the count */
     int arena = 0;
     const uint64_t dst = tensor_dst(job, c, pt, &arena);
-    if (is_large(pt->t, &cut)) {
+    if (hoist__shard_strided(pt)) { /* ranks: a part read in runs (shard_job.c) */
+      close_chunk(job, &cur);
+      hoist__shard_job_add(job, pt, (uint32_t)i, dst, cut.sb, cut.db, cut.step);
+    } else if (is_large(pt->t, &cut)) {
       close_chunk(job, &cur);
       add_large(job, pt, (uint32_t)i, dst, &cut);
     } else {

@@ -25,6 +25,7 @@
 #include "load.h"
 #include "admission.h"
 #include "dtype.h"
+#include "group_load.h"
 #include "job.h"
 #include "manifest_load.h"
 #include "verify.h"
@@ -70,6 +71,10 @@ typedef struct load_run {
   /* Device memory held besides the arenas: the ring while held, and the
    * current component's verify hashes and hoist__load_ext transient. */
   uint64_t ring_addr, hashes_addr, transient_addr;
+  /* Loads with ranks (group_load.h): the group's votes and shard plan;
+   * cancel is what the engine polls (o->cancel, or the group's flag). */
+  hoist__group_load gl;
+  const volatile int *cancel;
   hoist__manifest_run *manifest; /* hoist_load_options.manifest's checks */
 } load_run;
 
@@ -198,15 +203,19 @@ static int plan(load_run *r) {
                 c->info->name);
   }
   int rc = resolve_targets(r->rt, r->o, r->infos, r->n, r->target);
+  if (rc == HOIST_OK) rc = plan_residency(r);
   for (size_t position = 0; position < r->n && rc == HOIST_OK; position++) {
     loaded_component *c = &r->l->components[position];
     const unsigned char *selected = hoist__selection_of(&r->sel, c->slot);
+    /* With ranks: what of c this rank loads (group_load.c, shard.c). */
+    rc = hoist__group_load_shards(r->rt, &r->gl, c, r->fsdp[position]);
+    if (rc != HOIST_OK) break;
     if (r->into == NULL)
       rc = hoist__place(r->rt, c, r->d->ops->alloc_granularity, r->target[position], selected);
     else if (c->slot == r->into->slot)
       rc = hoist__place_targets(r->rt, c, &r->into->targets, selected);
   }
-  return rc == HOIST_OK ? plan_residency(r) : rc;
+  return rc;
 }
 
 /* Bytes of the transient device memory a component's upload uses: the
@@ -344,19 +353,25 @@ static int place_on_device(load_run *r, loaded_component *c, bool new_ring, uint
  * device memory.  When it does not (or the device denies an allocation
  * despite admission: another allocator won the race), on_oom offload
  * places it in host memory instead (*to_host), else the load is refused. */
-static int admit_and_place(load_run *r, size_t position, bool *to_host) {
+static int admit_and_place(load_run *r, size_t position, int status, bool *to_host) {
   loaded_component *c = &r->l->components[position];
   hoist__device *d = r->d;
   const bool new_ring = c->converts && r->ring_addr == 0;
+  const bool must_fit = r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[position];
   uint64_t need = 0, transient = 0, free_b = 0, total_b = 0;
-  int rc = component_need(r, c, new_ring, &need, &transient);
+  int rc = status;
+  if (rc == HOIST_OK) rc = component_need(r, c, new_ring, &need, &transient);
   if (rc == HOIST_OK) rc = d->ops->mem_info(d, &free_b, &total_b);
+  bool fits = rc == HOIST_OK && hoist__admits(need, r->headroom, free_b);
+  /* With ranks: every rank's decision, before anything is allocated. */
+  rc = hoist__group_load_admit(r->rt, &r->gl, rc, c, &fits, must_fit, need + r->headroom, free_b,
+                               r->o->failure);
   if (rc != HOIST_OK) return rc;
-  if (hoist__admits(need, r->headroom, free_b)) {
+  if (fits) {
     rc = place_on_device(r, c, new_ring, transient);
-    if (rc != HOIST_DEVICE_OOM) return rc;
+    if (rc != HOIST_DEVICE_OOM || r->gl.g != NULL) return rc;
   }
-  if (r->o->on_oom != HOIST_ON_OOM_OFFLOAD || r->fsdp[position]) {
+  if (must_fit) {
     hoist__admission_failure(r->o->failure, c->info->name, need + r->headroom, free_b);
     return hoist__fail(r->rt, HOIST_ADMISSION,
                       "%s: needs %llu bytes (+%llu headroom) on %s but %llu are free%s",
@@ -403,7 +418,7 @@ static int job_open(load_run *r, size_t position, bool to_host, upload_job *job)
                       .to_host = to_host,
                       .progress = o->progress,
                       .progress_user = o->progress_user,
-                      .cancel = o->cancel,
+                      .cancel = r->cancel,
                       .scratch = dev_converts ? r->ring_addr : 0,
                       .scratch_slot = r->scratch_slot,
                       .scratch_slots = dev_converts ? r->scratch_slots : 0,
@@ -473,21 +488,25 @@ static void release_transients(load_run *r, size_t position) {
 /* One component, through admit, place, upload and verify. */
 static int load_component(load_run *r, size_t position) {
   loaded_component *c = &r->l->components[position];
-  if (hoist__cancel_requested(r->o->cancel))
-    return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
-  if (c->ntensors == 0) return HOIST_OK;
+  int rc = HOIST_OK;
+  if (c->ntensors == 0) return rc; /* no vote: ranks that are done may have left */
+  if (hoist__cancel_requested(r->cancel))
+    rc = hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
+  /* With ranks a failure goes on to the next vote, which tells every rank. */
+  if (rc != HOIST_OK && r->gl.g == NULL) return rc;
   const double c0 = now_seconds();
   bool to_host = r->offload[position];
-  int rc = to_host ? HOIST_OK : admit_and_place(r, position, &to_host);
-  if (rc != HOIST_OK) return rc;
-  if (to_host) {
+  if (!to_host && (rc = admit_and_place(r, position, rc, &to_host)) != HOIST_OK) return rc;
+  if (rc == HOIST_OK && to_host) {
     c->pub.residency = HOIST_OFFLOAD;
-    if ((rc = r->d->ops->pinned_alloc(r->d, (size_t)c->span, &c->host_copy)) != HOIST_OK) return rc;
+    rc = r->d->ops->pinned_alloc(r->d, (size_t)c->span, &c->host_copy);
   }
   const double a1 = now_seconds();
-  rc = upload(r, position, to_host);
+  if (rc == HOIST_OK) rc = upload(r, position, to_host);
   const double u1 = now_seconds();
   release_transients(r, position);
+  /* With ranks: every rank's upload voted, a replicated component completed. */
+  rc = hoist__group_load_uploaded(r->rt, &r->gl, rc, c);
   if (rc != HOIST_OK) return rc;
   hoist__log(r->rt, HOIST_LOG_DEBUG,
             "%s: admission and allocation %.3f ms, upload and verify %.3f ms, transient "
@@ -507,6 +526,7 @@ static int load_component(load_run *r, size_t position) {
  * between components (no drain, no restart, no allocation in between). */
 static bool can_pipeline(const load_run *r) {
   if (r->o->verify) return false;
+  if (r->gl.g != NULL) return false; /* ranks vote component by component */
   if (r->ext != NULL && (r->ext->transient != NULL || r->ext->after_upload != NULL)) return false;
   for (size_t position = 0; position < r->n; position++)
     if (r->l->components[position].converts && !r->offload[position]) return false;
@@ -522,7 +542,7 @@ static int admit_and_place_all(load_run *r, bool *to_host) {
       return hoist__fail(r->rt, HOIST_CANCELLED, "load cancelled before '%s'", c->info->name);
     if (c->ntensors == 0) continue;
     to_host[position] = r->offload[position];
-    int rc = to_host[position] ? HOIST_OK : admit_and_place(r, position, &to_host[position]);
+    int rc = to_host[position] ? HOIST_OK : admit_and_place(r, position, HOIST_OK, &to_host[position]);
     if (rc != HOIST_OK) return rc;
     if (!to_host[position]) continue;
     c->pub.residency = HOIST_OFFLOAD;
@@ -630,10 +650,13 @@ int hoist__load_run(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load
   rc = hoist__filter_select(rt, p, &filter, into != NULL ? into->slot : SIZE_MAX, &r.sel);
   if (rc != HOIST_OK) return rc;
   rc = run_open(&r);
+  if (rc == HOIST_OK) rc = hoist__group_load_start(rt, o, &r.gl, &r.cancel);
   if (rc == HOIST_OK) rc = plan(&r);
   if (rc == HOIST_OK) rc = plan_transients(&r);
   if (rc == HOIST_OK) rc = check_manifest(&r);
   if (rc == HOIST_OK) rc = preflight(&r);
+  /* The shard plan's rules checked; with ranks, every rank's plan compared. */
+  rc = hoist__group_load_plan(rt, &r.gl, rc, o, r.l != NULL ? r.l->components : NULL, r.n, r.target);
   if (rc == HOIST_OK) {
     hoist__log(rt, HOIST_LOG_DEBUG, "planned in %.3f ms", (now_seconds() - t0) * 1e3);
     if (can_pipeline(&r))
@@ -642,7 +665,10 @@ int hoist__load_run(hoist_runtime *rt, const hoist_pipeline *p, const hoist_load
       for (size_t position = 0; position < r.n && rc == HOIST_OK; position++)
         rc = load_component(&r, position);
   }
+  rc = hoist__group_load_finish(rt, &r.gl, rc);
   if (rc == HOIST_OK) {
+    r.l->rank = r.gl.rank;
+    r.l->world = r.gl.world;
     r.l->seconds = now_seconds() - t0;
     *out = r.l;
   }

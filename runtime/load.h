@@ -22,6 +22,7 @@ struct hoist_loaded {
   size_t count;
   double seconds;
   uint64_t total_bytes;
+  uint32_t rank, world; /* the load's rank in its group (0 of 1 alone) */
   uv_mutex_t lock;
 };
 

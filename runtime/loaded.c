@@ -8,6 +8,7 @@
  * keeps them existing afterwards is a hold: release_after_use refuses a
  * held component.  Holds are counted under the same lock. */
 #include "load.h"
+#include "shard.h"
 
 #include <assert.h>
 #include <stdlib.h>
@@ -38,6 +39,7 @@ void hoist__loaded_destroy(hoist_loaded *l) {
     if (c->host_copy != NULL) d->ops->pinned_free(d, c->host_copy);
     free(c->tensors);
     free(c->by_name);
+    hoist__shard_table_free(c->shards);
   }
   uv_mutex_destroy(&l->lock);
   free(l->components);

@@ -9,6 +9,7 @@
 #include "placement.h"
 
 #include "dtype.h"
+#include "shard.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -106,9 +107,13 @@ int hoist__place(hoist_runtime *rt, loaded_component *c, uint64_t granularity, h
     for (size_t i = 0; i < hoist_file_tensor_count(c->files[f]); i++) {
       if (selected != NULL && !selected[seen++]) continue;
       const hoist_tensor_info *t = hoist_file_tensor(c->files[f], i);
+      const hoist__shard_part *part = NULL;
+      /* Loads with ranks: this rank's part of t (shard.c). */
+      int rc = hoist__shard_tensor(rt, c->shards, c->info->name, t, &t, &part);
+      if (rc != HOIST_OK) return rc;
       placed_tensor *pt = &c->tensors[k++];
-      *pt = (placed_tensor){t, (uint32_t)f, 0, *t, 0};
-      int rc = hoist__tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
+      *pt = (placed_tensor){t, (uint32_t)f, 0, *t, 0, part};
+      rc = hoist__tensor_target(rt, c->info->name, t, target, &pt->dev.dtype, &pt->dev.nbytes);
       if (rc != HOIST_OK) return rc;
       if (pt->dev.dtype != t->dtype) c->converts = 1;
     }

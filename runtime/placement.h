@@ -30,6 +30,9 @@ typedef struct placed_tensor {
                                    and its byte size when converted */
   uint64_t addr;                /* in a component with caller_buffers: the
                                    caller's destination (off unused) */
+  const struct hoist__shard_part *shard; /* loads with ranks: t is this rank's
+                                   part of the file's tensor (shard.h); NULL
+                                   for a whole tensor */
 } placed_tensor;
 
 /* A component of a load: the discovered component (info, its slot: its
@@ -65,14 +68,21 @@ typedef struct loaded_component {
                                    addr, memory the caller owns; no span, no
                                    arenas (span and need are 0) */
   uint64_t holds;               /* hoist_loaded_hold count (under l->lock) */
+  /* Loads with ranks (shard.h, group_load.c): the split tensors' local
+   * descriptions (owned; NULL when nothing is split), and for a component
+   * replicated over the ranks the span range this rank reads itself
+   * (own_end 0: all of it). */
+  struct hoist__shard_table *shards;
+  uint64_t own_begin, own_end;
 } loaded_component;
 
 /* Device address of a placed tensor in arenas a (a->n > 0). */
 uint64_t hoist__tensor_addr(const arena_set *a, const placed_tensor *pt);
 /* Index of the arena of a that a placed tensor lies in. */
 int hoist__tensor_arena(const arena_set *a, const placed_tensor *pt);
-/* Places c's tensors (c->files, c->info set), the selected ones only when
- * selected is not NULL (a flag per tensor of c's files, filter.h): each
+/* Places c's tensors (c->files, c->info, c->shards set), the selected ones
+ * only when selected is not NULL (a flag per tensor of c's files,
+ * filter.h): each (or this rank's part of it, when c->shards splits it)
  * with its device dtype
  * under target (HOIST_DTYPE_KEEP or the dtype floating tensors become),
  * largest first in device bytes at HOIST_TENSOR_ALIGN; sets span, need (the

@@ -252,7 +252,7 @@ static int place_matched(hoist_runtime *rt, loaded_component *c, const hoist__ta
     int rc = check_target(rt, c, v[i].t, x, &bytes);
     if (rc != HOIST_OK) return rc;
     placed_tensor *pt = &c->tensors[c->ntensors++];
-    *pt = (placed_tensor){v[i].t, v[i].file, 0, *v[i].t, x->addr};
+    *pt = (placed_tensor){v[i].t, v[i].file, 0, *v[i].t, x->addr, NULL};
     pt->dev.dtype = x->dtype;
     pt->dev.nbytes = bytes;
     if (x->dtype != v[i].t->dtype) c->converts = 1;

@@ -376,7 +376,7 @@ START_TEST(chunks_scale_offsets_and_respect_arenas) {
     const uint64_t stride = conv ? 512 : 1024;
     for (int i = 0; i < 8; i++) {
       const hoist_tensor_info *t = hoist_file_tensor(f, (size_t)i);
-      placed[i] = (placed_tensor){t, 0, stride * (uint64_t)i, *t, 0};
+      placed[i] = (placed_tensor){t, 0, stride * (uint64_t)i, *t, 0, NULL};
       if (conv) {
         placed[i].dev.dtype = HOIST_DTYPE_BF16;
         placed[i].dev.nbytes = t->nbytes / 2;

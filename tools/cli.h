@@ -71,6 +71,7 @@ int cli_cmp_double(const void *a, const void *b);
 int cmd_inspect(int argc, char **argv);
 int cmd_plan(int argc, char **argv);
 int cmd_load(int argc, char **argv);
+int cmd_shards(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_make_pipeline(int argc, char **argv);
 int cmd_manifest(int argc, char **argv);

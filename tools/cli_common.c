@@ -20,7 +20,9 @@ int cli_exit_code(int status) {
   if (status == HOIST_NOT_FOUND || status == HOIST_BAD_PATH) return HOIST_EXIT_INVALID_INPUT;
   if (status <= -20 && status > -70) return HOIST_EXIT_INVALID_INPUT; /* format, pipeline */
   if (status == HOIST_DEVICE_OOM || status == HOIST_ADMISSION) return HOIST_EXIT_NO_FIT;
-  if (status == HOIST_NO_DEVICE || status == HOIST_DEVICE) return HOIST_EXIT_DEVICE;
+  if (status == HOIST_NO_DEVICE || status == HOIST_DEVICE || status == HOIST_NO_NCCL)
+    return HOIST_EXIT_DEVICE;
+  if (status == HOIST_GROUP_MISMATCH) return HOIST_EXIT_INVALID_INPUT; /* ranks' inputs differ */
   return HOIST_EXIT_FAILURE;
 }
 

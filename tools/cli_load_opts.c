@@ -50,7 +50,8 @@ static const struct {
                    {"headroom", "--headroom"},   {"on_oom", "--on-oom"},
                    {"read_mode", "--read"},      {"scratch_bytes", "--scratch"},
                    {"verify", "--verify"},       {"manifest", "--manifest"},
-                   {"piece_bytes", "--piece"},   {"tensors", "--tensors"}};
+                   {"piece_bytes", "--piece"},   {"tensors", "--tensors"},
+                   {"shard", "--shard"}};
 
 /* The flag for the field named by the len bytes at name; NULL for others. */
 static const char *flag_of(const char *name, size_t len) {
@@ -104,6 +105,7 @@ void cli_load_opts_init(cli_load_opts *o) {
   o->cfg.log_fn = log_stderr;
   o->cfg.log_level = HOIST_LOG_WARN;
   o->load = (hoist_load_options)HOIST_LOAD_OPTIONS_INIT;
+  cli_group_opts_init(&o->group);
 }
 
 /* Adds the comma-separated patterns of one --tensors value to o->load.tensors. */
@@ -227,7 +229,7 @@ int cli_load_opt(const char *cmd, int argc, char **argv, int *i, cli_load_opts *
     else
       return cli_usage_error(cmd, "--on-oom takes fail or offload"), -1;
   } else {
-    return 0;
+    return cli_group_opt(cmd, argc, argv, i, &o->group, &o->load); /* ranks (cli_group.c) */
   }
 #undef VALUE
   return 1;

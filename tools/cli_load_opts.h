@@ -6,6 +6,7 @@
 #define HOIST_CLI_LOAD_OPTS_H
 
 #include "cli.h"
+#include "cli_group.h"
 
 /* The most --tensors patterns one command takes. */
 #define CLI_MAX_TENSOR_PATTERNS 256
@@ -29,6 +30,7 @@ typedef struct cli_load_opts {
   size_t tensors_used;
   const char *tensor_patterns[CLI_MAX_TENSOR_PATTERNS + 1];
   size_t npatterns;
+  cli_group_opts group; /* other ranks (cli_group.h) */
 } cli_load_opts;
 
 /* Parses one option at argv[*i] (advancing *i past its value).  Returns 1

@@ -166,6 +166,9 @@ static int bench_load_args(int argc, char **argv, bench_load_run *b) {
   if (b->compare != NULL && b->compare_manifest != NULL)
     return cli_usage_error("bench load", "compare one thing at a time: --compare-dtype or "
                                          "--compare-manifest");
+  if (b->o.group.given || b->o.group.devices != NULL || b->o.load.shard != NULL)
+    return cli_usage_error("bench load", "loads with ranks are measured by `hoist load --repeat N` "
+                                         "(bench/multi_gpu.sh)");
   return -1;
 }
 

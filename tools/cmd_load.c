@@ -15,8 +15,9 @@ static void usage(FILE *out) {
   fprintf(out, "usage: hoist load [--json] [OPTIONS] PIPELINE\n\n"
                "Loads every component of PIPELINE (a dir with model_index.json, a dir of\n"
                "weights, or one .safetensors file: a component named after the file) into\n"
-               "device memory, heavy components first.\n\noptions:\n%s%s",
-          cli_load_opts_help, cli_manifest_opt_help);
+               "device memory, heavy components first.\n\noptions:\n%s%s"
+               "\nloading with other ranks (several GPUs, or processes):\n%s",
+          cli_load_opts_help, cli_manifest_opt_help, cli_group_help);
 }
 
 static cJSON *num(double v) { return cJSON_CreateNumber(v); }
@@ -116,6 +117,7 @@ int cmd_load(int argc, char **argv) {
   if (path == NULL) return cli_usage_error("load", "missing PIPELINE");
   int code = cli_load_manifest("load", &o);
   if (code != HOIST_EXIT_OK) return code;
+  if (cli_group_wanted(&o.group)) return cmd_load_group(&o, path); /* ranks: cmd_load_group.c */
 
   static volatile int cancel;
   cli_install_cancel(&cancel);

@@ -13,6 +13,7 @@ static const struct {
     {"inspect", cmd_inspect, "list the tensors of a .safetensors file, component or pipeline"},
     {"plan", cmd_plan, "discover a pipeline and print its memory-aware load order"},
     {"load", cmd_load, "load a pipeline into device memory and report throughput"},
+    {"shards", cmd_shards, "what each rank of a group reads (FSDP and tensor-parallel splits)"},
     {"serve", cmd_serve, "keep a pipeline resident; workers attach to it (hoist_attach)"},
     {"bench", cmd_bench, "benchmark loads against the hardware limit"},
     {"manifest", cmd_manifest, "record a pipeline's content: sizes, SHA-256s, piece hashes"},

@@ -16,14 +16,15 @@ See the package README.
 
 from ._errors import (Busy, Denied, DeviceError, Disconnected, DoesNotFit, Error,
                       InvalidArgument, InvalidInput, NotReady, VerifyMismatch)
-from ._api import IncompatibleKeys, Loaded, Plan, Runtime, StateDict, Tensor
+from ._api import IncompatibleKeys, Loaded, Plan, Runtime, ShardInfo, StateDict, Tensor
 from ._attach import CLOSED, RELOADED, SHUTDOWN, Attached, attach
 from . import _core
 
 __version__ = "0.1.0"
 library_version = _core.library_version
 
-__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "IncompatibleKeys", "Error",
+__all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "IncompatibleKeys", "ShardInfo",
+           "Error",
            "InvalidArgument", "InvalidInput", "DoesNotFit", "DeviceError", "VerifyMismatch", "Busy",
            "library_version", "attach", "Attached", "NotReady", "Denied", "Disconnected",
            "SHUTDOWN", "RELOADED", "CLOSED"]

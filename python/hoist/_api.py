@@ -15,6 +15,7 @@ memory.  :class:`StateDict` and :class:`Tensor` objects are views: after
 
 import logging
 import os
+import socket
 from collections import namedtuple
 from collections.abc import Mapping
 
@@ -24,13 +25,24 @@ from ._errors import Error
 from ._progress import resolve_progress
 
 __all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "IncompatibleKeys",
-           "split_options"]
+           "ShardInfo", "split_options"]
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 IncompatibleKeys.__doc__ = """What Runtime.load_into(strict=False) did not match, as torch's
 load_state_dict(strict=False) says it: ``missing_keys``, the component's
 tensors no destination named (not read); ``unexpected_keys``, the
 destinations that named no tensor (left alone)."""
+
+ShardInfo = namedtuple("ShardInfo", "sharded rank world_size dim offset length padded_length "
+                                    "global_shape")
+ShardInfo.__doc__ = """Which part of a tensor this rank holds after a load with ranks.
+
+``sharded`` is False for a whole tensor (replicated, a scalar, world size
+1).  Otherwise the tensor is split on ``dim`` and this rank holds indices
+``[offset, offset + length)``: FSDP2's torch.chunk layout for ``fsdp``
+components (``padded_length`` = ceil(global / world_size), the rows FSDP2
+pads its own storage of a shard to; hoist does not allocate the padding),
+equal parts for a ``shard`` plan.  ``global_shape`` is the file's shape."""
 
 _log = logging.getLogger("hoist")
 _LOG_LEVELS = (logging.ERROR, logging.WARNING, logging.INFO, logging.DEBUG)
@@ -145,6 +157,52 @@ def _choice(value, allowed, what):
     return allowed.index(value)
 
 
+def _ranks(process_group, rank, world_size, rendezvous, group_timeout):
+    """(rank, world_size, rendezvous, timeout) of a load with ranks; world
+    size 0 for a load alone.  With a torch.distributed process group, its
+    rank 0 finds a free TCP port and the group's broadcast carries the
+    address to every rank (pure Python over the group); hoist's own
+    connections then carry everything else, the NCCL unique id included."""
+    timeout = 0.0 if group_timeout is None else float(group_timeout)
+    if timeout < 0:
+        raise ValueError(f"group_timeout must be >= 0, got {group_timeout}")
+    if process_group is None:
+        if rank is None and world_size is None and rendezvous is None:
+            return 0, 0, None, timeout
+        if isinstance(rank, bool) or isinstance(world_size, bool):
+            raise TypeError("rank and world_size take ints")
+        world = -1 if world_size is None else int(world_size)
+        r = -1 if rank is None else int(rank)
+        if world == 0 or world < -1 or r < -1:
+            raise ValueError(f"rank {rank} of world size {world_size}")
+        if rendezvous is not None and not isinstance(rendezvous, str):
+            raise TypeError("rendezvous takes 'tcp://HOST:PORT' or 'file:PATH'")
+        # -1 / 0: the library reads RANK / WORLD_SIZE (torchrun's variables).
+        return r, max(world, 0) if world != -1 else _env_world(), rendezvous, timeout
+    import torch.distributed as dist
+
+    r, world = dist.get_rank(process_group), dist.get_world_size(process_group)
+    if world == 1:
+        return r, 1, None, timeout
+    box = [rendezvous]
+    if r == 0 and rendezvous is None:
+        one_host = os.environ.get("LOCAL_WORLD_SIZE", "") == os.environ.get("WORLD_SIZE", "-")
+        host = "127.0.0.1" if one_host else socket.gethostbyname(socket.gethostname())
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            box[0] = f"tcp://{host}:{s.getsockname()[1]}"
+    dist.broadcast_object_list(box, src=dist.get_global_rank(process_group, 0),
+                               group=process_group)
+    return r, world, box[0], timeout
+
+
+def _env_world():
+    text = os.environ.get("WORLD_SIZE", "")
+    if not text.isdigit() or int(text) < 1:
+        raise ValueError("rank given without world_size, and WORLD_SIZE is not set")
+    return int(text)
+
+
 def _pipeline_path(path):
     """A pipeline folder, a component folder or one .safetensors file, as a
     str."""
@@ -175,7 +233,8 @@ def _tensor_filter(tensors):
 
 _RUNTIME_OPTIONS = ("capacity", "threads", "chunk", "ring")
 _LOAD_OPTIONS = ("variant", "offload", "fsdp", "dtype", "dtype_for", "headroom", "on_oom",
-                 "verify", "read", "scratch", "progress", "tensors")
+                 "verify", "read", "scratch", "progress", "tensors", "shard", "process_group",
+                 "rank", "world_size", "rendezvous", "group_timeout")
 
 
 def split_options(options):
@@ -304,7 +363,8 @@ class Runtime:
 
     def load(self, path, *, tensors=None, variant=None, offload=None, fsdp=None, dtype=None,
              dtype_for=None, headroom=None, on_oom="fail", verify=False, read="auto",
-             scratch=None, progress=True):
+             scratch=None, progress=True, shard=None, process_group=None, rank=None,
+             world_size=None, rendezvous=None, group_timeout=None):
         """Loads every component of the pipeline folder, component folder
         or single .safetensors file at ``path`` in hoist's order under
         admission control, and returns a :class:`Loaded`.
@@ -330,6 +390,15 @@ class Runtime:
         installed), a callable gets ``(component, done_bytes, total_bytes)``
         on this thread, False or None reports nothing.
 
+        Loading with other ranks: ``process_group`` (a torch.distributed
+        group: every rank of it calls ``load`` with the same path and
+        options), or ``rank``/``world_size``/``rendezvous``
+        ("tcp://HOST:PORT" or "file:PATH"; None: torchrun's variables);
+        ``group_timeout`` seconds after which a silent rank is lost.
+        ``fsdp`` components then load as this rank's FSDP2 shard and
+        ``shard`` ("NAME:GLOB=DIM,..") splits the tensors it names into
+        equal parts; :attr:`Tensor.shard` says which part a rank holds.
+
         The GIL is released while the load runs; Ctrl-C cancels it and
         raises KeyboardInterrupt with nothing left allocated.  Failures raise
         :class:`hoist.Error` subclasses.
@@ -350,10 +419,13 @@ class Runtime:
             _choice(read, _READ_MODES, "read"),
             0 if scratch is None else _bytes(scratch, "scratch", minimum=4096),
         )
+        if shard is not None and not isinstance(shard, str):
+            raise TypeError(f"shard takes 'NAME:GLOB=DIM[,..]', not {type(shard).__name__}")
+        ranks = _ranks(process_group, rank, world_size, rendezvous, group_timeout)
         patterns, chooser = _tensor_filter(tensors)
         reporter = resolve_progress(progress)
         try:
-            core = self._core.load(*args, reporter, patterns, chooser)
+            core = self._core.load(*args, reporter, patterns, chooser, shard or None, *ranks)
         finally:
             if reporter is not None and hasattr(reporter, "close"):
                 reporter.close()
@@ -585,6 +657,12 @@ class Tensor:
 
     __slots__ = ("_loaded", "_index", "component", "name", "dtype", "shape", "nbytes",
                  "carrier", "carrier_shape", "data_offsets")
+
+    @property
+    def shard(self):
+        """:class:`ShardInfo`: the part of the tensor this rank holds (its
+        ``shape`` is the local one)."""
+        return ShardInfo(*self._loaded._live().shard(self._index, self.name))
 
     def __init__(self, loaded, index, component, name):
         info = loaded._live().tensor(index, name)

@@ -101,6 +101,8 @@ _TABLE = (
     (-90, -90, NotReady, 1),           # NOT_READY: the server still loads
     (-92, -92, Denied, 1),             # DENIED: refused by the server
     (-93, -93, Disconnected, 1),       # CLOSED: the server went away
+    (-100, -100, InvalidInput, 3),     # GROUP_MISMATCH: the ranks' inputs differ
+    (-102, -102, DeviceError, 5),      # NO_NCCL: several GPUs need it
 )
 
 

@@ -1,5 +1,6 @@
 /* describe.c — the Python values a Loaded and an Attached both hand out:
- * a component's summary dict and a tensor's description tuple, built from
+ * a component's summary dict and a tensor's description tuple (and, for a
+ * load with ranks, its shard's), built from
  * the library's hoist_loaded_info and hoist_tensor_info the same way for
  * a load in this process and for one attached from hoist serve. */
 #include "hoist_py.h"
@@ -43,4 +44,16 @@ PyObject *hp_tensor_tuple(const hoist_tensor_info *t, int mapped, uint64_t addr)
                        (unsigned long long)t->nbytes, ptr, carrier.name,
                        shape_tuple(carrier_dims, cn), (unsigned long long)t->begin,
                        (unsigned long long)t->end);
+}
+
+PyObject *hp_shard_tuple(const hoist_shard_info *s) {
+  int64_t dims[64];
+  if (s->ndim > 64) {
+    PyErr_Format(PyExc_ValueError, "hoist: a tensor of %u dimensions", s->ndim);
+    return NULL;
+  }
+  for (uint32_t k = 0; k < s->ndim; k++) dims[k] = (int64_t)s->global_shape[k];
+  return Py_BuildValue("(OIIIKKKN)", s->sharded ? Py_True : Py_False, s->rank, s->world_size,
+                       s->dim, (unsigned long long)s->offset, (unsigned long long)s->length,
+                       (unsigned long long)s->padded_length, shape_tuple(dims, (int)s->ndim));
 }

@@ -161,9 +161,12 @@ int hp_job_run(hp_runtime *owner, hp_work_fn work, void *arg, PyObject *progress
                PyObject *filter);
 
 /* Runtime.load: hp_job_run of a pipeline open and load; a Loaded, or NULL
- * with an exception.  path and options are borrowed. */
+ * with an exception.  With go (not NULL) the loading thread first joins
+ * that group of ranks and leaves it after the load.  path and options are
+ * borrowed. */
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
-                      const hoist_load_options *lo, PyObject *progress, PyObject *filter);
+                      const hoist_load_options *lo, const hoist_group_options *go,
+                      PyObject *progress, PyObject *filter);
 
 /* Runtime.load_into (load_into.c): the method itself. */
 PyObject *hp_runtime_load_into(PyObject *self, PyObject *args);
@@ -188,6 +191,9 @@ PyObject *hp_component_dict(const hoist_loaded_info *c, size_t exported);
 /* (dtype, shape, nbytes, device_ptr or None when not mapped, carrier,
  * carrier_shape) of a tensor. */
 PyObject *hp_tensor_tuple(const hoist_tensor_info *t, int mapped, uint64_t addr);
+/* (sharded, rank, world_size, dim, offset, length, padded_length, global
+ * shape) of a tensor loaded with ranks (hoist_loaded_tensor_shard). */
+PyObject *hp_shard_tuple(const hoist_shard_info *s);
 
 /* ---- DLPack (dlpack.c). */
 

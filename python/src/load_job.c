@@ -244,21 +244,29 @@ typedef struct load_work {
   const char *path;
   const hoist_pipeline_options *po;
   hoist_load_options lo;
+  const hoist_group_options *go; /* NULL: a load alone */
   hoist_pipeline *p;
   hoist_loaded *l;
 } load_work;
 
+/* With ranks the group lives for the load on the loading thread: the
+ * loaded pipeline does not need it afterwards. */
 static int open_and_load(const hp_job_env *env, void *arg) {
   load_work *w = arg;
   HP_ENV_OPTIONS(w->lo, env);
-  int rc = hoist_pipeline_open(env->rt, w->path, w->po, &w->p);
+  hoist_group *g = NULL;
+  int rc = w->go != NULL ? hoist_group_create(w->go, &g) : HOIST_OK;
+  w->lo.group = g;
+  if (rc == HOIST_OK) rc = hoist_pipeline_open(env->rt, w->path, w->po, &w->p);
   if (rc == HOIST_OK) rc = hoist_load_pipeline(env->rt, w->p, &w->lo, &w->l);
+  hoist_group_close(g);
   return rc;
 }
 
 PyObject *hp_load_run(hp_runtime *owner, const char *path, const hoist_pipeline_options *po,
-                      const hoist_load_options *lo, PyObject *progress, PyObject *filter) {
-  load_work w = {path, po, *lo, NULL, NULL};
+                      const hoist_load_options *lo, const hoist_group_options *go,
+                      PyObject *progress, PyObject *filter) {
+  load_work w = {path, po, *lo, go, NULL, NULL};
   hp_loaded *h = NULL;
   if (hp_job_run(owner, open_and_load, &w, progress, filter) == 0 &&
       (h = hp_loaded_new(owner, w.p, w.l)) == NULL)

@@ -107,16 +107,24 @@ static PyObject *loaded_tensor_names(PyObject *self, PyObject *args) {
   return list;
 }
 
+/* The (component index, tensor name) arguments of a tensor method: the
+ * load and the component, or NULL with an exception set. */
+static hp_loaded *tensor_args(PyObject *self, PyObject *args, const hoist_loaded_info **c,
+                              Py_ssize_t *i, const char **name) {
+  if (!PyArg_ParseTuple(args, "ns", i, name)) return NULL;
+  hp_loaded *h = core_at(self, *i);
+  if (h != NULL) *c = hoist_loaded_component(h->l, (size_t)*i);
+  return h;
+}
 /* tensor(i, name) -> (dtype, shape, nbytes, device_ptr or None, carrier,
  * carrier_shape, (begin, end)).  device_ptr is None while the component is
  * offloaded and not prepared; (begin, end) are the file's data_offsets. */
 static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
   Py_ssize_t i;
   const char *name;
-  if (!PyArg_ParseTuple(args, "ns", &i, &name)) return NULL;
-  hp_loaded *h = core_at(self, i);
+  const hoist_loaded_info *c = NULL;
+  hp_loaded *h = tensor_args(self, args, &c, &i, &name);
   if (h == NULL) return NULL;
-  const hoist_loaded_info *c = hoist_loaded_component(h->l, (size_t)i);
   uint64_t addr = 0;
   const hoist_tensor_info *t = NULL;
   int rc = hoist_loaded_tensor(h->l, c->name, name, &addr, &t);
@@ -128,6 +136,24 @@ static PyObject *loaded_tensor(PyObject *self, PyObject *args) {
   }
   if (rc != HOIST_OK && rc != HOIST_UNSUPPORTED) return hp_raise_last(rc, h->owner->rt, NULL);
   return hp_tensor_tuple(t, rc == HOIST_OK, addr);
+}
+
+/* shard(i, name) -> (sharded, rank, world_size, dim, offset, length,
+ * padded_length, global shape): which part of the tensor this rank holds. */
+static PyObject *loaded_shard(PyObject *self, PyObject *args) {
+  Py_ssize_t i;
+  const char *name;
+  const hoist_loaded_info *c = NULL;
+  hp_loaded *h = tensor_args(self, args, &c, &i, &name);
+  if (h == NULL) return NULL;
+  hoist_shard_info s;
+  int rc = hoist_loaded_tensor_shard(h->l, c->name, name, &s);
+  if (rc == HOIST_NOT_FOUND) {
+    PyErr_Format(PyExc_KeyError, "%s", name);
+    return NULL;
+  }
+  if (rc != HOIST_OK) return hp_raise_last(rc, h->owner->rt, NULL);
+  return hp_shard_tuple(&s);
 }
 
 /* export(i, name) -> "dltensor" capsule */
@@ -202,6 +228,8 @@ static PyMethodDef loaded_methods[] = {
     {"components", loaded_components, METH_NOARGS, "components() -> [dict], load order"},
     {"summary", loaded_summary, METH_NOARGS, "summary() -> (device, seconds, total_bytes)"},
     {"tensor_names", loaded_tensor_names, METH_VARARGS, "tensor_names(i) -> [str]"},
+    {"shard", loaded_shard, METH_VARARGS,
+     "shard(i, name) -> (sharded, rank, world_size, dim, offset, length, padded, shape)"},
     {"tensor", loaded_tensor, METH_VARARGS, "tensor(i, name) -> (dtype, shape, nbytes, ptr, "
                                             "carrier, carrier_shape, data_offsets)"},
     {"export", loaded_export, METH_VARARGS, "export(i, name) -> DLPack capsule"},

@@ -187,17 +187,20 @@ done:
 }
 
 /* load(path, variant, dtype, dtype_for, offload, fsdp, headroom, on_oom,
- * verify, read, scratch, progress, patterns, filter) -> hoist._core.Loaded;
- * patterns: a tuple of str or None, filter: a callable or None. */
+ * verify, read, scratch, progress, patterns, filter, shard, rank, world_size,
+ * rendezvous, group_timeout) -> hoist._core.Loaded; patterns: a tuple of
+ * str or None, filter: a callable or None; world_size 0: a load alone. */
 static PyObject *runtime_load(PyObject *self, PyObject *args) {
-  const char *path, *variant, *dtype, *dtype_for, *offload, *fsdp;
+  const char *path, *variant, *dtype, *dtype_for, *offload, *fsdp, *shard, *rendezvous;
   long long headroom;
-  int on_oom, verify, read_mode;
+  int on_oom, verify, read_mode, rank, world_size;
   unsigned long long scratch;
+  double group_timeout;
   PyObject *progress, *patterns, *filter;
-  if (!PyArg_ParseTuple(args, "szzzzzLipiKOOO", &path, &variant, &dtype, &dtype_for, &offload,
-                        &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch, &progress,
-                        &patterns, &filter))
+  if (!PyArg_ParseTuple(args, "szzzzzLipiKOOOziizd", &path, &variant, &dtype, &dtype_for,
+                        &offload, &fsdp, &headroom, &on_oom, &verify, &read_mode, &scratch,
+                        &progress, &patterns, &filter, &shard, &rank, &world_size, &rendezvous,
+                        &group_timeout))
     return NULL;
   hp_runtime *r = open_core(self);
   if (r == NULL) return NULL;
@@ -218,7 +221,13 @@ static PyObject *runtime_load(PyObject *self, PyObject *args) {
   lo.read_mode = (hoist_read_mode)read_mode;
   lo.scratch_bytes = scratch;
   lo.tensors = globs;
-  PyObject *loaded = hp_load_run(r, path, &po, &lo, progress, filter);
+  lo.shard = shard;
+  hoist_group_options go = HOIST_GROUP_OPTIONS_INIT;
+  go.rank = rank;
+  go.world_size = world_size;
+  go.rendezvous = rendezvous;
+  go.timeout_seconds = group_timeout;
+  PyObject *loaded = hp_load_run(r, path, &po, &lo, world_size > 0 ? &go : NULL, progress, filter);
   hp_patterns_free(globs, keep);
   return loaded;
 }
