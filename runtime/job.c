@@ -75,8 +75,10 @@ static int count_segments(hoist_runtime *rt, const upload_job *job, const loaded
 }
 
 /* The "arena" of a tensor that lands in the caller's memory: such tensors
- * share a chunk only when one ends exactly where the next begins, since
- * the bytes between two of them may be someone else's. */
+ * never share a chunk.  Two destinations that touch may still be two
+ * allocations (two cudaMalloc blocks side by side), and one copy may not
+ * cross from one allocation into the next (CUDA refuses it as an invalid
+ * argument); nor may the bytes between two destinations be written. */
 #define CALLER_ARENA (-1)
 
 /* Where tensor pt of c lands for this job, and in which allocation. */
@@ -137,9 +139,8 @@ static void add_small(upload_job *job, open_chunk *cur, const placed_tensor *pt,
   const uint64_t cur_end = ch->dst + ch->dst_len;
   const bool same_kind = target == t->dtype ? ch->from == ch->to /* plain: any dtypes */
                                             : ch->from == t->dtype && ch->to == target;
-  const uint64_t max_gap = arena == CALLER_ARENA ? 0 : 255;
-  if (cur->open && same_kind && arena == cur->arena && dst >= cur_end && dst - cur_end <= max_gap &&
-      (dst - ch->dst) % cut->db == 0) {
+  if (cur->open && arena != CALLER_ARENA && same_kind && arena == cur->arena && dst >= cur_end &&
+      dst - cur_end < 256 && (dst - ch->dst) % cut->db == 0) {
     uint64_t slot_off = (dst - ch->dst) / cut->db * cut->sb;
     if (slot_off + t->nbytes <= cut->step) {
       job->segs[job->nsegs++] =

@@ -17,8 +17,9 @@
  * half a chunk shares a chunk with the small tensors of the same
  * conversion (or plain copies) placed right before it in the same arena;
  * tensors of different arenas never share a chunk, even when the arenas
- * happen to be adjacent.  In the caller's buffers, tensors share a chunk
- * only when they touch (no gap between them is ever written).  On failure
+ * happen to be adjacent.  In the caller's buffers every tensor has chunks
+ * of its own (two buffers may be two allocations, and nothing between
+ * them is ever written).  On failure
  * the job holds no chunk list. */
 int hoist__upload_job_build(hoist_runtime *rt, upload_job *job, const loaded_component *c,
                      uint64_t chunk_bytes, uint64_t convert_chunk);

@@ -65,9 +65,42 @@ def _ignored(patterns, key):
     return any(re.search(p, key) for p in (patterns or ()))
 
 
+def _checkpoint_names(model, names):
+    """The model's own name for each checkpoint name, as transformers renames
+    them when it loads a checkpoint (its conversion mapping: e.g. a
+    CLIPTextModel's checkpoint keeps "text_model." before every name, which
+    transformers 5's model does not have).  Only renamings: a conversion
+    that merges or splits tensors would need a copy, and is refused."""
+    try:
+        from transformers import PreTrainedModel
+        from transformers.conversion_mapping import get_model_conversion_mapping
+        from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+    except ImportError:  # a transformers without conversion mappings names them as they are
+        return {n: n for n in names}
+    if not isinstance(model, PreTrainedModel):
+        return {n: n for n in names}
+    transforms = get_model_conversion_mapping(model)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    meta = model.state_dict()
+    out = {}
+    for n in names:
+        renamed, converter = rename_source_key(n, renamings, converters, model.base_model_prefix, meta)
+        if converter is not None:
+            raise ValueError(f"{type(model).__name__}: transformers converts checkpoint tensor "
+                             f"'{n}' ({converter}), which needs a copy; hoist assigns tensors as "
+                             f"they are")
+        out[n] = renamed
+    return out
+
+
 def _assign(model, state_dict, name, device):
     """Makes state_dict (torch tensors on device) the model's parameters
-    without a copy; ties shared weights; moves the real buffers to device."""
+    without a copy, under the names the model's library gives the
+    checkpoint's tensors; ties shared weights; moves the real buffers to
+    device."""
+    names = _checkpoint_names(model, state_dict.keys())
+    state_dict = {names[k]: v for k, v in state_dict.items()}
     result = model.load_state_dict(state_dict, strict=False, assign=True)
     unexpected = [k for k in result.unexpected_keys
                   if not _ignored(getattr(model, "_keys_to_ignore_on_load_unexpected", None), k)]

@@ -149,7 +149,8 @@ def test_load_file_equals_safetensors_on_cuda(tmp_path):
     save_file(tensors, str(f))
     for device in ("cuda:0", "cuda", 0, torch.device("cuda:0"), "cpu"):
         got = ht.load_file(f, device=device)
-        want = st_load_file(str(f), device=device)
+        # safetensors takes a str or an int; hoist also takes a torch.device.
+        want = st_load_file(str(f), device=str(device) if isinstance(device, torch.device) else device)
         assert list(got) == list(want)
         for name in want:
             a, b = got[name], want[name]
@@ -159,8 +160,9 @@ def test_load_file_equals_safetensors_on_cuda(tmp_path):
 
 
 class _Foreign:
-    """A DLPack producer of 1024 F32 on cuda:0 at an address this process
-    never allocated, as a pointer sent over from another process is."""
+    """A DLPack producer of 64 x 32 F32 on cuda:0 (the shape of the test's
+    tensor) at an address this process never allocated, as a pointer sent
+    over from another process is."""
 
     class _T(ctypes.Structure):
         _fields_ = [("data", ctypes.c_void_p), ("device_type", ctypes.c_int),
@@ -171,8 +173,8 @@ class _Foreign:
                     ("manager_ctx", ctypes.c_void_p), ("deleter", ctypes.c_void_p)]
 
     def __init__(self):
-        self.shape = (ctypes.c_int64 * 1)(1024)
-        self.t = self._T(0x7F0000000000, hoist._core.kDLCUDA, 0, 1, 2, 32, 1, self.shape, None, 0,
+        self.shape = (ctypes.c_int64 * 2)(64, 32)
+        self.t = self._T(0x7F0000000000, hoist._core.kDLCUDA, 0, 2, 2, 32, 1, self.shape, None, 0,
                          None, None)
 
     def __dlpack_device__(self):
