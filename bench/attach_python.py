@@ -61,9 +61,11 @@ def w_attach(args):
         attach_ms.append((t1 - t0) * 1e3)
         tensors = sum(len(sd) for sd in state.values())
         nbytes = sum(t.numel() * t.element_size() for sd in state.values() for t in sd.values())
-        first = next(t for sd in state.values() for t in sd.values())
-        if device.type == "cuda" and first.device != device:
-            raise RuntimeError(f"attached tensors are on {first.device}, not on {device}")
+        where = next(t for sd in state.values() for t in sd.values()).device
+        if device.type == "cuda" and where != device:
+            raise RuntimeError(f"attached tensors are on {where}, not on {device}")
+        # Every tensor dropped before the detach: a live one would keep the
+        # arenas mapped, and the next attach would find them open.
         del state
         att.detach()
     ms, attach_ms = ms[args["warmup"]:], attach_ms[args["warmup"]:]

@@ -215,16 +215,21 @@ def safetensors_files(path):
     return out
 
 
-def tensor_bytes(files):
-    """Bytes of tensor data in safetensors files, from their headers."""
-    total = 0
+def headers(files):
+    """{tensor name: header entry} of safetensors files."""
+    out = {}
     for f in files:
         with open(f, "rb") as fh:
             n = int.from_bytes(fh.read(8), "little")
             header = json.loads(fh.read(n))
         header.pop("__metadata__", None)
-        total += sum(e["data_offsets"][1] - e["data_offsets"][0] for e in header.values())
-    return total
+        out.update(header)
+    return out
+
+
+def tensor_bytes(files):
+    """Bytes of tensor data in safetensors files, from their headers."""
+    return sum(e["data_offsets"][1] - e["data_offsets"][0] for e in headers(files).values())
 
 
 def warm_page_cache(files):

@@ -252,12 +252,15 @@ def w_load_into(args):
     _release(torch, device)
 
     model = _model_on_device(path, component, device)
-    params = dict(model.named_parameters())
-    param_bytes = sum(p.numel() * p.element_size() for p in params.values())
+    param_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    # The destination of each checkpoint tensor, under its checkpoint name
+    # (a tied parameter has several names in the state dict, one in the file).
+    state = model.state_dict()
+    dest = {name: state[name] for name in pybench.headers(files)}
     _sync(torch, device)
 
     def into():
-        rt.load_into(path, component, params, strict=True)
+        rt.load_into(path, component, dest, strict=True)
         _sync(torch, device)
 
     with pybench.DevicePeak(torch, device) as peak:

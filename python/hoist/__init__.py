@@ -18,6 +18,7 @@ from ._errors import (Busy, Denied, DeviceError, Disconnected, DoesNotFit, Error
                       InvalidArgument, InvalidInput, NotReady, VerifyMismatch)
 from ._api import IncompatibleKeys, Loaded, Plan, Runtime, ShardInfo, StateDict, Tensor
 from ._attach import CLOSED, RELOADED, SHUTDOWN, Attached, attach
+from ._shared import release_runtimes
 from . import _core
 
 __version__ = "0.1.0"
@@ -27,4 +28,4 @@ __all__ = ["Runtime", "Loaded", "StateDict", "Tensor", "Plan", "IncompatibleKeys
            "Error",
            "InvalidArgument", "InvalidInput", "DoesNotFit", "DeviceError", "VerifyMismatch", "Busy",
            "library_version", "attach", "Attached", "NotReady", "Denied", "Disconnected",
-           "SHUTDOWN", "RELOADED", "CLOSED"]
+           "SHUTDOWN", "RELOADED", "CLOSED", "release_runtimes"]

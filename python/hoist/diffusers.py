@@ -29,11 +29,13 @@ import importlib
 import json
 import os
 import re
+import threading
 
 import torch
 
 from ._api import Runtime, split_options
 from ._attach import Attached, attach as _attach
+from ._shared import shared_runtime
 from .torch import _runtime_device, to_torch
 
 __all__ = ["from_pretrained", "load_components"]
@@ -158,9 +160,44 @@ def _offload_hook(loaded, name, device):
     return HoistOffloadHook()
 
 
+class _Builder(threading.Thread):
+    """Builds the empty models of a plan's components on a thread of its
+    own while the calling thread loads their weights (model construction
+    is Python and holds the GIL; the load runs without it).  The load stays
+    on the calling thread so that Ctrl-C reaches it.  result() joins and
+    returns {component: model}, or raises what the construction raised."""
+
+    def __init__(self, plan):
+        super().__init__(name="hoist-diffusers-build", daemon=True)
+        self.plan = plan
+        self.models = {}
+        self.error = None
+        self.start()
+
+    def run(self):
+        try:
+            for name, comp in self.plan.items():
+                cls = _model_class(comp["library"], comp["class"])
+                if cls is not None and comp.get("tensor_count", 1) > 0:
+                    self.models[name] = _empty_model(comp["library"], cls, comp["path"])
+        except BaseException as e:  # handed to the loading thread
+            self.error = e
+
+    def result(self):
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.models
+
+
+def _plan(rt, path, load_kw):
+    return {c["name"]: c for c in rt.plan(path, load_kw.get("variant"),
+                                          load_kw.get("dtype")).components}
+
+
 def _weights(path, device, attach, load_options):
-    """(the plan's components by name, the Loaded or Attached, its torch
-    device) for load_components."""
+    """(the empty models of the plan's components by name, the Loaded or
+    Attached, its torch device) for load_components."""
     runtime_kw, load_kw, rest = split_options(load_options)
     if rest:
         raise TypeError(f"load_components() got unexpected keyword arguments: "
@@ -170,27 +207,38 @@ def _weights(path, device, attach, load_options):
             raise TypeError(f"with attach=, the server loads: load options "
                             f"({', '.join(sorted({**runtime_kw, **load_kw}))}) go to hoist serve")
         with Runtime("host") as rt:  # discovery reads headers only
-            plan = {c["name"]: c for c in rt.plan(path).components}
-        weights = attach if isinstance(attach, Attached) else _attach(attach)
+            builder = _Builder(_plan(rt, path, {}))
+        try:
+            weights = attach if isinstance(attach, Attached) else _attach(attach)
+        except BaseException:
+            builder.join()
+            raise
         if device is not None and _runtime_device(device) != weights.device:
             name = weights.device
             if not isinstance(attach, Attached):
                 weights.detach()
+            builder.join()
             raise ValueError(f"the server's weights are on {name} here, not on "
                              f"{_runtime_device(device)}")
         runtime_device = weights.device
     else:
         runtime_device = _runtime_device("cuda:0" if device is None else device)
         load_kw.setdefault("progress", True)
-        rt = Runtime(runtime_device, **runtime_kw)
+        rt = shared_runtime(runtime_device, **runtime_kw)
+        builder = _Builder(_plan(rt, path, load_kw))
         try:
-            plan = {c["name"]: c for c in rt.plan(path, load_kw.get("variant"),
-                                                  load_kw.get("dtype")).components}
             weights = rt.load(path, **load_kw)
-        finally:
-            rt.close()  # the load keeps what it needs
+        except BaseException:
+            builder.join()
+            raise
+    try:
+        models = builder.result()
+    except BaseException:
+        if weights is not attach:
+            weights.close()
+        raise
     torch_device = torch.device("cpu" if runtime_device == "host" else runtime_device)
-    return plan, weights, torch_device
+    return models, weights, torch_device
 
 
 def load_components(path, device=None, attach=None, **load_options):
@@ -201,25 +249,23 @@ def load_components(path, device=None, attach=None, **load_options):
     (offloaded components are wired to it through hooks; keep it
     referenced as long as the models are used).  Components of other
     libraries, or with a class these libraries do not have, are left to
-    the caller.
+    the caller.  The models are built on the meta device while the weights
+    load, and the load uses the process's runtime for the device
+    (hoist.release_runtimes() closes it).
 
     ``device``: "cuda:N" (default cuda:0) or "host"/"cpu".  ``attach``: the
     socket of a ``hoist serve`` process serving this pipeline (or an
     :class:`hoist.Attached`): the models are built on its weights, which
     are not loaded here (``loaded`` is then the Attached; ``device``, when
     given, must be where its weights are)."""
-    plan, loaded, torch_device = _weights(path, device, attach, load_options)
+    built, loaded, torch_device = _weights(path, device, attach, load_options)
     models = {}
     try:
         for info in loaded.components:
             name = info["name"]
-            comp = plan.get(name)
-            if comp is None or info["tensor_count"] == 0:
+            model = built.get(name)
+            if model is None or info["tensor_count"] == 0:
                 continue
-            cls = _model_class(comp["library"], comp["class"])
-            if cls is None:
-                continue
-            model = _empty_model(comp["library"], cls, comp["path"])
             if info["residency"] == "offload":
                 from accelerate.hooks import add_hook_to_module
 

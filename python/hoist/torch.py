@@ -7,7 +7,9 @@
     model.load_weights(hoist.torch.weights_iterator("/models/Llama", "cuda:0"))
 
 Every tensor shares hoist's memory (torch.from_dlpack); a component's
-memory is freed when the last tensor from it dies.  dtypes DLPack has no
+memory is freed when the last tensor from it dies.  The adapters load with
+one runtime per device, kept for the process so that its pinned staging
+ring is made once; hoist.release_runtimes() closes them.  dtypes DLPack has no
 code for come back as their torch dtype: FP8 as torch.float8_*, F4 as
 torch.float4_e2m1fn_x2 (pairs packed in a byte, last dimension halved),
 BOOL as torch.bool; F6 stays uint8 (torch has no such dtype).
@@ -18,8 +20,9 @@ import os
 
 import torch
 
-from ._api import Runtime, _device_name, split_options
+from ._api import _device_name, split_options
 from ._errors import InvalidArgument
+from ._shared import shared_runtime
 
 __all__ = ["to_torch", "load_pipeline", "weights_iterator", "load_file"]
 
@@ -59,22 +62,22 @@ def _check_no_rest(rest, what):
 
 def _load_tensors(path, device, options, what):
     """{component: {name: torch.Tensor}} of the resident components of a
-    load of path; the Runtime and Loaded are closed before it returns (the
-    tensors keep the memory)."""
+    load of path with the process's runtime for device (hoist._shared); the
+    Loaded is closed before it returns (the tensors keep the memory)."""
     runtime_kw, load_kw, rest = split_options(options)
     _check_no_rest(rest, what)
     load_kw.setdefault("progress", False)
-    with Runtime(_runtime_device(device), **runtime_kw) as rt:
-        with rt.load(path, **load_kw) as loaded:
-            out = {}
-            for info in loaded.components:
-                # Offloaded components have no device tensors until prepared;
-                # Runtime.load with prepare()/release() serves them.
-                if info["tensor_count"] == 0 or info["residency"] == "offload":
-                    continue
-                sd = loaded[info["name"]]
-                out[info["name"]] = {name: to_torch(t) for name, t in sd.items()}
-            return out
+    rt = shared_runtime(_runtime_device(device), **runtime_kw)
+    with rt.load(path, **load_kw) as loaded:
+        out = {}
+        for info in loaded.components:
+            # Offloaded components have no device tensors until prepared;
+            # Runtime.load with prepare()/release() serves them.
+            if info["tensor_count"] == 0 or info["residency"] == "offload":
+                continue
+            sd = loaded[info["name"]]
+            out[info["name"]] = {name: to_torch(t) for name, t in sd.items()}
+        return out
 
 
 def load_pipeline(path, device="cuda:0", **load_options):
@@ -195,9 +198,9 @@ def load_file(filename, device="cpu", *, backend="mmap"):
         device = f"cuda:{device}"
     if backend not in _BACKENDS:
         raise ValueError(f"backend takes {' or '.join(map(repr, _BACKENDS))}, got {backend!r}")
-    with Runtime(_runtime_device(device)) as rt:
-        with rt.load(os.fspath(filename), read=_BACKENDS[backend], headroom=0,
-                     progress=False) as loaded:
-            tensors = [sd[name] for sd in loaded.values() for name in sd]
-            tensors.sort(key=lambda t: (t.data_offsets[0], t.name))
-            return {t.name: to_torch(t) for t in tensors}
+    rt = shared_runtime(_runtime_device(device))
+    with rt.load(os.fspath(filename), read=_BACKENDS[backend], headroom=0,
+                 progress=False) as loaded:
+        tensors = [sd[name] for sd in loaded.values() for name in sd]
+        tensors.sort(key=lambda t: (t.data_offsets[0], t.name))
+        return {t.name: to_torch(t) for t in tensors}

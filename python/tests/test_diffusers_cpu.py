@@ -82,3 +82,23 @@ def test_attach_arguments(hoist_cli, tiny):
             del models
     finally:
         s.kill()
+
+
+def test_a_model_that_cannot_be_built_leaves_nothing_loaded(tiny, monkeypatch):
+    """The models are built on a thread while the weights load: a failure
+    there reaches the caller, and the load it ran beside is closed."""
+    loads = []
+    real_load = hoist.Runtime.load
+
+    def load(self, *args, **kwargs):
+        loads.append(real_load(self, *args, **kwargs))
+        return loads[-1]
+
+    def broken(library, cls, folder):
+        raise RuntimeError(f"cannot build {cls.__name__}")
+
+    monkeypatch.setattr(hoist.Runtime, "load", load)
+    monkeypatch.setattr(hd, "_empty_model", broken)
+    with pytest.raises(RuntimeError, match="cannot build"):
+        hd.from_pretrained(tiny, "cpu", progress=False)
+    assert len(loads) == 1 and loads[0].closed

@@ -144,3 +144,25 @@ def test_weights_iterator_reads_only_the_filtered_weights(flux):
     assert names == [only_first, only_second]
     with pytest.raises(hoist.InvalidArgument, match="'nothing' matches no tensor of the files"):
         list(ht.weights_iterator(shards, "cpu", tensors=[only_first, "nothing"]))
+
+
+def test_adapters_share_one_runtime_per_device(flux):
+    """load_pipeline and load_file load with the process's runtime for the
+    device (made once, its pinned ring reused); release_runtimes closes it
+    without touching the tensors already handed out."""
+    from hoist import _shared
+
+    hoist.release_runtimes()
+    first = ht.load_pipeline(flux / "vae", "cpu")
+    rt = _shared.shared_runtime("host")
+    second = ht.load_file(component_files(flux / "vae")[0], "cpu")
+    assert _shared.shared_runtime("host") is rt and not rt.closed
+    assert _shared.shared_runtime("host", threads=2) is not rt  # other options, another one
+    hoist.release_runtimes()
+    assert rt.closed
+    want = reference(flux / "vae", "cpu")
+    for name, t in first["vae"].items():
+        assert same_bytes(t, want[name]) and same_bytes(second[name], want[name]), name
+    third = ht.load_pipeline(flux / "vae", "cpu")  # a new runtime after the release
+    assert _shared.shared_runtime("host") is not rt
+    assert third["vae"].keys() == want.keys()
