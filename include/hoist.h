@@ -924,13 +924,17 @@ HOIST_EXPORT int hoist_load_into(hoist_runtime *rt, const hoist_pipeline *p,
 /* Attaching to a pipeline that `hoist serve` keeps resident in another
  * process.
  *
- * The server sends each arena's sharing handle once (a CUDA IPC handle on a
- * GPU, a memfd on the host backend) and the tensor table; the client opens
- * every arena once and answers lookups from the table.  Shared weights are
- * READ-ONLY by contract: a client must never write through an address it
- * got here (on the host backend the mapping is read-only and a write
- * faults; on CUDA nothing stops it, and every other client would see the
- * damage: the server's POST /v1/verify re-checks every arena).  An arena
+ * The server sends each arena's descriptor once (on a GPU the POSIX handle
+ * of a CUDA virtual-memory allocation, on the host backend a memfd; a CUDA
+ * IPC handle where the card cannot share by descriptor, or with
+ * HOIST_CUDA_SHARE=ipc in the server's environment) and the tensor table;
+ * the client maps every arena once and answers lookups from the table.
+ * Shared weights are READ-ONLY: a client must never write through an
+ * address it got here.  Descriptor mappings are read-only, so a write
+ * faults in the client (on CUDA its context is lost) and the weights are
+ * unchanged; with CUDA IPC handles nothing stops it, and every other
+ * client would see the damage (the server's POST /v1/verify re-checks
+ * every arena).  An arena
  * stays alive while any client holds it, so a reload on the server never
  * pulls weights from under an attached client.
  *

@@ -256,10 +256,12 @@ size_t hoist__loaded_arena_count(const hoist_loaded *l, size_t i);
  * each starting where the one before it ends). */
 void hoist__loaded_arena(const hoist_loaded *l, size_t i, size_t k, uint64_t *addr, uint64_t *bytes,
                          uint64_t *span_begin);
-/* What another process needs to map arena k of component i: on cuda its
- * CUDA IPC handle in blob (HOIST_WIRE_HANDLE_BYTES) and *fd -1; on host the
- * allocation's memfd in *fd, sealed against writable mappings and borrowed
- * until the arena is freed (blob zeroed). */
+/* What another process needs to map arena k of component i: a descriptor
+ * in *fd, borrowed until the arena is freed, blob zeroed (host: the
+ * allocation's memfd, sealed against writable mappings; cuda: the POSIX
+ * handle of its virtual-memory allocation); or, on cuda without descriptor
+ * sharing, its CUDA IPC handle in blob (HOIST_WIRE_HANDLE_BYTES) and *fd
+ * -1. */
 int hoist__loaded_arena_export(const hoist_loaded *l, size_t i, size_t k, int *fd,
                                unsigned char *blob);
 /* hoist_prepare_for_use on a stream of its own, synchronized: when it

@@ -23,8 +23,10 @@
  * Payload fields, in order, with nothing between them:
  *   u8 u16 u32 u64   little-endian integers
  *   str              u32 n (at most 4,096), then n bytes of UTF-8 with no NUL
- *   handle           64 bytes: a CUDA IPC memory handle; zeros on the host
- *                    backend, whose arenas travel as descriptors instead
+ *   handle           64 bytes: all zeros for an arena that travels as a
+ *                    descriptor (below); otherwise a CUDA IPC memory handle
+ *                    (never all zeros), on a card whose memory is not
+ *                    shareable by descriptor
  *
  * Requests (client -> server), replies (server -> client):
  *   ATTACH   u32 flags (bit 0: no-wait)    -> ATTACHED, or ERROR (NOT_READY
@@ -59,10 +61,13 @@
  *   the sum of the bytes before it; a tensor lies inside one arena.
  * PREPARED: str component, arenas.
  *
- * Descriptors: on the host backend every arena of an ATTACHED or PREPARED
- * message travels as one memfd (SCM_RIGHTS), in message order, attached to
- * the message's first byte; at most 253 (SCM_MAX_FD) in one message.  A
- * client never sends descriptors.
+ * Descriptors: every arena of an ATTACHED or PREPARED message whose handle
+ * is all zeros travels as one descriptor (SCM_RIGHTS), in message order,
+ * attached to the message's first byte; at most 253 (SCM_MAX_FD) in one
+ * message.  On the host backend (every arena) a memfd, mapped read-only;
+ * on cuda, the POSIX handle of a CUDA virtual-memory allocation
+ * (cuMemExportToShareableHandle), imported and mapped with read-only
+ * access.  A client never sends descriptors.
  *
  * Any violation (bad magic, version, type or length, a field past the
  * payload, bytes left over, a limit exceeded) closes that connection only. */
@@ -71,6 +76,7 @@
 
 #include "hoist.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -206,7 +212,10 @@ typedef struct hoist__wire_table {
 int hoist__wire_table_decode(const unsigned char *payload, size_t len, hoist__wire_table **out,
                             char *why, size_t why_size);
 void hoist__wire_table_free(hoist__wire_table *t);
-/* Descriptors an ATTACHED of this table carried (host: one per arena). */
+/* Whether arena a travels as a descriptor (its handle is all zeros). */
+bool hoist__wire_arena_by_fd(const hoist__wire_arena *a);
+/* Descriptors the arenas of c come with; of a whole ATTACHED table. */
+size_t hoist__wire_component_fds(const hoist__wire_component *c);
 size_t hoist__wire_table_fds(const hoist__wire_table *t);
 
 /* Decodes a PREPARED payload into the arenas of component c of t (its name

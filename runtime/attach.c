@@ -1,8 +1,9 @@
 /* attach.c — the client side of hoist serve: hoist_attach connects to the
- * control socket, receives the tensor table and one sharing handle per
+ * control socket, receives the tensor table and one descriptor (or CUDA IPC handle) per
  * arena (hoist_wire.h), opens every arena once through the device
- * backend's share_open (CUDA IPC, or a read-only memfd mapping on the host
- * backend) and answers lookups from the table, as hoist_loaded does for a
+ * backend's share_open (a descriptor mapped read-only: a CUDA
+ * virtual-memory allocation, or a memfd on the host backend; or a CUDA IPC
+ * handle) and answers lookups from the table, as hoist_loaded does for a
  * load in this process.
  *
  * The connection is plain blocking I/O with poll() deadlines: a client
@@ -239,31 +240,32 @@ static int transact(hoist_attached *a, uint16_t type, const char *component, uin
 /* Arenas */
 
 /* Opens the arenas of component i described in the table, taking one
- * queued descriptor per arena on the host backend. */
+ * queued descriptor for each arena that travels as one. */
 static int open_arenas(hoist_attached *a, size_t i) {
   hoist__wire_component *c = &a->table->comps[i];
   hoist__device *d = a->rt->dev;
-  bool host = strcmp(a->table->device, "host") == 0;
+  size_t nfds = hoist__wire_component_fds(c);
   int rc = HOIST_OK;
   char shown[160];
   hoist__show(c->name, shown, sizeof shown); /* names from another process */
-  if (host && a->nfds < c->narenas) {
+  if (a->nfds < nfds) {
     a->broken = 1;
-    return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %s: %u arenas but %zu descriptors", shown,
-                      c->narenas, a->nfds);
+    return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %s: %zu arenas by descriptor but %zu "
+                      "descriptors", shown, nfds, a->nfds);
   }
   uint32_t k = 0;
+  size_t taken = 0;
   for (; k < c->narenas && rc == HOIST_OK; k++) {
-    hoist__share_handle h = {host ? a->fds[k] : -1, {0}};
+    bool by_fd = hoist__wire_arena_by_fd(&c->arenas[k]);
+    hoist__share_handle h = {by_fd ? a->fds[taken++] : -1, {0}};
     memcpy(h.blob, c->arenas[k].handle, sizeof h.blob);
     rc = d->ops->share_open(d, &h, c->arenas[k].bytes, &a->local[i][k]);
     if (rc != HOIST_OK) rc = hoist__fail(NULL, rc, "attach: %s: %s", shown, hoist_last_error(a->rt));
   }
-  if (host) { /* the mappings keep the memory; the descriptors go */
-    for (uint32_t j = 0; j < c->narenas; j++) close(a->fds[j]);
-    memmove(a->fds, a->fds + c->narenas, (a->nfds - c->narenas) * sizeof *a->fds);
-    a->nfds -= c->narenas;
-  }
+  /* The mappings keep the memory; the descriptors go. */
+  for (size_t j = 0; j < nfds; j++) close(a->fds[j]);
+  memmove(a->fds, a->fds + nfds, (a->nfds - nfds) * sizeof *a->fds);
+  a->nfds -= nfds;
   if (rc != HOIST_OK) {
     for (uint32_t j = 0; j + 1 < k; j++) d->ops->share_close(d, a->local[i][j], c->arenas[j].bytes);
     memset(a->local[i], 0, sizeof a->local[i]);
@@ -357,7 +359,7 @@ static int take_table(hoist_attached *a, const hoist__wire_header *h) {
   }
   /* Every arena's descriptor came with the message: check the count before
    * mapping any. */
-  if (strcmp(a->table->device, "host") == 0 && a->nfds != hoist__wire_table_fds(a->table)) {
+  if (a->nfds != hoist__wire_table_fds(a->table)) {
     a->broken = 1;
     return hoist__fail(NULL, HOIST_PROTOCOL, "attach: %zu arenas but %zu descriptors",
                       hoist__wire_table_fds(a->table), a->nfds);

@@ -20,13 +20,14 @@
 typedef struct hoist__device hoist__device;
 
 /* What another process needs to open one device allocation (share_export,
- * share_open): on cuda the allocation's CUDA IPC handle in blob; on host a
- * memfd of the allocation in fd, which a Unix socket passes on with
- * SCM_RIGHTS (blob unused). */
+ * share_open): a descriptor in fd, which a Unix socket passes on with
+ * SCM_RIGHTS (host: a memfd of the allocation; cuda: the allocation's
+ * POSIX handle, device_cuda_vmm.h), blob all zeros; or, on cuda without
+ * descriptor sharing, the allocation's CUDA IPC handle in blob and fd -1. */
 #define HOIST_SHARE_BLOB_BYTES 64
 typedef struct hoist__share_handle {
-  int fd;                                 /* host: memfd; -1 on cuda */
-  unsigned char blob[HOIST_SHARE_BLOB_BYTES]; /* cuda: cudaIpcMemHandle_t */
+  int fd;                                 /* a descriptor, or -1 */
+  unsigned char blob[HOIST_SHARE_BLOB_BYTES]; /* cuda IPC: cudaIpcMemHandle_t */
 } hoist__share_handle;
 
 /* A range of memory: addr, and bytes from it. */
@@ -87,13 +88,17 @@ typedef struct hoist__device_ops {
    * addr (an address alloc returned): host: the allocation's memfd, sealed
    * so that it can never shrink nor be mapped writable again (the mapping
    * this process holds stays writable), borrowed until free(addr); cuda:
-   * cudaIpcGetMemHandle.  share_open, in the other process, maps bytes of
-   * it read-only (host: mmap PROT_READ of the descriptor, which the caller
-   * still closes; a descriptor smaller than bytes is HOIST_INVALID_ARGUMENT;
-   * cuda: cudaIpcOpenMemHandle, where read-only is a contract, not enforced;
-   * a handle already open in this process is shared and counted, as CUDA
-   * maps a handle once per process) and share_close unmaps it.  Ops of a
-   * device opened in the receiving process. */
+   * the allocation's descriptor, borrowed until free(addr), or where the
+   * device does not share by descriptor, cudaIpcGetMemHandle.  share_open,
+   * in the other process, maps bytes of it read-only (host: mmap PROT_READ
+   * of the descriptor, which the caller still closes; a descriptor smaller
+   * than bytes is HOIST_INVALID_ARGUMENT; cuda with a descriptor: imported
+   * and mapped with read-only access, the caller still closes it; cuda
+   * with an IPC handle: cudaIpcOpenMemHandle, where read-only is a
+   * contract, not enforced, and a handle already open in this process is
+   * shared and counted, as CUDA maps a handle once per process) and
+   * share_close unmaps it.  Ops of a device opened in the receiving
+   * process. */
   int (*share_export)(hoist__device *d, uint64_t addr, hoist__share_handle *out);
   int (*share_open)(hoist__device *d, const hoist__share_handle *h, uint64_t bytes, uint64_t *addr);
   void (*share_close)(hoist__device *d, uint64_t addr, uint64_t bytes);
@@ -118,6 +123,8 @@ struct hoist__device {
   char locator[32];       /* cuda: the PCI bus id ("0000:65:00.0"), which
                              names the card whatever CUDA_VISIBLE_DEVICES a
                              process has; host: "" */
+  bool share_by_fd;       /* cuda: allocations are shareable by descriptor
+                             (device_cuda_vmm.h); else CUDA IPC handles */
 };
 
 /* Parses "host", "cuda" or "cuda:N" and opens that backend.  capacity is the

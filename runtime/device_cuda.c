@@ -1,11 +1,14 @@
-/* device_cuda.c — the "cuda" device backend: cudaMalloc/cudaFree,
- * cudaMemGetInfo, pinned host memory, streams, events and cudaMemcpyAsync on
- * device cuda:N.  The only runtime file besides kernels/ that includes CUDA.
+/* device_cuda.c — the "cuda" device backend: device memory (shareable by
+ * descriptor where the card supports it, device_cuda_vmm.c; else
+ * cudaMalloc), cudaMemGetInfo, pinned host memory, streams, events and
+ * cudaMemcpyAsync on device cuda:N.  With device_cuda_vmm.c the only
+ * runtime files besides kernels/ that include CUDA.
  *
  * Every op first makes the backend's device current on the calling thread,
  * because upload worker threads start with device 0 current. */
 #include "checks.h"
 #include "device.h"
+#include "device_cuda_vmm.h"
 #include "kernels.h"
 
 #include <stdio.h>
@@ -29,6 +32,7 @@ static int cuda_mem_info(hoist__device *d, uint64_t *free_bytes, uint64_t *total
 static int cuda_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
   void *p = NULL;
   SET_DEVICE(d);
+  if (d->share_by_fd) return hoist__vmm_alloc(d->rt, d->ordinal, bytes, addr);
   cudaError_t e = cudaMalloc(&p, (size_t)bytes);
   if (e != cudaSuccess) {
     (void)cudaGetLastError();
@@ -40,7 +44,7 @@ static int cuda_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
 }
 
 static void cuda_free(hoist__device *d, uint64_t addr) {
-  if (addr == 0) return;
+  if (addr == 0 || hoist__vmm_free(addr)) return;
   if (cudaSetDevice(d->ordinal) != cudaSuccess || cudaFree((void *)(uintptr_t)addr) != cudaSuccess) {
     (void)cudaGetLastError();
     hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
@@ -170,13 +174,15 @@ static uint64_t cuda_default_headroom(const hoist__device *d, uint64_t total_byt
   return pct > (256ull << 20) ? pct : (256ull << 20);
 }
 
-/* Sharing: one CUDA IPC handle per allocation (an arena), never per
- * tensor: opening a handle costs a fraction of a millisecond. */
+/* Sharing: one descriptor (or CUDA IPC handle) per allocation, an arena,
+ * never per tensor. */
 static int cuda_share_export(hoist__device *d, uint64_t addr, hoist__share_handle *out) {
   cudaIpcMemHandle_t h;
   _Static_assert(sizeof h <= HOIST_SHARE_BLOB_BYTES, "cudaIpcMemHandle_t fits the blob");
   memset(out, 0, sizeof *out);
   out->fd = -1;
+  int rc = hoist__vmm_export(d->rt, addr, &out->fd);
+  if (rc != HOIST_NOT_FOUND) return rc; /* a descriptor, or its failure */
   SET_DEVICE(d);
   CHECK_CUDA(d->rt, cudaIpcGetMemHandle(&h, (void *)(uintptr_t)addr));
   memcpy(out->blob, &h, sizeof h);
@@ -202,6 +208,10 @@ static void ipc_lock_init(void) { uv_mutex_init(&ipc_lock); }
 
 static int cuda_share_open(hoist__device *d, const hoist__share_handle *hd, uint64_t bytes,
                            uint64_t *addr) {
+  if (hd->fd >= 0) {
+    SET_DEVICE(d);
+    return hoist__vmm_import(d->rt, d->ordinal, hd->fd, bytes, addr);
+  }
   uv_once(&ipc_once, ipc_lock_init);
   uv_mutex_lock(&ipc_lock);
   ipc_mapping *m = ipc_mappings;
@@ -240,7 +250,7 @@ static int cuda_share_open(hoist__device *d, const hoist__share_handle *hd, uint
 }
 
 static void cuda_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
-  if (addr == 0) return;
+  if (addr == 0 || hoist__vmm_unmap(addr)) return;
   uv_once(&ipc_once, ipc_lock_init);
   uv_mutex_lock(&ipc_lock);
   ipc_mapping **pp = &ipc_mappings;
@@ -335,6 +345,18 @@ int hoist__device_cuda_ordinal(const char *locator, int *ordinal) {
   return HOIST_OK;
 }
 
+/* Whether the card's allocations are made shareable by descriptor: where
+ * it supports that at the backend's granularity, unless HOIST_CUDA_SHARE=ipc
+ * asks for cudaMalloc and CUDA IPC handles (for a driver or container whose
+ * descriptor sharing does not work). */
+static bool share_by_fd(int ordinal) {
+  const char *v = getenv("HOIST_CUDA_SHARE");
+  uint64_t g = 0;
+  if (v != NULL && strcmp(v, "ipc") == 0) return false;
+  return hoist__vmm_supported(ordinal, &g) && g <= cuda_ops.alloc_granularity &&
+         cuda_ops.alloc_granularity % g == 0;
+}
+
 int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out) {
   int count = 0;
   cudaError_t e = cudaGetDeviceCount(&count);
@@ -357,6 +379,7 @@ int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out)
   d->kind = "cuda";
   d->ordinal = ordinal;
   snprintf(d->name, sizeof d->name, "%s", prop.name);
+  d->share_by_fd = share_by_fd(ordinal);
   if (cudaDeviceGetPCIBusId(d->locator, (int)sizeof d->locator, ordinal) != cudaSuccess) {
     (void)cudaGetLastError();
     d->locator[0] = '\0';

@@ -264,10 +264,21 @@ void hoist__wire_table_free(hoist__wire_table *t) {
   free(t);
 }
 
-size_t hoist__wire_table_fds(const hoist__wire_table *t) {
-  if (strcmp(t->device, "host") != 0) return 0;
+bool hoist__wire_arena_by_fd(const hoist__wire_arena *a) {
+  for (size_t k = 0; k < sizeof a->handle; k++)
+    if (a->handle[k] != 0) return false;
+  return true;
+}
+
+size_t hoist__wire_component_fds(const hoist__wire_component *c) {
   size_t n = 0;
-  for (size_t i = 0; i < t->ncomps; i++) n += t->comps[i].narenas;
+  for (uint32_t k = 0; k < c->narenas; k++) n += hoist__wire_arena_by_fd(&c->arenas[k]);
+  return n;
+}
+
+size_t hoist__wire_table_fds(const hoist__wire_table *t) {
+  size_t n = 0;
+  for (size_t i = 0; i < t->ncomps; i++) n += hoist__wire_component_fds(&t->comps[i]);
   return n;
 }
 

@@ -1,7 +1,8 @@
 /* test_gpu_serve.c — hoist serve on a GPU (label gpu; a SKIP line and a
  * pass where no CUDA device is usable): a server process loads onto
- * cuda:0 and this process attaches through CUDA IPC; every tensor must be
- * bit-identical to the files (read back with cudaMemcpy through the
+ * cuda:0 and this process attaches (descriptors of CUDA virtual-memory
+ * allocations, or CUDA IPC handles with HOIST_CUDA_SHARE=ipc); every tensor
+ * must be bit-identical to the files (read back with cudaMemcpy through the
  * backend); a client process killed with SIGKILL is dropped while the
  * server keeps serving; a reload keeps the old arenas until their last
  * client detaches; verify runs the device checksums; SIGTERM drains.
@@ -48,9 +49,12 @@ static hoist_attached *attach_ok(const srv *s) {
   return a;
 }
 
-START_TEST(two_processes_share_bit_identical_tensors) {
-  if (!tu_gpu_available()) return;
-  tu_scratch_dir("gpu_serve", pipe_dir, sizeof pipe_dir);
+/* A server on cuda:0 serves the fixture pipeline (with --verify and a
+ * token); this process attaches twice and compares every tensor with the
+ * files.  legacy: the server shares CUDA IPC handles (HOIST_CUDA_SHARE=ipc)
+ * instead of descriptors. */
+static void share_and_compare(const char *name, bool legacy) {
+  tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
   fixture_write_pipeline(pipe_dir, 61);
   reader = tu_cuda_runtime();
   srv s;
@@ -59,20 +63,24 @@ START_TEST(two_processes_share_bit_identical_tensors) {
   tu_write_file(tok, "gpu-token\n", 10);
   chmod(tok, 0600);
   const char *extra[] = {"--verify", "--token-file", tok, NULL};
+  if (legacy) setenv("HOIST_CUDA_SHARE", "ipc", 1); /* the server inherits it */
   start_ready(&s, "gpu", extra);
+  unsetenv("HOIST_CUDA_SHARE");
   hoist_attached *a = attach_ok(&s);
   ck_assert_msg(strncmp(hoist_attached_device(a), "cuda:", 5) == 0, "%s", hoist_attached_device(a));
   size_t n = compare_with_files(a, pipe_dir, cuda_read, NULL);
-  printf("gpu serve: %zu tensors bit-identical through CUDA IPC\n", n);
+  printf("gpu serve: %zu tensors bit-identical through %s\n", n,
+         legacy ? "CUDA IPC handles" : "descriptors");
   ck_assert_uint_gt(n, 100);
-  /* A second attach of this process to the same generation shares the
-   * mappings (CUDA opens a handle once per process) and outlives the
-   * first one's detach. */
+  /* A second attach of this process to the same generation outlives the
+   * first one's detach.  CUDA IPC opens a handle once per process, so the
+   * two share the mappings; a descriptor is mapped again, elsewhere. */
   hoist_attached *a2 = attach_ok(&s);
   uint64_t p1 = 0, p2 = 0;
   ck_assert_int_eq(hoist_attached_tensor(a, "vae", "decoder.0", &p1, NULL), HOIST_OK);
   ck_assert_int_eq(hoist_attached_tensor(a2, "vae", "decoder.0", &p2, NULL), HOIST_OK);
-  ck_assert_uint_eq(p1, p2);
+  if (legacy) ck_assert_uint_eq(p1, p2);
+  else ck_assert_uint_ne(p1, p2);
   hoist_detach(a);
   ck_assert_uint_eq(compare_with_files(a2, pipe_dir, cuda_read, NULL), n);
   a = a2;
@@ -80,6 +88,53 @@ START_TEST(two_processes_share_bit_identical_tensors) {
   ck_assert_int_eq(http_post(s.port, "/v1/verify", "gpu-token", &body), 200);
   ck_assert_msg(strstr(body, "\"ok\":true") != NULL, "%s", body);
   free(body);
+  hoist_detach(a);
+  ck_assert_int_eq(srv_wait(&s, SIGTERM, 30), 0);
+  srv_kill(&s);
+  hoist_runtime_close(reader);
+}
+
+START_TEST(two_processes_share_bit_identical_tensors) {
+  if (!tu_gpu_available()) return;
+  share_and_compare("gpu_serve", false);
+}
+END_TEST
+
+START_TEST(cuda_ipc_handles_where_descriptors_are_not_used) {
+  if (!tu_gpu_available()) return;
+  share_and_compare("gpu_serve_ipc", true);
+}
+END_TEST
+
+/* A worker's writes through shared weights fail on the card (the mapping
+ * is read-only) and change nothing the server holds. */
+START_TEST(a_worker_cannot_write_shared_weights) {
+  if (!tu_gpu_available()) return;
+  tu_scratch_dir("gpu_serve_ro", pipe_dir, sizeof pipe_dir);
+  fixture_write_pipeline(pipe_dir, 63);
+  reader = tu_cuda_runtime();
+  srv s;
+  char tok[1100];
+  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
+  tu_write_file(tok, "gpu-token\n", 10);
+  chmod(tok, 0600);
+  const char *extra[] = {"--token-file", tok, NULL};
+  start_ready(&s, "gpu_ro", extra);
+  pid_t pid = fork();
+  ck_assert(pid >= 0);
+  if (pid == 0) {
+    execl("/proc/self/exe", "test_gpu_serve", "--write", s.sock, (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+  ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "the writing client: status %#x", st);
+  char *body = NULL;
+  ck_assert_int_eq(http_post(s.port, "/v1/verify", "gpu-token", &body), 200);
+  ck_assert_msg(strstr(body, "\"ok\":true") != NULL, "%s", body);
+  free(body);
+  hoist_attached *a = attach_ok(&s);
+  ck_assert_uint_gt(compare_with_files(a, pipe_dir, cuda_read, NULL), 100);
   hoist_detach(a);
   ck_assert_int_eq(srv_wait(&s, SIGTERM, 30), 0);
   srv_kill(&s);
@@ -174,12 +229,53 @@ static int client_main(const char *sock) {
   return 0;
 }
 
+/* --write SOCKET: attach and try to overwrite a tensor with a copy (the
+ * copy engine) and with a conversion kernel; exit 0 when both fail, 1 when
+ * one succeeded, 2 when the attach failed. */
+static int write_main(const char *sock) {
+  hoist_attached *a = NULL;
+  uint64_t p = 0, src = 0;
+  if (hoist_attach(sock, &a) != HOIST_OK ||
+      hoist_attached_tensor(a, "vae", "decoder.0", &p, NULL) != HOIST_OK) {
+    fprintf(stderr, "writer: %s\n", hoist_last_error(NULL));
+    return 2;
+  }
+  hoist_config cfg = HOIST_CONFIG_INIT; /* no ck_* here: this process runs no test */
+  cfg.device = "cuda:0";
+  hoist_runtime *rt = NULL;
+  if (hoist_runtime_create(&cfg, &rt) != HOIST_OK) {
+    fprintf(stderr, "writer: %s\n", hoist_last_error(NULL));
+    return 2;
+  }
+  hoist__device *d = rt->dev;
+  void *stream = NULL;
+  static unsigned char junk[256];
+  memset(junk, 0xab, sizeof junk);
+  if (d->ops->stream_create(d, &stream) != HOIST_OK || d->ops->alloc(d, 4096, &src) != HOIST_OK) {
+    fprintf(stderr, "writer: %s\n", hoist_last_error(rt));
+    return 2;
+  }
+  int copy = d->ops->copy_h2d_async(d, p, junk, sizeof junk, stream);
+  if (copy == HOIST_OK) copy = d->ops->stream_sync(d, stream);
+  fprintf(stderr, "writer: copy: %s %s\n", hoist_status_name(copy),
+          copy != HOIST_OK ? hoist_last_error(rt) : "");
+  int kernel = d->ops->convert(d, p, HOIST_DTYPE_BF16, src, HOIST_DTYPE_F32, 64, stream);
+  if (kernel == HOIST_OK) kernel = d->ops->stream_sync(d, stream);
+  fprintf(stderr, "writer: kernel: %s %s\n", hoist_status_name(kernel),
+          kernel != HOIST_OK ? hoist_last_error(rt) : "");
+  /* The context is lost after a fault: leave without cleaning up through it. */
+  return copy != HOIST_OK && kernel != HOIST_OK ? 0 : 1;
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && strcmp(argv[1], "--client") == 0) return client_main(argv[2]);
+  if (argc == 3 && strcmp(argv[1], "--write") == 0) return write_main(argv[2]);
   Suite *s = suite_create("gpu_serve");
   TCase *tc = tcase_create("gpu");
   tcase_set_timeout(tc, 600);
   tcase_add_test(tc, two_processes_share_bit_identical_tensors);
+  tcase_add_test(tc, cuda_ipc_handles_where_descriptors_are_not_used);
+  tcase_add_test(tc, a_worker_cannot_write_shared_weights);
   tcase_add_test(tc, a_killed_client_is_dropped_and_reload_keeps_old_arenas);
   suite_add_tcase(s, tc);
   return tu_run_suite(s);

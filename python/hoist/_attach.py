@@ -7,12 +7,14 @@ mapped into this process without a copy.
 
 :class:`Attached` is the mapping :class:`hoist.Loaded` is — component name
 -> :class:`hoist.StateDict` -> :class:`hoist.Tensor`, with the same DLPack
-export and dtype rules — over memory the server owns: one sharing handle
-per arena (CUDA IPC on a GPU, a read-only memfd mapping on the host
-backend), opened once.  The weights are READ-ONLY by contract: never write
-to a tensor from an attachment (on the host backend the mapping is
-read-only and a write crashes the process; on CUDA nothing stops it, and
-every other worker would see the damage).
+export and dtype rules — over memory the server owns: one descriptor per
+arena (a CUDA virtual-memory allocation on a GPU, a memfd on the host
+backend; a CUDA IPC handle where the card cannot share by descriptor),
+mapped once.  The weights are READ-ONLY: never write to a tensor from an
+attachment.  Descriptor mappings are read-only: a write crashes the
+process on the host backend and, on a GPU, faults and loses the process's
+CUDA context; the weights are unchanged.  With CUDA IPC handles nothing
+stops it, and every other worker would see the damage.
 
 Lifetime is the Loaded's: ``detach()`` (or leaving the ``with``) drops the
 Attached's hold, and the arenas are unmapped (and the server told) when
