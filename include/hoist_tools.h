@@ -247,6 +247,10 @@ hoist_runtime *hoist__loaded_runtime(const hoist_loaded *l);
 /* Where another process finds rt's device beside hoist__device_kind: the
  * card's PCI bus id on cuda, "" on host. */
 const char *hoist__device_locator(const hoist_runtime *rt);
+/* Makes rt's later device allocations shareable by descriptor where the
+ * device can (runtime/device.h, share_by_default): for hoist serve, before
+ * its first load. */
+void hoist__device_share_by_default(hoist_runtime *rt);
 
 /* Arenas of component i (load order) now: 0 for an offloaded component that
  * is not prepared, or one without tensors. */

@@ -100,6 +100,12 @@ typedef struct hoist__device_ops {
    * share_close unmaps it.  Ops of a device opened in the receiving
    * process. */
   int (*share_export)(hoist__device *d, uint64_t addr, hoist__share_handle *out);
+  /* Makes the allocations that follow shareable by descriptor where the
+   * device can (cuda: CUDA virtual memory, unless HOIST_CUDA_SHARE=ipc is
+   * set; a no-op on host, whose memory becomes a memfd when shared).  For
+   * a process that will share what it loads (hoist serve): other loads
+   * keep cudaMalloc.  NULL where there is nothing to do. */
+  void (*share_by_default)(hoist__device *d);
   int (*share_open)(hoist__device *d, const hoist__share_handle *h, uint64_t bytes, uint64_t *addr);
   void (*share_close)(hoist__device *d, uint64_t addr, uint64_t bytes);
   /* Whether each of n ranges (sorted by address, disjoint) is memory this
@@ -123,8 +129,9 @@ struct hoist__device {
   char locator[32];       /* cuda: the PCI bus id ("0000:65:00.0"), which
                              names the card whatever CUDA_VISIBLE_DEVICES a
                              process has; host: "" */
-  bool share_by_fd;       /* cuda: allocations are shareable by descriptor
-                             (device_cuda_vmm.h); else CUDA IPC handles */
+  bool share_by_fd;       /* cuda: allocations are made shareable by
+                             descriptor (device_cuda_vmm.h); else cudaMalloc,
+                             shared by CUDA IPC handle.  See share_by_default */
 };
 
 /* Parses "host", "cuda" or "cuda:N" and opens that backend.  capacity is the

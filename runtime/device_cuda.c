@@ -1,6 +1,6 @@
-/* device_cuda.c — the "cuda" device backend: device memory (shareable by
- * descriptor where the card supports it, device_cuda_vmm.c; else
- * cudaMalloc), cudaMemGetInfo, pinned host memory, streams, events and
+/* device_cuda.c — the "cuda" device backend: device memory (cudaMalloc, or
+ * memory shareable by descriptor in a process that shares its loads,
+ * device_cuda_vmm.c), cudaMemGetInfo, pinned host memory, streams, events and
  * cudaMemcpyAsync on device cuda:N.  With device_cuda_vmm.c the only
  * runtime files besides kernels/ that include CUDA.
  *
@@ -305,6 +305,8 @@ static int cuda_check_writable(hoist__device *d, const hoist__range *ranges, siz
   return HOIST_OK;
 }
 
+static void cuda_share_by_default(hoist__device *d);
+
 static const hoist__device_ops cuda_ops = {
     .destroy = cuda_destroy,
     .mem_info = cuda_mem_info,
@@ -330,6 +332,7 @@ static const hoist__device_ops cuda_ops = {
     .default_headroom = cuda_default_headroom,
     .alloc_granularity = 2u << 20, /* cudaMalloc rounds to 2 MiB pages */
     .share_export = cuda_share_export,
+    .share_by_default = cuda_share_by_default,
     .share_open = cuda_share_open,
     .share_close = cuda_share_close,
     .check_writable = cuda_check_writable,
@@ -345,16 +348,14 @@ int hoist__device_cuda_ordinal(const char *locator, int *ordinal) {
   return HOIST_OK;
 }
 
-/* Whether the card's allocations are made shareable by descriptor: where
- * it supports that at the backend's granularity, unless HOIST_CUDA_SHARE=ipc
- * asks for cudaMalloc and CUDA IPC handles (for a driver or container whose
- * descriptor sharing does not work). */
-static bool share_by_fd(int ordinal) {
+/* Where the card supports it at the backend's granularity, and unless
+ * HOIST_CUDA_SHARE=ipc asks for cudaMalloc and CUDA IPC handles (for a
+ * driver or container whose descriptor sharing does not work). */
+static void cuda_share_by_default(hoist__device *d) {
   const char *v = getenv("HOIST_CUDA_SHARE");
   uint64_t g = 0;
-  if (v != NULL && strcmp(v, "ipc") == 0) return false;
-  return hoist__vmm_supported(ordinal, &g) && g <= cuda_ops.alloc_granularity &&
-         cuda_ops.alloc_granularity % g == 0;
+  d->share_by_fd = (v == NULL || strcmp(v, "ipc") != 0) && hoist__vmm_supported(d->ordinal, &g) &&
+                   g <= cuda_ops.alloc_granularity && cuda_ops.alloc_granularity % g == 0;
 }
 
 int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out) {
@@ -379,7 +380,6 @@ int hoist__device_cuda_open(hoist_runtime *rt, int ordinal, hoist__device **out)
   d->kind = "cuda";
   d->ordinal = ordinal;
   snprintf(d->name, sizeof d->name, "%s", prop.name);
-  d->share_by_fd = share_by_fd(ordinal);
   if (cudaDeviceGetPCIBusId(d->locator, (int)sizeof d->locator, ordinal) != cudaSuccess) {
     (void)cudaGetLastError();
     d->locator[0] = '\0';

@@ -1,7 +1,8 @@
 /* device_cuda_vmm.h — device memory that another process maps through a
  * file descriptor: CUDA's virtual memory management (cuMemCreate with a
  * POSIX descriptor handle, cuMemMap), used by the cuda backend for its
- * allocations where the card supports it.
+ * allocations in a process that shares them (hoist serve), where the card
+ * supports it.
  *
  * Why: a worker attaching to a FLUX.1-dev that hoist serve keeps resident
  * opened its four arenas' CUDA IPC handles (cudaIpcOpenMemHandle) in about

@@ -183,6 +183,7 @@ static void work_load(job *j) {
       record_failure(j, NULL, rc);
       return;
     }
+    hoist__device_share_by_default(rt); /* workers map the arenas by descriptor */
     uv_mutex_lock(&sv->progress_lock);
     sv->prog.rt = rt;
     uv_mutex_unlock(&sv->progress_lock);
