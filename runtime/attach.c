@@ -1,7 +1,7 @@
 /* attach.c — the client side of hoist serve: hoist_attach connects to the
- * control socket, receives the tensor table and one descriptor (or CUDA IPC handle) per
- * arena (hoist_wire.h), opens every arena once through the device
- * backend's share_open (a descriptor mapped read-only: a CUDA
+ * control socket, receives the tensor table and one descriptor (or CUDA
+ * IPC handle) per arena (hoist_wire.h), opens every arena once through the
+ * device backend's share_open (a descriptor mapped read-only: a CUDA
  * virtual-memory allocation, or a memfd on the host backend; or a CUDA IPC
  * handle) and answers lookups from the table, as hoist_loaded does for a
  * load in this process.

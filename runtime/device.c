@@ -45,6 +45,7 @@ const char *hoist__device_kind(const hoist_runtime *rt) { return rt->dev->kind; 
 void hoist__device_share_by_default(hoist_runtime *rt) {
   if (rt->dev->ops->share_by_default != NULL) rt->dev->ops->share_by_default(rt->dev);
 }
+
 const char *hoist__device_name(const hoist_runtime *rt) { return rt->dev->name; }
 uint64_t hoist__device_granularity(const hoist_runtime *rt) {
   return rt->dev->ops->alloc_granularity;

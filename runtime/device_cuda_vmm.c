@@ -224,10 +224,11 @@ int hoist__vmm_export(hoist_runtime *rt, uint64_t addr, int *fd) {
   if (b != NULL && b->fd < 0)
     r = drv.export_fd(&b->fd, b->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
   int out = b != NULL && r == CUDA_SUCCESS ? b->fd : -1;
+  int ordinal = b != NULL ? b->ordinal : -1;
   if (r != CUDA_SUCCESS && b != NULL) b->fd = -1;
   uv_mutex_unlock(&lock);
   if (b == NULL) return HOIST_NOT_FOUND;
-  if (r != CUDA_SUCCESS) return fail(rt, r, "cuMemExportToShareableHandle", -1);
+  if (r != CUDA_SUCCESS) return fail(rt, r, "cuMemExportToShareableHandle", ordinal);
   *fd = out;
   return HOIST_OK;
 }
