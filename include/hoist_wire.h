@@ -12,7 +12,8 @@
  *
  *   offset  size  field
  *   0       4     magic    'H' 'S' 'R' 'V'
- *   4       2     version  1 (HOIST_WIRE_VERSION); a peer that sees another
+ *   4       2     version  2 (HOIST_WIRE_VERSION; 2 since an all-zero handle
+ *                          can mean a CUDA descriptor); a peer that sees another
  *                          version answers ERROR(PROTOCOL) and closes
  *   6       2     type     a HOIST_WIRE_* message type below
  *   8       4     length   payload bytes: at most 4,096 from a client, 64 MiB
@@ -80,7 +81,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HOIST_WIRE_VERSION 1u
+#define HOIST_WIRE_VERSION 2u
 #define HOIST_WIRE_HEADER_BYTES 16u
 #define HOIST_WIRE_MAX_REQUEST 4096u
 #define HOIST_WIRE_MAX_REPLY (64u << 20)

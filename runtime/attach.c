@@ -502,6 +502,12 @@ int hoist_attached_prepare(hoist_attached *a, size_t i) {
     if (rc != HOIST_OK) {
       a->broken = 1;
       rc = hoist__fail(NULL, rc, "prepare: %s", why);
+    } else if (a->nfds != hoist__wire_component_fds(c)) { /* only PREPARED carries them now */
+      a->broken = 1;
+      rc = hoist__fail(NULL, HOIST_PROTOCOL, "prepare: %zu arenas by descriptor but %zu descriptors",
+                      hoist__wire_component_fds(c), a->nfds);
+      close_queued_fds(a);
+      c->narenas = 0;
     }
   }
   if (rc == HOIST_OK) rc = open_arenas(a, i);

@@ -44,7 +44,7 @@ static int cuda_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
 }
 
 static void cuda_free(hoist__device *d, uint64_t addr) {
-  if (addr == 0 || hoist__vmm_free(addr)) return;
+  if (addr == 0 || hoist__vmm_free(d->rt, addr)) return;
   if (cudaSetDevice(d->ordinal) != cudaSuccess || cudaFree((void *)(uintptr_t)addr) != cudaSuccess) {
     (void)cudaGetLastError();
     hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
@@ -250,7 +250,7 @@ static int cuda_share_open(hoist__device *d, const hoist__share_handle *hd, uint
 }
 
 static void cuda_share_close(hoist__device *d, uint64_t addr, uint64_t bytes) {
-  if (addr == 0 || hoist__vmm_unmap(addr)) return;
+  if (addr == 0 || hoist__vmm_unmap(d->rt, addr)) return;
   uv_once(&ipc_once, ipc_lock_init);
   uv_mutex_lock(&ipc_lock);
   ipc_mapping **pp = &ipc_mappings;

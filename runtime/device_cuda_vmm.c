@@ -7,6 +7,7 @@
 #include <cuda.h>
 #include <cudaTypedefs.h>
 #include <cuda_runtime_api.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -32,7 +33,10 @@ static struct {
 } drv;
 static bool drv_found;
 
+/* The driver function symbol of CUDA 11.0's ABI, or false.  Toolkits
+ * before 12.5 lack the lookup: descriptor sharing is then unsupported. */
 static bool find(const char *symbol, void **fn) {
+#if CUDART_VERSION >= 12050
   enum cudaDriverEntryPointQueryResult q = cudaDriverEntryPointSymbolNotFound;
   if (cudaGetDriverEntryPointByVersion(symbol, fn, 11000, cudaEnableDefault, &q) != cudaSuccess ||
       q != cudaDriverEntryPointSuccess || *fn == NULL) {
@@ -40,6 +44,11 @@ static bool find(const char *symbol, void **fn) {
     return false;
   }
   return true;
+#else
+  (void)symbol;
+  *fn = NULL;
+  return false;
+#endif
 }
 
 /* The table of this process's allocations (imported false) and mappings of
@@ -149,14 +158,25 @@ static int map_handle(hoist_runtime *rt, int ordinal, CUmemGenericAllocationHand
 /* Unmaps b, frees its addresses, releases its handle, closes its export.
  * First waits for the card's work, as cudaFree does: kernels and copies
  * still queued may read the memory (a component released right after the
- * call that used it), and an unmapped address faults. */
-static void unmap_block(block *b) {
+ * call that used it, the last tensor of an attachment dropped right after
+ * a launch), and an unmapped address faults.  The calling thread's current
+ * device is left as it was.  A failure is logged for rt; addresses whose
+ * unmapping failed stay reserved rather than handed out again. */
+static void unmap_block(hoist_runtime *rt, block *b) {
+  int current = -1;
+  if (cudaGetDevice(&current) != cudaSuccess) current = -1;
   if (cudaSetDevice(b->ordinal) != cudaSuccess || cudaDeviceSynchronize() != cudaSuccess)
     (void)cudaGetLastError();
-  drv.unmap((CUdeviceptr)b->addr, (size_t)b->bytes);
-  drv.address_free((CUdeviceptr)b->addr, (size_t)b->bytes);
-  drv.release(b->handle);
+  CUresult r = drv.unmap((CUdeviceptr)b->addr, (size_t)b->bytes);
+  if (r == CUDA_SUCCESS) r = drv.address_free((CUdeviceptr)b->addr, (size_t)b->bytes);
+  CUresult rel = drv.release(b->handle);
+  if (r != CUDA_SUCCESS || rel != CUDA_SUCCESS)
+    hoist__log(rt, HOIST_LOG_ERROR, "cuda:%d: freeing %llu bytes at %#llx failed (CUresult %d, %d)",
+               b->ordinal, (unsigned long long)b->bytes, (unsigned long long)b->addr, (int)r,
+               (int)rel);
   if (b->fd >= 0) close(b->fd);
+  if (current >= 0 && current != b->ordinal && cudaSetDevice(current) != cudaSuccess)
+    (void)cudaGetLastError();
   free(b);
 }
 
@@ -208,10 +228,10 @@ int hoist__vmm_alloc(hoist_runtime *rt, int ordinal, uint64_t bytes, uint64_t *a
   return HOIST_OK;
 }
 
-bool hoist__vmm_free(uint64_t addr) {
+bool hoist__vmm_free(hoist_runtime *rt, uint64_t addr) {
   block *b = forget(addr, false);
   if (b == NULL) return false;
-  unmap_block(b);
+  unmap_block(rt, b);
   return true;
 }
 
@@ -221,8 +241,10 @@ int hoist__vmm_export(hoist_runtime *rt, uint64_t addr, int *fd) {
   block *b = blocks;
   while (b != NULL && (b->addr != addr || b->imported)) b = b->next;
   CUresult r = CUDA_SUCCESS;
-  if (b != NULL && b->fd < 0)
-    r = drv.export_fd(&b->fd, b->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0);
+  if (b != NULL && b->fd < 0 &&
+      (r = drv.export_fd(&b->fd, b->handle, CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR, 0)) ==
+          CUDA_SUCCESS)
+    (void)fcntl(b->fd, F_SETFD, FD_CLOEXEC); /* never kept alive by a child */
   int out = b != NULL && r == CUDA_SUCCESS ? b->fd : -1;
   int ordinal = b != NULL ? b->ordinal : -1;
   if (r != CUDA_SUCCESS && b != NULL) b->fd = -1;
@@ -265,9 +287,9 @@ int hoist__vmm_import(hoist_runtime *rt, int ordinal, int fd, uint64_t bytes, ui
   return HOIST_OK;
 }
 
-bool hoist__vmm_unmap(uint64_t addr) {
+bool hoist__vmm_unmap(hoist_runtime *rt, uint64_t addr) {
   block *b = forget(addr, true);
   if (b == NULL) return false;
-  unmap_block(b);
+  unmap_block(rt, b);
   return true;
 }

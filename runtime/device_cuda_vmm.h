@@ -32,8 +32,9 @@ bool hoist__vmm_supported(int ordinal, uint64_t *granularity);
 int hoist__vmm_alloc(hoist_runtime *rt, int ordinal, uint64_t bytes, uint64_t *addr);
 
 /* Frees an allocation of hoist__vmm_alloc that starts at addr, and closes
- * its exported descriptor.  false (nothing done) when addr is not one. */
-bool hoist__vmm_free(uint64_t addr);
+ * its exported descriptor, after the card's queued work (as cudaFree);
+ * failures are logged for rt.  false (nothing done) when addr is not one. */
+bool hoist__vmm_free(hoist_runtime *rt, uint64_t addr);
 
 /* The descriptor of the allocation that starts at addr, made at the first
  * call and borrowed until hoist__vmm_free.  HOIST_NOT_FOUND (no detail
@@ -44,8 +45,10 @@ int hoist__vmm_export(hoist_runtime *rt, uint64_t addr, int *fd);
  * export; the caller still closes fd) on card ordinal, read-only. */
 int hoist__vmm_import(hoist_runtime *rt, int ordinal, int fd, uint64_t bytes, uint64_t *addr);
 
-/* Unmaps a mapping of hoist__vmm_import that starts at addr.  false
- * (nothing done) when addr is not one. */
-bool hoist__vmm_unmap(uint64_t addr);
+/* Unmaps a mapping of hoist__vmm_import that starts at addr, after the
+ * card's queued work; failures are logged for rt.  false (nothing done)
+ * when addr is not one.  Only the card given at import may use the mapping
+ * (no peer access is granted). */
+bool hoist__vmm_unmap(hoist_runtime *rt, uint64_t addr);
 
 #endif /* HOIST_DEVICE_CUDA_VMM_H */

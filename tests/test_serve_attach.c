@@ -518,7 +518,7 @@ START_TEST(garbage_on_the_control_socket_closes_that_connection) {
   /* Another version, a reply type from a client, bytes left over. */
   unsigned char bad[3][24];
   for (int k = 0; k < 3; k++) memcpy(bad[k], b.data, 20);
-  bad[0][4] = 2;                 /* version 2 */
+  bad[0][4] = HOIST_WIRE_VERSION + 1; /* another version */
   bad[1][6] = HOIST_WIRE_ATTACHED; /* not a request */
   bad[2][8] = 5;                 /* ATTACH with 5 payload bytes */
   bad[2][9] = bad[2][10] = 0;

@@ -5,8 +5,9 @@
  * reload, verify.
  *
  * The loop polls the sockets (uv_poll) and this file does the reads and
- * writes itself with recvmsg/sendmsg, because arenas of the host backend
- * travel as descriptors (SCM_RIGHTS) attached to a message's first byte.
+ * writes itself with recvmsg/sendmsg, because arenas travel as descriptors
+ * (SCM_RIGHTS: memfds on the host backend, CUDA virtual-memory handles on a
+ * GPU) attached to a message's first byte.
  * A message that carries descriptors owns duplicates of them, so a
  * generation freed while the message waits in the queue cannot turn its
  * descriptor numbers into someone else's.  Garbage (a bad frame, a

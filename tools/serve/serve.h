@@ -58,7 +58,8 @@ typedef struct shared_arenas {
   size_t n;
   uint64_t bytes[HOIST_WIRE_MAX_ARENAS];
   unsigned char handles[HOIST_WIRE_MAX_ARENAS][HOIST_WIRE_HANDLE_BYTES];
-  int fds[HOIST_WIRE_MAX_ARENAS]; /* host: the arenas' memfds (borrowed); -1 on cuda */
+  int fds[HOIST_WIRE_MAX_ARENAS]; /* the arenas' descriptors (borrowed), or -1 for
+                                     arenas shared by CUDA IPC handle */
 } shared_arenas;
 
 typedef struct gen_comp {
