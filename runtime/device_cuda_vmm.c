@@ -200,24 +200,33 @@ static block *forget(uint64_t addr, bool imported) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Allocations of this process */
+/* Adding a block: an allocation or an import */
 
-int hoist__vmm_alloc(hoist_runtime *rt, int ordinal, uint64_t bytes, uint64_t *addr) {
+/* Adds a block of card ordinal: a new allocation of bytes (fd < 0) or the
+ * import of another process's descriptor fd, rounded up to the
+ * granularity, mapped (read-only for an import) and recorded. */
+static int add_block(hoist_runtime *rt, int ordinal, uint64_t bytes, int fd, uint64_t *addr) {
   uint64_t g = 0;
   if (!hoist__vmm_supported(ordinal, &g))
-    return hoist__fail(rt, HOIST_UNSUPPORTED, "cuda:%d: no shareable device memory", ordinal);
+    return hoist__fail(rt, HOIST_UNSUPPORTED, "cuda:%d: %s", ordinal,
+                      fd < 0 ? "no shareable device memory"
+                             : "the server shares memory by descriptor, which this card or "
+                               "driver cannot map");
   block *b = calloc(1, sizeof *b);
   if (b == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
   b->bytes = (bytes + g - 1) / g * g;
   b->ordinal = ordinal;
   b->fd = -1;
+  b->imported = fd >= 0;
   CUmemAllocationProp p = prop_for(ordinal);
-  CUresult r = drv.create(&b->handle, (size_t)b->bytes, &p, 0);
+  CUresult r = b->imported ? drv.import_fd(&b->handle, (void *)(uintptr_t)fd,
+                                           CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR)
+                           : drv.create(&b->handle, (size_t)b->bytes, &p, 0);
   if (r != CUDA_SUCCESS) {
     free(b);
-    return fail(rt, r, "cuMemCreate", ordinal);
+    return fail(rt, r, fd >= 0 ? "cuMemImportFromShareableHandle" : "cuMemCreate", ordinal);
   }
-  int rc = map_handle(rt, ordinal, b->handle, b->bytes, false, &b->addr);
+  int rc = map_handle(rt, ordinal, b->handle, b->bytes, b->imported, &b->addr);
   if (rc != HOIST_OK) {
     drv.release(b->handle);
     free(b);
@@ -226,6 +235,13 @@ int hoist__vmm_alloc(hoist_runtime *rt, int ordinal, uint64_t bytes, uint64_t *a
   remember(b);
   *addr = b->addr;
   return HOIST_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Allocations of this process */
+
+int hoist__vmm_alloc(hoist_runtime *rt, int ordinal, uint64_t bytes, uint64_t *addr) {
+  return add_block(rt, ordinal, bytes, -1, addr);
 }
 
 bool hoist__vmm_free(hoist_runtime *rt, uint64_t addr) {
@@ -259,32 +275,7 @@ int hoist__vmm_export(hoist_runtime *rt, uint64_t addr, int *fd) {
 /* Mappings of other processes' allocations */
 
 int hoist__vmm_import(hoist_runtime *rt, int ordinal, int fd, uint64_t bytes, uint64_t *addr) {
-  uint64_t g = 0;
-  if (!hoist__vmm_supported(ordinal, &g))
-    return hoist__fail(rt, HOIST_UNSUPPORTED,
-                      "cuda:%d: the server shares memory by descriptor, which this card or "
-                      "driver cannot map", ordinal);
-  block *b = calloc(1, sizeof *b);
-  if (b == NULL) return hoist__fail(rt, HOIST_NO_MEMORY, "out of memory");
-  b->bytes = (bytes + g - 1) / g * g;
-  b->ordinal = ordinal;
-  b->fd = -1;
-  b->imported = true;
-  CUresult r = drv.import_fd(&b->handle, (void *)(uintptr_t)fd,
-                             CU_MEM_HANDLE_TYPE_POSIX_FILE_DESCRIPTOR);
-  if (r != CUDA_SUCCESS) {
-    free(b);
-    return fail(rt, r, "cuMemImportFromShareableHandle", ordinal);
-  }
-  int rc = map_handle(rt, ordinal, b->handle, b->bytes, true, &b->addr);
-  if (rc != HOIST_OK) {
-    drv.release(b->handle);
-    free(b);
-    return rc;
-  }
-  remember(b);
-  *addr = b->addr;
-  return HOIST_OK;
+  return add_block(rt, ordinal, bytes, fd, addr);
 }
 
 bool hoist__vmm_unmap(hoist_runtime *rt, uint64_t addr) {
