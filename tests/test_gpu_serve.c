@@ -31,6 +31,17 @@ static int cuda_read(void *user, void *dst, uint64_t addr, size_t n) {
   return d->ops->copy_d2h(d, dst, addr, n) == HOIST_OK ? 0 : -1;
 }
 
+/* The scratch folder name with the fixture pipeline of seed in it, this
+ * process's reader of cuda:0, and the server's token file in tok. */
+static void set_up(const char *name, uint64_t seed, char *tok, size_t tok_size) {
+  tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
+  fixture_write_pipeline(pipe_dir, seed);
+  reader = tu_cuda_runtime();
+  snprintf(tok, tok_size, "%s.token", pipe_dir);
+  tu_write_file(tok, "gpu-token\n", 10);
+  chmod(tok, 0600);
+}
+
 static void start_ready(srv *s, const char *name, const char *const *extra) {
   const char *args[16] = {"--device", "cuda:0"};
   int n = 2;
@@ -55,14 +66,9 @@ static hoist_attached *attach_ok(const srv *s) {
  * instead of descriptors. */
 static void share_and_compare(const char *name, bool legacy) {
   unsetenv("HOIST_CUDA_SHARE");
-  tu_scratch_dir(name, pipe_dir, sizeof pipe_dir);
-  fixture_write_pipeline(pipe_dir, 61);
-  reader = tu_cuda_runtime();
-  srv s;
   char tok[1100];
-  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
-  tu_write_file(tok, "gpu-token\n", 10);
-  chmod(tok, 0600);
+  set_up(name, 61, tok, sizeof tok);
+  srv s;
   const char *extra[] = {"--verify", "--token-file", tok, NULL};
   if (legacy) setenv("HOIST_CUDA_SHARE", "ipc", 1); /* the server inherits it */
   start_ready(&s, "gpu", extra);
@@ -111,14 +117,9 @@ END_TEST
  * is read-only) and change nothing the server holds. */
 START_TEST(a_worker_cannot_write_shared_weights) {
   if (!tu_gpu_available()) return;
-  tu_scratch_dir("gpu_serve_ro", pipe_dir, sizeof pipe_dir);
-  fixture_write_pipeline(pipe_dir, 63);
-  reader = tu_cuda_runtime();
-  srv s;
   char tok[1100];
-  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
-  tu_write_file(tok, "gpu-token\n", 10);
-  chmod(tok, 0600);
+  set_up("gpu_serve_ro", 63, tok, sizeof tok);
+  srv s;
   const char *extra[] = {"--token-file", tok, NULL};
   unsetenv("HOIST_CUDA_SHARE");
   start_ready(&s, "gpu_ro", extra);
@@ -172,13 +173,8 @@ static pid_t start_client(const char *sock) {
 
 START_TEST(a_killed_client_is_dropped_and_reload_keeps_old_arenas) {
   if (!tu_gpu_available()) return;
-  tu_scratch_dir("gpu_serve2", pipe_dir, sizeof pipe_dir);
-  fixture_write_pipeline(pipe_dir, 62);
-  reader = tu_cuda_runtime();
   char tok[1100], old_dir[1100];
-  snprintf(tok, sizeof tok, "%s.token", pipe_dir);
-  tu_write_file(tok, "gpu-token\n", 10);
-  chmod(tok, 0600);
+  set_up("gpu_serve2", 62, tok, sizeof tok);
   srv s;
   const char *extra[] = {"--token-file", tok, NULL};
   start_ready(&s, "gpu2", extra);
