@@ -44,7 +44,7 @@ static int cuda_alloc(hoist__device *d, uint64_t bytes, uint64_t *addr) {
 }
 
 static void cuda_free(hoist__device *d, uint64_t addr) {
-  if (addr == 0 || hoist__vmm_free(d->rt, addr)) return;
+  if (addr == 0 || (d->share_by_fd && hoist__vmm_free(d->rt, addr))) return;
   if (cudaSetDevice(d->ordinal) != cudaSuccess || cudaFree((void *)(uintptr_t)addr) != cudaSuccess) {
     (void)cudaGetLastError();
     hoist__log(d->rt, HOIST_LOG_ERROR, "cuda:%d: cudaFree(%#llx) failed", d->ordinal,
