@@ -44,8 +44,8 @@ typedef struct runtime_start {
   hoist_runtime *rt;
   int rc;
   char error[HOIST_ERROR_MAX]; /* the failure's detail: details are per thread */
-  double runtime_seconds;      /* the runtime (a CUDA context) */
-  double seconds;              /* and the upload engine (pinned ring, streams) */
+  double runtime_seconds;      /* creating the runtime (a CUDA context) */
+  double seconds;              /* that, then the upload engine (pinned ring, streams) */
 } runtime_start;
 
 static void start_runtime(void *arg) {
