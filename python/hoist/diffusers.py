@@ -96,12 +96,14 @@ def _checkpoint_names(model, names):
     return out
 
 
-def _assign(model, state_dict, name, device):
+def _assign(model, state_dict, name, device, names=None):
     """Makes state_dict (torch tensors on device) the model's parameters
     without a copy, under the names the model's library gives the
-    checkpoint's tensors; ties shared weights; moves the real buffers to
+    checkpoint's tensors (names: _checkpoint_names of them, when the caller
+    has it already); ties shared weights; moves the real buffers to
     device."""
-    names = _checkpoint_names(model, state_dict.keys())
+    if names is None:
+        names = _checkpoint_names(model, state_dict.keys())
     state_dict = {names[k]: v for k, v in state_dict.items()}
     result = model.load_state_dict(state_dict, strict=False, assign=True)
     unexpected = [k for k in result.unexpected_keys
@@ -141,6 +143,7 @@ def _offload_hook(loaded, name, device):
         def __init__(self):
             super().__init__()
             self.execution_device = device
+            self.names = None  # the model's names of the tensors: the same every call
 
         def pre_forward(self, module, *args, **kwargs):
             if isinstance(loaded, Attached):  # the server uploads it
@@ -149,7 +152,9 @@ def _offload_hook(loaded, name, device):
                 stream = torch.cuda.current_stream(device) if device.type == "cuda" else None
                 loaded.prepare(name, stream=stream)
             sd = {k: to_torch(t) for k, t in loaded[name].items()}
-            _assign(module, sd, name, device)
+            if self.names is None:
+                self.names = _checkpoint_names(module, sd.keys())
+            _assign(module, sd, name, device, self.names)
             return args, kwargs
 
         def post_forward(self, module, output):
@@ -178,7 +183,7 @@ class _Builder(threading.Thread):
         try:
             for name, comp in self.plan.items():
                 cls = _model_class(comp["library"], comp["class"])
-                if cls is not None and comp.get("tensor_count", 1) > 0:
+                if cls is not None and comp["tensor_count"] > 0:
                     self.models[name] = _empty_model(comp["library"], cls, comp["path"])
         except BaseException as e:  # handed to the loading thread
             self.error = e
@@ -207,32 +212,29 @@ def _weights(path, device, attach, load_options):
             raise TypeError(f"with attach=, the server loads: load options "
                             f"({', '.join(sorted({**runtime_kw, **load_kw}))}) go to hoist serve")
         with Runtime("host") as rt:  # discovery reads headers only
-            builder = _Builder(_plan(rt, path, {}))
-        try:
-            weights = attach if isinstance(attach, Attached) else _attach(attach)
-        except BaseException:
-            builder.join()
-            raise
-        if device is not None and _runtime_device(device) != weights.device:
-            name = weights.device
-            if not isinstance(attach, Attached):
-                weights.detach()
-            builder.join()
-            raise ValueError(f"the server's weights are on {name} here, not on "
-                             f"{_runtime_device(device)}")
-        runtime_device = weights.device
+            plan = _plan(rt, path, {})
+
+        def get_weights():
+            return attach if isinstance(attach, Attached) else _attach(attach)
     else:
-        runtime_device = _runtime_device("cuda:0" if device is None else device)
         load_kw.setdefault("progress", True)
-        rt = shared_runtime(runtime_device, **runtime_kw)
-        builder = _Builder(_plan(rt, path, load_kw))
-        try:
-            weights = rt.load(path, **load_kw)
-        except BaseException:
-            builder.join()
-            raise
+        rt = shared_runtime(_runtime_device("cuda:0" if device is None else device), **runtime_kw)
+        plan = _plan(rt, path, load_kw)
+
+        def get_weights():
+            return rt.load(path, **load_kw)
+    builder = _Builder(plan)
+    try:
+        weights = get_weights()
+    except BaseException:
+        builder.join()
+        raise
+    runtime_device = weights.device
     try:
         models = builder.result()
+        if attach is not None and device is not None and _runtime_device(device) != runtime_device:
+            raise ValueError(f"the server's weights are on {runtime_device} here, not on "
+                             f"{_runtime_device(device)}")
     except BaseException:
         if weights is not attach:
             weights.close()
