@@ -19,10 +19,21 @@ __all__ = ["shared_runtime", "release_runtimes"]
 
 _lock = threading.Lock()
 _runtimes = {}
-_owner = os.getpid()
 # A forked child's copies of its parent's runtimes: kept referenced so that
 # they are never closed (their device state belongs to the parent).
 _inherited = []
+
+
+def _after_fork_in_child():
+    """The parent's runtimes become untouchable; the lock is new, as another
+    thread of the parent may have held it at the fork."""
+    global _lock
+    _lock = threading.Lock()
+    _inherited.extend(_runtimes.values())
+    _runtimes.clear()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _key(device, runtime_kw):
@@ -32,13 +43,8 @@ def _key(device, runtime_kw):
 def shared_runtime(device, **runtime_kw):
     """The process's Runtime for device ("host" or "cuda:N") with these
     Runtime keywords (capacity, threads, chunk, ring), made on first use."""
-    global _owner
     key = _key(device, runtime_kw)
     with _lock:
-        if os.getpid() != _owner:
-            _inherited.extend(_runtimes.values())
-            _runtimes.clear()
-            _owner = os.getpid()
         rt = _runtimes.get(key)
         if rt is None or rt.closed:
             rt = Runtime(device, **runtime_kw)
@@ -52,7 +58,7 @@ def release_runtimes():
     Tensors already loaded stay valid: a runtime closes for good when the
     last of its loads is closed or collected."""
     with _lock:
-        runtimes = list(_runtimes.values()) if os.getpid() == _owner else []
+        runtimes = list(_runtimes.values())
         _runtimes.clear()
     for rt in runtimes:
         rt.close()

@@ -1,15 +1,19 @@
 """A tensor keeps its component's memory alive: closing the Loaded, or the
 Runtime, while exported arrays live never leaves them dangling, and the
 memory comes back when the last one dies.  Memory is read through the host
-backend's accounting (admission's free bytes)."""
+backend's accounting (admission's free bytes).  The adapters' shared
+runtimes: a forked child makes its own and never closes its parent's."""
 
 import gc
+import os
+import weakref
 
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
 import hoist
+from hoist import _shared
 from conftest import free_bytes
 
 CAP = 64 << 20
@@ -112,3 +116,31 @@ def test_release_refused_while_exported(np_pipeline):
             loaded.prepare("nope")
         loaded.close()
         assert free_bytes(rt) == CAP
+
+
+def test_a_forked_child_never_closes_its_parents_shared_runtime():
+    hoist.release_runtimes()
+    parents = weakref.ref(_shared.shared_runtime("host"))  # only _shared holds it
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: releasing, then a runtime of its own, never the parent's
+        ok = False
+        try:
+            hoist.release_runtimes()
+            gc.collect()
+            kept = parents() is not None and not parents().closed
+            mine = _shared.shared_runtime("host")
+            hoist.release_runtimes()
+            ok = kept and mine is not parents() and mine.closed and not parents().closed
+        finally:
+            os.write(w, b"1" if ok else b"0")
+            os._exit(0)
+    os.close(w)
+    got = os.read(r, 1)
+    os.close(r)
+    os.waitpid(pid, 0)
+    assert got == b"1"
+    rt = parents()
+    assert rt is not None and _shared.shared_runtime("host") is rt and not rt.closed
+    hoist.release_runtimes()
+    assert rt.closed
