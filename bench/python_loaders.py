@@ -214,11 +214,7 @@ def _model_on_device(path, component, device):
             model = cls.from_config(cls.load_config(folder))
         else:
             model = cls(cls.config_class.from_pretrained(folder))
-    files = pybench.safetensors_files(folder)[""]
-    with open(files[0], "rb") as f:
-        n = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(n))
-    header.pop("__metadata__", None)
+    header = pybench.headers(pybench.safetensors_files(folder)[""][:1])
     dtype = {"BF16": torch.bfloat16, "F16": torch.float16,
              "F32": torch.float32}[next(iter(header.values()))["dtype"]]
     # Tied weights (T5's encoder.embed_tokens is shared) are one parameter,
